@@ -1,0 +1,39 @@
+# clothtag: `make demo` and `make test` do all set-up on a fresh machine (see scripts/setup.sh).
+SHELL := /bin/bash
+LVP_ICD := /usr/share/vulkan/icd.d/lvp_icd.json
+SWIFTSHADER_ICD := /usr/lib/chromium/vk_swiftshader_icd.json
+# Dawn runs on Vulkan: lavapipe (Mesa's CPU driver) when present, else SwiftShader. Recursive (=)
+# so that the choice is made after setup has installed the driver. Set it yourself for a real GPU.
+export VK_ICD_FILENAMES ?= $(shell if [ -f $(LVP_ICD) ]; then echo $(LVP_ICD); elif [ -f $(SWIFTSHADER_ICD) ]; then echo $(SWIFTSHADER_ICD); fi)
+export XDG_RUNTIME_DIR ?= /tmp/clothtag-xdg-$(shell id -u)
+CLI := node dist/src/cli/main.js
+
+.PHONY: all setup build typecheck test demo bench doctor clean
+
+all: build
+
+setup:
+	@bash scripts/setup.sh
+	@mkdir -p -m 700 $(XDG_RUNTIME_DIR)
+
+build: setup
+	npm run --silent build
+
+typecheck: build
+	npx tsc -p tsconfig.test.json
+
+test: typecheck
+	$(CLI) doctor
+	npx tap
+
+demo: build
+	$(CLI) demo
+
+bench: build
+	$(CLI) bench gemm --json bench/results-gemm.json
+
+doctor: build
+	$(CLI) doctor
+
+clean:
+	rm -rf dist .tap src/engine/wgsl.gen.ts

@@ -1,0 +1,35 @@
+// out = EXPR(a, b) elementwise, with numpy broadcasting up to rank 4.
+// Shapes are right-aligned and padded to 4 dims; a broadcast dimension has stride 0, so one
+// kernel serves "same shape", "bias over channels" and "scalar" alike. When BROADCAST is false
+// both operands have the output's shape and the index arithmetic is skipped.
+struct U {
+  n: u32, alpha: f32, beta: f32, _pad: u32,
+  d0: u32, d1: u32, d2: u32, d3: u32,      // output shape
+  a0: u32, a1: u32, a2: u32, a3: u32,      // strides of a (0 where broadcast)
+  b0: u32, b1: u32, b2: u32, b3: u32,      // strides of b (0 where broadcast)
+}
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> A: array<f32>;
+@group(0) @binding(2) var<storage, read> B: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+  if (i >= u.n) { return; }
+#if ${BROADCAST}
+  let c3 = i % u.d3;
+  let r2 = i / u.d3;
+  let c2 = r2 % u.d2;
+  let r1 = r2 / u.d2;
+  let c1 = r1 % u.d1;
+  let c0 = r1 / u.d1;
+  let a = A[c0 * u.a0 + c1 * u.a1 + c2 * u.a2 + c3 * u.a3];
+  let b = B[c0 * u.b0 + c1 * u.b1 + c2 * u.b2 + c3 * u.b3];
+#else
+  let a = A[i];
+  let b = B[i];
+#endif
+  out[i] = ${EXPR};
+}

@@ -1,0 +1,75 @@
+// C = alpha * op(A) * op(B) (+ bias over columns), batched over workgroup z.
+//   op(A) is M x K: A is stored M x K, or K x M when TRANS_A.
+//   op(B) is K x N: B is stored K x N, or N x K when TRANS_B.
+// Register blocking: each invocation computes a TM x 4 block of C, so every value it loads is
+// used 4 (or TM) times. No workgroup memory: on CPU adapters (lavapipe) barriers cost more than
+// the re-reads they save, and the caches do the sharing. Loads are clamped to the matrix (no
+// branches in the inner loop); stores outside it are skipped.
+struct U { M: u32, N: u32, K: u32, batch_a: u32, batch_b: u32, batch_c: u32, alpha: f32 }
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> A: array<f32>;
+@group(0) @binding(2) var<storage, read> B: array<f32>;
+#if ${HAS_BIAS}
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> C: array<f32>;
+#else
+@group(0) @binding(3) var<storage, read_write> C: array<f32>;
+#endif
+
+const TM = ${TM}u;
+
+fn a_at(base: u32, row: u32, k: u32) -> f32 {
+#if ${TRANS_A}
+  return A[base + k * u.M + row];
+#else
+  return A[base + row * u.K + k];
+#endif
+}
+
+fn b_row(base: u32, k: u32, col: u32) -> vec4<f32> {
+  // Four neighbouring columns of op(B) at depth k, clamped at the right edge.
+  let last = u.N - 1u;
+  let c0 = min(col, last);
+  let c1 = min(col + 1u, last);
+  let c2 = min(col + 2u, last);
+  let c3 = min(col + 3u, last);
+#if ${TRANS_B}
+  return vec4<f32>(B[base + c0 * u.K + k], B[base + c1 * u.K + k], B[base + c2 * u.K + k], B[base + c3 * u.K + k]);
+#else
+  let r = base + k * u.N;
+  return vec4<f32>(B[r + c0], B[r + c1], B[r + c2], B[r + c3]);
+#endif
+}
+
+@compute @workgroup_size(16, 8)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let col = gid.x * 4u;
+  let row = gid.y * TM;
+  let batch = gid.z;
+  if (col >= u.N || row >= u.M) { return; }
+  let base_a = batch * u.batch_a;
+  let base_b = batch * u.batch_b;
+  var acc: array<vec4<f32>, TM>;
+  var rows: array<u32, TM>;
+  for (var i = 0u; i < TM; i++) { rows[i] = min(row + i, u.M - 1u); }
+  for (var k = 0u; k < u.K; k++) {
+    let b = b_row(base_b, k, col);
+    for (var i = 0u; i < TM; i++) {
+      acc[i] = fma(vec4<f32>(a_at(base_a, rows[i], k)), b, acc[i]);
+    }
+  }
+  let base_c = batch * u.batch_c;
+  for (var i = 0u; i < TM; i++) {
+    let r = row + i;
+    if (r >= u.M) { break; }
+    for (var j = 0u; j < 4u; j++) {
+      let c = col + j;
+      if (c >= u.N) { break; }
+#if ${HAS_BIAS}
+      C[base_c + r * u.N + c] = u.alpha * acc[i][j] + bias[c];
+#else
+      C[base_c + r * u.N + c] = u.alpha * acc[i][j];
+#endif
+    }
+  }
+}

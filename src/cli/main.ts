@@ -1,0 +1,149 @@
+#!/usr/bin/env node
+// The `clothtag` command. Each verb is a small async function; errors print one clear line.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { trainSpiralMlp } from '../autograd/mlp-demo.js';
+import { matmul } from '../engine/gemm.js';
+import { createNodeGpu, INSTALL_HINT } from '../node/gpu.js';
+import { plotLines } from '../node/plot.js';
+
+interface Verb {
+  summary: string;
+  usage: string;
+  run(args: string[]): Promise<number>;
+}
+
+const verbs: Record<string, Verb> = {
+  doctor: {
+    summary: 'print the WebGPU adapter, its features and limits, and check a kernel result',
+    usage: 'clothtag doctor',
+    run: doctor,
+  },
+  demo: {
+    summary: "the engine's own demo: a small MLP learns two spirals on the GPU",
+    usage: 'clothtag demo [--steps N] [--out DIR]',
+    run: demo,
+  },
+  bench: {
+    summary: 'benchmarks: gemm (GFLOP/s against TensorFlow.js WebGPU)',
+    usage: 'clothtag bench gemm [--quick] [--reps N] [--json FILE]',
+    run: bench,
+  },
+};
+
+function help(): string {
+  const width = Math.max(...Object.keys(verbs).map((v) => v.length));
+  return [
+    'clothtag — a WebGPU deep-learning engine and the clothing-labelling networks built on it',
+    '',
+    'usage: clothtag <command> [options]',
+    '',
+    ...Object.entries(verbs).map(([name, v]) => `  ${name.padEnd(width)}  ${v.summary}`),
+    '',
+    'Each command takes --help. Set VK_ICD_FILENAMES to pick a Vulkan driver (lavapipe is used when',
+    'it is installed and no GPU is present).',
+  ].join('\n');
+}
+
+async function doctor(): Promise<number> {
+  let gpu;
+  try {
+    gpu = await createNodeGpu();
+  } catch (e) {
+    console.error((e as Error).message === INSTALL_HINT ? INSTALL_HINT : `WebGPU start-up failed: ${(e as Error).message}\n\n${INSTALL_HINT}`);
+    return 1;
+  }
+  const { engine, adapter, info } = gpu;
+  console.log(`adapter:  ${info.description || info.device || '(unnamed)'}`);
+  console.log(`vendor:   ${info.vendor || '-'}   architecture: ${info.architecture || '-'}   backend: ${info.backend}`);
+  console.log(`driver:   VK_ICD_FILENAMES=${process.env.VK_ICD_FILENAMES ?? '(loader default)'}`);
+  console.log(`features: ${[...adapter.features].sort().join(', ')}`);
+  const l = engine.limits;
+  console.log('limits:');
+  for (const key of ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupsPerDimension', 'maxStorageBuffersPerShaderStage'] as const) {
+    console.log(`  ${key.padEnd(36)} ${l[key]}`);
+  }
+  // A tiny kernel whose answer is known: [[1,2],[3,4]] x [[5,6],[7,8]] = [[19,22],[43,50]].
+  const c = matmul(engine.tensor([1, 2, 3, 4], [2, 2]), engine.tensor([5, 6, 7, 8], [2, 2]));
+  const got = Array.from(await c.read());
+  const ok = JSON.stringify(got) === JSON.stringify([19, 22, 43, 50]);
+  console.log(`kernel check (2x2 GEMM): ${ok ? 'ok' : `WRONG: got ${got}`}`);
+  gpu.close();
+  return ok ? 0 : 1;
+}
+
+async function demo(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { steps: { type: 'string', default: '300' }, out: { type: 'string', default: 'runs/engine-demo' } } });
+  const steps = positiveInt(values.steps!, '--steps');
+  const gpu = await createNodeGpu();
+  console.log(`engine demo on ${gpu.info.description || gpu.info.device}: a 2-64-64-2 MLP learns two interleaved spirals (${steps} Adam steps, full batch)`);
+  const t0 = performance.now();
+  const run = await trainSpiralMlp(gpu.engine, steps, (step, loss) => {
+    if (step % 25 === 0 || step === steps - 1) process.stdout.write(`\r  step ${String(step + 1).padStart(4)}/${steps}  loss ${loss.toFixed(4)}`);
+  });
+  process.stdout.write('\n');
+  mkdirSync(values.out!, { recursive: true });
+  const curve = join(values.out!, 'loss.png');
+  plotLines(curve, 'spiral mlp: training loss', [{ name: 'loss', values: run.losses, color: [200, 40, 40] }], { logY: true });
+  writeFileSync(join(values.out!, 'losses.json'), JSON.stringify(run.losses));
+  console.log(`  accuracy ${(run.accuracy * 100).toFixed(1)}% in ${((performance.now() - t0) / 1000).toFixed(1)} s; loss curve: ${curve}`);
+  gpu.close();
+  return run.accuracy > 0.9 ? 0 : 1;
+}
+
+async function bench(args: string[]): Promise<number> {
+  const [what, ...rest] = args;
+  const { values } = parseArgs({ args: rest, options: { quick: { type: 'boolean' }, reps: { type: 'string', default: '5' }, json: { type: 'string' } } });
+  const reps = positiveInt(values.reps!, '--reps');
+  if (what !== 'gemm') throw new UsageError(`unknown benchmark "${what ?? ''}": try gemm`);
+  const { benchGemm, gemmTable, geomean } = await import('../../bench/gemm.js');
+  const gpu = await createNodeGpu();
+  console.log(`gemm on ${gpu.info.description || gpu.info.device} (timestamp queries, median of ${reps})`);
+  const results = await benchGemm(gpu.engine, { quick: values.quick, reps });
+  console.log('\n' + gemmTable(results));
+  const ratios = results.filter((r) => r.baselineGflops).map((r) => r.gflops / r.baselineGflops!);
+  if (ratios.length) console.log(`\ngeometric mean ratio against tfjs-webgpu: ${geomean(ratios).toFixed(2)}x`);
+  if (values.json) writeFileSync(values.json, JSON.stringify({ adapter: gpu.info, results }, null, 2));
+  gpu.close();
+  return 0;
+}
+
+class UsageError extends Error {}
+
+function positiveInt(v: string, flag: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${flag} takes a positive whole number, got "${v}"`);
+  return n;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(help());
+    return name ? 0 : 2;
+  }
+  const verb = verbs[name];
+  if (!verb) {
+    console.error(`clothtag: unknown command "${name}"\n\n${help()}`);
+    return 2;
+  }
+  if (args.includes('--help') || args.includes('-h')) {
+    console.log(`usage: ${verb.usage}\n\n${verb.summary}`);
+    return 0;
+  }
+  try {
+    return await verb.run(args);
+  } catch (e) {
+    const err = e as Error;
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`clothtag ${name}: ${err.message}\nusage: ${verb.usage}`);
+      return 2;
+    }
+    console.error(`clothtag ${name}: ${err.message}`);
+    if (process.env.CLOTHTAG_DEBUG) console.error(err.stack);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,22 @@
+import { f32 } from './engine.js';
+import type { Tensor } from './tensor.js';
+
+export interface AdamHyper {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+}
+
+/** One fused Adam update of `param` (and its moments m, v) in place; `step` counts from 1. */
+export function adamStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, h: AdamHyper, step: number): void {
+  if (grad.size !== param.size) throw new Error(`gradient ${grad.describe()} does not match parameter ${param.describe()}`);
+  param.engine.run({
+    kernel: 'adam',
+    uniforms: [param.size, f32(h.lr), f32(h.beta1), f32(h.beta2), f32(h.eps), f32(h.weightDecay), f32(1 - h.beta1 ** step), f32(1 - h.beta2 ** step)],
+    inputs: [grad],
+    outputs: [param, m, v],
+    workgroups: Math.ceil(param.size / 256),
+  });
+}

@@ -1,0 +1,111 @@
+// Elementwise launchers: one WGSL program (unary.wgsl, binary.wgsl) specialized by an expression.
+import { f32 } from './engine.js';
+import { Tensor, shapeString } from './tensor.js';
+
+/** Unary ops as WGSL expressions of `x` (and the scalars u.alpha, u.beta). */
+export const UNARY = {
+  copy: 'x',
+  neg: '-x',
+  relu: 'max(x, 0.0)',
+  sigmoid: '1.0 / (1.0 + exp(-x))',
+  exp: 'exp(x)',
+  log: 'log(x)',
+  square: 'x * x',
+  sqrt: 'sqrt(x)',
+  /** alpha * x + beta */
+  affine: 'u.alpha * x + u.beta',
+} as const;
+
+/** Binary ops as WGSL expressions of `a` and `b` (and u.alpha, u.beta). */
+export const BINARY = {
+  add: 'a + b',
+  sub: 'a - b',
+  mul: 'a * b',
+  div: 'a / b',
+  max: 'max(a, b)',
+  /** alpha * a + beta * b */
+  axpby: 'u.alpha * a + u.beta * b',
+  /** ReLU's gradient: a = the ReLU's input, b = the incoming gradient */
+  relu_grad: 'select(0.0, b, a > 0.0)',
+  /** sigmoid's gradient: a = the sigmoid's output, b = the incoming gradient */
+  sigmoid_grad: 'b * a * (1.0 - a)',
+  /** alpha * b broadcast to the output's shape (the backward of sum and mean) */
+  scaled_b: 'u.alpha * b',
+  /** 1 where a equals b (max's gradient mask) */
+  equal: 'select(0.0, 1.0, a == b)',
+} as const;
+
+export type UnaryOp = keyof typeof UNARY;
+export type BinaryOp = keyof typeof BINARY;
+
+const WG = 256;
+
+export function unary(op: UnaryOp, a: Tensor, alpha = 1, beta = 0): Tensor {
+  const out = a.engine.empty(a.shape);
+  a.engine.run({
+    kernel: 'unary',
+    params: { EXPR: UNARY[op] },
+    uniforms: [a.size, f32(alpha), f32(beta)],
+    inputs: [a],
+    outputs: [out],
+    workgroups: Math.ceil(a.size / WG),
+  });
+  return out;
+}
+
+/** Numpy broadcasting of two shapes (right-aligned); throws on a mismatch. */
+export function broadcastShapes(a: readonly number[], b: readonly number[]): number[] {
+  const rank = Math.max(a.length, b.length);
+  const out: number[] = [];
+  for (let i = 0; i < rank; i++) {
+    const da = a[a.length - rank + i] ?? 1;
+    const db = b[b.length - rank + i] ?? 1;
+    if (da !== db && da !== 1 && db !== 1) {
+      throw new Error(`shapes ${shapeString(a)} and ${shapeString(b)} do not broadcast`);
+    }
+    out.push(da === 1 ? db : da);
+  }
+  return out;
+}
+
+/** Strides of `shape` read as the padded 4-d `outShape`, 0 on broadcast axes. */
+export function broadcastStrides(shape: readonly number[], outShape: readonly number[]): number[] {
+  const padded = [...Array(4 - shape.length).fill(1), ...shape];
+  const out4 = [...Array(4 - outShape.length).fill(1), ...outShape];
+  const strides = [0, 0, 0, 0];
+  let stride = 1;
+  for (let i = 3; i >= 0; i--) {
+    strides[i] = padded[i] === 1 && out4[i] !== 1 ? 0 : stride;
+    stride *= padded[i]!;
+  }
+  return strides;
+}
+
+export function binary(op: BinaryOp, a: Tensor, b: Tensor, alpha = 1, beta = 1): Tensor {
+  const shape = broadcastShapes(a.shape, b.shape);
+  if (shape.length > 4) throw new Error(`elementwise ops take rank <= 4, got ${shapeString(shape)}`);
+  const out = a.engine.empty(shape);
+  const same = a.size === out.size && b.size === out.size;
+  const dims = [...Array(4 - shape.length).fill(1), ...shape];
+  a.engine.run({
+    kernel: 'binary',
+    params: { EXPR: BINARY[op], BROADCAST: !same },
+    uniforms: [out.size, f32(alpha), f32(beta), 0, ...dims, ...broadcastStrides(a.shape, shape), ...broadcastStrides(b.shape, shape)],
+    inputs: [a, b],
+    outputs: [out],
+    workgroups: Math.ceil(out.size / WG),
+  });
+  return out;
+}
+
+/** acc += alpha * x, in place. */
+export function accumulate(acc: Tensor, x: Tensor, alpha = 1): void {
+  if (acc.size !== x.size) throw new Error(`cannot accumulate ${x.describe()} into ${acc.describe()}`);
+  acc.engine.run({
+    kernel: 'accumulate',
+    uniforms: [acc.size, f32(alpha)],
+    inputs: [x],
+    outputs: [acc],
+    workgroups: Math.ceil(acc.size / WG),
+  });
+}

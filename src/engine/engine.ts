@@ -1,0 +1,530 @@
+// The engine: one GPUDevice, a buffer pool, a pipeline cache and one command encoder per step.
+// It imports nothing from Node: whoever embeds it hands it a GPUDevice.
+import * as wgslKernels from './wgsl.gen.js';
+import type { KernelParam } from './wgsl.gen.js';
+import { Storage, Tensor, shapeString, sizeOf } from './tensor.js';
+
+export type KernelName = Exclude<keyof typeof wgslKernels, 'kernelNames'>;
+
+/** A uniform field: a plain number is a u32; wrap floats and signed ints. */
+export type UniformValue = number | { f32: number } | { i32: number };
+export const f32 = (value: number) => ({ f32: value });
+export const i32 = (value: number) => ({ i32: value });
+
+export interface Dispatch {
+  kernel: KernelName;
+  /** Specialization: placeholders of the .wgsl file. Part of the pipeline cache key. */
+  params?: Record<string, KernelParam>;
+  entry?: string;
+  /** Shapes and scalars, in the order of the kernel's `U` struct. Not part of the cache key. */
+  uniforms?: readonly UniformValue[];
+  /** Bound read-only after the uniforms, in order. */
+  inputs: readonly Tensor[];
+  /** Bound read-write after the inputs, in order. */
+  outputs: readonly Tensor[];
+  /** Workgroup counts; a single count over the 65535 limit is folded into x and y. */
+  workgroups: number | readonly [number, number, number];
+}
+
+export interface KernelTiming {
+  kernel: string;
+  key: string;
+  ms: number;
+}
+
+export class KernelError extends Error {
+  override name = 'KernelError';
+}
+export class DeviceLostError extends Error {
+  override name = 'DeviceLostError';
+}
+export class TensorTooLargeError extends Error {
+  override name = 'TensorTooLargeError';
+}
+
+const MAX_WORKGROUPS = 65535;
+
+/** Splits `count` workgroups into a grid that fits the per-dimension limit. Kernels index by x + y * nx. */
+export function foldWorkgroups(count: number): [number, number, number] {
+  if (count <= MAX_WORKGROUPS) return [Math.max(1, count), 1, 1];
+  const y = Math.ceil(count / MAX_WORKGROUPS);
+  if (y > MAX_WORKGROUPS) throw new KernelError(`${count} workgroups is more than one dispatch can hold`);
+  return [Math.ceil(count / y), y, 1];
+}
+
+/**
+ * Buffers are pooled by size class so that a training step with fixed shapes allocates nothing
+ * after its first iteration. Classes are multiples of 256 bytes, then 1/8 of a power of two.
+ */
+export function sizeClass(bytes: number): number {
+  const b = Math.max(bytes, 16);
+  if (b <= 65536) return Math.ceil(b / 256) * 256;
+  const step = 2 ** (Math.ceil(Math.log2(b)) - 3);
+  return Math.ceil(b / step) * step;
+}
+
+// WebGPU's flag values, spelled out so that the core needs no GPUBufferUsage global (Node has none).
+const MAP_READ = 0x1;
+const COPY_SRC = 0x4;
+const COPY_DST = 0x8;
+const UNIFORM = 0x40;
+const STORAGE = 0x80;
+const QUERY_RESOLVE = 0x200;
+const SHADER_STAGE_COMPUTE = 0x4;
+const MAP_MODE_READ = 0x1;
+const STORAGE_USAGE = STORAGE | COPY_SRC | COPY_DST;
+
+export class Engine {
+  readonly limits: GPUSupportedLimits;
+  readonly hasTimestamps: boolean;
+  /** A cap on the bytes one tensor may take: the adapter's storage-binding limit. */
+  readonly maxTensorBytes: number;
+
+  private readonly free = new Map<number, GPUBuffer[]>();
+  private readonly pipelines = new Map<string, { pipeline: GPUComputePipeline; id: number }>();
+  private readonly layouts = new Map<string, { group: GPUBindGroupLayout; pipeline: GPUPipelineLayout }>();
+  private readonly uniformBuffers = new Map<string, GPUBuffer>();
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextId = 1;
+
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private pending = 0;
+  private readonly errors: Error[] = [];
+  private lost: string | null = null;
+  private lastKernel = '(none yet)';
+  private readonly scopes: Set<Tensor>[] = [];
+
+  private profile: { querySet: GPUQuerySet; labels: { kernel: string; key: string }[] } | null = null;
+
+  /** Bytes currently held by live tensors and by the pool. */
+  stats = { allocatedBytes: 0, pooledBytes: 0, buffersCreated: 0, dispatches: 0, submits: 0 };
+
+  constructor(readonly device: GPUDevice) {
+    this.limits = device.limits;
+    this.hasTimestamps = device.features.has('timestamp-query');
+    this.maxTensorBytes = device.limits.maxStorageBufferBindingSize;
+    device.lost.then((info) => {
+      this.lost = `${info.reason}: ${info.message}`;
+    });
+    device.onuncapturederror = (event: GPUUncapturedErrorEvent) => {
+      this.errors.push(new KernelError(`GPU error after kernel ${this.lastKernel}: ${event.error.message}`));
+    };
+  }
+
+  // ---------------------------------------------------------------- tensors
+
+  /** An uninitialized tensor from the pool. */
+  empty(shape: readonly number[], name?: string): Tensor {
+    const bytes = sizeOf(shape) * 4;
+    if (shape.some((d) => !Number.isInteger(d) || d < 0)) {
+      throw new Error(`impossible shape ${shapeString(shape)}${name ? ` for tensor "${name}"` : ''}`);
+    }
+    if (bytes > this.maxTensorBytes) {
+      throw new TensorTooLargeError(
+        `tensor ${name ? `"${name}" ` : ''}${shapeString(shape)} needs ${(bytes / 2 ** 20).toFixed(1)} MiB, ` +
+          `over this adapter's maxStorageBufferBindingSize of ${(this.maxTensorBytes / 2 ** 20).toFixed(1)} MiB; ` +
+          `use a smaller batch or image size`,
+      );
+    }
+    return new Tensor(this, shape, new Storage(this.acquire(bytes), bytes), false, name);
+  }
+
+  /** A tensor holding `data` (copied to the GPU). */
+  tensor(data: ArrayLike<number>, shape: readonly number[], name?: string): Tensor {
+    const t = this.empty(shape, name);
+    if (data.length !== t.size) {
+      t.dispose();
+      throw new Error(`${data.length} values given for tensor ${name ? `"${name}" ` : ''}of shape ${shapeString(shape)}`);
+    }
+    this.write(t, data instanceof Float32Array ? data : Float32Array.from(data));
+    return t;
+  }
+
+  /** Overwrites a tensor's contents from the CPU. */
+  write(t: Tensor, data: Float32Array): void {
+    if (data.length !== t.size) throw new Error(`${data.length} values written to tensor ${t.describe()}`);
+    // queue.writeBuffer runs before any encoder not yet submitted: submit pending work first so that
+    // earlier dispatches that used this (pooled) buffer see its old contents.
+    if (this.pending > 0) this.flush();
+    if (t.size > 0) this.device.queue.writeBuffer(t.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  zeros(shape: readonly number[], name?: string): Tensor {
+    return this.full(shape, 0, name);
+  }
+
+  full(shape: readonly number[], value: number, name?: string): Tensor {
+    const t = this.empty(shape, name);
+    this.fill(t, value);
+    return t;
+  }
+
+  /** Sets every element on the GPU (no upload). */
+  fill(t: Tensor, value: number): void {
+    if (t.size === 0) return;
+    this.run({
+      kernel: 'fill',
+      uniforms: [t.size, f32(value)],
+      inputs: [],
+      outputs: [t],
+      workgroups: Math.ceil(t.size / 256),
+    });
+  }
+
+  async read(t: Tensor): Promise<Float32Array> {
+    const bytes = t.size * 4;
+    if (bytes === 0) return new Float32Array(0);
+    const staging = this.device.createBuffer({ size: bytes, usage: MAP_READ | COPY_DST });
+    this.endPass();
+    this.commandEncoder().copyBufferToBuffer(t.buffer, 0, staging, 0, bytes);
+    this.pending++;
+    this.flush();
+    try {
+      await staging.mapAsync(MAP_MODE_READ);
+    } catch (e) {
+      this.throwIfBroken();
+      throw new DeviceLostError(`reading tensor ${t.describe()} failed: ${(e as Error).message}`);
+    }
+    const out = new Float32Array(staging.getMappedRange().slice(0));
+    staging.unmap();
+    staging.destroy();
+    this.throwIfBroken();
+    return out;
+  }
+
+  /** Waits for all submitted work and reports any GPU error it raised. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    this.throwIfBroken();
+  }
+
+  // ------------------------------------------------------- scopes (memory)
+
+  /**
+   * Runs `fn` and then disposes every tensor it created, except those it returns (in an array or
+   * object too) and those marked with `keep()`. Nested scopes hand survivors to the outer scope.
+   */
+  tidy<T>(fn: () => T): T {
+    this.scopes.push(new Set());
+    let result: T | undefined;
+    try {
+      result = fn();
+    } finally {
+      this.endScope(result);
+    }
+    return result;
+  }
+
+  /** tidy() for async work: no other tensor work may interleave with `fn` meanwhile. */
+  async tidyAsync<T>(fn: () => Promise<T>): Promise<T> {
+    this.scopes.push(new Set());
+    let result: T | undefined;
+    try {
+      result = await fn();
+    } finally {
+      this.endScope(result);
+    }
+    return result;
+  }
+
+  private endScope(result: unknown): void {
+    const scope = this.scopes.pop()!;
+    const survivors = new Set<Tensor>();
+    collectTensors(result, survivors);
+    for (const t of scope) {
+      if (survivors.has(t)) this.scopes.at(-1)?.add(t);
+      else t.dispose();
+    }
+  }
+
+  /** @internal called by Tensor */
+  track(t: Tensor): void {
+    this.scopes.at(-1)?.add(t);
+  }
+
+  /** @internal called by Tensor */
+  untrack(t: Tensor): void {
+    for (const scope of this.scopes) scope.delete(t);
+  }
+
+  // ------------------------------------------------------------- buffers
+
+  private acquire(bytes: number): GPUBuffer {
+    const size = sizeClass(bytes);
+    const list = this.free.get(size);
+    const reused = list?.pop();
+    this.stats.allocatedBytes += size;
+    if (reused) {
+      this.stats.pooledBytes -= size;
+      return reused;
+    }
+    this.stats.buffersCreated++;
+    const buffer = this.device.createBuffer({ size, usage: STORAGE_USAGE });
+    this.bufferIds.set(buffer, this.nextId++);
+    return buffer;
+  }
+
+  /** @internal called when the last view of a storage is disposed */
+  release(storage: Storage): void {
+    const size = storage.buffer.size;
+    this.stats.allocatedBytes -= size;
+    this.stats.pooledBytes += size;
+    const list = this.free.get(size);
+    if (list) list.push(storage.buffer);
+    else this.free.set(size, [storage.buffer]);
+  }
+
+  /** Frees the pooled buffers (the next allocations create new ones). */
+  trimPool(): void {
+    this.flush();
+    for (const list of this.free.values()) for (const b of list) b.destroy();
+    this.free.clear();
+    this.bindGroups.clear();
+    this.stats.pooledBytes = 0;
+  }
+
+  // ------------------------------------------------------------- kernels
+
+  /** Records one dispatch into the current command encoder. Nothing runs until flush() or a read. */
+  run(d: Dispatch): void {
+    if (this.lost) throw new DeviceLostError(`the GPU device was lost (${this.lost}); last kernel: ${this.lastKernel}`);
+    const key = pipelineKey(d);
+    this.lastKernel = key;
+    const { pipeline, id } = this.pipeline(d, key);
+    const bindGroup = this.bindGroup(d, id);
+    const [x, y, z] = typeof d.workgroups === 'number' ? foldWorkgroups(d.workgroups) : d.workgroups;
+    if (x === 0 || y === 0 || z === 0) return;
+
+    let pass: GPUComputePassEncoder;
+    if (this.profile) {
+      // One pass per dispatch so that each kernel gets its own pair of timestamps.
+      this.endPass();
+      const index = this.profile.labels.length;
+      if (index >= 2048) throw new KernelError('a profile holds at most 2048 dispatches; end it sooner');
+      this.profile.labels.push({ kernel: d.kernel, key });
+      pass = this.commandEncoder().beginComputePass({
+        timestampWrites: { querySet: this.profile.querySet, beginningOfPassWriteIndex: 2 * index, endOfPassWriteIndex: 2 * index + 1 },
+      });
+      this.pass = pass;
+    } else {
+      pass = this.computePass();
+    }
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    if (this.profile) this.endPass();
+    this.pending++;
+    this.stats.dispatches++;
+  }
+
+  /** Compiles a kernel now and reports WGSL errors (with the kernel's name and specialization). */
+  async compile(d: Pick<Dispatch, 'kernel' | 'params' | 'entry'>): Promise<void> {
+    const key = pipelineKey(d);
+    this.device.pushErrorScope('validation');
+    const module = this.device.createShaderModule({ code: kernelSource(d, key), label: key });
+    const info = await module.getCompilationInfo();
+    await this.device.popErrorScope();
+    const errors = info.messages.filter((m) => m.type === 'error');
+    if (errors.length) {
+      throw new KernelError(`kernel ${key} does not compile:\n${errors.map((m) => `  line ${m.lineNum}:${m.linePos} ${m.message}`).join('\n')}`);
+    }
+  }
+
+  /** Submits everything recorded so far as one command buffer. */
+  flush(): void {
+    this.endPass();
+    if (this.encoder) {
+      this.device.queue.submit([this.encoder.finish()]);
+      this.stats.submits++;
+      this.encoder = null;
+    }
+    this.pending = 0;
+    if (this.uniformBuffers.size > 8192) this.dropUniformCache();
+  }
+
+  /**
+   * Times every dispatch recorded inside `fn` with timestamp queries, one pass each.
+   * Returns the results in dispatch order.
+   */
+  async profileKernels(fn: () => void): Promise<KernelTiming[]> {
+    if (!this.hasTimestamps) throw new KernelError('this adapter has no timestamp-query feature');
+    this.flush();
+    const querySet = this.device.createQuerySet({ type: 'timestamp', count: 4096 });
+    this.profile = { querySet, labels: [] };
+    try {
+      fn();
+    } finally {
+      this.endPass();
+    }
+    const labels = this.profile.labels;
+    this.profile = null;
+    if (labels.length === 0) {
+      querySet.destroy();
+      return [];
+    }
+    const bytes = labels.length * 16;
+    const resolve = this.device.createBuffer({ size: bytes, usage: QUERY_RESOLVE | COPY_SRC });
+    const staging = this.device.createBuffer({ size: bytes, usage: MAP_READ | COPY_DST });
+    const encoder = this.commandEncoder();
+    encoder.resolveQuerySet(querySet, 0, labels.length * 2, resolve, 0);
+    encoder.copyBufferToBuffer(resolve, 0, staging, 0, bytes);
+    this.flush();
+    await staging.mapAsync(MAP_MODE_READ);
+    const stamps = new BigUint64Array(staging.getMappedRange().slice(0));
+    staging.unmap();
+    for (const b of [staging, resolve]) b.destroy();
+    querySet.destroy();
+    this.throwIfBroken();
+    return labels.map((l, i) => ({ ...l, ms: Number(stamps[2 * i + 1]! - stamps[2 * i]!) / 1e6 }));
+  }
+
+  destroy(): void {
+    this.trimPool();
+    this.dropUniformCache();
+    this.device.destroy();
+  }
+
+  /** Throws the first GPU error raised since the last check (compile errors, validation, loss). */
+  throwIfBroken(): void {
+    if (this.lost) throw new DeviceLostError(`the GPU device was lost (${this.lost}); last kernel: ${this.lastKernel}`);
+    const e = this.errors.shift();
+    if (e) {
+      this.errors.length = 0;
+      throw e;
+    }
+  }
+
+  // -------------------------------------------------------------- private
+
+  private commandEncoder(): GPUCommandEncoder {
+    return (this.encoder ??= this.device.createCommandEncoder());
+  }
+
+  private computePass(): GPUComputePassEncoder {
+    return (this.pass ??= this.commandEncoder().beginComputePass());
+  }
+
+  private endPass(): void {
+    this.pass?.end();
+    this.pass = null;
+  }
+
+  private pipeline(d: Dispatch, key: string) {
+    let entry = this.pipelines.get(key);
+    if (!entry) {
+      const layout = this.layout(d);
+      this.device.pushErrorScope('validation');
+      const module = this.device.createShaderModule({ code: kernelSource(d, key), label: key });
+      const pipeline = this.device.createComputePipeline({
+        label: key,
+        layout: layout.pipeline,
+        compute: { module, entryPoint: d.entry ?? 'main' },
+      });
+      this.device.popErrorScope().then((error) => {
+        if (error) this.errors.unshift(new KernelError(`kernel ${key} failed to build: ${error.message}`));
+      });
+      entry = { pipeline, id: this.nextId++ };
+      this.pipelines.set(key, entry);
+    }
+    return entry;
+  }
+
+  private layout(d: Dispatch) {
+    const hasUniforms = (d.uniforms?.length ?? 0) > 0;
+    const key = `${hasUniforms ? 1 : 0}/${d.inputs.length}/${d.outputs.length}`;
+    let layout = this.layouts.get(key);
+    if (!layout) {
+      const entries: GPUBindGroupLayoutEntry[] = [];
+      if (hasUniforms) entries.push({ binding: 0, visibility: SHADER_STAGE_COMPUTE, buffer: { type: 'uniform' } });
+      let binding = 1;
+      for (let i = 0; i < d.inputs.length; i++) entries.push({ binding: binding++, visibility: SHADER_STAGE_COMPUTE, buffer: { type: 'read-only-storage' } });
+      for (let i = 0; i < d.outputs.length; i++) entries.push({ binding: binding++, visibility: SHADER_STAGE_COMPUTE, buffer: { type: 'storage' } });
+      const group = this.device.createBindGroupLayout({ entries });
+      layout = { group, pipeline: this.device.createPipelineLayout({ bindGroupLayouts: [group] }) };
+      this.layouts.set(key, layout);
+    }
+    return layout;
+  }
+
+  private bindGroup(d: Dispatch, pipelineId: number): GPUBindGroup {
+    const entries: GPUBindGroupEntry[] = [];
+    const keyParts: (number | string)[] = [pipelineId];
+    if (d.uniforms?.length) {
+      const u = this.uniformBuffer(d.uniforms);
+      entries.push({ binding: 0, resource: { buffer: u.buffer } });
+      keyParts.push(u.key);
+    }
+    let binding = 1;
+    for (const t of [...d.inputs, ...d.outputs]) {
+      const bytes = Math.max(t.size * 4, 4);
+      if (t.disposed) throw new KernelError(`kernel ${d.kernel} was given tensor ${t.describe()} after it was disposed`);
+      entries.push({ binding: binding++, resource: { buffer: t.buffer, size: bytes } });
+      keyParts.push(this.bufferIds.get(t.buffer)!, bytes);
+    }
+    const key = keyParts.join(',');
+    let group = this.bindGroups.get(key);
+    if (!group) {
+      if (this.bindGroups.size > 16384) this.bindGroups.clear();
+      group = this.device.createBindGroup({ layout: this.layout(d).group, entries });
+      this.bindGroups.set(key, group);
+    }
+    return group;
+  }
+
+  /** Uniform buffers are immutable and cached by content: a fixed-shape step reuses them all. */
+  private uniformBuffer(values: readonly UniformValue[]): { buffer: GPUBuffer; key: string } {
+    const words = Math.ceil(values.length / 4) * 4;
+    const data = new ArrayBuffer(words * 4);
+    const u32 = new Uint32Array(data);
+    const view = new DataView(data);
+    values.forEach((v, i) => {
+      if (typeof v === 'number') {
+        if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new KernelError(`uniform ${i} = ${v} is not a u32`);
+        u32[i] = v;
+      } else if ('f32' in v) view.setFloat32(i * 4, v.f32, true);
+      else view.setInt32(i * 4, v.i32, true);
+    });
+    const key = Array.from(u32).join(':');
+    let buffer = this.uniformBuffers.get(key);
+    if (!buffer) {
+      buffer = this.device.createBuffer({ size: data.byteLength, usage: UNIFORM, mappedAtCreation: true });
+      new Uint32Array(buffer.getMappedRange()).set(u32);
+      buffer.unmap();
+      this.bufferIds.set(buffer, this.nextId++);
+      this.uniformBuffers.set(key, buffer);
+    }
+    return { buffer, key: `u${this.bufferIds.get(buffer)}` };
+  }
+
+  private dropUniformCache(): void {
+    // Only called right after a submit: work already submitted keeps destroyed buffers alive.
+    for (const b of this.uniformBuffers.values()) b.destroy();
+    this.uniformBuffers.clear();
+    this.bindGroups.clear();
+  }
+}
+
+function pipelineKey(d: Pick<Dispatch, 'kernel' | 'params' | 'entry'>): string {
+  const params = d.params ? Object.entries(d.params).map(([k, v]) => `${k}=${v}`).join(',') : '';
+  return `${d.kernel}${d.entry ? `.${d.entry}` : ''}${params ? `{${params}}` : ''}`;
+}
+
+function kernelSource(d: Pick<Dispatch, 'kernel' | 'params'>, key: string): string {
+  const build = wgslKernels[d.kernel] as (p: Record<string, KernelParam>) => string;
+  if (typeof build !== 'function') throw new KernelError(`no kernel named ${d.kernel}`);
+  try {
+    return build(d.params ?? {});
+  } catch (e) {
+    throw new KernelError(`kernel ${key}: ${(e as Error).message}`);
+  }
+}
+
+function collectTensors(value: unknown, into: Set<Tensor>, depth = 0): void {
+  if (value instanceof Tensor) into.add(value);
+  else if (depth < 4 && value && typeof value === 'object') {
+    for (const v of Object.values(value)) collectTensors(v, into, depth + 1);
+  }
+}

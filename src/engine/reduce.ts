@@ -1,0 +1,63 @@
+// Sum / mean / max over axes, and summing a broadcast gradient back to its operand's shape.
+import { f32 } from './engine.js';
+import { Tensor, shapeString } from './tensor.js';
+
+export type ReduceOp = 'sum' | 'mean' | 'max';
+export type ReduceStrategy = 'per_thread' | 'per_workgroup';
+
+/**
+ * Which reduce.wgsl entry point to use: a pure function of the shape so that it can be tested.
+ * Few outputs with long reductions (a loss, a bias gradient) share a workgroup per output;
+ * otherwise each invocation owns one output.
+ */
+export function reduceStrategy(outputs: number, reduced: number): ReduceStrategy {
+  return reduced >= 256 && outputs <= 16384 ? 'per_workgroup' : 'per_thread';
+}
+
+export function normalizeAxes(axes: readonly number[], rank: number, x: Tensor): number[] {
+  const out = axes.map((a) => (a < 0 ? a + rank : a));
+  if (out.some((a) => a < 0 || a >= rank)) throw new Error(`axes [${axes}] out of range for tensor ${x.describe()}`);
+  return [...new Set(out)].sort();
+}
+
+export function reduce(op: ReduceOp, x: Tensor, axes: readonly number[], keepDims = false): Tensor {
+  if (x.rank > 4) throw new Error(`reductions take rank <= 4, got ${x.describe()}`);
+  const ax = normalizeAxes(axes, x.rank, x);
+  const shape4 = [...Array(4 - x.rank).fill(1), ...x.shape];
+  const ax4 = ax.map((a) => a + 4 - x.rank);
+  const kept = shape4.map((d, i) => (ax4.includes(i) ? 1 : d));
+  const red = shape4.map((d, i) => (ax4.includes(i) ? d : 1));
+  const strides = [1, 1, 1, 1];
+  for (let i = 2; i >= 0; i--) strides[i] = strides[i + 1]! * shape4[i + 1]!;
+  const nOut = kept.reduce((p, d) => p * d, 1);
+  const nRed = red.reduce((p, d) => p * d, 1);
+  if (op === 'max' && nRed === 0) throw new Error(`max over an empty axis of ${x.describe()}`);
+  const outShape = keepDims ? x.shape.map((d, i) => (ax.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !ax.includes(i));
+  const out = x.engine.empty(outShape);
+  const strategy = reduceStrategy(nOut, nRed);
+  x.engine.run({
+    kernel: 'reduce',
+    entry: strategy,
+    params: { IS_MAX: op === 'max' },
+    uniforms: [nOut, nRed, f32(op === 'mean' ? 1 / Math.max(nRed, 1) : 1), 0, ...kept, ...red, ...strides],
+    inputs: [x],
+    outputs: [out],
+    workgroups: strategy === 'per_workgroup' ? nOut : Math.ceil(nOut / 256),
+  });
+  return out;
+}
+
+/** Sums a gradient of a broadcast result back to the shape of the operand that was broadcast. */
+export function sumToShape(g: Tensor, shape: readonly number[]): Tensor {
+  if (g.size === shape.reduce((p, d) => p * d, 1) && g.rank >= shape.length) return g.view(shape);
+  const lead = g.rank - shape.length;
+  if (lead < 0) throw new Error(`cannot sum ${g.describe()} to ${shapeString(shape)}`);
+  const axes: number[] = [];
+  for (let i = 0; i < g.rank; i++) {
+    if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
+  }
+  const summed = reduce('sum', g, axes, true);
+  const out = summed.view(shape);
+  summed.dispose();
+  return out;
+}

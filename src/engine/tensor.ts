@@ -1,0 +1,108 @@
+import type { Engine } from './engine.js';
+
+/** A GPU buffer shared by a tensor and its reshaped views; back to the pool when the last one goes. */
+export class Storage {
+  refs = 1;
+  constructor(
+    readonly buffer: GPUBuffer,
+    /** Bytes in use: the buffer itself may be a little larger (pool size classes). */
+    readonly bytes: number,
+  ) {}
+}
+
+/** How a tensor was computed, for reverse-mode autograd (see src/autograd/tape.ts). */
+export interface GradNode {
+  /** The op's name, for error messages and profiles. */
+  readonly op: string;
+  readonly inputs: readonly Tensor[];
+  /** Given d(loss)/d(output), returns d(loss)/d(input) for each input (null where none is needed). */
+  readonly backward: (gradOutput: Tensor) => (Tensor | null)[];
+}
+
+export function sizeOf(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+export function shapeString(shape: readonly number[]): string {
+  return `[${shape.join(', ')}]`;
+}
+
+/**
+ * An n-dimensional float32 array in a GPU buffer, row-major (NCHW for images).
+ * Reading it back is explicit and async (`await t.read()`).
+ */
+export class Tensor {
+  readonly size: number;
+  /** Gradient accumulated by backward() for tensors that require it. */
+  grad: Tensor | null = null;
+  /** Set by differentiable ops; null for leaves and for results computed without grad. */
+  node: GradNode | null = null;
+  disposed = false;
+
+  constructor(
+    readonly engine: Engine,
+    readonly shape: readonly number[],
+    readonly storage: Storage,
+    public requiresGrad = false,
+    public name?: string,
+  ) {
+    this.size = sizeOf(shape);
+    engine.track(this);
+  }
+
+  get buffer(): GPUBuffer {
+    if (this.disposed) throw new Error(`tensor ${this.describe()} was used after it was disposed`);
+    return this.storage.buffer;
+  }
+
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  describe(): string {
+    return `${this.name ? `"${this.name}" ` : ''}${shapeString(this.shape)}`;
+  }
+
+  /** A view with another shape on the same buffer (no copy). Not recorded for autograd: use ops.reshape. */
+  view(shape: readonly number[]): Tensor {
+    const resolved = resolveShape(shape, this.size, this);
+    this.storage.refs++;
+    return new Tensor(this.engine, resolved, this.storage, false, this.name);
+  }
+
+  /** Copies the values back to the CPU (flushes pending GPU work first). */
+  read(): Promise<Float32Array> {
+    return this.engine.read(this);
+  }
+
+  /** Returns the buffer to the engine's pool (once every view of it is disposed too). */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.node = null;
+    if (--this.storage.refs === 0) this.engine.release(this.storage);
+    this.engine.untrack(this);
+  }
+
+  /** Keeps this tensor alive past the enclosing engine.tidy() scope. */
+  keep(): this {
+    this.engine.untrack(this);
+    return this;
+  }
+}
+
+/** Resolves one -1 in a shape and checks the element count. */
+export function resolveShape(shape: readonly number[], size: number, of: Tensor): number[] {
+  const out = [...shape];
+  const unknown = out.indexOf(-1);
+  if (unknown >= 0) {
+    const known = out.reduce((p, d, i) => (i === unknown ? p : p * d), 1);
+    out[unknown] = known > 0 ? size / known : 0;
+  }
+  if (out.some((d) => !Number.isInteger(d) || d < 0) || sizeOf(out) !== size) {
+    throw new Error(`cannot view tensor ${of.describe()} (${size} elements) as ${shapeString(shape)}`);
+  }
+  return out;
+}

@@ -1,0 +1,73 @@
+import t from 'tap';
+import * as ops from '../src/autograd/ops.js';
+import { backward, noGrad } from '../src/autograd/tape.js';
+import { gpuEngine } from './helpers/gpu.js';
+
+t.test('shared subexpressions get their gradients summed once', async (t) => {
+  const e = await gpuEngine(t);
+  const x = e.tensor([1, -2, 3], [3], 'x');
+  x.requiresGrad = true;
+  // y = relu(x) is used three times: z = sum(y * y + y) -> dz/dx = (2y + 1) * [x > 0]
+  const y = ops.relu(x);
+  const z = ops.sumAll(ops.add(ops.mul(y, y), y));
+  backward(z);
+  t.same(Array.from(await x.grad!.read()), [3, 0, 7]);
+  t.same(Array.from(await z.read()), [1 + 1 + 9 + 3]);
+
+  // x + x: both operands are the same tensor
+  x.grad!.dispose();
+  x.grad = null;
+  backward(ops.sumAll(ops.add(x, x)));
+  t.same(Array.from(await x.grad!.read()), [2, 2, 2]);
+});
+
+t.test('gradients accumulate across backward calls until cleared', async (t) => {
+  const e = await gpuEngine(t);
+  const w = e.tensor([0.5, -1], [2], 'w');
+  w.requiresGrad = true;
+  const a = e.tensor([1, 2], [2]);
+  const b = e.tensor([1, 2], [2]);
+  backward(ops.sumAll(ops.add(w, a))); // the grad is a view shared with a's
+  backward(ops.sumAll(ops.mul(w, b)));
+  t.same(Array.from(await w.grad!.read()), [2, 3]);
+  t.notOk(a.grad, 'constants get no gradient');
+});
+
+t.test('no-grad mode records nothing', async (t) => {
+  const e = await gpuEngine(t);
+  const w = e.tensor([1, 2], [2]);
+  w.requiresGrad = true;
+  const out = noGrad(() => ops.mul(w, w));
+  t.notOk(out.requiresGrad);
+  t.equal(out.node, null);
+  t.throws(() => backward(ops.sumAll(out)), /does not depend on anything that requires grad/);
+});
+
+t.test('a training step returns every intermediate buffer to the pool', async (t) => {
+  const e = await gpuEngine(t);
+  const w = e.tensor(Float32Array.from({ length: 64 * 32 }, (_, i) => Math.sin(i)), [32, 64], 'w').keep();
+  w.requiresGrad = true;
+  const step = () =>
+    e.tidy(() => {
+      const x = e.full([8, 64], 0.1);
+      const h = ops.relu(ops.linear(x, w));
+      const loss = ops.mean(ops.mul(h, h), [0, 1]);
+      backward(loss);
+      w.grad!.dispose();
+      w.grad = null;
+    });
+  step();
+  const allocated = e.stats.allocatedBytes;
+  const created = e.stats.buffersCreated;
+  for (let i = 0; i < 3; i++) step();
+  await e.sync();
+  t.equal(e.stats.allocatedBytes, allocated, 'no buffer stays allocated after a step');
+  t.equal(e.stats.buffersCreated, created, 'later steps create no buffers: the pool serves them');
+});
+
+t.test('backward needs a scalar', async (t) => {
+  const e = await gpuEngine(t);
+  const w = e.tensor([1, 2], [2]);
+  w.requiresGrad = true;
+  t.throws(() => backward(ops.mul(w, w)), /needs a scalar/);
+});

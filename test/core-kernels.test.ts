@@ -1,0 +1,155 @@
+// Every core kernel against a float64 reference on random inputs, shapes chosen to miss the tile
+// sizes (GEMM blocks 4x4 per invocation in 16x8 workgroups; reductions 256 per workgroup).
+import t from 'tap';
+import { adamStep } from '../src/engine/adam.js';
+import { BINARY, UNARY, binary, unary, type BinaryOp, type UnaryOp } from '../src/engine/elementwise.js';
+import { matmul } from '../src/engine/gemm.js';
+import { reduce, reduceStrategy } from '../src/engine/reduce.js';
+import { assertClose } from './helpers/close.js';
+import { gpuEngine } from './helpers/gpu.js';
+import { randn, size, uniform } from './helpers/random.js';
+import { binaryRef, matmulRef, reduceRef } from './helpers/reference.js';
+
+const unaryRef: Record<UnaryOp, (x: number) => number> = {
+  copy: (x) => x,
+  neg: (x) => -x,
+  relu: (x) => Math.max(x, 0),
+  sigmoid: (x) => 1 / (1 + Math.exp(-x)),
+  exp: Math.exp,
+  log: Math.log,
+  square: (x) => x * x,
+  sqrt: Math.sqrt,
+  affine: (x) => 0.5 * x - 2,
+};
+
+const binaryRefs: Record<BinaryOp, (a: number, b: number) => number> = {
+  add: (a, b) => a + b,
+  sub: (a, b) => a - b,
+  mul: (a, b) => a * b,
+  div: (a, b) => a / b,
+  max: Math.max,
+  axpby: (a, b) => 0.5 * a - 2 * b,
+  relu_grad: (a, b) => (a > 0 ? b : 0),
+  sigmoid_grad: (a, b) => b * a * (1 - a),
+  scaled_b: (_a, b) => 0.5 * b,
+  equal: (a, b) => (a === b ? 1 : 0),
+};
+
+t.test('unary ops', async (t) => {
+  const e = await gpuEngine(t);
+  const n = 1237;
+  const x = uniform(n, 1, 0.1, 3);
+  const xt = e.tensor(x, [n]);
+  for (const op of Object.keys(UNARY) as UnaryOp[]) {
+    const out = await unary(op, xt, 0.5, -2).read();
+    assertClose(t, out, Array.from(x, unaryRef[op]), `unary ${op}`, 1e-5, 1e-5);
+  }
+});
+
+t.test('binary ops with broadcasting', async (t) => {
+  const e = await gpuEngine(t);
+  const cases: [number[], number[]][] = [
+    [[5, 7], [5, 7]],
+    [[2, 3, 5, 7], [3, 1, 1]],
+    [[2, 3, 5, 7], [1]],
+    [[4, 1, 3], [5, 1]],
+    [[1, 9], [6, 1]],
+    [[3, 70000], [70000]],
+  ];
+  for (const [as, bs] of cases) {
+    const a = uniform(size(as), 2, 0.5, 2), b = uniform(size(bs), 3, 0.5, 2);
+    const at = e.tensor(a, as), bt = e.tensor(b, bs);
+    for (const op of Object.keys(BINARY) as BinaryOp[]) {
+      const out = binary(op, at, bt, 0.5, -2);
+      const expected = binaryRef(Float64Array.from(a), as, Float64Array.from(b), bs, out.shape as number[], binaryRefs[op]);
+      assertClose(t, await out.read(), expected, `${op} ${JSON.stringify(as)} ${JSON.stringify(bs)}`, 1e-5, 1e-5);
+      out.dispose();
+    }
+  }
+  t.throws(() => binary('add', e.zeros([2, 3]), e.zeros([4])), /shapes \[2, 3\] and \[4\] do not broadcast/);
+});
+
+t.test('GEMM, both operands either way, odd and batched shapes', async (t) => {
+  const e = await gpuEngine(t);
+  const shapes = [
+    [1, 1, 1],
+    [3, 5, 7],
+    [17, 33, 9],
+    [64, 64, 64],
+    [65, 31, 130],
+    [2, 1000, 50],
+  ];
+  for (const [M, N, K] of shapes as [number, number, number][]) {
+    for (const transA of [false, true]) {
+      for (const transB of [false, true]) {
+        const a = randn(M * K, M + N), b = randn(K * N, K + 1);
+        const at = e.tensor(a, transA ? [K, M] : [M, K]);
+        const bt = e.tensor(b, transB ? [N, K] : [K, N]);
+        const out = matmul(at, bt, { transA, transB });
+        const ref = matmulRef(Float64Array.from(a), Float64Array.from(b), M, N, K, transA, transB);
+        assertClose(t, await out.read(), ref, `gemm ${M}x${N}x${K} tA=${transA} tB=${transB}`, 1e-4, 1e-4);
+        for (const x of [at, bt, out]) x.dispose();
+      }
+    }
+  }
+  // bias epilogue and alpha
+  const a = randn(6 * 5, 9), b = randn(5 * 7, 10), bias = randn(7, 11);
+  const out = matmul(e.tensor(a, [6, 5]), e.tensor(b, [5, 7]), { bias: e.tensor(bias, [7]), alpha: 0.5 });
+  const ref = matmulRef(Float64Array.from(a), Float64Array.from(b), 6, 7, 5).map((v, i) => 0.5 * v + bias[i % 7]!);
+  assertClose(t, await out.read(), ref, 'gemm with alpha and bias', 1e-4, 1e-4);
+  // batched, with a shared right operand
+  const B = 3, M = 5, N = 6, K = 7;
+  const ab = randn(B * M * K, 12), bb = randn(K * N, 13);
+  const outB = matmul(e.tensor(ab, [B, M, K]), e.tensor(bb, [K, N]));
+  const refB = new Float64Array(B * M * N);
+  for (let i = 0; i < B; i++) refB.set(matmulRef(Float64Array.from(ab.subarray(i * M * K, (i + 1) * M * K)), Float64Array.from(bb), M, N, K), i * M * N);
+  assertClose(t, await outB.read(), refB, 'batched gemm', 1e-4, 1e-4);
+  t.throws(() => matmul(e.zeros([2, 3]), e.zeros([4, 5])), /do not fit/);
+});
+
+t.test('reductions over any axes, both strategies', async (t) => {
+  const e = await gpuEngine(t);
+  t.equal(reduceStrategy(1, 100000), 'per_workgroup');
+  t.equal(reduceStrategy(100000, 10), 'per_thread');
+  const cases: [number[], number[]][] = [
+    [[7], [0]],
+    [[3, 5], [1]],
+    [[3, 5], [0]],
+    [[2, 3, 5, 7], [0, 2, 3]],
+    [[2, 3, 5, 7], [1]],
+    [[4, 3, 17, 19], [0, 2, 3]], // a bias gradient: per_workgroup
+    [[3, 1000], [1]],
+    [[100000], [0]],
+  ];
+  for (const [shape, axes] of cases) {
+    const x = randn(size(shape), size(shape));
+    const xt = e.tensor(x, shape);
+    for (const op of ['sum', 'mean', 'max'] as const) {
+      const out = reduce(op, xt, axes, true);
+      t.same(out.shape, shape.map((d, i) => (axes.includes(i) ? 1 : d)));
+      const ref = reduceRef(Float64Array.from(x), shape, axes, op);
+      assertClose(t, await out.read(), ref, `${op} ${JSON.stringify(shape)} over ${JSON.stringify(axes)}`, 1e-3, 1e-4);
+      out.dispose();
+    }
+  }
+  t.same(reduce('sum', e.zeros([2, 3, 4]), [1]).shape, [2, 4], 'without keepDims the axes go');
+});
+
+t.test('fused Adam step against the formula', async (t) => {
+  const e = await gpuEngine(t);
+  const n = 1001;
+  const p = randn(n, 1), g = randn(n, 2), m = randn(n, 3, 0.1), v = uniform(n, 4, 0, 0.1);
+  const h = { lr: 0.01, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.01 };
+  const pt = e.tensor(p, [n]), mt = e.tensor(m, [n]), vt = e.tensor(v, [n]);
+  adamStep(pt, e.tensor(g, [n]), mt, vt, h, 3);
+  const refP = new Float64Array(n), refM = new Float64Array(n), refV = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const gi = g[i]! + h.weightDecay * p[i]!;
+    refM[i] = h.beta1 * m[i]! + (1 - h.beta1) * gi;
+    refV[i] = h.beta2 * v[i]! + (1 - h.beta2) * gi * gi;
+    refP[i] = p[i]! - (h.lr * (refM[i]! / (1 - h.beta1 ** 3))) / (Math.sqrt(refV[i]! / (1 - h.beta2 ** 3)) + h.eps);
+  }
+  assertClose(t, await mt.read(), refM, 'adam m', 1e-6, 1e-5);
+  assertClose(t, await vt.read(), refV, 'adam v', 1e-6, 1e-5);
+  assertClose(t, await pt.read(), refP, 'adam param', 1e-5, 1e-4);
+});

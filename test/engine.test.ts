@@ -1,0 +1,71 @@
+import t from 'tap';
+import { foldWorkgroups, sizeClass } from '../src/engine/engine.js';
+import { gpuEngine } from './helpers/gpu.js';
+
+t.test('tensors round-trip, views share storage, pool reuses buffers', async (t) => {
+  const e = await gpuEngine(t);
+  const x = e.tensor([1, 2, 3, 4, 5, 6], [2, 3], 'x');
+  t.same(Array.from(await x.read()), [1, 2, 3, 4, 5, 6]);
+  const v = x.view([3, -1]);
+  t.same(v.shape, [3, 2]);
+  t.equal(v.storage, x.storage, 'a view does not copy');
+  t.throws(() => x.view([4, 2]), /cannot view tensor "x" \[2, 3\]/);
+  x.dispose();
+  t.same(Array.from(await v.read()), [1, 2, 3, 4, 5, 6], 'the view keeps the buffer alive');
+  v.dispose();
+  const created = e.stats.buffersCreated;
+  const y = e.zeros([2, 3]);
+  t.equal(e.stats.buffersCreated, created, 'a same-size tensor reuses the pooled buffer');
+  t.same(Array.from(await y.read()), [0, 0, 0, 0, 0, 0]);
+  const z = e.full([1000], 2.5);
+  t.ok((await z.read()).every((v) => v === 2.5));
+  t.throws(() => e.tensor([1, 2, 3], [2, 2], 'w'), /3 values given for tensor "w" of shape \[2, 2\]/);
+  t.throws(() => e.empty([2, -3], 'bad'), /impossible shape \[2, -3\] for tensor "bad"/);
+});
+
+t.test('tidy disposes what a scope made except its result', async (t) => {
+  const e = await gpuEngine(t);
+  const before = e.stats.allocatedBytes;
+  const kept = e.tidy(() => {
+    e.zeros([64]);
+    e.zeros([128]);
+    return e.full([32], 1);
+  });
+  t.ok(!kept.disposed);
+  t.equal(e.stats.allocatedBytes - before, sizeClass(32 * 4), 'only the result stays allocated');
+  kept.dispose();
+  t.equal(e.stats.allocatedBytes, before);
+});
+
+t.test('one submission per step: dispatches are recorded, not submitted', async (t) => {
+  const e = await gpuEngine(t);
+  const x = e.zeros([16]);
+  e.flush();
+  const submits = e.stats.submits;
+  for (let i = 0; i < 10; i++) e.fill(x, i);
+  t.equal(e.stats.submits, submits, 'nothing submitted while recording');
+  t.same(Array.from(await x.read()).slice(0, 2), [9, 9]);
+  t.equal(e.stats.submits, submits + 1, 'the read submits the whole step at once');
+});
+
+t.test('pure helpers', async (t) => {
+  t.same(foldWorkgroups(10), [10, 1, 1]);
+  const [x, y] = foldWorkgroups(200000);
+  t.ok(x <= 65535 && x * y >= 200000);
+  t.equal(sizeClass(1), 256);
+  t.equal(sizeClass(65537) % 4, 0);
+  t.ok(sizeClass(1_000_000) >= 1_000_000 && sizeClass(1_000_000) < 1_000_000 * 1.13);
+});
+
+t.test('timestamp profiling names each kernel', async (t) => {
+  const e = await gpuEngine(t);
+  t.ok(e.hasTimestamps, 'lavapipe has timestamp-query');
+  const x = e.zeros([1 << 16]);
+  const timings = await e.profileKernels(() => {
+    e.fill(x, 1);
+    e.fill(x, 2);
+  });
+  t.equal(timings.length, 2);
+  t.equal(timings[0]!.kernel, 'fill');
+  t.ok(timings.every((k) => k.ms >= 0 && k.ms < 1000));
+});

@@ -1,10 +1,14 @@
 // Differentiable ops: each one's forward (engine launchers) and its backward, side by side.
 // This file is the one place where gradient rules live. A backward function receives
 // d(loss)/d(output) and returns fresh tensors (views are fine) for each input.
+import * as C from '../engine/conv.js';
 import * as ew from '../engine/elementwise.js';
 import { matmul as gemm, type GemmOptions } from '../engine/gemm.js';
 import * as L from '../engine/loss.js';
+import * as Nm from '../engine/norm.js';
 import { normalizeAxes, reduce, sumToShape } from '../engine/reduce.js';
+import * as S from '../engine/spatial.js';
+import * as Ss from '../engine/ssim.js';
 import { Tensor, resolveShape } from '../engine/tensor.js';
 import { record } from './tape.js';
 
@@ -159,4 +163,98 @@ export function mse(pred: Tensor, target: Tensor, mask?: Tensor): Tensor {
   const m = mask ?? pred.engine.full([1], 1);
   const { loss, sums } = L.mse(pred, target, m);
   return record(loss, 'mse', [pred], (g) => [L.mseBackward(pred, target, m, sums, g)]);
+}
+
+// ------------------------------------------------------------ convolutions
+
+export type { ConvGeometry } from '../engine/conv.js';
+
+/** conv2d(x [N, C, H, W], w [K, C, KH, KW]) + bias [K]. */
+export function conv2d(x: Tensor, w: Tensor, bias?: Tensor, g: C.ConvGeometry = { stride: 1, pad: 0 }): Tensor {
+  const out = C.conv2d(x, w, bias, g);
+  const inputs = bias ? [x, w, bias] : [x, w];
+  return record(out, 'conv2d', inputs, (gy) => [
+    x.requiresGrad ? C.conv2dGradInput(gy, w, x.shape, g) : null,
+    w.requiresGrad ? C.conv2dGradWeight(gy, x, w.shape, g) : null,
+    bias?.requiresGrad ? reduce('sum', gy, [0, 2, 3]) : null,
+  ]);
+}
+
+/** Transposed convolution (PyTorch's ConvTranspose2d): x [N, Cin, H, W], w [Cin, Cout, KH, KW]. */
+export function convTranspose2d(x: Tensor, w: Tensor, bias?: Tensor, g: C.ConvGeometry = { stride: 1, pad: 0 }): Tensor {
+  const out = C.convTranspose2d(x, w, bias, g);
+  const inputs = bias ? [x, w, bias] : [x, w];
+  return record(out, 'convTranspose2d', inputs, (gy) => [
+    x.requiresGrad ? C.convTranspose2dGradInput(gy, w, g) : null,
+    w.requiresGrad ? C.convTranspose2dGradWeight(gy, x, w.shape, g) : null,
+    bias?.requiresGrad ? reduce('sum', gy, [0, 2, 3]) : null,
+  ]);
+}
+
+// ------------------------------------------------------------ normalization
+
+/**
+ * BatchNorm2d. Training mode uses (and records) batch statistics and updates the running ones;
+ * eval mode uses the running statistics, which are then constants for the gradient.
+ */
+export function batchNorm2d(x: Tensor, s: Nm.BatchNormState, training: boolean): Tensor {
+  const f = Nm.batchNorm(x, s, training);
+  return record(f.y, 'batchNorm2d', [x, s.gamma, s.beta], (gy) => {
+    const r = Nm.batchNormBackward(gy, x, f, s, training);
+    return [r.dx, r.dgamma, r.dbeta];
+  });
+}
+
+// ------------------------------------------------------------ pooling, resizing, channels
+
+export function maxPool2d(x: Tensor, g: S.PoolGeometry): Tensor {
+  const { y, argmax } = S.maxPool(x, g);
+  return record(y, 'maxPool2d', [x], (gy) => [S.maxPoolBackward(gy, argmax, x, g)]);
+}
+
+export function avgPool2d(x: Tensor, g: S.PoolGeometry): Tensor {
+  return record(S.avgPool(x, g), 'avgPool2d', [x], (gy) => [S.avgPoolBackward(gy, x, g)]);
+}
+
+/** Mean over H and W: [N, C, H, W] -> [N, C]. */
+export function globalAvgPool(x: Tensor): Tensor {
+  if (x.rank !== 4) throw new Error(`global average pooling takes NCHW, got ${x.describe()}`);
+  return mean(x, [2, 3]);
+}
+
+/** Bilinear resize (align_corners=False) to [OH, OW]. */
+export function resizeBilinear(x: Tensor, OH: number, OW: number): Tensor {
+  return record(S.resizeBilinear(x, OH, OW), 'resizeBilinear', [x], (gy) => [S.resizeBilinearBackward(gy, x.shape)]);
+}
+
+/** Concatenation along channels. */
+export function concatChannels(xs: readonly Tensor[]): Tensor {
+  const offsets: number[] = [];
+  let offset = 0;
+  for (const x of xs) {
+    offsets.push(offset);
+    offset += x.shape[1]!;
+  }
+  return record(S.concatChannels(xs), 'concatChannels', xs, (gy) => xs.map((x, i) => (x.requiresGrad ? S.sliceChannels(gy, offsets[i]!, x.shape[1]!) : null)));
+}
+
+/** Max over the channel axis, keeping it: [N, C, H, W] -> [N, 1, H, W]. */
+export function maxOverChannels(x: Tensor): Tensor {
+  return max(x, [1], true);
+}
+
+/** Inverted dropout in training mode (identity otherwise); `seed` makes the mask reproducible. */
+export function dropout(x: Tensor, p: number, seed: number, training: boolean): Tensor {
+  if (!training || p === 0) return reshape(x, x.shape);
+  const { y, mask } = S.dropout(x, p, seed);
+  return record(y, 'dropout', [x], (gy) => [ew.binary('mul', gy, mask)]);
+}
+
+// ------------------------------------------------------------ SSIM
+
+/** 1 - mean SSIM between heatmaps x and targets y, with one mask weight per heatmap (or one in all). */
+export function ssimLoss(x: Tensor, y: Tensor, mask?: Tensor, o: Ss.SsimOptions = {}): Tensor {
+  const m = mask ?? x.engine.full([1], 1);
+  const f = Ss.ssimLoss(x, y, m, o);
+  return record(f.loss, 'ssimLoss', [x], (g) => [Ss.ssimLossBackward(x, y, f, g, o)]);
 }

@@ -99,3 +99,159 @@ export function mseRef(p: Float64Array, t: ArrayLike<number>, mask: ArrayLike<nu
   }
   return count ? total / count : 0;
 }
+
+// ---------------------------------------------------------------- convolution family (NCHW)
+
+export interface ConvRefShape {
+  N: number; C: number; H: number; W: number;
+  K: number; KH: number; KW: number;
+  stride: number; pad: number;
+}
+
+export const outSize = (n: number, k: number, s: number, p: number) => Math.floor((n + 2 * p - k) / s) + 1;
+
+export function conv2dRef(x: Float64Array, w: Float64Array, bias: Float64Array | null, c: ConvRefShape): Float64Array {
+  const OH = outSize(c.H, c.KH, c.stride, c.pad), OW = outSize(c.W, c.KW, c.stride, c.pad);
+  const out = new Float64Array(c.N * c.K * OH * OW);
+  for (let n = 0; n < c.N; n++) for (let k = 0; k < c.K; k++) for (let oy = 0; oy < OH; oy++) for (let ox = 0; ox < OW; ox++) {
+    let s = bias ? bias[k]! : 0;
+    for (let ci = 0; ci < c.C; ci++) for (let ky = 0; ky < c.KH; ky++) for (let kx = 0; kx < c.KW; kx++) {
+      const iy = oy * c.stride - c.pad + ky, ix = ox * c.stride - c.pad + kx;
+      if (iy < 0 || ix < 0 || iy >= c.H || ix >= c.W) continue;
+      s += w[((k * c.C + ci) * c.KH + ky) * c.KW + kx]! * x[((n * c.C + ci) * c.H + iy) * c.W + ix]!;
+    }
+    out[((n * c.K + k) * OH + oy) * OW + ox] = s;
+  }
+  return out;
+}
+
+/** The adjoint of conv2dRef in x: dx from dy. */
+export function conv2dGradInputRef(dy: Float64Array, w: Float64Array, c: ConvRefShape): Float64Array {
+  const OH = outSize(c.H, c.KH, c.stride, c.pad), OW = outSize(c.W, c.KW, c.stride, c.pad);
+  const dx = new Float64Array(c.N * c.C * c.H * c.W);
+  for (let n = 0; n < c.N; n++) for (let k = 0; k < c.K; k++) for (let oy = 0; oy < OH; oy++) for (let ox = 0; ox < OW; ox++) {
+    const g = dy[((n * c.K + k) * OH + oy) * OW + ox]!;
+    for (let ci = 0; ci < c.C; ci++) for (let ky = 0; ky < c.KH; ky++) for (let kx = 0; kx < c.KW; kx++) {
+      const iy = oy * c.stride - c.pad + ky, ix = ox * c.stride - c.pad + kx;
+      if (iy < 0 || ix < 0 || iy >= c.H || ix >= c.W) continue;
+      dx[((n * c.C + ci) * c.H + iy) * c.W + ix]! += g * w[((k * c.C + ci) * c.KH + ky) * c.KW + kx]!;
+    }
+  }
+  return dx;
+}
+
+export function conv2dGradWeightRef(dy: Float64Array, x: Float64Array, c: ConvRefShape): Float64Array {
+  const OH = outSize(c.H, c.KH, c.stride, c.pad), OW = outSize(c.W, c.KW, c.stride, c.pad);
+  const dw = new Float64Array(c.K * c.C * c.KH * c.KW);
+  for (let n = 0; n < c.N; n++) for (let k = 0; k < c.K; k++) for (let oy = 0; oy < OH; oy++) for (let ox = 0; ox < OW; ox++) {
+    const g = dy[((n * c.K + k) * OH + oy) * OW + ox]!;
+    for (let ci = 0; ci < c.C; ci++) for (let ky = 0; ky < c.KH; ky++) for (let kx = 0; kx < c.KW; kx++) {
+      const iy = oy * c.stride - c.pad + ky, ix = ox * c.stride - c.pad + kx;
+      if (iy < 0 || ix < 0 || iy >= c.H || ix >= c.W) continue;
+      dw[((k * c.C + ci) * c.KH + ky) * c.KW + kx]! += g * x[((n * c.C + ci) * c.H + iy) * c.W + ix]!;
+    }
+  }
+  return dw;
+}
+
+/** ConvTranspose2d: x [N, Cin, H, W], w [Cin, Cout, KH, KW]; scatter form, straight from the definition. */
+export function convTranspose2dRef(x: Float64Array, w: Float64Array, bias: Float64Array | null, N: number, Cin: number, H: number, W: number, Cout: number, KH: number, KW: number, stride: number, pad: number): Float64Array {
+  const OH = (H - 1) * stride - 2 * pad + KH, OW = (W - 1) * stride - 2 * pad + KW;
+  const out = new Float64Array(N * Cout * OH * OW);
+  for (let n = 0; n < N; n++) for (let co = 0; co < Cout; co++) for (let i = 0; i < OH * OW; i++) out[(n * Cout + co) * OH * OW + i] = bias ? bias[co]! : 0;
+  for (let n = 0; n < N; n++) for (let ci = 0; ci < Cin; ci++) for (let iy = 0; iy < H; iy++) for (let ix = 0; ix < W; ix++) {
+    const v = x[((n * Cin + ci) * H + iy) * W + ix]!;
+    for (let co = 0; co < Cout; co++) for (let ky = 0; ky < KH; ky++) for (let kx = 0; kx < KW; kx++) {
+      const oy = iy * stride - pad + ky, ox = ix * stride - pad + kx;
+      if (oy < 0 || ox < 0 || oy >= OH || ox >= OW) continue;
+      out[((n * Cout + co) * OH + oy) * OW + ox]! += v * w[((ci * Cout + co) * KH + ky) * KW + kx]!;
+    }
+  }
+  return out;
+}
+
+export function batchNormRef(x: Float64Array, shape: number[], gamma: ArrayLike<number>, beta: ArrayLike<number>, eps: number, stats?: { mean: ArrayLike<number>; variance: ArrayLike<number> }) {
+  const [N, C] = shape as [number, number];
+  const HW = x.length / (N * C);
+  const y = new Float64Array(x.length);
+  const means = new Float64Array(C), vars = new Float64Array(C), unbiased = new Float64Array(C);
+  for (let c = 0; c < C; c++) {
+    let s = 0, q = 0;
+    for (let n = 0; n < N; n++) for (let i = 0; i < HW; i++) s += x[(n * C + c) * HW + i]!;
+    const m = s / (N * HW);
+    for (let n = 0; n < N; n++) for (let i = 0; i < HW; i++) q += (x[(n * C + c) * HW + i]! - m) ** 2;
+    means[c] = m;
+    vars[c] = q / (N * HW);
+    unbiased[c] = q / Math.max(N * HW - 1, 1);
+    const mu = stats ? stats.mean[c]! : m, v = stats ? stats.variance[c]! : vars[c]!;
+    for (let n = 0; n < N; n++) for (let i = 0; i < HW; i++) {
+      const k = (n * C + c) * HW + i;
+      y[k] = ((x[k]! - mu) / Math.sqrt(v + eps)) * gamma[c]! + beta[c]!;
+    }
+  }
+  return { y, means, vars, unbiased };
+}
+
+export function poolRef(x: Float64Array, N: number, C: number, H: number, W: number, k: number, s: number, p: number, op: 'max' | 'avg'): Float64Array {
+  const OH = outSize(H, k, s, p), OW = outSize(W, k, s, p);
+  const out = new Float64Array(N * C * OH * OW);
+  for (let pl = 0; pl < N * C; pl++) for (let oy = 0; oy < OH; oy++) for (let ox = 0; ox < OW; ox++) {
+    let best = -Infinity, sum = 0;
+    for (let ky = 0; ky < k; ky++) for (let kx = 0; kx < k; kx++) {
+      const y = oy * s - p + ky, xx = ox * s - p + kx;
+      if (y < 0 || xx < 0 || y >= H || xx >= W) continue;
+      const v = x[(pl * H + y) * W + xx]!;
+      best = Math.max(best, v);
+      sum += v;
+    }
+    out[(pl * OH + oy) * OW + ox] = op === 'max' ? best : sum / (k * k);
+  }
+  return out;
+}
+
+/** Bilinear resize with half-pixel centres (PyTorch align_corners=False). */
+export function resizeRef(x: Float64Array, P: number, H: number, W: number, OH: number, OW: number): Float64Array {
+  const out = new Float64Array(P * OH * OW);
+  const taps = (o: number, n: number, m: number) => {
+    const src = Math.max((o + 0.5) * (n / m) - 0.5, 0);
+    const a = Math.min(Math.floor(src), n - 1);
+    return [a, Math.min(a + 1, n - 1), src - a] as const;
+  };
+  for (let pl = 0; pl < P; pl++) for (let oy = 0; oy < OH; oy++) for (let ox = 0; ox < OW; ox++) {
+    const [y0, y1, ty] = taps(oy, H, OH), [x0, x1, tx] = taps(ox, W, OW);
+    const at = (y: number, xx: number) => x[(pl * H + y) * W + xx]!;
+    const top = at(y0, x0) * (1 - tx) + at(y0, x1) * tx, bottom = at(y1, x0) * (1 - tx) + at(y1, x1) * tx;
+    out[(pl * OH + oy) * OW + ox] = top * (1 - ty) + bottom * ty;
+  }
+  return out;
+}
+
+/**
+ * SSIM loss straight from its definition: a 2-d Gaussian window (not separable passes), zero
+ * padding, per-pixel SSIM, weighted mean with one mask value per plane, loss = 1 - mean.
+ */
+export function ssimRef(x: Float64Array, y: Float64Array, P: number, H: number, W: number, mask: ArrayLike<number>, window = 11, sigma = 1.5, L = 1): number {
+  const half = Math.floor(window / 2);
+  const g1 = Array.from({ length: window }, (_, i) => Math.exp(-((i - half) ** 2) / (2 * sigma * sigma)));
+  const total = g1.reduce((a, b) => a + b, 0);
+  const g = g1.map((v) => v / total);
+  const C1 = (0.01 * L) ** 2, C2 = (0.03 * L) ** 2;
+  let num = 0, den = 0;
+  for (let pl = 0; pl < P; pl++) {
+    const m = mask.length === 1 ? mask[0]! : mask[pl]!;
+    for (let r = 0; r < H; r++) for (let c = 0; c < W; c++) {
+      let mx = 0, my = 0, exx = 0, eyy = 0, exy = 0;
+      for (let i = 0; i < window; i++) for (let j = 0; j < window; j++) {
+        const rr = r + i - half, cc = c + j - half;
+        if (rr < 0 || cc < 0 || rr >= H || cc >= W) continue;
+        const wgt = g[i]! * g[j]!, a = x[(pl * H + rr) * W + cc]!, b = y[(pl * H + rr) * W + cc]!;
+        mx += wgt * a; my += wgt * b; exx += wgt * a * a; eyy += wgt * b * b; exy += wgt * a * b;
+      }
+      const sx = exx - mx * mx, sy = eyy - my * my, sxy = exy - mx * my;
+      const s = ((2 * mx * my + C1) * (2 * sxy + C2)) / ((mx * mx + my * my + C1) * (sx + sy + C2));
+      num += m * s;
+      den += m;
+    }
+  }
+  return 1 - (den > 0 ? num / den : 0);
+}

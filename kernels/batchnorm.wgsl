@@ -1,0 +1,150 @@
+// BatchNorm2d over NCHW, per channel c (M = N*H*W values each):
+//   stats:           batch mean and 1/sqrt(var + eps) (biased var, as used for normalizing), and
+//                    running = (1 - momentum) * running + momentum * batch (unbiased var), as PyTorch
+//   eval_stats:      mean and 1/sqrt(var + eps) from the running statistics
+//   apply:           y = (x - mean) * invstd * gamma + beta   (elementwise)
+//   backward_reduce: dbeta = sum(dy), dgamma = sum(dy * xhat)   with xhat = (x - mean) * invstd
+//   backward_apply:  training: dx = gamma * invstd / M * (M * dy - dbeta - xhat * dgamma)
+//                    eval:     dx = gamma * invstd * dy   (the statistics are constants)
+// The per-channel passes use one workgroup per channel; the mean is taken before the variance
+// (two passes over the data) so that large activations with a large mean keep their precision.
+struct U { N: u32, C: u32, HW: u32, eps: f32, momentum: f32 }
+@group(0) @binding(0) var<uniform> u: U;
+
+// stats / eval_stats
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> mean: array<f32>;
+@group(0) @binding(3) var<storage, read_write> invstd: array<f32>;
+@group(0) @binding(4) var<storage, read_write> running_mean: array<f32>;
+@group(0) @binding(5) var<storage, read_write> running_var: array<f32>;
+
+var<workgroup> partial: array<f32, 256>;
+
+fn workgroup_sum(lid: u32, v: f32) -> f32 {
+  partial[lid] = v;
+  workgroupBarrier();
+  for (var half = 128u; half > 0u; half >>= 1u) {
+    if (lid < half) { partial[lid] += partial[lid + half]; }
+    workgroupBarrier();
+  }
+  let total = partial[0];
+  workgroupBarrier();
+  return total;
+}
+
+fn at(c: u32, m: u32) -> u32 {
+  // The m-th value of channel c: image m / HW, pixel m % HW.
+  return ((m / u.HW) * u.C + c) * u.HW + m % u.HW;
+}
+
+@compute @workgroup_size(256)
+fn stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let c = wid.x;
+  let M = u.N * u.HW;
+  var s = 0.0;
+  for (var m = lid; m < M; m += 256u) { s += x[at(c, m)]; }
+  let mu = workgroup_sum(lid, s) / f32(M);
+  var q = 0.0;
+  for (var m = lid; m < M; m += 256u) {
+    let d = x[at(c, m)] - mu;
+    q += d * d;
+  }
+  let sq = workgroup_sum(lid, q);
+  if (lid == 0u) {
+    let biased = sq / f32(M);
+    mean[c] = mu;
+    invstd[c] = 1.0 / sqrt(biased + u.eps);
+#if ${UPDATE_RUNNING}
+    let unbiased = sq / f32(max(M, 2u) - 1u);
+    running_mean[c] = (1.0 - u.momentum) * running_mean[c] + u.momentum * mu;
+    running_var[c] = (1.0 - u.momentum) * running_var[c] + u.momentum * unbiased;
+#endif
+  }
+}
+
+// eval_stats reads the running statistics only.
+@group(0) @binding(1) var<storage, read> eval_running_mean: array<f32>;
+@group(0) @binding(2) var<storage, read> eval_running_var: array<f32>;
+@group(0) @binding(3) var<storage, read_write> eval_mean: array<f32>;
+@group(0) @binding(4) var<storage, read_write> eval_invstd: array<f32>;
+
+@compute @workgroup_size(64)
+fn eval_stats(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let c = gid.x;
+  if (c >= u.C) { return; }
+  eval_mean[c] = eval_running_mean[c];
+  eval_invstd[c] = 1.0 / sqrt(eval_running_var[c] + u.eps);
+}
+
+// apply
+@group(0) @binding(1) var<storage, read> ax: array<f32>;
+@group(0) @binding(2) var<storage, read> amean: array<f32>;
+@group(0) @binding(3) var<storage, read> ainvstd: array<f32>;
+@group(0) @binding(4) var<storage, read> gamma: array<f32>;
+@group(0) @binding(5) var<storage, read> beta: array<f32>;
+@group(0) @binding(6) var<storage, read_write> y: array<f32>;
+
+@compute @workgroup_size(256)
+fn apply(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+  if (i >= u.N * u.C * u.HW) { return; }
+  let c = (i / u.HW) % u.C;
+  y[i] = (ax[i] - amean[c]) * ainvstd[c] * gamma[c] + beta[c];
+}
+
+// backward_reduce
+@group(0) @binding(1) var<storage, read> bdy: array<f32>;
+@group(0) @binding(2) var<storage, read> bx: array<f32>;
+@group(0) @binding(3) var<storage, read> bmean: array<f32>;
+@group(0) @binding(4) var<storage, read> binvstd: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dgamma: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dbeta: array<f32>;
+
+@compute @workgroup_size(256)
+fn backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let c = wid.x;
+  let M = u.N * u.HW;
+  let mu = bmean[c];
+  let inv = binvstd[c];
+  var sg = 0.0;
+  var sgx = 0.0;
+  for (var m = lid; m < M; m += 256u) {
+    let i = at(c, m);
+    let g = bdy[i];
+    sg += g;
+    sgx += g * (bx[i] - mu) * inv;
+  }
+  let total_g = workgroup_sum(lid, sg);
+  let total_gx = workgroup_sum(lid, sgx);
+  if (lid == 0u) {
+    dbeta[c] = total_g;
+    dgamma[c] = total_gx;
+  }
+}
+
+// backward_apply
+@group(0) @binding(1) var<storage, read> cdy: array<f32>;
+@group(0) @binding(2) var<storage, read> cx: array<f32>;
+@group(0) @binding(3) var<storage, read> cmean: array<f32>;
+@group(0) @binding(4) var<storage, read> cinvstd: array<f32>;
+@group(0) @binding(5) var<storage, read> cgamma: array<f32>;
+@group(0) @binding(6) var<storage, read> cdgamma: array<f32>;
+@group(0) @binding(7) var<storage, read> cdbeta: array<f32>;
+@group(0) @binding(8) var<storage, read_write> dx: array<f32>;
+
+@compute @workgroup_size(256)
+fn backward_apply(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+  if (i >= u.N * u.C * u.HW) { return; }
+  let c = (i / u.HW) % u.C;
+  let inv = cinvstd[c];
+#if ${TRAINING}
+  let M = f32(u.N * u.HW);
+  let xhat = (cx[i] - cmean[c]) * inv;
+  dx[i] = cgamma[c] * inv / M * (M * cdy[i] - cdbeta[c] - xhat * cdgamma[c]);
+#else
+  dx[i] = cgamma[c] * inv * cdy[i];
+#endif
+}

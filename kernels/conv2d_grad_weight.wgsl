@@ -1,0 +1,88 @@
+// Convolution backward-weight, as an implicit GEMM with split-K:
+//   dw[k, c, ky, kx] = sum over (n, oy, ox) of dy[n, k, oy, ox] * x[n, c, oy*s - p + ky, ox*s - p + kx]
+// Rows are output channels (K), columns the filter taps (C*KH*KW), depth every output pixel
+// (batch*OH*OW) - long, so the depth is cut into `splits` chunks (workgroup z): each writes its
+// partial sums to partial[split], and a second pass (reduce.wgsl) adds them in a fixed order.
+// Deterministic: no atomics. Each invocation computes 4 channels x 4 taps.
+// With dy and x swapped this is also the weight gradient of a transposed convolution.
+struct U {
+  N: u32, C: u32, H: u32, W: u32,      // x
+  K: u32, OH: u32, OW: u32,            // dy
+  stride: u32, pad: u32,
+  chunk: u32,                          // output pixels per split
+}
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> partial: array<f32>;   // [splits, K, C*KH*KW]
+
+const KH = ${KH}u;
+const KW = ${KW}u;
+
+@compute @workgroup_size(16, 8)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let taps = u.C * KH * KW;
+  let t0 = gid.x * 4u;
+  let k0 = gid.y * 4u;
+  let split = gid.z;
+  if (t0 >= taps || k0 >= u.K) { return; }
+  let HW = u.H * u.W;
+  let OHW = u.OH * u.OW;
+  let P = u.N * OHW;
+
+  // Per tap: its channel's plane in x and its offset from the window corner.
+  var cplane: vec4<u32>;
+  var dyy: vec4<i32>;
+  var dxx: vec4<i32>;
+  for (var j = 0u; j < 4u; j++) {
+    let t = min(t0 + j, taps - 1u);
+    let c = t / (KH * KW);
+    let r = t % (KH * KW);
+    cplane[j] = c * HW;
+    dyy[j] = i32(r / KW) - i32(u.pad);
+    dxx[j] = i32(r % KW) - i32(u.pad);
+  }
+  var krow: vec4<u32>;
+  for (var i = 0u; i < 4u; i++) { krow[i] = min(k0 + i, u.K - 1u) * OHW; }
+
+  let first = split * u.chunk;
+  let last = min(first + u.chunk, P);
+  var acc: array<vec4<f32>, 4>;   // acc[i][j]: channel k0 + i, tap t0 + j
+  if (first < last) {
+    // Walk the pixels with counters instead of dividing at every step.
+    var n = first / OHW;
+    var oy = (first % OHW) / u.OW;
+    var ox = first % u.OW;
+    for (var p = first; p < last; p++) {
+      let r = oy * u.OW + ox;
+      let gbase = n * u.K * OHW + r;
+      let g = vec4<f32>(dy[gbase + krow.x], dy[gbase + krow.y], dy[gbase + krow.z], dy[gbase + krow.w]);
+      let iy = vec4<i32>(i32(oy * u.stride)) + dyy;
+      let ix = vec4<i32>(i32(ox * u.stride)) + dxx;
+      let ok = (iy >= vec4<i32>(0)) & (iy < vec4<i32>(i32(u.H))) & (ix >= vec4<i32>(0)) & (ix < vec4<i32>(i32(u.W)));
+      let off = select(vec4<u32>(0u), vec4<u32>(n * u.C * HW) + cplane + vec4<u32>(iy) * u.W + vec4<u32>(ix), ok);
+      let xv = select(vec4<f32>(0.0), vec4<f32>(x[off.x], x[off.y], x[off.z], x[off.w]), ok);
+      acc[0] = fma(vec4<f32>(g.x), xv, acc[0]);
+      acc[1] = fma(vec4<f32>(g.y), xv, acc[1]);
+      acc[2] = fma(vec4<f32>(g.z), xv, acc[2]);
+      acc[3] = fma(vec4<f32>(g.w), xv, acc[3]);
+      ox++;
+      if (ox == u.OW) {
+        ox = 0u;
+        oy++;
+        if (oy == u.OH) { oy = 0u; n++; }
+      }
+    }
+  }
+
+  let base = split * u.K * taps;
+  for (var i = 0u; i < 4u; i++) {
+    let k = k0 + i;
+    if (k >= u.K) { break; }
+    for (var j = 0u; j < 4u; j++) {
+      let t = t0 + j;
+      if (t >= taps) { break; }
+      partial[base + k * taps + t] = acc[i][j];
+    }
+  }
+}

@@ -1,0 +1,17 @@
+// Copies `count` channels of src [N, src_C, HW] starting at src_off into dst [N, dst_C, HW]
+// starting at dst_off: channel concatenation (forward) and its slices (backward).
+struct U { N: u32, count: u32, HW: u32, src_C: u32, src_off: u32, dst_C: u32, dst_off: u32 }
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+  if (i >= u.N * u.count * u.HW) { return; }
+  let n = i / (u.count * u.HW);
+  let c = (i / u.HW) % u.count;
+  let r = i % u.HW;
+  dst[(n * u.dst_C + u.dst_off + c) * u.HW + r] = src[(n * u.src_C + u.src_off + c) * u.HW + r];
+}

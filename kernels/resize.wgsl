@@ -1,0 +1,74 @@
+// Bilinear resize of NCHW planes with half-pixel centres (PyTorch's align_corners=False):
+// output pixel o samples the input at (o + 0.5) * in / out - 0.5, clamped to the edge.
+//   forward:  out = the weighted four neighbours
+//   backward: dx[i] = sum over the output pixels that sampled i of dy * its weight (a gather: each
+//             input pixel searches the few output pixels that can reach it; no atomics)
+struct U { P: u32, H: u32, W: u32, OH: u32, OW: u32 }
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+
+// For output coordinate o along an axis of in -> out: the two input taps and the second's weight.
+struct Taps { a: u32, b: u32, t: f32 }
+fn taps(o: u32, size_in: u32, size_out: u32) -> Taps {
+  let scale = f32(size_in) / f32(size_out);
+  let src_pos = max((f32(o) + 0.5) * scale - 0.5, 0.0);
+  let a = min(u32(floor(src_pos)), size_in - 1u);
+  let b = min(a + 1u, size_in - 1u);
+  return Taps(a, b, src_pos - f32(a));
+}
+
+fn weight_at(i: u32, o: u32, size_in: u32, size_out: u32) -> f32 {
+  let tp = taps(o, size_in, size_out);
+  var w = 0.0;
+  if (tp.a == i) { w += 1.0 - tp.t; }
+  if (tp.b == i) { w += tp.t; }
+  return w;
+}
+
+@compute @workgroup_size(256)
+fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+  if (i >= u.P * u.OH * u.OW) { return; }
+  let plane = i / (u.OH * u.OW);
+  let r = i % (u.OH * u.OW);
+  let ty = taps(r / u.OW, u.H, u.OH);
+  let tx = taps(r % u.OW, u.W, u.OW);
+  let base = plane * u.H * u.W;
+  let top = mix(src[base + ty.a * u.W + tx.a], src[base + ty.a * u.W + tx.b], tx.t);
+  let bottom = mix(src[base + ty.b * u.W + tx.a], src[base + ty.b * u.W + tx.b], tx.t);
+  dst[i] = mix(top, bottom, ty.t);
+}
+
+// Output coordinates that may sample input coordinate t (a superset; weight_at filters).
+fn reach(t: u32, size_in: u32, size_out: u32) -> vec2<u32> {
+  let scale = f32(size_in) / f32(size_out);
+  let lo = i32(floor((f32(t) - 1.0 + 0.5) / scale - 0.5)) - 1;
+  let hi = i32(ceil((f32(t) + 1.0 + 0.5) / scale - 0.5)) + 1;
+  return vec2<u32>(u32(max(lo, 0)), u32(clamp(hi, 0, i32(size_out) - 1)));
+}
+
+@compute @workgroup_size(256)
+fn backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+  // Here src is dy [P, OH, OW] and dst is dx [P, H, W].
+  let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+  if (i >= u.P * u.H * u.W) { return; }
+  let plane = i / (u.H * u.W);
+  let iy = (i % (u.H * u.W)) / u.W;
+  let ix = i % u.W;
+  let ry = reach(iy, u.H, u.OH);
+  let rx = reach(ix, u.W, u.OW);
+  var g = 0.0;
+  for (var oy = ry.x; oy <= ry.y; oy++) {
+    let wy = weight_at(iy, oy, u.H, u.OH);
+    if (wy == 0.0) { continue; }
+    for (var ox = rx.x; ox <= rx.y; ox++) {
+      let wx = weight_at(ix, ox, u.W, u.OW);
+      if (wx == 0.0) { continue; }
+      g += wy * wx * src[plane * u.OH * u.OW + oy * u.OW + ox];
+    }
+  }
+  dst[i] = g;
+}

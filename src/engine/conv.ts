@@ -1,0 +1,144 @@
+// Convolution launchers: forward, backward-data and backward-weight of conv2d, and the three
+// passes of a transposed convolution, which are the same three kernels with roles exchanged.
+import { reduce } from './reduce.js';
+import { Tensor, shapeString } from './tensor.js';
+
+export interface ConvGeometry {
+  stride: number;
+  pad: number;
+}
+
+/** Output size of a convolution along one axis. */
+export function convOutSize(size: number, kernel: number, stride: number, pad: number): number {
+  return Math.floor((size + 2 * pad - kernel) / stride) + 1;
+}
+
+/** Output size of a transposed convolution along one axis. */
+export function convTransposeOutSize(size: number, kernel: number, stride: number, pad: number): number {
+  return (size - 1) * stride - 2 * pad + kernel;
+}
+
+const WG_X = 16; // pixels (or taps) per workgroup row, 4 per invocation
+const WG_Y = 8; // channels per workgroup column, 4 per invocation
+
+function dims(x: Tensor, what: string): [number, number, number, number] {
+  if (x.rank !== 4) throw new Error(`${what} takes an NCHW tensor, got ${x.describe()}`);
+  return x.shape as [number, number, number, number];
+}
+
+/**
+ * How many chunks the weight gradient's long reduction (batch*OH*OW pixels) is cut into:
+ * enough invocations to fill a GPU (about 32k) without chunks shorter than 64 pixels.
+ * A pure function of the shape, so that it can be tested.
+ */
+export function weightGradSplits(outChannels: number, taps: number, pixels: number): number {
+  const invocations = Math.ceil(outChannels / 4) * Math.ceil(taps / 4);
+  const wanted = Math.ceil(32768 / invocations);
+  return Math.max(1, Math.min(wanted, Math.floor(pixels / 64), 256));
+}
+
+function checkSpatial(H: number, W: number, KH: number, KW: number, g: ConvGeometry, x: Tensor, w: Tensor): [number, number] {
+  const OH = convOutSize(H, KH, g.stride, g.pad), OW = convOutSize(W, KW, g.stride, g.pad);
+  if (OH <= 0 || OW <= 0 || g.stride <= 0 || g.pad < 0 || !Number.isInteger(g.stride) || !Number.isInteger(g.pad)) {
+    throw new Error(`convolution of ${x.describe()} with ${w.describe()} at stride ${g.stride}, padding ${g.pad} has no output`);
+  }
+  return [OH, OW];
+}
+
+/** y = conv2d(x, w) + bias. x [N, C, H, W], w [K, C, KH, KW]. */
+export function conv2d(x: Tensor, w: Tensor, bias: Tensor | undefined, g: ConvGeometry, layout: 'NCHW' | 'NHWC' = 'NCHW'): Tensor {
+  const [N, C, H, W] = layout === 'NCHW' ? dims(x, 'conv2d') : ((s) => [s[0]!, s[3]!, s[1]!, s[2]!] as const)(dims(x, 'conv2d'));
+  const [K, C2, KH, KW] = dims(w, 'conv2d weight');
+  if (C !== C2) throw new Error(`conv2d: input ${x.describe()} has ${C} channels, weight ${w.describe()} expects ${C2}`);
+  if (bias && bias.size !== K) throw new Error(`conv2d: bias ${bias.describe()} does not match ${K} output channels`);
+  const [OH, OW] = checkSpatial(H, W, KH, KW, g, x, w);
+  const out = x.engine.empty(layout === 'NCHW' ? [N, K, OH, OW] : [N, OH, OW, K]);
+  x.engine.run({
+    kernel: 'conv2d',
+    params: { KH, KW, HAS_BIAS: !!bias, NHWC: layout === 'NHWC' },
+    uniforms: [N, C, H, W, K, OH, OW, g.stride, g.pad],
+    inputs: bias ? [x, w, bias] : [x, w],
+    outputs: [out],
+    workgroups: [Math.ceil((N * OH * OW) / 4 / WG_X), Math.ceil(K / 4 / WG_Y), 1],
+  });
+  return out;
+}
+
+/**
+ * The gradient of conv2d with respect to its input: dx [N, C, H, W] from dy [N, K, OH, OW] and
+ * w [K, C, KH, KW]. With an input size and bias it is also a transposed convolution's forward.
+ */
+export function conv2dGradInput(dy: Tensor, w: Tensor, inputShape: readonly number[], g: ConvGeometry, bias?: Tensor): Tensor {
+  const [N, K, OH, OW] = dims(dy, 'conv2d backward-data');
+  const [K2, C, KH, KW] = dims(w, 'conv2d weight');
+  const [, , H, W] = inputShape as [number, number, number, number];
+  if (K !== K2 || inputShape[1] !== C || inputShape[0] !== N) {
+    throw new Error(`conv2d backward-data: gradient ${dy.describe()} and weight ${w.describe()} do not fit input ${shapeString(inputShape)}`);
+  }
+  const dx = dy.engine.empty([N, C, H, W]);
+  dy.engine.run({
+    kernel: 'conv2d_grad_input',
+    params: { KH, KW, HAS_BIAS: !!bias },
+    uniforms: [N, C, H, W, K, OH, OW, g.stride, g.pad],
+    inputs: bias ? [dy, w, bias] : [dy, w],
+    outputs: [dx],
+    workgroups: [Math.ceil((N * H * W) / 4 / WG_X), Math.ceil(C / 4 / WG_Y), 1],
+  });
+  return dx;
+}
+
+/** The gradient of conv2d with respect to its weight: dw [K, C, KH, KW] (split-K, then a fixed-order sum). */
+export function conv2dGradWeight(dy: Tensor, x: Tensor, weightShape: readonly number[], g: ConvGeometry): Tensor {
+  const [N, K, OH, OW] = dims(dy, 'conv2d backward-weight');
+  const [N2, C, H, W] = dims(x, 'conv2d backward-weight input');
+  const [K2, C2, KH, KW] = weightShape as [number, number, number, number];
+  if (N !== N2 || K !== K2 || C !== C2) {
+    throw new Error(`conv2d backward-weight: gradient ${dy.describe()} and input ${x.describe()} do not fit weight ${shapeString(weightShape)}`);
+  }
+  const taps = C * KH * KW;
+  const pixels = N * OH * OW;
+  const splits = weightGradSplits(K, taps, pixels);
+  const chunk = Math.ceil(pixels / splits);
+  const partial = dy.engine.empty([splits, K * taps]);
+  dy.engine.run({
+    kernel: 'conv2d_grad_weight',
+    params: { KH, KW },
+    uniforms: [N, C, H, W, K, OH, OW, g.stride, g.pad, chunk],
+    inputs: [dy, x],
+    outputs: [partial],
+    workgroups: [Math.ceil(taps / 4 / WG_X), Math.ceil(K / 4 / WG_Y), splits],
+  });
+  if (splits === 1) {
+    const dw = partial.view([K, C, KH, KW]);
+    partial.dispose();
+    return dw;
+  }
+  const summed = reduce('sum', partial, [0]);
+  partial.dispose();
+  const dw = summed.view([K, C, KH, KW]);
+  summed.dispose();
+  return dw;
+}
+
+/** Transposed convolution (PyTorch's ConvTranspose2d): x [N, Cin, H, W], w [Cin, Cout, KH, KW]. */
+export function convTranspose2d(x: Tensor, w: Tensor, bias: Tensor | undefined, g: ConvGeometry): Tensor {
+  const [N, Cin, H, W] = dims(x, 'conv_transpose2d');
+  const [Cin2, Cout, KH, KW] = dims(w, 'conv_transpose2d weight');
+  if (Cin !== Cin2) throw new Error(`conv_transpose2d: input ${x.describe()} has ${Cin} channels, weight ${w.describe()} expects ${Cin2}`);
+  const OH = convTransposeOutSize(H, KH, g.stride, g.pad), OW = convTransposeOutSize(W, KW, g.stride, g.pad);
+  if (OH <= 0 || OW <= 0) throw new Error(`conv_transpose2d of ${x.describe()} with ${w.describe()} has no output`);
+  if (bias && bias.size !== Cout) throw new Error(`conv_transpose2d: bias ${bias.describe()} does not match ${Cout} output channels`);
+  return conv2dGradInput(x, w, [N, Cout, OH, OW], g, bias);
+}
+
+/** The gradient of a transposed convolution with respect to its input: a plain convolution. */
+export function convTranspose2dGradInput(dy: Tensor, w: Tensor, g: ConvGeometry): Tensor {
+  return conv2d(dy, w, undefined, g);
+}
+
+/** The gradient of a transposed convolution with respect to its weight [Cin, Cout, KH, KW]. */
+export function convTranspose2dGradWeight(dy: Tensor, x: Tensor, weightShape: readonly number[], g: ConvGeometry): Tensor {
+  // dW[ci, co, ky, kx] = sum x[n, ci, y, x] * dy[n, co, y*s - p + ky, x*s - p + kx]: the conv
+  // weight gradient with the transposed convolution's input in the role of the output gradient.
+  return conv2dGradWeight(x, dy, weightShape, g);
+}

@@ -1,0 +1,55 @@
+// BatchNorm2d launchers (kernels/batchnorm.wgsl).
+import { f32 } from './engine.js';
+import type { Tensor } from './tensor.js';
+
+export interface BatchNormState {
+  gamma: Tensor;
+  beta: Tensor;
+  runningMean: Tensor;
+  runningVar: Tensor;
+  eps: number;
+  momentum: number;
+}
+
+export interface BatchNormForward {
+  y: Tensor;
+  /** What the backward pass needs: the statistics used to normalize. */
+  mean: Tensor;
+  invstd: Tensor;
+}
+
+function nchw(x: Tensor, s: BatchNormState): [number, number, number] {
+  if (x.rank !== 4 && x.rank !== 2) throw new Error(`batch norm takes [N, C, H, W] or [N, C], got ${x.describe()}`);
+  const [N, C] = x.shape as [number, number];
+  if (s.gamma.size !== C) throw new Error(`batch norm over ${C} channels of ${x.describe()} has parameters for ${s.gamma.size}`);
+  return [N, C, x.rank === 4 ? x.shape[2]! * x.shape[3]! : 1];
+}
+
+/** Training mode normalizes with batch statistics (and updates the running ones); eval mode with the running ones. */
+export function batchNorm(x: Tensor, s: BatchNormState, training: boolean): BatchNormForward {
+  const [N, C, HW] = nchw(x, s);
+  const e = x.engine;
+  const uniforms = [N, C, HW, f32(s.eps), f32(s.momentum)];
+  const mean = e.empty([C]), invstd = e.empty([C]);
+  if (training) {
+    if (N * HW < 2) throw new Error(`batch norm in training mode needs more than one value per channel, got ${x.describe()}`);
+    e.run({ kernel: 'batchnorm', entry: 'stats', params: { UPDATE_RUNNING: true, TRAINING: true }, uniforms, inputs: [x], outputs: [mean, invstd, s.runningMean, s.runningVar], workgroups: C });
+  } else {
+    e.run({ kernel: 'batchnorm', entry: 'eval_stats', params: { UPDATE_RUNNING: false, TRAINING: false }, uniforms, inputs: [s.runningMean, s.runningVar], outputs: [mean, invstd], workgroups: Math.ceil(C / 64) });
+  }
+  const y = e.empty(x.shape);
+  e.run({ kernel: 'batchnorm', entry: 'apply', params: { UPDATE_RUNNING: false, TRAINING: training }, uniforms, inputs: [x, mean, invstd, s.gamma, s.beta], outputs: [y], workgroups: Math.ceil(x.size / 256) });
+  return { y, mean, invstd };
+}
+
+export function batchNormBackward(dy: Tensor, x: Tensor, f: BatchNormForward, s: BatchNormState, training: boolean): { dx: Tensor; dgamma: Tensor; dbeta: Tensor } {
+  const [N, C, HW] = nchw(x, s);
+  const e = x.engine;
+  const uniforms = [N, C, HW, f32(s.eps), f32(s.momentum)];
+  const params = { UPDATE_RUNNING: false, TRAINING: training };
+  const dgamma = e.empty([C]), dbeta = e.empty([C]);
+  e.run({ kernel: 'batchnorm', entry: 'backward_reduce', params, uniforms, inputs: [dy, x, f.mean, f.invstd], outputs: [dgamma, dbeta], workgroups: C });
+  const dx = e.empty(x.shape);
+  e.run({ kernel: 'batchnorm', entry: 'backward_apply', params, uniforms, inputs: [dy, x, f.mean, f.invstd, s.gamma, dgamma, dbeta], outputs: [dx], workgroups: Math.ceil(x.size / 256) });
+  return { dx, dgamma, dbeta };
+}

@@ -1,0 +1,118 @@
+// Pooling, bilinear resize, channel copies and dropout (kernels/pool.wgsl, resize.wgsl,
+// copy_channels.wgsl, dropout.wgsl).
+import { f32 } from './engine.js';
+import { convOutSize } from './conv.js';
+import { Tensor, shapeString } from './tensor.js';
+
+export interface PoolGeometry {
+  kernel: number;
+  stride: number;
+  pad: number;
+}
+
+function planes(x: Tensor, what: string): [number, number, number, number] {
+  if (x.rank !== 4) throw new Error(`${what} takes an NCHW tensor, got ${x.describe()}`);
+  return x.shape as [number, number, number, number];
+}
+
+function poolShape(x: Tensor, g: PoolGeometry, what: string) {
+  const [N, C, H, W] = planes(x, what);
+  const OH = convOutSize(H, g.kernel, g.stride, g.pad), OW = convOutSize(W, g.kernel, g.stride, g.pad);
+  if (OH <= 0 || OW <= 0 || g.pad * 2 > g.kernel) throw new Error(`${what} ${g.kernel}x${g.kernel}/${g.stride} pad ${g.pad} does not fit ${x.describe()}`);
+  return { N, C, H, W, OH, OW, uniforms: [N * C, H, W, OH, OW, g.kernel, g.stride, g.pad] };
+}
+
+/** Max pooling; returns the output and the argmax (flat index in each plane) for the backward pass. */
+export function maxPool(x: Tensor, g: PoolGeometry): { y: Tensor; argmax: Tensor } {
+  const s = poolShape(x, g, 'max pool');
+  const y = x.engine.empty([s.N, s.C, s.OH, s.OW]), argmax = x.engine.empty(y.shape);
+  x.engine.run({ kernel: 'pool', entry: 'max_forward', uniforms: s.uniforms, inputs: [x], outputs: [y, argmax], workgroups: Math.ceil(y.size / 256) });
+  return { y, argmax };
+}
+
+export function maxPoolBackward(dy: Tensor, argmax: Tensor, x: Tensor, g: PoolGeometry): Tensor {
+  const s = poolShape(x, g, 'max pool');
+  const dx = x.engine.empty(x.shape);
+  x.engine.run({ kernel: 'pool', entry: 'max_backward', uniforms: s.uniforms, inputs: [dy, argmax], outputs: [dx], workgroups: Math.ceil(dx.size / 256) });
+  return dx;
+}
+
+export function avgPool(x: Tensor, g: PoolGeometry): Tensor {
+  const s = poolShape(x, g, 'average pool');
+  const y = x.engine.empty([s.N, s.C, s.OH, s.OW]);
+  x.engine.run({ kernel: 'pool', entry: 'avg_forward', uniforms: s.uniforms, inputs: [x], outputs: [y], workgroups: Math.ceil(y.size / 256) });
+  return y;
+}
+
+export function avgPoolBackward(dy: Tensor, x: Tensor, g: PoolGeometry): Tensor {
+  const s = poolShape(x, g, 'average pool');
+  const dx = x.engine.empty(x.shape);
+  x.engine.run({ kernel: 'pool', entry: 'avg_backward', uniforms: s.uniforms, inputs: [dy], outputs: [dx], workgroups: Math.ceil(dx.size / 256) });
+  return dx;
+}
+
+/** Bilinear resize to [OH, OW] with half-pixel centres (align_corners=False). */
+export function resizeBilinear(x: Tensor, OH: number, OW: number): Tensor {
+  const [N, C, H, W] = planes(x, 'resize');
+  if (!(OH > 0 && OW > 0 && Number.isInteger(OH) && Number.isInteger(OW))) throw new Error(`cannot resize ${x.describe()} to ${OH}x${OW}`);
+  const y = x.engine.empty([N, C, OH, OW]);
+  x.engine.run({ kernel: 'resize', entry: 'forward', uniforms: [N * C, H, W, OH, OW], inputs: [x], outputs: [y], workgroups: Math.ceil(y.size / 256) });
+  return y;
+}
+
+export function resizeBilinearBackward(dy: Tensor, inputShape: readonly number[]): Tensor {
+  const [N, C, OH, OW] = planes(dy, 'resize backward');
+  const [, , H, W] = inputShape as [number, number, number, number];
+  const dx = dy.engine.empty(inputShape);
+  dy.engine.run({ kernel: 'resize', entry: 'backward', uniforms: [N * C, H, W, OH, OW], inputs: [dy], outputs: [dx], workgroups: Math.ceil(dx.size / 256) });
+  return dx;
+}
+
+/** Copies channels [srcOffset, srcOffset + count) of src into dst at dstOffset (same N and H*W). */
+export function copyChannels(src: Tensor, srcOffset: number, dst: Tensor, dstOffset: number, count: number): void {
+  const N = src.shape[0]!, HW = src.size / (N * src.shape[1]!);
+  if (dst.shape[0] !== N || dst.size / (N * dst.shape[1]!) !== HW || srcOffset + count > src.shape[1]! || dstOffset + count > dst.shape[1]!) {
+    throw new Error(`cannot copy ${count} channels of ${src.describe()} into ${dst.describe()}`);
+  }
+  src.engine.run({
+    kernel: 'copy_channels',
+    uniforms: [N, count, HW, src.shape[1]!, srcOffset, dst.shape[1]!, dstOffset],
+    inputs: [src],
+    outputs: [dst],
+    workgroups: Math.ceil((N * count * HW) / 256),
+  });
+}
+
+/** Concatenation along the channel axis of tensors with equal N, H, W. */
+export function concatChannels(xs: readonly Tensor[]): Tensor {
+  const first = xs[0];
+  if (!first) throw new Error('concatenation of no tensors');
+  for (const x of xs) {
+    if (x.rank !== first.rank || x.shape[0] !== first.shape[0] || x.shape.slice(2).some((d, i) => d !== first.shape[2 + i])) {
+      throw new Error(`cannot concatenate ${xs.map((t) => shapeString(t.shape)).join(' and ')} along channels`);
+    }
+  }
+  const total = xs.reduce((s, x) => s + x.shape[1]!, 0);
+  const out = first.engine.empty([first.shape[0]!, total, ...first.shape.slice(2)]);
+  let offset = 0;
+  for (const x of xs) {
+    copyChannels(x, 0, out, offset, x.shape[1]!);
+    offset += x.shape[1]!;
+  }
+  return out;
+}
+
+/** Channels [offset, offset + count) of x as a new tensor. */
+export function sliceChannels(x: Tensor, offset: number, count: number): Tensor {
+  const out = x.engine.empty([x.shape[0]!, count, ...x.shape.slice(2)]);
+  copyChannels(x, offset, out, 0, count);
+  return out;
+}
+
+/** Inverted dropout with a hashed mask; returns the output and the mask (already scaled). */
+export function dropout(x: Tensor, p: number, seed: number): { y: Tensor; mask: Tensor } {
+  if (!(p >= 0 && p < 1)) throw new Error(`dropout probability must be in [0, 1), got ${p}`);
+  const y = x.engine.empty(x.shape), mask = x.engine.empty(x.shape);
+  x.engine.run({ kernel: 'dropout', uniforms: [x.size, seed >>> 0, f32(p)], inputs: [x], outputs: [y, mask], workgroups: Math.ceil(x.size / 256) });
+  return { y, mask };
+}

@@ -1,0 +1,172 @@
+// BatchNorm, pooling, resize, channel concatenation, max over channels, dropout and SSIM against
+// float64 references, with gradients by finite differences.
+import t from 'tap';
+import * as ops from '../src/autograd/ops.js';
+import { noGrad } from '../src/autograd/tape.js';
+import type { Engine } from '../src/engine/engine.js';
+import type { BatchNormState } from '../src/engine/norm.js';
+import { assertClose } from './helpers/close.js';
+import { gpuEngine } from './helpers/gpu.js';
+import { gradcheck } from './helpers/gradcheck.js';
+import { randn, size, uniform } from './helpers/random.js';
+import { batchNormRef, poolRef, reduceRef, resizeRef, ssimRef } from './helpers/reference.js';
+
+function bnState(e: Engine, C: number, seed: number): BatchNormState {
+  const s: BatchNormState = {
+    gamma: e.tensor(uniform(C, seed, 0.5, 1.5), [C], 'gamma'),
+    beta: e.tensor(randn(C, seed + 1), [C], 'beta'),
+    runningMean: e.tensor(randn(C, seed + 2, 0.5), [C]),
+    runningVar: e.tensor(uniform(C, seed + 3, 0.5, 2), [C]),
+    eps: 1e-5,
+    momentum: 0.1,
+  };
+  s.gamma.requiresGrad = true;
+  s.beta.requiresGrad = true;
+  return s;
+}
+
+t.test('BatchNorm2d: training and eval forward, running statistics over several steps', async (t) => {
+  const e = await gpuEngine(t);
+  for (const shape of [[2, 3, 5, 7], [1, 5, 4, 4], [4, 6]]) {
+    const C = shape[1]!;
+    const s = bnState(e, C, 10);
+    const gamma = await s.gamma.read(), beta = await s.beta.read();
+    let runMean = Float64Array.from(await s.runningMean.read()), runVar = Float64Array.from(await s.runningVar.read());
+    for (let step = 0; step < 3; step++) {
+      const x = randn(size(shape), 20 + step, 3).map((v) => v + 2); // a large mean: tests the two-pass variance
+      const y = noGrad(() => ops.batchNorm2d(e.tensor(x, shape), s, true));
+      const ref = batchNormRef(Float64Array.from(x), shape, gamma, beta, s.eps);
+      assertClose(t, await y.read(), ref.y, `training forward ${shape} step ${step}`, 1e-4, 1e-4);
+      runMean = runMean.map((m, c) => 0.9 * m + 0.1 * ref.means[c]!);
+      runVar = runVar.map((v, c) => 0.9 * v + 0.1 * ref.unbiased[c]!);
+    }
+    assertClose(t, await s.runningMean.read(), runMean, `running mean after 3 steps ${shape}`, 1e-5, 1e-4);
+    assertClose(t, await s.runningVar.read(), runVar, `running var after 3 steps ${shape}`, 1e-5, 1e-4);
+    const x = randn(size(shape), 99);
+    const y = noGrad(() => ops.batchNorm2d(e.tensor(x, shape), s, false));
+    const ref = batchNormRef(Float64Array.from(x), shape, gamma, beta, s.eps, { mean: runMean, variance: runVar });
+    assertClose(t, await y.read(), ref.y, `eval forward ${shape}`, 1e-4, 1e-4);
+  }
+});
+
+t.test('BatchNorm2d gradients (training and eval)', async (t) => {
+  const e = await gpuEngine(t);
+  for (const training of [true, false]) {
+    for (const shape of [[2, 3, 3, 5], [5, 4]]) {
+      const C = shape[1]!;
+      const s = bnState(e, C, 30);
+      const gamma = await s.gamma.read(), beta = await s.beta.read();
+      const stats = training ? undefined : { mean: await s.runningMean.read(), variance: await s.runningVar.read() };
+      await gradcheck(t, e, {
+        name: `batchNorm2d ${training ? 'training' : 'eval'} ${shape}`,
+        inputs: [{ shape }],
+        gpu: ([x]) => ops.batchNorm2d(x!, s, training),
+        ref: ([x]) => batchNormRef(x!, shape, gamma, beta, s.eps, stats).y,
+        atol: 2e-3,
+      });
+      // gamma and beta: d/dgamma = sum(w * xhat), d/dbeta = sum(w), checked through a second gradcheck on
+      // gamma/beta as inputs of a wrapper that re-binds them.
+      const x = randn(size(shape), 31);
+      await gradcheck(t, e, {
+        name: `batchNorm2d ${training ? 'training' : 'eval'} ${shape} d/dgamma, d/dbeta`,
+        inputs: [{ shape: [C], data: gamma }, { shape: [C], data: beta }],
+        gpu: ([g, b]) => ops.batchNorm2d(e.tensor(x, shape), { ...s, gamma: g!, beta: b! }, training),
+        ref: ([g, b]) => batchNormRef(Float64Array.from(x), shape, g!, b!, s.eps, stats).y,
+        atol: 2e-3,
+      });
+    }
+  }
+});
+
+t.test('pooling forward and gradients', async (t) => {
+  const e = await gpuEngine(t);
+  for (const [N, C, H, W, k, st, p] of [[2, 3, 7, 9, 2, 2, 0], [1, 4, 9, 9, 3, 2, 1], [2, 2, 8, 6, 3, 2, 1], [1, 3, 5, 5, 2, 2, 0]] as const) {
+    const shape = [N, C, H, W];
+    const g = { kernel: k, stride: st, pad: p };
+    for (const op of ['max', 'avg'] as const) {
+      const x = randn(size(shape), N * 100 + H);
+      const y = op === 'max' ? ops.maxPool2d(e.tensor(x, shape), g) : ops.avgPool2d(e.tensor(x, shape), g);
+      assertClose(t, await y.read(), poolRef(Float64Array.from(x), N, C, H, W, k, st, p, op), `${op} pool ${shape} k${k} s${st} p${p}`, 1e-5, 1e-5);
+      await gradcheck(t, e, {
+        name: `${op} pool ${shape} k${k} s${st} p${p}`,
+        inputs: [{ shape }],
+        gpu: ([x]) => (op === 'max' ? ops.maxPool2d(x!, g) : ops.avgPool2d(x!, g)),
+        ref: ([x]) => poolRef(x!, N, C, H, W, k, st, p, op),
+      });
+    }
+  }
+  await gradcheck(t, e, { name: 'global average pool', inputs: [{ shape: [2, 3, 5, 7] }], gpu: ([x]) => ops.globalAvgPool(x!), ref: ([x]) => reduceRef(x!, [2, 3, 5, 7], [2, 3], 'mean') });
+});
+
+t.test('bilinear resize forward and gradients, down (heatmap 224 -> 28 style) and up', async (t) => {
+  const e = await gpuEngine(t);
+  for (const [H, W, OH, OW] of [[32, 32, 4, 4], [16, 12, 5, 7], [5, 7, 9, 11], [6, 6, 6, 6], [3, 3, 28, 28]] as const) {
+    const shape = [2, 3, H, W];
+    const x = randn(size(shape), H * W);
+    const y = ops.resizeBilinear(e.tensor(x, shape), OH, OW);
+    assertClose(t, await y.read(), resizeRef(Float64Array.from(x), 6, H, W, OH, OW), `resize ${H}x${W} -> ${OH}x${OW}`, 1e-5, 1e-5);
+    await gradcheck(t, e, {
+      name: `resize ${H}x${W} -> ${OH}x${OW}`,
+      inputs: [{ shape: [1, 2, H, W] }],
+      gpu: ([x]) => ops.resizeBilinear(x!, OH, OW),
+      ref: ([x]) => resizeRef(x!, 2, H, W, OH, OW),
+    });
+  }
+});
+
+t.test('channel concatenation and max over channels', async (t) => {
+  const e = await gpuEngine(t);
+  const a = [2, 3, 4, 5], b = [2, 1, 4, 5];
+  const concatRef = (x: Float64Array, y: Float64Array) => {
+    const out = new Float64Array(2 * 4 * 20);
+    for (let n = 0; n < 2; n++) {
+      out.set(x.subarray(n * 60, n * 60 + 60), n * 80);
+      out.set(y.subarray(n * 20, n * 20 + 20), n * 80 + 60);
+    }
+    return out;
+  };
+  await gradcheck(t, e, { name: 'concat channels', inputs: [{ shape: a }, { shape: b }], gpu: ([x, y]) => ops.concatChannels([x!, y!]), ref: ([x, y]) => concatRef(x!, y!) });
+  await gradcheck(t, e, { name: 'max over channels (8 heatmaps)', inputs: [{ shape: [2, 8, 3, 5] }], gpu: ([x]) => ops.maxOverChannels(x!), ref: ([x]) => reduceRef(x!, [2, 8, 3, 5], [1], 'max') });
+  t.throws(() => ops.concatChannels([e.zeros([2, 3, 4, 5]), e.zeros([2, 1, 4, 6])]), /cannot concatenate \[2, 3, 4, 5\] and \[2, 1, 4, 6\]/);
+});
+
+t.test('dropout keeps 1 - p of the elements, scales them, is reproducible, and passes gradients through the mask', async (t) => {
+  const e = await gpuEngine(t);
+  const n = 20000, p = 0.3;
+  const x = e.full([n], 1);
+  x.requiresGrad = true;
+  const y = ops.dropout(x, p, 42, true);
+  const v = await y.read();
+  const kept = v.filter((a) => a !== 0);
+  t.ok(Math.abs(kept.length / n - (1 - p)) < 0.02, `kept ${(kept.length / n).toFixed(3)} of the elements`);
+  t.ok(kept.every((a) => Math.abs(a - 1 / (1 - p)) < 1e-6), 'kept values are scaled by 1/(1-p)');
+  t.same(Array.from(await ops.dropout(x, p, 42, true).read()), Array.from(v), 'the same seed gives the same mask');
+  t.notSame(Array.from(await ops.dropout(x, p, 43, true).read()), Array.from(v), 'another seed another mask');
+  const loss = ops.sumAll(y);
+  (await import('../src/autograd/tape.js')).backward(loss);
+  t.same(Array.from(await x.grad!.read()), Array.from(v), 'the gradient is the mask');
+  t.same(Array.from(await ops.dropout(x, p, 42, false).read()).slice(0, 3), [1, 1, 1], 'identity in eval mode');
+});
+
+t.test('SSIM loss against a direct 2-d window reference, and its gradient', async (t) => {
+  const e = await gpuEngine(t);
+  for (const [N, C, H, W, window] of [[1, 2, 12, 12, 11], [2, 3, 7, 9, 11], [1, 1, 16, 13, 5]] as const) {
+    const shape = [N, C, H, W];
+    const x = uniform(size(shape), 5, 0, 1);
+    const y = uniform(size(shape), 6, 0, 1);
+    const mask = Float32Array.from({ length: N * C }, (_, i) => (i % 3 === 1 ? 0 : 1));
+    const ref = ssimRef(Float64Array.from(x), Float64Array.from(y), N * C, H, W, mask, window);
+    const loss = ops.ssimLoss(e.tensor(x, shape), e.tensor(y, shape), e.tensor(mask, [N, C]), { window });
+    assertClose(t, await loss.read(), [ref], `SSIM loss ${shape} window ${window}`, 1e-5, 1e-4);
+    const same = ops.ssimLoss(e.tensor(y, shape), e.tensor(y, shape), undefined, { window });
+    assertClose(t, await same.read(), [0], 'SSIM of a map with itself is 1 (loss 0)', 1e-5, 0);
+    await gradcheck(t, e, {
+      name: `SSIM loss ${shape} window ${window}`,
+      inputs: [{ shape, data: x }, { shape, data: y, noGrad: true }, { shape: [N, C], data: mask, noGrad: true }],
+      gpu: ([a, b, m]) => ops.ssimLoss(a!, b!, m!, { window }),
+      ref: ([a, b]) => Float64Array.of(ssimRef(a!, b!, N * C, H, W, mask, window)),
+      atol: 1e-3,
+      rtol: 1e-2,
+    });
+  }
+});

@@ -4,6 +4,8 @@
 //                 overlapping 3x3/s2 windows included)
 //   avg_forward:  out = sum over the window / (k*k)   (padding counts as zeros, as PyTorch's default)
 //   avg_backward: dx[i] = sum of dy / (k*k) over the windows that contain i
+//   adaptive_forward / adaptive_backward: adaptive average pooling to OH x OW (torchvision's VGG
+//                 pools to 7x7 before its classifier): cell o averages [floor(o*H/OH), ceil((o+1)*H/OH))
 struct U { P: u32, H: u32, W: u32, OH: u32, OW: u32, k: u32, stride: u32, pad: u32 }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
@@ -107,4 +109,49 @@ fn avg_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     }
   }
   avg_dx[i] = g / f32(u.k * u.k);
+}
+
+// The input range [start, end) that adaptive pooling cell o of size_out averages.
+fn cell(o: u32, size_in: u32, size_out: u32) -> vec2<u32> {
+  return vec2<u32>((o * size_in) / size_out, ((o + 1u) * size_in + size_out - 1u) / size_out);
+}
+
+@compute @workgroup_size(256)
+fn adaptive_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+  let i = linear_id(wid, nwg, lid);
+  if (i >= u.P * u.OH * u.OW) { return; }
+  let plane = i / (u.OH * u.OW);
+  let r = i % (u.OH * u.OW);
+  let ys = cell(r / u.OW, u.H, u.OH);
+  let xs = cell(r % u.OW, u.W, u.OW);
+  var s = 0.0;
+  for (var y = ys.x; y < ys.y; y++) {
+    for (var x = xs.x; x < xs.y; x++) { s += src[(plane * u.H + y) * u.W + x]; }
+  }
+  out[i] = s / f32((ys.y - ys.x) * (xs.y - xs.x));
+}
+
+@compute @workgroup_size(256)
+fn adaptive_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+  let i = linear_id(wid, nwg, lid);
+  if (i >= u.P * u.H * u.W) { return; }
+  let plane = i / (u.H * u.W);
+  let iy = (i % (u.H * u.W)) / u.W;
+  let ix = i % u.W;
+  // The cells that may contain (iy, ix), a superset checked against each cell's range.
+  let oy0 = (iy * u.OH) / u.H;
+  let ox0 = (ix * u.OW) / u.W;
+  var g = 0.0;
+  for (var oy = select(0u, oy0 - 1u, oy0 > 0u); oy < min(oy0 + 2u + u.OH / u.H, u.OH); oy++) {
+    let ys = cell(oy, u.H, u.OH);
+    if (iy < ys.x || iy >= ys.y) { continue; }
+    for (var ox = select(0u, ox0 - 1u, ox0 > 0u); ox < min(ox0 + 2u + u.OW / u.W, u.OW); ox++) {
+      let xs = cell(ox, u.W, u.OW);
+      if (ix < xs.x || ix >= xs.y) { continue; }
+      g += src[(plane * u.OH + oy) * u.OW + ox] / f32((ys.y - ys.x) * (xs.y - xs.x));
+    }
+  }
+  avg_dx[i] = g;
 }

@@ -17,6 +17,7 @@ t.test('elementwise ops with broadcasting', async (t) => {
   }
   await gradcheck(t, e, { name: 'scale', inputs: [{ shape: [3, 7] }], gpu: ([x]) => ops.scale(x!, -1.5), ref: ([x]) => x!.map((v) => -1.5 * v) });
   await gradcheck(t, e, { name: 'relu', inputs: [{ shape: [5, 9] }], gpu: ([x]) => ops.relu(x!), ref: ([x]) => x!.map((v) => Math.max(v, 0)) });
+  await gradcheck(t, e, { name: 'exp', inputs: [{ shape: [4, 6] }], gpu: ([x]) => ops.exp(x!), ref: ([x]) => x!.map(Math.exp) });
   await gradcheck(t, e, { name: 'sigmoid', inputs: [{ shape: [5, 9] }], gpu: ([x]) => ops.sigmoid(x!), ref: ([x]) => x!.map((v) => 1 / (1 + Math.exp(-v))) });
   for (const shape of [[2, 3, 4, 5], [3, 7]]) {
     const C = shape[1]!;

@@ -9,7 +9,7 @@ import { assertClose } from './helpers/close.js';
 import { gpuEngine } from './helpers/gpu.js';
 import { gradcheck } from './helpers/gradcheck.js';
 import { randn, size, uniform } from './helpers/random.js';
-import { batchNormRef, poolRef, reduceRef, resizeRef, ssimRef } from './helpers/reference.js';
+import { adaptiveAvgPoolRef, batchNormRef, poolRef, reduceRef, resizeRef, ssimRef } from './helpers/reference.js';
 
 function bnState(e: Engine, C: number, seed: number): BatchNormState {
   const s: BatchNormState = {
@@ -94,6 +94,14 @@ t.test('pooling forward and gradients', async (t) => {
         ref: ([x]) => poolRef(x!, N, C, H, W, k, st, p, op),
       });
     }
+  }
+  for (const [H, W, OH, OW] of [[14, 14, 7, 7], [2, 3, 7, 7], [9, 11, 7, 7], [5, 5, 3, 2]] as const) {
+    await gradcheck(t, e, {
+      name: `adaptive average pool ${H}x${W} -> ${OH}x${OW}`,
+      inputs: [{ shape: [2, 3, H, W] }],
+      gpu: ([x]) => ops.adaptiveAvgPool2d(x!, OH, OW),
+      ref: ([x]) => adaptiveAvgPoolRef(x!, 6, H, W, OH, OW),
+    });
   }
   await gradcheck(t, e, { name: 'global average pool', inputs: [{ shape: [2, 3, 5, 7] }], gpu: ([x]) => ops.globalAvgPool(x!), ref: ([x]) => reduceRef(x!, [2, 3, 5, 7], [2, 3], 'mean') });
 });

@@ -49,6 +49,11 @@ export function relu(x: Tensor): Tensor {
   return record(ew.unary('relu', x), 'relu', [x], (g) => [ew.binary('relu_grad', x, g)]);
 }
 
+export function exp(x: Tensor): Tensor {
+  const y = ew.unary('exp', x);
+  return record(y, 'exp', [x], (g) => [ew.binary('mul', g, y)]);
+}
+
 export function sigmoid(x: Tensor): Tensor {
   const y = ew.unary('sigmoid', x);
   return record(y, 'sigmoid', [x], (g) => [ew.binary('sigmoid_grad', y, g)]);
@@ -214,6 +219,12 @@ export function maxPool2d(x: Tensor, g: S.PoolGeometry): Tensor {
 
 export function avgPool2d(x: Tensor, g: S.PoolGeometry): Tensor {
   return record(S.avgPool(x, g), 'avgPool2d', [x], (gy) => [S.avgPoolBackward(gy, x, g)]);
+}
+
+/** Adaptive average pooling to [OH, OW] (identity when the size already matches). */
+export function adaptiveAvgPool2d(x: Tensor, OH: number, OW: number): Tensor {
+  if (x.shape[2] === OH && x.shape[3] === OW) return reshape(x, x.shape);
+  return record(S.adaptiveAvgPool(x, OH, OW), 'adaptiveAvgPool2d', [x], (gy) => [S.adaptiveAvgPoolBackward(gy, x)]);
 }
 
 /** Mean over H and W: [N, C, H, W] -> [N, C]. */

@@ -26,8 +26,8 @@ const verbs: Record<string, Verb> = {
     run: demo,
   },
   bench: {
-    summary: 'benchmarks: gemm (GFLOP/s against TensorFlow.js WebGPU)',
-    usage: 'clothtag bench gemm [--quick] [--reps N] [--json FILE]',
+    summary: 'benchmarks: gemm, conv (GFLOP/s against TensorFlow.js WebGPU in the same process)',
+    usage: 'clothtag bench gemm [--quick] [--reps N] [--json FILE]\n       clothtag bench conv [--batch 16] [--size S] [--nets resnet50,vgg16,repvgg_a0] [--passes forward,backward_data,backward_weight] [--layouts] [--reps N] [--json FILE]',
     run: bench,
   },
 };
@@ -94,19 +94,60 @@ async function demo(args: string[]): Promise<number> {
 
 async function bench(args: string[]): Promise<number> {
   const [what, ...rest] = args;
-  const { values } = parseArgs({ args: rest, options: { quick: { type: 'boolean' }, reps: { type: 'string', default: '5' }, json: { type: 'string' } } });
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      quick: { type: 'boolean' },
+      reps: { type: 'string', default: '5' },
+      json: { type: 'string' },
+      batch: { type: 'string', default: '16' },
+      size: { type: 'string' },
+      nets: { type: 'string', default: 'resnet50,vgg16,repvgg_a0' },
+      passes: { type: 'string', default: 'forward,backward_data,backward_weight' },
+      layouts: { type: 'boolean' },
+    },
+  });
   const reps = positiveInt(values.reps!, '--reps');
-  if (what !== 'gemm') throw new UsageError(`unknown benchmark "${what ?? ''}": try gemm`);
-  const { benchGemm, gemmTable, geomean } = await import('../../bench/gemm.js');
+  if (what !== 'gemm' && what !== 'conv') throw new UsageError(`unknown benchmark "${what ?? ''}": try gemm or conv`);
   const gpu = await createNodeGpu();
-  console.log(`gemm on ${gpu.info.description || gpu.info.device} (timestamp queries, median of ${reps})`);
-  const results = await benchGemm(gpu.engine, { quick: values.quick, reps });
-  console.log('\n' + gemmTable(results));
-  const ratios = results.filter((r) => r.baselineGflops).map((r) => r.gflops / r.baselineGflops!);
-  if (ratios.length) console.log(`\ngeometric mean ratio against tfjs-webgpu: ${geomean(ratios).toFixed(2)}x`);
-  if (values.json) writeFileSync(values.json, JSON.stringify({ adapter: gpu.info, results }, null, 2));
-  gpu.close();
-  return 0;
+  const adapter = gpu.info.description || gpu.info.device;
+  try {
+    if (what === 'gemm') {
+      const { benchGemm, gemmTable, geomean } = await import('../../bench/gemm.js');
+      console.log(`gemm on ${adapter} (timestamp queries, median of ${reps})`);
+      const results = await benchGemm(gpu.engine, { quick: values.quick, reps });
+      console.log('\n' + gemmTable(results));
+      const ratios = results.filter((r) => r.baselineGflops).map((r) => r.gflops / r.baselineGflops!);
+      if (ratios.length) console.log(`\ngeometric mean ratio against tfjs-webgpu: ${geomean(ratios).toFixed(2)}x`);
+      if (values.json) writeFileSync(values.json, JSON.stringify({ adapter: gpu.info, results }, null, 2));
+      return 0;
+    }
+    const { benchConv, convSummary, convTable, layoutStudy } = await import('../../bench/conv.js');
+    // A CPU adapter runs the layers at 64x64 instead of 224x224 (the same channels and strides).
+    const cpu = gpu.info.architecture === 'software' || /llvmpipe|swiftshader|lavapipe/i.test(adapter);
+    const size = values.size ? positiveInt(values.size, '--size') : cpu ? 64 : 224;
+    if (size % 32 !== 0) throw new UsageError(`--size must be a multiple of 32 (the trunks downsample 32x), got ${size}`);
+    const opts = {
+      batch: positiveInt(values.batch!, '--batch'),
+      size,
+      reps,
+      nets: values.nets!.split(','),
+      passes: values.passes!.split(',') as ('forward' | 'backward_data' | 'backward_weight')[],
+      log: (s: string) => console.log(s),
+    };
+    console.log(`conv layers at batch ${opts.batch}, ${size}x${size} input${cpu && !values.size ? ' (scaled down from 224: CPU adapter)' : ''}, on ${adapter} (timestamp queries, median of ${reps})`);
+    if (values.layouts) {
+      const rows = await layoutStudy(gpu.engine, opts);
+      if (values.json) writeFileSync(values.json, JSON.stringify({ adapter: gpu.info, size, batch: opts.batch, layouts: rows }, null, 2));
+      return 0;
+    }
+    const records = await benchConv(gpu.engine, opts);
+    console.log('\n' + convTable(records) + '\n\n' + convSummary(records).join('\n'));
+    if (values.json) writeFileSync(values.json, JSON.stringify({ adapter: gpu.info, size, batch: opts.batch, records }, null, 2));
+    return 0;
+  } finally {
+    gpu.close();
+  }
 }
 
 class UsageError extends Error {}

@@ -60,6 +60,7 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | undefined, g: ConvGe
     inputs: bias ? [x, w, bias] : [x, w],
     outputs: [out],
     workgroups: [Math.ceil((N * OH * OW) / 4 / WG_X), Math.ceil(K / 4 / WG_Y), 1],
+    flops: 2 * N * K * OH * OW * C * KH * KW,
   });
   return out;
 }
@@ -83,6 +84,7 @@ export function conv2dGradInput(dy: Tensor, w: Tensor, inputShape: readonly numb
     inputs: bias ? [dy, w, bias] : [dy, w],
     outputs: [dx],
     workgroups: [Math.ceil((N * H * W) / 4 / WG_X), Math.ceil(C / 4 / WG_Y), 1],
+    flops: 2 * N * K * OH * OW * C * KH * KW,
   });
   return dx;
 }
@@ -107,6 +109,7 @@ export function conv2dGradWeight(dy: Tensor, x: Tensor, weightShape: readonly nu
     inputs: [dy, x],
     outputs: [partial],
     workgroups: [Math.ceil(taps / 4 / WG_X), Math.ceil(K / 4 / WG_Y), splits],
+    flops: 2 * pixels * K * taps,
   });
   if (splits === 1) {
     const dw = partial.view([K, C, KH, KW]);

@@ -24,6 +24,8 @@ export interface Dispatch {
   outputs: readonly Tensor[];
   /** Workgroup counts; a single count over the 65535 limit is folded into x and y. */
   workgroups: number | readonly [number, number, number];
+  /** Floating-point operations this dispatch performs (2 per multiply-add), for stats.flops. */
+  flops?: number;
 }
 
 export interface KernelTiming {
@@ -99,7 +101,13 @@ export class Engine {
   private profile: { querySet: GPUQuerySet; labels: { kernel: string; key: string }[] } | null = null;
 
   /** Bytes currently held by live tensors and by the pool. */
-  stats = { allocatedBytes: 0, pooledBytes: 0, buffersCreated: 0, dispatches: 0, submits: 0 };
+  stats = { allocatedBytes: 0, pooledBytes: 0, buffersCreated: 0, dispatches: 0, submits: 0, flops: 0 };
+
+  /**
+   * When true, dispatches are counted (stats.flops, stats.dispatches) but not recorded: a model's
+   * FLOPs and shapes can be traced without running it.
+   */
+  countOnly = false;
 
   constructor(readonly device: GPUDevice) {
     this.limits = device.limits;
@@ -291,6 +299,11 @@ export class Engine {
   /** Records one dispatch into the current command encoder. Nothing runs until flush() or a read. */
   run(d: Dispatch): void {
     if (this.lost) throw new DeviceLostError(`the GPU device was lost (${this.lost}); last kernel: ${this.lastKernel}`);
+    this.stats.flops += d.flops ?? 0;
+    if (this.countOnly) {
+      this.stats.dispatches++;
+      return;
+    }
     const key = pipelineKey(d);
     this.lastKernel = key;
     const { pipeline, id } = this.pipeline(d, key);

@@ -40,6 +40,7 @@ export function matmul(a: Tensor, b: Tensor, o: GemmOptions = {}): Tensor {
     inputs: o.bias ? [a, b, o.bias] : [a, b],
     outputs: [out],
     workgroups: [Math.ceil(N / 4 / WG_X), Math.ceil(M / GEMM_TM / WG_Y), batch],
+    flops: 2 * batch * M * N * K,
   });
   return out;
 }

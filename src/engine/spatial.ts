@@ -51,6 +51,22 @@ export function avgPoolBackward(dy: Tensor, x: Tensor, g: PoolGeometry): Tensor 
   return dx;
 }
 
+/** Adaptive average pooling to [OH, OW] (PyTorch's AdaptiveAvgPool2d). */
+export function adaptiveAvgPool(x: Tensor, OH: number, OW: number): Tensor {
+  const [N, C, H, W] = planes(x, 'adaptive average pool');
+  const y = x.engine.empty([N, C, OH, OW]);
+  x.engine.run({ kernel: 'pool', entry: 'adaptive_forward', uniforms: [N * C, H, W, OH, OW, 1, 1, 0], inputs: [x], outputs: [y], workgroups: Math.ceil(y.size / 256) });
+  return y;
+}
+
+export function adaptiveAvgPoolBackward(dy: Tensor, x: Tensor): Tensor {
+  const [N, C, H, W] = planes(x, 'adaptive average pool');
+  const [, , OH, OW] = dy.shape as [number, number, number, number];
+  const dx = x.engine.empty(x.shape);
+  x.engine.run({ kernel: 'pool', entry: 'adaptive_backward', uniforms: [N * C, H, W, OH, OW, 1, 1, 0], inputs: [dy], outputs: [dx], workgroups: Math.ceil(dx.size / 256) });
+  return dx;
+}
+
 /** Bilinear resize to [OH, OW] with half-pixel centres (align_corners=False). */
 export function resizeBilinear(x: Tensor, OH: number, OW: number): Tensor {
   const [N, C, H, W] = planes(x, 'resize');

@@ -255,3 +255,15 @@ export function ssimRef(x: Float64Array, y: Float64Array, P: number, H: number, 
   }
   return 1 - (den > 0 ? num / den : 0);
 }
+
+export function adaptiveAvgPoolRef(x: Float64Array, P: number, H: number, W: number, OH: number, OW: number): Float64Array {
+  const out = new Float64Array(P * OH * OW);
+  for (let p = 0; p < P; p++) for (let oy = 0; oy < OH; oy++) for (let ox = 0; ox < OW; ox++) {
+    const y0 = Math.floor((oy * H) / OH), y1 = Math.ceil(((oy + 1) * H) / OH);
+    const x0 = Math.floor((ox * W) / OW), x1 = Math.ceil(((ox + 1) * W) / OW);
+    let s = 0;
+    for (let y = y0; y < y1; y++) for (let xx = x0; xx < x1; xx++) s += x[(p * H + y) * W + xx]!;
+    out[(p * OH + oy) * OW + ox] = s / ((y1 - y0) * (x1 - x0));
+  }
+  return out;
+}

@@ -1,0 +1,116 @@
+// FashionNet's two extra branches (SPEC section 3): the landmark branch, which turns a 1/8-size
+// feature map into eight full-size heatmaps, and the attention branch, which turns the heatmaps
+// and the features into an attention map A for the fusion F' = (0.5 + A) * F.
+import * as ops from '../autograd/ops.js';
+import type { Tensor } from '../engine/tensor.js';
+import { BatchNorm2d, type Context, Conv2d, ConvTranspose2d, RepVGGBlock } from './layers.js';
+import { Module } from './module.js';
+import { scaled } from './trunks.js';
+
+export const LANDMARKS = 8;
+
+type Step = { kind: 'conv'; m: Conv2d; relu: boolean } | { kind: 'rep'; m: RepVGGBlock } | { kind: 'up'; m: ConvTranspose2d };
+
+/**
+ * 1x1 conv 32 -> 3x3 64, 64, 128 -> up x2 (64) -> 3x3 64, 64 -> up x2 (32) -> 3x3 32, 32 ->
+ * up x2 (16) -> 3x3 16 -> 3x3 8 heatmaps. ReLU after every layer but the last. In New FashionNet
+ * (`rep`) every 3x3 convolution is a RepVGG block.
+ */
+export class LandmarkBranch extends Module {
+  private readonly steps: Step[] = [];
+  constructor(c: Context, path: string, inChannels: number, width: number, rep: boolean) {
+    super(c.engine, path);
+    const ch = (n: number) => scaled(n, width);
+    let inC = inChannels;
+    let index = 0;
+    const conv3 = (out: number, last = false) => {
+      const name = `${index++}`;
+      if (rep) this.steps.push({ kind: 'rep', m: this.add(name, new RepVGGBlock(c, this.child(name), inC, out, 1, !last)) });
+      else this.steps.push({ kind: 'conv', m: this.add(name, new Conv2d(c, this.child(name), inC, out, 3, 1, 1, true)), relu: !last });
+      inC = out;
+    };
+    const up = (out: number) => {
+      const name = `${index++}`;
+      this.steps.push({ kind: 'up', m: this.add(name, new ConvTranspose2d(c, this.child(name), inC, out, 4, 2, 1)) });
+      inC = out;
+    };
+    const name = `${index++}`;
+    this.steps.push({ kind: 'conv', m: this.add(name, new Conv2d(c, this.child(name), inC, ch(32), 1, 1, 0, true)), relu: true });
+    inC = ch(32);
+    conv3(ch(64)); conv3(ch(64)); conv3(ch(128));
+    up(ch(64));
+    conv3(ch(64)); conv3(ch(64));
+    up(ch(32));
+    conv3(ch(32)); conv3(ch(32));
+    up(ch(16));
+    conv3(ch(16));
+    conv3(LANDMARKS, true);
+  }
+
+  forward(features: Tensor): Tensor {
+    let y = features;
+    for (const s of this.steps) {
+      if (s.kind === 'conv') y = s.relu ? ops.relu(s.m.forward(y)) : s.m.forward(y);
+      else if (s.kind === 'rep') y = s.m.forward(y);
+      else y = ops.relu(s.m.forward(y));
+    }
+    return y;
+  }
+
+  repBlocks(): RepVGGBlock[] {
+    return this.steps.flatMap((s) => (s.kind === 'rep' ? [s.m] : []));
+  }
+}
+
+/**
+ * max over the 8 heatmaps -> resize to the feature size -> concat with the features (C + 1) ->
+ * encoder 1x1 32, 4x4/2 64 + BN, 4x4/2 128 + BN (to 1/4 of the feature size) -> decoder
+ * up 4x4/2 64 + BN, 1x1 128, 1x1 128, up 4x4/2 C + BN -> sigmoid = A, the size of the features.
+ */
+export class AttentionBranch extends Module {
+  private readonly inConv: Conv2d;
+  private readonly down1: Conv2d;
+  private readonly bnDown1: BatchNorm2d;
+  private readonly down2: Conv2d;
+  private readonly bnDown2: BatchNorm2d;
+  private readonly up1: ConvTranspose2d;
+  private readonly bnUp1: BatchNorm2d;
+  private readonly mix1: ConvTranspose2d;
+  private readonly mix2: ConvTranspose2d;
+  private readonly up2: ConvTranspose2d;
+  private readonly bnUp2: BatchNorm2d;
+  constructor(c: Context, path: string, featureChannels: number, width: number) {
+    super(c.engine, path);
+    const ch = (n: number) => scaled(n, width);
+    const C = featureChannels;
+    this.inConv = this.add('conv_in', new Conv2d(c, this.child('conv_in'), C + 1, ch(32), 1, 1, 0, true));
+    this.down1 = this.add('down1', new Conv2d(c, this.child('down1'), ch(32), ch(64), 4, 2, 1, true));
+    this.bnDown1 = this.add('bn_down1', new BatchNorm2d(c, this.child('bn_down1'), ch(64)));
+    this.down2 = this.add('down2', new Conv2d(c, this.child('down2'), ch(64), ch(128), 4, 2, 1, true));
+    this.bnDown2 = this.add('bn_down2', new BatchNorm2d(c, this.child('bn_down2'), ch(128)));
+    this.up1 = this.add('up1', new ConvTranspose2d(c, this.child('up1'), ch(128), ch(64), 4, 2, 1));
+    this.bnUp1 = this.add('bn_up1', new BatchNorm2d(c, this.child('bn_up1'), ch(64)));
+    this.mix1 = this.add('mix1', new ConvTranspose2d(c, this.child('mix1'), ch(64), ch(128), 1, 1, 0));
+    this.mix2 = this.add('mix2', new ConvTranspose2d(c, this.child('mix2'), ch(128), ch(128), 1, 1, 0));
+    this.up2 = this.add('up2', new ConvTranspose2d(c, this.child('up2'), ch(128), C, 4, 2, 1));
+    this.bnUp2 = this.add('bn_up2', new BatchNorm2d(c, this.child('bn_up2'), C));
+  }
+
+  forward(features: Tensor, heatmaps: Tensor): Tensor {
+    const [, , H, W] = features.shape as [number, number, number, number];
+    const strongest = ops.resizeBilinear(ops.maxOverChannels(heatmaps), H, W);
+    let y = ops.relu(this.inConv.forward(ops.concatChannels([features, strongest])));
+    y = ops.relu(this.bnDown1.forward(this.down1.forward(y)));
+    y = ops.relu(this.bnDown2.forward(this.down2.forward(y)));
+    y = ops.relu(this.bnUp1.forward(this.up1.forward(y)));
+    y = ops.relu(this.mix1.forward(y));
+    y = ops.relu(this.mix2.forward(y));
+    return ops.sigmoid(this.bnUp2.forward(this.up2.forward(y)));
+  }
+}
+
+/** F' = (0.5 + A) * F: attention can weaken a feature to half or strengthen it to 1.5 times. */
+export function fuse(features: Tensor, attention: Tensor): Tensor {
+  const half = features.engine.full([1], 0.5);
+  return ops.mul(features, ops.add(attention, half));
+}

@@ -1,0 +1,215 @@
+// Layers with torchvision's parameter names and initializations.
+import * as ops from '../autograd/ops.js';
+import type { Engine } from '../engine/engine.js';
+import type { Tensor } from '../engine/tensor.js';
+import { type Init, Module } from './module.js';
+
+export interface Context {
+  engine: Engine;
+  init: Init;
+}
+
+export class Conv2d extends Module {
+  readonly weight: Tensor;
+  readonly bias?: Tensor;
+  constructor(
+    c: Context,
+    path: string,
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly kernel: number,
+    readonly stride = 1,
+    readonly pad = Math.floor((kernel - 1) / 2),
+    withBias = false,
+  ) {
+    super(c.engine, path);
+    // Kaiming normal, fan_out, as torchvision initializes ResNet and VGG convolutions.
+    const n = outChannels * inChannels * kernel * kernel;
+    this.weight = this.param('weight', [outChannels, inChannels, kernel, kernel], c.init.normal(this.child('weight'), n, Math.sqrt(2 / (outChannels * kernel * kernel))));
+    if (withBias) this.bias = this.param('bias', [outChannels], new Float32Array(outChannels));
+  }
+
+  forward(x: Tensor): Tensor {
+    return ops.conv2d(x, this.weight, this.bias, { stride: this.stride, pad: this.pad });
+  }
+}
+
+export class ConvTranspose2d extends Module {
+  readonly weight: Tensor;
+  readonly bias?: Tensor;
+  constructor(c: Context, path: string, inChannels: number, outChannels: number, readonly kernel: number, readonly stride: number, readonly pad: number, withBias = true) {
+    super(c.engine, path);
+    // PyTorch's default: kaiming uniform (a = sqrt(5)), fan_in taken from weight.shape[1] * k * k.
+    const bound = 1 / Math.sqrt(outChannels * kernel * kernel);
+    this.weight = this.param('weight', [inChannels, outChannels, kernel, kernel], c.init.uniform(this.child('weight'), inChannels * outChannels * kernel * kernel, bound));
+    if (withBias) this.bias = this.param('bias', [outChannels], c.init.uniform(this.child('bias'), outChannels, bound));
+  }
+
+  forward(x: Tensor): Tensor {
+    return ops.convTranspose2d(x, this.weight, this.bias, { stride: this.stride, pad: this.pad });
+  }
+}
+
+export class BatchNorm2d extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor;
+  readonly runningMean: Tensor;
+  readonly runningVar: Tensor;
+  eps = 1e-5;
+  momentum = 0.1;
+  constructor(c: Context, path: string, readonly channels: number) {
+    super(c.engine, path);
+    this.weight = this.param('weight', [channels], new Float32Array(channels).fill(1));
+    this.bias = this.param('bias', [channels], new Float32Array(channels));
+    this.runningMean = this.buffer('running_mean', [channels], new Float32Array(channels));
+    this.runningVar = this.buffer('running_var', [channels], new Float32Array(channels).fill(1));
+  }
+
+  forward(x: Tensor): Tensor {
+    return ops.batchNorm2d(x, { gamma: this.weight, beta: this.bias, runningMean: this.runningMean, runningVar: this.runningVar, eps: this.eps, momentum: this.momentum }, this.training);
+  }
+
+  /** The per-channel affine map that eval mode applies: y = scale * x + shift. */
+  async affine(): Promise<{ scale: Float32Array; shift: Float32Array }> {
+    const [g, b, m, v] = await Promise.all([this.weight.read(), this.bias.read(), this.runningMean.read(), this.runningVar.read()]);
+    const scale = g.map((gi, i) => gi / Math.sqrt(v[i]! + this.eps));
+    return { scale, shift: b.map((bi, i) => bi - m[i]! * scale[i]!) };
+  }
+}
+
+/** nn.Linear (weight [out, in]); a weight over the binding limit is held as row chunks. */
+export class Linear extends Module {
+  readonly weightParts: Tensor[];
+  readonly bias?: Tensor;
+  constructor(c: Context, path: string, readonly inFeatures: number, readonly outFeatures: number, withBias = true) {
+    super(c.engine, path);
+    const bound = 1 / Math.sqrt(inFeatures);
+    this.weightParts = this.state('weight', [outFeatures, inFeatures], c.init.uniform(this.child('weight'), outFeatures * inFeatures, bound), true);
+    if (withBias) this.bias = this.param('bias', [outFeatures], c.init.uniform(this.child('bias'), outFeatures, bound));
+  }
+
+  forward(x: Tensor): Tensor {
+    if (x.rank !== 2 || x.shape[1] !== this.inFeatures) throw new Error(`${this.path}: expects [N, ${this.inFeatures}], got ${x.describe()}`);
+    if (this.weightParts.length === 1) return ops.linear(x, this.weightParts[0]!, this.bias);
+    const parts = this.weightParts.map((w) => ops.linear(x, w));
+    const joined = ops.concatChannels(parts);
+    return this.bias ? ops.addBias(joined, this.bias) : joined;
+  }
+}
+
+/** A convolution followed by BatchNorm, named `conv` and `bn` (RepVGG's branches). */
+export class ConvBN extends Module {
+  readonly conv: Conv2d;
+  readonly bn: BatchNorm2d;
+  constructor(c: Context, path: string, inChannels: number, outChannels: number, kernel: number, stride: number, pad: number) {
+    super(c.engine, path);
+    this.conv = this.add('conv', new Conv2d(c, this.child('conv'), inChannels, outChannels, kernel, stride, pad));
+    this.bn = this.add('bn', new BatchNorm2d(c, this.child('bn'), outChannels));
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.bn.forward(this.conv.forward(x));
+  }
+}
+
+/**
+ * The RepVGG block (Ding et al. 2021): relu(BN(conv3x3(x)) + BN(conv1x1(x)) + BN(x)), the identity
+ * branch only where shapes allow. reparameterize() fuses the three into one 3x3 convolution with
+ * bias (rbr_reparam), which gives the same eval-mode output.
+ */
+export class RepVGGBlock extends Module {
+  private dense?: ConvBN;
+  private oneByOne?: ConvBN;
+  private identity?: BatchNorm2d;
+  private fused?: Conv2d;
+  constructor(
+    private readonly c: Context,
+    path: string,
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly stride = 1,
+    readonly relu = true,
+  ) {
+    super(c.engine, path);
+    this.dense = this.add('rbr_dense', new ConvBN(c, this.child('rbr_dense'), inChannels, outChannels, 3, stride, 1));
+    this.oneByOne = this.add('rbr_1x1', new ConvBN(c, this.child('rbr_1x1'), inChannels, outChannels, 1, stride, 0));
+    if (inChannels === outChannels && stride === 1) this.identity = this.add('rbr_identity', new BatchNorm2d(c, this.child('rbr_identity'), outChannels));
+  }
+
+  get deployed(): boolean {
+    return !!this.fused;
+  }
+
+  forward(x: Tensor): Tensor {
+    let y: Tensor;
+    if (this.fused) y = this.fused.forward(x);
+    else {
+      y = ops.add(this.dense!.forward(x), this.oneByOne!.forward(x));
+      if (this.identity) y = ops.add(y, this.identity.forward(x));
+    }
+    return this.relu ? ops.relu(y) : y;
+  }
+
+  /** Fuses the branches into one 3x3 convolution with bias (W = sum of gamma/sigma * W_i, b = sum of beta - mu*gamma/sigma). */
+  async reparameterize(): Promise<void> {
+    if (this.fused) return;
+    const K = this.outChannels, C = this.inChannels;
+    const weight = new Float32Array(K * C * 9);
+    const bias = new Float32Array(K);
+    const addBranch = (w3: (k: number, c: number, tap: number) => number, a: { scale: Float32Array; shift: Float32Array }) => {
+      for (let k = 0; k < K; k++) {
+        for (let c = 0; c < C; c++) for (let tap = 0; tap < 9; tap++) weight[(k * C + c) * 9 + tap]! += a.scale[k]! * w3(k, c, tap);
+        bias[k]! += a.shift[k]!;
+      }
+    };
+    const dense = await this.dense!.conv.weight.read();
+    addBranch((k, c, tap) => dense[(k * C + c) * 9 + tap]!, await this.dense!.bn.affine());
+    const one = await this.oneByOne!.conv.weight.read();
+    addBranch((k, c, tap) => (tap === 4 ? one[k * C + c]! : 0), await this.oneByOne!.bn.affine());
+    if (this.identity) addBranch((k, c, tap) => (tap === 4 && k === c ? 1 : 0), await this.identity.affine());
+    this.dropChild('rbr_dense');
+    this.dropChild('rbr_1x1');
+    if (this.identity) this.dropChild('rbr_identity');
+    this.dense = this.oneByOne = this.identity = undefined;
+    const fused = new Conv2d(this.c, this.child('rbr_reparam'), C, K, 3, this.stride, 1, true);
+    this.engine.write(fused.weight, weight);
+    this.engine.write(fused.bias!, bias);
+    this.fused = this.add('rbr_reparam', fused);
+  }
+}
+
+/** torchvision's Bottleneck (ResNet v1.5: the stride on the 3x3). */
+export class Bottleneck extends Module {
+  static readonly expansion = 4;
+  readonly conv1: Conv2d;
+  readonly bn1: BatchNorm2d;
+  readonly conv2: Conv2d;
+  readonly bn2: BatchNorm2d;
+  readonly conv3: Conv2d;
+  readonly bn3: BatchNorm2d;
+  readonly downsample?: [Conv2d, BatchNorm2d];
+  constructor(c: Context, path: string, inplanes: number, planes: number, stride: number) {
+    super(c.engine, path);
+    const out = planes * Bottleneck.expansion;
+    this.conv1 = this.add('conv1', new Conv2d(c, this.child('conv1'), inplanes, planes, 1));
+    this.bn1 = this.add('bn1', new BatchNorm2d(c, this.child('bn1'), planes));
+    this.conv2 = this.add('conv2', new Conv2d(c, this.child('conv2'), planes, planes, 3, stride, 1));
+    this.bn2 = this.add('bn2', new BatchNorm2d(c, this.child('bn2'), planes));
+    this.conv3 = this.add('conv3', new Conv2d(c, this.child('conv3'), planes, out, 1));
+    this.bn3 = this.add('bn3', new BatchNorm2d(c, this.child('bn3'), out));
+    if (stride !== 1 || inplanes !== out) {
+      this.downsample = [
+        this.add('downsample.0', new Conv2d(c, this.child('downsample.0'), inplanes, out, 1, stride, 0)),
+        this.add('downsample.1', new BatchNorm2d(c, this.child('downsample.1'), out)),
+      ];
+    }
+  }
+
+  forward(x: Tensor): Tensor {
+    let y = ops.relu(this.bn1.forward(this.conv1.forward(x)));
+    y = ops.relu(this.bn2.forward(this.conv2.forward(y)));
+    y = this.bn3.forward(this.conv3.forward(y));
+    const identity = this.downsample ? this.downsample[1].forward(this.downsample[0].forward(x)) : x;
+    return ops.relu(ops.add(y, identity));
+  }
+}

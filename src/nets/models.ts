@@ -1,0 +1,254 @@
+// The five networks of the thesis (SPEC section 3). Heads are sized from the dataset's vocabulary;
+// a head whose task the data lacks (0 classes) is not built.
+import * as ops from '../autograd/ops.js';
+import type { Engine } from '../engine/engine.js';
+import type { Tensor } from '../engine/tensor.js';
+import { AttentionBranch, LANDMARKS, LandmarkBranch, fuse } from './branches.js';
+import { type Context, ConvBN, Linear, RepVGGBlock } from './layers.js';
+import { Init, Module } from './module.js';
+import { RepVGGA0, ResNet50, VGG16Features, scaled } from './trunks.js';
+
+export const NET_NAMES = ['cloth_resnet_a', 'cloth_resnet_b', 'cloth_repvgg', 'fashionnet', 'new_fashionnet'] as const;
+export type NetName = (typeof NET_NAMES)[number];
+
+/** Parameter counts the thesis reports (its tables 3.x-6.x), for comparison. */
+export const THESIS_PARAMS: Record<NetName, number> = {
+  cloth_resnet_a: 29_753_408,
+  cloth_resnet_b: 40_506_432,
+  cloth_repvgg: 11_189_712,
+  fashionnet: 76_298_024,
+  new_fashionnet: 108_154_640,
+};
+
+export interface NetConfig {
+  net: NetName;
+  /** Category classes (0: no category head). */
+  categories: number;
+  /** Attributes (0: no attribute head). */
+  attributes: number;
+  /** Channel multiplier: 1 is the thesis's network; tests and CPU runs use narrow ones. */
+  width: number;
+  /** Seed of the initial weights. */
+  seed?: number;
+}
+
+export interface NetOutput {
+  /** Category logits [N, categories]. */
+  category?: Tensor;
+  /** Attribute logits [N, attributes]. */
+  attributes?: Tensor;
+  /** Landmark heatmaps [N, 8, H, W], the size of the input. */
+  heatmaps?: Tensor;
+}
+
+export function isNetName(name: string): name is NetName {
+  return (NET_NAMES as readonly string[]).includes(name);
+}
+
+/** The category and attribute heads: Linear layers named `category` and `attributes`. */
+class Heads extends Module {
+  readonly category?: Linear;
+  readonly attributes?: Linear;
+  constructor(c: Context, features: number, config: NetConfig, categoryFeatures = features) {
+    super(c.engine, '');
+    if (config.categories > 0) this.category = this.add('category', new Linear(c, 'category', categoryFeatures, config.categories));
+    if (config.attributes > 0) this.attributes = this.add('attributes', new Linear(c, 'attributes', features, config.attributes));
+  }
+}
+
+export abstract class ClothNet extends Module {
+  abstract readonly hasLandmarks: boolean;
+  constructor(
+    engine: Engine,
+    readonly config: NetConfig,
+  ) {
+    super(engine, '');
+  }
+
+  /** Eval- or train-mode forward pass (per setTraining) on images [N, 3, H, W]. */
+  forward(images: Tensor): NetOutput {
+    this.checkInput(images);
+    return this.run(images);
+  }
+
+  protected abstract run(images: Tensor): NetOutput;
+
+  protected checkInput(x: Tensor): void {
+    const [N, C, H, W] = x.shape as [number, number, number, number];
+    const sizes = `${this.config.net} takes images [N, 3, H, W] with H and W from 32 to 448`;
+    if (x.rank !== 4 || C !== 3 || N < 1) throw new Error(`${sizes}; got ${x.describe()}`);
+    if (H < 32 || W < 32 || H > 448 || W > 448) throw new Error(`${sizes}; got ${H}x${W}`);
+    if (this.hasLandmarks && (H % 32 !== 0 || W % 32 !== 0)) throw new Error(`${this.config.net} needs H and W multiples of 32 (its heatmaps come back at 8x the 1/8-size features); got ${H}x${W}`);
+  }
+
+  /** Every RepVGG block (the trunk of cloth_repvgg, the landmark branch of new_fashionnet). */
+  repBlocks(): RepVGGBlock[] {
+    return this.modules().filter((m): m is RepVGGBlock => m instanceof RepVGGBlock);
+  }
+
+  /** Fuses every RepVGG block into a single 3x3 convolution (deployment form); eval outputs are unchanged. */
+  async reparameterize(): Promise<void> {
+    for (const b of this.repBlocks()) await b.reparameterize();
+  }
+
+  /** Parameters once every RepVGG block is fused (computed from the shapes, no GPU work). */
+  deployParameterCount(): number {
+    let count = this.parameterCount();
+    for (const b of this.repBlocks()) {
+      if (b.deployed) continue;
+      const own = b.stateEntries().filter((e) => e.trainable).reduce((s, e) => s + e.shape.reduce((p, d) => p * d, 1), 0);
+      count += b.outChannels * b.inChannels * 9 + b.outChannels - own;
+    }
+    return count;
+  }
+
+  protected heads(h: Heads, pooled: Tensor, categoryInput = pooled): NetOutput {
+    return {
+      category: h.category?.forward(categoryInput),
+      attributes: h.attributes?.forward(pooled),
+    };
+  }
+}
+
+class ClothResNetA extends ClothNet {
+  readonly hasLandmarks = false;
+  private readonly trunk: ResNet50;
+  private readonly head: Heads;
+  constructor(c: Context, config: NetConfig) {
+    super(c.engine, config);
+    this.trunk = this.add('trunk', new ResNet50(c, config.width));
+    this.head = this.add('heads', new Heads(c, this.trunk.outChannels, config));
+  }
+
+  protected run(x: Tensor): NetOutput {
+    return this.heads(this.head, ops.globalAvgPool(this.trunk.forward(x)));
+  }
+}
+
+/** Category: GAP -> FC 1024 -> FC. Attributes: three 3x3 conv+BN+ReLU (512, 512, 2048) -> GAP -> FC. */
+class ClothResNetB extends ClothNet {
+  readonly hasLandmarks = false;
+  private readonly trunk: ResNet50;
+  private readonly categoryFc?: Linear;
+  private readonly attributeConvs: ConvBN[] = [];
+  private readonly head: Heads;
+  constructor(c: Context, config: NetConfig) {
+    super(c.engine, config);
+    const w = config.width;
+    this.trunk = this.add('trunk', new ResNet50(c, w));
+    const trunkOut = this.trunk.outChannels;
+    if (config.categories > 0) this.categoryFc = this.add('category_fc', new Linear(c, 'category_fc', trunkOut, scaled(1024, w)));
+    let inC = trunkOut;
+    if (config.attributes > 0) {
+      [512, 512, 2048].forEach((out, i) => {
+        const o = scaled(out, w);
+        this.attributeConvs.push(this.add(`attribute_convs.${i}`, new ConvBN(c, `attribute_convs.${i}`, inC, o, 3, 1, 1)));
+        inC = o;
+      });
+    }
+    this.head = this.add('heads', new Heads(c, inC, config, scaled(1024, w)));
+  }
+
+  protected run(x: Tensor): NetOutput {
+    const f = this.trunk.forward(x);
+    const out: NetOutput = {};
+    if (this.categoryFc) out.category = this.head.category!.forward(ops.relu(this.categoryFc.forward(ops.globalAvgPool(f))));
+    if (this.attributeConvs.length) {
+      let a = f;
+      for (const cb of this.attributeConvs) a = ops.relu(cb.forward(a));
+      out.attributes = this.head.attributes!.forward(ops.globalAvgPool(a));
+    }
+    return out;
+  }
+}
+
+class ClothRepVGG extends ClothNet {
+  readonly hasLandmarks = false;
+  private readonly trunk: RepVGGA0;
+  private readonly head: Heads;
+  constructor(c: Context, config: NetConfig) {
+    super(c.engine, config);
+    this.trunk = this.add('trunk', new RepVGGA0(c, config.width));
+    this.head = this.add('heads', new Heads(c, this.trunk.outChannels, config));
+  }
+
+  protected run(x: Tensor): NetOutput {
+    return this.heads(this.head, ops.globalAvgPool(this.trunk.forward(x)));
+  }
+}
+
+/**
+ * FashionNet (Liu et al. 2016) as the thesis builds it: VGG-16 to conv4_3, landmark and attention
+ * branches, fusion, pool4 + conv5 + pool5, adaptive pooling to 7x7 (torchvision's VGG), FC 4096
+ * (`classifier.0`, torchvision's name) + ReLU + dropout, the two heads.
+ */
+class FashionNet extends ClothNet {
+  readonly hasLandmarks = true;
+  private readonly trunk: VGG16Features;
+  private readonly landmarks: LandmarkBranch;
+  private readonly attention: AttentionBranch;
+  private readonly fc: Linear;
+  private readonly head: Heads;
+  private dropoutStep = 0;
+  constructor(c: Context, config: NetConfig) {
+    super(c.engine, config);
+    const w = config.width;
+    this.trunk = this.add('trunk', new VGG16Features(c, w));
+    this.landmarks = this.add('landmarks', new LandmarkBranch(c, 'landmarks', this.trunk.midChannels, w, false));
+    this.attention = this.add('attention', new AttentionBranch(c, 'attention', this.trunk.midChannels, w));
+    this.fc = this.add('classifier.0', new Linear(c, 'classifier.0', this.trunk.outChannels * 49, scaled(4096, w)));
+    this.head = this.add('heads', new Heads(c, scaled(4096, w), config));
+  }
+
+  protected run(x: Tensor): NetOutput {
+    const f = this.trunk.toConv4_3(x);
+    const heatmaps = this.landmarks.forward(f);
+    const fused = fuse(f, this.attention.forward(f, heatmaps));
+    const pooled = ops.adaptiveAvgPool2d(this.trunk.fromPool4(fused), 7, 7);
+    const flat = ops.reshape(pooled, [pooled.shape[0]!, -1]);
+    const hidden = ops.dropout(ops.relu(this.fc.forward(flat)), 0.5, (this.config.seed ?? 0) * 7919 + this.dropoutStep++, this.training);
+    return { ...this.heads(this.head, hidden), heatmaps };
+  }
+}
+
+/** New FashionNet (the thesis, chapter 6): ResNet-50 trunk, fusion after layer2, RepVGG-block landmark branch. */
+class NewFashionNet extends ClothNet {
+  readonly hasLandmarks = true;
+  private readonly trunk: ResNet50;
+  private readonly landmarks: LandmarkBranch;
+  private readonly attention: AttentionBranch;
+  private readonly head: Heads;
+  constructor(c: Context, config: NetConfig) {
+    super(c.engine, config);
+    const w = config.width;
+    this.trunk = this.add('trunk', new ResNet50(c, w));
+    this.landmarks = this.add('landmarks', new LandmarkBranch(c, 'landmarks', this.trunk.midChannels, w, true));
+    this.attention = this.add('attention', new AttentionBranch(c, 'attention', this.trunk.midChannels, w));
+    this.head = this.add('heads', new Heads(c, this.trunk.outChannels, config));
+  }
+
+  protected run(x: Tensor): NetOutput {
+    const f = this.trunk.toLayer2(x);
+    const heatmaps = this.landmarks.forward(f);
+    const fused = fuse(f, this.attention.forward(f, heatmaps));
+    return { ...this.heads(this.head, ops.globalAvgPool(this.trunk.fromLayer3(fused))), heatmaps };
+  }
+}
+
+const BUILDERS: Record<NetName, new (c: Context, config: NetConfig) => ClothNet> = {
+  cloth_resnet_a: ClothResNetA,
+  cloth_resnet_b: ClothResNetB,
+  cloth_repvgg: ClothRepVGG,
+  fashionnet: FashionNet,
+  new_fashionnet: NewFashionNet,
+};
+
+/** Builds a network with fresh (seeded) weights on `engine`. */
+export function createNet(engine: Engine, config: NetConfig): ClothNet {
+  if (!isNetName(config.net)) throw new Error(`unknown network "${config.net}": one of ${NET_NAMES.join(', ')}`);
+  if (!(config.width > 0 && config.width <= 4)) throw new Error(`width must be in (0, 4], got ${config.width}`);
+  if (config.categories <= 0 && config.attributes <= 0) throw new Error(`${config.net} needs at least one head: categories or attributes`);
+  return new BUILDERS[config.net]({ engine, init: new Init(config.seed ?? 0) }, config);
+}
+
+export { LANDMARKS };

@@ -1,0 +1,142 @@
+// Modules: parameters and buffers with torchvision-style dotted names, train/eval modes, and the
+// state (what a safetensors checkpoint holds). A state entry may be stored as row chunks when one
+// tensor would exceed the adapter's binding limit (VGG's 25088 x 4096 classifier on lavapipe).
+import type { Engine } from '../engine/engine.js';
+import type { Tensor } from '../engine/tensor.js';
+
+/** A named tensor of the state, possibly split along its first axis into parts. */
+export interface StateEntry {
+  name: string;
+  shape: number[];
+  parts: Tensor[];
+  /** Trainable (a parameter) or not (a BatchNorm running statistic). */
+  trainable: boolean;
+}
+
+/** Deterministic initial weights: each module draws from a stream seeded by its full name. */
+export class Init {
+  constructor(readonly seed: number) {}
+
+  private stream(name: string): () => number {
+    let h = this.seed >>> 0;
+    for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
+    let a = h || 1;
+    return () => {
+      a = (a + 0x6d2b79f5) >>> 0;
+      let t = a;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+
+  /** Normal(0, std). */
+  normal(name: string, n: number, std: number): Float32Array {
+    const r = this.stream(name), out = new Float32Array(n);
+    for (let i = 0; i < n; i += 2) {
+      const u = Math.max(r(), 1e-12), v = r();
+      const m = std * Math.sqrt(-2 * Math.log(u));
+      out[i] = m * Math.cos(2 * Math.PI * v);
+      if (i + 1 < n) out[i + 1] = m * Math.sin(2 * Math.PI * v);
+    }
+    return out;
+  }
+
+  /** Uniform(-bound, bound). */
+  uniform(name: string, n: number, bound: number): Float32Array {
+    const r = this.stream(name), out = new Float32Array(n);
+    for (let i = 0; i < n; i++) out[i] = (2 * r() - 1) * bound;
+    return out;
+  }
+}
+
+export abstract class Module {
+  training = true;
+  private readonly children = new Map<string, Module>();
+  private readonly entries = new Map<string, StateEntry>();
+
+  constructor(
+    readonly engine: Engine,
+    /** The full dotted name of this module ('' for the root), used for seeds and errors. */
+    readonly path: string,
+  ) {}
+
+  protected child(name: string): string {
+    return this.path ? `${this.path}.${name}` : name;
+  }
+
+  protected add<M extends Module>(name: string, m: M): M {
+    this.children.set(name, m);
+    return m;
+  }
+
+  /** Registers a tensor of the state, uploaded from `data` and split into row chunks if it must be. */
+  protected state(name: string, shape: number[], data: Float32Array, trainable: boolean): Tensor[] {
+    const full = this.child(name);
+    const rowElems = shape.slice(1).reduce((a, b) => a * b, 1);
+    const rowsPerPart = Math.max(1, Math.floor(this.engine.maxTensorBytes / 4 / Math.max(rowElems, 1)));
+    const parts: Tensor[] = [];
+    for (let row = 0; row < (shape[0] ?? 1); row += rowsPerPart) {
+      const rows = Math.min(rowsPerPart, shape[0]! - row);
+      const partShape = shape.length ? [rows, ...shape.slice(1)] : [1];
+      const t = this.engine.tensor(data.subarray(row * rowElems, (row + rows) * rowElems), partShape, parts.length ? `${full}[part ${parts.length}]` : full).keep();
+      t.requiresGrad = trainable;
+      parts.push(t);
+      if (!shape.length) break;
+    }
+    this.entries.set(name, { name: full, shape, parts, trainable });
+    return parts;
+  }
+
+  protected param(name: string, shape: number[], data: Float32Array): Tensor {
+    return this.state(name, shape, data, true)[0]!;
+  }
+
+  protected buffer(name: string, shape: number[], data: Float32Array): Tensor {
+    return this.state(name, shape, data, false)[0]!;
+  }
+
+  /** Removes a state entry (and frees it): used when re-parameterization replaces branches. */
+  protected dropState(name: string): void {
+    const e = this.entries.get(name);
+    for (const t of e?.parts ?? []) t.dispose();
+    this.entries.delete(name);
+  }
+
+  protected dropChild(name: string): void {
+    this.children.get(name)?.dispose();
+    this.children.delete(name);
+  }
+
+  /** Every state entry of this module and its children, in definition order, with full names. */
+  stateEntries(): StateEntry[] {
+    const out: StateEntry[] = [...this.entries.values()];
+    for (const c of this.children.values()) out.push(...c.stateEntries());
+    return out;
+  }
+
+  /** Trainable tensors (the parts of every parameter), for the optimizer. */
+  parameters(): Tensor[] {
+    return this.stateEntries().filter((e) => e.trainable).flatMap((e) => e.parts);
+  }
+
+  /** Number of values in trainable parameters (what papers call the parameter count). */
+  parameterCount(): number {
+    return this.stateEntries().filter((e) => e.trainable).reduce((s, e) => s + e.shape.reduce((a, b) => a * b, 1), 0);
+  }
+
+  setTraining(training: boolean): this {
+    this.training = training;
+    for (const c of this.children.values()) c.setTraining(training);
+    return this;
+  }
+
+  modules(): Module[] {
+    return [this, ...[...this.children.values()].flatMap((c) => c.modules())];
+  }
+
+  dispose(): void {
+    for (const e of this.entries.values()) for (const t of e.parts) t.dispose();
+    for (const c of this.children.values()) c.dispose();
+  }
+}

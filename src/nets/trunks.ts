@@ -1,0 +1,123 @@
+// The three backbones, with torchvision's (and RepVGG's official) parameter names so that
+// converted ImageNet weights load: ResNet-50, VGG-16 (features) and RepVGG-A0.
+import * as ops from '../autograd/ops.js';
+import type { Tensor } from '../engine/tensor.js';
+import { Bottleneck, BatchNorm2d, type Context, Conv2d, RepVGGBlock } from './layers.js';
+import { Module } from './module.js';
+
+/** Channel count under a width multiplier (at least 1). */
+export const scaled = (channels: number, width: number) => Math.max(1, Math.round(channels * width));
+
+/** torchvision ResNet-50 without its classifier: stem, layer1..layer4 (3-4-6-3 bottlenecks). */
+export class ResNet50 extends Module {
+  readonly conv1: Conv2d;
+  readonly bn1: BatchNorm2d;
+  readonly layers: Bottleneck[][] = [];
+  /** Channels after layer2 (the fusion point of New FashionNet) and after layer4. */
+  readonly midChannels: number;
+  readonly outChannels: number;
+  constructor(c: Context, width: number) {
+    super(c.engine, '');
+    const base = scaled(64, width);
+    this.conv1 = this.add('conv1', new Conv2d(c, 'conv1', 3, base, 7, 2, 3));
+    this.bn1 = this.add('bn1', new BatchNorm2d(c, 'bn1', base));
+    let inplanes = base;
+    ([[64, 3, 1], [128, 4, 2], [256, 6, 2], [512, 3, 2]] as const).forEach(([planes, blocks, stride], i) => {
+      const p = scaled(planes, width);
+      const stage: Bottleneck[] = [];
+      for (let b = 0; b < blocks; b++) {
+        const name = `layer${i + 1}.${b}`;
+        stage.push(this.add(name, new Bottleneck(c, name, inplanes, p, b === 0 ? stride : 1)));
+        inplanes = p * Bottleneck.expansion;
+      }
+      this.layers.push(stage);
+    });
+    this.midChannels = scaled(128, width) * Bottleneck.expansion;
+    this.outChannels = inplanes;
+  }
+
+  /** Stem, layer1 and layer2: [N, 3, S, S] -> [N, 512w, S/8, S/8]. */
+  toLayer2(x: Tensor): Tensor {
+    let y = ops.relu(this.bn1.forward(this.conv1.forward(x)));
+    y = ops.maxPool2d(y, { kernel: 3, stride: 2, pad: 1 });
+    for (const block of [...this.layers[0]!, ...this.layers[1]!]) y = block.forward(y);
+    return y;
+  }
+
+  /** layer3 and layer4: -> [N, 2048w, S/32, S/32]. */
+  fromLayer3(x: Tensor): Tensor {
+    let y = x;
+    for (const block of [...this.layers[2]!, ...this.layers[3]!]) y = block.forward(y);
+    return y;
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.fromLayer3(this.toLayer2(x));
+  }
+}
+
+/** torchvision VGG-16 `features`: 13 convolutions (with bias) and 5 max-pools, indices as torchvision's. */
+export class VGG16Features extends Module {
+  private readonly convs = new Map<number, Conv2d>();
+  /** Channels at conv4_3 (the fusion point of FashionNet) and at the end. */
+  readonly midChannels: number;
+  readonly outChannels: number;
+  constructor(c: Context, width: number) {
+    super(c.engine, '');
+    // torchvision's layout: conv at these indices of `features`, ReLU after each, max-pool at 4, 9, 16, 23, 30.
+    const plan: [number, number][] = [[0, 64], [2, 64], [5, 128], [7, 128], [10, 256], [12, 256], [14, 256], [17, 512], [19, 512], [21, 512], [24, 512], [26, 512], [28, 512]];
+    let inC = 3;
+    for (const [index, out] of plan) {
+      const o = scaled(out, width);
+      this.convs.set(index, this.add(`features.${index}`, new Conv2d(c, `features.${index}`, inC, o, 3, 1, 1, true)));
+      inC = o;
+    }
+    this.midChannels = this.outChannels = inC;
+  }
+
+  private run(x: Tensor, from: number, to: number): Tensor {
+    let y = x;
+    for (let i = from; i <= to; i++) {
+      const conv = this.convs.get(i);
+      if (conv) y = ops.relu(conv.forward(y));
+      else if ([4, 9, 16, 23, 30].includes(i)) y = ops.maxPool2d(y, { kernel: 2, stride: 2, pad: 0 });
+    }
+    return y;
+  }
+
+  /** conv1_1 .. conv4_3 (features 0..22): [N, 3, S, S] -> [N, 512w, S/8, S/8]. */
+  toConv4_3(x: Tensor): Tensor {
+    return this.run(x, 0, 22);
+  }
+
+  /** pool4, conv5_1 .. conv5_3, pool5 (features 23..30): -> [N, 512w, S/32, S/32]. */
+  fromPool4(x: Tensor): Tensor {
+    return this.run(x, 23, 30);
+  }
+}
+
+/** RepVGG-A0 (widths 48-48-96-192-1280, blocks 1-2-4-14-1, each stage starting with stride 2), official names. */
+export class RepVGGA0 extends Module {
+  readonly blocks: RepVGGBlock[] = [];
+  readonly outChannels: number;
+  constructor(c: Context, width: number) {
+    super(c.engine, '');
+    const widths = [48, 48, 96, 192, 1280].map((w) => scaled(w, width));
+    const depths = [1, 2, 4, 14, 1];
+    let inC = 3;
+    widths.forEach((w, stage) => {
+      for (let b = 0; b < depths[stage]!; b++) {
+        const name = stage === 0 ? 'stage0' : `stage${stage}.${b}`;
+        this.blocks.push(this.add(name, new RepVGGBlock(c, name, inC, w, b === 0 ? 2 : 1)));
+        inC = w;
+      }
+    });
+    this.outChannels = inC;
+  }
+
+  forward(x: Tensor): Tensor {
+    let y = x;
+    for (const b of this.blocks) y = b.forward(y);
+    return y;
+  }
+}

@@ -1,0 +1,100 @@
+// Moving a network's state to and from safetensors: strict loading for our own checkpoints,
+// trunk-only loading for converted torchvision / RepVGG ImageNet weights (--pretrained).
+import type { Module, StateEntry } from './module.js';
+import { type NetConfig, type NetName, createNet, isNetName, type ClothNet } from './models.js';
+import { type TensorMap, parseSafetensors, serializeSafetensors } from './safetensors.js';
+
+export class WeightsError extends Error {
+  override name = 'WeightsError';
+}
+
+/** Reads every state tensor back from the GPU (parts joined), with full names. */
+export async function readState(net: Module): Promise<TensorMap> {
+  const out: TensorMap = new Map();
+  for (const e of net.stateEntries()) {
+    const parts = await Promise.all(e.parts.map((p) => p.read()));
+    const data = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+    let at = 0;
+    for (const p of parts) {
+      data.set(p, at);
+      at += p.length;
+    }
+    out.set(e.name, { shape: [...e.shape], data });
+  }
+  return out;
+}
+
+function writeEntry(net: Module, e: StateEntry, data: Float32Array): void {
+  let at = 0;
+  for (const p of e.parts) {
+    net.engine.write(p, data.subarray(at, at + p.size));
+    at += p.size;
+  }
+}
+
+const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
+
+/** State names a converted ImageNet checkpoint provides: the trunks' (torchvision / RepVGG naming). */
+export function isTrunkName(name: string): boolean {
+  return /^(conv1|bn1|layer[1-4]|features|stage[0-4]|classifier\.0)\./.test(name);
+}
+
+/**
+ * Copies `tensors` into the network. strict: names and shapes must match exactly (BatchNorm's
+ * num_batches_tracked is ignored). pretrained: every trunk tensor of the network must be present;
+ * heads, branches and the file's other tensors (ImageNet classifier) are left alone.
+ * Errors list every missing, unexpected and mis-shaped tensor.
+ */
+export function loadState(net: Module, tensors: TensorMap, mode: 'strict' | 'pretrained', source: string): { loaded: number; ignored: string[] } {
+  const entries = net.stateEntries();
+  const wanted = mode === 'strict' ? entries : entries.filter((e) => isTrunkName(e.name));
+  const missing = wanted.filter((e) => !tensors.has(e.name)).map((e) => `${e.name} [${e.shape}]`);
+  const misShaped = wanted.filter((e) => tensors.has(e.name) && !sameShape(tensors.get(e.name)!.shape, e.shape)).map((e) => `${e.name}: file [${tensors.get(e.name)!.shape}], network [${e.shape}]`);
+  const known = new Set(entries.map((e) => e.name));
+  const extra = [...tensors.keys()].filter((n) => !known.has(n) && !n.endsWith('num_batches_tracked'));
+  const problems: string[] = [];
+  if (missing.length) problems.push(`missing (${missing.length}): ${missing.slice(0, 20).join(', ')}${missing.length > 20 ? ', ...' : ''}`);
+  if (misShaped.length) problems.push(`wrong shape (${misShaped.length}): ${misShaped.slice(0, 20).join('; ')}`);
+  if (mode === 'strict' && extra.length) problems.push(`unexpected (${extra.length}): ${extra.slice(0, 20).join(', ')}${extra.length > 20 ? ', ...' : ''}`);
+  if (problems.length) throw new WeightsError(`${source} does not fit this network:\n  ${problems.join('\n  ')}`);
+  for (const e of wanted) writeEntry(net, e, tensors.get(e.name)!.data);
+  return { loaded: wanted.length, ignored: mode === 'strict' ? [] : extra };
+}
+
+export interface CheckpointMeta {
+  config: NetConfig;
+  /** Whether the RepVGG blocks are fused (the state then names rbr_reparam). */
+  deployed: boolean;
+  /** Anything else worth keeping beside the weights (vocabulary, training state). */
+  extra?: Record<string, string>;
+}
+
+/** A safetensors checkpoint: the state plus the network's configuration in the metadata. */
+export async function saveCheckpoint(net: ClothNet, extra: Record<string, string> = {}): Promise<Uint8Array> {
+  const deployed = net.repBlocks().some((b) => b.deployed);
+  return serializeSafetensors(await readState(net), { format: 'clothtag', config: JSON.stringify(net.config), deployed: String(deployed), ...extra });
+}
+
+/** Builds the network a checkpoint describes and loads its weights (strict). */
+export async function loadCheckpoint(engine: ClothNet['engine'], bytes: ArrayBuffer | Uint8Array, source: string): Promise<{ net: ClothNet; meta: CheckpointMeta }> {
+  const { tensors, metadata } = parseSafetensors(bytes, source);
+  if (!metadata.config) throw new WeightsError(`${source} is not a clothtag checkpoint (no network configuration in its metadata); use --pretrained for ImageNet trunks`);
+  let config: NetConfig;
+  try {
+    config = JSON.parse(metadata.config);
+  } catch {
+    throw new WeightsError(`${source}: the network configuration in its metadata is not valid JSON`);
+  }
+  if (!isNetName(config.net as string)) throw new WeightsError(`${source}: unknown network "${config.net}"`);
+  const net = createNet(engine, { ...config, net: config.net as NetName });
+  const deployed = metadata.deployed === 'true';
+  if (deployed) await net.reparameterize();
+  try {
+    loadState(net, tensors, 'strict', source);
+  } catch (e) {
+    net.dispose();
+    throw e;
+  }
+  const { config: _c, deployed: _d, format: _f, ...extra } = metadata;
+  return { net, meta: { config, deployed, extra } };
+}

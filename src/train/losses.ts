@@ -1,0 +1,84 @@
+// The thesis's multi-task loss (SPEC section 4), runtime-agnostic:
+//   L = Wc * Lc + Ws * La + Wl * Ll
+// Lc: softmax cross-entropy; La: BCE with w_pos = 1, w_neg = 0.1 (unknown attributes masked);
+// Ll: MSE (FashionNet) or 1 - SSIM (New FashionNet) between heatmaps and Gaussian targets,
+// invisible landmarks masked. Uncertainty weighting (Kendall et al. 2018) replaces the fixed
+// weights by learned log-variances s_t: L = sum_t exp(-s_t) * L_t + s_t.
+import * as ops from '../autograd/ops.js';
+import type { Engine } from '../engine/engine.js';
+import type { Tensor } from '../engine/tensor.js';
+import type { NetOutput } from '../nets/models.js';
+
+export interface Targets {
+  /** [N] class index per image, -1 where unknown. */
+  category?: Tensor;
+  /** [N, A] 1 present, 0 absent, -1 unknown. */
+  attributes?: Tensor;
+  /** [N, 8, H, W] Gaussian heatmaps. */
+  heatmaps?: Tensor;
+  /** [N, 8] 1 where the landmark is visible (and so supervised). */
+  landmarkMask?: Tensor;
+}
+
+export interface LossConfig {
+  wc: number;
+  ws: number;
+  wl: number;
+  wPos: number;
+  wNeg: number;
+  landmarkLoss: 'mse' | 'ssim';
+  weighting: 'fixed' | 'uncertainty';
+}
+
+export const THESIS_LOSS: LossConfig = { wc: 1, ws: 20, wl: 2000, wPos: 1, wNeg: 0.1, landmarkLoss: 'mse', weighting: 'fixed' };
+
+export interface LossTerms {
+  total: Tensor;
+  /** Each task's unweighted loss, shape [1]. */
+  category?: Tensor;
+  attributes?: Tensor;
+  landmarks?: Tensor;
+}
+
+/** Learned log-variances, one per task, for uncertainty weighting (Kendall, Gal & Cipolla 2018). */
+export class UncertaintyWeights {
+  readonly logVars: Record<'category' | 'attributes' | 'landmarks', Tensor>;
+  constructor(engine: Engine) {
+    const make = (name: string) => {
+      const t = engine.zeros([1], `uncertainty.${name}`).keep();
+      t.requiresGrad = true;
+      return t;
+    };
+    this.logVars = { category: make('category'), attributes: make('attributes'), landmarks: make('landmarks') };
+  }
+
+  parameters(): Tensor[] {
+    return Object.values(this.logVars);
+  }
+}
+
+export function multiTaskLoss(out: NetOutput, targets: Targets, c: LossConfig, uncertainty?: UncertaintyWeights): LossTerms {
+  const terms: LossTerms = {} as LossTerms;
+  const weighted: Tensor[] = [];
+  const weigh = (task: 'category' | 'attributes' | 'landmarks', loss: Tensor, fixed: number) => {
+    terms[task] = loss;
+    if (fixed === 0) return; // a weight of 0 turns the task off (it is still reported)
+    if (c.weighting === 'uncertainty') {
+      if (!uncertainty) throw new Error('uncertainty weighting needs its learned log-variances (UncertaintyWeights)');
+      // exp(-s) * L + s with s = log(sigma^2): a noisy task learns a larger s, hence a smaller weight.
+      const s = uncertainty.logVars[task];
+      weighted.push(ops.add(ops.mul(loss, ops.exp(ops.scale(s, -1))), s));
+    } else weighted.push(ops.scale(loss, fixed));
+  };
+  if (out.category && targets.category) weigh('category', ops.softmaxCrossEntropy(out.category, targets.category), c.wc);
+  if (out.attributes && targets.attributes) weigh('attributes', ops.bceWithLogits(out.attributes, targets.attributes, { positive: c.wPos, negative: c.wNeg }), c.ws);
+  if (out.heatmaps && targets.heatmaps) {
+    const mask = targets.landmarkMask;
+    const loss = c.landmarkLoss === 'ssim' ? ops.ssimLoss(out.heatmaps, targets.heatmaps, mask) : ops.mse(out.heatmaps, targets.heatmaps, mask);
+    weigh('landmarks', loss, c.wl);
+  }
+  if (!weighted.length) throw new Error('no task to train: the network and the data share no head (category, attributes, landmarks)');
+  terms.total = weighted.reduce((a, b) => ops.add(a, b));
+  return terms;
+}
+

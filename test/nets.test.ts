@@ -1,0 +1,269 @@
+// The five networks at narrow widths and small sizes: shapes, gradients through whole nets,
+// RepVGG re-parameterization, safetensors and weight-loading errors.
+import t from 'tap';
+import * as ops from '../src/autograd/ops.js';
+import { backward, noGrad } from '../src/autograd/tape.js';
+import type { Engine } from '../src/engine/engine.js';
+import type { Tensor } from '../src/engine/tensor.js';
+import { BatchNorm2d, type Context, RepVGGBlock } from '../src/nets/layers.js';
+import { Init } from '../src/nets/module.js';
+import { type ClothNet, NET_NAMES, type NetOutput, createNet } from '../src/nets/models.js';
+import { parseSafetensors, serializeSafetensors } from '../src/nets/safetensors.js';
+import { loadCheckpoint, loadState, readState, saveCheckpoint } from '../src/nets/weights.js';
+import { gpuEngine } from './helpers/gpu.js';
+import { randn, uniform } from './helpers/random.js';
+
+const W = 1 / 16;
+
+/** Random BatchNorm statistics and affine weights, so that re-parameterization has something to fuse. */
+function randomizeBatchNorms(e: Engine, root: { modules(): unknown[] }, seed: number): void {
+  let s = seed;
+  for (const m of root.modules()) {
+    if (!(m instanceof BatchNorm2d)) continue;
+    const C = m.channels;
+    e.write(m.weight, uniform(C, s++, 0.5, 1.5));
+    e.write(m.bias, randn(C, s++, 0.2));
+    e.write(m.runningMean, randn(C, s++, 0.2));
+    e.write(m.runningVar, uniform(C, s++, 0.5, 2));
+  }
+}
+
+function relativeError(a: Float32Array, b: Float32Array): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i]! - b[i]!) ** 2;
+    den += b[i]! ** 2;
+  }
+  return Math.sqrt(num / Math.max(den, 1e-30));
+}
+
+async function outputs(o: NetOutput): Promise<Float32Array> {
+  const parts = await Promise.all([o.category, o.attributes, o.heatmaps].filter((x): x is Tensor => !!x).map((x) => x.read()));
+  return Float32Array.from(parts.flatMap((p) => Array.from(p)));
+}
+
+t.test('every network: output shapes at narrow width, any size from 32, missing heads not built', async (t) => {
+  const e = await gpuEngine(t);
+  for (const name of NET_NAMES) {
+    for (const size of [32, 64]) {
+      const net = createNet(e, { net: name, categories: 5, attributes: 7, width: W, seed: 1 });
+      const out = e.tidy(() => net.forward(e.tensor(randn(2 * 3 * size * size, size), [2, 3, size, size])));
+      t.same(out.category?.shape, [2, 5], `${name} ${size}: category logits`);
+      t.same(out.attributes?.shape, [2, 7], `${name} ${size}: attribute logits`);
+      if (net.hasLandmarks) t.same(out.heatmaps?.shape, [2, 8, size, size], `${name} ${size}: heatmaps the size of the input`);
+      else t.notOk(out.heatmaps);
+      const values = await outputs(out);
+      t.ok(values.every(Number.isFinite), `${name} ${size}: finite outputs`);
+      for (const x of [out.category, out.attributes, out.heatmaps]) x?.dispose();
+      net.dispose();
+    }
+    const attrsOnly = createNet(e, { net: name, categories: 0, attributes: 6, width: W });
+    t.notOk(attrsOnly.stateEntries().some((s) => s.name.startsWith('category')), `${name}: no category head without categories`);
+    const out = e.tidy(() => noGrad(() => attrsOnly.setTraining(false).forward(e.full([1, 3, 64, 64], 0.1))));
+    t.notOk(out.category);
+    t.same(out.attributes?.shape, [1, 6]);
+    attrsOnly.dispose();
+  }
+  const resnet = createNet(e, { net: 'cloth_resnet_a', categories: 3, attributes: 0, width: W });
+  t.throws(() => resnet.forward(e.zeros([1, 3, 16, 16])), /from 32 to 448; got 16x16/);
+  t.throws(() => resnet.forward(e.zeros([1, 1, 64, 64])), /takes images \[N, 3, H, W\]/);
+  const fn = createNet(e, { net: 'fashionnet', categories: 3, attributes: 0, width: W });
+  t.throws(() => fn.forward(e.zeros([1, 3, 100, 100])), /multiples of 32/);
+  t.doesNotThrow(() => e.tidy(() => resnet.forward(e.zeros([1, 3, 100, 100]))), 'ResNet takes any size');
+  t.throws(() => createNet(e, { net: 'resnet9' as never, categories: 1, attributes: 0, width: 1 }), /unknown network "resnet9"/);
+});
+
+t.test('gradients through whole narrow networks match finite differences (spot checks)', async (t) => {
+  const e = await gpuEngine(t);
+  for (const name of ['cloth_repvgg', 'new_fashionnet', 'cloth_resnet_b', 'fashionnet'] as const) {
+    const net = createNet(e, { net: name, categories: 4, attributes: 5, width: W, seed: 3 });
+    net.setTraining(false); // BatchNorm as fixed affine maps: a smooth function of the weights
+    randomizeBatchNorms(e, net, 10);
+    const x = e.tensor(randn(2 * 3 * 32 * 32, 5), [2, 3, 32, 32]).keep();
+    const weights: Record<string, Float32Array> = {};
+    const lossOf = (o: NetOutput) => {
+      let loss: Tensor | null = null;
+      for (const [k, v] of Object.entries(o) as [string, Tensor][]) {
+        weights[k] ??= randn(v.size, k.length);
+        const term = ops.sumAll(ops.mul(v, e.tensor(weights[k]!, v.shape)));
+        loss = loss ? ops.add(loss, term) : term;
+      }
+      return loss!;
+    };
+    const entries = net.stateEntries().filter((s) => s.trainable);
+    // A few parameters spread over the network: first conv, a middle one, a head bias, a branch.
+    const picks = [entries[0]!, entries[Math.floor(entries.length / 3)]!, entries[Math.floor((2 * entries.length) / 3)]!, entries[entries.length - 1]!];
+    const grads = await e.tidyAsync(async () => {
+      backward(lossOf(net.forward(x)));
+      const g = await Promise.all(picks.map((p) => p.parts[0]!.grad!.read()));
+      for (const p of net.parameters()) {
+        p.grad?.dispose();
+        p.grad = null;
+      }
+      return g;
+    });
+    for (const [k, pick] of picks.entries()) {
+      const p = pick.parts[0]!;
+      const values = await p.read();
+      // The coordinate with the largest gradient: a real signal, not a dead ReLU path.
+      const g = grads[k]!;
+      const index = g.reduce((best, v, i) => (Math.abs(v) > Math.abs(g[best]!) ? i : best), 0);
+      const evalAt = async (v: number) => {
+        const copy = values.slice();
+        copy[index] = v;
+        e.write(p, copy);
+        return e.tidyAsync(async () => (await noGrad(() => lossOf(net.forward(x))).read())[0]!);
+      };
+      // float32 forward passes through many ReLUs: the finite difference errs by the kinks it
+      // crosses (in proportion to the step) and by rounding (in inverse proportion). A coordinate
+      // with a large gradient gets a small step; the rounding bound is added to the tolerance.
+      const analytic = g[index]!;
+      const h = (Math.abs(analytic) > 10 ? 2e-4 : 2e-3) * Math.max(1, Math.abs(values[index]!));
+      const center = await evalAt(values[index]!);
+      const numeric = ((await evalAt(values[index]! + h)) - (await evalAt(values[index]! - h))) / (2 * h);
+      e.write(p, values);
+      const rounding = (4 * Math.abs(center) * 1.2e-7) / h;
+      const ok = Math.abs(numeric - analytic) <= 0.05 * Math.abs(numeric) + rounding + 1e-3;
+      t.ok(ok, `${name} d/d ${pick.name}[${index}]: autograd ${analytic.toPrecision(5)}, finite differences ${numeric.toPrecision(5)}`);
+    }
+    x.dispose();
+    net.dispose();
+  }
+});
+
+t.test('RepVGG re-parameterization keeps eval outputs (single blocks)', async (t) => {
+  const e = await gpuEngine(t);
+  const c: Context = { engine: e, init: new Init(7) };
+  for (const [inC, outC, stride, label] of [[8, 8, 1, 'identity branch'], [8, 8, 2, 'stride 2'], [6, 10, 1, 'channel change'], [3, 5, 2, 'stride 2 and channel change']] as const) {
+    const block = new RepVGGBlock(c, 'b', inC, outC, stride).setTraining(false);
+    randomizeBatchNorms(e, block, inC * 10 + outC);
+    const x = e.tensor(randn(2 * inC * 9 * 11, 1), [2, inC, 9, 11]).keep();
+    const before = await e.tidy(() => noGrad(() => block.forward(x))).read();
+    await block.reparameterize();
+    t.ok(block.deployed);
+    t.ok(block.stateEntries().every((s) => s.name.startsWith('b.rbr_reparam')), 'only the fused convolution remains');
+    const after = await e.tidy(() => noGrad(() => block.forward(x))).read();
+    const err = relativeError(after, before);
+    t.ok(err <= 1e-4, `${label}: relative error ${err.toExponential(2)}`);
+    block.dispose();
+    x.dispose();
+  }
+});
+
+t.test('RepVGG re-parameterization keeps eval outputs (whole networks)', async (t) => {
+  const e = await gpuEngine(t);
+  for (const name of ['cloth_repvgg', 'new_fashionnet'] as const) {
+    const net = createNet(e, { net: name, categories: 6, attributes: 9, width: W, seed: 5 }).setTraining(false);
+    randomizeBatchNorms(e, net, 100);
+    const x = e.tensor(randn(2 * 3 * 64 * 64, 2), [2, 3, 64, 64]).keep();
+    const before = await e.tidyAsync(async () => outputs(noGrad(() => net.forward(x))));
+    const paramsBefore = net.parameterCount();
+    const expectedDeploy = net.deployParameterCount();
+    await net.reparameterize();
+    t.equal(net.parameterCount(), expectedDeploy, `${name}: deploy parameter count predicted (${paramsBefore} -> ${expectedDeploy})`);
+    const after = await e.tidyAsync(async () => outputs(noGrad(() => net.forward(x))));
+    const err = relativeError(after, before);
+    t.ok(err <= 1e-4, `${name}: relative error ${err.toExponential(2)} over ${after.length} outputs`);
+    // A deployed checkpoint loads back as deployed.
+    const bytes = await saveCheckpoint(net);
+    const { net: back, meta } = await loadCheckpoint(e, bytes, 'deployed.safetensors');
+    t.ok(meta.deployed);
+    back.setTraining(false);
+    const again = await e.tidyAsync(async () => outputs(noGrad(() => back.forward(x))));
+    t.ok(relativeError(again, after) < 1e-6, `${name}: deployed checkpoint round trip`);
+    back.dispose();
+    net.dispose();
+    x.dispose();
+  }
+});
+
+t.test('safetensors: round trip, a file written byte by byte, and bad files', async (t) => {
+  const tensors = new Map([
+    ['a.weight', { shape: [2, 3], data: Float32Array.from([1, 2, 3, 4, 5, 6]) }],
+    ['b', { shape: [], data: Float32Array.from([7.5]) }],
+  ]);
+  const bytes = serializeSafetensors(tensors, { note: 'hi' });
+  const back = parseSafetensors(bytes);
+  t.same(back.metadata, { note: 'hi' });
+  t.same(back.tensors.get('a.weight')!.shape, [2, 3]);
+  t.same(Array.from(back.tensors.get('a.weight')!.data), [1, 2, 3, 4, 5, 6]);
+  t.same(Array.from(back.tensors.get('b')!.data), [7.5]);
+  t.equal((8 + Number(new DataView(bytes.buffer).getBigUint64(0, true))) % 8, 0, 'data starts 8-byte aligned');
+
+  // By hand: header {"w":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},"n":{"dtype":"I64",...}}
+  const header = '{"w":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},"n":{"dtype":"I64","shape":[1],"data_offsets":[4,12]}}';
+  const file = new Uint8Array(8 + header.length + 12);
+  file[0] = header.length; // little-endian u64
+  for (let i = 0; i < header.length; i++) file[8 + i] = header.charCodeAt(i);
+  const d = 8 + header.length;
+  file.set([0x00, 0x3c, 0x00, 0xc0], d); // F16 1.0 and -2.0
+  file.set([42, 0, 0, 0, 0, 0, 0, 0], d + 4); // I64 42
+  const parsed = parseSafetensors(file, 'hand.safetensors');
+  t.same(Array.from(parsed.tensors.get('w')!.data), [1, -2]);
+  t.same(Array.from(parsed.tensors.get('n')!.data), [42]);
+
+  t.throws(() => parseSafetensors(new Uint8Array(4), 'tiny.bin'), /tiny.bin: 4 bytes is too short/);
+  t.throws(() => parseSafetensors(new TextEncoder().encode('not a safetensors file at all'), 'x.txt'), /x.txt: header length/);
+  const truncated = bytes.slice(0, bytes.length - 4);
+  t.throws(() => parseSafetensors(truncated, 'cut.safetensors'), /cut.safetensors: tensor "b" .* do not fit/);
+});
+
+t.test('weights: checkpoint round trip, and a wrong file lists what is wrong', async (t) => {
+  const e = await gpuEngine(t);
+  const net = createNet(e, { net: 'cloth_resnet_a', categories: 4, attributes: 6, width: W, seed: 9 }).setTraining(false);
+  randomizeBatchNorms(e, net, 3);
+  const x = e.tensor(randn(3 * 32 * 32, 4), [1, 3, 32, 32]).keep();
+  const ref = await e.tidyAsync(async () => outputs(noGrad(() => net.forward(x))));
+  const bytes = await saveCheckpoint(net, { vocabulary: '["a"]' });
+  const { net: back, meta } = await loadCheckpoint(e, bytes, 'ckpt.safetensors');
+  t.same(meta.config, net.config);
+  t.equal(meta.extra?.vocabulary, '["a"]');
+  back.setTraining(false);
+  t.same(Array.from(await e.tidyAsync(async () => outputs(noGrad(() => back.forward(x))))), Array.from(ref), 'same outputs after reload');
+  t.ok(parseSafetensors(bytes).tensors.has('layer1.0.conv2.weight'), 'torchvision names');
+
+  const state = await readState(net);
+  state.delete('layer4.2.bn3.running_var');
+  state.set('fc.weight', { shape: [1000, 128], data: new Float32Array(128000) });
+  state.set('conv1.weight', { shape: [4, 3, 5, 5], data: new Float32Array(300) });
+  let message = '';
+  try {
+    loadState(net, state, 'strict', 'wrong.safetensors');
+  } catch (err) {
+    message = (err as Error).message;
+  }
+  t.match(message, /wrong.safetensors does not fit this network/);
+  t.match(message, /missing \(1\): layer4.2.bn3.running_var \[\d+\]/);
+  t.match(message, /wrong shape \(1\): conv1.weight: file \[4,3,5,5\], network \[4,3,7,7\]/);
+  t.match(message, /unexpected \(1\): fc.weight/);
+  // --pretrained: ImageNet classifier and num_batches_tracked are ignored, heads keep their init.
+  const imagenet = await readState(net);
+  for (const k of [...imagenet.keys()]) if (!/^(conv1|bn1|layer)/.test(k)) imagenet.delete(k);
+  imagenet.set('fc.weight', { shape: [1000, 128], data: new Float32Array(128000) });
+  imagenet.set('bn1.num_batches_tracked', { shape: [], data: Float32Array.of(5) });
+  const fresh = createNet(e, { net: 'cloth_resnet_a', categories: 4, attributes: 6, width: W, seed: 10 });
+  const r = loadState(fresh, imagenet, 'pretrained', 'resnet50-imagenet.safetensors');
+  t.same(r.ignored, ['fc.weight'], 'the ImageNet classifier is ignored');
+  imagenet.delete('layer2.1.conv1.weight');
+  t.throws(() => loadState(fresh, imagenet, 'pretrained', 'partial.safetensors'), /missing \(1\): layer2.1.conv1.weight/);
+  t.rejects(loadCheckpoint(e, serializeSafetensors(new Map()), 'plain.safetensors'), /not a clothtag checkpoint/);
+  back.dispose();
+  fresh.dispose();
+  net.dispose();
+  x.dispose();
+});
+
+t.test('parameter counts at full width are those of the standard trunks', async (t) => {
+  const e = await gpuEngine(t);
+  e.countOnly = true; // nothing runs; tensors are still created
+  const counts: Record<string, [number, number]> = {};
+  for (const name of ['cloth_resnet_a', 'cloth_repvgg'] as const) {
+    const net: ClothNet = createNet(e, { net: name, categories: 1000, attributes: 0, width: 1 });
+    counts[name] = [net.parameterCount(), net.deployParameterCount()];
+    net.dispose();
+  }
+  e.countOnly = false;
+  t.equal(counts.cloth_resnet_a![0], 25_557_032, 'ResNet-50 with a 1000-class head has torchvision resnet50\'s 25,557,032 parameters');
+  t.equal(counts.cloth_repvgg![1], 8_309_384, 'RepVGG-A0 with a 1000-class head, deployed, has the paper\'s 8.30M');
+  t.equal(counts.cloth_repvgg![0], 9_108_968, 'and 9,108,968 in its training form (the BatchNorms of three branches)');
+});

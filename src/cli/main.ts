@@ -7,6 +7,8 @@ import { trainSpiralMlp } from '../autograd/mlp-demo.js';
 import { matmul } from '../engine/gemm.js';
 import { createNodeGpu, INSTALL_HINT } from '../node/gpu.js';
 import { plotLines } from '../node/plot.js';
+import { forwardVerb, netsVerb } from './nets.js';
+import { UsageError, positiveInt } from './util.js';
 
 interface Verb {
   summary: string;
@@ -24,6 +26,16 @@ const verbs: Record<string, Verb> = {
     summary: "the engine's own demo: a small MLP learns two spirals on the GPU",
     usage: 'clothtag demo [--steps N] [--out DIR]',
     run: demo,
+  },
+  nets: {
+    summary: 'parameters (ours, the thesis\'s, deployed) and GFLOPs at 224 of the five networks',
+    usage: 'clothtag nets [--json] [--categories 50] [--attributes 1000]',
+    run: netsVerb,
+  },
+  forward: {
+    summary: 'one eval-mode forward pass on a safetensors input, outputs to safetensors',
+    usage: 'clothtag forward --net NAME --weights FILE.safetensors --input FILE.safetensors --out FILE.safetensors [--categories N] [--attributes N] [--width W]',
+    run: forwardVerb,
   },
   bench: {
     summary: 'benchmarks: gemm, conv (GFLOP/s against TensorFlow.js WebGPU in the same process)',
@@ -150,13 +162,6 @@ async function bench(args: string[]): Promise<number> {
   }
 }
 
-class UsageError extends Error {}
-
-function positiveInt(v: string, flag: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${flag} takes a positive whole number, got "${v}"`);
-  return n;
-}
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;

@@ -32,22 +32,24 @@ fn workgroup_sum(lid: u32, v: f32) -> f32 {
   return total;
 }
 
-fn at(c: u32, m: u32) -> u32 {
-  // The m-th value of channel c: image m / HW, pixel m % HW.
-  return ((m / u.HW) * u.C + c) * u.HW + m % u.HW;
-}
-
 @compute @workgroup_size(256)
 fn stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let c = wid.x;
   let M = u.N * u.HW;
+  // Image by image, pixels strided over the workgroup: no division per element.
   var s = 0.0;
-  for (var m = lid; m < M; m += 256u) { s += x[at(c, m)]; }
+  for (var n = 0u; n < u.N; n++) {
+    let base = (n * u.C + c) * u.HW;
+    for (var p = lid; p < u.HW; p += 256u) { s += x[base + p]; }
+  }
   let mu = workgroup_sum(lid, s) / f32(M);
   var q = 0.0;
-  for (var m = lid; m < M; m += 256u) {
-    let d = x[at(c, m)] - mu;
-    q += d * d;
+  for (var n = 0u; n < u.N; n++) {
+    let base = (n * u.C + c) * u.HW;
+    for (var p = lid; p < u.HW; p += 256u) {
+      let d = x[base + p] - mu;
+      q += d * d;
+    }
   }
   let sq = workgroup_sum(lid, q);
   if (lid == 0u) {
@@ -104,16 +106,17 @@ fn apply(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
 @compute @workgroup_size(256)
 fn backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let c = wid.x;
-  let M = u.N * u.HW;
   let mu = bmean[c];
   let inv = binvstd[c];
   var sg = 0.0;
   var sgx = 0.0;
-  for (var m = lid; m < M; m += 256u) {
-    let i = at(c, m);
-    let g = bdy[i];
-    sg += g;
-    sgx += g * (bx[i] - mu) * inv;
+  for (var n = 0u; n < u.N; n++) {
+    let base = (n * u.C + c) * u.HW;
+    for (var p = lid; p < u.HW; p += 256u) {
+      let g = bdy[base + p];
+      sg += g;
+      sgx += g * (bx[base + p] - mu) * inv;
+    }
   }
   let total_g = workgroup_sum(lid, sg);
   let total_gx = workgroup_sum(lid, sgx);

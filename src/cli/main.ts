@@ -7,6 +7,7 @@ import { trainSpiralMlp } from '../autograd/mlp-demo.js';
 import { matmul } from '../engine/gemm.js';
 import { createNodeGpu, INSTALL_HINT } from '../node/gpu.js';
 import { plotLines } from '../node/plot.js';
+import { dataVerb, evalVerb, predictVerb, trainVerb } from './job.js';
 import { forwardVerb, netsVerb } from './nets.js';
 import { UsageError, positiveInt } from './util.js';
 
@@ -17,6 +18,26 @@ interface Verb {
 }
 
 const verbs: Record<string, Verb> = {
+  data: {
+    summary: 'check a dataset (layout, tasks, histograms, every problem as file:line), or synthesize one',
+    usage: 'clothtag data check PATH [--json]\n       clothtag data synth OUT [--images 600] [--size 128] [--seed 0]',
+    run: dataVerb,
+  },
+  train: {
+    summary: 'train a network on a DeepFashion-layout or ImageFolder dataset (or --resume a run)',
+    usage: 'clothtag train --data PATH --net NAME [--epochs 8] [--batch-size 16] [--img-size 224] [--width 1] [--lr 5e-4] [--lr-decay 0.95] [--wc 1] [--ws 20] [--wl 2000] [--landmark-loss mse|ssim] [--weighting fixed|uncertainty] [--pretrained FILE] [--split official|random:0.7:200000] [--seed 0] [--workers N] [--steps-per-epoch N] [--val-limit N] [--out DIR]\n       clothtag train --resume DIR [--epochs N]',
+    run: trainVerb,
+  },
+  eval: {
+    summary: 'evaluate a checkpoint with the DeepFashion protocol',
+    usage: 'clothtag eval --checkpoint FILE --data PATH [--split test] [--json OUT] [--batch-size 32] [--limit N]',
+    run: evalVerb,
+  },
+  predict: {
+    summary: 'label images: category top-5, attributes by type, landmarks; JSONL and PNG overlays',
+    usage: 'clothtag predict IMAGES... --checkpoint FILE [--out DIR] [--jsonl FILE] [--bbox LIST] [--threshold 0.5] [--per-type 3]',
+    run: predictVerb,
+  },
   doctor: {
     summary: 'print the WebGPU adapter, its features and limits, and check a kernel result',
     usage: 'clothtag doctor',

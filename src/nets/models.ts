@@ -65,6 +65,12 @@ export abstract class ClothNet extends Module {
     super(engine, '');
   }
 
+  /** The training step, which seeds dropout (so that a resumed run draws the same masks). */
+  protected step = 0;
+  setStep(step: number): void {
+    this.step = step;
+  }
+
   /** Eval- or train-mode forward pass (per setTraining) on images [N, 3, H, W]. */
   forward(images: Tensor): NetOutput {
     this.checkInput(images);
@@ -189,7 +195,6 @@ class FashionNet extends ClothNet {
   private readonly attention: AttentionBranch;
   private readonly fc: Linear;
   private readonly head: Heads;
-  private dropoutStep = 0;
   constructor(c: Context, config: NetConfig) {
     super(c.engine, config);
     const w = config.width;
@@ -206,7 +211,7 @@ class FashionNet extends ClothNet {
     const fused = fuse(f, this.attention.forward(f, heatmaps));
     const pooled = ops.adaptiveAvgPool2d(this.trunk.fromPool4(fused), 7, 7);
     const flat = ops.reshape(pooled, [pooled.shape[0]!, -1]);
-    const hidden = ops.dropout(ops.relu(this.fc.forward(flat)), 0.5, (this.config.seed ?? 0) * 7919 + this.dropoutStep++, this.training);
+    const hidden = ops.dropout(ops.relu(this.fc.forward(flat)), 0.5, (this.config.seed ?? 0) * 7919 + this.step, this.training);
     return { ...this.heads(this.head, hidden), heatmaps };
   }
 }

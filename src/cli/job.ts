@@ -1,0 +1,195 @@
+// `clothtag data`, `train`, `eval`, `predict`: the main job from the command line.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { checkDataset, formatCheck } from '../data/check.js';
+import { makeSplits, openDataset } from '../data/dataset.js';
+import { BatchLoader, datasetView, defaultWorkers } from '../data/loader.js';
+import { synthesize } from '../data/synth.js';
+import { NET_NAMES, isNetName } from '../nets/models.js';
+import { loadCheckpoint } from '../nets/weights.js';
+import { createNodeGpu } from '../node/gpu.js';
+import { collectInputs, predictFiles } from '../run/predict.js';
+import { evaluate } from '../run/evaluate.js';
+import { DEFAULT_TRAIN, type TrainConfig, runTraining } from '../run/train.js';
+import { THESIS_LOSS } from '../train/losses.js';
+import { formatEval, type Vocabulary } from '../train/metrics.js';
+import { Progress } from './progress.js';
+import { UsageError, positiveInt, readFileOrThrow } from './util.js';
+
+function positiveNumber(v: string, flag: string): number {
+  const n = Number(v);
+  if (!(n > 0) || !Number.isFinite(n)) throw new UsageError(`${flag} takes a positive number, got "${v}"`);
+  return n;
+}
+
+function nonNegative(v: string, flag: string): number {
+  const n = Number(v);
+  if (!(n >= 0) || !Number.isFinite(n)) throw new UsageError(`${flag} takes a number >= 0, got "${v}"`);
+  return n;
+}
+
+export async function dataVerb(args: string[]): Promise<number> {
+  const [what, ...rest] = args;
+  if (what === 'synth') {
+    const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { images: { type: 'string', default: '600' }, size: { type: 'string', default: '128' }, seed: { type: 'string', default: '0' } } });
+    const out = positionals[0];
+    if (!out) throw new UsageError('data synth needs an output folder');
+    const images = positiveInt(values.images!, '--images');
+    const progress = new Progress();
+    const t0 = performance.now();
+    const s = synthesize(out, { images, size: positiveInt(values.size!, '--size'), seed: Number(values.seed) || 0 }, (n) => {
+      if (n % 50 === 0) progress.update(`synthesizing ${n}/${images}`);
+    });
+    progress.done();
+    console.log(`${out}: ${s.images} images in the DeepFashion layout (all seven lists) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    return 0;
+  }
+  if (what === 'check') {
+    const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { json: { type: 'boolean' } } });
+    const path = positionals[0];
+    if (!path) throw new UsageError('data check needs a dataset folder');
+    const ds = await openDataset(path);
+    const progress = new Progress();
+    const report = checkDataset(ds, (done, total) => progress.update(`checking images ${done}/${total}`));
+    progress.done();
+    console.log(values.json ? JSON.stringify(report, null, 2) : formatCheck(report));
+    return report.usable ? 0 : 1;
+  }
+  throw new UsageError(`unknown data command "${what ?? ''}": check or synth`);
+}
+
+export async function trainVerb(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      data: { type: 'string' }, net: { type: 'string' }, resume: { type: 'string' },
+      epochs: { type: 'string' }, 'batch-size': { type: 'string' }, 'img-size': { type: 'string' }, width: { type: 'string' },
+      lr: { type: 'string' }, 'lr-decay': { type: 'string' }, wc: { type: 'string' }, ws: { type: 'string' }, wl: { type: 'string' },
+      'landmark-loss': { type: 'string' }, weighting: { type: 'string' }, pretrained: { type: 'string' }, split: { type: 'string' },
+      seed: { type: 'string' }, out: { type: 'string' }, workers: { type: 'string' }, 'steps-per-epoch': { type: 'string' }, 'val-limit': { type: 'string' },
+    },
+  });
+  let config: TrainConfig;
+  let out: string;
+  const resume = !!values.resume;
+  if (resume) {
+    out = values.resume!;
+    const saved = join(out, 'config.json');
+    if (!existsSync(saved)) throw new UsageError(`${out} is not a run folder (no config.json)`);
+    config = JSON.parse(readFileSync(saved, 'utf8')) as TrainConfig;
+    if (values.epochs) config.epochs = positiveInt(values.epochs, '--epochs');
+  } else {
+    if (!values.data) throw new UsageError('--data is required (or --resume DIR)');
+    if (!values.net || !isNetName(values.net)) throw new UsageError(`--net must be one of ${NET_NAMES.join(', ')}`);
+    const loss = { ...THESIS_LOSS };
+    if (values.wc) loss.wc = nonNegative(values.wc, '--wc');
+    if (values.ws) loss.ws = nonNegative(values.ws, '--ws');
+    if (values.wl) loss.wl = nonNegative(values.wl, '--wl');
+    if (values['landmark-loss']) {
+      if (values['landmark-loss'] !== 'mse' && values['landmark-loss'] !== 'ssim') throw new UsageError('--landmark-loss is mse or ssim');
+      loss.landmarkLoss = values['landmark-loss'];
+    } else if (values.net === 'new_fashionnet') loss.landmarkLoss = 'ssim';
+    if (values.weighting) {
+      if (values.weighting !== 'fixed' && values.weighting !== 'uncertainty') throw new UsageError('--weighting is fixed or uncertainty');
+      loss.weighting = values.weighting;
+    }
+    config = {
+      ...DEFAULT_TRAIN,
+      data: values.data,
+      net: values.net,
+      epochs: values.epochs ? positiveInt(values.epochs, '--epochs') : DEFAULT_TRAIN.epochs,
+      batchSize: values['batch-size'] ? positiveInt(values['batch-size'], '--batch-size') : DEFAULT_TRAIN.batchSize,
+      imgSize: values['img-size'] ? positiveInt(values['img-size'], '--img-size') : DEFAULT_TRAIN.imgSize,
+      width: values.width ? positiveNumber(values.width, '--width') : 1,
+      lr: values.lr ? positiveNumber(values.lr, '--lr') : DEFAULT_TRAIN.lr,
+      lrDecay: values['lr-decay'] ? positiveNumber(values['lr-decay'], '--lr-decay') : DEFAULT_TRAIN.lrDecay,
+      loss,
+      pretrained: values.pretrained,
+      split: values.split ?? 'official',
+      seed: values.seed ? Number(values.seed) : 0,
+      workers: values.workers !== undefined ? Number(values.workers) : defaultWorkers(),
+      stepsPerEpoch: values['steps-per-epoch'] ? positiveInt(values['steps-per-epoch'], '--steps-per-epoch') : 0,
+      valLimit: values['val-limit'] ? positiveInt(values['val-limit'], '--val-limit') : 0,
+    };
+    out = values.out ?? join('runs', `${config.net}-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`);
+    if (existsSync(join(out, 'config.json'))) throw new UsageError(`${out} already holds a run: continue it with --resume ${out}, or choose another --out`);
+  }
+  const gpu = await createNodeGpu();
+  const progress = new Progress(10000);
+  let stop = false;
+  const onSignal = () => {
+    if (stop) process.exit(130);
+    stop = true;
+    progress.done();
+    console.error('stopping after this step (Ctrl-C again to quit at once)...');
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    console.log(`training ${config.net} (width ${config.width}) on ${config.data} at ${config.imgSize}x${config.imgSize}, batch ${config.batchSize}, ${config.epochs} epochs, on ${gpu.info.description || gpu.info.device}; run folder ${out}`);
+    const r = await runTraining(gpu.engine, out, config, { log: (s) => (progress.done(), console.log(s)), progress: (s) => progress.update(s), shouldStop: () => stop }, resume);
+    progress.done();
+    console.log(`run folder ${out}: config.json, metrics.csv, loss.png, metrics.png, weights/last.safetensors, weights/best.safetensors`);
+    return r.interrupted ? 130 : 0;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    gpu.close();
+  }
+}
+
+export async function evalVerb(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { checkpoint: { type: 'string' }, data: { type: 'string' }, split: { type: 'string', default: 'test' }, json: { type: 'string' }, 'batch-size': { type: 'string', default: '32' }, limit: { type: 'string' }, workers: { type: 'string' } } });
+  if (!values.checkpoint || !values.data) throw new UsageError('--checkpoint and --data are required');
+  const split = values.split!;
+  if (!['train', 'val', 'test'].includes(split)) throw new UsageError('--split is train, val or test');
+  const bytes = readFileOrThrow(values.checkpoint);
+  const ds = await openDataset(values.data);
+  const gpu = await createNodeGpu();
+  try {
+    const { net, meta } = await loadCheckpoint(gpu.engine, bytes, values.checkpoint);
+    const vocab = JSON.parse(meta.extra?.vocabulary ?? 'null') as Vocabulary | null;
+    if (!vocab) throw new Error(`${values.checkpoint} has no vocabulary (not written by clothtag train)`);
+    const training = JSON.parse(meta.extra?.training ?? '{}') as { imgSize?: number; split?: string };
+    if (ds.tasks.category && vocab.categories.length && JSON.stringify(ds.categories) !== JSON.stringify(vocab.categories)) throw new Error(`${values.data} has other categories than the checkpoint was trained on`);
+    if (ds.tasks.attributes && vocab.attributes.length && JSON.stringify(ds.attributeNames) !== JSON.stringify(vocab.attributes)) throw new Error(`${values.data} has other attributes than the checkpoint was trained on`);
+    const splits = makeSplits(ds, training.split && training.split !== 'official' ? training.split : 'official', 0);
+    let indices = splits[split as 'train' | 'val' | 'test'];
+    if (values.limit) indices = indices.slice(0, positiveInt(values.limit, '--limit'));
+    const size = training.imgSize ?? 224;
+    const loader = new BatchLoader(datasetView(ds), { size, augment: false, heatmaps: false }, values.workers !== undefined ? Number(values.workers) : defaultWorkers());
+    const progress = new Progress();
+    const result = await evaluate(net, loader, indices, vocab, { batchSize: positiveInt(values['batch-size']!, '--batch-size'), size }, (d, t) => progress.update(`evaluating ${d}/${t}`));
+    progress.done();
+    await loader.close();
+    console.log(`${values.checkpoint} on ${values.data} (${split} split, ${size}x${size})\n${formatEval(result)}`);
+    if (values.json) writeFileSync(values.json, JSON.stringify(result, null, 2));
+    net.dispose();
+    return 0;
+  } finally {
+    gpu.close();
+  }
+}
+
+export async function predictVerb(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { checkpoint: { type: 'string' }, out: { type: 'string' }, jsonl: { type: 'string' }, bbox: { type: 'string' }, threshold: { type: 'string', default: '0.5' }, 'per-type': { type: 'string', default: '3' }, 'batch-size': { type: 'string', default: '8' } } });
+  if (!values.checkpoint) throw new UsageError('--checkpoint is required');
+  if (!positionals.length) throw new UsageError('name images, folders or a .txt list of images');
+  readFileOrThrow(values.checkpoint);
+  const files = collectInputs(positionals);
+  const gpu = await createNodeGpu();
+  try {
+    const progress = new Progress();
+    const r = await predictFiles(gpu.engine, files, {
+      checkpoint: values.checkpoint, out: values.out, jsonl: values.jsonl, bbox: values.bbox,
+      threshold: Number(values.threshold), perType: positiveInt(values['per-type']!, '--per-type'), batchSize: positiveInt(values['batch-size']!, '--batch-size'),
+    }, (s) => (progress.done(), console.log(s)), (d, t) => progress.update(`labelling ${d}/${t}`));
+    progress.done();
+    if (!values.jsonl) for (const x of r.results) console.log(JSON.stringify(x));
+    console.log(`labelled ${r.labelled} of ${files.length} files; could not label ${r.failed.length}${values.jsonl ? `; labels in ${values.jsonl}` : ''}${values.out ? `; overlays in ${values.out}` : ''}`);
+    return 0;
+  } finally {
+    gpu.close();
+  }
+}

@@ -1,0 +1,22 @@
+/** A status line: redrawn in place on a terminal, printed at most every few seconds otherwise. */
+export class Progress {
+  private last = 0;
+  private shown = false;
+  constructor(private readonly everyMs = 5000) {}
+
+  update(line: string): void {
+    if (process.stderr.isTTY) {
+      process.stderr.write(`\r\x1b[K${line}`);
+      this.shown = true;
+    } else if (performance.now() - this.last > this.everyMs) {
+      process.stderr.write(`${line}\n`);
+      this.last = performance.now();
+    }
+  }
+
+  /** Ends the status line so that the next message starts on its own line. */
+  done(): void {
+    if (this.shown) process.stderr.write('\n');
+    this.shown = false;
+  }
+}

@@ -1,0 +1,100 @@
+// Turning dataset items into training batches: decode, crop to the box, resize, flip, normalize,
+// landmark targets. Runs inside the loader's worker threads (or in-process with --workers 0).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Item, Tasks } from './dataset.js';
+import { type Box, cropResize, decodeImage, landmarkHeatmaps, transformLandmarks } from './image.js';
+
+/** What a worker needs of a dataset: plain data, cheap to send to a thread. */
+export interface DatasetView {
+  root: string;
+  items: Item[];
+  attributes: Int8Array | null;
+  attributeCount: number;
+  tasks: Tasks;
+}
+
+export interface BatchSpec {
+  size: number;
+  /** Random horizontal flips (training). */
+  augment: boolean;
+  /** Build Gaussian heatmap targets (networks with a landmark branch). */
+  heatmaps: boolean;
+}
+
+export interface Batch {
+  indices: number[];
+  size: number;
+  images: Float32Array;
+  /** [n] category index, -1 unknown. */
+  category: Float32Array;
+  /** [n, A] 1 / 0 / -1 unknown. */
+  attributes: Float32Array | null;
+  /** [n, 8, 3] (visibility, x, y) in the crop frame; visibility -1 where there is no point. */
+  landmarks: Float32Array | null;
+  heatmaps: Float32Array | null;
+  /** [n, 8] 1 where a heatmap is supervised. */
+  landmarkMask: Float32Array | null;
+  /** Images that could not be read, with the reason (their labels are masked out). */
+  broken: { path: string; reason: string }[];
+}
+
+/** A per-item coin for flipping that depends only on (seed, item): reproducible and order-free. */
+export function flipCoin(seed: number, index: number): boolean {
+  let h = (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(index + 1, 0xc2b2ae35)) >>> 0;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x7feb352d) >>> 0;
+  h ^= h >>> 15;
+  return (h & 1) === 1;
+}
+
+export function itemBox(item: Item, width: number, height: number): Box {
+  if (!item.bbox) return { x: 0, y: 0, w: width, h: height };
+  const [x1, y1, x2, y2] = item.bbox;
+  return { x: x1, y: y1, w: Math.max(1, x2 - x1), h: Math.max(1, y2 - y1) };
+}
+
+export function loadBatch(view: DatasetView, indices: number[], spec: BatchSpec, seed: number): Batch {
+  const n = indices.length, S = spec.size, A = view.attributeCount;
+  const plane = 3 * S * S;
+  const b: Batch = {
+    indices,
+    size: S,
+    images: new Float32Array(n * plane),
+    category: new Float32Array(n).fill(-1),
+    attributes: view.tasks.attributes ? new Float32Array(n * A).fill(-1) : null,
+    landmarks: view.tasks.landmarks ? new Float32Array(n * 24).fill(-1) : null,
+    heatmaps: view.tasks.landmarks && spec.heatmaps ? new Float32Array(n * 8 * S * S) : null,
+    landmarkMask: view.tasks.landmarks ? new Float32Array(n * 8) : null,
+    broken: [],
+  };
+  indices.forEach((index, i) => {
+    const item = view.items[index]!;
+    let img;
+    try {
+      img = decodeImage(readFileSync(join(view.root, item.path)), item.path);
+    } catch (e) {
+      // A broken image trains nothing: zeros in, every label masked.
+      b.broken.push({ path: item.path, reason: (e as Error).message });
+      return;
+    }
+    const flip = spec.augment && flipCoin(seed, index);
+    const box = itemBox(item, img.width, img.height);
+    b.images.set(cropResize(img, box, S, flip), i * plane);
+    b.category[i] = item.category;
+    if (b.attributes && view.attributes) {
+      for (let a = 0; a < A; a++) {
+        const v = view.attributes[index * A + a]!;
+        b.attributes[i * A + a] = v === 1 ? 1 : v === -1 ? 0 : -1;
+      }
+    }
+    if (b.landmarks && item.landmarks) {
+      const moved = transformLandmarks(item.landmarks, box, S, flip);
+      b.landmarks.set(moved, i * 24);
+      const { heatmaps, mask } = landmarkHeatmaps(moved, b.heatmaps ? S : 0);
+      b.landmarkMask!.set(mask, i * 8);
+      b.heatmaps?.set(heatmaps, i * 8 * S * S);
+    }
+  });
+  return b;
+}

@@ -1,0 +1,41 @@
+// Evaluation over a split with the DeepFashion protocol (metrics in src/train/metrics.ts).
+import type { BatchLoader } from '../data/loader.js';
+import type { ClothNet } from '../nets/models.js';
+import { type EvalResult, MetricsAccumulator, type Vocabulary, heatmapPeaks } from '../train/metrics.js';
+import { disposeAll, predictBatch } from '../train/step.js';
+
+export async function evaluate(
+  net: ClothNet,
+  loader: BatchLoader,
+  indices: number[],
+  vocab: Vocabulary,
+  o: { batchSize: number; size: number },
+  onProgress?: (done: number, total: number) => void,
+): Promise<EvalResult> {
+  const acc = new MetricsAccumulator(vocab);
+  const chunks: number[][] = [];
+  for (let i = 0; i < indices.length; i += o.batchSize) chunks.push(indices.slice(i, i + o.batchSize));
+  let next = chunks.length ? loader.load(chunks[0]!, 0) : null;
+  let done = 0;
+  for (let c = 0; c < chunks.length; c++) {
+    const batch = await next!;
+    next = c + 1 < chunks.length ? loader.load(chunks[c + 1]!, 0) : null;
+    const n = batch.indices.length;
+    const out = predictBatch(net, batch.images, n, o.size);
+    const [category, attributes, heatmaps] = await Promise.all([out.category?.read(), out.attributes?.read(), out.heatmaps?.read()]);
+    disposeAll([out.category, out.attributes, out.heatmaps]);
+    const peaks = heatmaps ? heatmapPeaks(heatmaps, n, o.size).points : null;
+    // Broken images carry no labels (category -1, attributes and landmarks unknown): they count nowhere.
+    for (let i = 0; i < n; i++) {
+      const C = vocab.categories.length, A = vocab.attributes.length;
+      if (category && C) acc.addCategory(category.subarray(i * C, (i + 1) * C), batch.category[i]!);
+      if (attributes && A && batch.attributes) acc.addAttributes(attributes.subarray(i * A, (i + 1) * A), batch.attributes.subarray(i * A, (i + 1) * A));
+      if (peaks && batch.landmarks) acc.addLandmarks(peaks.subarray(i * 16, (i + 1) * 16), batch.landmarks.subarray(i * 24, (i + 1) * 24), o.size);
+    }
+    acc.countImages(n - batch.broken.length);
+    done += n;
+    onProgress?.(done, indices.length);
+  }
+  return acc.result();
+}
+

@@ -1,0 +1,196 @@
+// `clothtag predict`: images in, labels out (JSONL) and PNG overlays with landmarks and top labels.
+// A file that cannot be labelled is recorded with its reason; the run always finishes.
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { basename, extname, join, relative, resolve } from 'node:path';
+import { PNG } from 'pngjs';
+import type { Engine } from '../engine/engine.js';
+import { LANDMARK_SLOTS } from '../data/dataset.js';
+import { type Box, type RgbaImage, cropResize, decodeImage, toImagePixels } from '../data/image.js';
+import { Problems, parseImageRows } from '../data/lists.js';
+import type { ClothNet } from '../nets/models.js';
+import { loadCheckpoint } from '../nets/weights.js';
+import { drawText, textWidth } from '../node/font.js';
+import { type Vocabulary, heatmapPeaks, topK } from '../train/metrics.js';
+import { disposeAll, predictBatch } from '../train/step.js';
+
+/** Files larger than this are refused before reading (a photo is a few MB). */
+export const MAX_FILE_BYTES = 64 * 2 ** 20;
+const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png']);
+
+export interface Labels {
+  file: string;
+  width: number;
+  height: number;
+  category?: { name: string; p: number }[];
+  attributes?: { above: { name: string; p: number }[]; by_type: Record<string, { name: string; p: number }[]> };
+  landmarks?: { slot: string; x: number; y: number; confidence: number }[];
+  overlay?: string;
+}
+
+export interface PredictOptions {
+  checkpoint: string;
+  out?: string;
+  jsonl?: string;
+  bbox?: string;
+  threshold: number;
+  perType: number;
+  batchSize: number;
+}
+
+/** Files named directly, the images inside folders (recursively), and the lines of .txt lists. */
+export function collectInputs(inputs: string[]): string[] {
+  const out: string[] = [];
+  const walk = (dir: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (IMAGE_EXT.has(extname(e.name).toLowerCase())) out.push(p);
+    }
+  };
+  for (const input of inputs) {
+    if (existsSync(input) && statSync(input).isDirectory()) walk(input);
+    else if (input.endsWith('.txt') && existsSync(input)) {
+      for (const line of readFileSync(input, 'utf8').split(/\r?\n/)) if (line.trim()) out.push(line.trim());
+    } else out.push(input);
+  }
+  return out;
+}
+
+const softmax = (xs: Float32Array) => {
+  const m = Math.max(...xs);
+  const e = xs.map((x) => Math.exp(x - m));
+  const s = e.reduce((a, b) => a + b, 0);
+  return e.map((x) => x / s);
+};
+const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+
+interface Pending {
+  file: string;
+  img: RgbaImage;
+  box: Box;
+}
+
+export async function predictFiles(engine: Engine, files: string[], o: PredictOptions, log: (s: string) => void, onProgress?: (done: number, total: number) => void): Promise<{ labelled: number; failed: { file: string; error: string }[]; results: Labels[] }> {
+  const { net, meta } = await loadCheckpoint(engine, readFileSync(o.checkpoint), o.checkpoint);
+  const vocab = JSON.parse(meta.extra?.vocabulary ?? 'null') as Vocabulary | null;
+  if (!vocab) throw new Error(`${o.checkpoint} has no vocabulary in its metadata (was it written by clothtag train?)`);
+  const size = Number(JSON.parse(meta.extra?.training ?? '{}').imgSize ?? 224);
+  const boxes = o.bbox ? parseImageRows(o.bbox, 4, new Problems(), 'a box x_1 y_1 x_2 y_2') : null;
+  if (o.out) mkdirSync(o.out, { recursive: true });
+  const lines: string[] = [];
+  const failed: { file: string; error: string }[] = [];
+  const results: Labels[] = [];
+  let labelled = 0;
+  const fail = (file: string, error: string) => {
+    failed.push({ file, error });
+    lines.push(JSON.stringify({ file, error }));
+    log(`  could not label ${file}: ${error}`);
+  };
+  const flush = async (batch: Pending[]) => {
+    if (!batch.length) return;
+    const images = new Float32Array(batch.length * 3 * size * size);
+    batch.forEach((p, i) => images.set(cropResize(p.img, p.box, size, false), i * 3 * size * size));
+    const out = predictBatch(net, images, batch.length, size);
+    const [cat, attrs, heat] = await Promise.all([out.category?.read(), out.attributes?.read(), out.heatmaps?.read()]);
+    disposeAll([out.category, out.attributes, out.heatmaps]);
+    const peaks = heat ? heatmapPeaks(heat, batch.length, size) : null;
+    batch.forEach((p, i) => {
+      const r = label(p, i, vocab, cat, attrs, peaks, size, o);
+      if (o.out) {
+        r.overlay = join(o.out, `${basename(p.file, extname(p.file))}.png`);
+        writeFileSync(r.overlay, drawOverlay(p.img, r));
+      }
+      results.push(r);
+      lines.push(JSON.stringify(r));
+      labelled++;
+    });
+  };
+  let batch: Pending[] = [];
+  for (const [k, file] of files.entries()) {
+    try {
+      if (!existsSync(file)) throw new Error('no such file');
+      const st = statSync(file);
+      if (st.isDirectory()) throw new Error('is a folder');
+      if (st.size > MAX_FILE_BYTES) throw new Error(`${(st.size / 2 ** 20).toFixed(0)} MB is larger than the ${MAX_FILE_BYTES / 2 ** 20} MB limit`);
+      const img = decodeImage(readFileSync(file), basename(file));
+      const row = boxes?.get(file) ?? boxes?.get(relative(process.cwd(), resolve(file))) ?? boxes?.get(basename(file));
+      const box: Box = row ? { x: row.values[0]!, y: row.values[1]!, w: Math.max(1, row.values[2]! - row.values[0]!), h: Math.max(1, row.values[3]! - row.values[1]!) } : { x: 0, y: 0, w: img.width, h: img.height };
+      batch.push({ file, img, box });
+    } catch (e) {
+      fail(file, (e as Error).message.replace(`${basename(file)}: `, ''));
+    }
+    if (batch.length === o.batchSize) {
+      await flush(batch);
+      batch = [];
+    }
+    onProgress?.(k + 1, files.length);
+  }
+  await flush(batch);
+  if (o.jsonl) writeFileSync(o.jsonl, lines.join('\n') + (lines.length ? '\n' : ''));
+  net.dispose();
+  return { labelled, failed, results };
+}
+
+function label(p: Pending, i: number, vocab: Vocabulary, cat: Float32Array | undefined, attrs: Float32Array | undefined, peaks: { points: Float32Array; peaks: Float32Array } | null, size: number, o: PredictOptions): Labels {
+  const r: Labels = { file: p.file, width: p.img.width, height: p.img.height };
+  const C = vocab.categories.length, A = vocab.attributes.length;
+  if (cat && C) {
+    const probs = softmax(cat.subarray(i * C, (i + 1) * C));
+    r.category = topK(probs, Array.from({ length: C }, (_, c) => c), Math.min(5, C)).map((c) => ({ name: vocab.categories[c]!, p: round(probs[c]!) }));
+  }
+  if (attrs && A) {
+    const probs = Array.from(attrs.subarray(i * A, (i + 1) * A), sigmoid);
+    const all = probs.map((_, a) => a);
+    const above = all.filter((a) => probs[a]! >= o.threshold).sort((a, b) => probs[b]! - probs[a]!);
+    const byType: Record<string, { name: string; p: number }[]> = {};
+    for (const [t, name] of Object.entries(vocab.typeNames)) {
+      const members = all.filter((a) => vocab.attributeTypes[a] === Number(t));
+      byType[name] = topK(probs, members, o.perType).map((a) => ({ name: vocab.attributes[a]!, p: round(probs[a]!) }));
+    }
+    r.attributes = { above: above.map((a) => ({ name: vocab.attributes[a]!, p: round(probs[a]!) })), by_type: byType };
+  }
+  if (peaks) {
+    r.landmarks = LANDMARK_SLOTS.map((slot, s) => {
+      const [x, y] = toImagePixels(peaks.points[(i * 8 + s) * 2]!, peaks.points[(i * 8 + s) * 2 + 1]!, p.box, size);
+      return { slot, x: round(x, 1), y: round(y, 1), confidence: round(peaks.peaks[i * 8 + s]!) };
+    });
+  }
+  return r;
+}
+
+const round = (x: number, digits = 3) => Number(x.toFixed(digits));
+
+const SLOT_COLORS: [number, number, number][] = [[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180], [70, 240, 240], [240, 50, 230]];
+
+/** The photo (at most 512 pixels wide) with landmark dots and the top labels in a band. */
+export function drawOverlay(img: RgbaImage, r: Labels): Buffer {
+  const scale = Math.min(1, 512 / img.width);
+  const W = Math.max(1, Math.round(img.width * scale)), H = Math.max(1, Math.round(img.height * scale));
+  const text = [
+    r.category ? `${r.category[0]!.name} ${(100 * r.category[0]!.p).toFixed(0)}%` : '',
+    ...(r.attributes?.above.slice(0, 4).map((a) => `${a.name} ${(100 * a.p).toFixed(0)}%`) ?? []),
+  ].filter(Boolean);
+  const band = 8 + 12 * text.length;
+  const png = new PNG({ width: Math.max(W, 8 + Math.max(0, ...text.map((t) => textWidth(t, 2)))), height: H + band });
+  png.data.fill(255);
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      const sx = Math.min(img.width - 1, Math.floor(x / scale)), sy = Math.min(img.height - 1, Math.floor(y / scale));
+      const s = (sy * img.width + sx) * 4, d = (y * png.width + x) * 4;
+      png.data[d] = img.data[s]!; png.data[d + 1] = img.data[s + 1]!; png.data[d + 2] = img.data[s + 2]!; png.data[d + 3] = 255;
+    }
+  }
+  for (const [s, l] of (r.landmarks ?? []).entries()) {
+    if (l.confidence < 0.2) continue;
+    const cx = l.x * scale, cy = l.y * scale, c = SLOT_COLORS[s]!;
+    for (let dy = -4; dy <= 4; dy++) for (let dx = -4; dx <= 4; dx++) {
+      const x = Math.round(cx + dx), y = Math.round(cy + dy);
+      if (x < 0 || y < 0 || x >= W || y >= H || dx * dx + dy * dy > 16) continue;
+      const edge = dx * dx + dy * dy > 9;
+      const d = (y * png.width + x) * 4;
+      png.data[d] = edge ? 0 : c[0]; png.data[d + 1] = edge ? 0 : c[1]; png.data[d + 2] = edge ? 0 : c[2];
+    }
+  }
+  text.forEach((t, k) => drawText(png, t, 4, H + 4 + 12 * k, [0, 0, 0], 2));
+  return PNG.sync.write(png);
+}

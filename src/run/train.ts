@@ -1,0 +1,267 @@
+// `clothtag train`: a run folder with config.json, metrics.csv, curves, and atomic checkpoints
+// (weights/last, weights/best, and the optimizer state that makes --resume exact).
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Engine } from '../engine/engine.js';
+import type { Tensor } from '../engine/tensor.js';
+import { type Dataset, makeSplits, openDataset, shuffled } from '../data/dataset.js';
+import { BatchLoader, datasetView } from '../data/loader.js';
+import { type ClothNet, type NetName, createNet } from '../nets/models.js';
+import { parseSafetensors, serializeSafetensors } from '../nets/safetensors.js';
+import { loadState, readState, saveCheckpoint } from '../nets/weights.js';
+import { plotLines } from '../node/plot.js';
+import { THESIS_LOSS, type LossConfig } from '../train/losses.js';
+import type { EvalResult, Vocabulary } from '../train/metrics.js';
+import { Trainer } from '../train/step.js';
+import { evaluate } from './evaluate.js';
+
+export interface TrainConfig {
+  data: string;
+  net: NetName;
+  epochs: number;
+  batchSize: number;
+  imgSize: number;
+  width: number;
+  lr: number;
+  lrDecay: number;
+  loss: LossConfig;
+  pretrained?: string;
+  split: string;
+  seed: number;
+  workers: number;
+  /** Stop each epoch after this many batches (quick runs); 0 = the whole training split. */
+  stepsPerEpoch: number;
+  /** Evaluate on at most this many validation images per epoch; 0 = all. */
+  valLimit: number;
+}
+
+export const DEFAULT_TRAIN: Omit<TrainConfig, 'data' | 'net'> = {
+  epochs: 8, batchSize: 16, imgSize: 224, width: 1, lr: 5e-4, lrDecay: 0.95, loss: THESIS_LOSS,
+  split: 'official', seed: 0, workers: 1, stepsPerEpoch: 0, valLimit: 0,
+};
+
+/** Where a run stands: saved with weights/last so that --resume continues exactly. */
+interface Position {
+  epoch: number;
+  /** Batches of `epoch` already done. */
+  batch: number;
+  step: number;
+  bestScore: number | null;
+}
+
+export function vocabularyOf(ds: Dataset): Vocabulary {
+  return {
+    categories: ds.tasks.category ? ds.categories : [],
+    attributes: ds.tasks.attributes ? ds.attributeNames : [],
+    attributeTypes: ds.tasks.attributes ? ds.attributeTypes : [],
+    typeNames: ds.tasks.attributes ? ds.typeNames : {},
+  };
+}
+
+/** Writes through a temporary file and a rename, so that a crash never leaves half a file. */
+export function writeAtomic(path: string, data: Uint8Array | string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, path);
+}
+
+/** The score that picks weights/best: category top-3, else attribute recall@3, else -NME. */
+export function selectionScore(r: EvalResult): number {
+  return r.category?.top3 ?? r.attributes?.per_image.top3.all ?? (r.landmarks ? -r.landmarks.nme : 0);
+}
+
+const CSV_COLUMNS = [
+  'epoch', 'lr', 'train_loss', 'train_category', 'train_attributes', 'train_landmarks',
+  'val_category_top1', 'val_category_top3', 'val_category_top5', 'val_attr_recall3_per_image', 'val_attr_recall5_per_image',
+  'val_attr_recall3_per_attribute', 'val_attr_recall5_per_attribute', 'val_landmark_nme', 'images_per_s', 'seconds',
+];
+
+export interface TrainHooks {
+  log(line: string): void;
+  /** Progress within an epoch (a status line). */
+  progress?(line: string): void;
+  /** Checked after every step: true stops the run cleanly (weights/last saved, resumable). */
+  shouldStop?(): boolean;
+}
+
+export interface TrainResult {
+  out: string;
+  epochsDone: number;
+  interrupted: boolean;
+  lastEval: EvalResult | null;
+  stepLosses: number[];
+}
+
+/** Starts a new run in `out`, or continues the one there (resume). */
+export async function runTraining(engine: Engine, out: string, config: TrainConfig, hooks: TrainHooks, resume: boolean): Promise<TrainResult> {
+  const ds = await openDataset(config.data);
+  if (ds.problems.items.length) hooks.log(`note: ${ds.problems.items.length} problems in the lists (clothtag data check ${config.data} lists them); those rows are left out`);
+  const vocab = vocabularyOf(ds);
+  const splits = makeSplits(ds, config.split, config.seed);
+  if (!splits.train.length) throw new Error(`${config.data}: the training split is empty`);
+  mkdirSync(join(out, 'weights'), { recursive: true });
+
+  const netConfig = { net: config.net, categories: vocab.categories.length, attributes: vocab.attributes.length, width: config.width, seed: config.seed };
+  const net = createNet(engine, netConfig);
+  const trainer = new Trainer(net, config.loss, config.lr);
+  let pos: Position = { epoch: 0, batch: 0, step: 0, bestScore: null };
+  const csv = join(out, 'metrics.csv');
+  const stepLog = join(out, 'steps.csv');
+  if (resume) {
+    pos = restoreState(out, net, trainer);
+    hooks.log(`resuming ${out} at epoch ${pos.epoch + 1}, batch ${pos.batch}, step ${pos.step}`);
+  } else {
+    if (config.pretrained) {
+      const { tensors } = parseSafetensors(readFileSync(config.pretrained), config.pretrained);
+      const r = loadState(net, tensors, 'pretrained', config.pretrained);
+      hooks.log(`pretrained trunk: ${r.loaded} tensors from ${config.pretrained}${r.ignored.length ? ` (${r.ignored.length} ignored: ${r.ignored.slice(0, 4).join(', ')}...)` : ''}`);
+    }
+    writeAtomic(join(out, 'config.json'), JSON.stringify({ ...config, tasks: ds.tasks, images: { train: splits.train.length, val: splits.val.length, test: splits.test.length } }, null, 2));
+    writeAtomic(join(out, 'weights', 'vocabulary.json'), JSON.stringify(vocab, null, 2));
+    writeFileSync(csv, CSV_COLUMNS.join(',') + '\n');
+    writeFileSync(stepLog, 'step,epoch,loss\n');
+  }
+
+  const view = datasetView(ds);
+  const loader = new BatchLoader(view, { size: config.imgSize, augment: true, heatmaps: net.hasLandmarks }, config.workers);
+  const evalLoader = new BatchLoader(view, { size: config.imgSize, augment: false, heatmaps: false }, config.workers);
+  const valIndices = config.valLimit > 0 ? splits.val.slice(0, config.valLimit) : splits.val;
+  const extra = { vocabulary: JSON.stringify(vocab), training: JSON.stringify({ data: config.data, split: config.split, imgSize: config.imgSize }) };
+  let lastEval: EvalResult | null = null;
+  const stepLosses: number[] = [];
+  let interrupted = false;
+  const brokenSeen = new Set<string>();
+  try {
+    for (let epoch = pos.epoch; epoch < config.epochs && !interrupted; epoch++) {
+      const lr = config.lr * config.lrDecay ** epoch;
+      trainer.optimizer.hyper.lr = lr;
+      const order = shuffled(splits.train, config.seed * 1000 + epoch);
+      const batches: number[][] = [];
+      for (let i = 0; i < order.length; i += config.batchSize) batches.push(order.slice(i, i + config.batchSize));
+      // A short last batch is dropped: BatchNorm's statistics need a full one.
+      if (batches.length > 1 && batches.at(-1)!.length < config.batchSize) batches.pop();
+      const total = config.stepsPerEpoch > 0 ? Math.min(config.stepsPerEpoch, batches.length) : batches.length;
+      const started = performance.now();
+      const sums = { loss: 0, category: 0, attributes: 0, landmarks: 0, n: 0 };
+      const firstBatch = epoch === pos.epoch ? pos.batch : 0;
+      let images = 0;
+      let next = firstBatch < total ? loader.load(batches[firstBatch]!, config.seed * 1000 + epoch) : null;
+      for (let bi = firstBatch; bi < total; bi++) {
+        const batch = await next!;
+        next = bi + 1 < total ? loader.load(batches[bi + 1]!, config.seed * 1000 + epoch) : null; // prefetch while the GPU works
+        for (const b of batch.broken) if (!brokenSeen.has(b.path)) (brokenSeen.add(b.path), hooks.log(`skipped (unreadable): ${b.reason}`));
+        const terms = trainer.step({ n: batch.indices.length, ...batch }, pos.step);
+        const values = await readTerms(terms);
+        stepLosses.push(values.total);
+        if (!Number.isFinite(values.total)) throw new Error(`the loss became ${values.total} at epoch ${epoch + 1}, step ${pos.step}: lower --lr`);
+        sums.loss += values.total; sums.category += values.category; sums.attributes += values.attributes; sums.landmarks += values.landmarks; sums.n++;
+        images += batch.indices.length;
+        pos = { ...pos, epoch, batch: bi + 1, step: pos.step + 1 };
+        writeFileSync(stepLog, `${pos.step},${epoch + 1},${values.total}\n`, { flag: 'a' });
+        const rate = images / ((performance.now() - started) / 1000);
+        hooks.progress?.(`epoch ${epoch + 1}/${config.epochs} [${String(bi + 1).padStart(String(total).length)}/${total}] loss ${(sums.loss / sums.n).toFixed(4)} ${rate.toFixed(1)} img/s`);
+        if (hooks.shouldStop?.()) {
+          interrupted = true;
+          break;
+        }
+      }
+      if (interrupted) break;
+      const seconds = (performance.now() - started) / 1000;
+      lastEval = valIndices.length ? await evaluate(net, evalLoader, valIndices, vocab, { batchSize: config.batchSize, size: config.imgSize }) : null;
+      const score = lastEval ? selectionScore(lastEval) : -sums.loss / Math.max(sums.n, 1);
+      pos = { epoch: epoch + 1, batch: 0, step: pos.step, bestScore: pos.bestScore };
+      if (pos.bestScore === null || score > pos.bestScore) {
+        pos.bestScore = score;
+        writeAtomic(join(out, 'weights', 'best.safetensors'), await saveCheckpoint(net, { ...extra, epoch: String(epoch + 1) }));
+      }
+      await saveState(out, net, trainer, pos, extra);
+      const n = Math.max(sums.n, 1);
+      const v = lastEval;
+      const row = [
+        epoch + 1, lr, sums.loss / n, sums.category / n, sums.attributes / n, sums.landmarks / n,
+        v?.category?.top1, v?.category?.top3, v?.category?.top5, v?.attributes?.per_image.top3.all, v?.attributes?.per_image.top5.all,
+        v?.attributes?.per_attribute.top3.all, v?.attributes?.per_attribute.top5.all, v?.landmarks?.nme, images / seconds, seconds,
+      ];
+      writeFileSync(csv, row.map((x) => (x === undefined ? '' : typeof x === 'number' ? +x.toPrecision(6) : x)).join(',') + '\n', { flag: 'a' });
+      drawCurves(out);
+      hooks.log(`epoch ${epoch + 1}/${config.epochs}: loss ${(sums.loss / n).toFixed(4)}, ${(images / seconds).toFixed(1)} img/s${v ? `, val ${describeEval(v)}` : ''}`);
+    }
+    if (interrupted) {
+      await saveState(out, net, trainer, pos, extra);
+      hooks.log(`stopped at epoch ${pos.epoch + 1}, batch ${pos.batch} (step ${pos.step}); weights/last saved. Continue with: clothtag train --resume ${out}`);
+    }
+  } finally {
+    await Promise.all([loader.close(), evalLoader.close()]);
+    trainer.optimizer.dispose();
+    net.dispose();
+  }
+  return { out, epochsDone: pos.epoch, interrupted, lastEval, stepLosses };
+}
+
+function describeEval(r: EvalResult): string {
+  const parts: string[] = [];
+  if (r.category) parts.push(`category top-1 ${(100 * r.category.top1).toFixed(1)}% top-3 ${(100 * r.category.top3).toFixed(1)}%`);
+  if (r.attributes) parts.push(`attribute recall@3 ${(100 * r.attributes.per_image.top3.all!).toFixed(1)}% (per image)`);
+  if (r.landmarks) parts.push(`landmark NME ${r.landmarks.nme.toFixed(4)}`);
+  return parts.join(', ');
+}
+
+async function readTerms(terms: { total: Tensor; category?: Tensor; attributes?: Tensor; landmarks?: Tensor }) {
+  const read = async (t?: Tensor) => (t ? (await t.read())[0]! : 0);
+  const values = { total: await read(terms.total), category: await read(terms.category), attributes: await read(terms.attributes), landmarks: await read(terms.landmarks) };
+  for (const t of new Set([terms.total, terms.category, terms.attributes, terms.landmarks])) t?.dispose();
+  return values;
+}
+
+/** weights/last.safetensors (the network) and weights/last.state.safetensors (Adam, position). */
+async function saveState(out: string, net: ClothNet, trainer: Trainer, pos: Position, extra: Record<string, string>): Promise<void> {
+  writeAtomic(join(out, 'weights', 'last.safetensors'), await saveCheckpoint(net, { ...extra, epoch: String(pos.epoch) }));
+  const state = new Map<string, { shape: number[]; data: Float32Array }>();
+  const params = trainer.optimizer.params;
+  for (let i = 0; i < params.length; i++) {
+    state.set(`m.${i}`, { shape: [...params[i]!.shape], data: await trainer.optimizer.m[i]!.read() });
+    state.set(`v.${i}`, { shape: [...params[i]!.shape], data: await trainer.optimizer.v[i]!.read() });
+  }
+  for (const [k, t] of Object.entries(trainer.uncertainty?.logVars ?? {})) state.set(`uncertainty.${k}`, { shape: [1], data: await t.read() });
+  writeAtomic(join(out, 'weights', 'last.state.safetensors'), serializeSafetensors(state, { position: JSON.stringify(pos), adam_step: String(trainer.optimizer.step) }));
+}
+
+function restoreState(out: string, net: ClothNet, trainer: Trainer): Position {
+  const weights = join(out, 'weights', 'last.safetensors');
+  const statePath = join(out, 'weights', 'last.state.safetensors');
+  if (!existsSync(weights) || !existsSync(statePath)) throw new Error(`${out}: nothing to resume (no weights/last.safetensors and last.state.safetensors yet)`);
+  loadState(net, parseSafetensors(readFileSync(weights), weights).tensors, 'strict', weights);
+  const { tensors, metadata } = parseSafetensors(readFileSync(statePath), statePath);
+  const params = trainer.optimizer.params;
+  for (let i = 0; i < params.length; i++) {
+    const m = tensors.get(`m.${i}`), v = tensors.get(`v.${i}`);
+    if (!m || !v || m.data.length !== params[i]!.size) throw new Error(`${statePath} does not match this network's parameters (tensor ${i})`);
+    net.engine.write(trainer.optimizer.m[i]!, m.data);
+    net.engine.write(trainer.optimizer.v[i]!, v.data);
+  }
+  for (const [k, t] of Object.entries(trainer.uncertainty?.logVars ?? {})) {
+    const saved = tensors.get(`uncertainty.${k}`);
+    if (saved) net.engine.write(t, saved.data);
+  }
+  trainer.optimizer.step = Number(metadata.adam_step ?? 0);
+  return JSON.parse(metadata.position ?? '{"epoch":0,"batch":0,"step":0,"bestScore":null}') as Position;
+}
+
+/** loss.png (per step and per epoch) and metrics.png (validation metrics per epoch). */
+export function drawCurves(out: string): void {
+  const rows = readFileSync(join(out, 'metrics.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(','));
+  const col = (name: string) => rows.map((r) => (r[CSV_COLUMNS.indexOf(name)] === '' ? NaN : Number(r[CSV_COLUMNS.indexOf(name)])));
+  const steps = readFileSync(join(out, 'steps.csv'), 'utf8').trim().split('\n').slice(1).map((l) => Number(l.split(',')[2]));
+  const smooth = steps.map((_, i) => {
+    const w = steps.slice(Math.max(0, i - 19), i + 1);
+    return w.reduce((a, b) => a + b, 0) / w.length;
+  });
+  plotLines(join(out, 'loss.png'), 'training loss per step (20-step mean)', [{ name: 'loss', values: smooth, color: [200, 40, 40] }], { logY: true });
+  const series = [
+    { name: 'cat top-1', values: col('val_category_top1'), color: [30, 90, 200] as [number, number, number] },
+    { name: 'cat top-3', values: col('val_category_top3'), color: [30, 160, 220] as [number, number, number] },
+    { name: 'attr recall@3', values: col('val_attr_recall3_per_image'), color: [40, 160, 60] as [number, number, number] },
+    { name: 'landmark nme', values: col('val_landmark_nme'), color: [200, 120, 20] as [number, number, number] },
+  ].filter((s) => s.values.some(Number.isFinite));
+  if (series.length) plotLines(join(out, 'metrics.png'), 'validation metrics per epoch', series);
+}

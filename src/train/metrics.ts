@@ -1,0 +1,163 @@
+// The DeepFashion evaluation protocol (SPEC section 6), accumulated batch by batch:
+// - category top-1/3/5 accuracy;
+// - attribute recall@3 and @5, overall and per attribute type, under both definitions:
+//   per_image: the share of an image's true attributes found among its top-k scores, averaged
+//              over images (thesis eq. 7.2);
+//   per_attribute: for each attribute, the share of the images having it that rank it in their
+//              top-k, averaged over attributes (the DeepFashion paper's code lineage).
+//   Per-type recall ranks only that type's attributes.
+// - landmarks: mean distance between predicted and true visible points over the image size.
+
+export interface Vocabulary {
+  categories: string[];
+  attributes: string[];
+  attributeTypes: number[];
+  typeNames: Record<number, string>;
+}
+
+export type RecallTable = Record<'top3' | 'top5', Record<string, number>>;
+
+export interface EvalResult {
+  category?: { top1: number; top3: number; top5: number };
+  attributes?: { per_image: RecallTable; per_attribute: RecallTable };
+  landmarks?: { nme: number };
+  images: number;
+}
+
+const KS = [3, 5] as const;
+
+/** Indices of the k largest scores among `candidates` (ties: lower index first). */
+export function topK(scores: ArrayLike<number>, candidates: readonly number[], k: number): number[] {
+  return [...candidates].sort((a, b) => scores[b]! - scores[a]! || a - b).slice(0, k);
+}
+
+export class MetricsAccumulator {
+  private images = 0;
+  private readonly cat = { hits: [0, 0, 0], count: 0 };
+  // per_image[k][group]: sum of recalls and images counted; per_attribute[k][a]: hits and totals
+  private readonly perImage = new Map<string, { sum: number; count: number }>();
+  private readonly attrHits: Record<string, Float64Array> = {};
+  private readonly attrHitsTyped: Record<string, Float64Array> = {};
+  private readonly attrTotals: Float64Array;
+  private readonly groups: { name: string; members: number[] }[];
+  private nmeSum = 0;
+  private nmeCount = 0;
+
+  constructor(private readonly vocab: Vocabulary) {
+    const A = vocab.attributes.length;
+    this.attrTotals = new Float64Array(A);
+    for (const k of KS) {
+      this.attrHits[k] = new Float64Array(A);
+      this.attrHitsTyped[k] = new Float64Array(A);
+    }
+    const all = vocab.attributes.map((_, i) => i);
+    this.groups = [{ name: 'all', members: all }];
+    for (const [t, name] of Object.entries(vocab.typeNames)) {
+      const members = all.filter((a) => vocab.attributeTypes[a] === Number(t));
+      if (members.length) this.groups.push({ name, members });
+    }
+  }
+
+  /** One image's category logits and its label (-1: unknown, not counted). */
+  addCategory(logits: ArrayLike<number>, label: number): void {
+    if (label < 0) return;
+    let rank = 0;
+    for (let c = 0; c < logits.length; c++) if (logits[c]! > logits[label]! || (logits[c] === logits[label] && c < label)) rank++;
+    [1, 3, 5].forEach((k, i) => {
+      if (rank < k) this.cat.hits[i]!++;
+    });
+    this.cat.count++;
+  }
+
+  /** One image's attribute scores and targets (1 present, 0 absent, -1 unknown). */
+  addAttributes(scores: ArrayLike<number>, targets: ArrayLike<number>): void {
+    for (const g of this.groups) {
+      const positives = g.members.filter((a) => targets[a]! > 0.5);
+      if (!positives.length) continue;
+      for (const k of KS) {
+        const top = new Set(topK(scores, g.members, k));
+        const found = positives.filter((a) => top.has(a)).length;
+        const key = `${k}/${g.name}`;
+        const acc = this.perImage.get(key) ?? { sum: 0, count: 0 };
+        acc.sum += found / positives.length;
+        acc.count++;
+        this.perImage.set(key, acc);
+        for (const a of positives) {
+          if (!top.has(a)) continue;
+          if (g.name === 'all') this.attrHits[k]![a]!++;
+          else this.attrHitsTyped[k]![a]!++;
+        }
+      }
+      if (g.name === 'all') for (const a of positives) this.attrTotals[a]!++;
+    }
+  }
+
+  /** Predicted and true points (8 slots of x, y; truth with visibility), in a frame of `size` pixels. */
+  addLandmarks(predicted: ArrayLike<number>, truth: ArrayLike<number>, size: number): void {
+    for (let s = 0; s < 8; s++) {
+      if (truth[3 * s] !== 0) continue;
+      this.nmeSum += Math.hypot(predicted[2 * s]! - truth[3 * s + 1]!, predicted[2 * s + 1]! - truth[3 * s + 2]!) / size;
+      this.nmeCount++;
+    }
+  }
+
+  countImages(n: number): void {
+    this.images += n;
+  }
+
+  result(): EvalResult {
+    const r: EvalResult = { images: this.images };
+    if (this.cat.count) r.category = { top1: this.cat.hits[0]! / this.cat.count, top3: this.cat.hits[1]! / this.cat.count, top5: this.cat.hits[2]! / this.cat.count };
+    if (this.vocab.attributes.length && this.perImage.size) {
+      const perImage: RecallTable = { top3: {}, top5: {} };
+      const perAttribute: RecallTable = { top3: {}, top5: {} };
+      for (const k of KS) {
+        for (const g of this.groups) {
+          const acc = this.perImage.get(`${k}/${g.name}`);
+          if (acc) perImage[`top${k}`][g.name] = acc.sum / acc.count;
+          const hits = g.name === 'all' ? this.attrHits[k]! : this.attrHitsTyped[k]!;
+          const rates = g.members.filter((a) => this.attrTotals[a]! > 0).map((a) => hits[a]! / this.attrTotals[a]!);
+          if (rates.length) perAttribute[`top${k}`][g.name] = rates.reduce((s, x) => s + x, 0) / rates.length;
+        }
+      }
+      r.attributes = { per_image: perImage, per_attribute: perAttribute };
+    }
+    if (this.nmeCount) r.landmarks = { nme: this.nmeSum / this.nmeCount };
+    return r;
+  }
+}
+
+/** The position of each heatmap's maximum, [8 x (x, y)] per image, from [n, 8, size, size]. */
+export function heatmapPeaks(heatmaps: Float32Array, n: number, size: number): { points: Float32Array; peaks: Float32Array } {
+  const points = new Float32Array(n * 16), peaks = new Float32Array(n * 8);
+  const plane = size * size;
+  for (let p = 0; p < n * 8; p++) {
+    let best = -Infinity, at = 0;
+    for (let i = 0; i < plane; i++) {
+      const v = heatmaps[p * plane + i]!;
+      if (v > best) (best = v), (at = i);
+    }
+    points[2 * p] = at % size;
+    points[2 * p + 1] = Math.floor(at / size);
+    peaks[p] = best;
+  }
+  return { points, peaks };
+}
+
+/** A metric table as text, each number labelled with its definition. */
+export function formatEval(r: EvalResult): string {
+  const pct = (x: number | undefined) => (x === undefined ? '   -' : (100 * x).toFixed(1).padStart(5));
+  const lines = [`images: ${r.images}`];
+  if (r.category) lines.push(`category accuracy   top-1 ${pct(r.category.top1)}   top-3 ${pct(r.category.top3)}   top-5 ${pct(r.category.top5)}`);
+  if (r.attributes) {
+    const groups = Object.keys(r.attributes.per_image.top3);
+    lines.push(`attribute recall (%)     ${groups.map((g) => g.padStart(9)).join('')}`);
+    for (const def of ['per_image', 'per_attribute'] as const) {
+      for (const k of ['top3', 'top5'] as const) {
+        lines.push(`  ${def.padEnd(13)} @${k.slice(3)}  ${groups.map((g) => pct(r.attributes![def][k][g]).padStart(9)).join('')}`);
+      }
+    }
+  }
+  if (r.landmarks) lines.push(`landmark error (NME, distance / image size): ${r.landmarks.nme.toFixed(4)}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,72 @@
+// One training step and one evaluation forward pass, runtime-agnostic: everything a browser or
+// Deno host needs to train the networks given a GPUDevice and batches of floats.
+import { Adam } from '../autograd/optim.js';
+import { backward, noGrad } from '../autograd/tape.js';
+import type { Engine } from '../engine/engine.js';
+import type { Tensor } from '../engine/tensor.js';
+import type { ClothNet, NetOutput } from '../nets/models.js';
+import { type LossConfig, type LossTerms, type Targets, UncertaintyWeights, multiTaskLoss } from './losses.js';
+
+export interface HostBatch {
+  n: number;
+  size: number;
+  images: Float32Array;
+  category?: Float32Array | null;
+  attributes?: Float32Array | null;
+  heatmaps?: Float32Array | null;
+  landmarkMask?: Float32Array | null;
+}
+
+/** Uploads a batch's targets for the heads the network has. */
+export function targetsOf(engine: Engine, net: ClothNet, b: HostBatch): Targets {
+  const t: Targets = {};
+  if (net.config.categories > 0 && b.category) t.category = engine.tensor(b.category, [b.n], 'targets.category');
+  if (net.config.attributes > 0 && b.attributes) t.attributes = engine.tensor(b.attributes, [b.n, net.config.attributes], 'targets.attributes');
+  if (net.hasLandmarks && b.heatmaps && b.landmarkMask) {
+    t.heatmaps = engine.tensor(b.heatmaps, [b.n, 8, b.size, b.size], 'targets.heatmaps');
+    t.landmarkMask = engine.tensor(b.landmarkMask, [b.n, 8], 'targets.landmark_mask');
+  }
+  return t;
+}
+
+export class Trainer {
+  readonly optimizer: Adam;
+  readonly uncertainty?: UncertaintyWeights;
+  constructor(
+    readonly net: ClothNet,
+    readonly loss: LossConfig,
+    lr: number,
+  ) {
+    if (loss.weighting === 'uncertainty') this.uncertainty = new UncertaintyWeights(net.engine);
+    this.optimizer = new Adam([...net.parameters(), ...(this.uncertainty?.parameters() ?? [])], { lr });
+  }
+
+  /**
+   * Forward, loss, backward and the Adam update, recorded into one submission. Returns the loss
+   * terms (kept; the caller reads and disposes them). `step` seeds dropout.
+   */
+  step(b: HostBatch, step: number): LossTerms {
+    const e = this.net.engine;
+    this.net.setTraining(true);
+    this.net.setStep(step);
+    return e.tidy(() => {
+      const out = this.net.forward(e.tensor(b.images, [b.n, 3, b.size, b.size], 'images'));
+      const terms = multiTaskLoss(out, targetsOf(e, this.net, b), this.loss, this.uncertainty);
+      backward(terms.total);
+      noGrad(() => this.optimizer.update());
+      this.optimizer.zeroGrad();
+      return terms;
+    });
+  }
+}
+
+/** Eval-mode forward pass of one batch (the outputs are kept; the caller disposes them). */
+export function predictBatch(net: ClothNet, images: Float32Array, n: number, size: number): NetOutput {
+  const e = net.engine;
+  net.setTraining(false);
+  return e.tidy(() => noGrad(() => net.forward(e.tensor(images, [n, 3, size, size], 'images'))));
+}
+
+export function disposeAll(xs: (Tensor | undefined)[]): void {
+  for (const x of xs) x?.dispose();
+}

@@ -1,0 +1,120 @@
+// Training end to end on synthesized data: metrics, learning, exact resume, eval and predict.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { synthesize } from '../src/data/synth.js';
+import { DEFAULT_TRAIN, type TrainConfig, runTraining } from '../src/run/train.js';
+import { THESIS_LOSS } from '../src/train/losses.js';
+import { MetricsAccumulator, heatmapPeaks } from '../src/train/metrics.js';
+import { clothtag } from './helpers/cli.js';
+import { gpuEngine } from './helpers/gpu.js';
+
+const SMALL = join(import.meta.dirname, '..', '..', 'shared', 'data', 'clothing-small');
+const quiet = { log: () => {} };
+
+t.test('metrics on hand-computed cases', async (t) => {
+  const vocab = { categories: ['a', 'b', 'c', 'd'], attributes: ['x1', 'x2', 'y1', 'y2', 'y3', 'y4'], attributeTypes: [1, 1, 2, 2, 2, 2], typeNames: { 1: 'texture', 2: 'fabric' } };
+  const m = new MetricsAccumulator(vocab);
+  m.addCategory([0.1, 0.9, 0.5, 0.2], 1); // rank 0: top-1 hit
+  m.addCategory([0.1, 0.9, 0.5, 0.2], 2); // rank 1: top-3 hit
+  m.addCategory([0.1, 0.9, 0.5, 0.2], 0); // rank 3: misses top-3, hits top-5
+  m.addCategory([0.1, 0.9, 0.5, 0.2], -1); // unknown: not counted
+  // image 1: positives x1, y3. Scores rank: y1 .9, x1 .8, y2 .7, y3 .6, x2 .5, y4 .1
+  m.addAttributes([0.8, 0.5, 0.9, 0.7, 0.6, 0.1], [1, 0, 0, 0, 1, 0]);
+  // image 2: positives x2, y4 (y4 ranked last); unknown y1
+  m.addAttributes([0.1, 0.9, 0.8, 0.2, 0.3, 0.0], [0, 1, -1, 0, 0, 1]);
+  m.addLandmarks([3, 4, 0, 0, ...new Array(12).fill(0)], [0, 0, 0, 2, 5, 5, ...new Array(18).fill(-1)], 10); // second point truncated
+  m.countImages(4);
+  const r = m.result();
+  t.same(r.category, { top1: 1 / 3, top3: 2 / 3, top5: 1 });
+  // per image, top-3 overall: image 1 top3 = y1, x1, y2 -> found x1 (1 of 2); image 2 top3 = x2, y1, y3 -> found x2 (1 of 2)
+  t.equal(r.attributes!.per_image.top3.all, 0.5);
+  // top-5: image 1 adds y3 -> 2/2; image 2 top5 adds y2(.2), x1(.1)... scores x1 .1, y2 .2 -> x2,y1,y3,y2,x1: found x2 only -> 1/2
+  t.equal(r.attributes!.per_image.top5.all, 0.75);
+  // per type, top-3: texture of image 1 ranks x1, x2 -> x1 found (1/1); image 2: x2 found (1/1) -> 1
+  t.equal(r.attributes!.per_image.top3.texture, 1);
+  // fabric image 1: y1 .9, y2 .7, y3 .6 -> y3 found -> 1; image 2: y1 .8, y3 .3, y2 .2 -> y4 missed -> 0 => 0.5
+  t.equal(r.attributes!.per_image.top3.fabric, 0.5);
+  // per attribute, top-3 overall: x1 1/1, x2 1/1, y3 0/1, y4 0/1 -> mean 0.5
+  t.equal(r.attributes!.per_attribute.top3.all, 0.5);
+  // per attribute, fabric, top-3: y3 1/1, y4 0/1 -> 0.5
+  t.equal(r.attributes!.per_attribute.top3.fabric, 0.5);
+  t.equal(r.landmarks!.nme, 0.5, 'one visible point, 5 pixels off in a 10-pixel image');
+  const peaks = heatmapPeaks(Float32Array.from({ length: 8 * 9 }, (_, i) => (i === 5 ? 1 : 0)), 1, 3);
+  t.same(Array.from(peaks.points.slice(0, 2)), [2, 1], 'a heatmap peak at flat index 5 of a 3x3 map is (2, 1)');
+});
+
+const tmp = mkdtempSync(join(tmpdir(), 'clothtag-train-'));
+const data = join(tmp, 'synth');
+synthesize(data, { images: 300, size: 64, seed: 1 });
+const base: TrainConfig = { ...DEFAULT_TRAIN, data, net: 'cloth_repvgg', width: 0.25, imgSize: 48, batchSize: 16, epochs: 6, lr: 3e-3, lrDecay: 0.9, loss: THESIS_LOSS, workers: 0 };
+
+t.test('a short training run on synthetic garments learns far above chance', async (t) => {
+  const e = await gpuEngine(t);
+  const r = await runTraining(e, join(tmp, 'learn'), base, quiet, false);
+  const top1 = r.lastEval!.category!.top1;
+  t.ok(top1 >= 0.5, `category top-1 ${(100 * top1).toFixed(1)}% on validation (chance: ${(100 / 6).toFixed(1)}%)`);
+  t.ok(r.lastEval!.attributes!.per_image.top3.all! > 0.4, `attribute recall@3 ${(100 * r.lastEval!.attributes!.per_image.top3.all!).toFixed(1)}%`);
+  for (const f of ['config.json', 'metrics.csv', 'steps.csv', 'loss.png', 'metrics.png', 'weights/last.safetensors', 'weights/best.safetensors', 'weights/last.state.safetensors', 'weights/vocabulary.json']) {
+    t.ok(existsSync(join(tmp, 'learn', f)), f);
+  }
+  t.equal(readFileSync(join(tmp, 'learn', 'metrics.csv'), 'utf8').trim().split('\n').length, 7, 'a metrics row per epoch');
+});
+
+t.test('resume continues exactly: the same losses as an uninterrupted run', async (t) => {
+  const e = await gpuEngine(t);
+  const small: TrainConfig = { ...base, net: 'fashionnet', width: 0.0625, imgSize: 32, batchSize: 8, epochs: 2, stepsPerEpoch: 3, valLimit: 8 };
+  const whole = await runTraining(e, join(tmp, 'whole'), small, quiet, false);
+  t.equal(whole.stepLosses.length, 6);
+  // Stopped at an epoch boundary, then resumed for the second epoch.
+  const first = await runTraining(e, join(tmp, 'split'), { ...small, epochs: 1 }, quiet, false);
+  const second = await runTraining(e, join(tmp, 'split'), small, quiet, true);
+  t.same([...first.stepLosses, ...second.stepLosses], whole.stepLosses, 'epoch boundary');
+  // Stopped in the middle of an epoch (as Ctrl-C does), then resumed.
+  let steps = 0;
+  const stopped = await runTraining(e, join(tmp, 'mid'), small, { log: () => {}, shouldStop: () => ++steps === 4 }, false);
+  t.ok(stopped.interrupted);
+  const rest = await runTraining(e, join(tmp, 'mid'), small, quiet, true);
+  t.same([...stopped.stepLosses, ...rest.stepLosses], whole.stepLosses, 'mid-epoch');
+});
+
+t.test('clothtag eval writes the protocol JSON; predict labels real photos and records broken files', async (t) => {
+  const ckpt = join(tmp, 'learn', 'weights', 'best.safetensors');
+  const ev = clothtag(['eval', '--checkpoint', ckpt, '--data', data, '--split', 'test', '--json', join(tmp, 'eval.json')]);
+  t.equal(ev.code, 0, ev.stderr);
+  t.match(ev.stdout, /category accuracy\s+top-1/);
+  t.match(ev.stdout, /per_image\s+@3/);
+  t.match(ev.stdout, /per_attribute\s+@5/);
+  const json = JSON.parse(readFileSync(join(tmp, 'eval.json'), 'utf8'));
+  t.same(Object.keys(json.category), ['top1', 'top3', 'top5']);
+  t.same(Object.keys(json.attributes), ['per_image', 'per_attribute']);
+  t.same(Object.keys(json.attributes.per_image.top3), ['all', 'texture', 'fabric', 'shape', 'part', 'style']);
+  t.ok(json.images > 0);
+
+  // Photos: synthetic ones, real catalog photos where ../shared/data is present, and broken files.
+  const photos = join(tmp, 'photos');
+  mkdirSync(photos);
+  const synthImgs = readdirSync(join(data, 'img')).slice(0, 2).map((d) => join(data, 'img', d, readdirSync(join(data, 'img', d))[0]!));
+  const real = existsSync(SMALL) ? readdirSync(join(SMALL, 'val', 'dress')).slice(0, 3).map((f) => join(SMALL, 'val', 'dress', f)) : [];
+  writeFileSync(join(photos, 'empty.jpg'), '');
+  writeFileSync(join(photos, 'notes.jpg'), 'these are not pixels');
+  writeFileSync(join(photos, 'cut.jpg'), readFileSync(synthImgs[0]!).subarray(0, 300));
+  const inputs = [...synthImgs, ...real, photos, join(tmp, 'missing.jpg')];
+  const pr = clothtag(['predict', ...inputs, '--checkpoint', ckpt, '--out', join(tmp, 'overlays'), '--jsonl', join(tmp, 'labels.jsonl')]);
+  t.equal(pr.code, 0, pr.stderr);
+  const good = synthImgs.length + real.length;
+  t.match(pr.stdout, new RegExp(`labelled ${good} of ${good + 4} files; could not label 4`));
+  const lines = readFileSync(join(tmp, 'labels.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  t.equal(lines.length, good + 4);
+  const errors = lines.filter((l) => l.error).map((l) => l.error as string);
+  t.ok(errors.some((e) => /empty file/.test(e)) && errors.some((e) => /not an image/.test(e)) && errors.some((e) => /broken or unsupported JPEG/.test(e)) && errors.some((e) => /no such file/.test(e)), errors.join('; '));
+  const labelled = lines.filter((l) => !l.error);
+  for (const l of labelled) {
+    t.equal(l.category.length, 5, 'category top-5');
+    t.ok(Math.abs(l.category.reduce((s: number, c: { p: number }) => s + c.p, 0) - 1) < 0.05 || l.category.length < 6, 'probabilities');
+    t.same(Object.keys(l.attributes.by_type), ['texture', 'fabric', 'shape', 'part', 'style']);
+    t.ok(existsSync(l.overlay), `overlay ${l.overlay}`);
+  }
+  if (real.length) t.ok(labelled.some((l) => l.width > 64), 'real photos are labelled at their own size');
+});

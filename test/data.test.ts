@@ -87,6 +87,18 @@ t.test('synthesized dataset: all seven lists, learnable labels that round-trip t
   t.same(batch.broken, []);
 });
 
+t.test('attribute labels are parsed once, then read from the cache', async (t) => {
+  const out = mkdtempSync(join(tmpdir(), 'clothtag-cache-data-'));
+  synthesize(out, { images: 20, size: 32, seed: 5 });
+  process.env.CLOTHTAG_CACHE = mkdtempSync(join(tmpdir(), 'clothtag-cache-'));
+  const first = await openDataset(out);
+  const { readdirSync } = await import('node:fs');
+  t.equal(readdirSync(process.env.CLOTHTAG_CACHE).filter((f) => f.startsWith('attr-')).length, 2, 'labels and names cached');
+  const second = await openDataset(out);
+  t.same(Array.from(second.attributes!), Array.from(first.attributes!), 'the cached labels are the parsed ones');
+  delete process.env.CLOTHTAG_CACHE;
+});
+
 t.test('landmark geometry under crop, resize and flip', async (t) => {
   // An image with a bright dot at (70, 30), a box from (50, 10) to (90, 50), resized to 20x20.
   const W = 120, H = 80;

@@ -1,12 +1,10 @@
 #!/usr/bin/env node
 // The `clothtag` command. Each verb is a small async function; errors print one clear line.
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { trainSpiralMlp } from '../autograd/mlp-demo.js';
 import { matmul } from '../engine/gemm.js';
 import { createNodeGpu, INSTALL_HINT } from '../node/gpu.js';
-import { plotLines } from '../node/plot.js';
+import { demoVerb } from './demo.js';
 import { dataVerb, evalVerb, predictVerb, trainVerb } from './job.js';
 import { forwardVerb, netsVerb } from './nets.js';
 import { UsageError, positiveInt } from './util.js';
@@ -44,9 +42,9 @@ const verbs: Record<string, Verb> = {
     run: doctor,
   },
   demo: {
-    summary: "the engine's own demo: a small MLP learns two spirals on the GPU",
-    usage: 'clothtag demo [--steps N] [--out DIR]',
-    run: demo,
+    summary: 'the main job end to end: synthesize data, train New FashionNet, evaluate, label (--engine: the MLP demo)',
+    usage: 'clothtag demo [--out runs/demo] [--epochs 6] [--images 600]\n       clothtag demo --engine',
+    run: demoVerb,
   },
   nets: {
     summary: 'parameters (ours, the thesis\'s, deployed) and GFLOPs at 224 of the five networks',
@@ -59,8 +57,8 @@ const verbs: Record<string, Verb> = {
     run: forwardVerb,
   },
   bench: {
-    summary: 'benchmarks: gemm, conv (GFLOP/s against TensorFlow.js WebGPU in the same process)',
-    usage: 'clothtag bench gemm [--quick] [--reps N] [--json FILE]\n       clothtag bench conv [--batch 16] [--size S] [--nets resnet50,vgg16,repvgg_a0] [--passes forward,backward_data,backward_weight] [--layouts] [--reps N] [--json FILE]',
+    summary: 'benchmarks: gemm, conv (GFLOP/s against TensorFlow.js WebGPU in the same process), real-data (accuracy)',
+    usage: 'clothtag bench gemm [--quick] [--reps N] [--json FILE]\n       clothtag bench real-data [--epochs 6] [--size 64] [--width 0.25] [--shared ../shared/data] [--json FILE]\n       clothtag bench conv [--batch 16] [--size S] [--nets resnet50,vgg16,repvgg_a0] [--passes forward,backward_data,backward_weight] [--layouts] [--reps N] [--json FILE]',
     run: bench,
   },
 };
@@ -106,25 +104,6 @@ async function doctor(): Promise<number> {
   return ok ? 0 : 1;
 }
 
-async function demo(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { steps: { type: 'string', default: '300' }, out: { type: 'string', default: 'runs/engine-demo' } } });
-  const steps = positiveInt(values.steps!, '--steps');
-  const gpu = await createNodeGpu();
-  console.log(`engine demo on ${gpu.info.description || gpu.info.device}: a 2-64-64-2 MLP learns two interleaved spirals (${steps} Adam steps, full batch)`);
-  const t0 = performance.now();
-  const run = await trainSpiralMlp(gpu.engine, steps, (step, loss) => {
-    if (step % 25 === 0 || step === steps - 1) process.stdout.write(`\r  step ${String(step + 1).padStart(4)}/${steps}  loss ${loss.toFixed(4)}`);
-  });
-  process.stdout.write('\n');
-  mkdirSync(values.out!, { recursive: true });
-  const curve = join(values.out!, 'loss.png');
-  plotLines(curve, 'spiral mlp: training loss', [{ name: 'loss', values: run.losses, color: [200, 40, 40] }], { logY: true });
-  writeFileSync(join(values.out!, 'losses.json'), JSON.stringify(run.losses));
-  console.log(`  accuracy ${(run.accuracy * 100).toFixed(1)}% in ${((performance.now() - t0) / 1000).toFixed(1)} s; loss curve: ${curve}`);
-  gpu.close();
-  return run.accuracy > 0.9 ? 0 : 1;
-}
-
 async function bench(args: string[]): Promise<number> {
   const [what, ...rest] = args;
   const { values } = parseArgs({
@@ -138,13 +117,25 @@ async function bench(args: string[]): Promise<number> {
       nets: { type: 'string', default: 'resnet50,vgg16,repvgg_a0' },
       passes: { type: 'string', default: 'forward,backward_data,backward_weight' },
       layouts: { type: 'boolean' },
+      epochs: { type: 'string', default: '6' },
+      width: { type: 'string', default: '0.25' },
+      shared: { type: 'string', default: '../shared/data' },
     },
   });
   const reps = positiveInt(values.reps!, '--reps');
-  if (what !== 'gemm' && what !== 'conv') throw new UsageError(`unknown benchmark "${what ?? ''}": try gemm or conv`);
+  if (what !== 'gemm' && what !== 'conv' && what !== 'real-data') throw new UsageError(`unknown benchmark "${what ?? ''}": gemm, conv or real-data`);
   const gpu = await createNodeGpu();
   const adapter = gpu.info.description || gpu.info.device;
   try {
+    if (what === 'real-data') {
+      const { benchRealData, writeResults } = await import('../../bench/real-data.js');
+      const results = await benchRealData(gpu.engine, {
+        shared: values.shared!, epochs: positiveInt(values.epochs!, '--epochs'), size: values.size ? positiveInt(values.size, '--size') : 64,
+        width: Number(values.width), workers: 1, log: (s: string) => console.log(s),
+      });
+      if (values.json) writeResults(values.json, results);
+      return 0;
+    }
     if (what === 'gemm') {
       const { benchGemm, gemmTable, geomean } = await import('../../bench/gemm.js');
       console.log(`gemm on ${adapter} (timestamp queries, median of ${reps})`);

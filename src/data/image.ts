@@ -159,9 +159,9 @@ export function toImagePixels(x: number, y: number, box: Box, size: number): [nu
   return [((x + 0.5) * box.w) / size + box.x - 0.5, ((y + 0.5) * box.h) / size + box.y - 0.5];
 }
 
-/** Heatmap width (the Gaussian's sigma) for a training size: 4 pixels at 224. */
+/** Heatmap width (the Gaussian's sigma) for a training size: 4 pixels at 224, never under 2 (a sparser target gives the branch almost nothing to learn from at CPU-scale sizes). */
 export function heatmapSigma(size: number): number {
-  return Math.max(1, (4 * size) / 224);
+  return Math.max(2, (4 * size) / 224);
 }
 
 /** Gaussian heatmaps [8, size, size] at visible landmarks, and the mask of supervised slots. */

@@ -2,8 +2,10 @@
 //   dx[n, c, iy, ix] = sum over (k, ky, kx) of w[k, c, ky, kx] * dy[n, k, oy, ox]
 //                      where oy = (iy + p - ky) / s and ox = (ix + p - kx) / s divide exactly.
 // Rows are input channels (C), columns input pixels (batch*H*W), depth K*KH*KW. Each invocation
-// computes 4 channels x 4 neighbouring pixels. A tap (ky, kx) that no pixel of the 4 can reach
-// (stride 2 skips every other row) is skipped whole.
+// computes 4 channels x 4 pixels of one row. With stride s, only taps with kx = ix + pad (mod s)
+// reach a pixel, so the columns of a row are visited phase by phase (x = phase, phase + s, ...):
+// the 4 pixels of an invocation share their phase, and a tap (ky, kx) that none of them can reach
+// is skipped whole - for stride 2 that halves the work of every row and column.
 // The same kernel is the forward pass of a transposed convolution (dy = its input, w = its
 // weight [Cin, Cout, KH, KW] read as [K, C, KH, KW]), with an optional bias over C.
 struct U {
@@ -24,6 +26,17 @@ struct U {
 const KH = ${KH}u;
 const KW = ${KW}u;
 
+// The q-th column of a row in phase order: all x with x % stride == 0, then 1, ...
+fn column(q: u32) -> u32 {
+  var rest = q;
+  for (var phase = 0u; phase < u.stride; phase++) {
+    let count = (u.W - min(phase, u.W) + u.stride - 1u) / u.stride;
+    if (rest < count) { return phase + rest * u.stride; }
+    rest -= count;
+  }
+  return q;
+}
+
 @compute @workgroup_size(16, 8)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let HW = u.H * u.W;
@@ -36,13 +49,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   var img: vec4<u32>;      // offset of the pixel's image in dy
   var ty: vec4<i32>;       // iy + pad
   var tx: vec4<i32>;
+  var at: vec4<u32>;       // the pixel's offset in its plane of dx
   for (var j = 0u; j < 4u; j++) {
     let p = min(p0 + j, P - 1u);
     let n = p / HW;
     let r = p % HW;
+    let iy = r / u.W;
+    let ix = column(r % u.W);
     img[j] = n * u.K * OHW;
-    ty[j] = i32(r / u.W + u.pad);
-    tx[j] = i32(r % u.W + u.pad);
+    ty[j] = i32(iy + u.pad);
+    tx[j] = i32(ix + u.pad);
+    at[j] = iy * u.W + ix;
   }
   var wcol: vec4<u32>;     // offset of each input channel's taps inside one filter
   for (var i = 0u; i < 4u; i++) { wcol[i] = min(c0 + i, u.C - 1u) * KH * KW; }
@@ -78,14 +95,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let p = p0 + j;
     if (p >= P) { break; }
     let n = p / HW;
-    let r = p % HW;
     for (var i = 0u; i < 4u; i++) {
       let c = c0 + i;
       if (c >= u.C) { break; }
 #if ${HAS_BIAS}
-      dx[(n * u.C + c) * HW + r] = acc[i][j] + bias[c];
+      dx[(n * u.C + c) * HW + at[j]] = acc[i][j] + bias[c];
 #else
-      dx[(n * u.C + c) * HW + r] = acc[i][j];
+      dx[(n * u.C + c) * HW + at[j]] = acc[i][j];
 #endif
     }
   }

@@ -36,6 +36,8 @@ export interface CheckReport {
   attributes?: { type: string; attributes: number; positiveRate: number }[];
   landmarks?: { slot: string; visible: number; occluded: number; truncated: number; absent: number }[];
   problems: string[];
+  /** Facts worth knowing that are not problems. */
+  notes: string[];
   usable: boolean;
 }
 
@@ -59,14 +61,17 @@ export function checkDataset(ds: Dataset, onProgress?: (done: number, total: num
     if (i % 500 === 0) onProgress?.(i, ds.items.length);
   });
   if (missing.length > 50) problems.push(`... and ${missing.length - 50} more missing images`);
+  const notes: string[] = [];
   let splits: Record<string, number> = {};
   try {
     const s = makeSplits(ds, 'official', 0);
-    splits = { train: s.train.length, val: s.val.length, test: s.test.length };
+    const test = ds.items.filter((it) => it.split === 'test').length;
+    splits = { train: s.train.length, val: s.val.length, test };
+    if (!test && s.val.length) notes.push('no test partition: --split test evaluates the val images');
   } catch (e) {
     problems.push((e as Error).message);
   }
-  const report: CheckReport = { root: ds.root, layout: ds.layout, tasks: ds.tasks, images: ds.items.length, splits, problems, usable: ds.items.length - missing.length > 0 };
+  const report: CheckReport = { root: ds.root, layout: ds.layout, tasks: ds.tasks, images: ds.items.length, splits, problems, notes, usable: ds.items.length - missing.length > 0 };
   if (ds.tasks.category) {
     const counts = new Array(ds.categories.length).fill(0);
     for (const it of ds.items) if (it.category >= 0) counts[it.category]++;
@@ -119,6 +124,7 @@ export function formatCheck(r: CheckReport): string {
     lines.push('landmarks (visible / occluded / truncated / absent):');
     for (const l of r.landmarks) lines.push(`  ${l.slot.padEnd(16)} ${[l.visible, l.occluded, l.truncated, l.absent].map((n) => String(n).padStart(6)).join(' ')}`);
   }
+  for (const n of r.notes) lines.push(`note: ${n}`);
   lines.push(r.problems.length ? `problems (${r.problems.length}):\n${r.problems.slice(0, 200).map((p) => `  ${p}`).join('\n')}` : 'no problems found');
   if (!r.usable) lines.push('UNUSABLE: no listed image exists');
   return lines.join('\n');

@@ -145,6 +145,21 @@ t.test('decoding: JPEG, PNG, and clear errors for broken files', async (t) => {
   const truncated = new Uint8Array(jpeg.encode({ width: 64, height: 64, data: new Uint8Array(64 * 64 * 4).fill(90) }, 90).data).slice(0, 200);
   t.throws(() => decodeImage(truncated, 'cut.jpg'), /cut.jpg: broken or unsupported JPEG/);
   t.throws(() => decodeImage(Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 1, 2, 3]), 'bad.png'), /bad.png: broken or unsupported PNG/);
+  const huge = new Uint8Array(33);
+  huge.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52]);
+  new DataView(huge.buffer).setUint32(16, 60000);
+  new DataView(huge.buffer).setUint32(20, 60000);
+  t.throws(() => decodeImage(huge, 'poster.png'), /poster.png: 60000x60000 pixels is over the 50-megapixel limit/);
+  const bigJpeg = new Uint8Array(jpeg.encode({ width: 16, height: 16, data: new Uint8Array(16 * 16 * 4) }, 50).data);
+  // Patch the frame header (SOF0) to claim 20000 x 20000 pixels.
+  for (let i = 2; i < bigJpeg.length - 8; i++) {
+    if (bigJpeg[i] === 0xff && bigJpeg[i + 1] === 0xc0) {
+      new DataView(bigJpeg.buffer).setUint16(i + 5, 20000);
+      new DataView(bigJpeg.buffer).setUint16(i + 7, 20000);
+      break;
+    }
+  }
+  t.throws(() => decodeImage(bigJpeg, 'poster.jpg'), /poster.jpg: broken or unsupported JPEG \(maxResolutionInMP limit exceeded/);
 });
 
 t.test('real data: deepfashion-fine (no category lists) and clothing-small (ImageFolder)', { skip: !existsSync(fine) ? `${fine} is absent (real data lives in ../shared/data)` : false }, async (t) => {

@@ -31,6 +31,12 @@ export function decodeImage(bytes: Uint8Array, name: string): RgbaImage {
     }
   }
   if (bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47) {
+    // Refuse an enormous image from its header, before anything is allocated for it.
+    if (bytes.length >= 24) {
+      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      const w = view.getUint32(16), h = view.getUint32(20);
+      if (w * h > MAX_PIXELS) throw new ImageError(`${name}: ${w}x${h} pixels is over the ${MAX_PIXELS / 1e6}-megapixel limit`);
+    }
     try {
       const png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
       if (png.width * png.height > MAX_PIXELS) throw new Error(`${png.width}x${png.height} is over ${MAX_PIXELS / 1e6} megapixels`);

@@ -29,6 +29,14 @@ if ! mesa_ok; then
   fi
 fi
 
+# Debian's Chromium runs the browser test (WebGPU on SwiftShader); without it that test is skipped.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "setup: installing chromium for the browser test"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium \
+    || { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium; } \
+    || echo "setup: chromium could not be installed; the browser test will be skipped"
+fi
+
 if [ ! -d node_modules/webgpu ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm packages"
   npm ci --no-audit --no-fund

@@ -29,6 +29,12 @@ function nonNegative(v: string, flag: string): number {
   return n;
 }
 
+function workerCount(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 64) throw new UsageError(`--workers takes a whole number from 0 (load in the main thread) to 64, got "${v}"`);
+  return n;
+}
+
 export async function dataVerb(args: string[]): Promise<number> {
   const [what, ...rest] = args;
   if (what === 'synth') {
@@ -108,7 +114,7 @@ export async function trainVerb(args: string[]): Promise<number> {
       pretrained: values.pretrained,
       split: values.split ?? 'official',
       seed: values.seed ? Number(values.seed) : 0,
-      workers: values.workers !== undefined ? Number(values.workers) : defaultWorkers(),
+      workers: values.workers !== undefined ? workerCount(values.workers) : defaultWorkers(),
       stepsPerEpoch: values['steps-per-epoch'] ? positiveInt(values['steps-per-epoch'], '--steps-per-epoch') : 0,
       valLimit: values['val-limit'] ? positiveInt(values['val-limit'], '--val-limit') : 0,
     };
@@ -146,6 +152,7 @@ export async function evalVerb(args: string[]): Promise<number> {
   if (!['train', 'val', 'test'].includes(split)) throw new UsageError('--split is train, val or test');
   const bytes = readFileOrThrow(values.checkpoint);
   const ds = await openDataset(values.data);
+  const workers = values.workers !== undefined ? workerCount(values.workers) : defaultWorkers();
   const gpu = await createNodeGpu();
   try {
     const { net, meta } = await loadCheckpoint(gpu.engine, bytes, values.checkpoint);
@@ -158,7 +165,7 @@ export async function evalVerb(args: string[]): Promise<number> {
     let indices = splits[split as 'train' | 'val' | 'test'];
     if (values.limit) indices = indices.slice(0, positiveInt(values.limit, '--limit'));
     const size = training.imgSize ?? 224;
-    const loader = new BatchLoader(datasetView(ds), { size, augment: false, heatmaps: false }, values.workers !== undefined ? Number(values.workers) : defaultWorkers());
+    const loader = new BatchLoader(datasetView(ds), { size, augment: false, heatmaps: false }, workers);
     const progress = new Progress();
     const result = await evaluate(net, loader, indices, vocab, { batchSize: positiveInt(values['batch-size']!, '--batch-size'), size }, (d, t) => progress.update(`evaluating ${d}/${t}`));
     progress.done();

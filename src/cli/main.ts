@@ -7,7 +7,8 @@ import { createNodeGpu, INSTALL_HINT } from '../node/gpu.js';
 import { demoVerb } from './demo.js';
 import { dataVerb, evalVerb, predictVerb, trainVerb } from './job.js';
 import { forwardVerb, netsVerb } from './nets.js';
-import { UsageError, positiveInt } from './util.js';
+import { UsageError, positiveInt, readFileOrThrow } from './util.js';
+import { serveDemo } from '../node/serve.js';
 
 interface Verb {
   summary: string;
@@ -35,6 +36,11 @@ const verbs: Record<string, Verb> = {
     summary: 'label images: category top-5, attributes by type, landmarks; JSONL and PNG overlays',
     usage: 'clothtag predict IMAGES... --checkpoint FILE [--out DIR] [--jsonl FILE] [--bbox LIST] [--threshold 0.5] [--per-type 3]',
     run: predictVerb,
+  },
+  'serve-demo': {
+    summary: 'serve the browser page (labels a photo with the browser\'s WebGPU) on 127.0.0.1',
+    usage: 'clothtag serve-demo [--checkpoint FILE] [--port 8080]',
+    run: serveDemoVerb,
   },
   doctor: {
     summary: 'print the WebGPU adapter, its features and limits, and check a kernel result',
@@ -205,3 +211,13 @@ async function main(argv: string[]): Promise<number> {
 }
 
 process.exitCode = await main(process.argv.slice(2));
+
+async function serveDemoVerb(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { checkpoint: { type: 'string' }, port: { type: 'string', default: '8080' } } });
+  if (values.checkpoint) readFileOrThrow(values.checkpoint);
+  const server = await serveDemo({ checkpoint: values.checkpoint, port: positiveInt(values.port!, '--port') });
+  console.log(`open ${server.url} in a browser with WebGPU${values.checkpoint ? ` (checkpoint ${values.checkpoint} served beside the page)` : ''}; Ctrl-C stops`);
+  await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+  await server.close();
+  return 0;
+}

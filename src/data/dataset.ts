@@ -6,12 +6,9 @@ import { homedir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { ListError, Problems, parseAttributeLabels, parseImageRows, parseNameTypeList, parsePartition } from './lists.js';
 
-/** The fixed landmark order; DeepFashion's 4, 6 or 8 points are mapped into it. */
-export const LANDMARK_SLOTS = ['left collar', 'right collar', 'left sleeve', 'right sleeve', 'left waistline', 'right waistline', 'left hem', 'right hem'] as const;
+export { LANDMARK_SLOTS, MIRROR } from '../label/pixels.js';
 /** Slots of each clothes type's points, in the list's order: upper 6, lower 4, full 8. */
 export const SLOTS_BY_COUNT: Record<number, number[]> = { 6: [0, 1, 2, 3, 6, 7], 4: [4, 5, 6, 7], 8: [0, 1, 2, 3, 4, 5, 6, 7] };
-/** Left/right partners, swapped by a horizontal flip. */
-export const MIRROR = [1, 0, 3, 2, 5, 4, 7, 6];
 
 /** Attribute type names: the coarse release (1000 attributes) and the 26-attribute fine set. */
 const COARSE_TYPES: Record<number, string> = { 1: 'texture', 2: 'fabric', 3: 'shape', 4: 'part', 5: 'style' };

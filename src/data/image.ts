@@ -1,16 +1,11 @@
-// Images: JPEG (jpeg-js) and PNG (pngjs) decoding with clear errors, bounding-box crop and
-// antialiased bicubic resize (as PIL's BICUBIC, the thesis's preprocessing), horizontal flip,
-// ImageNet normalization, and the landmark geometry that goes with them.
+// Images in Node: JPEG (jpeg-js) and PNG (pngjs) decoding with clear errors, and heatmap targets.
+// The pixel work shared with browsers (crop, resize, flip, landmarks) is in src/label/pixels.ts.
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
-import { MIRROR } from './dataset.js';
+import type { RgbaImage } from '../label/pixels.js';
 
-export interface RgbaImage {
-  width: number;
-  height: number;
-  /** RGBA, 4 bytes a pixel. */
-  data: Uint8Array;
-}
+export type { Box, RgbaImage } from '../label/pixels.js';
+export { IMAGENET_MEAN, IMAGENET_STD, cropResize, toImagePixels, transformLandmarks } from '../label/pixels.js';
 
 export class ImageError extends Error {
   override name = 'ImageError';
@@ -46,123 +41,6 @@ export function decodeImage(bytes: Uint8Array, name: string): RgbaImage {
     }
   }
   throw new ImageError(`${name}: not an image (neither JPEG nor PNG)`);
-}
-
-export const IMAGENET_MEAN = [0.485, 0.456, 0.406];
-export const IMAGENET_STD = [0.229, 0.224, 0.225];
-
-/** Keys' cubic kernel with a = -0.5 (PIL's and PyTorch's bicubic). */
-function cubic(x: number): number {
-  const a = -0.5;
-  x = Math.abs(x);
-  if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
-  if (x < 2) return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a;
-  return 0;
-}
-
-/**
- * For each output coordinate along one axis, the source indices and weights that sample
- * [start, start + length) into `size` outputs; the kernel widens when shrinking (antialiasing).
- */
-function taps(start: number, length: number, size: number, limit: number): { index: Int32Array; weight: Float32Array; n: number } {
-  const scale = length / size;
-  const support = 2 * Math.max(1, scale);
-  const n = Math.ceil(support) * 2 + 1;
-  const index = new Int32Array(size * n), weight = new Float32Array(size * n);
-  for (let o = 0; o < size; o++) {
-    const center = start + (o + 0.5) * scale;
-    const lo = Math.floor(center - support), stretch = Math.max(1, scale);
-    let total = 0;
-    for (let k = 0; k < n; k++) {
-      const i = lo + k;
-      const w = cubic((i + 0.5 - center) / stretch);
-      index[o * n + k] = Math.min(Math.max(i, 0), limit - 1);
-      weight[o * n + k] = w;
-      total += w;
-    }
-    for (let k = 0; k < n; k++) weight[o * n + k]! /= total || 1;
-  }
-  return { index, weight, n };
-}
-
-export interface Box {
-  x: number;
-  y: number;
-  w: number;
-  h: number;
-}
-
-/**
- * Crops `box` (clamped to the image by edge replication) and resizes it to size x size, returning
- * normalized CHW floats; `flip` mirrors horizontally.
- */
-export function cropResize(img: RgbaImage, box: Box, size: number, flip: boolean): Float32Array {
-  const tx = taps(box.x, box.w, size, img.width);
-  const ty = taps(box.y, box.h, size, img.height);
-  // Horizontal pass over the rows the vertical pass will read.
-  let rowLo = img.height, rowHi = 0;
-  for (let i = 0; i < ty.index.length; i++) (rowLo = Math.min(rowLo, ty.index[i]!)), (rowHi = Math.max(rowHi, ty.index[i]!));
-  const rows = rowHi - rowLo + 1;
-  const mid = new Float32Array(rows * size * 3);
-  for (let r = 0; r < rows; r++) {
-    const src = (rowLo + r) * img.width * 4;
-    for (let o = 0; o < size; o++) {
-      let cr = 0, cg = 0, cb = 0;
-      for (let k = 0; k < tx.n; k++) {
-        const w = tx.weight[o * tx.n + k]!, p = src + tx.index[o * tx.n + k]! * 4;
-        cr += w * img.data[p]!;
-        cg += w * img.data[p + 1]!;
-        cb += w * img.data[p + 2]!;
-      }
-      const m = (r * size + (flip ? size - 1 - o : o)) * 3;
-      mid[m] = cr; mid[m + 1] = cg; mid[m + 2] = cb;
-    }
-  }
-  const out = new Float32Array(3 * size * size);
-  const plane = size * size;
-  for (let oy = 0; oy < size; oy++) {
-    for (let ox = 0; ox < size; ox++) {
-      let cr = 0, cg = 0, cb = 0;
-      for (let k = 0; k < ty.n; k++) {
-        const w = ty.weight[oy * ty.n + k]!, m = ((ty.index[oy * ty.n + k]! - rowLo) * size + ox) * 3;
-        cr += w * mid[m]!;
-        cg += w * mid[m + 1]!;
-        cb += w * mid[m + 2]!;
-      }
-      const at = oy * size + ox;
-      out[at] = (Math.min(Math.max(cr / 255, 0), 1) - IMAGENET_MEAN[0]!) / IMAGENET_STD[0]!;
-      out[plane + at] = (Math.min(Math.max(cg / 255, 0), 1) - IMAGENET_MEAN[1]!) / IMAGENET_STD[1]!;
-      out[2 * plane + at] = (Math.min(Math.max(cb / 255, 0), 1) - IMAGENET_MEAN[2]!) / IMAGENET_STD[2]!;
-    }
-  }
-  return out;
-}
-
-/**
- * Moves landmarks (8 slots of visibility, x, y in image pixels) into the frame of `box` resized to
- * size x size, flipped when asked (x mirrored and left/right slots swapped). A point that falls
- * outside the crop becomes "truncated" (2).
- */
-export function transformLandmarks(landmarks: Float32Array, box: Box, size: number, flip: boolean): Float32Array {
-  const out = new Float32Array(24).fill(-1);
-  for (let s = 0; s < 8; s++) {
-    const v = landmarks[3 * s]!;
-    if (v < 0) continue;
-    let x = ((landmarks[3 * s + 1]! + 0.5 - box.x) * size) / box.w - 0.5;
-    const y = ((landmarks[3 * s + 2]! + 0.5 - box.y) * size) / box.h - 0.5;
-    if (flip) x = size - 1 - x;
-    const d = flip ? MIRROR[s]! : s;
-    const inside = x >= -0.5 && x < size - 0.5 && y >= -0.5 && y < size - 0.5;
-    out[3 * d] = v === 0 && !inside ? 2 : v;
-    out[3 * d + 1] = x;
-    out[3 * d + 2] = y;
-  }
-  return out;
-}
-
-/** The inverse of transformLandmarks for one point: crop-frame pixels back to image pixels. */
-export function toImagePixels(x: number, y: number, box: Box, size: number): [number, number] {
-  return [((x + 0.5) * box.w) / size + box.x - 0.5, ((y + 0.5) * box.h) / size + box.y - 0.5];
 }
 
 /** Heatmap width (the Gaussian's sigma) for a training size: 4 pixels at 224, never under 2 (a sparser target gives the branch almost nothing to learn from at CPU-scale sizes). */

@@ -5,6 +5,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { create, globals } from 'webgpu';
+import { requestEngineDevice } from '../engine/device.js';
 import { Engine } from '../engine/engine.js';
 
 export const LAVAPIPE_ICD = '/usr/share/vulkan/icd.d/lvp_icd.json';
@@ -52,16 +53,7 @@ export async function createNodeGpu(options: { powerPreference?: GPUPowerPrefere
   instance ??= create(['disable-dawn-features=timestamp_quantization', 'enable-dawn-features=vulkan_enable_f16_on_nvidia']);
   const adapter = await instance.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
   if (!adapter) throw new Error(INSTALL_HINT);
-  const requiredLimits: Record<string, number> = {};
-  for (const key in adapter.limits) {
-    // Dynamic-offset buffers are unused; asking for their maximum only makes Dawn print warnings.
-    if (key.startsWith('maxDynamic')) continue;
-    const value = (adapter.limits as unknown as Record<string, number>)[key];
-    if (typeof value === 'number') requiredLimits[key] = value;
-  }
-  const wanted: GPUFeatureName[] = ['timestamp-query', 'shader-f16', 'subgroups'];
-  const requiredFeatures = wanted.filter((f) => adapter.features.has(f));
-  const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+  const device = await requestEngineDevice(adapter);
   openDevices++;
   const engine = new Engine(device);
   const i = adapter.info;

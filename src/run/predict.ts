@@ -4,26 +4,18 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSy
 import { basename, extname, join, relative, resolve } from 'node:path';
 import { PNG } from 'pngjs';
 import type { Engine } from '../engine/engine.js';
-import { LANDMARK_SLOTS } from '../data/dataset.js';
-import { type Box, type RgbaImage, cropResize, decodeImage, toImagePixels } from '../data/image.js';
+import { type Box, type RgbaImage, decodeImage } from '../data/image.js';
 import { Problems, parseImageRows } from '../data/lists.js';
-import type { ClothNet } from '../nets/models.js';
 import { loadCheckpoint } from '../nets/weights.js';
 import { drawText, textWidth } from '../node/font.js';
-import { type Vocabulary, heatmapPeaks, topK } from '../train/metrics.js';
-import { disposeAll, predictBatch } from '../train/step.js';
+import { type Labels, checkpointLabeling, labelImages } from '../label/labels.js';
 
 /** Files larger than this are refused before reading (a photo is a few MB). */
 export const MAX_FILE_BYTES = 64 * 2 ** 20;
 const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png']);
 
-export interface Labels {
+export interface FileLabels extends Labels {
   file: string;
-  width: number;
-  height: number;
-  category?: { name: string; p: number }[];
-  attributes?: { above: { name: string; p: number }[]; by_type: Record<string, { name: string; p: number }[]> };
-  landmarks?: { slot: string; x: number; y: number; confidence: number }[];
   overlay?: string;
 }
 
@@ -56,30 +48,20 @@ export function collectInputs(inputs: string[]): string[] {
   return out;
 }
 
-const softmax = (xs: Float32Array) => {
-  const m = Math.max(...xs);
-  const e = xs.map((x) => Math.exp(x - m));
-  const s = e.reduce((a, b) => a + b, 0);
-  return e.map((x) => x / s);
-};
-const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
-
 interface Pending {
   file: string;
   img: RgbaImage;
   box: Box;
 }
 
-export async function predictFiles(engine: Engine, files: string[], o: PredictOptions, log: (s: string) => void, onProgress?: (done: number, total: number) => void): Promise<{ labelled: number; failed: { file: string; error: string }[]; results: Labels[] }> {
+export async function predictFiles(engine: Engine, files: string[], o: PredictOptions, log: (s: string) => void, onProgress?: (done: number, total: number) => void): Promise<{ labelled: number; failed: { file: string; error: string }[]; results: FileLabels[] }> {
   const { net, meta } = await loadCheckpoint(engine, readFileSync(o.checkpoint), o.checkpoint);
-  const vocab = JSON.parse(meta.extra?.vocabulary ?? 'null') as Vocabulary | null;
-  if (!vocab) throw new Error(`${o.checkpoint} has no vocabulary in its metadata (was it written by clothtag train?)`);
-  const size = Number(JSON.parse(meta.extra?.training ?? '{}').imgSize ?? 224);
+  const { vocab, size } = checkpointLabeling(meta.extra, o.checkpoint);
   const boxes = o.bbox ? parseImageRows(o.bbox, 4, new Problems(), 'a box x_1 y_1 x_2 y_2') : null;
   if (o.out) mkdirSync(o.out, { recursive: true });
   const lines: string[] = [];
   const failed: { file: string; error: string }[] = [];
-  const results: Labels[] = [];
+  const results: FileLabels[] = [];
   let labelled = 0;
   const fail = (file: string, error: string) => {
     failed.push({ file, error });
@@ -87,15 +69,9 @@ export async function predictFiles(engine: Engine, files: string[], o: PredictOp
     log(`  could not label ${file}: ${error}`);
   };
   const flush = async (batch: Pending[]) => {
-    if (!batch.length) return;
-    const images = new Float32Array(batch.length * 3 * size * size);
-    batch.forEach((p, i) => images.set(cropResize(p.img, p.box, size, false), i * 3 * size * size));
-    const out = predictBatch(net, images, batch.length, size);
-    const [cat, attrs, heat] = await Promise.all([out.category?.read(), out.attributes?.read(), out.heatmaps?.read()]);
-    disposeAll([out.category, out.attributes, out.heatmaps]);
-    const peaks = heat ? heatmapPeaks(heat, batch.length, size) : null;
+    const labels = await labelImages(net, vocab, batch, size, o);
     batch.forEach((p, i) => {
-      const r = label(p, i, vocab, cat, attrs, peaks, size, o);
+      const r: FileLabels = { file: p.file, ...labels[i]! };
       if (o.out) {
         r.overlay = join(o.out, `${basename(p.file, extname(p.file))}.png`);
         writeFileSync(r.overlay, drawOverlay(p.img, r));
@@ -130,35 +106,6 @@ export async function predictFiles(engine: Engine, files: string[], o: PredictOp
   net.dispose();
   return { labelled, failed, results };
 }
-
-function label(p: Pending, i: number, vocab: Vocabulary, cat: Float32Array | undefined, attrs: Float32Array | undefined, peaks: { points: Float32Array; peaks: Float32Array } | null, size: number, o: PredictOptions): Labels {
-  const r: Labels = { file: p.file, width: p.img.width, height: p.img.height };
-  const C = vocab.categories.length, A = vocab.attributes.length;
-  if (cat && C) {
-    const probs = softmax(cat.subarray(i * C, (i + 1) * C));
-    r.category = topK(probs, Array.from({ length: C }, (_, c) => c), Math.min(5, C)).map((c) => ({ name: vocab.categories[c]!, p: round(probs[c]!) }));
-  }
-  if (attrs && A) {
-    const probs = Array.from(attrs.subarray(i * A, (i + 1) * A), sigmoid);
-    const all = probs.map((_, a) => a);
-    const above = all.filter((a) => probs[a]! >= o.threshold).sort((a, b) => probs[b]! - probs[a]!);
-    const byType: Record<string, { name: string; p: number }[]> = {};
-    for (const [t, name] of Object.entries(vocab.typeNames)) {
-      const members = all.filter((a) => vocab.attributeTypes[a] === Number(t));
-      byType[name] = topK(probs, members, o.perType).map((a) => ({ name: vocab.attributes[a]!, p: round(probs[a]!) }));
-    }
-    r.attributes = { above: above.map((a) => ({ name: vocab.attributes[a]!, p: round(probs[a]!) })), by_type: byType };
-  }
-  if (peaks) {
-    r.landmarks = LANDMARK_SLOTS.map((slot, s) => {
-      const [x, y] = toImagePixels(peaks.points[(i * 8 + s) * 2]!, peaks.points[(i * 8 + s) * 2 + 1]!, p.box, size);
-      return { slot, x: round(x, 1), y: round(y, 1), confidence: round(peaks.peaks[i * 8 + s]!) };
-    });
-  }
-  return r;
-}
-
-const round = (x: number, digits = 3) => Number(x.toFixed(digits));
 
 const SLOT_COLORS: [number, number, number][] = [[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180], [70, 240, 240], [240, 50, 230]];
 

@@ -112,6 +112,7 @@ export async function runTraining(engine: Engine, out: string, config: TrainConf
     hooks.log(`resuming ${out} at epoch ${pos.epoch + 1}, batch ${pos.batch}, step ${pos.step}`);
   } else {
     if (config.pretrained) {
+      if (!existsSync(config.pretrained)) throw new Error(`${config.pretrained}: no such file (--pretrained)`);
       const { tensors } = parseSafetensors(readFileSync(config.pretrained), config.pretrained);
       const r = loadState(net, tensors, 'pretrained', config.pretrained);
       hooks.log(`pretrained trunk: ${r.loaded} tensors from ${config.pretrained}${r.ignored.length ? ` (${r.ignored.length} ignored: ${r.ignored.slice(0, 4).join(', ')}...)` : ''}`);

@@ -67,8 +67,14 @@ t.test('every network: output shapes at narrow width, any size from 32, missing 
   const resnet = createNet(e, { net: 'cloth_resnet_a', categories: 3, attributes: 0, width: W });
   t.throws(() => resnet.forward(e.zeros([1, 3, 16, 16])), /from 32 to 448; got 16x16/);
   t.throws(() => resnet.forward(e.zeros([1, 1, 64, 64])), /takes images \[N, 3, H, W\]/);
-  const fn = createNet(e, { net: 'fashionnet', categories: 3, attributes: 0, width: W });
-  t.throws(() => fn.forward(e.zeros([1, 3, 100, 100])), /multiples of 32/);
+  for (const name of ['fashionnet', 'new_fashionnet'] as const) {
+    const net = createNet(e, { net: name, categories: 3, attributes: 0, width: W });
+    for (const [h, w] of [[100, 100], [40, 72]] as const) {
+      const out = e.tidy(() => noGrad(() => net.forward(e.zeros([1, 3, h, w]))));
+      t.same(out.heatmaps!.shape, [1, 8, h, w], `${name} at ${h}x${w}: heatmaps the size of the input`);
+      t.ok((await out.heatmaps!.read()).every(Number.isFinite));
+    }
+  }
   t.doesNotThrow(() => e.tidy(() => resnet.forward(e.zeros([1, 3, 100, 100]))), 'ResNet takes any size');
   t.throws(() => createNet(e, { net: 'resnet9' as never, categories: 1, attributes: 0, width: 1 }), /unknown network "resnet9"/);
 });

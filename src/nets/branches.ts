@@ -105,7 +105,11 @@ export class AttentionBranch extends Module {
     y = ops.relu(this.bnUp1.forward(this.up1.forward(y)));
     y = ops.relu(this.mix1.forward(y));
     y = ops.relu(this.mix2.forward(y));
-    return ops.sigmoid(this.bnUp2.forward(this.up2.forward(y)));
+    y = this.bnUp2.forward(this.up2.forward(y));
+    // Feature sizes that are not multiples of 4 do not survive two halvings and two doublings
+    // exactly: bring the map back to the features' size before the sigmoid.
+    if (y.shape[2] !== H || y.shape[3] !== W) y = ops.resizeBilinear(y, H, W);
+    return ops.sigmoid(y);
   }
 }
 

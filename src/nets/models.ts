@@ -84,7 +84,12 @@ export abstract class ClothNet extends Module {
     const sizes = `${this.config.net} takes images [N, 3, H, W] with H and W from 32 to 448`;
     if (x.rank !== 4 || C !== 3 || N < 1) throw new Error(`${sizes}; got ${x.describe()}`);
     if (H < 32 || W < 32 || H > 448 || W > 448) throw new Error(`${sizes}; got ${H}x${W}`);
-    if (this.hasLandmarks && (H % 32 !== 0 || W % 32 !== 0)) throw new Error(`${this.config.net} needs H and W multiples of 32 (its heatmaps come back at 8x the 1/8-size features); got ${H}x${W}`);
+  }
+
+  /** Heatmaps come back at 8x the 1/8-size features; other sizes are resized to the input's. */
+  protected fitHeatmaps(heatmaps: Tensor, images: Tensor): Tensor {
+    const [, , H, W] = images.shape as [number, number, number, number];
+    return heatmaps.shape[2] === H && heatmaps.shape[3] === W ? heatmaps : ops.resizeBilinear(heatmaps, H, W);
   }
 
   /** Every RepVGG block (the trunk of cloth_repvgg, the landmark branch of new_fashionnet). */
@@ -207,7 +212,7 @@ class FashionNet extends ClothNet {
 
   protected run(x: Tensor): NetOutput {
     const f = this.trunk.toConv4_3(x);
-    const heatmaps = this.landmarks.forward(f);
+    const heatmaps = this.fitHeatmaps(this.landmarks.forward(f), x);
     const fused = fuse(f, this.attention.forward(f, heatmaps));
     const pooled = ops.adaptiveAvgPool2d(this.trunk.fromPool4(fused), 7, 7);
     const flat = ops.reshape(pooled, [pooled.shape[0]!, -1]);
@@ -234,7 +239,7 @@ class NewFashionNet extends ClothNet {
 
   protected run(x: Tensor): NetOutput {
     const f = this.trunk.toLayer2(x);
-    const heatmaps = this.landmarks.forward(f);
+    const heatmaps = this.fitHeatmaps(this.landmarks.forward(f), x);
     const fused = fuse(f, this.attention.forward(f, heatmaps));
     return { ...this.heads(this.head, ops.globalAvgPool(this.trunk.fromLayer3(fused))), heatmaps };
   }

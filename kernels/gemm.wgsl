@@ -52,7 +52,26 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   var acc: array<vec4<f32>, TM>;
   var rows: array<u32, TM>;
   for (var i = 0u; i < TM; i++) { rows[i] = min(row + i, u.M - 1u); }
-  for (var k = 0u; k < u.K; k++) {
+  var k = 0u;
+#if ${K_BLOCKED}
+  // A x Bᵀ (a linear layer's x·Wᵀ): both operands run along K in memory, so step K by 4 and
+  // take 4-long dot products - contiguous reads instead of four strided ones per step.
+  var bcol: array<u32, 4>;
+  for (var j = 0u; j < 4u; j++) { bcol[j] = base_b + min(col + j, u.N - 1u) * u.K; }
+  for (; k + 4u <= u.K; k += 4u) {
+    let b0 = vec4<f32>(B[bcol[0] + k], B[bcol[0] + k + 1u], B[bcol[0] + k + 2u], B[bcol[0] + k + 3u]);
+    let b1 = vec4<f32>(B[bcol[1] + k], B[bcol[1] + k + 1u], B[bcol[1] + k + 2u], B[bcol[1] + k + 3u]);
+    let b2 = vec4<f32>(B[bcol[2] + k], B[bcol[2] + k + 1u], B[bcol[2] + k + 2u], B[bcol[2] + k + 3u]);
+    let b3 = vec4<f32>(B[bcol[3] + k], B[bcol[3] + k + 1u], B[bcol[3] + k + 2u], B[bcol[3] + k + 3u]);
+    for (var i = 0u; i < TM; i++) {
+      let ra = base_a + rows[i] * u.K + k;
+      let a = vec4<f32>(A[ra], A[ra + 1u], A[ra + 2u], A[ra + 3u]);
+      acc[i] += vec4<f32>(dot(a, b0), dot(a, b1), dot(a, b2), dot(a, b3));
+    }
+  }
+#endif
+  // (The remaining K steps, or all of them for the other layouts.)
+  for (; k < u.K; k++) {
     let b = b_row(base_b, k, col);
     for (var i = 0u; i < TM; i++) {
       acc[i] = fma(vec4<f32>(a_at(base_a, rows[i], k)), b, acc[i]);

@@ -35,7 +35,7 @@ export function matmul(a: Tensor, b: Tensor, o: GemmOptions = {}): Tensor {
   const out = a.engine.empty(batched ? [batch, M, N] : [M, N]);
   a.engine.run({
     kernel: 'gemm',
-    params: { TRANS_A: !!o.transA, TRANS_B: !!o.transB, HAS_BIAS: !!o.bias, TM: GEMM_TM },
+    params: { TRANS_A: !!o.transA, TRANS_B: !!o.transB, HAS_BIAS: !!o.bias, TM: GEMM_TM, K_BLOCKED: !!o.transB && !o.transA },
     uniforms: [M, N, K, a.rank === 3 ? M * K : 0, b.rank === 3 ? K * N : 0, M * N, f32(o.alpha ?? 1)],
     inputs: o.bias ? [a, b, o.bias] : [a, b],
     outputs: [out],

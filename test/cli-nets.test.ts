@@ -10,6 +10,19 @@ import { clothtag } from './helpers/cli.js';
 import { gpuEngine } from './helpers/gpu.js';
 import { randn } from './helpers/random.js';
 
+t.test('clothtag doctor: the adapter and a checked kernel, or what to install', async (t) => {
+  const ok = clothtag(['doctor']);
+  t.equal(ok.code, 0, ok.stderr);
+  t.match(ok.stdout, /adapter: /);
+  t.match(ok.stdout, /maxStorageBufferBindingSize\s+\d+/);
+  t.match(ok.stdout, /kernel check \(2x2 GEMM\): ok/);
+  const none = clothtag(['doctor'], { env: { VK_ICD_FILENAMES: '/nonexistent/icd.json' } });
+  t.equal(none.code, 1);
+  t.match(none.stderr, /No WebGPU adapter was found/);
+  t.match(none.stderr, /apt-get install -y -t bookworm-backports mesa-vulkan-drivers libvulkan1/);
+  t.match(none.stderr, /VK_ICD_FILENAMES=\/usr\/share\/vulkan\/icd.d\/lvp_icd.json/);
+});
+
 t.test('clothtag nets --json', async (t) => {
   const r = clothtag(['nets', '--json']);
   t.equal(r.code, 0, r.stderr);

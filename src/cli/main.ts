@@ -4,6 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { matmul } from '../engine/gemm.js';
 import { createNodeGpu, INSTALL_HINT } from '../node/gpu.js';
+import { NET_NAMES, isNetName } from '../nets/models.js';
 import { demoVerb } from './demo.js';
 import { dataVerb, evalVerb, predictVerb, trainVerb } from './job.js';
 import { forwardVerb, netsVerb } from './nets.js';
@@ -63,8 +64,8 @@ const verbs: Record<string, Verb> = {
     run: forwardVerb,
   },
   bench: {
-    summary: 'benchmarks: gemm, conv (GFLOP/s against TensorFlow.js WebGPU in the same process), real-data (accuracy)',
-    usage: 'clothtag bench gemm [--quick] [--reps N] [--json FILE]\n       clothtag bench real-data [--epochs 6] [--size 64] [--width 0.25] [--shared ../shared/data] [--json FILE]\n       clothtag bench conv [--batch 16] [--size S] [--nets resnet50,vgg16,repvgg_a0] [--passes forward,backward_data,backward_weight] [--layouts] [--reps N] [--json FILE]',
+    summary: 'benchmarks: gemm, conv (against TensorFlow.js WebGPU in the same process), roof (the adapter\'s peaks), net (a training step\'s profile), real-data (accuracy)',
+    usage: 'clothtag bench gemm [--quick] [--reps N] [--json FILE]\n       clothtag bench roof [--reps N] [--json FILE]\n       clothtag bench net [--net cloth_resnet_a] [--width 0.25] [--size 64] [--batch 16] [--steps 5] [--json FILE]\n       clothtag bench real-data [--epochs 6] [--size 64] [--width 0.25] [--shared ../shared/data] [--json FILE]\n       clothtag bench conv [--batch 16] [--size S] [--nets resnet50,vgg16,repvgg_a0] [--passes forward,backward_data,backward_weight] [--layouts] [--reps N] [--json FILE]',
     run: bench,
   },
 };
@@ -124,15 +125,34 @@ async function bench(args: string[]): Promise<number> {
       passes: { type: 'string', default: 'forward,backward_data,backward_weight' },
       layouts: { type: 'boolean' },
       epochs: { type: 'string', default: '6' },
+      net: { type: 'string', default: 'cloth_resnet_a' },
+      steps: { type: 'string', default: '5' },
       width: { type: 'string', default: '0.25' },
       shared: { type: 'string', default: '../shared/data' },
     },
   });
   const reps = positiveInt(values.reps!, '--reps');
-  if (what !== 'gemm' && what !== 'conv' && what !== 'real-data') throw new UsageError(`unknown benchmark "${what ?? ''}": gemm, conv or real-data`);
+  if (!['gemm', 'conv', 'real-data', 'roof', 'net'].includes(what ?? '')) throw new UsageError(`unknown benchmark "${what ?? ''}": gemm, conv, roof, net or real-data`);
   const gpu = await createNodeGpu();
   const adapter = gpu.info.description || gpu.info.device;
   try {
+    if (what === 'roof') {
+      const { measureRoof } = await import('../../bench/roof.js');
+      const r = await measureRoof(gpu.engine, reps);
+      console.log(`${adapter}: arithmetic peak ${r.fmaGflops.toFixed(1)} GFLOP/s (register FMAs), streaming copy ${r.copyGBs.toFixed(1)} GB/s`);
+      if (values.json) writeFileSync(values.json, JSON.stringify({ adapter: gpu.info, ...r }, null, 2));
+      return 0;
+    }
+    if (what === 'net') {
+      const { benchNet } = await import('../../bench/net.js');
+      if (!isNetName(values.net!)) throw new UsageError(`--net must be one of ${NET_NAMES.join(', ')}`);
+      const r = await benchNet(gpu.engine, {
+        net: values.net, width: Number(values.width ?? 1), size: values.size ? positiveInt(values.size, '--size') : 64,
+        batch: positiveInt(values.batch!, '--batch'), steps: positiveInt(values.steps!, '--steps'), log: (s: string) => console.log(s),
+      });
+      if (values.json) writeFileSync(values.json, JSON.stringify({ adapter: gpu.info, ...r }, null, 2));
+      return 0;
+    }
     if (what === 'real-data') {
       const { benchRealData, writeResults } = await import('../../bench/real-data.js');
       const results = await benchRealData(gpu.engine, {

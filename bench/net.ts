@@ -1,0 +1,89 @@
+// `clothtag bench net`: a network's training throughput and where one step's time goes —
+// GPU kernels by family, the CPU's recording and submission overhead, and the data loading
+// (decode + crop + resize + targets) that the loader threads must hide.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Engine } from '../src/engine/engine.js';
+import { loadBatch } from '../src/data/batch.js';
+import { openDataset } from '../src/data/dataset.js';
+import { datasetView } from '../src/data/loader.js';
+import { synthesize } from '../src/data/synth.js';
+import { type NetName, createNet } from '../src/nets/models.js';
+import { THESIS_LOSS } from '../src/train/losses.js';
+import { Trainer } from '../src/train/step.js';
+import { table } from './timing.js';
+
+/** Which family a kernel belongs to, from its pipeline key. */
+export function kernelFamily(key: string): string {
+  if (key.startsWith('conv2d_grad_weight')) return 'conv backward-weight';
+  if (key.startsWith('conv2d_grad_input')) return 'conv backward-data (and transposed conv)';
+  if (key.startsWith('conv2d')) return 'conv forward';
+  if (key.startsWith('gemm')) return 'GEMM (linear layers)';
+  if (key.startsWith('batchnorm')) return 'BatchNorm';
+  if (key.startsWith('adam')) return 'Adam';
+  if (key.startsWith('reduce')) return 'reductions (bias gradients, broadcast sums)';
+  if (/^(pool|resize|copy_channels)/.test(key)) return 'pooling, resize, concat';
+  if (/^(xent|bce|mse|ssim|loss_mean)/.test(key)) return 'losses';
+  return 'elementwise (ReLU, add, gradients)';
+}
+
+export interface NetBenchOptions {
+  net: NetName;
+  width: number;
+  size: number;
+  batch: number;
+  steps: number;
+  log: (s: string) => void;
+}
+
+export async function benchNet(engine: Engine, o: NetBenchOptions): Promise<Record<string, unknown>> {
+  const net = createNet(engine, { net: o.net, categories: 50, attributes: 1000, width: o.width, seed: 1 });
+  const trainer = new Trainer(net, { ...THESIS_LOSS, landmarkLoss: o.net === 'new_fashionnet' ? 'ssim' : 'mse' }, 1e-4);
+  const n = o.batch, S = o.size;
+  const batch = {
+    n, size: S,
+    images: Float32Array.from({ length: n * 3 * S * S }, (_, i) => Math.sin(i)),
+    category: Float32Array.from({ length: n }, (_, i) => i % 50),
+    attributes: Float32Array.from({ length: n * 1000 }, (_, i) => (i % 37 === 0 ? 1 : 0)),
+    heatmaps: net.hasLandmarks ? new Float32Array(n * 8 * S * S) : null,
+    landmarkMask: net.hasLandmarks ? new Float32Array(n * 8).fill(1) : null,
+  };
+  const step = async (k: number) => {
+    const terms = trainer.step(batch, k);
+    await terms.total.read();
+    for (const t of new Set(Object.values(terms))) t?.dispose();
+  };
+  for (let k = 0; k < 2; k++) await step(k); // warm-up: pipelines, buffers
+  const t0 = performance.now();
+  for (let k = 0; k < o.steps; k++) await step(k + 2);
+  const stepMs = (performance.now() - t0) / o.steps;
+  let terms: ReturnType<Trainer['step']> | null = null;
+  const timings = await engine.profileKernels(() => (terms = trainer.step(batch, 99)));
+  const t = terms as ReturnType<Trainer['step']> | null;
+  for (const x of new Set(Object.values(t ?? {}))) x?.dispose();
+  const kernelMs = timings.reduce((s, k) => s + k.ms, 0);
+  const families = new Map<string, { ms: number; count: number }>();
+  for (const k of timings) {
+    const f = families.get(kernelFamily(k.key)) ?? { ms: 0, count: 0 };
+    f.ms += k.ms;
+    f.count++;
+    families.set(kernelFamily(k.key), f);
+  }
+  // Data loading for the same batch size, one thread (the loader spreads it over its threads).
+  const dir = mkdtempSync(join(tmpdir(), 'clothtag-bench-net-'));
+  synthesize(dir, { images: Math.max(n, 8), size: 128, seed: 1 });
+  const view = datasetView(await openDataset(dir));
+  const l0 = performance.now();
+  loadBatch(view, Array.from({ length: n }, (_, i) => i % view.items.length), { size: S, augment: true, heatmaps: net.hasLandmarks }, 0);
+  const loadMs = performance.now() - l0;
+  trainer.optimizer.dispose();
+  net.dispose();
+
+  o.log(`${o.net} width ${o.width}, ${S}x${S}, batch ${n}: ${((1000 * n) / stepMs).toFixed(1)} training images/s (${stepMs.toFixed(0)} ms a step, mean of ${o.steps})`);
+  const rows = [...families].sort((a, b) => b[1].ms - a[1].ms).map(([f, v]) => [f, v.count, v.ms.toFixed(1), `${((100 * v.ms) / kernelMs).toFixed(0)}%`]);
+  o.log(table(rows, ['kernels', 'dispatches', 'ms', 'share']));
+  o.log(`GPU kernels ${kernelMs.toFixed(0)} ms (${timings.length} dispatches, timed one pass each) against a ${stepMs.toFixed(0)} ms step: recording, submission and readback ${Math.max(0, stepMs - kernelMs).toFixed(0)} ms.`);
+  o.log(`data loading: ${loadMs.toFixed(0)} ms to decode, crop, resize and build targets for ${n} images in one thread (${((100 * loadMs) / stepMs).toFixed(0)}% of a step; the loader threads overlap it with the GPU).`);
+  return { net: o.net, width: o.width, size: S, batch: n, imagesPerSecond: (1000 * n) / stepMs, stepMs, kernelMs, dispatches: timings.length, loadMs, families: Object.fromEntries(families) };
+}

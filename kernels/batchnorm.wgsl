@@ -18,12 +18,13 @@ struct U { N: u32, C: u32, HW: u32, eps: f32, momentum: f32 }
 @group(0) @binding(4) var<storage, read_write> running_mean: array<f32>;
 @group(0) @binding(5) var<storage, read_write> running_var: array<f32>;
 
-var<workgroup> partial: array<f32, 256>;
+const RWG = ${RWG}u; // invocations per channel in the per-channel passes
+var<workgroup> partial: array<f32, RWG>;
 
 fn workgroup_sum(lid: u32, v: f32) -> f32 {
   partial[lid] = v;
   workgroupBarrier();
-  for (var half = 128u; half > 0u; half >>= 1u) {
+  for (var half = RWG / 2u; half > 0u; half >>= 1u) {
     if (lid < half) { partial[lid] += partial[lid + half]; }
     workgroupBarrier();
   }
@@ -32,7 +33,7 @@ fn workgroup_sum(lid: u32, v: f32) -> f32 {
   return total;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(RWG)
 fn stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let c = wid.x;
   let M = u.N * u.HW;
@@ -40,13 +41,13 @@ fn stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index)
   var s = 0.0;
   for (var n = 0u; n < u.N; n++) {
     let base = (n * u.C + c) * u.HW;
-    for (var p = lid; p < u.HW; p += 256u) { s += x[base + p]; }
+    for (var p = lid; p < u.HW; p += RWG) { s += x[base + p]; }
   }
   let mu = workgroup_sum(lid, s) / f32(M);
   var q = 0.0;
   for (var n = 0u; n < u.N; n++) {
     let base = (n * u.C + c) * u.HW;
-    for (var p = lid; p < u.HW; p += 256u) {
+    for (var p = lid; p < u.HW; p += RWG) {
       let d = x[base + p] - mu;
       q += d * d;
     }
@@ -103,7 +104,7 @@ fn apply(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
 @group(0) @binding(5) var<storage, read_write> dgamma: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dbeta: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(RWG)
 fn backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let c = wid.x;
   let mu = bmean[c];
@@ -112,7 +113,7 @@ fn backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
   var sgx = 0.0;
   for (var n = 0u; n < u.N; n++) {
     let base = (n * u.C + c) * u.HW;
-    for (var p = lid; p < u.HW; p += 256u) {
+    for (var p = lid; p < u.HW; p += RWG) {
       let g = bdy[base + p];
       sg += g;
       sgx += g * (bx[base + p] - mu) * inv;

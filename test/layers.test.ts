@@ -49,6 +49,20 @@ t.test('BatchNorm2d: training and eval forward, running statistics over several 
   }
 });
 
+t.test('BatchNorm per-channel workgroups follow the plane size', async (t) => {
+  const { batchNormReduceWorkgroup } = await import('../src/engine/norm.js');
+  t.equal(batchNormReduceWorkgroup(16), 32);
+  t.equal(batchNormReduceWorkgroup(56 * 56), 64);
+  const e = await gpuEngine(t);
+  // Both variants against the reference: a 4x4 plane (32 wide) and a 40x40 plane (64 wide).
+  for (const shape of [[3, 5, 4, 4], [2, 3, 40, 40]]) {
+    const s = bnState(e, shape[1]!, 50);
+    const x = randn(size(shape), 51, 2);
+    const y = noGrad(() => ops.batchNorm2d(e.tensor(x, shape), s, true));
+    assertClose(t, await y.read(), batchNormRef(Float64Array.from(x), shape, await s.gamma.read(), await s.beta.read(), s.eps).y, `training forward ${shape}`, 1e-4, 1e-4);
+  }
+});
+
 t.test('BatchNorm2d gradients (training and eval)', async (t) => {
   const e = await gpuEngine(t);
   for (const training of [true, false]) {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { synthesize } from '../src/data/synth.js';
-import { DEFAULT_TRAIN, type TrainConfig, runTraining } from '../src/run/train.js';
+import { DEFAULT_TRAIN, type TrainConfig, runTraining, selectionScore } from '../src/run/train.js';
 import { THESIS_LOSS } from '../src/train/losses.js';
 import { MetricsAccumulator, heatmapPeaks } from '../src/train/metrics.js';
 import { clothtag } from './helpers/cli.js';
@@ -41,6 +41,9 @@ t.test('metrics on hand-computed cases', async (t) => {
   // per attribute, fabric, top-3: y3 1/1, y4 0/1 -> 0.5
   t.equal(r.attributes!.per_attribute.top3.fabric, 0.5);
   t.equal(r.landmarks!.nme, 0.5, 'one visible point, 5 pixels off in a 10-pixel image');
+  const saturated = { images: 1, category: { top1: 0.69, top3: 1, top5: 1 } };
+  const better = { images: 1, category: { top1: 0.83, top3: 0.986, top5: 0.986 } };
+  t.ok(selectionScore(better) > selectionScore(saturated), 'weights/best prefers top-1 when top-3 saturates');
   const peaks = heatmapPeaks(Float32Array.from({ length: 8 * 9 }, (_, i) => (i === 5 ? 1 : 0)), 1, 3);
   t.same(Array.from(peaks.points.slice(0, 2)), [2, 1], 'a heatmap peak at flat index 5 of a 3x3 map is (2, 1)');
 });

@@ -65,9 +65,15 @@ export function writeAtomic(path: string, data: Uint8Array | string): void {
   renameSync(tmp, path);
 }
 
-/** The score that picks weights/best: category top-3, else attribute recall@3, else -NME. */
+/**
+ * The score that picks weights/best: category top-1 + top-3, else attribute recall@3 + @5 (per
+ * image), else -NME. Two levels, because one saturates on easy data (every epoch at top-3 = 1) and
+ * would then keep the first epoch that got there.
+ */
 export function selectionScore(r: EvalResult): number {
-  return r.category?.top3 ?? r.attributes?.per_image.top3.all ?? (r.landmarks ? -r.landmarks.nme : 0);
+  if (r.category) return r.category.top1 + r.category.top3;
+  if (r.attributes) return r.attributes.per_image.top3.all! + r.attributes.per_image.top5.all!;
+  return r.landmarks ? -r.landmarks.nme : 0;
 }
 
 const CSV_COLUMNS = [

@@ -2,10 +2,12 @@
 //   stats:           batch mean and 1/sqrt(var + eps) (biased var, as used for normalizing), and
 //                    running = (1 - momentum) * running + momentum * batch (unbiased var), as PyTorch
 //   eval_stats:      mean and 1/sqrt(var + eps) from the running statistics
-//   apply:           y = (x - mean) * invstd * gamma + beta   (elementwise)
+//   apply:           y = (x - mean) * invstd * gamma + beta   (elementwise; then max(y, 0) with RELU)
 //   backward_reduce: dbeta = sum(dy), dgamma = sum(dy * xhat)   with xhat = (x - mean) * invstd
 //   backward_apply:  training: dx = gamma * invstd / M * (M * dy - dbeta - xhat * dgamma)
 //                    eval:     dx = gamma * invstd * dy   (the statistics are constants)
+// With RELU the backward passes first zero dy where the output y was clipped (ReLU's gradient),
+// so a BatchNorm followed by a ReLU costs no separate elementwise passes.
 // The per-channel passes use one workgroup per channel; the mean is taken before the variance
 // (two passes over the data) so that large activations with a large mean keep their precision.
 struct U { N: u32, C: u32, HW: u32, eps: f32, momentum: f32 }
@@ -93,7 +95,12 @@ fn apply(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
   let i = (wid.x + wid.y * nwg.x) * 256u + lid;
   if (i >= u.N * u.C * u.HW) { return; }
   let c = (i / u.HW) % u.C;
-  y[i] = (ax[i] - amean[c]) * ainvstd[c] * gamma[c] + beta[c];
+  let v = (ax[i] - amean[c]) * ainvstd[c] * gamma[c] + beta[c];
+#if ${RELU}
+  y[i] = max(v, 0.0);
+#else
+  y[i] = v;
+#endif
 }
 
 // backward_reduce
@@ -101,8 +108,17 @@ fn apply(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
 @group(0) @binding(2) var<storage, read> bx: array<f32>;
 @group(0) @binding(3) var<storage, read> bmean: array<f32>;
 @group(0) @binding(4) var<storage, read> binvstd: array<f32>;
-@group(0) @binding(5) var<storage, read_write> dgamma: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dbeta: array<f32>;
+@group(0) @binding(5) var<storage, read> by: array<f32>;              // the output (RELU's mask)
+@group(0) @binding(6) var<storage, read_write> dgamma: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dbeta: array<f32>;
+
+fn masked(g: f32, y_out: f32) -> f32 {
+#if ${RELU}
+  return select(0.0, g, y_out > 0.0);
+#else
+  return g;
+#endif
+}
 
 @compute @workgroup_size(RWG)
 fn backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -114,7 +130,7 @@ fn backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
   for (var n = 0u; n < u.N; n++) {
     let base = (n * u.C + c) * u.HW;
     for (var p = lid; p < u.HW; p += RWG) {
-      let g = bdy[base + p];
+      let g = masked(bdy[base + p], by[base + p]);
       sg += g;
       sgx += g * (bx[base + p] - mu) * inv;
     }
@@ -135,7 +151,8 @@ fn backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
 @group(0) @binding(5) var<storage, read> cgamma: array<f32>;
 @group(0) @binding(6) var<storage, read> cdgamma: array<f32>;
 @group(0) @binding(7) var<storage, read> cdbeta: array<f32>;
-@group(0) @binding(8) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(8) var<storage, read> cy: array<f32>;              // the output (RELU's mask)
+@group(0) @binding(9) var<storage, read_write> dx: array<f32>;
 
 @compute @workgroup_size(256)
 fn backward_apply(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -144,11 +161,12 @@ fn backward_apply(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
   if (i >= u.N * u.C * u.HW) { return; }
   let c = (i / u.HW) % u.C;
   let inv = cinvstd[c];
+  let g = masked(cdy[i], cy[i]);
 #if ${TRAINING}
   let M = f32(u.N * u.HW);
   let xhat = (cx[i] - cmean[c]) * inv;
-  dx[i] = cgamma[c] * inv / M * (M * cdy[i] - cdbeta[c] - xhat * cdgamma[c]);
+  dx[i] = cgamma[c] * inv / M * (M * g - cdbeta[c] - xhat * cdgamma[c]);
 #else
-  dx[i] = cgamma[c] * inv * cdy[i];
+  dx[i] = cgamma[c] * inv * g;
 #endif
 }

@@ -92,6 +92,23 @@ t.test('BatchNorm2d gradients (training and eval)', async (t) => {
   }
 });
 
+t.test('BatchNorm2d with a fused ReLU: forward and gradients', async (t) => {
+  const e = await gpuEngine(t);
+  for (const training of [true, false]) {
+    const shape = [2, 3, 4, 5];
+    const s = bnState(e, 3, 70);
+    const gamma = await s.gamma.read(), beta = await s.beta.read();
+    const stats = training ? undefined : { mean: await s.runningMean.read(), variance: await s.runningVar.read() };
+    await gradcheck(t, e, {
+      name: `batchNorm2d+relu ${training ? 'training' : 'eval'}`,
+      inputs: [{ shape }],
+      gpu: ([x]) => ops.batchNorm2d(x!, s, training, true),
+      ref: ([x]) => batchNormRef(x!, shape, gamma, beta, s.eps, stats).y.map((v) => Math.max(v, 0)),
+      atol: 2e-3,
+    });
+  }
+});
+
 t.test('pooling forward and gradients', async (t) => {
   const e = await gpuEngine(t);
   for (const [N, C, H, W, k, st, p] of [[2, 3, 7, 9, 2, 2, 0], [1, 4, 9, 9, 3, 2, 1], [2, 2, 8, 6, 3, 2, 1], [1, 3, 5, 5, 2, 2, 0]] as const) {

@@ -200,12 +200,13 @@ export function convTranspose2d(x: Tensor, w: Tensor, bias?: Tensor, g: C.ConvGe
 
 /**
  * BatchNorm2d. Training mode uses (and records) batch statistics and updates the running ones;
- * eval mode uses the running statistics, which are then constants for the gradient.
+ * eval mode uses the running statistics, which are then constants for the gradient. `relu`
+ * fuses a following ReLU into the same kernels (forward and backward).
  */
-export function batchNorm2d(x: Tensor, s: Nm.BatchNormState, training: boolean): Tensor {
-  const f = Nm.batchNorm(x, s, training);
-  return record(f.y, 'batchNorm2d', [x, s.gamma, s.beta], (gy) => {
-    const r = Nm.batchNormBackward(gy, x, f, s, training);
+export function batchNorm2d(x: Tensor, s: Nm.BatchNormState, training: boolean, relu = false): Tensor {
+  const f = Nm.batchNorm(x, s, training, relu);
+  return record(f.y, relu ? 'batchNorm2d+relu' : 'batchNorm2d', [x, s.gamma, s.beta], (gy) => {
+    const r = Nm.batchNormBackward(gy, x, f, s, training, relu);
     return [r.dx, r.dgamma, r.dbeta];
   });
 }

@@ -34,31 +34,35 @@ function nchw(x: Tensor, s: BatchNormState): [number, number, number] {
   return [N, C, x.rank === 4 ? x.shape[2]! * x.shape[3]! : 1];
 }
 
-/** Training mode normalizes with batch statistics (and updates the running ones); eval mode with the running ones. */
-export function batchNorm(x: Tensor, s: BatchNormState, training: boolean): BatchNormForward {
+/**
+ * Training mode normalizes with batch statistics (and updates the running ones); eval mode with the
+ * running ones. `relu` fuses a following ReLU.
+ */
+export function batchNorm(x: Tensor, s: BatchNormState, training: boolean, relu = false): BatchNormForward {
   const [N, C, HW] = nchw(x, s);
   const e = x.engine;
   const uniforms = [N, C, HW, f32(s.eps), f32(s.momentum)];
   const mean = e.empty([C]), invstd = e.empty([C]);
   if (training) {
     if (N * HW < 2) throw new Error(`batch norm in training mode needs more than one value per channel, got ${x.describe()}`);
-    e.run({ kernel: 'batchnorm', entry: 'stats', params: { UPDATE_RUNNING: true, TRAINING: true, RWG: batchNormReduceWorkgroup(HW) }, uniforms, inputs: [x], outputs: [mean, invstd, s.runningMean, s.runningVar], workgroups: C });
+    e.run({ kernel: 'batchnorm', entry: 'stats', params: { UPDATE_RUNNING: true, TRAINING: true, RWG: batchNormReduceWorkgroup(HW), RELU: false }, uniforms, inputs: [x], outputs: [mean, invstd, s.runningMean, s.runningVar], workgroups: C });
   } else {
-    e.run({ kernel: 'batchnorm', entry: 'eval_stats', params: { UPDATE_RUNNING: false, TRAINING: false, RWG: batchNormReduceWorkgroup(HW) }, uniforms, inputs: [s.runningMean, s.runningVar], outputs: [mean, invstd], workgroups: Math.ceil(C / 64) });
+    e.run({ kernel: 'batchnorm', entry: 'eval_stats', params: { UPDATE_RUNNING: false, TRAINING: false, RWG: batchNormReduceWorkgroup(HW), RELU: false }, uniforms, inputs: [s.runningMean, s.runningVar], outputs: [mean, invstd], workgroups: Math.ceil(C / 64) });
   }
   const y = e.empty(x.shape);
-  e.run({ kernel: 'batchnorm', entry: 'apply', params: { UPDATE_RUNNING: false, TRAINING: training, RWG: batchNormReduceWorkgroup(HW) }, uniforms, inputs: [x, mean, invstd, s.gamma, s.beta], outputs: [y], workgroups: Math.ceil(x.size / 256) });
+  e.run({ kernel: 'batchnorm', entry: 'apply', params: { UPDATE_RUNNING: false, TRAINING: training, RWG: batchNormReduceWorkgroup(HW), RELU: relu }, uniforms, inputs: [x, mean, invstd, s.gamma, s.beta], outputs: [y], workgroups: Math.ceil(x.size / 256) });
   return { y, mean, invstd };
 }
 
-export function batchNormBackward(dy: Tensor, x: Tensor, f: BatchNormForward, s: BatchNormState, training: boolean): { dx: Tensor; dgamma: Tensor; dbeta: Tensor } {
+/** With `relu`, dy is the gradient of max(y, 0) and is masked by the output f.y first. */
+export function batchNormBackward(dy: Tensor, x: Tensor, f: BatchNormForward, s: BatchNormState, training: boolean, relu = false): { dx: Tensor; dgamma: Tensor; dbeta: Tensor } {
   const [N, C, HW] = nchw(x, s);
   const e = x.engine;
   const uniforms = [N, C, HW, f32(s.eps), f32(s.momentum)];
-  const params = { UPDATE_RUNNING: false, TRAINING: training, RWG: batchNormReduceWorkgroup(HW) };
+  const params = { UPDATE_RUNNING: false, TRAINING: training, RWG: batchNormReduceWorkgroup(HW), RELU: relu };
   const dgamma = e.empty([C]), dbeta = e.empty([C]);
-  e.run({ kernel: 'batchnorm', entry: 'backward_reduce', params, uniforms, inputs: [dy, x, f.mean, f.invstd], outputs: [dgamma, dbeta], workgroups: C });
+  e.run({ kernel: 'batchnorm', entry: 'backward_reduce', params, uniforms, inputs: [dy, x, f.mean, f.invstd, f.y], outputs: [dgamma, dbeta], workgroups: C });
   const dx = e.empty(x.shape);
-  e.run({ kernel: 'batchnorm', entry: 'backward_apply', params, uniforms, inputs: [dy, x, f.mean, f.invstd, s.gamma, dgamma, dbeta], outputs: [dx], workgroups: Math.ceil(x.size / 256) });
+  e.run({ kernel: 'batchnorm', entry: 'backward_apply', params, uniforms, inputs: [dy, x, f.mean, f.invstd, s.gamma, dgamma, dbeta, f.y], outputs: [dx], workgroups: Math.ceil(x.size / 256) });
   return { dx, dgamma, dbeta };
 }

@@ -100,9 +100,9 @@ export class AttentionBranch extends Module {
     const [, , H, W] = features.shape as [number, number, number, number];
     const strongest = ops.resizeBilinear(ops.maxOverChannels(heatmaps), H, W);
     let y = ops.relu(this.inConv.forward(ops.concatChannels([features, strongest])));
-    y = ops.relu(this.bnDown1.forward(this.down1.forward(y)));
-    y = ops.relu(this.bnDown2.forward(this.down2.forward(y)));
-    y = ops.relu(this.bnUp1.forward(this.up1.forward(y)));
+    y = this.bnDown1.forward(this.down1.forward(y), true);
+    y = this.bnDown2.forward(this.down2.forward(y), true);
+    y = this.bnUp1.forward(this.up1.forward(y), true);
     y = ops.relu(this.mix1.forward(y));
     y = ops.relu(this.mix2.forward(y));
     y = this.bnUp2.forward(this.up2.forward(y));

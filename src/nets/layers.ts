@@ -65,8 +65,9 @@ export class BatchNorm2d extends Module {
     this.runningVar = this.buffer('running_var', [channels], new Float32Array(channels).fill(1));
   }
 
-  forward(x: Tensor): Tensor {
-    return ops.batchNorm2d(x, { gamma: this.weight, beta: this.bias, runningMean: this.runningMean, runningVar: this.runningVar, eps: this.eps, momentum: this.momentum }, this.training);
+  /** `relu` fuses a following ReLU into the BatchNorm kernels. */
+  forward(x: Tensor, relu = false): Tensor {
+    return ops.batchNorm2d(x, { gamma: this.weight, beta: this.bias, runningMean: this.runningMean, runningVar: this.runningVar, eps: this.eps, momentum: this.momentum }, this.training, relu);
   }
 
   /** The per-channel affine map that eval mode applies: y = scale * x + shift. */
@@ -107,8 +108,8 @@ export class ConvBN extends Module {
     this.bn = this.add('bn', new BatchNorm2d(c, this.child('bn'), outChannels));
   }
 
-  forward(x: Tensor): Tensor {
-    return this.bn.forward(this.conv.forward(x));
+  forward(x: Tensor, relu = false): Tensor {
+    return this.bn.forward(this.conv.forward(x), relu);
   }
 }
 
@@ -206,8 +207,8 @@ export class Bottleneck extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    let y = ops.relu(this.bn1.forward(this.conv1.forward(x)));
-    y = ops.relu(this.bn2.forward(this.conv2.forward(y)));
+    let y = this.bn1.forward(this.conv1.forward(x), true);
+    y = this.bn2.forward(this.conv2.forward(y), true);
     y = this.bn3.forward(this.conv3.forward(y));
     const identity = this.downsample ? this.downsample[1].forward(this.downsample[0].forward(x)) : x;
     return ops.relu(ops.add(y, identity));

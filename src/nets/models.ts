@@ -166,7 +166,7 @@ class ClothResNetB extends ClothNet {
     if (this.categoryFc) out.category = this.head.category!.forward(ops.relu(this.categoryFc.forward(ops.globalAvgPool(f))));
     if (this.attributeConvs.length) {
       let a = f;
-      for (const cb of this.attributeConvs) a = ops.relu(cb.forward(a));
+      for (const cb of this.attributeConvs) a = cb.forward(a, true);
       out.attributes = this.head.attributes!.forward(ops.globalAvgPool(a));
     }
     return out;

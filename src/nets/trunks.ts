@@ -38,7 +38,7 @@ export class ResNet50 extends Module {
 
   /** Stem, layer1 and layer2: [N, 3, S, S] -> [N, 512w, S/8, S/8]. */
   toLayer2(x: Tensor): Tensor {
-    let y = ops.relu(this.bn1.forward(this.conv1.forward(x)));
+    let y = this.bn1.forward(this.conv1.forward(x), true);
     y = ops.maxPool2d(y, { kernel: 3, stride: 2, pad: 1 });
     for (const block of [...this.layers[0]!, ...this.layers[1]!]) y = block.forward(y);
     return y;

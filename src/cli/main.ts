@@ -201,6 +201,16 @@ async function bench(args: string[]): Promise<number> {
 }
 
 
+async function serveDemoVerb(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { checkpoint: { type: 'string' }, port: { type: 'string', default: '8080' } } });
+  if (values.checkpoint) readFileOrThrow(values.checkpoint);
+  const server = await serveDemo({ checkpoint: values.checkpoint, port: positiveInt(values.port!, '--port') });
+  console.log(`open ${server.url} in a browser with WebGPU${values.checkpoint ? ` (checkpoint ${values.checkpoint} served beside the page)` : ''}; Ctrl-C stops`);
+  await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+  await server.close();
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
@@ -231,13 +241,3 @@ async function main(argv: string[]): Promise<number> {
 }
 
 process.exitCode = await main(process.argv.slice(2));
-
-async function serveDemoVerb(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { checkpoint: { type: 'string' }, port: { type: 'string', default: '8080' } } });
-  if (values.checkpoint) readFileOrThrow(values.checkpoint);
-  const server = await serveDemo({ checkpoint: values.checkpoint, port: positiveInt(values.port!, '--port') });
-  console.log(`open ${server.url} in a browser with WebGPU${values.checkpoint ? ` (checkpoint ${values.checkpoint} served beside the page)` : ''}; Ctrl-C stops`);
-  await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
-  await server.close();
-  return 0;
-}

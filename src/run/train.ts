@@ -8,7 +8,7 @@ import { type Dataset, makeSplits, openDataset, shuffled } from '../data/dataset
 import { BatchLoader, datasetView } from '../data/loader.js';
 import { type ClothNet, type NetName, createNet } from '../nets/models.js';
 import { parseSafetensors, serializeSafetensors } from '../nets/safetensors.js';
-import { loadState, readState, saveCheckpoint } from '../nets/weights.js';
+import { loadState, saveCheckpoint } from '../nets/weights.js';
 import { plotLines } from '../node/plot.js';
 import { THESIS_LOSS, type LossConfig } from '../train/losses.js';
 import type { EvalResult, Vocabulary } from '../train/metrics.js';

@@ -13,7 +13,8 @@ export interface LossResult {
   sums: Tensor;
 }
 
-function meanOfPair(engine: Engine, pair: Tensor): LossResult {
+/** Sums a [2, n] pair and divides: the mean over what counts (shared by every loss, SSIM too). */
+export function meanOfPair(engine: Engine, pair: Tensor): LossResult {
   const sums = reduce('sum', pair, [1]);
   pair.dispose();
   const loss = engine.empty([1]);

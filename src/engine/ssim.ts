@@ -1,8 +1,7 @@
 // SSIM heatmap loss launchers (kernels/ssim.wgsl).
 import { f32 } from './engine.js';
 import { unary } from './elementwise.js';
-import { maskPlane } from './loss.js';
-import { reduce } from './reduce.js';
+import { maskPlane, meanOfPair } from './loss.js';
 import type { Tensor } from './tensor.js';
 
 export interface SsimOptions {
@@ -55,10 +54,7 @@ export function ssimLoss(x: Tensor, y: Tensor, mask: Tensor, o: SsimOptions = {}
   e.run({ kernel: 'ssim', entry: 'ssim_map', params: s.params, uniforms: s.uniforms, inputs: [...m, planeMask], outputs: [pair, ...d], workgroups: s.workgroups });
   for (const t of m) t.dispose();
   if (!maskPerPlane) planeMask.dispose();
-  const sums = reduce('sum', pair, [1]);
-  pair.dispose();
-  const meanS = e.empty([1]);
-  e.run({ kernel: 'loss_mean', inputs: [sums], outputs: [meanS], workgroups: 1 });
+  const { loss: meanS, sums } = meanOfPair(e, pair);
   const loss = unary('affine', meanS, -1, 1);
   meanS.dispose();
   return { loss, sums, d };

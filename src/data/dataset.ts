@@ -200,14 +200,19 @@ export interface Splits {
   test: number[];
 }
 
-/** Deterministic Fisher-Yates shuffle. */
-export function shuffled<T>(xs: readonly T[], seed: number): T[] {
-  const out = [...xs];
-  let a = (seed * 2654435761) >>> 0 || 1;
-  const rand = () => {
+/** Marsaglia's xorshift32 from a nonzero 32-bit state: uniform numbers in [0, 1), deterministic. */
+export function xorshift32(state: number): () => number {
+  let a = state >>> 0 || 1;
+  return () => {
     a ^= a << 13; a >>>= 0; a ^= a >>> 17; a ^= a << 5; a >>>= 0;
     return a / 4294967296;
   };
+}
+
+/** Deterministic Fisher-Yates shuffle. */
+export function shuffled<T>(xs: readonly T[], seed: number): T[] {
+  const out = [...xs];
+  const rand = xorshift32(seed * 2654435761);
   for (let i = out.length - 1; i > 0; i--) {
     const j = Math.floor(rand() * (i + 1));
     [out[i], out[j]] = [out[j]!, out[i]!];

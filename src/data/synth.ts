@@ -6,6 +6,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import jpeg from 'jpeg-js';
+import { xorshift32 } from './dataset.js';
 
 export const SYNTH_CATEGORIES: [string, number][] = [['Tee', 1], ['Sweater', 1], ['Dress', 3], ['Skirt', 2], ['Jeans', 2], ['Shorts', 2]];
 export const SYNTH_ATTRIBUTES: [string, number][] = [
@@ -105,11 +106,7 @@ export interface SynthSummary {
 
 /** Writes the dataset to `out`. */
 export function synthesize(out: string, o: SynthOptions, onProgress?: (done: number) => void): SynthSummary {
-  let state = (o.seed * 2654435761 + 1) >>> 0 || 1;
-  const r = () => {
-    state ^= state << 13; state >>>= 0; state ^= state >>> 17; state ^= state << 5; state >>>= 0;
-    return state / 4294967296;
-  };
+  const r = xorshift32(o.seed * 2654435761 + 1);
   const S = o.size;
   const rows = { cat: [] as string[], attr: [] as string[], bbox: [] as string[], lm: [] as string[], part: [] as string[] };
   const counts = new Array(SYNTH_CATEGORIES.length).fill(0);

@@ -2,25 +2,14 @@
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Dataset, LANDMARK_SLOTS, makeSplits } from './dataset.js';
+import { headerSize } from './image.js';
 
-/** Width and height from a JPEG's SOF marker or a PNG's IHDR, reading only the file's start. */
+/** Width and height of an image file, from its first 64 KiB (see headerSize). */
 export function imageSize(path: string): { width: number; height: number } | null {
   const fd = openSync(path, 'r');
   try {
-    const head = Buffer.alloc(65536);
-    const n = readSync(fd, head, 0, head.length, 0);
-    if (n >= 24 && head[0] === 0x89 && head.toString('ascii', 1, 4) === 'PNG') return { width: head.readUInt32BE(16), height: head.readUInt32BE(20) };
-    if (n < 4 || head[0] !== 0xff || head[1] !== 0xd8) return null;
-    let i = 2;
-    while (i + 9 < n) {
-      if (head[i] !== 0xff) return null;
-      const marker = head[i + 1]!;
-      const length = head.readUInt16BE(i + 2);
-      // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC) carry the frame size.
-      if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) return { height: head.readUInt16BE(i + 5), width: head.readUInt16BE(i + 7) };
-      i += 2 + length;
-    }
-    return null;
+    const head = new Uint8Array(65536);
+    return headerSize(head.subarray(0, readSync(fd, head, 0, head.length, 0)));
   } finally {
     closeSync(fd);
   }

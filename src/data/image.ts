@@ -14,6 +14,27 @@ export class ImageError extends Error {
 /** Images over this many pixels are refused (a decoded 100-megapixel photo takes 400 MB). */
 export const MAX_PIXELS = 50_000_000;
 
+const isPng = (b: Uint8Array) => b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47;
+
+/**
+ * Width and height from a file's first bytes (a PNG's IHDR, a JPEG's SOF marker), without
+ * decoding; null when they are not there.
+ */
+export function headerSize(b: Uint8Array): { width: number; height: number } | null {
+  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  if (b.length >= 24 && isPng(b)) return { width: view.getUint32(16), height: view.getUint32(20) };
+  if (b.length < 4 || b[0] !== 0xff || b[1] !== 0xd8) return null;
+  let i = 2;
+  while (i + 9 < b.length) {
+    if (b[i] !== 0xff) return null;
+    const marker = b[i + 1]!;
+    // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC) carry the frame size.
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) return { height: view.getUint16(i + 5), width: view.getUint16(i + 7) };
+    i += 2 + view.getUint16(i + 2);
+  }
+  return null;
+}
+
 export function decodeImage(bytes: Uint8Array, name: string): RgbaImage {
   if (bytes.length === 0) throw new ImageError(`${name}: empty file`);
   if (bytes[0] === 0xff && bytes[1] === 0xd8) {
@@ -25,13 +46,10 @@ export function decodeImage(bytes: Uint8Array, name: string): RgbaImage {
       throw new ImageError(`${name}: broken or unsupported JPEG (${(e as Error).message})`);
     }
   }
-  if (bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47) {
+  if (isPng(bytes)) {
     // Refuse an enormous image from its header, before anything is allocated for it.
-    if (bytes.length >= 24) {
-      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      const w = view.getUint32(16), h = view.getUint32(20);
-      if (w * h > MAX_PIXELS) throw new ImageError(`${name}: ${w}x${h} pixels is over the ${MAX_PIXELS / 1e6}-megapixel limit`);
-    }
+    const size = headerSize(bytes);
+    if (size && size.width * size.height > MAX_PIXELS) throw new ImageError(`${name}: ${size.width}x${size.height} pixels is over the ${MAX_PIXELS / 1e6}-megapixel limit`);
     try {
       const png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
       if (png.width * png.height > MAX_PIXELS) throw new Error(`${png.width}x${png.height} is over ${MAX_PIXELS / 1e6} megapixels`);

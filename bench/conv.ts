@@ -141,8 +141,8 @@ export async function layoutStudy(engine: Engine, o: ConvBenchOptions): Promise<
     const N = o.batch, g = { stride: l.stride, pad: l.pad }, flops = convFlops(l, N);
     const w = engine.full([l.K, l.C, 3, 3], 0.01);
     const xc = engine.full([N, l.C, l.H, l.H], 0.5), xh = engine.full([N, l.H, l.H, l.C], 0.5);
-    const nchw = flops / (await timeKernels(engine, () => void conv2d(xc, w, undefined, g, 'NCHW'), o.reps)) / 1e6;
-    const nhwc = flops / (await timeKernels(engine, () => void conv2d(xh, w, undefined, g, 'NHWC'), o.reps)) / 1e6;
+    const nchw = flops / (await timeKernels(engine, () => void conv2d(xc, w, undefined, g, { layout: 'NCHW' }), o.reps)) / 1e6;
+    const nhwc = flops / (await timeKernels(engine, () => void conv2d(xh, w, undefined, g, { layout: 'NHWC' }), o.reps)) / 1e6;
     out.push({ layer: `${l.net} ${l.name}`, nchw, nhwc });
     o.log(`  ${`${l.net} ${l.name}`.padEnd(34)} NCHW ${nchw.toFixed(2)}  NHWC ${nhwc.toFixed(2)} GFLOP/s`);
     for (const t of [w, xc, xh]) t.dispose();

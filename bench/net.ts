@@ -4,12 +4,13 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Engine } from '../src/engine/engine.js';
+import type { Engine, KernelTiming } from '../src/engine/engine.js';
 import { loadBatch } from '../src/data/batch.js';
 import { openDataset } from '../src/data/dataset.js';
 import { datasetView } from '../src/data/loader.js';
 import { synthesize } from '../src/data/synth.js';
 import { type NetName, createNet } from '../src/nets/models.js';
+import { syntheticBatch } from '../src/run/tune.js';
 import { THESIS_LOSS } from '../src/train/losses.js';
 import { Trainer } from '../src/train/step.js';
 import { table } from './timing.js';
@@ -28,6 +29,31 @@ export function kernelFamily(key: string): string {
   return 'elementwise (ReLU, add, gradients)';
 }
 
+/**
+ * The block a layer belongs to, for the per-layer profile: its dotted path up to and including
+ * the first number (ResNet's `layer2.3`, VGG's `features.10`), else its first part.
+ */
+export function layerBlock(scope: string): string {
+  if (!scope) return '(outside any layer: losses, optimizer)';
+  const parts = scope.replace(/ \(backward\)$/, '').split('.');
+  const i = parts.findIndex((p) => /^\d+$/.test(p));
+  return i >= 0 ? parts.slice(0, i + 1).join('.') : parts[0]!;
+}
+
+/** Forward and backward milliseconds per key (a layer or a block). */
+export function layerProfile(timings: readonly KernelTiming[], keyOf: (scope: string) => string): { key: string; forward: number; backward: number; dispatches: number }[] {
+  const rows = new Map<string, { key: string; forward: number; backward: number; dispatches: number }>();
+  for (const t of timings) {
+    const key = keyOf(t.scope);
+    const row = rows.get(key) ?? { key, forward: 0, backward: 0, dispatches: 0 };
+    if (t.scope.endsWith(' (backward)')) row.backward += t.ms;
+    else row.forward += t.ms;
+    row.dispatches++;
+    rows.set(key, row);
+  }
+  return [...rows.values()].sort((a, b) => b.forward + b.backward - a.forward - a.backward);
+}
+
 export interface NetBenchOptions {
   net: NetName;
   width: number;
@@ -41,14 +67,7 @@ export async function benchNet(engine: Engine, o: NetBenchOptions): Promise<Reco
   const net = createNet(engine, { net: o.net, categories: 50, attributes: 1000, width: o.width, seed: 1 });
   const trainer = new Trainer(net, { ...THESIS_LOSS, landmarkLoss: o.net === 'new_fashionnet' ? 'ssim' : 'mse' }, 1e-4);
   const n = o.batch, S = o.size;
-  const batch = {
-    n, size: S,
-    images: Float32Array.from({ length: n * 3 * S * S }, (_, i) => Math.sin(i)),
-    category: Float32Array.from({ length: n }, (_, i) => i % 50),
-    attributes: Float32Array.from({ length: n * 1000 }, (_, i) => (i % 37 === 0 ? 1 : 0)),
-    heatmaps: net.hasLandmarks ? new Float32Array(n * 8 * S * S) : null,
-    landmarkMask: net.hasLandmarks ? new Float32Array(n * 8).fill(1) : null,
-  };
+  const batch = syntheticBatch(net, n, S);
   const step = async (k: number) => {
     const terms = trainer.step(batch, k);
     await terms.total.read();
@@ -83,7 +102,14 @@ export async function benchNet(engine: Engine, o: NetBenchOptions): Promise<Reco
   o.log(`${o.net} width ${o.width}, ${S}x${S}, batch ${n}: ${((1000 * n) / stepMs).toFixed(1)} training images/s (${stepMs.toFixed(0)} ms a step, mean of ${o.steps})`);
   const rows = [...families].sort((a, b) => b[1].ms - a[1].ms).map(([f, v]) => [f, v.count, v.ms.toFixed(1), `${((100 * v.ms) / kernelMs).toFixed(0)}%`]);
   o.log(table(rows, ['kernels', 'dispatches', 'ms', 'share']));
+  const blocks = layerProfile(timings, layerBlock);
+  const layers = layerProfile(timings, (scope) => scope.replace(/ \(backward\)$/, '') || '(outside any layer: losses, optimizer)');
+  const profileRow = (r: (typeof blocks)[number]) => [r.key, r.dispatches, r.forward.toFixed(1), r.backward.toFixed(1), `${((100 * (r.forward + r.backward)) / kernelMs).toFixed(0)}%`];
+  o.log('per block of layers (forward and backward kernels of one step):');
+  o.log(table(blocks.map(profileRow), ['block', 'dispatches', 'forward ms', 'backward ms', 'share']));
+  o.log('the 12 most expensive layers:');
+  o.log(table(layers.slice(0, 12).map(profileRow), ['layer', 'dispatches', 'forward ms', 'backward ms', 'share']));
   o.log(`GPU kernels ${kernelMs.toFixed(0)} ms (${timings.length} dispatches, timed one pass each) against a ${stepMs.toFixed(0)} ms step: recording, submission and readback ${Math.max(0, stepMs - kernelMs).toFixed(0)} ms.`);
   o.log(`data loading: ${loadMs.toFixed(0)} ms to decode, crop, resize and build targets for ${n} images in one thread (${((100 * loadMs) / stepMs).toFixed(0)}% of a step; the loader threads overlap it with the GPU).`);
-  return { net: o.net, width: o.width, size: S, batch: n, imagesPerSecond: (1000 * n) / stepMs, stepMs, kernelMs, dispatches: timings.length, loadMs, families: Object.fromEntries(families) };
+  return { net: o.net, width: o.width, size: S, batch: n, imagesPerSecond: (1000 * n) / stepMs, stepMs, kernelMs, dispatches: timings.length, loadMs, families: Object.fromEntries(families), blocks, layers: layers.slice(0, 40) };
 }

@@ -64,3 +64,29 @@ export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
 }
+
+let gradientsRegistered = false;
+
+/**
+ * tfjs-core's Node bundle ships without the gradient functions (the @tensorflow/tfjs umbrella
+ * package adds them). Its ES sources have them, but with extension-less imports Node cannot
+ * load, so esbuild (a dev dependency already) bundles them once into a temporary CommonJS file.
+ * They register into tfjs's global registry, which every copy of tfjs-core shares.
+ */
+export async function registerTfjsGradients(): Promise<boolean> {
+  if (gradientsRegistered) return true;
+  const require = createRequire(import.meta.url);
+  try {
+    const { buildSync } = require('esbuild') as { buildSync(o: Record<string, unknown>): unknown };
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const outfile = join(mkdtempSync(join(tmpdir(), 'clothtag-tfjs-')), 'gradients.cjs');
+    buildSync({ entryPoints: [require.resolve('@tensorflow/tfjs-core/dist/register_all_gradients.js')], bundle: true, format: 'cjs', platform: 'node', outfile, logLevel: 'error' });
+    require(outfile);
+  } catch {
+    return false;
+  }
+  gradientsRegistered = true;
+  return true;
+}

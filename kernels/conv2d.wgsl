@@ -2,9 +2,11 @@
 //   out[n, k, oy, ox] = bias[k] + sum over (c, ky, kx) of w[k, c, ky, kx] * x[n, c, oy*s - p + ky, ox*s - p + kx]
 // Seen as a GEMM, rows are output channels (M = K), columns are output pixels (N = batch*OH*OW)
 // and the depth is C*KH*KW; the "B" operand is read straight from x with the window arithmetic.
-// Each invocation computes 4 output channels x 4 neighbouring output pixels (register blocking:
-// each x value loaded feeds 4 FMAs, each weight 4). The loop runs over (ky, kx) outside and c
+// Each invocation computes TM output channels x TN neighbouring output pixels (register blocking:
+// each x value loaded feeds TM FMAs, each weight TN; TM, TN in {4, 8} and the workgroup shape are
+// chosen per adapter and shape by src/engine/tune.ts). The loop runs over (ky, kx) outside and c
 // inside, so the window arithmetic and the padding test are paid once per (ky, kx), not per FMA.
+// Fused epilogue: bias, then ReLU when RELU is set.
 // KH and KW are compile-time constants (1, 3, 4, 7 in the networks). NHWC switches the
 // activation layout for the layout measurement in bench/conv.ts; the networks use NCHW.
 // Also the backward-data pass of a transposed convolution.
@@ -25,82 +27,99 @@ struct U {
 
 const KH = ${KH}u;
 const KW = ${KW}u;
+const TM = ${TM}u;          // output channels per invocation
+const NV = ${TN}u / 4u;     // groups of 4 output pixels per invocation
 
-@compute @workgroup_size(16, 8)
+@compute @workgroup_size(${WG_X}, ${WG_Y})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let OHW = u.OH * u.OW;
   let P = u.N * OHW;
-  let p0 = gid.x * 4u;
-  let k0 = gid.y * 4u;
+  let p0 = gid.x * NV * 4u;
+  let k0 = gid.y * TM;
   if (p0 >= P || k0 >= u.K) { return; }
 
-  // Where each of the 4 output pixels' windows start in the input (clamped to the last pixel).
-  var img: vec4<u32>;      // offset of the pixel's image in x
-  var y0: vec4<i32>;
-  var x0: vec4<i32>;
-  for (var j = 0u; j < 4u; j++) {
-    let p = min(p0 + j, P - 1u);
-    let n = p / OHW;
-    let r = p % OHW;
+  // Where each output pixel's window starts in the input (clamped to the last pixel), 4 at a time.
+  var img: array<vec4<u32>, NV>;      // offset of the pixel's image in x
+  var y0: array<vec4<i32>, NV>;
+  var x0: array<vec4<i32>, NV>;
+  for (var v = 0u; v < NV; v++) {
+    for (var j = 0u; j < 4u; j++) {
+      let p = min(p0 + 4u * v + j, P - 1u);
+      let n = p / OHW;
+      let r = p % OHW;
 #if ${NHWC}
-    img[j] = n * u.H * u.W * u.C;
+      img[v][j] = n * u.H * u.W * u.C;
 #else
-    img[j] = n * u.C * u.H * u.W;
+      img[v][j] = n * u.C * u.H * u.W;
 #endif
-    y0[j] = i32((r / u.OW) * u.stride) - i32(u.pad);
-    x0[j] = i32((r % u.OW) * u.stride) - i32(u.pad);
+      y0[v][j] = i32((r / u.OW) * u.stride) - i32(u.pad);
+      x0[v][j] = i32((r % u.OW) * u.stride) - i32(u.pad);
+    }
   }
-  var wrow: vec4<u32>;     // offset of each output channel's filter in w
-  for (var i = 0u; i < 4u; i++) { wrow[i] = min(k0 + i, u.K - 1u) * u.C * KH * KW; }
+  var wrow: array<u32, TM>;     // offset of each output channel's filter in w
+  for (var i = 0u; i < TM; i++) { wrow[i] = min(k0 + i, u.K - 1u) * u.C * KH * KW; }
 
   let HW = u.H * u.W;
-  var acc: array<vec4<f32>, 4>;   // acc[i][j]: channel k0 + i, pixel p0 + j
+  var acc: array<array<vec4<f32>, NV>, TM>;   // acc[i][v][j]: channel k0 + i, pixel p0 + 4v + j
   for (var ky = 0u; ky < KH; ky++) {
-    let iy = y0 + vec4<i32>(i32(ky));
-    let row_ok = (iy >= vec4<i32>(0)) & (iy < vec4<i32>(i32(u.H)));
-    if (!any(row_ok)) { continue; }
     for (var kx = 0u; kx < KW; kx++) {
-      let ix = x0 + vec4<i32>(i32(kx));
-      let ok = row_ok & (ix >= vec4<i32>(0)) & (ix < vec4<i32>(i32(u.W)));
-      if (!any(ok)) { continue; }
       // Out-of-window pixels read offset 0 (always valid) and are zeroed by the select.
+      var off: array<vec4<u32>, NV>;
+      var ok: array<vec4<bool>, NV>;
+      var any_ok = false;
+      for (var v = 0u; v < NV; v++) {
+        let iy = y0[v] + vec4<i32>(i32(ky));
+        let ix = x0[v] + vec4<i32>(i32(kx));
+        ok[v] = (iy >= vec4<i32>(0)) & (iy < vec4<i32>(i32(u.H))) & (ix >= vec4<i32>(0)) & (ix < vec4<i32>(i32(u.W)));
+        any_ok = any_ok || any(ok[v]);
 #if ${NHWC}
-      let off = select(vec4<u32>(0u), img + (vec4<u32>(iy) * u.W + vec4<u32>(ix)) * u.C, ok);
+        off[v] = select(vec4<u32>(0u), img[v] + (vec4<u32>(iy) * u.W + vec4<u32>(ix)) * u.C, ok[v]);
+#else
+        off[v] = select(vec4<u32>(0u), img[v] + vec4<u32>(iy) * u.W + vec4<u32>(ix), ok[v]);
+#endif
+      }
+      if (!any_ok) { continue; }
+#if ${NHWC}
       let cstride = 1u;
 #else
-      let off = select(vec4<u32>(0u), img + vec4<u32>(iy) * u.W + vec4<u32>(ix), ok);
       let cstride = HW;
 #endif
       let tap = ky * KW + kx;
       for (var c = 0u; c < u.C; c++) {
         let co = c * cstride;
-        let xv = select(vec4<f32>(0.0), vec4<f32>(x[off.x + co], x[off.y + co], x[off.z + co], x[off.w + co]), ok);
+        var xv: array<vec4<f32>, NV>;
+        for (var v = 0u; v < NV; v++) {
+          let o = off[v] + vec4<u32>(co);
+          xv[v] = select(vec4<f32>(0.0), vec4<f32>(x[o.x], x[o.y], x[o.z], x[o.w]), ok[v]);
+        }
         let wc = c * KH * KW + tap;
-        acc[0] = fma(vec4<f32>(w[wrow.x + wc]), xv, acc[0]);
-        acc[1] = fma(vec4<f32>(w[wrow.y + wc]), xv, acc[1]);
-        acc[2] = fma(vec4<f32>(w[wrow.z + wc]), xv, acc[2]);
-        acc[3] = fma(vec4<f32>(w[wrow.w + wc]), xv, acc[3]);
+        for (var i = 0u; i < TM; i++) {
+          let wv = vec4<f32>(w[wrow[i] + wc]);
+          for (var v = 0u; v < NV; v++) { acc[i][v] = fma(wv, xv[v], acc[i][v]); }
+        }
       }
     }
   }
 
-  for (var j = 0u; j < 4u; j++) {
+  for (var j = 0u; j < NV * 4u; j++) {
     let p = p0 + j;
     if (p >= P) { break; }
     let n = p / OHW;
     let r = p % OHW;
-    for (var i = 0u; i < 4u; i++) {
+    for (var i = 0u; i < TM; i++) {
       let k = k0 + i;
       if (k >= u.K) { break; }
+      var value = acc[i][j / 4u][j % 4u];
 #if ${HAS_BIAS}
-      let v = acc[i][j] + bias[k];
-#else
-      let v = acc[i][j];
+      value += bias[k];
+#endif
+#if ${RELU}
+      value = max(value, 0.0);
 #endif
 #if ${NHWC}
-      out[(n * OHW + r) * u.K + k] = v;
+      out[(n * OHW + r) * u.K + k] = value;
 #else
-      out[(n * u.K + k) * OHW + r] = v;
+      out[(n * u.K + k) * OHW + r] = value;
 #endif
     }
   }

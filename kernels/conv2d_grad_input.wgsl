@@ -2,10 +2,11 @@
 //   dx[n, c, iy, ix] = sum over (k, ky, kx) of w[k, c, ky, kx] * dy[n, k, oy, ox]
 //                      where oy = (iy + p - ky) / s and ox = (ix + p - kx) / s divide exactly.
 // Rows are input channels (C), columns input pixels (batch*H*W), depth K*KH*KW. Each invocation
-// computes 4 channels x 4 pixels of one row. With stride s, only taps with kx = ix + pad (mod s)
-// reach a pixel, so the columns of a row are visited phase by phase (x = phase, phase + s, ...):
-// the 4 pixels of an invocation share their phase, and a tap (ky, kx) that none of them can reach
-// is skipped whole - for stride 2 that halves the work of every row and column.
+// computes TM channels x TN pixels (4 or 8 each, chosen by src/engine/tune.ts). With stride s,
+// only taps with kx = ix + pad (mod s) reach a pixel, so the columns of a row are visited phase
+// by phase (x = phase, phase + s, ...): the pixels of an invocation mostly share their phase, and
+// a tap (ky, kx) that none of a group of 4 can reach is skipped for that group - for stride 2
+// that halves the work of every row and column.
 // The same kernel is the forward pass of a transposed convolution (dy = its input, w = its
 // weight [Cin, Cout, KH, KW] read as [K, C, KH, KW]), with an optional bias over C.
 struct U {
@@ -25,6 +26,8 @@ struct U {
 
 const KH = ${KH}u;
 const KW = ${KW}u;
+const TM = ${TM}u;          // input channels per invocation
+const NV = ${TN}u / 4u;     // groups of 4 input pixels per invocation
 
 // The q-th column of a row in phase order: all x with x % stride == 0, then 1, ...
 fn column(q: u32) -> u32 {
@@ -37,72 +40,83 @@ fn column(q: u32) -> u32 {
   return q;
 }
 
-@compute @workgroup_size(16, 8)
+@compute @workgroup_size(${WG_X}, ${WG_Y})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let HW = u.H * u.W;
   let OHW = u.OH * u.OW;
   let P = u.N * HW;
-  let p0 = gid.x * 4u;
-  let c0 = gid.y * 4u;
+  let p0 = gid.x * NV * 4u;
+  let c0 = gid.y * TM;
   if (p0 >= P || c0 >= u.C) { return; }
 
-  var img: vec4<u32>;      // offset of the pixel's image in dy
-  var ty: vec4<i32>;       // iy + pad
-  var tx: vec4<i32>;
-  var at: vec4<u32>;       // the pixel's offset in its plane of dx
-  for (var j = 0u; j < 4u; j++) {
-    let p = min(p0 + j, P - 1u);
-    let n = p / HW;
-    let r = p % HW;
-    let iy = r / u.W;
-    let ix = column(r % u.W);
-    img[j] = n * u.K * OHW;
-    ty[j] = i32(iy + u.pad);
-    tx[j] = i32(ix + u.pad);
-    at[j] = iy * u.W + ix;
+  var img: array<vec4<u32>, NV>;      // offset of the pixel's image in dy
+  var ty: array<vec4<i32>, NV>;       // iy + pad
+  var tx: array<vec4<i32>, NV>;
+  var at: array<vec4<u32>, NV>;       // the pixel's offset in its plane of dx
+  for (var v = 0u; v < NV; v++) {
+    for (var j = 0u; j < 4u; j++) {
+      let p = min(p0 + 4u * v + j, P - 1u);
+      let n = p / HW;
+      let r = p % HW;
+      let iy = r / u.W;
+      let ix = column(r % u.W);
+      img[v][j] = n * u.K * OHW;
+      ty[v][j] = i32(iy + u.pad);
+      tx[v][j] = i32(ix + u.pad);
+      at[v][j] = iy * u.W + ix;
+    }
   }
-  var wcol: vec4<u32>;     // offset of each input channel's taps inside one filter
-  for (var i = 0u; i < 4u; i++) { wcol[i] = min(c0 + i, u.C - 1u) * KH * KW; }
+  var wcol: array<u32, TM>;     // offset of each input channel's taps inside one filter
+  for (var i = 0u; i < TM; i++) { wcol[i] = min(c0 + i, u.C - 1u) * KH * KW; }
   let s = vec4<i32>(i32(u.stride));
   let filter_size = u.C * KH * KW;
 
-  var acc: array<vec4<f32>, 4>;   // acc[i][j]: channel c0 + i, pixel p0 + j
+  var acc: array<array<vec4<f32>, NV>, TM>;   // acc[i][v][j]: channel c0 + i, pixel p0 + 4v + j
   for (var ky = 0u; ky < KH; ky++) {
-    let ny = ty - vec4<i32>(i32(ky));
-    let oy = ny / s;
-    let row_ok = (ny >= vec4<i32>(0)) & (oy * s == ny) & (oy < vec4<i32>(i32(u.OH)));
-    if (!any(row_ok)) { continue; }
     for (var kx = 0u; kx < KW; kx++) {
-      let nx = tx - vec4<i32>(i32(kx));
-      let ox = nx / s;
-      let ok = row_ok & (nx >= vec4<i32>(0)) & (ox * s == nx) & (ox < vec4<i32>(i32(u.OW)));
-      if (!any(ok)) { continue; }
-      let off = select(vec4<u32>(0u), img + vec4<u32>(oy) * u.OW + vec4<u32>(ox), ok);
+      var off: array<vec4<u32>, NV>;
+      var ok: array<vec4<bool>, NV>;
+      var any_ok = false;
+      for (var v = 0u; v < NV; v++) {
+        let ny = ty[v] - vec4<i32>(i32(ky));
+        let oy = ny / s;
+        let nx = tx[v] - vec4<i32>(i32(kx));
+        let ox = nx / s;
+        ok[v] = (ny >= vec4<i32>(0)) & (oy * s == ny) & (oy < vec4<i32>(i32(u.OH))) &
+                (nx >= vec4<i32>(0)) & (ox * s == nx) & (ox < vec4<i32>(i32(u.OW)));
+        any_ok = any_ok || any(ok[v]);
+        off[v] = select(vec4<u32>(0u), img[v] + vec4<u32>(oy) * u.OW + vec4<u32>(ox), ok[v]);
+      }
+      if (!any_ok) { continue; }
       let tap = ky * KW + kx;
       for (var k = 0u; k < u.K; k++) {
         let ko = k * OHW;
-        let g = select(vec4<f32>(0.0), vec4<f32>(dy[off.x + ko], dy[off.y + ko], dy[off.z + ko], dy[off.w + ko]), ok);
+        var g: array<vec4<f32>, NV>;
+        for (var v = 0u; v < NV; v++) {
+          let o = off[v] + vec4<u32>(ko);
+          g[v] = select(vec4<f32>(0.0), vec4<f32>(dy[o.x], dy[o.y], dy[o.z], dy[o.w]), ok[v]);
+        }
         let wk = k * filter_size + tap;
-        acc[0] = fma(vec4<f32>(w[wk + wcol.x]), g, acc[0]);
-        acc[1] = fma(vec4<f32>(w[wk + wcol.y]), g, acc[1]);
-        acc[2] = fma(vec4<f32>(w[wk + wcol.z]), g, acc[2]);
-        acc[3] = fma(vec4<f32>(w[wk + wcol.w]), g, acc[3]);
+        for (var i = 0u; i < TM; i++) {
+          let wv = vec4<f32>(w[wk + wcol[i]]);
+          for (var v = 0u; v < NV; v++) { acc[i][v] = fma(wv, g[v], acc[i][v]); }
+        }
       }
     }
   }
 
-  for (var j = 0u; j < 4u; j++) {
+  for (var j = 0u; j < NV * 4u; j++) {
     let p = p0 + j;
     if (p >= P) { break; }
     let n = p / HW;
-    for (var i = 0u; i < 4u; i++) {
+    for (var i = 0u; i < TM; i++) {
       let c = c0 + i;
       if (c >= u.C) { break; }
+      var value = acc[i][j / 4u][j % 4u];
 #if ${HAS_BIAS}
-      dx[(n * u.C + c) * HW + at[j]] = acc[i][j] + bias[c];
-#else
-      dx[(n * u.C + c) * HW + at[j]] = acc[i][j];
+      value += bias[c];
 #endif
+      dx[(n * u.C + c) * HW + at[j / 4u][j % 4u]] = value;
     }
   }
 }

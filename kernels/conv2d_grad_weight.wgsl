@@ -3,7 +3,8 @@
 // Rows are output channels (K), columns the filter taps (C*KH*KW), depth every output pixel
 // (batch*OH*OW) - long, so the depth is cut into `splits` chunks (workgroup z): each writes its
 // partial sums to partial[split], and a second pass (reduce.wgsl) adds them in a fixed order.
-// Deterministic: no atomics. Each invocation computes 4 channels x 4 taps.
+// Deterministic: no atomics. Each invocation computes TM channels x TN taps (4 or 8 each,
+// chosen by src/engine/tune.ts).
 // With dy and x swapped this is also the weight gradient of a transposed convolution.
 struct U {
   N: u32, C: u32, H: u32, W: u32,      // x
@@ -18,12 +19,14 @@ struct U {
 
 const KH = ${KH}u;
 const KW = ${KW}u;
+const TM = ${TM}u;          // output channels per invocation
+const NV = ${TN}u / 4u;     // groups of 4 taps per invocation
 
-@compute @workgroup_size(16, 8)
+@compute @workgroup_size(${WG_X}, ${WG_Y})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let taps = u.C * KH * KW;
-  let t0 = gid.x * 4u;
-  let k0 = gid.y * 4u;
+  let t0 = gid.x * NV * 4u;
+  let k0 = gid.y * TM;
   let split = gid.z;
   if (t0 >= taps || k0 >= u.K) { return; }
   let HW = u.H * u.W;
@@ -31,23 +34,25 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let P = u.N * OHW;
 
   // Per tap: its channel's plane in x and its offset from the window corner.
-  var cplane: vec4<u32>;
-  var dyy: vec4<i32>;
-  var dxx: vec4<i32>;
-  for (var j = 0u; j < 4u; j++) {
-    let t = min(t0 + j, taps - 1u);
-    let c = t / (KH * KW);
-    let r = t % (KH * KW);
-    cplane[j] = c * HW;
-    dyy[j] = i32(r / KW) - i32(u.pad);
-    dxx[j] = i32(r % KW) - i32(u.pad);
+  var cplane: array<vec4<u32>, NV>;
+  var dyy: array<vec4<i32>, NV>;
+  var dxx: array<vec4<i32>, NV>;
+  for (var v = 0u; v < NV; v++) {
+    for (var j = 0u; j < 4u; j++) {
+      let t = min(t0 + 4u * v + j, taps - 1u);
+      let c = t / (KH * KW);
+      let r = t % (KH * KW);
+      cplane[v][j] = c * HW;
+      dyy[v][j] = i32(r / KW) - i32(u.pad);
+      dxx[v][j] = i32(r % KW) - i32(u.pad);
+    }
   }
-  var krow: vec4<u32>;
-  for (var i = 0u; i < 4u; i++) { krow[i] = min(k0 + i, u.K - 1u) * OHW; }
+  var krow: array<u32, TM>;
+  for (var i = 0u; i < TM; i++) { krow[i] = min(k0 + i, u.K - 1u) * OHW; }
 
   let first = split * u.chunk;
   let last = min(first + u.chunk, P);
-  var acc: array<vec4<f32>, 4>;   // acc[i][j]: channel k0 + i, tap t0 + j
+  var acc: array<array<vec4<f32>, NV>, TM>;   // acc[i][v][j]: channel k0 + i, tap t0 + 4v + j
   if (first < last) {
     // Walk the pixels with counters instead of dividing at every step.
     var n = first / OHW;
@@ -56,16 +61,19 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var p = first; p < last; p++) {
       let r = oy * u.OW + ox;
       let gbase = n * u.K * OHW + r;
-      let g = vec4<f32>(dy[gbase + krow.x], dy[gbase + krow.y], dy[gbase + krow.z], dy[gbase + krow.w]);
-      let iy = vec4<i32>(i32(oy * u.stride)) + dyy;
-      let ix = vec4<i32>(i32(ox * u.stride)) + dxx;
-      let ok = (iy >= vec4<i32>(0)) & (iy < vec4<i32>(i32(u.H))) & (ix >= vec4<i32>(0)) & (ix < vec4<i32>(i32(u.W)));
-      let off = select(vec4<u32>(0u), vec4<u32>(n * u.C * HW) + cplane + vec4<u32>(iy) * u.W + vec4<u32>(ix), ok);
-      let xv = select(vec4<f32>(0.0), vec4<f32>(x[off.x], x[off.y], x[off.z], x[off.w]), ok);
-      acc[0] = fma(vec4<f32>(g.x), xv, acc[0]);
-      acc[1] = fma(vec4<f32>(g.y), xv, acc[1]);
-      acc[2] = fma(vec4<f32>(g.z), xv, acc[2]);
-      acc[3] = fma(vec4<f32>(g.w), xv, acc[3]);
+      let image = vec4<u32>(n * u.C * HW);
+      var xv: array<vec4<f32>, NV>;
+      for (var v = 0u; v < NV; v++) {
+        let iy = vec4<i32>(i32(oy * u.stride)) + dyy[v];
+        let ix = vec4<i32>(i32(ox * u.stride)) + dxx[v];
+        let ok = (iy >= vec4<i32>(0)) & (iy < vec4<i32>(i32(u.H))) & (ix >= vec4<i32>(0)) & (ix < vec4<i32>(i32(u.W)));
+        let off = select(vec4<u32>(0u), image + cplane[v] + vec4<u32>(iy) * u.W + vec4<u32>(ix), ok);
+        xv[v] = select(vec4<f32>(0.0), vec4<f32>(x[off.x], x[off.y], x[off.z], x[off.w]), ok);
+      }
+      for (var i = 0u; i < TM; i++) {
+        let g = vec4<f32>(dy[gbase + krow[i]]);
+        for (var v = 0u; v < NV; v++) { acc[i][v] = fma(g, xv[v], acc[i][v]); }
+      }
       ox++;
       if (ox == u.OW) {
         ox = 0u;
@@ -76,13 +84,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
 
   let base = split * u.K * taps;
-  for (var i = 0u; i < 4u; i++) {
+  for (var i = 0u; i < TM; i++) {
     let k = k0 + i;
     if (k >= u.K) { break; }
-    for (var j = 0u; j < 4u; j++) {
+    for (var j = 0u; j < NV * 4u; j++) {
       let t = t0 + j;
       if (t >= taps) { break; }
-      partial[base + k * taps + t] = acc[i][j];
+      partial[base + k * taps + t] = acc[i][j / 4u][j % 4u];
     }
   }
 }

@@ -1,14 +1,22 @@
-// C = alpha * op(A) * op(B) (+ bias over columns), batched over workgroup z.
+// C = alpha * op(A) * op(B) (+ bias over columns) (then ReLU), batched over workgroup z.
 //   op(A) is M x K: A is stored M x K, or K x M when TRANS_A.
 //   op(B) is K x N: B is stored K x N, or N x K when TRANS_B.
-// Register blocking: each invocation computes a TM x 4 block of C, so every value it loads is
-// used 4 (or TM) times. No workgroup memory: on CPU adapters (lavapipe) barriers cost more than
-// the re-reads they save, and the caches do the sharing. Loads are clamped to the matrix (no
-// branches in the inner loop); stores outside it are skipped.
+// Register blocking: each invocation computes a TM x TN block of C (TN = 4 or 8, held as TN/4
+// vec4s), so every value it loads is used TN (or TM) times. The block and the workgroup shape are
+// specialization parameters chosen per adapter and shape by src/engine/tune.ts.
+// No workgroup memory: on CPU adapters (lavapipe) barriers cost more than the re-reads they save,
+// and the caches do the sharing. Loads are clamped to the matrix (no branches in the inner loop);
+// stores outside it are skipped.
+// VEC_B reads B as vec4s, one load per four columns; the launcher sets it only when B is K x N
+// with N a multiple of 4 (so every row and every batch starts on a vec4).
 struct U { M: u32, N: u32, K: u32, batch_a: u32, batch_b: u32, batch_c: u32, alpha: f32 }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> A: array<f32>;
+#if ${VEC_B}
+@group(0) @binding(2) var<storage, read> B4: array<vec4<f32>>;
+#else
 @group(0) @binding(2) var<storage, read> B: array<f32>;
+#endif
 #if ${HAS_BIAS}
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> C: array<f32>;
@@ -17,6 +25,7 @@ struct U { M: u32, N: u32, K: u32, batch_a: u32, batch_b: u32, batch_c: u32, alp
 #endif
 
 const TM = ${TM}u;
+const NV = ${TN}u / 4u;   // vec4 columns per invocation
 
 fn a_at(base: u32, row: u32, k: u32) -> f32 {
 #if ${TRANS_A}
@@ -27,7 +36,12 @@ fn a_at(base: u32, row: u32, k: u32) -> f32 {
 }
 
 fn b_row(base: u32, k: u32, col: u32) -> vec4<f32> {
-  // Four neighbouring columns of op(B) at depth k, clamped at the right edge.
+  // Four neighbouring columns of op(B) at depth k.
+#if ${VEC_B}
+  // N is a multiple of 4: clamp the whole vec4 to the last one in the row.
+  return B4[(base + k * u.N + min(col, u.N - 4u)) / 4u];
+#else
+  // Clamped one by one at the right edge.
   let last = u.N - 1u;
   let c0 = min(col, last);
   let c1 = min(col + 1u, last);
@@ -39,56 +53,64 @@ fn b_row(base: u32, k: u32, col: u32) -> vec4<f32> {
   let r = base + k * u.N;
   return vec4<f32>(B[r + c0], B[r + c1], B[r + c2], B[r + c3]);
 #endif
+#endif
 }
 
-@compute @workgroup_size(16, 8)
+@compute @workgroup_size(${WG_X}, ${WG_Y})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let col = gid.x * 4u;
+  let col = gid.x * NV * 4u;
   let row = gid.y * TM;
   let batch = gid.z;
   if (col >= u.N || row >= u.M) { return; }
   let base_a = batch * u.batch_a;
   let base_b = batch * u.batch_b;
-  var acc: array<vec4<f32>, TM>;
+  var acc: array<array<vec4<f32>, NV>, TM>;
   var rows: array<u32, TM>;
   for (var i = 0u; i < TM; i++) { rows[i] = min(row + i, u.M - 1u); }
   var k = 0u;
 #if ${K_BLOCKED}
   // A x Bᵀ (a linear layer's x·Wᵀ): both operands run along K in memory, so step K by 4 and
   // take 4-long dot products - contiguous reads instead of four strided ones per step.
-  var bcol: array<u32, 4>;
-  for (var j = 0u; j < 4u; j++) { bcol[j] = base_b + min(col + j, u.N - 1u) * u.K; }
+  var bcol: array<u32, ${TN}>;
+  for (var j = 0u; j < NV * 4u; j++) { bcol[j] = base_b + min(col + j, u.N - 1u) * u.K; }
   for (; k + 4u <= u.K; k += 4u) {
-    let b0 = vec4<f32>(B[bcol[0] + k], B[bcol[0] + k + 1u], B[bcol[0] + k + 2u], B[bcol[0] + k + 3u]);
-    let b1 = vec4<f32>(B[bcol[1] + k], B[bcol[1] + k + 1u], B[bcol[1] + k + 2u], B[bcol[1] + k + 3u]);
-    let b2 = vec4<f32>(B[bcol[2] + k], B[bcol[2] + k + 1u], B[bcol[2] + k + 2u], B[bcol[2] + k + 3u]);
-    let b3 = vec4<f32>(B[bcol[3] + k], B[bcol[3] + k + 1u], B[bcol[3] + k + 2u], B[bcol[3] + k + 3u]);
+    var b: array<vec4<f32>, ${TN}>;
+    for (var j = 0u; j < NV * 4u; j++) {
+      b[j] = vec4<f32>(B[bcol[j] + k], B[bcol[j] + k + 1u], B[bcol[j] + k + 2u], B[bcol[j] + k + 3u]);
+    }
     for (var i = 0u; i < TM; i++) {
       let ra = base_a + rows[i] * u.K + k;
       let a = vec4<f32>(A[ra], A[ra + 1u], A[ra + 2u], A[ra + 3u]);
-      acc[i] += vec4<f32>(dot(a, b0), dot(a, b1), dot(a, b2), dot(a, b3));
+      for (var v = 0u; v < NV; v++) {
+        acc[i][v] += vec4<f32>(dot(a, b[4u * v]), dot(a, b[4u * v + 1u]), dot(a, b[4u * v + 2u]), dot(a, b[4u * v + 3u]));
+      }
     }
   }
 #endif
   // (The remaining K steps, or all of them for the other layouts.)
   for (; k < u.K; k++) {
-    let b = b_row(base_b, k, col);
+    var b: array<vec4<f32>, NV>;
+    for (var v = 0u; v < NV; v++) { b[v] = b_row(base_b, k, col + 4u * v); }
     for (var i = 0u; i < TM; i++) {
-      acc[i] = fma(vec4<f32>(a_at(base_a, rows[i], k)), b, acc[i]);
+      let a = vec4<f32>(a_at(base_a, rows[i], k));
+      for (var v = 0u; v < NV; v++) { acc[i][v] = fma(a, b[v], acc[i][v]); }
     }
   }
   let base_c = batch * u.batch_c;
   for (var i = 0u; i < TM; i++) {
     let r = row + i;
     if (r >= u.M) { break; }
-    for (var j = 0u; j < 4u; j++) {
+    for (var j = 0u; j < NV * 4u; j++) {
       let c = col + j;
       if (c >= u.N) { break; }
+      var value = u.alpha * acc[i][j / 4u][j % 4u];
 #if ${HAS_BIAS}
-      C[base_c + r * u.N + c] = u.alpha * acc[i][j] + bias[c];
-#else
-      C[base_c + r * u.N + c] = u.alpha * acc[i][j];
+      value += bias[c];
 #endif
+#if ${RELU}
+      value = max(value, 0.0);
+#endif
+      C[base_c + r * u.N + c] = value;
     }
   }
 }

@@ -49,7 +49,7 @@ t.test('NHWC forward matches NCHW', async (t) => {
   const s = { N, C, H, W, K, KH: 3, KW: 3, stride: 2, pad: 1 };
   const nhwc = new Float32Array(x.length);
   for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) for (let i = 0; i < H * W; i++) nhwc[(n * H * W + i) * C + c] = x[(n * C + c) * H * W + i]!;
-  const out = await conv2d(e.tensor(nhwc, [N, H, W, C]), e.tensor(w, [K, C, 3, 3]), undefined, s, 'NHWC').read();
+  const out = await conv2d(e.tensor(nhwc, [N, H, W, C]), e.tensor(w, [K, C, 3, 3]), undefined, s, { layout: 'NHWC' }).read();
   const ref = conv2dRef(Float64Array.from(x), Float64Array.from(w), null, s);
   const OH = 4, OW = 3;
   const refNhwc = new Float64Array(ref.length);
@@ -85,6 +85,12 @@ t.test('gradients by finite differences', async (t) => {
       inputs: [{ shape: [s.N, s.C, s.H, s.W] }, { shape: [s.K, s.C, s.KH, s.KW] }, { shape: [s.K] }],
       gpu: ([x, w, b]) => ops.conv2d(x!, w!, b!, geo),
       ref: ([x, w, b]) => conv2dRef(x!, w!, b!, s),
+    });
+    await gradcheck(t, e, {
+      name: `conv2d with the fused ReLU ${c.join(',')}`,
+      inputs: [{ shape: [s.N, s.C, s.H, s.W] }, { shape: [s.K, s.C, s.KH, s.KW] }, { shape: [s.K] }],
+      gpu: ([x, w, b]) => ops.conv2d(x!, w!, b!, geo, true),
+      ref: ([x, w, b]) => conv2dRef(x!, w!, b!, s).map((v) => Math.max(0, v)),
     });
   }
   for (const [N, Cin, H, W, Cout, k, st, p] of [[2, 3, 3, 4, 2, 4, 2, 1], [1, 2, 3, 3, 3, 1, 1, 0]] as const) {

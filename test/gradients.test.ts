@@ -61,6 +61,12 @@ t.test('matmul and linear', async (t) => {
     gpu: ([x, w, b]) => ops.linear(x!, w!, b!),
     ref: ([x, w, b]) => matmulRef(x!, w!, 5, 3, 7, false, true).map((v, i) => v + b![i % 3]!),
   });
+  await gradcheck(t, e, {
+    name: 'linear 5x7 -> 3 with the fused ReLU',
+    inputs: [{ shape: [5, 7] }, { shape: [3, 7] }, { shape: [3] }],
+    gpu: ([x, w, b]) => ops.linear(x!, w!, b!, true),
+    ref: ([x, w, b]) => matmulRef(x!, w!, 5, 3, 7, false, true).map((v, i) => Math.max(0, v + b![i % 3]!)),
+  });
 });
 
 t.test('losses', async (t) => {

@@ -135,18 +135,23 @@ export function matmul(a: Tensor, b: Tensor, o: Pick<GemmOptions, 'transA' | 'tr
   ]);
 }
 
-/** x [N, in] times weight [out, in]ᵀ plus bias [out]: PyTorch's nn.Linear layout. */
-export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
+/** x [N, in] times weight [out, in]ᵀ plus bias [out]: PyTorch's nn.Linear layout. `relu` fuses max(0, ·). */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor, relu = false): Tensor {
   if (x.rank !== 2 || weight.rank !== 2 || x.shape[1] !== weight.shape[1]) {
     throw new Error(`linear: input ${x.describe()} does not fit weight ${weight.describe()} (expects [N, ${weight.shape[1]}])`);
   }
-  const out = gemm(x, weight, { transB: true, bias });
+  const out = gemm(x, weight, { transB: true, bias, relu });
   const inputs = bias ? [x, weight, bias] : [x, weight];
-  return record(out, 'linear', inputs, (g) => [
-    x.requiresGrad ? gemm(g, weight) : null,
-    weight.requiresGrad ? gemm(g, x, { transA: true }) : null,
-    bias?.requiresGrad ? reduce('sum', g, [0]) : null,
-  ]);
+  return record(out, relu ? 'linear+relu' : 'linear', inputs, (g) => {
+    const gz = relu ? ew.binary('relu_grad', out, g) : g;
+    const grads = [
+      x.requiresGrad ? gemm(gz, weight) : null,
+      weight.requiresGrad ? gemm(gz, x, { transA: true }) : null,
+      bias?.requiresGrad ? reduce('sum', gz, [0]) : null,
+    ];
+    if (relu) gz.dispose();
+    return grads;
+  });
 }
 
 // ------------------------------------------------------------ losses
@@ -175,14 +180,20 @@ export function mse(pred: Tensor, target: Tensor, mask?: Tensor): Tensor {
 export type { ConvGeometry } from '../engine/conv.js';
 
 /** conv2d(x [N, C, H, W], w [K, C, KH, KW]) + bias [K]. */
-export function conv2d(x: Tensor, w: Tensor, bias?: Tensor, g: C.ConvGeometry = { stride: 1, pad: 0 }): Tensor {
-  const out = C.conv2d(x, w, bias, g);
+export function conv2d(x: Tensor, w: Tensor, bias?: Tensor, g: C.ConvGeometry = { stride: 1, pad: 0 }, relu = false): Tensor {
+  // `relu` fuses max(0, ·) into the convolution's epilogue; its gradient mask is out > 0.
+  const out = C.conv2d(x, w, bias, g, { relu });
   const inputs = bias ? [x, w, bias] : [x, w];
-  return record(out, 'conv2d', inputs, (gy) => [
-    x.requiresGrad ? C.conv2dGradInput(gy, w, x.shape, g) : null,
-    w.requiresGrad ? C.conv2dGradWeight(gy, x, w.shape, g) : null,
-    bias?.requiresGrad ? reduce('sum', gy, [0, 2, 3]) : null,
-  ]);
+  return record(out, relu ? 'conv2d+relu' : 'conv2d', inputs, (gy) => {
+    const gz = relu ? ew.binary('relu_grad', out, gy) : gy;
+    const grads = [
+      x.requiresGrad ? C.conv2dGradInput(gz, w, x.shape, g) : null,
+      w.requiresGrad ? C.conv2dGradWeight(gz, x, w.shape, g) : null,
+      bias?.requiresGrad ? reduce('sum', gz, [0, 2, 3]) : null,
+    ];
+    if (relu) gz.dispose();
+    return grads;
+  });
 }
 
 /** Transposed convolution (PyTorch's ConvTranspose2d): x [N, Cin, H, W], w [Cin, Cout, KH, KW]. */

@@ -25,7 +25,8 @@ export function noGrad<T>(fn: () => T): T {
 export function record(out: Tensor, op: string, inputs: readonly Tensor[], backward: GradNode['backward']): Tensor {
   if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
     out.requiresGrad = true;
-    out.node = { op, inputs, backward };
+    // The layer that made `out` (engine.scope) is kept, so that profiles attribute its backward too.
+    out.node = { op, inputs, backward, scope: out.engine.currentScope };
   }
   return out;
 }
@@ -93,7 +94,7 @@ export function backward(root: Tensor, seed?: Tensor): void {
       g.dispose();
       continue;
     }
-    const inputGrads = node.backward(g);
+    const inputGrads = node.scope ? engine.scope(`${node.scope} (backward)`, () => node.backward(g)) : node.backward(g);
     g.dispose();
     node.inputs.forEach((input, k) => {
       const gi = inputGrads[k];

@@ -10,6 +10,7 @@ import { dataVerb, evalVerb, predictVerb, trainVerb } from './job.js';
 import { forwardVerb, netsVerb } from './nets.js';
 import { UsageError, positiveInt, readFileOrThrow } from './util.js';
 import { serveDemo } from '../node/serve.js';
+import { tuneVerb } from './tune.js';
 
 interface Verb {
   summary: string;
@@ -63,9 +64,14 @@ const verbs: Record<string, Verb> = {
     usage: 'clothtag forward --net NAME --weights FILE.safetensors --input FILE.safetensors --out FILE.safetensors [--categories N] [--attributes N] [--width W]',
     run: forwardVerb,
   },
+  tune: {
+    summary: 'time every tile on the GEMM and convolution shapes of a network\'s training step; keep the winners for this adapter',
+    usage: 'clothtag tune [--net cloth_resnet_a] [--width 0.25] [--size 64] [--batch 16] [--reps 3] [--limit N] [--dry-run]',
+    run: tuneVerb,
+  },
   bench: {
-    summary: 'benchmarks: gemm, conv (against TensorFlow.js WebGPU in the same process), roof (the adapter\'s peaks), net (a training step\'s profile), real-data (accuracy)',
-    usage: 'clothtag bench gemm [--quick] [--reps N] [--json FILE]\n       clothtag bench roof [--reps N] [--json FILE]\n       clothtag bench net [--net cloth_resnet_a] [--width 0.25] [--size 64] [--batch 16] [--steps 5] [--json FILE]\n       clothtag bench real-data [--epochs 6] [--size 64] [--width 0.25] [--shared ../shared/data] [--json FILE]\n       clothtag bench conv [--batch 16] [--size S] [--nets resnet50,vgg16,repvgg_a0] [--passes forward,backward_data,backward_weight] [--layouts] [--reps N] [--json FILE]',
+    summary: 'benchmarks: gemm, conv (against TensorFlow.js WebGPU in the same process), roof (the adapter\'s peaks), net (a training step\'s profile per layer), train-step (a small CNN against TensorFlow.js), real-data (accuracy)',
+    usage: 'clothtag bench gemm [--quick] [--reps N] [--json FILE]\n       clothtag bench roof [--reps N] [--json FILE]\n       clothtag bench train-step [--steps 5] [--json FILE]\n       clothtag bench net [--net cloth_resnet_a] [--width 0.25] [--size 64] [--batch 16] [--steps 5] [--json FILE]\n       clothtag bench real-data [--epochs 6] [--size 64] [--width 0.25] [--shared ../shared/data] [--json FILE]\n       clothtag bench conv [--batch 16] [--size S] [--nets resnet50,vgg16,repvgg_a0] [--passes forward,backward_data,backward_weight] [--layouts] [--reps N] [--json FILE]',
     run: bench,
   },
 };
@@ -132,7 +138,7 @@ async function bench(args: string[]): Promise<number> {
     },
   });
   const reps = positiveInt(values.reps!, '--reps');
-  if (!['gemm', 'conv', 'real-data', 'roof', 'net'].includes(what ?? '')) throw new UsageError(`unknown benchmark "${what ?? ''}": gemm, conv, roof, net or real-data`);
+  if (!['gemm', 'conv', 'real-data', 'roof', 'net', 'train-step'].includes(what ?? '')) throw new UsageError(`unknown benchmark "${what ?? ''}": gemm, conv, roof, net, train-step or real-data`);
   const gpu = await createNodeGpu();
   const adapter = gpu.info.description || gpu.info.device;
   try {
@@ -140,6 +146,13 @@ async function bench(args: string[]): Promise<number> {
       const { measureRoof } = await import('../../bench/roof.js');
       const r = await measureRoof(gpu.engine, reps);
       console.log(`${adapter}: arithmetic peak ${r.fmaGflops.toFixed(1)} GFLOP/s (register FMAs), streaming copy ${r.copyGBs.toFixed(1)} GB/s`);
+      if (values.json) writeFileSync(values.json, JSON.stringify({ adapter: gpu.info, ...r }, null, 2));
+      return 0;
+    }
+    if (what === 'train-step') {
+      const { benchTrainStep } = await import('../../bench/train-step.js');
+      console.log(`a small CNN's training step, clothtag against TensorFlow.js WebGPU on ${adapter} (median of ${values.steps} steps after 3 of warm-up)`);
+      const r = await benchTrainStep(gpu.engine, { steps: positiveInt(values.steps!, '--steps'), log: (s: string) => console.log(s) });
       if (values.json) writeFileSync(values.json, JSON.stringify({ adapter: gpu.info, ...r }, null, 2));
       return 0;
     }

@@ -52,7 +52,8 @@ export class DatasetError extends Error {
   override name = 'DatasetError';
 }
 
-function cacheDir(): string {
+/** Where derived data is cached: $CLOTHTAG_CACHE, else $XDG_CACHE_HOME/clothtag or ~/.cache/clothtag. */
+export function cacheDir(): string {
   return process.env.CLOTHTAG_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'clothtag');
 }
 

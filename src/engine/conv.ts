@@ -2,6 +2,8 @@
 // passes of a transposed convolution, which are the same three kernels with roles exchanged.
 import { reduce } from './reduce.js';
 import { Tensor, shapeString } from './tensor.js';
+import type { Engine } from './engine.js';
+import { type ConvShape, chooseConvTile, type Tile } from './tune.js';
 
 export interface ConvGeometry {
   stride: number;
@@ -18,9 +20,6 @@ export function convTransposeOutSize(size: number, kernel: number, stride: numbe
   return (size - 1) * stride - 2 * pad + kernel;
 }
 
-const WG_X = 16; // pixels (or taps) per workgroup row, 4 per invocation
-const WG_Y = 8; // channels per workgroup column, 4 per invocation
-
 function dims(x: Tensor, what: string): [number, number, number, number] {
   if (x.rank !== 4) throw new Error(`${what} takes an NCHW tensor, got ${x.describe()}`);
   return x.shape as [number, number, number, number];
@@ -29,12 +28,18 @@ function dims(x: Tensor, what: string): [number, number, number, number] {
 /**
  * How many chunks the weight gradient's long reduction (batch*OH*OW pixels) is cut into:
  * enough invocations to fill a GPU (about 32k) without chunks shorter than 64 pixels.
- * A pure function of the shape, so that it can be tested.
+ * A pure function of the shape and the block each invocation computes, so that it can be tested.
  */
-export function weightGradSplits(outChannels: number, taps: number, pixels: number): number {
-  const invocations = Math.ceil(outChannels / 4) * Math.ceil(taps / 4);
+export function weightGradSplits(outChannels: number, taps: number, pixels: number, block: { tm: number; tn: number } = { tm: 4, tn: 4 }): number {
+  const invocations = Math.ceil(outChannels / block.tm) * Math.ceil(taps / block.tn);
   const wanted = Math.ceil(32768 / invocations);
   return Math.max(1, Math.min(wanted, Math.floor(pixels / 64), 256));
+}
+
+/** Reports a shape to the engine's tracer (the tuner collects a network's shapes this way). */
+function traced(engine: Engine, shape: ConvShape): ConvShape {
+  engine.traceShapes?.({ conv: shape });
+  return shape;
 }
 
 function checkSpatial(H: number, W: number, KH: number, KW: number, g: ConvGeometry, x: Tensor, w: Tensor): [number, number] {
@@ -45,21 +50,32 @@ function checkSpatial(H: number, W: number, KH: number, KW: number, g: ConvGeome
   return [OH, OW];
 }
 
-/** y = conv2d(x, w) + bias. x [N, C, H, W], w [K, C, KH, KW]. */
-export function conv2d(x: Tensor, w: Tensor, bias: Tensor | undefined, g: ConvGeometry, layout: 'NCHW' | 'NHWC' = 'NCHW'): Tensor {
+export interface ConvOptions {
+  layout?: 'NCHW' | 'NHWC';
+  /** Applies max(0, ·) after the bias, in the same kernel. */
+  relu?: boolean;
+  /** Forces a tile (the tuner's candidates); otherwise chooseConvTile decides. */
+  tile?: Tile;
+}
+
+/** y = conv2d(x, w) + bias (then ReLU). x [N, C, H, W], w [K, C, KH, KW]. */
+export function conv2d(x: Tensor, w: Tensor, bias: Tensor | undefined, g: ConvGeometry, options: ConvOptions = {}): Tensor {
+  const layout = options.layout ?? 'NCHW';
   const [N, C, H, W] = layout === 'NCHW' ? dims(x, 'conv2d') : ((s) => [s[0]!, s[3]!, s[1]!, s[2]!] as const)(dims(x, 'conv2d'));
   const [K, C2, KH, KW] = dims(w, 'conv2d weight');
   if (C !== C2) throw new Error(`conv2d: input ${x.describe()} has ${C} channels, weight ${w.describe()} expects ${C2}`);
   if (bias && bias.size !== K) throw new Error(`conv2d: bias ${bias.describe()} does not match ${K} output channels`);
   const [OH, OW] = checkSpatial(H, W, KH, KW, g, x, w);
-  const out = x.engine.empty(layout === 'NCHW' ? [N, K, OH, OW] : [N, OH, OW, K]);
-  x.engine.run({
+  const engine = x.engine;
+  const tile = options.tile ?? chooseConvTile(traced(engine, { pass: 'forward', N, C, H, W, K, KH, KW, stride: g.stride, pad: g.pad }), engine.adapter, engine.tuning);
+  const out = engine.empty(layout === 'NCHW' ? [N, K, OH, OW] : [N, OH, OW, K]);
+  engine.run({
     kernel: 'conv2d',
-    params: { KH, KW, HAS_BIAS: !!bias, NHWC: layout === 'NHWC' },
+    params: { KH, KW, HAS_BIAS: !!bias, RELU: !!options.relu, NHWC: layout === 'NHWC', TM: tile.tm, TN: tile.tn, WG_X: tile.wgX, WG_Y: tile.wgY },
     uniforms: [N, C, H, W, K, OH, OW, g.stride, g.pad],
     inputs: bias ? [x, w, bias] : [x, w],
     outputs: [out],
-    workgroups: [Math.ceil((N * OH * OW) / 4 / WG_X), Math.ceil(K / 4 / WG_Y), 1],
+    workgroups: [Math.ceil((N * OH * OW) / tile.tn / tile.wgX), Math.ceil(K / tile.tm / tile.wgY), 1],
     flops: 2 * N * K * OH * OW * C * KH * KW,
   });
   return out;
@@ -69,28 +85,30 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | undefined, g: ConvGe
  * The gradient of conv2d with respect to its input: dx [N, C, H, W] from dy [N, K, OH, OW] and
  * w [K, C, KH, KW]. With an input size and bias it is also a transposed convolution's forward.
  */
-export function conv2dGradInput(dy: Tensor, w: Tensor, inputShape: readonly number[], g: ConvGeometry, bias?: Tensor): Tensor {
+export function conv2dGradInput(dy: Tensor, w: Tensor, inputShape: readonly number[], g: ConvGeometry, bias?: Tensor, forcedTile?: Tile): Tensor {
   const [N, K, OH, OW] = dims(dy, 'conv2d backward-data');
   const [K2, C, KH, KW] = dims(w, 'conv2d weight');
   const [, , H, W] = inputShape as [number, number, number, number];
   if (K !== K2 || inputShape[1] !== C || inputShape[0] !== N) {
     throw new Error(`conv2d backward-data: gradient ${dy.describe()} and weight ${w.describe()} do not fit input ${shapeString(inputShape)}`);
   }
-  const dx = dy.engine.empty([N, C, H, W]);
-  dy.engine.run({
+  const engine = dy.engine;
+  const tile = forcedTile ?? chooseConvTile(traced(engine, { pass: 'backward_data', N, C, H, W, K, KH, KW, stride: g.stride, pad: g.pad }), engine.adapter, engine.tuning);
+  const dx = engine.empty([N, C, H, W]);
+  engine.run({
     kernel: 'conv2d_grad_input',
-    params: { KH, KW, HAS_BIAS: !!bias },
+    params: { KH, KW, HAS_BIAS: !!bias, TM: tile.tm, TN: tile.tn, WG_X: tile.wgX, WG_Y: tile.wgY },
     uniforms: [N, C, H, W, K, OH, OW, g.stride, g.pad],
     inputs: bias ? [dy, w, bias] : [dy, w],
     outputs: [dx],
-    workgroups: [Math.ceil((N * H * W) / 4 / WG_X), Math.ceil(C / 4 / WG_Y), 1],
+    workgroups: [Math.ceil((N * H * W) / tile.tn / tile.wgX), Math.ceil(C / tile.tm / tile.wgY), 1],
     flops: 2 * N * K * OH * OW * C * KH * KW,
   });
   return dx;
 }
 
 /** The gradient of conv2d with respect to its weight: dw [K, C, KH, KW] (split-K, then a fixed-order sum). */
-export function conv2dGradWeight(dy: Tensor, x: Tensor, weightShape: readonly number[], g: ConvGeometry): Tensor {
+export function conv2dGradWeight(dy: Tensor, x: Tensor, weightShape: readonly number[], g: ConvGeometry, forcedTile?: Tile): Tensor {
   const [N, K, OH, OW] = dims(dy, 'conv2d backward-weight');
   const [N2, C, H, W] = dims(x, 'conv2d backward-weight input');
   const [K2, C2, KH, KW] = weightShape as [number, number, number, number];
@@ -99,16 +117,18 @@ export function conv2dGradWeight(dy: Tensor, x: Tensor, weightShape: readonly nu
   }
   const taps = C * KH * KW;
   const pixels = N * OH * OW;
-  const splits = weightGradSplits(K, taps, pixels);
+  const engine = dy.engine;
+  const tile = forcedTile ?? chooseConvTile(traced(engine, { pass: 'backward_weight', N, C, H, W, K, KH, KW, stride: g.stride, pad: g.pad }), engine.adapter, engine.tuning);
+  const splits = weightGradSplits(K, taps, pixels, tile);
   const chunk = Math.ceil(pixels / splits);
-  const partial = dy.engine.empty([splits, K * taps]);
-  dy.engine.run({
+  const partial = engine.empty([splits, K * taps]);
+  engine.run({
     kernel: 'conv2d_grad_weight',
-    params: { KH, KW },
+    params: { KH, KW, TM: tile.tm, TN: tile.tn, WG_X: tile.wgX, WG_Y: tile.wgY },
     uniforms: [N, C, H, W, K, OH, OW, g.stride, g.pad, chunk],
     inputs: [dy, x],
     outputs: [partial],
-    workgroups: [Math.ceil(taps / 4 / WG_X), Math.ceil(K / 4 / WG_Y), splits],
+    workgroups: [Math.ceil(taps / tile.tn / tile.wgX), Math.ceil(K / tile.tm / tile.wgY), splits],
     flops: 2 * pixels * K * taps,
   });
   if (splits === 1) {

@@ -3,6 +3,7 @@
 import * as wgslKernels from './wgsl.gen.js';
 import type { KernelParam } from './wgsl.gen.js';
 import { Storage, Tensor, shapeString, sizeOf } from './tensor.js';
+import type { ConvShape, GemmShape, TuningTable } from './tune.js';
 
 export type KernelName = Exclude<keyof typeof wgslKernels, 'kernelNames'>;
 
@@ -31,6 +32,8 @@ export interface Dispatch {
 export interface KernelTiming {
   kernel: string;
   key: string;
+  /** The layer that recorded the dispatch (engine.scope), '' outside any. */
+  scope: string;
   ms: number;
 }
 
@@ -45,6 +48,11 @@ export class TensorTooLargeError extends Error {
 }
 
 const MAX_WORKGROUPS = 65535;
+
+/** The adapter's name as tuning tables key it: "vendor/architecture/description". */
+export function adapterName(info: Pick<GPUAdapterInfo, 'vendor' | 'architecture' | 'description'> | undefined): string {
+  return info ? `${info.vendor}/${info.architecture}/${info.description}` : 'unknown adapter';
+}
 
 /** Splits `count` workgroups into a grid that fits the per-dimension limit. Kernels index by x + y * nx. */
 export function foldWorkgroups(count: number): [number, number, number] {
@@ -98,7 +106,8 @@ export class Engine {
   private lastKernel = '(none yet)';
   private readonly scopes: Set<Tensor>[] = [];
 
-  private profile: { querySet: GPUQuerySet; labels: { kernel: string; key: string }[] } | null = null;
+  private profile: { querySet: GPUQuerySet; labels: { kernel: string; key: string; scope: string }[] } | null = null;
+  private readonly layerScopes: string[] = [];
 
   /** Bytes currently held by live tensors and by the pool. */
   stats = { allocatedBytes: 0, pooledBytes: 0, buffersCreated: 0, dispatches: 0, submits: 0, flops: 0 };
@@ -109,7 +118,17 @@ export class Engine {
    */
   countOnly = false;
 
-  constructor(readonly device: GPUDevice) {
+  /** When set, the GEMM and convolution launchers report every shape they run (for the tuner). */
+  traceShapes: ((shape: { gemm: GemmShape } | { conv: ConvShape }) => void) | null = null;
+
+  /** Names the adapter for tile choices (vendor/architecture/description). */
+  readonly adapter: string;
+  /** Measured tile winners (src/engine/tune.ts); without them each kernel uses its default tile. */
+  tuning: TuningTable | undefined;
+
+  constructor(readonly device: GPUDevice, options: { adapter?: string; tuning?: TuningTable } = {}) {
+    this.adapter = options.adapter ?? adapterName((device as { adapterInfo?: GPUAdapterInfo }).adapterInfo);
+    this.tuning = options.tuning;
     this.limits = device.limits;
     this.hasTimestamps = device.features.has('timestamp-query');
     this.maxTensorBytes = device.limits.maxStorageBufferBindingSize;
@@ -258,6 +277,26 @@ export class Engine {
     for (const scope of this.scopes) scope.delete(t);
   }
 
+  // ------------------------------------------------------- scopes (layers)
+
+  /**
+   * Runs `fn` with dispatches attributed to `name` (a layer's dotted name) in profiles, so that a
+   * profile of a training step says where the time goes layer by layer. Nested: the innermost wins.
+   */
+  scope<T>(name: string, fn: () => T): T {
+    this.layerScopes.push(name);
+    try {
+      return fn();
+    } finally {
+      this.layerScopes.pop();
+    }
+  }
+
+  /** The innermost scope's name, '' outside any. */
+  get currentScope(): string {
+    return this.layerScopes.at(-1) ?? '';
+  }
+
   // ------------------------------------------------------------- buffers
 
   private acquire(bytes: number): GPUBuffer {
@@ -317,7 +356,7 @@ export class Engine {
       this.endPass();
       const index = this.profile.labels.length;
       if (index >= 2048) throw new KernelError('a profile holds at most 2048 dispatches; end it sooner');
-      this.profile.labels.push({ kernel: d.kernel, key });
+      this.profile.labels.push({ kernel: d.kernel, key, scope: this.currentScope });
       pass = this.commandEncoder().beginComputePass({
         timestampWrites: { querySet: this.profile.querySet, beginningOfPassWriteIndex: 2 * index, endOfPassWriteIndex: 2 * index + 1 },
       });

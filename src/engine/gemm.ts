@@ -1,6 +1,7 @@
 // Matrix products: C = alpha * op(A) op(B) (+ bias), 2-d or batched 3-d.
 import { f32 } from './engine.js';
 import { Tensor, shapeString } from './tensor.js';
+import { chooseGemmTile, type Tile } from './tune.js';
 
 export interface GemmOptions {
   transA?: boolean;
@@ -8,12 +9,11 @@ export interface GemmOptions {
   /** Added to every row of C (length N). */
   bias?: Tensor;
   alpha?: number;
+  /** Applies max(0, ·) after the bias (a fused epilogue). */
+  relu?: boolean;
+  /** Forces a tile (the tuner's candidates); otherwise chooseGemmTile decides. */
+  tile?: Tile;
 }
-
-/** Rows of C per invocation (each computes TM x 4 outputs). */
-export const GEMM_TM = 4;
-const WG_X = 16;
-const WG_Y = 8;
 
 export function gemmDims(a: readonly number[], b: readonly number[], o: GemmOptions) {
   const ra = a.length, rb = b.length;
@@ -32,14 +32,31 @@ export function gemmDims(a: readonly number[], b: readonly number[], o: GemmOpti
 export function matmul(a: Tensor, b: Tensor, o: GemmOptions = {}): Tensor {
   const { M, N, K, batch, batched } = gemmDims(a.shape, b.shape, o);
   if (o.bias && o.bias.size !== N) throw new Error(`bias ${o.bias.describe()} does not match ${N} output columns`);
-  const out = a.engine.empty(batched ? [batch, M, N] : [M, N]);
-  a.engine.run({
+  const engine = a.engine;
+  const transA = !!o.transA, transB = !!o.transB;
+  const shape = { M, N, K, batch, transA, transB };
+  engine.traceShapes?.({ gemm: shape });
+  const tile = o.tile ?? chooseGemmTile(shape, engine.adapter, engine.tuning);
+  const out = engine.empty(batched ? [batch, M, N] : [M, N]);
+  engine.run({
     kernel: 'gemm',
-    params: { TRANS_A: !!o.transA, TRANS_B: !!o.transB, HAS_BIAS: !!o.bias, TM: GEMM_TM, K_BLOCKED: !!o.transB && !o.transA },
+    params: {
+      TRANS_A: transA,
+      TRANS_B: transB,
+      HAS_BIAS: !!o.bias,
+      RELU: !!o.relu,
+      TM: tile.tm,
+      TN: tile.tn,
+      WG_X: tile.wgX,
+      WG_Y: tile.wgY,
+      K_BLOCKED: transB && !transA,
+      // Whole-vec4 reads of B need every row (and every batch) of B to start on a vec4.
+      VEC_B: !transB && N % 4 === 0,
+    },
     uniforms: [M, N, K, a.rank === 3 ? M * K : 0, b.rank === 3 ? K * N : 0, M * N, f32(o.alpha ?? 1)],
     inputs: o.bias ? [a, b, o.bias] : [a, b],
     outputs: [out],
-    workgroups: [Math.ceil(N / 4 / WG_X), Math.ceil(M / GEMM_TM / WG_Y), batch],
+    workgroups: [Math.ceil(N / tile.tn / tile.wgX), Math.ceil(M / tile.tm / tile.wgY), batch],
     flops: 2 * batch * M * N * K,
   });
   return out;

@@ -17,6 +17,8 @@ export interface GradNode {
   readonly inputs: readonly Tensor[];
   /** Given d(loss)/d(output), returns d(loss)/d(input) for each input (null where none is needed). */
   readonly backward: (gradOutput: Tensor) => (Tensor | null)[];
+  /** The layer (engine scope) that recorded it, for profiles. */
+  readonly scope?: string;
 }
 
 export function sizeOf(shape: readonly number[]): number {

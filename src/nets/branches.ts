@@ -50,7 +50,7 @@ export class LandmarkBranch extends Module {
   forward(features: Tensor): Tensor {
     let y = features;
     for (const s of this.steps) {
-      if (s.kind === 'conv') y = s.relu ? ops.relu(s.m.forward(y)) : s.m.forward(y);
+      if (s.kind === 'conv') y = s.m.forward(y, s.relu);
       else if (s.kind === 'rep') y = s.m.forward(y);
       else y = ops.relu(s.m.forward(y));
     }
@@ -99,7 +99,7 @@ export class AttentionBranch extends Module {
   forward(features: Tensor, heatmaps: Tensor): Tensor {
     const [, , H, W] = features.shape as [number, number, number, number];
     const strongest = ops.resizeBilinear(ops.maxOverChannels(heatmaps), H, W);
-    let y = ops.relu(this.inConv.forward(ops.concatChannels([features, strongest])));
+    let y = this.inConv.forward(ops.concatChannels([features, strongest]), true);
     y = this.bnDown1.forward(this.down1.forward(y), true);
     y = this.bnDown2.forward(this.down2.forward(y), true);
     y = this.bnUp1.forward(this.up1.forward(y), true);

@@ -29,8 +29,9 @@ export class Conv2d extends Module {
     if (withBias) this.bias = this.param('bias', [outChannels], new Float32Array(outChannels));
   }
 
-  forward(x: Tensor): Tensor {
-    return ops.conv2d(x, this.weight, this.bias, { stride: this.stride, pad: this.pad });
+  /** `relu` fuses a following ReLU into the convolution's epilogue. */
+  forward(x: Tensor, relu = false): Tensor {
+    return ops.conv2d(x, this.weight, this.bias, { stride: this.stride, pad: this.pad }, relu);
   }
 }
 
@@ -89,12 +90,14 @@ export class Linear extends Module {
     if (withBias) this.bias = this.param('bias', [outFeatures], c.init.uniform(this.child('bias'), outFeatures, bound));
   }
 
-  forward(x: Tensor): Tensor {
+  /** `relu` fuses a following ReLU into the GEMM's epilogue (when the weight is in one piece). */
+  forward(x: Tensor, relu = false): Tensor {
     if (x.rank !== 2 || x.shape[1] !== this.inFeatures) throw new Error(`${this.path}: expects [N, ${this.inFeatures}], got ${x.describe()}`);
-    if (this.weightParts.length === 1) return ops.linear(x, this.weightParts[0]!, this.bias);
+    if (this.weightParts.length === 1) return ops.linear(x, this.weightParts[0]!, this.bias, relu);
     const parts = this.weightParts.map((w) => ops.linear(x, w));
     const joined = ops.concatChannels(parts);
-    return this.bias ? ops.addBias(joined, this.bias) : joined;
+    const y = this.bias ? ops.addBias(joined, this.bias) : joined;
+    return relu ? ops.relu(y) : y;
   }
 }
 
@@ -142,12 +145,9 @@ export class RepVGGBlock extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    let y: Tensor;
-    if (this.fused) y = this.fused.forward(x);
-    else {
-      y = ops.add(this.dense!.forward(x), this.oneByOne!.forward(x));
-      if (this.identity) y = ops.add(y, this.identity.forward(x));
-    }
+    if (this.fused) return this.fused.forward(x, this.relu); // bias and ReLU in the conv's epilogue
+    let y = ops.add(this.dense!.forward(x), this.oneByOne!.forward(x));
+    if (this.identity) y = ops.add(y, this.identity.forward(x));
     return this.relu ? ops.relu(y) : y;
   }
 

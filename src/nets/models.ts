@@ -163,7 +163,7 @@ class ClothResNetB extends ClothNet {
   protected run(x: Tensor): NetOutput {
     const f = this.trunk.forward(x);
     const out: NetOutput = {};
-    if (this.categoryFc) out.category = this.head.category!.forward(ops.relu(this.categoryFc.forward(ops.globalAvgPool(f))));
+    if (this.categoryFc) out.category = this.head.category!.forward(this.categoryFc.forward(ops.globalAvgPool(f), true));
     if (this.attributeConvs.length) {
       let a = f;
       for (const cb of this.attributeConvs) a = cb.forward(a, true);
@@ -216,7 +216,7 @@ class FashionNet extends ClothNet {
     const fused = fuse(f, this.attention.forward(f, heatmaps));
     const pooled = ops.adaptiveAvgPool2d(this.trunk.fromPool4(fused), 7, 7);
     const flat = ops.reshape(pooled, [pooled.shape[0]!, -1]);
-    const hidden = ops.dropout(ops.relu(this.fc.forward(flat)), 0.5, (this.config.seed ?? 0) * 7919 + this.step, this.training);
+    const hidden = ops.dropout(this.fc.forward(flat, true), 0.5, (this.config.seed ?? 0) * 7919 + this.step, this.training);
     return { ...this.heads(this.head, hidden), heatmaps };
   }
 }

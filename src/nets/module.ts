@@ -67,6 +67,16 @@ export abstract class Module {
 
   protected add<M extends Module>(name: string, m: M): M {
     this.children.set(name, m);
+    // Every registered child's forward runs inside an engine scope named by its path, so that a
+    // profile attributes each dispatch (and, through the tape, its backward) to a layer.
+    const forward = (m as unknown as { forward?: unknown }).forward;
+    if (typeof forward === 'function') {
+      Object.defineProperty(m, 'forward', {
+        value: (...args: unknown[]) => m.engine.scope(m.path, () => forward.apply(m, args)),
+        configurable: true,
+        writable: true,
+      });
+    }
     return m;
   }
 

@@ -79,7 +79,7 @@ export class VGG16Features extends Module {
     let y = x;
     for (let i = from; i <= to; i++) {
       const conv = this.convs.get(i);
-      if (conv) y = ops.relu(conv.forward(y));
+      if (conv) y = conv.forward(y, true);
       else if ([4, 9, 16, 23, 30].includes(i)) y = ops.maxPool2d(y, { kernel: 2, stride: 2, pad: 0 });
     }
     return y;

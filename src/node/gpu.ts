@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { create, globals } from 'webgpu';
 import { requestEngineDevice } from '../engine/device.js';
-import { Engine } from '../engine/engine.js';
+import { Engine, adapterName } from '../engine/engine.js';
+import { loadTuning } from './tuning.js';
 
 export const LAVAPIPE_ICD = '/usr/share/vulkan/icd.d/lvp_icd.json';
 export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
@@ -55,8 +56,10 @@ export async function createNodeGpu(options: { powerPreference?: GPUPowerPrefere
   if (!adapter) throw new Error(INSTALL_HINT);
   const device = await requestEngineDevice(adapter);
   openDevices++;
-  const engine = new Engine(device);
   const i = adapter.info;
+  // Tiles measured by `clothtag tune` on this adapter, if any (CLOTHTAG_TUNING=none: defaults only).
+  const tuning = process.env.CLOTHTAG_TUNING === 'none' ? undefined : loadTuning();
+  const engine = new Engine(device, { adapter: adapterName(i), tuning });
   const info = {
     vendor: i.vendor,
     architecture: i.architecture,

@@ -1,0 +1,119 @@
+// Tile choice and the tuner: the choice is a pure function of shape, adapter and table; every
+// candidate tile computes the same thing as the references (odd shapes, edges of every block).
+import t from 'tap';
+import { conv2d, conv2dGradInput, conv2dGradWeight } from '../src/engine/conv.js';
+import { matmul } from '../src/engine/gemm.js';
+import {
+  TILE_CANDIDATES,
+  adapterKind,
+  chooseConvTile,
+  chooseGemmTile,
+  convKey,
+  defaultTile,
+  emptyTuning,
+  gemmKey,
+  parseTile,
+  tileName,
+  tuneShape,
+} from '../src/engine/tune.js';
+import { assertClose } from './helpers/close.js';
+import { gpuEngine } from './helpers/gpu.js';
+import { randn } from './helpers/random.js';
+import { conv2dGradInputRef, conv2dGradWeightRef, conv2dRef, matmulRef, outSize } from './helpers/reference.js';
+
+const LAVAPIPE = 'mesa/software/llvmpipe: Mesa 25.0.7 (LLVM 15.0.6)';
+const H100 = 'nvidia/hopper/NVIDIA H100 80GB HBM3';
+
+t.test('tile names round-trip and bad names are refused', async (t) => {
+  for (const tile of TILE_CANDIDATES) t.same(parseTile(tileName(tile)), tile, tileName(tile));
+  t.equal(TILE_CANDIDATES.length, 12, 'register blocks 4x4 to 8x8 in three workgroup shapes');
+  t.equal(parseTile('5x4/16x8'), null, 'only 4 and 8 wide blocks');
+  t.equal(parseTile('8x8/32x32'), null, 'over 256 invocations a workgroup');
+  t.equal(parseTile('garbage'), null);
+});
+
+t.test('the choice is a pure function of shape, adapter and table', async (t) => {
+  t.equal(adapterKind(LAVAPIPE), 'cpu');
+  t.equal(adapterKind('google/swiftshader/SwiftShader Device (Subzero)'), 'cpu');
+  t.equal(adapterKind(H100), 'gpu');
+  const big = { M: 1024, N: 1024, K: 1024, batch: 1, transA: false, transB: false };
+  const small = { M: 16, N: 50, K: 2048, batch: 1, transA: false, transB: true };
+  t.same(chooseGemmTile(big, LAVAPIPE), { tm: 8, tn: 8, wgX: 16, wgY: 8 }, 'CPU default: 8x8 blocks');
+  t.same(chooseGemmTile(big, H100), { tm: 8, tn: 8, wgX: 16, wgY: 8 }, 'GPU, 1M outputs: 8x8 blocks');
+  t.same(chooseGemmTile(small, H100), { tm: 4, tn: 4, wgX: 16, wgY: 8 }, 'GPU, 800 outputs: 4x4 blocks keep the workgroups many');
+  t.same(chooseGemmTile(big, LAVAPIPE), chooseGemmTile(big, LAVAPIPE, emptyTuning()), 'an empty table changes nothing');
+
+  const table = emptyTuning();
+  table.adapters[H100] = { [gemmKey(big)]: '4x8/16x16' };
+  t.same(chooseGemmTile(big, H100, table), { tm: 4, tn: 8, wgX: 16, wgY: 16 }, 'a tuned winner wins');
+  t.same(chooseGemmTile({ ...big, M: 1100, N: 900 }, H100, table), { tm: 4, tn: 8, wgX: 16, wgY: 16 }, 'for every shape in its bucket');
+  t.same(chooseGemmTile(big, LAVAPIPE, table), defaultTile(LAVAPIPE, 1024, 1024), 'but only on its own adapter');
+  t.same(chooseGemmTile({ ...big, transB: true }, H100, table), defaultTile(H100, 1024, 1024), 'and its own layout');
+  table.adapters[H100]![gemmKey(small)] = 'nonsense';
+  t.same(chooseGemmTile(small, H100, table), defaultTile(H100, 16, 50), 'a corrupt entry falls back to the default');
+
+  const conv = { pass: 'forward' as const, N: 16, C: 64, H: 56, W: 56, K: 64, KH: 3, KW: 3, stride: 1 };
+  t.not(convKey(conv), convKey({ ...conv, pass: 'backward_data' }), 'passes are tuned apart');
+  t.not(convKey(conv), convKey({ ...conv, stride: 2 }), 'strides are tuned apart');
+  table.adapters[H100]![convKey(conv)] = '8x4/8x8';
+  t.same(chooseConvTile(conv, H100, table), { tm: 8, tn: 4, wgX: 8, wgY: 8 });
+  t.same(chooseConvTile({ ...conv, pass: 'backward_weight' }, H100, table), defaultTile(H100, 64, 64 * 9), 'backward-weight tiles K x taps');
+});
+
+t.test('every candidate tile computes the GEMM (all layouts, odd sizes, bias and ReLU)', async (t) => {
+  const e = await gpuEngine(t);
+  const [M, N, K] = [13, 22, 9];
+  const bias = randn(N, 9);
+  for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+    const a = randn(M * K, 1), b = randn(K * N, 2);
+    const at = e.tensor(a, transA ? [K, M] : [M, K]), bt = e.tensor(b, transB ? [N, K] : [K, N]), biast = e.tensor(bias, [N]);
+    const ref = matmulRef(Float64Array.from(a), Float64Array.from(b), M, N, K, transA, transB).map((v, i) => Math.max(0, v + bias[i % N]!));
+    for (const tile of TILE_CANDIDATES) {
+      const out = matmul(at, bt, { transA, transB, tile, bias: biast, relu: true });
+      assertClose(t, await out.read(), ref, `${transA ? 'Aᵀ' : 'A'}${transB ? 'Bᵀ' : 'B'} tile ${tileName(tile)}`);
+      out.dispose();
+    }
+  }
+  // Batched, with N a multiple of 4 (the vec4 path for B) and M not one of 8.
+  const [Bt, M2, N2, K2] = [3, 7, 12, 5];
+  const a = randn(Bt * M2 * K2, 3), b = randn(Bt * K2 * N2, 4);
+  const at = e.tensor(a, [Bt, M2, K2]), bt = e.tensor(b, [Bt, K2, N2]);
+  const ref = new Float64Array(Bt * M2 * N2);
+  for (let i = 0; i < Bt; i++) ref.set(matmulRef(Float64Array.from(a.subarray(i * M2 * K2, (i + 1) * M2 * K2)), Float64Array.from(b.subarray(i * K2 * N2, (i + 1) * K2 * N2)), M2, N2, K2), i * M2 * N2);
+  for (const tile of TILE_CANDIDATES) assertClose(t, await matmul(at, bt, { tile }).read(), ref, `batched vec4 tile ${tileName(tile)}`);
+});
+
+t.test('every candidate tile computes all three convolution passes', async (t) => {
+  const e = await gpuEngine(t);
+  // 3x3 stride 2 on odd sizes with channel counts that miss every block, and a 7x7 stem.
+  for (const s of [
+    { N: 2, C: 5, H: 9, W: 7, K: 11, KH: 3, KW: 3, stride: 2, pad: 1 },
+    { N: 1, C: 3, H: 11, W: 13, K: 9, KH: 7, KW: 7, stride: 2, pad: 3 },
+  ]) {
+    const OH = outSize(s.H, s.KH, s.stride, s.pad), OW = outSize(s.W, s.KW, s.stride, s.pad);
+    const x = randn(s.N * s.C * s.H * s.W, 5), w = randn(s.K * s.C * s.KH * s.KW, 6, 0.3), b = randn(s.K, 7), dy = randn(s.N * s.K * OH * OW, 8);
+    const xt = e.tensor(x, [s.N, s.C, s.H, s.W]), wt = e.tensor(w, [s.K, s.C, s.KH, s.KW]), bt = e.tensor(b, [s.K]), dyt = e.tensor(dy, [s.N, s.K, OH, OW]);
+    const fwd = conv2dRef(Float64Array.from(x), Float64Array.from(w), Float64Array.from(b), s).map((v) => Math.max(0, v));
+    const bwdData = conv2dGradInputRef(Float64Array.from(dy), Float64Array.from(w), s);
+    const bwdWeight = conv2dGradWeightRef(Float64Array.from(dy), Float64Array.from(x), s);
+    for (const tile of TILE_CANDIDATES) {
+      const name = `k${s.KH} tile ${tileName(tile)}`;
+      assertClose(t, await conv2d(xt, wt, bt, s, { tile, relu: true }).read(), fwd, `forward+bias+ReLU ${name}`, 1e-4, 1e-4);
+      assertClose(t, await conv2dGradInput(dyt, wt, xt.shape, s, undefined, tile).read(), bwdData, `backward-data ${name}`, 1e-4, 1e-4);
+      assertClose(t, await conv2dGradWeight(dyt, xt, wt.shape, s, tile).read(), bwdWeight, `backward-weight ${name}`, 1e-3, 1e-4);
+      await e.sync();
+    }
+  }
+});
+
+t.test('the tuner measures every candidate and its winner becomes the choice', async (t) => {
+  const e = await gpuEngine(t);
+  const shape = { M: 24, N: 40, K: 16, batch: 1, transA: false, transB: false };
+  const a = e.full([24, 16], 0.5), b = e.full([16, 40], 0.25);
+  const table = emptyTuning();
+  const result = await tuneShape(e, gemmKey(shape), table, chooseGemmTile(shape, e.adapter), (tile) => void matmul(a, b, { tile }), 1);
+  t.equal(Object.keys(result.times).length, TILE_CANDIDATES.length, 'every candidate timed');
+  t.ok(Object.values(result.times).every((ms) => ms > 0 && Number.isFinite(ms)), 'with real times');
+  t.equal(result.best, Object.entries(result.times).sort((x, y) => x[1] - y[1])[0]![0], 'the fastest wins');
+  t.same(chooseGemmTile(shape, e.adapter, table), parseTile(result.best), 'and is chosen from then on');
+});

@@ -48,6 +48,21 @@ t.test('one submission per step: dispatches are recorded, not submitted', async 
   t.equal(e.stats.submits, submits + 1, 'the read submits the whole step at once');
 });
 
+t.test('readMany: several tensors in one copy-back, with the work before it, in one submission', async (t) => {
+  const e = await gpuEngine(t);
+  const a = e.tensor([1, 2, 3], [3]), b = e.zeros([0]), c = e.full([2, 2], 7);
+  e.flush();
+  const submits = e.stats.submits;
+  e.fill(a, 5);
+  const reading = e.readMany([a, b, c]);
+  a.dispose(); // the copies are recorded already: the tensors may go back to the pool at once
+  t.equal(e.stats.submits, submits + 1, 'one submission for the fill and the copies');
+  const [va, vb, vc] = await reading;
+  t.same(Array.from(va!), [5, 5, 5]);
+  t.equal(vb!.length, 0);
+  t.same(Array.from(vc!), [7, 7, 7, 7]);
+});
+
 t.test('pure helpers', async (t) => {
   t.same(foldWorkgroups(10), [10, 1, 1]);
   const [x, y] = foldWorkgroups(200000);

@@ -5,7 +5,10 @@ import { join } from 'node:path';
 import t from 'tap';
 import { synthesize } from '../src/data/synth.js';
 import { DEFAULT_TRAIN, type TrainConfig, runTraining, selectionScore } from '../src/run/train.js';
+import { createNet } from '../src/nets/models.js';
+import { syntheticBatch } from '../src/run/tune.js';
 import { THESIS_LOSS } from '../src/train/losses.js';
+import { Trainer } from '../src/train/step.js';
 import { MetricsAccumulator, heatmapPeaks } from '../src/train/metrics.js';
 import { clothtag } from './helpers/cli.js';
 import { gpuEngine } from './helpers/gpu.js';
@@ -52,6 +55,30 @@ const tmp = mkdtempSync(join(tmpdir(), 'clothtag-train-'));
 const data = join(tmp, 'synth');
 synthesize(data, { images: 300, size: 64, seed: 1 });
 const base: TrainConfig = { ...DEFAULT_TRAIN, data, net: 'cloth_repvgg', width: 0.25, imgSize: 48, batchSize: 16, epochs: 6, lr: 3e-3, lrDecay: 0.9, loss: THESIS_LOSS, workers: 0 };
+
+t.test('a training step is one submission with its loss readback, and allocates nothing once warm', async (t) => {
+  const e = await gpuEngine(t);
+  for (const name of ['cloth_resnet_a', 'new_fashionnet'] as const) {
+    const net = createNet(e, { net: name, categories: 50, attributes: 1000, width: 0.125, seed: 1 });
+    const trainer = new Trainer(net, { ...THESIS_LOSS, landmarkLoss: name === 'new_fashionnet' ? 'ssim' : 'mse' }, 1e-4);
+    const batch = syntheticBatch(net, 3, 32);
+    const runStep = async (k: number) => {
+      const terms = trainer.step(batch, k);
+      const [total] = await e.readMany([terms.total]);
+      for (const x of new Set(Object.values(terms))) x?.dispose();
+      return total![0]!;
+    };
+    await runStep(0);
+    await runStep(1);
+    const submits = e.stats.submits, created = e.stats.buffersCreated;
+    const loss = await runStep(2);
+    t.ok(Number.isFinite(loss), `${name}: loss ${loss.toFixed(3)}`);
+    t.equal(e.stats.submits - submits, 1, `${name}: forward, backward, Adam and the loss readback in one submission`);
+    t.equal(e.stats.buffersCreated - created, 0, `${name}: no buffer created after warm-up`);
+    trainer.optimizer.dispose();
+    net.dispose();
+  }
+});
 
 t.test('a short training run on synthetic garments learns far above chance', async (t) => {
   const e = await gpuEngine(t);

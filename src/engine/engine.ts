@@ -221,6 +221,43 @@ export class Engine {
     return out;
   }
 
+  /**
+   * Reads several tensors with one copy each into one staging buffer, submitted with the work
+   * recorded so far (so a training step and its loss readback are one submission). The copies
+   * are recorded now: the tensors may be disposed, and the next step recorded, before the promise
+   * settles - which is how a training loop overlaps its CPU work with the GPU's.
+   */
+  readMany(tensors: readonly Tensor[]): Promise<Float32Array[]> {
+    const sizes = tensors.map((t) => t.size);
+    const total = sizes.reduce((a, b) => a + b, 0);
+    if (total === 0) return Promise.resolve(sizes.map(() => new Float32Array(0)));
+    const staging = this.device.createBuffer({ size: total * 4, usage: MAP_READ | COPY_DST });
+    this.endPass();
+    const encoder = this.commandEncoder();
+    let offset = 0;
+    for (const t of tensors) {
+      if (t.size > 0) encoder.copyBufferToBuffer(t.buffer, 0, staging, offset * 4, t.size * 4);
+      offset += t.size;
+    }
+    this.pending++;
+    this.flush();
+    const names = tensors.map((t) => t.describe()).join(', ');
+    return staging.mapAsync(MAP_MODE_READ).then(
+      () => {
+        const all = new Float32Array(staging.getMappedRange().slice(0));
+        staging.unmap();
+        staging.destroy();
+        this.throwIfBroken();
+        let at = 0;
+        return sizes.map((n) => all.slice(at, (at += n)));
+      },
+      (e: Error) => {
+        this.throwIfBroken();
+        throw new DeviceLostError(`reading tensors ${names} failed: ${e.message}`);
+      },
+    );
+  }
+
   /** Waits for all submitted work and reports any GPU error it raised. */
   async sync(): Promise<void> {
     this.flush();

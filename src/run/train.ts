@@ -152,26 +152,39 @@ export async function runTraining(engine: Engine, out: string, config: TrainConf
       const sums = { loss: 0, category: 0, attributes: 0, landmarks: 0, n: 0 };
       const firstBatch = epoch === pos.epoch ? pos.batch : 0;
       let images = 0;
+      let booking: Promise<void> | null = null;
+      let stepNumber = pos.step; // of the next step recorded (pos.step counts booked ones)
       let next = firstBatch < total ? loader.load(batches[firstBatch]!, config.seed * 1000 + epoch) : null;
       for (let bi = firstBatch; bi < total; bi++) {
         const batch = await next!;
         next = bi + 1 < total ? loader.load(batches[bi + 1]!, config.seed * 1000 + epoch) : null; // prefetch while the GPU works
         for (const b of batch.broken) if (!brokenSeen.has(b.path)) (brokenSeen.add(b.path), hooks.log(`skipped (unreadable): ${b.reason}`));
-        const terms = trainer.step({ n: batch.indices.length, ...batch }, pos.step);
-        const values = await readTerms(terms);
-        stepLosses.push(values.total);
-        if (!Number.isFinite(values.total)) throw new Error(`the loss became ${values.total} at epoch ${epoch + 1}, step ${pos.step}: lower --lr`);
-        sums.loss += values.total; sums.category += values.category; sums.attributes += values.attributes; sums.landmarks += values.landmarks; sums.n++;
-        images += batch.indices.length;
-        pos = { ...pos, epoch, batch: bi + 1, step: pos.step + 1 };
-        writeFileSync(stepLog, `${pos.step},${epoch + 1},${values.total}\n`, { flag: 'a' });
-        const rate = images / ((performance.now() - started) / 1000);
-        hooks.progress?.(`epoch ${epoch + 1}/${config.epochs} [${String(bi + 1).padStart(String(total).length)}/${total}] loss ${(sums.loss / sums.n).toFixed(4)} ${rate.toFixed(1)} img/s`);
+        // Step bi is recorded and submitted with its loss readback; step bi-1's values are booked
+        // while the GPU runs it (the CPU never waits on the step it has just recorded).
+        const reading = readTerms(trainer.step({ n: batch.indices.length, ...batch }, stepNumber++));
+        const previous = booking as Promise<void> | null;
+        const n = batch.indices.length, index = bi;
+        // Promise.all: booked in step order, and a failed read is never left without a handler.
+        booking = Promise.all([previous, reading]).then((both) => {
+          const values = both[1];
+          stepLosses.push(values.total);
+          if (!Number.isFinite(values.total)) throw new Error(`the loss became ${values.total} at epoch ${epoch + 1}, step ${pos.step + 1}: lower --lr`);
+          sums.loss += values.total; sums.category += values.category; sums.attributes += values.attributes; sums.landmarks += values.landmarks; sums.n++;
+          images += n;
+          pos = { ...pos, epoch, batch: index + 1, step: pos.step + 1 };
+          writeFileSync(stepLog, `${pos.step},${epoch + 1},${values.total}\n`, { flag: 'a' });
+          const rate = images / ((performance.now() - started) / 1000);
+          hooks.progress?.(`epoch ${epoch + 1}/${config.epochs} [${String(index + 1).padStart(String(total).length)}/${total}] loss ${(sums.loss / sums.n).toFixed(4)} ${rate.toFixed(1)} img/s`);
+        });
+        booking.catch(() => {}); // handled where it is awaited; this keeps Node from calling it unhandled meanwhile
+        if (previous) await previous;
         if (hooks.shouldStop?.()) {
           interrupted = true;
           break;
         }
       }
+      if (booking) await booking;
+      booking = null;
       if (interrupted) break;
       const seconds = (performance.now() - started) / 1000;
       lastEval = valIndices.length ? await evaluate(net, evalLoader, valIndices, vocab, { batchSize: config.batchSize, size: config.imgSize }) : null;
@@ -213,11 +226,19 @@ function describeEval(r: EvalResult): string {
   return parts.join(', ');
 }
 
-async function readTerms(terms: { total: Tensor; category?: Tensor; attributes?: Tensor; landmarks?: Tensor }) {
-  const read = async (t?: Tensor) => (t ? (await t.read())[0]! : 0);
-  const values = { total: await read(terms.total), category: await read(terms.category), attributes: await read(terms.attributes), landmarks: await read(terms.landmarks) };
-  for (const t of new Set([terms.total, terms.category, terms.attributes, terms.landmarks])) t?.dispose();
-  return values;
+/**
+ * The step's loss terms, read back in the same submission as the step (one copy each into one
+ * staging buffer). The terms are disposed at once; the values arrive when the GPU gets there.
+ */
+function readTerms(terms: { total: Tensor; category?: Tensor; attributes?: Tensor; landmarks?: Tensor }) {
+  const keys = (['total', 'category', 'attributes', 'landmarks'] as const).filter((k) => terms[k]);
+  const reading = terms.total.engine.readMany(keys.map((k) => terms[k]!));
+  for (const t of new Set(keys.map((k) => terms[k]))) t?.dispose();
+  return reading.then((values) => {
+    const out = { total: 0, category: 0, attributes: 0, landmarks: 0 };
+    keys.forEach((k, i) => (out[k] = values[i]![0]!));
+    return out;
+  });
 }
 
 /** weights/last.safetensors (the network) and weights/last.state.safetensors (Adam, position). */

@@ -50,8 +50,11 @@ export class Trainer {
     this.net.setTraining(true);
     this.net.setStep(step);
     return e.tidy(() => {
-      const out = this.net.forward(e.tensor(b.images, [b.n, 3, b.size, b.size], 'images'));
-      const terms = multiTaskLoss(out, targetsOf(e, this.net, b), this.loss, this.uncertainty);
+      // Every upload before the first dispatch: an upload after one would submit the work so far
+      // first (engine.write), splitting the step into two submissions.
+      const images = e.tensor(b.images, [b.n, 3, b.size, b.size], 'images');
+      const targets = targetsOf(e, this.net, b);
+      const terms = multiTaskLoss(this.net.forward(images), targets, this.loss, this.uncertainty);
       backward(terms.total);
       noGrad(() => this.optimizer.update());
       this.optimizer.zeroGrad();

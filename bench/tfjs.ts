@@ -70,13 +70,21 @@ let gradientsRegistered = false;
 /**
  * tfjs-core's Node bundle ships without the gradient functions (the @tensorflow/tfjs umbrella
  * package adds them). Its ES sources have them, but with extension-less imports Node cannot
- * load, so esbuild (a dev dependency already) bundles them once into a temporary CommonJS file.
+ * load, so esbuild (a dev dependency already) bundles them into a temporary CommonJS file
+ * (or CLOTHTAG_TFJS_GRADIENTS names one bundled before).
  * They register into tfjs's global registry, which every copy of tfjs-core shares.
  */
 export async function registerTfjsGradients(): Promise<boolean> {
   if (gradientsRegistered) return true;
   const require = createRequire(import.meta.url);
   try {
+    // The GPU runbook carries them pre-bundled (bench/gpu/pack.sh).
+    const prebuilt = process.env.CLOTHTAG_TFJS_GRADIENTS;
+    if (prebuilt) {
+      require(prebuilt);
+      gradientsRegistered = true;
+      return true;
+    }
     const { buildSync } = require('esbuild') as { buildSync(o: Record<string, unknown>): unknown };
     const { mkdtempSync } = await import('node:fs');
     const { tmpdir } = await import('node:os');

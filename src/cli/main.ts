@@ -103,6 +103,12 @@ async function doctor(): Promise<number> {
   console.log(`vendor:   ${info.vendor || '-'}   architecture: ${info.architecture || '-'}   backend: ${info.backend}`);
   console.log(`driver:   VK_ICD_FILENAMES=${process.env.VK_ICD_FILENAMES ?? '(loader default)'}`);
   console.log(`features: ${[...adapter.features].sort().join(', ')}`);
+  // What the performance work depends on, in one line: half precision, subgroups (and their
+  // width), and subgroup matrices (Dawn's experimental cooperative-matrix feature).
+  const has = (f: string) => (adapter.features.has(f) ? 'yes' : 'no');
+  const sg = adapter.info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
+  const width = sg.subgroupMinSize ? ` (width ${sg.subgroupMinSize}${sg.subgroupMaxSize !== sg.subgroupMinSize ? `-${sg.subgroupMaxSize}` : ''})` : '';
+  console.log(`compute:  shader-f16 ${has('shader-f16')}, subgroups ${has('subgroups')}${width}, subgroup matrices ${has('chromium-experimental-subgroup-matrix')}, timestamp-query ${has('timestamp-query')}`);
   const l = engine.limits;
   console.log('limits:');
   for (const key of ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupsPerDimension', 'maxStorageBuffersPerShaderStage'] as const) {

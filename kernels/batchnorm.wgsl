@@ -10,6 +10,12 @@
 // so a BatchNorm followed by a ReLU costs no separate elementwise passes.
 // The per-channel passes use one workgroup per channel; the mean is taken before the variance
 // (two passes over the data) so that large activations with a large mean keep their precision.
+// Where a channel holds few values (the 4x4 and 2x2 planes at the end of a trunk) a workgroup per
+// channel is mostly overhead - on lavapipe each workgroup's barriers cost more than its sums - so
+// with THREAD_PER_CHANNEL one invocation sums a whole channel, 64 channels to a workgroup.
+// The elementwise passes (apply, backward_apply) take 4 values of one plane per invocation as
+// vec4s when VEC4 (planes a multiple of 4): one channel lookup and one set of per-channel loads
+// per 4 values - on lavapipe they ran at a sixth of the copy bandwidth one value at a time.
 struct U { N: u32, C: u32, HW: u32, eps: f32, momentum: f32 }
 @group(0) @binding(0) var<uniform> u: U;
 
@@ -35,17 +41,50 @@ fn workgroup_sum(lid: u32, v: f32) -> f32 {
   return total;
 }
 
+fn write_stats(c: u32, sum: f32, sq: f32) {
+  let M = u.N * u.HW;
+  mean[c] = sum / f32(M);
+  invstd[c] = 1.0 / sqrt(sq / f32(M) + u.eps);
+#if ${UPDATE_RUNNING}
+  let unbiased = sq / f32(max(M, 2u) - 1u);
+  running_mean[c] = (1.0 - u.momentum) * running_mean[c] + u.momentum * sum / f32(M);
+  running_var[c] = (1.0 - u.momentum) * running_var[c] + u.momentum * unbiased;
+#endif
+}
+
+#if ${THREAD_PER_CHANNEL}
+@compute @workgroup_size(64)
+fn stats(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let c = gid.x;
+  if (c >= u.C) { return; }
+  var s = 0.0;
+  for (var n = 0u; n < u.N; n++) {
+    let base = (n * u.C + c) * u.HW;
+    for (var p = 0u; p < u.HW; p++) { s += x[base + p]; }
+  }
+  let mu = s / f32(u.N * u.HW);
+  var q = 0.0;
+  for (var n = 0u; n < u.N; n++) {
+    let base = (n * u.C + c) * u.HW;
+    for (var p = 0u; p < u.HW; p++) {
+      let d = x[base + p] - mu;
+      q += d * d;
+    }
+  }
+  write_stats(c, s, q);
+}
+#else
 @compute @workgroup_size(RWG)
 fn stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let c = wid.x;
-  let M = u.N * u.HW;
   // Image by image, pixels strided over the workgroup: no division per element.
   var s = 0.0;
   for (var n = 0u; n < u.N; n++) {
     let base = (n * u.C + c) * u.HW;
     for (var p = lid; p < u.HW; p += RWG) { s += x[base + p]; }
   }
-  let mu = workgroup_sum(lid, s) / f32(M);
+  let sum = workgroup_sum(lid, s);
+  let mu = sum / f32(u.N * u.HW);
   var q = 0.0;
   for (var n = 0u; n < u.N; n++) {
     let base = (n * u.C + c) * u.HW;
@@ -55,17 +94,9 @@ fn stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index)
     }
   }
   let sq = workgroup_sum(lid, q);
-  if (lid == 0u) {
-    let biased = sq / f32(M);
-    mean[c] = mu;
-    invstd[c] = 1.0 / sqrt(biased + u.eps);
-#if ${UPDATE_RUNNING}
-    let unbiased = sq / f32(max(M, 2u) - 1u);
-    running_mean[c] = (1.0 - u.momentum) * running_mean[c] + u.momentum * mu;
-    running_var[c] = (1.0 - u.momentum) * running_var[c] + u.momentum * unbiased;
-#endif
-  }
+  if (lid == 0u) { write_stats(c, sum, sq); }
 }
+#endif
 
 // eval_stats reads the running statistics only.
 @group(0) @binding(1) var<storage, read> eval_running_mean: array<f32>;
@@ -82,22 +113,35 @@ fn eval_stats(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // apply
+#if ${VEC4}
+@group(0) @binding(1) var<storage, read> ax: array<vec4<f32>>;
+#else
 @group(0) @binding(1) var<storage, read> ax: array<f32>;
+#endif
 @group(0) @binding(2) var<storage, read> amean: array<f32>;
 @group(0) @binding(3) var<storage, read> ainvstd: array<f32>;
 @group(0) @binding(4) var<storage, read> gamma: array<f32>;
 @group(0) @binding(5) var<storage, read> beta: array<f32>;
+#if ${VEC4}
+@group(0) @binding(6) var<storage, read_write> y: array<vec4<f32>>;
+const PER = 4u;
+#else
 @group(0) @binding(6) var<storage, read_write> y: array<f32>;
+const PER = 1u;
+#endif
 
 @compute @workgroup_size(256)
 fn apply(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.x + wid.y * nwg.x) * 256u + lid;
-  if (i >= u.N * u.C * u.HW) { return; }
-  let c = (i / u.HW) % u.C;
-  let v = (ax[i] - amean[c]) * ainvstd[c] * gamma[c] + beta[c];
+  let i = (wid.x + wid.y * nwg.x) * 256u + lid;   // the i-th value (or vec4 of values)
+  if (i * PER >= u.N * u.C * u.HW) { return; }
+  let c = (i * PER / u.HW) % u.C;
+  // y = x * scale + shift, with the per-channel scale and shift worked out once.
+  let scale = ainvstd[c] * gamma[c];
+  let shift = beta[c] - amean[c] * scale;
+  let v = ax[i] * scale + shift;
 #if ${RELU}
-  y[i] = max(v, 0.0);
+  y[i] = max(v, ${ZERO});
 #else
   y[i] = v;
 #endif
@@ -120,6 +164,27 @@ fn masked(g: f32, y_out: f32) -> f32 {
 #endif
 }
 
+#if ${THREAD_PER_CHANNEL}
+@compute @workgroup_size(64)
+fn backward_reduce(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let c = gid.x;
+  if (c >= u.C) { return; }
+  let mu = bmean[c];
+  let inv = binvstd[c];
+  var sg = 0.0;
+  var sgx = 0.0;
+  for (var n = 0u; n < u.N; n++) {
+    let base = (n * u.C + c) * u.HW;
+    for (var p = 0u; p < u.HW; p++) {
+      let g = masked(bdy[base + p], by[base + p]);
+      sg += g;
+      sgx += g * (bx[base + p] - mu) * inv;
+    }
+  }
+  dbeta[c] = sg;
+  dgamma[c] = sgx;
+}
+#else
 @compute @workgroup_size(RWG)
 fn backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let c = wid.x;
@@ -142,26 +207,41 @@ fn backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
     dgamma[c] = total_gx;
   }
 }
+#endif
 
 // backward_apply
+#if ${VEC4}
+@group(0) @binding(1) var<storage, read> cdy: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> cx: array<vec4<f32>>;
+#else
 @group(0) @binding(1) var<storage, read> cdy: array<f32>;
 @group(0) @binding(2) var<storage, read> cx: array<f32>;
+#endif
 @group(0) @binding(3) var<storage, read> cmean: array<f32>;
 @group(0) @binding(4) var<storage, read> cinvstd: array<f32>;
 @group(0) @binding(5) var<storage, read> cgamma: array<f32>;
 @group(0) @binding(6) var<storage, read> cdgamma: array<f32>;
 @group(0) @binding(7) var<storage, read> cdbeta: array<f32>;
-@group(0) @binding(8) var<storage, read> cy: array<f32>;              // the output (RELU's mask)
+#if ${VEC4}
+@group(0) @binding(8) var<storage, read> cy: array<vec4<f32>>;       // the output (RELU's mask)
+@group(0) @binding(9) var<storage, read_write> dx: array<vec4<f32>>;
+#else
+@group(0) @binding(8) var<storage, read> cy: array<f32>;             // the output (RELU's mask)
 @group(0) @binding(9) var<storage, read_write> dx: array<f32>;
+#endif
 
 @compute @workgroup_size(256)
 fn backward_apply(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.x + wid.y * nwg.x) * 256u + lid;
-  if (i >= u.N * u.C * u.HW) { return; }
-  let c = (i / u.HW) % u.C;
+  let i = (wid.x + wid.y * nwg.x) * 256u + lid;   // the i-th value (or vec4 of values)
+  if (i * PER >= u.N * u.C * u.HW) { return; }
+  let c = (i * PER / u.HW) % u.C;
   let inv = cinvstd[c];
-  let g = masked(cdy[i], cy[i]);
+#if ${RELU}
+  let g = select(${ZERO}, cdy[i], cy[i] > ${ZERO});
+#else
+  let g = cdy[i];
+#endif
 #if ${TRAINING}
   let M = f32(u.N * u.HW);
   let xhat = (cx[i] - cmean[c]) * inv;

@@ -62,6 +62,8 @@ t.test('split-K choice is a pure function of the shape', async (t) => {
   t.equal(weightGradSplits(512, 512 * 9, 16 * 7 * 7), 1, 'a wide layer needs none');
   t.equal(weightGradSplits(8, 8, 100000), 256, 'capped');
   t.equal(weightGradSplits(4, 4, 10), 1, 'never below 64 pixels a chunk');
+  t.equal(weightGradSplits(64, 64 * 9, 16 * 56 * 56, { tm: 8, tn: 8 }), 57, '8x8 blocks: 4x fewer invocations, more splits');
+  t.equal(weightGradSplits(64, 64 * 9, 16 * 56 * 56, { tm: 8, tn: 8 }, 1024), 2, 'a CPU adapter wants 1k invocations, not 32k');
 });
 
 t.test('transposed convolution forward against the scatter definition', async (t) => {

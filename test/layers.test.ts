@@ -25,9 +25,25 @@ function bnState(e: Engine, C: number, seed: number): BatchNormState {
   return s;
 }
 
+// The BatchNorm kernels pick their reductions by adapter kind (one invocation or one workgroup per
+// channel): every BatchNorm test runs under both kinds' choices on this adapter.
+const PRETEND = { cpu: 'test/software/llvmpipe (pretend)', gpu: 'test/gpu/NVIDIA (pretend)' } as const;
+async function asEachKind(e: Engine, fn: (kind: keyof typeof PRETEND) => Promise<void>): Promise<void> {
+  const before = e.adapter;
+  try {
+    for (const kind of ['cpu', 'gpu'] as const) {
+      e.adapter = PRETEND[kind];
+      await fn(kind);
+    }
+  } finally {
+    e.adapter = before;
+  }
+}
+
 t.test('BatchNorm2d: training and eval forward, running statistics over several steps', async (t) => {
   const e = await gpuEngine(t);
-  for (const shape of [[2, 3, 5, 7], [1, 5, 4, 4], [4, 6]]) {
+  await asEachKind(e, async (kind) => {
+  for (const shape of [[2, 3, 5, 7], [1, 5, 4, 4], [4, 6], [2, 3, 12, 12]]) {
     const C = shape[1]!;
     const s = bnState(e, C, 10);
     const gamma = await s.gamma.read(), beta = await s.beta.read();
@@ -45,34 +61,43 @@ t.test('BatchNorm2d: training and eval forward, running statistics over several 
     const x = randn(size(shape), 99);
     const y = noGrad(() => ops.batchNorm2d(e.tensor(x, shape), s, false));
     const ref = batchNormRef(Float64Array.from(x), shape, gamma, beta, s.eps, { mean: runMean, variance: runVar });
-    assertClose(t, await y.read(), ref.y, `eval forward ${shape}`, 1e-4, 1e-4);
+    assertClose(t, await y.read(), ref.y, `eval forward ${shape} (${kind} choices)`, 1e-4, 1e-4);
   }
+  });
 });
 
-t.test('BatchNorm per-channel workgroups follow the plane size', async (t) => {
-  const { batchNormReduceWorkgroup } = await import('../src/engine/norm.js');
+t.test('BatchNorm per-channel reductions follow the plane size and the adapter kind', async (t) => {
+  const { batchNormReduceWorkgroup, batchNormThreadPerChannel } = await import('../src/engine/norm.js');
   t.equal(batchNormReduceWorkgroup(16), 32);
   t.equal(batchNormReduceWorkgroup(56 * 56), 64);
+  t.equal(batchNormThreadPerChannel(16 * 16 * 16, PRETEND.cpu), true, 'lavapipe: one invocation a channel up to 4096 values');
+  t.equal(batchNormThreadPerChannel(16 * 32 * 32, PRETEND.cpu), false);
+  t.equal(batchNormThreadPerChannel(16 * 4 * 4, PRETEND.gpu), true, 'a GPU: up to 256');
+  t.equal(batchNormThreadPerChannel(16 * 8 * 8, PRETEND.gpu), false);
   const e = await gpuEngine(t);
-  // Both variants against the reference: a 4x4 plane (32 wide) and a 40x40 plane (64 wide).
-  for (const shape of [[3, 5, 4, 4], [2, 3, 40, 40]]) {
-    const s = bnState(e, shape[1]!, 50);
-    const x = randn(size(shape), 51, 2);
-    const y = noGrad(() => ops.batchNorm2d(e.tensor(x, shape), s, true));
-    assertClose(t, await y.read(), batchNormRef(Float64Array.from(x), shape, await s.gamma.read(), await s.beta.read(), s.eps).y, `training forward ${shape}`, 1e-4, 1e-4);
-  }
+  // Every variant against the reference: 4x4 planes (32 wide), 40x40 (64 wide), 100x50 (beyond
+  // 4096 values a channel: a workgroup each even on a CPU), 7x7 (not a whole number of vec4s).
+  await asEachKind(e, async (kind) => {
+    for (const shape of [[3, 5, 4, 4], [2, 3, 40, 40], [1, 2, 100, 50], [3, 4, 7, 7]]) {
+      const s = bnState(e, shape[1]!, 50);
+      const x = randn(size(shape), 51, 2);
+      const y = noGrad(() => ops.batchNorm2d(e.tensor(x, shape), s, true));
+      assertClose(t, await y.read(), batchNormRef(Float64Array.from(x), shape, await s.gamma.read(), await s.beta.read(), s.eps).y, `training forward ${shape} (${kind} choices)`, 1e-4, 1e-4);
+    }
+  });
 });
 
 t.test('BatchNorm2d gradients (training and eval)', async (t) => {
   const e = await gpuEngine(t);
+  await asEachKind(e, async (kind) => {
   for (const training of [true, false]) {
-    for (const shape of [[2, 3, 3, 5], [5, 4]]) {
+    for (const shape of [[2, 3, 3, 5], [5, 4], [2, 3, 12, 12]]) {
       const C = shape[1]!;
       const s = bnState(e, C, 30);
       const gamma = await s.gamma.read(), beta = await s.beta.read();
       const stats = training ? undefined : { mean: await s.runningMean.read(), variance: await s.runningVar.read() };
       await gradcheck(t, e, {
-        name: `batchNorm2d ${training ? 'training' : 'eval'} ${shape}`,
+        name: `batchNorm2d ${training ? 'training' : 'eval'} ${shape} (${kind} choices)`,
         inputs: [{ shape }],
         gpu: ([x]) => ops.batchNorm2d(x!, s, training),
         ref: ([x]) => batchNormRef(x!, shape, gamma, beta, s.eps, stats).y,
@@ -90,23 +115,25 @@ t.test('BatchNorm2d gradients (training and eval)', async (t) => {
       });
     }
   }
+  });
 });
 
 t.test('BatchNorm2d with a fused ReLU: forward and gradients', async (t) => {
   const e = await gpuEngine(t);
-  for (const training of [true, false]) {
-    const shape = [2, 3, 4, 5];
+  await asEachKind(e, async (kind) => {
+  for (const [training, shape] of [[true, [2, 3, 4, 5]], [false, [2, 3, 4, 5]], [true, [2, 3, 12, 12]], [false, [2, 3, 5, 7]]] as const) {
     const s = bnState(e, 3, 70);
     const gamma = await s.gamma.read(), beta = await s.beta.read();
     const stats = training ? undefined : { mean: await s.runningMean.read(), variance: await s.runningVar.read() };
     await gradcheck(t, e, {
-      name: `batchNorm2d+relu ${training ? 'training' : 'eval'}`,
-      inputs: [{ shape }],
+      name: `batchNorm2d+relu ${training ? 'training' : 'eval'} ${shape} (${kind} choices)`,
+      inputs: [{ shape: [...shape] }],
       gpu: ([x]) => ops.batchNorm2d(x!, s, training, true),
-      ref: ([x]) => batchNormRef(x!, shape, gamma, beta, s.eps, stats).y.map((v) => Math.max(v, 0)),
+      ref: ([x]) => batchNormRef(x!, [...shape], gamma, beta, s.eps, stats).y.map((v) => Math.max(v, 0)),
       atol: 2e-3,
     });
   }
+  });
 });
 
 t.test('pooling forward and gradients', async (t) => {

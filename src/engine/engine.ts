@@ -121,8 +121,11 @@ export class Engine {
   /** When set, the GEMM and convolution launchers report every shape they run (for the tuner). */
   traceShapes: ((shape: { gemm: GemmShape } | { conv: ConvShape }) => void) | null = null;
 
-  /** Names the adapter for tile choices (vendor/architecture/description). */
-  readonly adapter: string;
+  /**
+   * Names the adapter for kernel choices (vendor/architecture/description). Tests reassign it to
+   * run another adapter kind's choices (tiles, reductions) on this one.
+   */
+  adapter: string;
   /** Measured tile winners (src/engine/tune.ts); without them each kernel uses its default tile. */
   tuning: TuningTable | undefined;
 

@@ -4,7 +4,7 @@ import t from 'tap';
 import { adamStep } from '../src/engine/adam.js';
 import { BINARY, UNARY, binary, unary, type BinaryOp, type UnaryOp } from '../src/engine/elementwise.js';
 import { matmul } from '../src/engine/gemm.js';
-import { reduce, reduceStrategy } from '../src/engine/reduce.js';
+import { reduce, reduceStrategy, reducesLeadingAxes } from '../src/engine/reduce.js';
 import { assertClose } from './helpers/close.js';
 import { gpuEngine } from './helpers/gpu.js';
 import { randn, size, uniform } from './helpers/random.js';
@@ -107,10 +107,17 @@ t.test('GEMM, both operands either way, odd and batched shapes', async (t) => {
   t.throws(() => matmul(e.zeros([2, 3]), e.zeros([4, 5])), /do not fit/);
 });
 
-t.test('reductions over any axes, both strategies', async (t) => {
+t.test('reductions over any axes, all three strategies', async (t) => {
   const e = await gpuEngine(t);
   t.equal(reduceStrategy(1, 100000), 'per_workgroup');
   t.equal(reduceStrategy(100000, 10), 'per_thread');
+  t.equal(reduceStrategy(100000, 10, true), 'leading');
+  t.equal(reduceStrategy(100, 10, true), 'per_thread', 'too few outputs to fill the invocations');
+  t.equal(reducesLeadingAxes([8, 300], [0]), true, 'split-K partials');
+  t.equal(reducesLeadingAxes([8, 1, 300], [0, 1]), true);
+  t.equal(reducesLeadingAxes([1, 8, 300], [1]), true, 'size-1 axes do not count');
+  t.equal(reducesLeadingAxes([8, 300], [1]), false);
+  t.equal(reducesLeadingAxes([2, 3, 5, 7], [0, 2, 3]), false, 'a conv bias gradient is not leading');
   const cases: [number[], number[]][] = [
     [[7], [0]],
     [[3, 5], [1]],
@@ -120,6 +127,9 @@ t.test('reductions over any axes, both strategies', async (t) => {
     [[4, 3, 17, 19], [0, 2, 3]], // a bias gradient: per_workgroup
     [[3, 1000], [1]],
     [[100000], [0]],
+    [[5, 1000], [0]], // leading, vec4 (1000 outputs)
+    [[3, 2, 301], [0, 1]], // leading, scalar (301 outputs)
+    [[1, 7, 260], [1]], // leading, scalar, behind a size-1 axis
   ];
   for (const [shape, axes] of cases) {
     const x = randn(size(shape), size(shape));

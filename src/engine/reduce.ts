@@ -3,15 +3,30 @@ import { f32 } from './engine.js';
 import { Tensor, shapeString } from './tensor.js';
 
 export type ReduceOp = 'sum' | 'mean' | 'max';
-export type ReduceStrategy = 'per_thread' | 'per_workgroup';
+export type ReduceStrategy = 'per_thread' | 'per_workgroup' | 'leading';
 
 /**
  * Which reduce.wgsl entry point to use: a pure function of the shape so that it can be tested.
  * Few outputs with long reductions (a loss, a bias gradient) share a workgroup per output;
- * otherwise each invocation owns one output.
+ * reductions over leading axes only (`leading`: output o sums x[r * outputs + o]) with enough
+ * outputs to keep the invocations busy walk memory in order; otherwise each invocation owns one
+ * output.
  */
-export function reduceStrategy(outputs: number, reduced: number): ReduceStrategy {
-  return reduced >= 256 && outputs <= 16384 ? 'per_workgroup' : 'per_thread';
+export function reduceStrategy(outputs: number, reduced: number, leading = false): ReduceStrategy {
+  if (reduced >= 256 && outputs <= 16384) return 'per_workgroup';
+  return leading && outputs >= 256 ? 'leading' : 'per_thread';
+}
+
+/** Whether every reduced axis (of size > 1) comes before every kept one (of size > 1). */
+export function reducesLeadingAxes(shape: readonly number[], axes: readonly number[]): boolean {
+  let seenKept = false;
+  for (let i = 0; i < shape.length; i++) {
+    if (shape[i] === 1) continue;
+    if (axes.includes(i)) {
+      if (seenKept) return false;
+    } else seenKept = true;
+  }
+  return true;
 }
 
 export function normalizeAxes(axes: readonly number[], rank: number, x: Tensor): number[] {
@@ -34,15 +49,16 @@ export function reduce(op: ReduceOp, x: Tensor, axes: readonly number[], keepDim
   if (op === 'max' && nRed === 0) throw new Error(`max over an empty axis of ${x.describe()}`);
   const outShape = keepDims ? x.shape.map((d, i) => (ax.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !ax.includes(i));
   const out = x.engine.empty(outShape);
-  const strategy = reduceStrategy(nOut, nRed);
+  const strategy = reduceStrategy(nOut, nRed, reducesLeadingAxes(x.shape, ax));
+  const vec4 = strategy === 'leading' && nOut % 4 === 0;
   x.engine.run({
     kernel: 'reduce',
     entry: strategy,
-    params: { IS_MAX: op === 'max' },
+    params: { IS_MAX: op === 'max', VEC4: vec4 },
     uniforms: [nOut, nRed, f32(op === 'mean' ? 1 / Math.max(nRed, 1) : 1), 0, ...kept, ...red, ...strides],
     inputs: [x],
     outputs: [out],
-    workgroups: strategy === 'per_workgroup' ? nOut : Math.ceil(nOut / 256),
+    workgroups: strategy === 'per_workgroup' ? nOut : Math.ceil(nOut / (vec4 ? 4 : 1) / 256),
   });
   return out;
 }

@@ -1,3 +1,6 @@
+#if ${SUBGROUPS}
+enable subgroups;
+#endif
 // BatchNorm2d over NCHW, per channel c (M = N*H*W values each):
 //   stats:           batch mean and 1/sqrt(var + eps) (biased var, as used for normalizing), and
 //                    running = (1 - momentum) * running + momentum * batch (unbiased var), as PyTorch
@@ -29,7 +32,23 @@ struct U { N: u32, C: u32, HW: u32, eps: f32, momentum: f32 }
 const RWG = ${RWG}u; // invocations per channel in the per-channel passes
 var<workgroup> partial: array<f32, RWG>;
 
+// With SUBGROUPS (the adapter has the feature), each subgroup adds its values with subgroupAdd
+// and only the subgroups' sums go through workgroup memory: one barrier instead of log2(RWG).
+// Subgroups are taken to be runs of consecutive local indices, as every Vulkan driver lays out
+// a 1-D workgroup.
+var<private> sg_lane: u32;
+var<private> sg_width: u32;
+
 fn workgroup_sum(lid: u32, v: f32) -> f32 {
+#if ${SUBGROUPS}
+  let s = subgroupAdd(v);
+  if (sg_lane == 0u) { partial[lid / sg_width] = s; }
+  workgroupBarrier();
+  var total = 0.0;
+  for (var i = 0u; i < (RWG + sg_width - 1u) / sg_width; i++) { total += partial[i]; }
+  workgroupBarrier();
+  return total;
+#else
   partial[lid] = v;
   workgroupBarrier();
   for (var half = RWG / 2u; half > 0u; half >>= 1u) {
@@ -39,6 +58,7 @@ fn workgroup_sum(lid: u32, v: f32) -> f32 {
   let total = partial[0];
   workgroupBarrier();
   return total;
+#endif
 }
 
 fn write_stats(c: u32, sum: f32, sq: f32) {
@@ -75,7 +95,15 @@ fn stats(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 #else
 @compute @workgroup_size(RWG)
-fn stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+#if ${SUBGROUPS}
+       @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) width: u32,
+#endif
+) {
+#if ${SUBGROUPS}
+  sg_lane = lane;
+  sg_width = width;
+#endif
   let c = wid.x;
   // Image by image, pixels strided over the workgroup: no division per element.
   var s = 0.0;
@@ -186,7 +214,15 @@ fn backward_reduce(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 #else
 @compute @workgroup_size(RWG)
-fn backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+#if ${SUBGROUPS}
+       @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) width: u32,
+#endif
+) {
+#if ${SUBGROUPS}
+  sg_lane = lane;
+  sg_width = width;
+#endif
   let c = wid.x;
   let mu = bmean[c];
   let inv = binvstd[c];

@@ -1,3 +1,6 @@
+#if ${SUBGROUPS}
+enable subgroups;
+#endif
 // Sum or max over any set of axes (rank <= 4), times `scale` (1/count gives the mean).
 //
 // The input is seen as 4 dims. Each output element has "kept" coordinates (k0..k3, 1 on reduced
@@ -72,7 +75,11 @@ var<workgroup> partial: array<f32, 256>;
 
 @compute @workgroup_size(256)
 fn per_workgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                 @builtin(local_invocation_index) lid: u32) {
+                 @builtin(local_invocation_index) lid: u32,
+#if ${SUBGROUPS}
+                 @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) width: u32,
+#endif
+) {
   let o = wid.x + wid.y * nwg.x;   // uniform across the workgroup, so the barriers below are too
   var acc = identity();
   if (o < u.n_out) {
@@ -81,6 +88,22 @@ fn per_workgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
       acc = combine(acc, x[base + reduced_offset(r)]);
     }
   }
+#if ${SUBGROUPS}
+  // Each subgroup combines its values at once; only the subgroups' results meet in workgroup
+  // memory (one barrier instead of eight). Subgroups are runs of consecutive local indices.
+#if ${IS_MAX}
+  let s = subgroupMax(acc);
+#else
+  let s = subgroupAdd(acc);
+#endif
+  if (lane == 0u) { partial[lid / width] = s; }
+  workgroupBarrier();
+  if (lid == 0u && o < u.n_out) {
+    var total = identity();
+    for (var i = 0u; i < (256u + width - 1u) / width; i++) { total = combine(total, partial[i]); }
+    out[o] = total * u.scale;
+  }
+#else
   partial[lid] = acc;
   workgroupBarrier();
   for (var half = 128u; half > 0u; half >>= 1u) {
@@ -88,6 +111,7 @@ fn per_workgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     workgroupBarrier();
   }
   if (lid == 0u && o < u.n_out) { out[o] = partial[0] * u.scale; }
+#endif
 }
 
 #if ${VEC4}

@@ -131,17 +131,23 @@ t.test('reductions over any axes, all three strategies', async (t) => {
     [[3, 2, 301], [0, 1]], // leading, scalar (301 outputs)
     [[1, 7, 260], [1]], // leading, scalar, behind a size-1 axis
   ];
-  for (const [shape, axes] of cases) {
-    const x = randn(size(shape), size(shape));
-    const xt = e.tensor(x, shape);
-    for (const op of ['sum', 'mean', 'max'] as const) {
-      const out = reduce(op, xt, axes, true);
-      t.same(out.shape, shape.map((d, i) => (axes.includes(i) ? 1 : d)));
-      const ref = reduceRef(Float64Array.from(x), shape, axes, op);
-      assertClose(t, await out.read(), ref, `${op} ${JSON.stringify(shape)} over ${JSON.stringify(axes)}`, 1e-3, 1e-4);
-      out.dispose();
+  // Workgroup sums with subgroup operations where the device has them, and without.
+  const subgroups = e.useSubgroups;
+  for (const useSubgroups of subgroups ? [true, false] : [false]) {
+    e.useSubgroups = useSubgroups;
+    for (const [shape, axes] of cases) {
+      const x = randn(size(shape), size(shape));
+      const xt = e.tensor(x, shape);
+      for (const op of ['sum', 'mean', 'max'] as const) {
+        const out = reduce(op, xt, axes, true);
+        t.same(out.shape, shape.map((d, i) => (axes.includes(i) ? 1 : d)));
+        const ref = reduceRef(Float64Array.from(x), shape, axes, op);
+        assertClose(t, await out.read(), ref, `${op} ${JSON.stringify(shape)} over ${JSON.stringify(axes)}${useSubgroups ? ' (subgroups)' : ''}`, 1e-3, 1e-4);
+        out.dispose();
+      }
     }
   }
+  e.useSubgroups = subgroups;
   t.same(reduce('sum', e.zeros([2, 3, 4]), [1]).shape, [2, 4], 'without keepDims the axes go');
 });
 

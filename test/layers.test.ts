@@ -26,17 +26,22 @@ function bnState(e: Engine, C: number, seed: number): BatchNormState {
 }
 
 // The BatchNorm kernels pick their reductions by adapter kind (one invocation or one workgroup per
-// channel): every BatchNorm test runs under both kinds' choices on this adapter.
+// channel) and sum a workgroup with subgroup operations where the device has them: every
+// BatchNorm test runs under both kinds' choices, with and without subgroups, on this adapter.
 const PRETEND = { cpu: 'test/software/llvmpipe (pretend)', gpu: 'test/gpu/NVIDIA (pretend)' } as const;
-async function asEachKind(e: Engine, fn: (kind: keyof typeof PRETEND) => Promise<void>): Promise<void> {
-  const before = e.adapter;
+async function asEachKind(e: Engine, fn: (kind: string) => Promise<void>): Promise<void> {
+  const before = { adapter: e.adapter, subgroups: e.useSubgroups };
   try {
     for (const kind of ['cpu', 'gpu'] as const) {
-      e.adapter = PRETEND[kind];
-      await fn(kind);
+      for (const subgroups of before.subgroups ? [true, false] : [false]) {
+        e.adapter = PRETEND[kind];
+        e.useSubgroups = subgroups;
+        await fn(`${kind}${subgroups ? ', subgroups' : ''}`);
+      }
     }
   } finally {
-    e.adapter = before;
+    e.adapter = before.adapter;
+    e.useSubgroups = before.subgroups;
   }
 }
 

@@ -126,12 +126,18 @@ export class Engine {
    * run another adapter kind's choices (tiles, reductions) on this one.
    */
   adapter: string;
+  /**
+   * Whether kernels use subgroup operations (the device has the `subgroups` feature). Tests turn
+   * it off to check the workgroup-memory path on the same adapter.
+   */
+  useSubgroups: boolean;
   /** Measured tile winners (src/engine/tune.ts); without them each kernel uses its default tile. */
   tuning: TuningTable | undefined;
 
   constructor(readonly device: GPUDevice, options: { adapter?: string; tuning?: TuningTable } = {}) {
     this.adapter = options.adapter ?? adapterName((device as { adapterInfo?: GPUAdapterInfo }).adapterInfo);
     this.tuning = options.tuning;
+    this.useSubgroups = device.features.has('subgroups');
     this.limits = device.limits;
     this.hasTimestamps = device.features.has('timestamp-query');
     this.maxTensorBytes = device.limits.maxStorageBufferBindingSize;

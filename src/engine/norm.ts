@@ -33,7 +33,7 @@ function elementwise(HW: number) {
 
 /** The specialization shared by a BatchNorm's kernels (one module per shape class). */
 function specialize(e: Engine, N: number, HW: number, o: { updateRunning: boolean; training: boolean; relu: boolean }) {
-  return { ...elementwise(HW), THREAD_PER_CHANNEL: batchNormThreadPerChannel(N * HW, e.adapter), RWG: batchNormReduceWorkgroup(HW), UPDATE_RUNNING: o.updateRunning, TRAINING: o.training, RELU: o.relu };
+  return { ...elementwise(HW), SUBGROUPS: e.useSubgroups, THREAD_PER_CHANNEL: batchNormThreadPerChannel(N * HW, e.adapter), RWG: batchNormReduceWorkgroup(HW), UPDATE_RUNNING: o.updateRunning, TRAINING: o.training, RELU: o.relu };
 }
 
 /** Workgroups of a per-channel pass. */

@@ -54,7 +54,7 @@ export function reduce(op: ReduceOp, x: Tensor, axes: readonly number[], keepDim
   x.engine.run({
     kernel: 'reduce',
     entry: strategy,
-    params: { IS_MAX: op === 'max', VEC4: vec4 },
+    params: { IS_MAX: op === 'max', VEC4: vec4, SUBGROUPS: strategy === 'per_workgroup' && x.engine.useSubgroups },
     uniforms: [nOut, nRed, f32(op === 'mean' ? 1 / Math.max(nRed, 1) : 1), 0, ...kept, ...red, ...strides],
     inputs: [x],
     outputs: [out],

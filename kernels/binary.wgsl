@@ -1,7 +1,9 @@
 // out = EXPR(a, b) elementwise, with numpy broadcasting up to rank 4.
 // Shapes are right-aligned and padded to 4 dims; a broadcast dimension has stride 0, so one
 // kernel serves "same shape", "bias over channels" and "scalar" alike. When BROADCAST is false
-// both operands have the output's shape and the index arithmetic is skipped.
+// both operands have the output's shape and the index arithmetic is skipped, and with VEC4 (a
+// size that is a multiple of 4) each invocation takes 4 values as vec4s. Expressions are written
+// in terms of T (f32 or vec4<f32>) so that one text serves both.
 struct U {
   n: u32, alpha: f32, beta: f32, _pad: u32,
   d0: u32, d1: u32, d2: u32, d3: u32,      // output shape
@@ -9,15 +11,22 @@ struct U {
   b0: u32, b1: u32, b2: u32, b3: u32,      // strides of b (0 where broadcast)
 }
 @group(0) @binding(0) var<uniform> u: U;
-@group(0) @binding(1) var<storage, read> A: array<f32>;
-@group(0) @binding(2) var<storage, read> B: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+#if ${VEC4}
+alias T = vec4<f32>;
+const PER = 4u;
+#else
+alias T = f32;
+const PER = 1u;
+#endif
+@group(0) @binding(1) var<storage, read> A: array<T>;
+@group(0) @binding(2) var<storage, read> B: array<T>;
+@group(0) @binding(3) var<storage, read_write> out: array<T>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.x + wid.y * nwg.x) * 256u + lid;
-  if (i >= u.n) { return; }
+  let i = (wid.x + wid.y * nwg.x) * 256u + lid;   // the i-th value (or vec4 of values)
+  if (i * PER >= u.n) { return; }
 #if ${BROADCAST}
   let c3 = i % u.d3;
   let r2 = i / u.d3;

@@ -2,7 +2,7 @@
 // sizes (GEMM blocks 4x4 per invocation in 16x8 workgroups; reductions 256 per workgroup).
 import t from 'tap';
 import { adamStep } from '../src/engine/adam.js';
-import { BINARY, UNARY, binary, unary, type BinaryOp, type UnaryOp } from '../src/engine/elementwise.js';
+import { BINARY, UNARY, accumulate, binary, unary, type BinaryOp, type UnaryOp } from '../src/engine/elementwise.js';
 import { matmul } from '../src/engine/gemm.js';
 import { reduce, reduceStrategy, reducesLeadingAxes } from '../src/engine/reduce.js';
 import { assertClose } from './helpers/close.js';
@@ -28,6 +28,7 @@ const binaryRefs: Record<BinaryOp, (a: number, b: number) => number> = {
   mul: (a, b) => a * b,
   div: (a, b) => a / b,
   max: Math.max,
+  add_relu: (a, b) => Math.max(a + b, 0),
   axpby: (a, b) => 0.5 * a - 2 * b,
   relu_grad: (a, b) => (a > 0 ? b : 0),
   sigmoid_grad: (a, b) => b * a * (1 - a),
@@ -37,12 +38,26 @@ const binaryRefs: Record<BinaryOp, (a: number, b: number) => number> = {
 
 t.test('unary ops', async (t) => {
   const e = await gpuEngine(t);
-  const n = 1237;
-  const x = uniform(n, 1, 0.1, 3);
-  const xt = e.tensor(x, [n]);
-  for (const op of Object.keys(UNARY) as UnaryOp[]) {
-    const out = await unary(op, xt, 0.5, -2).read();
-    assertClose(t, out, Array.from(x, unaryRef[op]), `unary ${op}`, 1e-5, 1e-5);
+  // 1237 values: one per invocation; 1236: a vec4 per invocation.
+  for (const n of [1237, 1236]) {
+    const x = uniform(n, 1, 0.1, 3);
+    const xt = e.tensor(x, [n]);
+    for (const op of Object.keys(UNARY) as UnaryOp[]) {
+      const out = await unary(op, xt, 0.5, -2).read();
+      assertClose(t, out, Array.from(x, unaryRef[op]), `unary ${op} (${n} values)`, 1e-5, 1e-5);
+    }
+  }
+  const signed = uniform(1236, 4, -2, 2);
+  assertClose(t, await unary('relu', e.tensor(signed, [1236])).read(), Array.from(signed, unaryRef.relu), 'relu of signed values, vec4');
+});
+
+t.test('accumulate in place, vec4 and scalar', async (t) => {
+  const e = await gpuEngine(t);
+  for (const n of [1236, 1237]) {
+    const a = uniform(n, 7), x = uniform(n, 8);
+    const at = e.tensor(a, [n]);
+    accumulate(at, e.tensor(x, [n]), -0.5);
+    assertClose(t, await at.read(), Array.from(a, (v, i) => v - 0.5 * x[i]!), `acc += -0.5 x (${n} values)`, 1e-6, 1e-6);
   }
 });
 
@@ -55,6 +70,7 @@ t.test('binary ops with broadcasting', async (t) => {
     [[4, 1, 3], [5, 1]],
     [[1, 9], [6, 1]],
     [[3, 70000], [70000]],
+    [[4, 6], [4, 6]], // same shapes, a multiple of 4: vec4s
   ];
   for (const [as, bs] of cases) {
     const a = uniform(size(as), 2, 0.5, 2), b = uniform(size(bs), 3, 0.5, 2);
@@ -64,6 +80,14 @@ t.test('binary ops with broadcasting', async (t) => {
       const expected = binaryRef(Float64Array.from(a), as, Float64Array.from(b), bs, out.shape as number[], binaryRefs[op]);
       assertClose(t, await out.read(), expected, `${op} ${JSON.stringify(as)} ${JSON.stringify(bs)}`, 1e-5, 1e-5);
       out.dispose();
+    }
+  }
+  // The masks and clips with signed values, vec4 and scalar.
+  for (const n of [24, 23]) {
+    const a = uniform(n, 5, -2, 2), b = uniform(n, 6, -2, 2);
+    const at = e.tensor(a, [n]), bt = e.tensor(b, [n]);
+    for (const op of ['add_relu', 'relu_grad', 'max'] as const) {
+      assertClose(t, await binary(op, at, bt).read(), Array.from(a, (v, i) => binaryRefs[op](v, b[i]!)), `${op} signed (${n} values)`, 1e-6, 1e-6);
     }
   }
   t.throws(() => binary('add', e.zeros([2, 3]), e.zeros([4])), /shapes \[2, 3\] and \[4\] do not broadcast/);
@@ -153,7 +177,7 @@ t.test('reductions over any axes, all three strategies', async (t) => {
 
 t.test('fused Adam step against the formula', async (t) => {
   const e = await gpuEngine(t);
-  const n = 1001;
+  for (const n of [1001, 1000]) { // one value an invocation, and a vec4
   const p = randn(n, 1), g = randn(n, 2), m = randn(n, 3, 0.1), v = uniform(n, 4, 0, 0.1);
   const h = { lr: 0.01, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.01 };
   const pt = e.tensor(p, [n]), mt = e.tensor(m, [n]), vt = e.tensor(v, [n]);
@@ -165,7 +189,8 @@ t.test('fused Adam step against the formula', async (t) => {
     refV[i] = h.beta2 * v[i]! + (1 - h.beta2) * gi * gi;
     refP[i] = p[i]! - (h.lr * (refM[i]! / (1 - h.beta1 ** 3))) / (Math.sqrt(refV[i]! / (1 - h.beta2 ** 3)) + h.eps);
   }
-  assertClose(t, await mt.read(), refM, 'adam m', 1e-6, 1e-5);
-  assertClose(t, await vt.read(), refV, 'adam v', 1e-6, 1e-5);
-  assertClose(t, await pt.read(), refP, 'adam param', 1e-5, 1e-4);
+  assertClose(t, await mt.read(), refM, `adam m (${n})`, 1e-6, 1e-5);
+  assertClose(t, await vt.read(), refV, `adam v (${n})`, 1e-6, 1e-5);
+  assertClose(t, await pt.read(), refP, `adam param (${n})`, 1e-5, 1e-4);
+  }
 });

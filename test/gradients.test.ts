@@ -17,6 +17,15 @@ t.test('elementwise ops with broadcasting', async (t) => {
   }
   await gradcheck(t, e, { name: 'scale', inputs: [{ shape: [3, 7] }], gpu: ([x]) => ops.scale(x!, -1.5), ref: ([x]) => x!.map((v) => -1.5 * v) });
   await gradcheck(t, e, { name: 'relu', inputs: [{ shape: [5, 9] }], gpu: ([x]) => ops.relu(x!), ref: ([x]) => x!.map((v) => Math.max(v, 0)) });
+  await gradcheck(t, e, { name: 'relu (vec4 path)', inputs: [{ shape: [4, 6] }], gpu: ([x]) => ops.relu(x!), ref: ([x]) => x!.map((v) => Math.max(v, 0)) });
+  for (const shape of [[3, 5], [2, 3, 4, 2]]) {
+    await gradcheck(t, e, {
+      name: `addRelu ${shape} (a residual join and its ReLU)`,
+      inputs: [{ shape }, { shape }],
+      gpu: ([a, b]) => ops.addRelu(a!, b!),
+      ref: ([a, b]) => a!.map((v, i) => Math.max(v + b![i]!, 0)),
+    });
+  }
   await gradcheck(t, e, { name: 'exp', inputs: [{ shape: [4, 6] }], gpu: ([x]) => ops.exp(x!), ref: ([x]) => x!.map(Math.exp) });
   await gradcheck(t, e, { name: 'sigmoid', inputs: [{ shape: [5, 9] }], gpu: ([x]) => ops.sigmoid(x!), ref: ([x]) => x!.map((v) => 1 / (1 + Math.exp(-v))) });
   for (const shape of [[2, 3, 4, 5], [3, 7]]) {

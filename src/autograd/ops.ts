@@ -18,6 +18,17 @@ export function add(a: Tensor, b: Tensor): Tensor {
   return record(ew.binary('add', a, b), 'add', [a, b], (g) => [sumToShape(g, a.shape), sumToShape(g, b.shape)]);
 }
 
+/** max(a + b, 0) in one pass (a residual join and its ReLU); the gradient mask is out > 0. */
+export function addRelu(a: Tensor, b: Tensor): Tensor {
+  const out = ew.binary('add_relu', a, b);
+  return record(out, 'add+relu', [a, b], (g) => {
+    const masked = ew.binary('relu_grad', out, g);
+    const grads = [sumToShape(masked, a.shape), sumToShape(masked, b.shape)];
+    masked.dispose(); // views of it (no sum needed) keep its buffer until they go
+    return grads;
+  });
+}
+
 export function sub(a: Tensor, b: Tensor): Tensor {
   return record(ew.binary('sub', a, b), 'sub', [a, b], (g) => [sumToShape(g, a.shape), reduced(ew.unary('neg', g), b.shape)]);
 }

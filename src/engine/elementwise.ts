@@ -2,11 +2,14 @@
 import { f32 } from './engine.js';
 import { Tensor, shapeString } from './tensor.js';
 
-/** Unary ops as WGSL expressions of `x` (and the scalars u.alpha, u.beta). */
+/**
+ * Unary ops as WGSL expressions of `x` (and the scalars u.alpha, u.beta), written for T = f32 or
+ * vec4<f32>: literals that meet x in a builtin call are spelled T(...).
+ */
 export const UNARY = {
   copy: 'x',
   neg: '-x',
-  relu: 'max(x, 0.0)',
+  relu: 'max(x, T(0.0))',
   sigmoid: '1.0 / (1.0 + exp(-x))',
   exp: 'exp(x)',
   log: 'log(x)',
@@ -16,23 +19,25 @@ export const UNARY = {
   affine: 'u.alpha * x + u.beta',
 } as const;
 
-/** Binary ops as WGSL expressions of `a` and `b` (and u.alpha, u.beta). */
+/** Binary ops as WGSL expressions of `a` and `b` (and u.alpha, u.beta), for T = f32 or vec4<f32>. */
 export const BINARY = {
   add: 'a + b',
   sub: 'a - b',
   mul: 'a * b',
   div: 'a / b',
   max: 'max(a, b)',
+  /** max(a + b, 0): a residual join and its ReLU in one pass */
+  add_relu: 'max(a + b, T(0.0))',
   /** alpha * a + beta * b */
   axpby: 'u.alpha * a + u.beta * b',
   /** ReLU's gradient: a = the ReLU's input, b = the incoming gradient */
-  relu_grad: 'select(0.0, b, a > 0.0)',
+  relu_grad: 'select(T(0.0), b, a > T(0.0))',
   /** sigmoid's gradient: a = the sigmoid's output, b = the incoming gradient */
   sigmoid_grad: 'b * a * (1.0 - a)',
   /** alpha * b broadcast to the output's shape (the backward of sum and mean) */
   scaled_b: 'u.alpha * b',
   /** 1 where a equals b (max's gradient mask) */
-  equal: 'select(0.0, 1.0, a == b)',
+  equal: 'select(T(0.0), T(1.0), a == b)',
 } as const;
 
 export type UnaryOp = keyof typeof UNARY;
@@ -40,15 +45,18 @@ export type BinaryOp = keyof typeof BINARY;
 
 const WG = 256;
 
+/** Values per invocation of an elementwise pass: a vec4 when the size is a multiple of 4. */
+const perInvocation = (n: number) => (n % 4 === 0 ? 4 : 1);
+
 export function unary(op: UnaryOp, a: Tensor, alpha = 1, beta = 0): Tensor {
   const out = a.engine.empty(a.shape);
   a.engine.run({
     kernel: 'unary',
-    params: { EXPR: UNARY[op] },
+    params: { EXPR: UNARY[op], VEC4: perInvocation(a.size) === 4 },
     uniforms: [a.size, f32(alpha), f32(beta)],
     inputs: [a],
     outputs: [out],
-    workgroups: Math.ceil(a.size / WG),
+    workgroups: Math.ceil(a.size / perInvocation(a.size) / WG),
   });
   return out;
 }
@@ -86,14 +94,15 @@ export function binary(op: BinaryOp, a: Tensor, b: Tensor, alpha = 1, beta = 1):
   if (shape.length > 4) throw new Error(`elementwise ops take rank <= 4, got ${shapeString(shape)}`);
   const out = a.engine.empty(shape);
   const same = a.size === out.size && b.size === out.size;
+  const per = same ? perInvocation(out.size) : 1;
   const dims = [...Array(4 - shape.length).fill(1), ...shape];
   a.engine.run({
     kernel: 'binary',
-    params: { EXPR: BINARY[op], BROADCAST: !same },
+    params: { EXPR: BINARY[op], BROADCAST: !same, VEC4: per === 4 },
     uniforms: [out.size, f32(alpha), f32(beta), 0, ...dims, ...broadcastStrides(a.shape, shape), ...broadcastStrides(b.shape, shape)],
     inputs: [a, b],
     outputs: [out],
-    workgroups: Math.ceil(out.size / WG),
+    workgroups: Math.ceil(out.size / per / WG),
   });
   return out;
 }
@@ -103,9 +112,10 @@ export function accumulate(acc: Tensor, x: Tensor, alpha = 1): void {
   if (acc.size !== x.size) throw new Error(`cannot accumulate ${x.describe()} into ${acc.describe()}`);
   acc.engine.run({
     kernel: 'accumulate',
+    params: { VEC4: perInvocation(acc.size) === 4 },
     uniforms: [acc.size, f32(alpha)],
     inputs: [x],
     outputs: [acc],
-    workgroups: Math.ceil(acc.size / WG),
+    workgroups: Math.ceil(acc.size / perInvocation(acc.size) / WG),
   });
 }

@@ -211,6 +211,6 @@ export class Bottleneck extends Module {
     y = this.bn2.forward(this.conv2.forward(y), true);
     y = this.bn3.forward(this.conv3.forward(y));
     const identity = this.downsample ? this.downsample[1].forward(this.downsample[0].forward(x)) : x;
-    return ops.relu(ops.add(y, identity));
+    return ops.addRelu(y, identity);
   }
 }

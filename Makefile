@@ -8,7 +8,7 @@ export VK_ICD_FILENAMES ?= $(shell if [ -f $(LVP_ICD) ]; then echo $(LVP_ICD); e
 export XDG_RUNTIME_DIR ?= /tmp/clothtag-xdg-$(shell id -u)
 CLI := node dist/src/cli/main.js
 
-.PHONY: all setup build typecheck test demo bench doctor clean
+.PHONY: all setup build typecheck test demo bench gpu-bundle doctor clean
 
 all: build
 
@@ -29,8 +29,18 @@ test: typecheck
 demo: build
 	$(CLI) demo
 
+# The whole lavapipe suite, each result beside the README's tables (about 15 minutes on 2 cores).
 bench: build
+	$(CLI) bench roof --json bench/results-roof.json
 	$(CLI) bench gemm --json bench/results-gemm.json
+	$(CLI) bench conv --json bench/results-conv.json
+	$(CLI) bench train-step --steps 10 --json bench/results-train-step.json
+	$(CLI) bench net --net cloth_resnet_a --json bench/results-net-resnet.json
+	$(CLI) bench net --net new_fashionnet --json bench/results-net.json
+
+# The GPU runbook's bundle (bench/gpu/run.sh on an NVIDIA machine without network).
+gpu-bundle: build
+	bash bench/gpu/pack.sh
 
 doctor: build
 	$(CLI) doctor

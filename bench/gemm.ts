@@ -1,6 +1,7 @@
 // `clothtag bench gemm`: GFLOP/s of the engine's GEMM against TensorFlow.js WebGPU's matMul,
 // same adapter, same process, both timed with timestamp queries.
 import type { Engine } from '../src/engine/engine.js';
+import { castTensor } from '../src/engine/cast.js';
 import { matmul } from '../src/engine/gemm.js';
 import { loadTfjs, timeTfjs } from './tfjs.js';
 import { table, timeKernels } from './timing.js';
@@ -29,6 +30,8 @@ export function gemmCases(quick: boolean): GemmCase[] {
 
 export interface GemmResult extends GemmCase {
   gflops: number;
+  /** The same GEMM on f16 operands (f32 accumulation), where the adapter has shader-f16. */
+  halfGflops: number | null;
   baselineGflops: number | null;
 }
 
@@ -43,6 +46,13 @@ export async function benchGemm(engine: Engine, opts: { quick?: boolean; reps?: 
     const a = engine.full(c.transA ? [c.K, c.M] : [c.M, c.K], 0.5);
     const b = engine.full(c.transB ? [c.N, c.K] : [c.K, c.N], 0.25);
     const ms = await timeKernels(engine, () => void matmul(a, b, { transA: c.transA, transB: c.transB }), reps);
+    let halfMs: number | null = null;
+    if (engine.hasF16) {
+      const ah = castTensor(a, 'f16'), bh = castTensor(b, 'f16');
+      halfMs = await timeKernels(engine, () => void matmul(ah, bh, { transA: c.transA, transB: c.transB }), reps);
+      ah.dispose();
+      bh.dispose();
+    }
     let baseline: number | null = null;
     if (tf) {
       const ta = tf.randomNormal(c.transA ? [c.K, c.M] : [c.M, c.K]);
@@ -54,17 +64,17 @@ export async function benchGemm(engine: Engine, opts: { quick?: boolean; reps?: 
     }
     a.dispose();
     b.dispose();
-    const r = { ...c, gflops: flops / ms / 1e6, baselineGflops: baseline };
+    const r = { ...c, gflops: flops / ms / 1e6, halfGflops: halfMs ? flops / halfMs / 1e6 : null, baselineGflops: baseline };
     results.push(r);
-    log(`  ${c.name.padEnd(28)} ${r.gflops.toFixed(2).padStart(7)} GFLOP/s   tfjs ${baseline?.toFixed(2) ?? '-'}`);
+    log(`  ${c.name.padEnd(28)} ${r.gflops.toFixed(2).padStart(7)} GFLOP/s   f16 operands ${r.halfGflops?.toFixed(2) ?? '-'}   tfjs ${baseline?.toFixed(2) ?? '-'}`);
   }
   return results;
 }
 
 export function gemmTable(results: GemmResult[]): string {
   return table(
-    results.map((r) => [r.name, `${r.M}x${r.N}x${r.K}`, r.gflops.toFixed(2), r.baselineGflops?.toFixed(2) ?? '-', r.baselineGflops ? (r.gflops / r.baselineGflops).toFixed(2) + 'x' : '-']),
-    ['case', 'M x N x K', 'clothtag GFLOP/s', 'tfjs-webgpu GFLOP/s', 'ratio'],
+    results.map((r) => [r.name, `${r.M}x${r.N}x${r.K}`, r.gflops.toFixed(2), r.halfGflops?.toFixed(2) ?? '-', r.baselineGflops?.toFixed(2) ?? '-', r.baselineGflops ? (r.gflops / r.baselineGflops).toFixed(2) + 'x' : '-']),
+    ['case', 'M x N x K', 'clothtag GFLOP/s', 'f16 operands', 'tfjs-webgpu GFLOP/s', 'ratio'],
   );
 }
 

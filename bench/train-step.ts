@@ -137,6 +137,8 @@ export interface TrainStepResult {
   batch: number;
   size: number;
   clothtag: { imagesPerSecond: number; ms: number; firstLoss: number; lastLoss: number };
+  /** The same step in mixed precision (f16 operands, f32 accumulation), where the adapter has shader-f16. */
+  mixed: { imagesPerSecond: number; ms: number; firstLoss: number; lastLoss: number } | null;
   tfjs: { imagesPerSecond: number; ms: number; firstLoss: number; lastLoss: number } | null;
   ratio: number | null;
 }
@@ -146,11 +148,21 @@ export async function benchTrainStep(engine: Engine, o: { steps: number; log: (s
   const summary = (r: { ms: number; losses: number[] }) => ({ imagesPerSecond: (1000 * batch) / r.ms, ms: r.ms, firstLoss: r.losses[0]!, lastLoss: r.losses.at(-1)! });
   const ours = summary(await clothtagStep(engine, o.steps));
   o.log(`clothtag:        ${ours.imagesPerSecond.toFixed(1).padStart(7)} images/s (${ours.ms.toFixed(1)} ms a step; loss ${ours.firstLoss.toFixed(3)} -> ${ours.lastLoss.toFixed(3)})`);
+  let mixed: TrainStepResult['mixed'] = null;
+  if (engine.hasF16) {
+    engine.mixedPrecision = true;
+    try {
+      mixed = summary(await clothtagStep(engine, o.steps));
+    } finally {
+      engine.mixedPrecision = false;
+    }
+    o.log(`clothtag mixed:  ${mixed.imagesPerSecond.toFixed(1).padStart(7)} images/s (${mixed.ms.toFixed(1)} ms a step; loss ${mixed.firstLoss.toFixed(3)} -> ${mixed.lastLoss.toFixed(3)}; f16 operands, f32 accumulation)`);
+  }
   const tfRun = await tfjsStep(engine, o.steps);
   const theirs = tfRun ? summary(tfRun) : null;
   if (theirs) o.log(`tfjs-webgpu:     ${theirs.imagesPerSecond.toFixed(1).padStart(7)} images/s (${theirs.ms.toFixed(1)} ms a step; loss ${theirs.firstLoss.toFixed(3)} -> ${theirs.lastLoss.toFixed(3)})`);
   else o.log('TensorFlow.js is not installed (npm install --include=dev): no baseline.');
   const ratio = theirs ? ours.imagesPerSecond / theirs.imagesPerSecond : null;
   if (ratio) o.log(`ratio: ${ratio.toFixed(2)}x TensorFlow.js WebGPU`);
-  return { batch, size, clothtag: ours, tfjs: theirs, ratio };
+  return { batch, size, clothtag: ours, mixed, tfjs: theirs, ratio };
 }

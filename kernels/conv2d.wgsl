@@ -6,18 +6,25 @@
 // each x value loaded feeds TM FMAs, each weight TN; TM, TN in {4, 8} and the workgroup shape are
 // chosen per adapter and shape by src/engine/tune.ts). The loop runs over (ky, kx) outside and c
 // inside, so the window arithmetic and the padding test are paid once per (ky, kx), not per FMA.
-// Fused epilogue: bias, then ReLU when RELU is set.
+// Fused epilogue: bias, then ReLU when RELU is set. With HALF, x and w are f16 (the mixed-precision
+// path), accumulated in f32; the output is f32.
 // KH and KW are compile-time constants (1, 3, 4, 7 in the networks). NHWC switches the
 // activation layout for the layout measurement in bench/conv.ts; the networks use NCHW.
 // Also the backward-data pass of a transposed convolution.
+#if ${HALF}
+enable f16;
+alias In = f16;   // the operands are f16 copies (mixed precision); every load widens to f32
+#else
+alias In = f32;
+#endif
 struct U {
   N: u32, C: u32, H: u32, W: u32,      // input
   K: u32, OH: u32, OW: u32,            // output channels and size
   stride: u32, pad: u32,
 }
 @group(0) @binding(0) var<uniform> u: U;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;          // [K, C, KH, KW]
+@group(0) @binding(1) var<storage, read> x: array<In>;
+@group(0) @binding(2) var<storage, read> w: array<In>;           // [K, C, KH, KW]
 #if ${HAS_BIAS}
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
@@ -90,11 +97,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         var xv: array<vec4<f32>, NV>;
         for (var v = 0u; v < NV; v++) {
           let o = off[v] + vec4<u32>(co);
-          xv[v] = select(vec4<f32>(0.0), vec4<f32>(x[o.x], x[o.y], x[o.z], x[o.w]), ok[v]);
+          xv[v] = select(vec4<f32>(0.0), vec4<f32>(f32(x[o.x]), f32(x[o.y]), f32(x[o.z]), f32(x[o.w])), ok[v]);
         }
         let wc = c * KH * KW + tap;
         for (var i = 0u; i < TM; i++) {
-          let wv = vec4<f32>(w[wrow[i] + wc]);
+          let wv = vec4<f32>(f32(w[wrow[i] + wc]));
           for (var v = 0u; v < NV; v++) { acc[i][v] = fma(wv, xv[v], acc[i][v]); }
         }
       }

@@ -9,14 +9,22 @@
 // that halves the work of every row and column.
 // The same kernel is the forward pass of a transposed convolution (dy = its input, w = its
 // weight [Cin, Cout, KH, KW] read as [K, C, KH, KW]), with an optional bias over C.
+// With HALF, dy and w are f16 (the mixed-precision path), accumulated in f32; dx is f32.
+#if ${HALF}
+enable f16;
+alias In = f16;   // the operands are f16 copies (mixed precision); every load widens to f32
+#else
+alias In = f32;
+#endif
 struct U {
   N: u32, C: u32, H: u32, W: u32,      // dx (the convolution's input)
   K: u32, OH: u32, OW: u32,            // dy (the convolution's output)
   stride: u32, pad: u32,
+  out_scale: f32,                      // undoes the mixed-precision gradient scale (1 otherwise)
 }
 @group(0) @binding(0) var<uniform> u: U;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;          // [K, C, KH, KW]
+@group(0) @binding(1) var<storage, read> dy: array<In>;
+@group(0) @binding(2) var<storage, read> w: array<In>;           // [K, C, KH, KW]
 #if ${HAS_BIAS}
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dx: array<f32>;
@@ -94,11 +102,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         var g: array<vec4<f32>, NV>;
         for (var v = 0u; v < NV; v++) {
           let o = off[v] + vec4<u32>(ko);
-          g[v] = select(vec4<f32>(0.0), vec4<f32>(dy[o.x], dy[o.y], dy[o.z], dy[o.w]), ok[v]);
+          g[v] = select(vec4<f32>(0.0), vec4<f32>(f32(dy[o.x]), f32(dy[o.y]), f32(dy[o.z]), f32(dy[o.w])), ok[v]);
         }
         let wk = k * filter_size + tap;
         for (var i = 0u; i < TM; i++) {
-          let wv = vec4<f32>(w[wk + wcol[i]]);
+          let wv = vec4<f32>(f32(w[wk + wcol[i]]));
           for (var v = 0u; v < NV; v++) { acc[i][v] = fma(wv, g[v], acc[i][v]); }
         }
       }
@@ -112,7 +120,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var i = 0u; i < TM; i++) {
       let c = c0 + i;
       if (c >= u.C) { break; }
-      var value = acc[i][j / 4u][j % 4u];
+      var value = acc[i][j / 4u][j % 4u] * u.out_scale;
 #if ${HAS_BIAS}
       value += bias[c];
 #endif

@@ -6,15 +6,23 @@
 // Deterministic: no atomics. Each invocation computes TM channels x TN taps (4 or 8 each,
 // chosen by src/engine/tune.ts).
 // With dy and x swapped this is also the weight gradient of a transposed convolution.
+// With HALF, dy and x are f16 (the mixed-precision path), accumulated in f32; the partials are f32.
+#if ${HALF}
+enable f16;
+alias In = f16;   // the operands are f16 copies (mixed precision); every load widens to f32
+#else
+alias In = f32;
+#endif
 struct U {
   N: u32, C: u32, H: u32, W: u32,      // x
   K: u32, OH: u32, OW: u32,            // dy
   stride: u32, pad: u32,
   chunk: u32,                          // output pixels per split
+  out_scale: f32,                      // undoes the mixed-precision gradient scale (1 otherwise)
 }
 @group(0) @binding(0) var<uniform> u: U;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> dy: array<In>;
+@group(0) @binding(2) var<storage, read> x: array<In>;
 @group(0) @binding(3) var<storage, read_write> partial: array<f32>;   // [splits, K, C*KH*KW]
 
 const KH = ${KH}u;
@@ -68,10 +76,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         let ix = vec4<i32>(i32(ox * u.stride)) + dxx[v];
         let ok = (iy >= vec4<i32>(0)) & (iy < vec4<i32>(i32(u.H))) & (ix >= vec4<i32>(0)) & (ix < vec4<i32>(i32(u.W)));
         let off = select(vec4<u32>(0u), image + cplane[v] + vec4<u32>(iy) * u.W + vec4<u32>(ix), ok);
-        xv[v] = select(vec4<f32>(0.0), vec4<f32>(x[off.x], x[off.y], x[off.z], x[off.w]), ok);
+        xv[v] = select(vec4<f32>(0.0), vec4<f32>(f32(x[off.x]), f32(x[off.y]), f32(x[off.z]), f32(x[off.w])), ok);
       }
       for (var i = 0u; i < TM; i++) {
-        let g = vec4<f32>(dy[gbase + krow[i]]);
+        let g = vec4<f32>(f32(dy[gbase + krow[i]]));
         for (var v = 0u; v < NV; v++) { acc[i][v] = fma(g, xv[v], acc[i][v]); }
       }
       ox++;
@@ -90,7 +98,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var j = 0u; j < NV * 4u; j++) {
       let t = t0 + j;
       if (t >= taps) { break; }
-      partial[base + k * taps + t] = acc[i][j / 4u][j % 4u];
+      partial[base + k * taps + t] = acc[i][j / 4u][j % 4u] * u.out_scale;
     }
   }
 }

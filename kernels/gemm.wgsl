@@ -9,13 +9,20 @@
 // stores outside it are skipped.
 // VEC_B reads B as vec4s, one load per four columns; the launcher sets it only when B is K x N
 // with N a multiple of 4 (so every row and every batch starts on a vec4).
+// With HALF, A and B are f16 (the mixed-precision path), accumulated in f32; C is f32.
+#if ${HALF}
+enable f16;
+alias In = f16;   // the operands are f16 copies (mixed precision); every load widens to f32
+#else
+alias In = f32;
+#endif
 struct U { M: u32, N: u32, K: u32, batch_a: u32, batch_b: u32, batch_c: u32, alpha: f32 }
 @group(0) @binding(0) var<uniform> u: U;
-@group(0) @binding(1) var<storage, read> A: array<f32>;
+@group(0) @binding(1) var<storage, read> A: array<In>;
 #if ${VEC_B}
-@group(0) @binding(2) var<storage, read> B4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> B4: array<vec4<In>>;
 #else
-@group(0) @binding(2) var<storage, read> B: array<f32>;
+@group(0) @binding(2) var<storage, read> B: array<In>;
 #endif
 #if ${HAS_BIAS}
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
@@ -29,9 +36,9 @@ const NV = ${TN}u / 4u;   // vec4 columns per invocation
 
 fn a_at(base: u32, row: u32, k: u32) -> f32 {
 #if ${TRANS_A}
-  return A[base + k * u.M + row];
+  return f32(A[base + k * u.M + row]);
 #else
-  return A[base + row * u.K + k];
+  return f32(A[base + row * u.K + k]);
 #endif
 }
 
@@ -39,7 +46,7 @@ fn b_row(base: u32, k: u32, col: u32) -> vec4<f32> {
   // Four neighbouring columns of op(B) at depth k.
 #if ${VEC_B}
   // N is a multiple of 4: clamp the whole vec4 to the last one in the row.
-  return B4[(base + k * u.N + min(col, u.N - 4u)) / 4u];
+  return vec4<f32>(B4[(base + k * u.N + min(col, u.N - 4u)) / 4u]);
 #else
   // Clamped one by one at the right edge.
   let last = u.N - 1u;
@@ -48,10 +55,10 @@ fn b_row(base: u32, k: u32, col: u32) -> vec4<f32> {
   let c2 = min(col + 2u, last);
   let c3 = min(col + 3u, last);
 #if ${TRANS_B}
-  return vec4<f32>(B[base + c0 * u.K + k], B[base + c1 * u.K + k], B[base + c2 * u.K + k], B[base + c3 * u.K + k]);
+  return vec4<f32>(f32(B[base + c0 * u.K + k]), f32(B[base + c1 * u.K + k]), f32(B[base + c2 * u.K + k]), f32(B[base + c3 * u.K + k]));
 #else
   let r = base + k * u.N;
-  return vec4<f32>(B[r + c0], B[r + c1], B[r + c2], B[r + c3]);
+  return vec4<f32>(f32(B[r + c0]), f32(B[r + c1]), f32(B[r + c2]), f32(B[r + c3]));
 #endif
 #endif
 }
@@ -76,11 +83,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   for (; k + 4u <= u.K; k += 4u) {
     var b: array<vec4<f32>, ${TN}>;
     for (var j = 0u; j < NV * 4u; j++) {
-      b[j] = vec4<f32>(B[bcol[j] + k], B[bcol[j] + k + 1u], B[bcol[j] + k + 2u], B[bcol[j] + k + 3u]);
+      b[j] = vec4<f32>(f32(B[bcol[j] + k]), f32(B[bcol[j] + k + 1u]), f32(B[bcol[j] + k + 2u]), f32(B[bcol[j] + k + 3u]));
     }
     for (var i = 0u; i < TM; i++) {
       let ra = base_a + rows[i] * u.K + k;
-      let a = vec4<f32>(A[ra], A[ra + 1u], A[ra + 2u], A[ra + 3u]);
+      let a = vec4<f32>(f32(A[ra]), f32(A[ra + 1u]), f32(A[ra + 2u]), f32(A[ra + 3u]));
       for (var v = 0u; v < NV; v++) {
         acc[i][v] += vec4<f32>(dot(a, b[4u * v]), dot(a, b[4u * v + 1u]), dot(a, b[4u * v + 2u]), dot(a, b[4u * v + 3u]));
       }

@@ -65,6 +65,11 @@ export async function dataVerb(args: string[]): Promise<number> {
   throw new UsageError(`unknown data command "${what ?? ''}": check or synth`);
 }
 
+function precisionOf(value: string | undefined): 'f32' | 'mixed' {
+  if (value === undefined || value === 'f32' || value === 'mixed') return value ?? 'f32';
+  throw new UsageError(`--precision is f32 or mixed, got ${value}`);
+}
+
 export async function trainVerb(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
@@ -74,6 +79,7 @@ export async function trainVerb(args: string[]): Promise<number> {
       lr: { type: 'string' }, 'lr-decay': { type: 'string' }, wc: { type: 'string' }, ws: { type: 'string' }, wl: { type: 'string' },
       'landmark-loss': { type: 'string' }, weighting: { type: 'string' }, pretrained: { type: 'string' }, split: { type: 'string' },
       seed: { type: 'string' }, out: { type: 'string' }, workers: { type: 'string' }, 'steps-per-epoch': { type: 'string' }, 'val-limit': { type: 'string' },
+      precision: { type: 'string' },
     },
   });
   let config: TrainConfig;
@@ -117,6 +123,7 @@ export async function trainVerb(args: string[]): Promise<number> {
       workers: values.workers !== undefined ? workerCount(values.workers) : defaultWorkers(),
       stepsPerEpoch: values['steps-per-epoch'] ? positiveInt(values['steps-per-epoch'], '--steps-per-epoch') : 0,
       valLimit: values['val-limit'] ? positiveInt(values['val-limit'], '--val-limit') : 0,
+      precision: precisionOf(values.precision),
     };
     out = values.out ?? join('runs', `${config.net}-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`);
     if (existsSync(join(out, 'config.json'))) throw new UsageError(`${out} already holds a run: continue it with --resume ${out}, or choose another --out`);

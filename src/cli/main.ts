@@ -26,7 +26,7 @@ const verbs: Record<string, Verb> = {
   },
   train: {
     summary: 'train a network on a DeepFashion-layout or ImageFolder dataset (or --resume a run)',
-    usage: 'clothtag train --data PATH --net NAME [--epochs 8] [--batch-size 16] [--img-size 224] [--width 1] [--lr 5e-4] [--lr-decay 0.95] [--wc 1] [--ws 20] [--wl 2000] [--landmark-loss mse|ssim] [--weighting fixed|uncertainty] [--pretrained FILE] [--split official|random:0.7:200000] [--seed 0] [--workers N] [--steps-per-epoch N] [--val-limit N] [--out DIR]\n       clothtag train --resume DIR [--epochs N]',
+    usage: 'clothtag train --data PATH --net NAME [--epochs 8] [--batch-size 16] [--img-size 224] [--width 1] [--lr 5e-4] [--lr-decay 0.95] [--wc 1] [--ws 20] [--wl 2000] [--landmark-loss mse|ssim] [--weighting fixed|uncertainty] [--pretrained FILE] [--split official|random:0.7:200000] [--seed 0] [--workers N] [--steps-per-epoch N] [--val-limit N] [--precision f32|mixed] [--out DIR]\n       clothtag train --resume DIR [--epochs N]',
     run: trainVerb,
   },
   eval: {

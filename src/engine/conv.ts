@@ -2,7 +2,8 @@
 // passes of a transposed convolution, which are the same three kernels with roles exchanged.
 import { reduce } from './reduce.js';
 import { Tensor, shapeString } from './tensor.js';
-import type { Engine } from './engine.js';
+import { operandType } from './cast.js';
+import { type Engine, f32 } from './engine.js';
 import { type ConvShape, adapterKind, chooseConvTile, type Tile } from './tune.js';
 
 export interface ConvGeometry {
@@ -66,14 +67,16 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | undefined, g: ConvGe
   const [N, C, H, W] = layout === 'NCHW' ? dims(x, 'conv2d') : ((s) => [s[0]!, s[3]!, s[1]!, s[2]!] as const)(dims(x, 'conv2d'));
   const [K, C2, KH, KW] = dims(w, 'conv2d weight');
   if (C !== C2) throw new Error(`conv2d: input ${x.describe()} has ${C} channels, weight ${w.describe()} expects ${C2}`);
-  if (bias && bias.size !== K) throw new Error(`conv2d: bias ${bias.describe()} does not match ${K} output channels`);
+  if (bias && (bias.size !== K || bias.dtype !== 'f32')) throw new Error(`conv2d: bias ${bias.describe()} is not a float32 vector of ${K} output channels`);
   const [OH, OW] = checkSpatial(H, W, KH, KW, g, x, w);
   const engine = x.engine;
   const tile = options.tile ?? chooseConvTile(traced(engine, { pass: 'forward', N, C, H, W, K, KH, KW, stride: g.stride, pad: g.pad }), engine.adapter, engine.tuning);
+  const half = operandType('conv2d', x, w) === 'f16';
   const out = engine.empty(layout === 'NCHW' ? [N, K, OH, OW] : [N, OH, OW, K]);
   engine.run({
     kernel: 'conv2d',
-    params: { KH, KW, HAS_BIAS: !!bias, RELU: !!options.relu, NHWC: layout === 'NHWC', TM: tile.tm, TN: tile.tn, WG_X: tile.wgX, WG_Y: tile.wgY },
+    half,
+    params: { HALF: half, KH, KW, HAS_BIAS: !!bias, RELU: !!options.relu, NHWC: layout === 'NHWC', TM: tile.tm, TN: tile.tn, WG_X: tile.wgX, WG_Y: tile.wgY },
     uniforms: [N, C, H, W, K, OH, OW, g.stride, g.pad],
     inputs: bias ? [x, w, bias] : [x, w],
     outputs: [out],
@@ -87,7 +90,7 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | undefined, g: ConvGe
  * The gradient of conv2d with respect to its input: dx [N, C, H, W] from dy [N, K, OH, OW] and
  * w [K, C, KH, KW]. With an input size and bias it is also a transposed convolution's forward.
  */
-export function conv2dGradInput(dy: Tensor, w: Tensor, inputShape: readonly number[], g: ConvGeometry, bias?: Tensor, forcedTile?: Tile): Tensor {
+export function conv2dGradInput(dy: Tensor, w: Tensor, inputShape: readonly number[], g: ConvGeometry, bias?: Tensor, forcedTile?: Tile, outScale = 1): Tensor {
   const [N, K, OH, OW] = dims(dy, 'conv2d backward-data');
   const [K2, C, KH, KW] = dims(w, 'conv2d weight');
   const [, , H, W] = inputShape as [number, number, number, number];
@@ -96,11 +99,14 @@ export function conv2dGradInput(dy: Tensor, w: Tensor, inputShape: readonly numb
   }
   const engine = dy.engine;
   const tile = forcedTile ?? chooseConvTile(traced(engine, { pass: 'backward_data', N, C, H, W, K, KH, KW, stride: g.stride, pad: g.pad }), engine.adapter, engine.tuning);
+  const half = operandType('conv2d backward-data', dy, w) === 'f16';
+  if (bias && bias.dtype !== 'f32') throw new Error(`conv_transpose2d: bias ${bias.describe()} must be float32`);
   const dx = engine.empty([N, C, H, W]);
   engine.run({
     kernel: 'conv2d_grad_input',
-    params: { KH, KW, HAS_BIAS: !!bias, TM: tile.tm, TN: tile.tn, WG_X: tile.wgX, WG_Y: tile.wgY },
-    uniforms: [N, C, H, W, K, OH, OW, g.stride, g.pad],
+    half,
+    params: { HALF: half, KH, KW, HAS_BIAS: !!bias, TM: tile.tm, TN: tile.tn, WG_X: tile.wgX, WG_Y: tile.wgY },
+    uniforms: [N, C, H, W, K, OH, OW, g.stride, g.pad, f32(outScale)],
     inputs: bias ? [dy, w, bias] : [dy, w],
     outputs: [dx],
     workgroups: [Math.ceil((N * H * W) / tile.tn / tile.wgX), Math.ceil(C / tile.tm / tile.wgY), 1],
@@ -110,7 +116,7 @@ export function conv2dGradInput(dy: Tensor, w: Tensor, inputShape: readonly numb
 }
 
 /** The gradient of conv2d with respect to its weight: dw [K, C, KH, KW] (split-K, then a fixed-order sum). */
-export function conv2dGradWeight(dy: Tensor, x: Tensor, weightShape: readonly number[], g: ConvGeometry, forcedTile?: Tile): Tensor {
+export function conv2dGradWeight(dy: Tensor, x: Tensor, weightShape: readonly number[], g: ConvGeometry, forcedTile?: Tile, outScale = 1): Tensor {
   const [N, K, OH, OW] = dims(dy, 'conv2d backward-weight');
   const [N2, C, H, W] = dims(x, 'conv2d backward-weight input');
   const [K2, C2, KH, KW] = weightShape as [number, number, number, number];
@@ -123,11 +129,13 @@ export function conv2dGradWeight(dy: Tensor, x: Tensor, weightShape: readonly nu
   const tile = forcedTile ?? chooseConvTile(traced(engine, { pass: 'backward_weight', N, C, H, W, K, KH, KW, stride: g.stride, pad: g.pad }), engine.adapter, engine.tuning);
   const splits = weightGradSplits(K, taps, pixels, tile, adapterKind(engine.adapter) === 'cpu' ? 1024 : 32768);
   const chunk = Math.ceil(pixels / splits);
+  const half = operandType('conv2d backward-weight', dy, x) === 'f16';
   const partial = engine.empty([splits, K * taps]);
   engine.run({
     kernel: 'conv2d_grad_weight',
-    params: { KH, KW, TM: tile.tm, TN: tile.tn, WG_X: tile.wgX, WG_Y: tile.wgY },
-    uniforms: [N, C, H, W, K, OH, OW, g.stride, g.pad, chunk],
+    half,
+    params: { HALF: half, KH, KW, TM: tile.tm, TN: tile.tn, WG_X: tile.wgX, WG_Y: tile.wgY },
+    uniforms: [N, C, H, W, K, OH, OW, g.stride, g.pad, chunk, f32(outScale)],
     inputs: [dy, x],
     outputs: [partial],
     workgroups: [Math.ceil(taps / tile.tn / tile.wgX), Math.ceil(K / tile.tm / tile.wgY), splits],

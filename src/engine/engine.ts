@@ -2,7 +2,8 @@
 // It imports nothing from Node: whoever embeds it hands it a GPUDevice.
 import * as wgslKernels from './wgsl.gen.js';
 import type { KernelParam } from './wgsl.gen.js';
-import { Storage, Tensor, shapeString, sizeOf } from './tensor.js';
+import { decodeHalf, encodeHalf } from './half.js';
+import { type DType, Storage, Tensor, byteSize, shapeString, sizeOf } from './tensor.js';
 import type { ConvShape, GemmShape, TuningTable } from './tune.js';
 
 export type KernelName = Exclude<keyof typeof wgslKernels, 'kernelNames'>;
@@ -27,6 +28,8 @@ export interface Dispatch {
   workgroups: number | readonly [number, number, number];
   /** Floating-point operations this dispatch performs (2 per multiply-add), for stats.flops. */
   flops?: number;
+  /** The kernel takes f16 tensors (where its parameters say so); any other refuses them. */
+  half?: boolean;
 }
 
 export interface KernelTiming {
@@ -87,6 +90,14 @@ const STORAGE_USAGE = STORAGE | COPY_SRC | COPY_DST;
 export class Engine {
   readonly limits: GPUSupportedLimits;
   readonly hasTimestamps: boolean;
+  /** The device has `shader-f16`: f16 tensors and the mixed-precision path are available. */
+  readonly hasF16: boolean;
+  /**
+   * Mixed precision: convolutions and linear layers (forward and both backward passes) take f16
+   * copies of their operands and accumulate in f32; activations, gradients and the master weights
+   * stay f32. Needs hasF16.
+   */
+  mixedPrecision = false;
   /** A cap on the bytes one tensor may take: the adapter's storage-binding limit. */
   readonly maxTensorBytes: number;
 
@@ -140,6 +151,7 @@ export class Engine {
     this.useSubgroups = device.features.has('subgroups');
     this.limits = device.limits;
     this.hasTimestamps = device.features.has('timestamp-query');
+    this.hasF16 = device.features.has('shader-f16');
     this.maxTensorBytes = device.limits.maxStorageBufferBindingSize;
     device.lost.then((info) => {
       this.lost = `${info.reason}: ${info.message}`;
@@ -151,9 +163,10 @@ export class Engine {
 
   // ---------------------------------------------------------------- tensors
 
-  /** An uninitialized tensor from the pool. */
-  empty(shape: readonly number[], name?: string): Tensor {
-    const bytes = sizeOf(shape) * 4;
+  /** An uninitialized tensor from the pool (float32 unless `dtype` says f16). */
+  empty(shape: readonly number[], name?: string, dtype: DType = 'f32'): Tensor {
+    if (dtype === 'f16' && !this.hasF16) throw new KernelError(`tensor ${name ? `"${name}" ` : ''}${shapeString(shape)}: this adapter has no shader-f16 feature, so no f16 tensors`);
+    const bytes = byteSize(sizeOf(shape), dtype);
     if (shape.some((d) => !Number.isInteger(d) || d < 0)) {
       throw new Error(`impossible shape ${shapeString(shape)}${name ? ` for tensor "${name}"` : ''}`);
     }
@@ -164,12 +177,12 @@ export class Engine {
           `use a smaller batch or image size`,
       );
     }
-    return new Tensor(this, shape, new Storage(this.acquire(bytes), bytes), false, name);
+    return new Tensor(this, shape, new Storage(this.acquire(bytes), bytes), false, name, dtype);
   }
 
-  /** A tensor holding `data` (copied to the GPU). */
-  tensor(data: ArrayLike<number>, shape: readonly number[], name?: string): Tensor {
-    const t = this.empty(shape, name);
+  /** A tensor holding `data` (copied to the GPU; rounded to the nearest half for f16). */
+  tensor(data: ArrayLike<number>, shape: readonly number[], name?: string, dtype: DType = 'f32'): Tensor {
+    const t = this.empty(shape, name, dtype);
     if (data.length !== t.size) {
       t.dispose();
       throw new Error(`${data.length} values given for tensor ${name ? `"${name}" ` : ''}of shape ${shapeString(shape)}`);
@@ -184,7 +197,9 @@ export class Engine {
     // queue.writeBuffer runs before any encoder not yet submitted: submit pending work first so that
     // earlier dispatches that used this (pooled) buffer see its old contents.
     if (this.pending > 0) this.flush();
-    if (t.size > 0) this.device.queue.writeBuffer(t.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+    if (t.size === 0) return;
+    const bytes = t.dtype === 'f16' ? encodeHalf(data) : data;
+    this.device.queue.writeBuffer(t.buffer, 0, bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
   zeros(shape: readonly number[], name?: string): Tensor {
@@ -210,7 +225,7 @@ export class Engine {
   }
 
   async read(t: Tensor): Promise<Float32Array> {
-    const bytes = t.size * 4;
+    const bytes = byteSize(t.size, t.dtype);
     if (bytes === 0) return new Float32Array(0);
     const staging = this.device.createBuffer({ size: bytes, usage: MAP_READ | COPY_DST });
     this.endPass();
@@ -223,7 +238,8 @@ export class Engine {
       this.throwIfBroken();
       throw new DeviceLostError(`reading tensor ${t.describe()} failed: ${(e as Error).message}`);
     }
-    const out = new Float32Array(staging.getMappedRange().slice(0));
+    const raw = staging.getMappedRange().slice(0);
+    const out = t.dtype === 'f16' ? decodeHalf(new Uint16Array(raw), t.size) : new Float32Array(raw);
     staging.unmap();
     staging.destroy();
     this.throwIfBroken();
@@ -237,6 +253,8 @@ export class Engine {
    * settles - which is how a training loop overlaps its CPU work with the GPU's.
    */
   readMany(tensors: readonly Tensor[]): Promise<Float32Array[]> {
+    const half = tensors.find((t) => t.dtype !== 'f32');
+    if (half) throw new KernelError(`readMany reads float32 tensors; read ${half.describe()} with read()`);
     const sizes = tensors.map((t) => t.size);
     const total = sizes.reduce((a, b) => a + b, 0);
     if (total === 0) return Promise.resolve(sizes.map(() => new Float32Array(0)));
@@ -388,6 +406,10 @@ export class Engine {
     if (this.countOnly) {
       this.stats.dispatches++;
       return;
+    }
+    if (!d.half) {
+      const wrong = [...d.inputs, ...d.outputs].find((t) => t.dtype !== 'f32');
+      if (wrong) throw new KernelError(`kernel ${d.kernel} takes float32 tensors, got ${wrong.describe()}: cast it first (castTensor)`);
     }
     const key = pipelineKey(d);
     this.lastKernel = key;
@@ -557,7 +579,7 @@ export class Engine {
     }
     let binding = 1;
     for (const t of [...d.inputs, ...d.outputs]) {
-      const bytes = Math.max(t.size * 4, 4);
+      const bytes = Math.max(byteSize(t.size, t.dtype), 4);
       if (t.disposed) throw new KernelError(`kernel ${d.kernel} was given tensor ${t.describe()} after it was disposed`);
       entries.push({ binding: binding++, resource: { buffer: t.buffer, size: bytes } });
       keyParts.push(this.bufferIds.get(t.buffer)!, bytes);

@@ -1,6 +1,7 @@
 // Matrix products: C = alpha * op(A) op(B) (+ bias), 2-d or batched 3-d.
 import { f32 } from './engine.js';
 import { Tensor, shapeString } from './tensor.js';
+import { operandType } from './cast.js';
 import { chooseGemmTile, type Tile } from './tune.js';
 
 export interface GemmOptions {
@@ -31,16 +32,19 @@ export function gemmDims(a: readonly number[], b: readonly number[], o: GemmOpti
 
 export function matmul(a: Tensor, b: Tensor, o: GemmOptions = {}): Tensor {
   const { M, N, K, batch, batched } = gemmDims(a.shape, b.shape, o);
-  if (o.bias && o.bias.size !== N) throw new Error(`bias ${o.bias.describe()} does not match ${N} output columns`);
+  if (o.bias && (o.bias.size !== N || o.bias.dtype !== 'f32')) throw new Error(`bias ${o.bias.describe()} is not a float32 vector of ${N} output columns`);
   const engine = a.engine;
   const transA = !!o.transA, transB = !!o.transB;
   const shape = { M, N, K, batch, transA, transB };
   engine.traceShapes?.({ gemm: shape });
   const tile = o.tile ?? chooseGemmTile(shape, engine.adapter, engine.tuning);
+  const half = operandType('matmul', a, b) === 'f16';
   const out = engine.empty(batched ? [batch, M, N] : [M, N]);
   engine.run({
     kernel: 'gemm',
+    half,
     params: {
+      HALF: half,
       TRANS_A: transA,
       TRANS_B: transB,
       HAS_BIAS: !!o.bias,

@@ -21,6 +21,17 @@ export interface GradNode {
   readonly scope?: string;
 }
 
+/**
+ * Element types: float32 everywhere, and float16 for the operands of the mixed-precision path
+ * (src/engine/cast.ts). Kernels take float32 unless they say otherwise (engine.run checks).
+ */
+export type DType = 'f32' | 'f16';
+
+/** Bytes a tensor of `size` elements takes: a whole number of 4-byte words (a binding's granule). */
+export function byteSize(size: number, dtype: DType): number {
+  return dtype === 'f16' ? Math.ceil(size / 2) * 4 : size * 4;
+}
+
 export function sizeOf(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) n *= d;
@@ -32,7 +43,7 @@ export function shapeString(shape: readonly number[]): string {
 }
 
 /**
- * An n-dimensional float32 array in a GPU buffer, row-major (NCHW for images).
+ * An n-dimensional float32 (or float16) array in a GPU buffer, row-major (NCHW for images).
  * Reading it back is explicit and async (`await t.read()`).
  */
 export class Tensor {
@@ -49,6 +60,7 @@ export class Tensor {
     readonly storage: Storage,
     public requiresGrad = false,
     public name?: string,
+    readonly dtype: DType = 'f32',
   ) {
     this.size = sizeOf(shape);
     engine.track(this);
@@ -64,14 +76,14 @@ export class Tensor {
   }
 
   describe(): string {
-    return `${this.name ? `"${this.name}" ` : ''}${shapeString(this.shape)}`;
+    return `${this.name ? `"${this.name}" ` : ''}${shapeString(this.shape)}${this.dtype === 'f16' ? ' f16' : ''}`;
   }
 
   /** A view with another shape on the same buffer (no copy). Not recorded for autograd: use ops.reshape. */
   view(shape: readonly number[]): Tensor {
     const resolved = resolveShape(shape, this.size, this);
     this.storage.refs++;
-    return new Tensor(this.engine, resolved, this.storage, false, this.name);
+    return new Tensor(this.engine, resolved, this.storage, false, this.name, this.dtype);
   }
 
   /** Copies the values back to the CPU (flushes pending GPU work first). */

@@ -33,6 +33,8 @@ export interface TrainConfig {
   stepsPerEpoch: number;
   /** Evaluate on at most this many validation images per epoch; 0 = all. */
   valLimit: number;
+  /** 'mixed': convolutions and linear layers on f16 operands with f32 accumulation (engine.mixedPrecision). */
+  precision?: 'f32' | 'mixed';
 }
 
 export const DEFAULT_TRAIN: Omit<TrainConfig, 'data' | 'net'> = {
@@ -106,6 +108,8 @@ export async function runTraining(engine: Engine, out: string, config: TrainConf
   const splits = makeSplits(ds, config.split, config.seed);
   if (!splits.train.length) throw new Error(`${config.data}: the training split is empty`);
   mkdirSync(join(out, 'weights'), { recursive: true });
+  if (config.precision === 'mixed' && !engine.hasF16) throw new Error('--precision mixed needs an adapter with shader-f16; this one has none');
+  engine.mixedPrecision = config.precision === 'mixed';
 
   const netConfig = { net: config.net, categories: vocab.categories.length, attributes: vocab.attributes.length, width: config.width, seed: config.seed };
   const net = createNet(engine, netConfig);

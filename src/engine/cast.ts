@@ -1,0 +1,31 @@
+// float32 <-> float16 copies of tensors (kernels/cast.wgsl), for the mixed-precision path.
+import { KernelError, f32 } from './engine.js';
+import type { DType, Tensor } from './tensor.js';
+
+/** A copy of `x` in `dtype`, times `scale` (x itself, viewed, when it already is and scale is 1). */
+export function castTensor(x: Tensor, dtype: DType, scale = 1): Tensor {
+  if (x.dtype === dtype && scale === 1) return x.view(x.shape);
+  if (x.dtype === dtype) throw new KernelError(`castTensor scales only while converting; ${x.describe()} is ${dtype} already`);
+  const e = x.engine;
+  if (!e.hasF16) throw new KernelError(`cannot cast ${x.describe()} to ${dtype}: this adapter has no shader-f16 feature`);
+  const out = e.empty(x.shape, x.name, dtype);
+  if (x.size === 0) return out;
+  e.run({
+    kernel: 'cast',
+    entry: dtype === 'f16' ? 'to_half' : 'to_float',
+    uniforms: [x.size, f32(scale)],
+    inputs: [x],
+    outputs: [out],
+    workgroups: Math.ceil(x.size / 2 / 256),
+    half: true,
+  });
+  return out;
+}
+
+/** The operand type of a kernel that reads a and b: both f32 or both f16, never mixed. */
+export function operandType(what: string, ...tensors: Tensor[]): DType {
+  const dtype = tensors[0]!.dtype;
+  const other = tensors.find((t) => t.dtype !== dtype);
+  if (other) throw new KernelError(`${what}: operands ${tensors.map((t) => t.describe()).join(', ')} mix f16 and f32`);
+  return dtype;
+}

@@ -67,9 +67,12 @@ t.test('GEMM with f16 operands accumulates in f32 (every layout, odd sizes, vec4
       const a = randn(M * K, 1), b = randn(K * N, 2);
       const at = e.tensor(a, transA ? [K, M] : [M, K], 'a', 'f16'), bt = e.tensor(b, transB ? [N, K] : [K, N], 'b', 'f16');
       const ref = matmulRef(Float64Array.from(a, roundToHalf), Float64Array.from(b, roundToHalf), M, N, K, transA, transB);
-      const out = matmul(at, bt, { transA, transB });
-      t.equal(out.dtype, 'f32');
-      assertClose(t, await out.read(), ref, `f16 ${M}x${N}x${K} ${transA ? 'Aᵀ' : 'A'}${transB ? 'Bᵀ' : 'B'}`, 1e-4, 1e-4);
+      // The default tile, and the workgroup-memory one (gemm_tiled.wgsl).
+      for (const tile of [undefined, { tm: 8, tn: 8, wgX: 16, wgY: 8, shared: true } as const]) {
+        const out = matmul(at, bt, { transA, transB, tile });
+        t.equal(out.dtype, 'f32');
+        assertClose(t, await out.read(), ref, `f16 ${M}x${N}x${K} ${transA ? 'Aᵀ' : 'A'}${transB ? 'Bᵀ' : 'B'}${tile ? ' (workgroup tiles)' : ''}`, 1e-4, 1e-4);
+      }
     }
   }
 });

@@ -4,11 +4,13 @@ import t from 'tap';
 import { conv2d, conv2dGradInput, conv2dGradWeight } from '../src/engine/conv.js';
 import { matmul } from '../src/engine/gemm.js';
 import {
+  GEMM_TILE_CANDIDATES,
   TILE_CANDIDATES,
   adapterKind,
   chooseConvTile,
   chooseGemmTile,
   convKey,
+  defaultGemmTile,
   defaultTile,
   emptyTuning,
   gemmKey,
@@ -25,8 +27,10 @@ const LAVAPIPE = 'mesa/software/llvmpipe: Mesa 25.0.7 (LLVM 15.0.6)';
 const H100 = 'nvidia/hopper/NVIDIA H100 80GB HBM3';
 
 t.test('tile names round-trip and bad names are refused', async (t) => {
-  for (const tile of TILE_CANDIDATES) t.same(parseTile(tileName(tile)), tile, tileName(tile));
+  for (const tile of GEMM_TILE_CANDIDATES) t.same(parseTile(tileName(tile)), tile, tileName(tile));
   t.equal(TILE_CANDIDATES.length, 12, 'register blocks 4x4 to 8x8 in three workgroup shapes');
+  t.equal(GEMM_TILE_CANDIDATES.length, 15, 'and for a GEMM three workgroup-memory tilings');
+  t.same(parseTile('8x8/16x16s'), { tm: 8, tn: 8, wgX: 16, wgY: 16, shared: true });
   t.equal(parseTile('5x4/16x8'), null, 'only 4 and 8 wide blocks');
   t.equal(parseTile('8x8/32x32'), null, 'over 256 invocations a workgroup');
   t.equal(parseTile('garbage'), null);
@@ -39,8 +43,8 @@ t.test('the choice is a pure function of shape, adapter and table', async (t) =>
   const big = { M: 1024, N: 1024, K: 1024, batch: 1, transA: false, transB: false };
   const small = { M: 16, N: 50, K: 2048, batch: 1, transA: false, transB: true };
   t.same(chooseGemmTile(big, LAVAPIPE), { tm: 8, tn: 8, wgX: 16, wgY: 8 }, 'CPU default: 8x8 blocks');
-  t.same(chooseGemmTile(big, H100), { tm: 8, tn: 8, wgX: 16, wgY: 8 }, 'GPU, 1M outputs: 8x8 blocks');
-  t.same(chooseGemmTile(small, H100), { tm: 4, tn: 4, wgX: 16, wgY: 8 }, 'GPU, 800 outputs: 4x4 blocks keep the workgroups many');
+  t.same(chooseGemmTile(big, H100), { tm: 8, tn: 8, wgX: 16, wgY: 16, shared: true }, 'GPU, 1M outputs: 128x128 workgroup-memory tiles');
+  t.same(chooseGemmTile(small, H100), { tm: 4, tn: 4, wgX: 16, wgY: 16, shared: true }, 'GPU, 800 outputs: 64x64 tiles keep the workgroups many');
   t.same(chooseGemmTile(big, LAVAPIPE), chooseGemmTile(big, LAVAPIPE, emptyTuning()), 'an empty table changes nothing');
 
   const table = emptyTuning();
@@ -48,15 +52,17 @@ t.test('the choice is a pure function of shape, adapter and table', async (t) =>
   t.same(chooseGemmTile(big, H100, table), { tm: 4, tn: 8, wgX: 16, wgY: 16 }, 'a tuned winner wins');
   t.same(chooseGemmTile({ ...big, M: 1100, N: 900 }, H100, table), { tm: 4, tn: 8, wgX: 16, wgY: 16 }, 'for every shape in its bucket');
   t.same(chooseGemmTile(big, LAVAPIPE, table), defaultTile(LAVAPIPE, 1024, 1024), 'but only on its own adapter');
-  t.same(chooseGemmTile({ ...big, transB: true }, H100, table), defaultTile(H100, 1024, 1024), 'and its own layout');
+  t.same(chooseGemmTile({ ...big, transB: true }, H100, table), defaultGemmTile(H100, 1024, 1024), 'and its own layout');
   table.adapters[H100]![gemmKey(small)] = 'nonsense';
-  t.same(chooseGemmTile(small, H100, table), defaultTile(H100, 16, 50), 'a corrupt entry falls back to the default');
+  t.same(chooseGemmTile(small, H100, table), defaultGemmTile(H100, 16, 50), 'a corrupt entry falls back to the default');
 
   const conv = { pass: 'forward' as const, N: 16, C: 64, H: 56, W: 56, K: 64, KH: 3, KW: 3, stride: 1 };
   t.not(convKey(conv), convKey({ ...conv, pass: 'backward_data' }), 'passes are tuned apart');
   t.not(convKey(conv), convKey({ ...conv, stride: 2 }), 'strides are tuned apart');
   table.adapters[H100]![convKey(conv)] = '8x4/8x8';
   t.same(chooseConvTile(conv, H100, table), { tm: 8, tn: 4, wgX: 8, wgY: 8 });
+  table.adapters[H100]![convKey({ ...conv, stride: 2 })] = '8x8/16x16s';
+  t.same(chooseConvTile({ ...conv, stride: 2 }, H100, table), defaultTile(H100, 64, 16 * 28 * 28), 'a workgroup-memory tile is never a convolution\'s');
   t.same(chooseConvTile({ ...conv, pass: 'backward_weight' }, H100, table), defaultTile(H100, 64, 64 * 9), 'backward-weight tiles K x taps');
 });
 
@@ -68,7 +74,7 @@ t.test('every candidate tile computes the GEMM (all layouts, odd sizes, bias and
     const a = randn(M * K, 1), b = randn(K * N, 2);
     const at = e.tensor(a, transA ? [K, M] : [M, K]), bt = e.tensor(b, transB ? [N, K] : [K, N]), biast = e.tensor(bias, [N]);
     const ref = matmulRef(Float64Array.from(a), Float64Array.from(b), M, N, K, transA, transB).map((v, i) => Math.max(0, v + bias[i % N]!));
-    for (const tile of TILE_CANDIDATES) {
+    for (const tile of GEMM_TILE_CANDIDATES) {
       const out = matmul(at, bt, { transA, transB, tile, bias: biast, relu: true });
       assertClose(t, await out.read(), ref, `${transA ? 'Aᵀ' : 'A'}${transB ? 'Bᵀ' : 'B'} tile ${tileName(tile)}`);
       out.dispose();
@@ -80,7 +86,17 @@ t.test('every candidate tile computes the GEMM (all layouts, odd sizes, bias and
   const at = e.tensor(a, [Bt, M2, K2]), bt = e.tensor(b, [Bt, K2, N2]);
   const ref = new Float64Array(Bt * M2 * N2);
   for (let i = 0; i < Bt; i++) ref.set(matmulRef(Float64Array.from(a.subarray(i * M2 * K2, (i + 1) * M2 * K2)), Float64Array.from(b.subarray(i * K2 * N2, (i + 1) * K2 * N2)), M2, N2, K2), i * M2 * N2);
-  for (const tile of TILE_CANDIDATES) assertClose(t, await matmul(at, bt, { tile }).read(), ref, `batched vec4 tile ${tileName(tile)}`);
+  for (const tile of GEMM_TILE_CANDIDATES) assertClose(t, await matmul(at, bt, { tile }).read(), ref, `batched vec4 tile ${tileName(tile)}`);
+  // Deeper than one staged step (16) and wider than one workgroup tile (128) for the shared tiles.
+  const [M3, N3, K3] = [130, 133, 37];
+  const a3 = randn(M3 * K3, 5), b3 = randn(K3 * N3, 6);
+  for (const [transA, transB] of [[false, false], [true, true]] as const) {
+    const at3 = e.tensor(a3, transA ? [K3, M3] : [M3, K3]), bt3 = e.tensor(b3, transB ? [N3, K3] : [K3, N3]);
+    const ref3 = matmulRef(Float64Array.from(a3), Float64Array.from(b3), M3, N3, K3, transA, transB);
+    for (const tile of GEMM_TILE_CANDIDATES.filter((x) => x.shared)) {
+      assertClose(t, await matmul(at3, bt3, { transA, transB, tile }).read(), ref3, `${M3}x${N3}x${K3} ${transA ? 'AᵀBᵀ' : 'AB'} tile ${tileName(tile)}`, 1e-4, 1e-4);
+    }
+  }
 });
 
 t.test('every candidate tile computes all three convolution passes', async (t) => {
@@ -112,7 +128,7 @@ t.test('the tuner measures every candidate and its winner becomes the choice', a
   const a = e.full([24, 16], 0.5), b = e.full([16, 40], 0.25);
   const table = emptyTuning();
   const result = await tuneShape(e, gemmKey(shape), table, chooseGemmTile(shape, e.adapter), (tile) => void matmul(a, b, { tile }), 1);
-  t.equal(Object.keys(result.times).length, TILE_CANDIDATES.length, 'every candidate timed');
+  t.equal(Object.keys(result.times).length, GEMM_TILE_CANDIDATES.length, 'every candidate timed');
   t.ok(Object.values(result.times).every((ms) => ms > 0 && Number.isFinite(ms)), 'with real times');
   t.equal(result.best, Object.entries(result.times).sort((x, y) => x[1] - y[1])[0]![0], 'the fastest wins');
   t.same(chooseGemmTile(shape, e.adapter, table), parseTile(result.best), 'and is chosen from then on');

@@ -40,23 +40,20 @@ export function matmul(a: Tensor, b: Tensor, o: GemmOptions = {}): Tensor {
   const tile = o.tile ?? chooseGemmTile(shape, engine.adapter, engine.tuning);
   const half = operandType('matmul', a, b) === 'f16';
   const out = engine.empty(batched ? [batch, M, N] : [M, N]);
+  const specialization = { HALF: half, TRANS_A: transA, TRANS_B: transB, HAS_BIAS: !!o.bias, RELU: !!o.relu, TM: tile.tm, TN: tile.tn, WG_X: tile.wgX, WG_Y: tile.wgY };
   engine.run({
-    kernel: 'gemm',
+    ...(tile.shared
+      ? { kernel: 'gemm_tiled', params: specialization }
+      : {
+          kernel: 'gemm',
+          params: {
+            ...specialization,
+            K_BLOCKED: transB && !transA,
+            // Whole-vec4 reads of B need every row (and every batch) of B to start on a vec4.
+            VEC_B: !transB && N % 4 === 0,
+          },
+        }),
     half,
-    params: {
-      HALF: half,
-      TRANS_A: transA,
-      TRANS_B: transB,
-      HAS_BIAS: !!o.bias,
-      RELU: !!o.relu,
-      TM: tile.tm,
-      TN: tile.tn,
-      WG_X: tile.wgX,
-      WG_Y: tile.wgY,
-      K_BLOCKED: transB && !transA,
-      // Whole-vec4 reads of B need every row (and every batch) of B to start on a vec4.
-      VEC_B: !transB && N % 4 === 0,
-    },
     uniforms: [M, N, K, a.rank === 3 ? M * K : 0, b.rank === 3 ? K * N : 0, M * N, f32(o.alpha ?? 1)],
     inputs: o.bias ? [a, b, o.bias] : [a, b],
     outputs: [out],

@@ -16,18 +16,24 @@ export interface Tile {
   /** Workgroup shape: invocations along columns/pixels, along rows/channels. */
   wgX: number;
   wgY: number;
+  /** GEMM only: stage the workgroup's tiles of A and B in workgroup memory (gemm_tiled.wgsl). */
+  shared?: boolean;
 }
 
-export const tileName = (t: Tile) => `${t.tm}x${t.tn}/${t.wgX}x${t.wgY}`;
+export const tileName = (t: Tile) => `${t.tm}x${t.tn}/${t.wgX}x${t.wgY}${t.shared ? 's' : ''}`;
 
 export function parseTile(name: string): Tile | null {
-  const m = /^([48])x([48])\/(\d+)x(\d+)$/.exec(name);
+  const m = /^([48])x([48])\/(\d+)x(\d+)(s?)$/.exec(name);
   if (!m) return null;
-  const t = { tm: Number(m[1]) as 4 | 8, tn: Number(m[2]) as 4 | 8, wgX: Number(m[3]), wgY: Number(m[4]) };
+  const t: Tile = { tm: Number(m[1]) as 4 | 8, tn: Number(m[2]) as 4 | 8, wgX: Number(m[3]), wgY: Number(m[4]) };
+  if (m[5]) t.shared = true;
   return t.wgX * t.wgY <= 256 && t.wgX > 0 && t.wgY > 0 ? t : null;
 }
 
-/** What the tuner tries: register blocks from 4x4 to 8x8 outputs per invocation, three workgroup shapes. */
+/**
+ * What the tuner tries on a convolution: register blocks from 4x4 to 8x8 outputs per invocation,
+ * three workgroup shapes.
+ */
 export const TILE_CANDIDATES: readonly Tile[] = (() => {
   const out: Tile[] = [];
   for (const [tm, tn] of [[4, 4], [8, 4], [4, 8], [8, 8]] as const) {
@@ -35,6 +41,14 @@ export const TILE_CANDIDATES: readonly Tile[] = (() => {
   }
   return out;
 })();
+
+/** And on a GEMM: the same, plus three workgroup-memory tilings (64x64 to 128x128 per workgroup). */
+export const GEMM_TILE_CANDIDATES: readonly Tile[] = [
+  ...TILE_CANDIDATES,
+  { tm: 4, tn: 4, wgX: 16, wgY: 16, shared: true },
+  { tm: 8, tn: 8, wgX: 16, wgY: 8, shared: true },
+  { tm: 8, tn: 8, wgX: 16, wgY: 16, shared: true },
+];
 
 /** The adapter kinds whose defaults differ: CPU rasterizers (lavapipe, SwiftShader) and GPUs. */
 export function adapterKind(adapter: string): 'cpu' | 'gpu' {
@@ -52,6 +66,16 @@ export function defaultTile(adapter: string, rows: number, cols: number): Tile {
   if (adapterKind(adapter) === 'cpu') return { tm: 8, tn: 8, wgX: 16, wgY: 8 };
   if (rows * cols >= 1 << 20 && rows >= 64) return { tm: 8, tn: 8, wgX: 16, wgY: 8 };
   return { tm: 4, tn: 4, wgX: 16, wgY: 8 };
+}
+
+/**
+ * A GEMM's untuned default: as defaultTile on a CPU adapter (lavapipe measured the workgroup-memory
+ * tiles slower: its barriers cost more than the re-reads they save); on a GPU the
+ * workgroup-memory tiling, 128x128 a workgroup from 1M outputs, 64x64 below.
+ */
+export function defaultGemmTile(adapter: string, rows: number, cols: number): Tile {
+  if (adapterKind(adapter) === 'cpu') return defaultTile(adapter, rows, cols);
+  return rows * cols >= 1 << 20 ? { tm: 8, tn: 8, wgX: 16, wgY: 16, shared: true } : { tm: 4, tn: 4, wgX: 16, wgY: 16, shared: true };
 }
 
 export interface GemmShape {
@@ -110,12 +134,14 @@ export const emptyTuning = (): TuningTable => ({ version: 1, adapters: {} });
 
 function lookup(table: TuningTable | undefined, adapter: string, key: string): Tile | null {
   const name = table?.adapters[adapter]?.[key];
-  return name ? parseTile(name) : null;
+  const tile = name ? parseTile(name) : null;
+  // A workgroup-memory tile is a GEMM's only: a table that names one for a convolution is wrong.
+  return tile && !(tile.shared && key.startsWith('conv')) ? tile : null;
 }
 
 /** The GEMM tile for a shape on an adapter: the tuned winner if the table has one, else the default. */
 export function chooseGemmTile(shape: GemmShape, adapter: string, table?: TuningTable): Tile {
-  return lookup(table, adapter, gemmKey(shape)) ?? defaultTile(adapter, shape.M, shape.N * shape.batch);
+  return lookup(table, adapter, gemmKey(shape)) ?? defaultGemmTile(adapter, shape.M, shape.N * shape.batch);
 }
 
 /** A convolution pass's tile (tm: channels, tn: pixels or taps per invocation). */
@@ -138,7 +164,7 @@ export interface TuneResult {
  */
 export async function tuneShape(engine: Engine, key: string, table: TuningTable, fallback: Tile, run: (tile: Tile) => void, reps = 3): Promise<TuneResult> {
   const times: Record<string, number> = {};
-  for (const tile of TILE_CANDIDATES) {
+  for (const tile of key.startsWith('gemm') ? GEMM_TILE_CANDIDATES : TILE_CANDIDATES) {
     const ms: number[] = [];
     for (let i = 0; i < reps + 2; i++) {
       const timings = await engine.profileKernels(() => engine.tidy(() => run(tile)));

@@ -90,6 +90,8 @@ t.test('the three convolution passes with f16 operands', async (t) => {
     const xt = e.tensor(x, [s.N, s.C, s.H, s.W], 'x', 'f16'), wt = e.tensor(w, [s.K, s.C, 3, 3], 'w', 'f16'), dyt = e.tensor(dy, [s.N, s.K, OH, OW], 'dy', 'f16');
     const name = `${s.N}x${s.C}x${s.H}x${s.W} -> ${s.K} s${s.stride}`;
     assertClose(t, await conv2d(xt, wt, undefined, s).read(), conv2dRef(x16, w16, null, s), `forward ${name}`, 1e-4, 1e-4);
+    const shared = { tm: 8, tn: 8, wgX: 16, wgY: 8, shared: true } as const;
+    assertClose(t, await conv2d(xt, wt, undefined, s, { tile: shared }).read(), conv2dRef(x16, w16, null, s), `forward ${name} (workgroup tiles)`, 1e-4, 1e-4);
     assertClose(t, await conv2dGradInput(dyt, wt, xt.shape, s).read(), conv2dGradInputRef(dy16, w16, s), `backward-data ${name}`, 1e-4, 1e-4);
     assertClose(t, await conv2dGradWeight(dyt, xt, wt.shape, s).read(), conv2dGradWeightRef(dy16, x16, s), `backward-weight ${name}`, 1e-3, 1e-4);
   }

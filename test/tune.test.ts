@@ -61,8 +61,11 @@ t.test('the choice is a pure function of shape, adapter and table', async (t) =>
   t.not(convKey(conv), convKey({ ...conv, stride: 2 }), 'strides are tuned apart');
   table.adapters[H100]![convKey(conv)] = '8x4/8x8';
   t.same(chooseConvTile(conv, H100, table), { tm: 8, tn: 4, wgX: 8, wgY: 8 });
-  table.adapters[H100]![convKey({ ...conv, stride: 2 })] = '8x8/16x16s';
-  t.same(chooseConvTile({ ...conv, stride: 2 }, H100, table), defaultTile(H100, 64, 16 * 28 * 28), 'a workgroup-memory tile is never a convolution\'s');
+  t.same(chooseConvTile({ ...conv, stride: 2 }, H100), { tm: 4, tn: 4, wgX: 16, wgY: 16, shared: true }, 'a GPU\'s forward default: workgroup-memory tiles');
+  t.same(chooseConvTile({ ...conv, stride: 2 }, LAVAPIPE), { tm: 8, tn: 8, wgX: 16, wgY: 8 }, 'lavapipe\'s: register tiles');
+  const bwd = { ...conv, pass: 'backward_data' as const };
+  table.adapters[H100]![convKey(bwd)] = '8x8/16x16s';
+  t.same(chooseConvTile(bwd, H100, table), defaultTile(H100, 64, 16 * 56 * 56), 'no workgroup-memory tiles for the backward passes: an entry naming one is ignored');
   t.same(chooseConvTile({ ...conv, pass: 'backward_weight' }, H100, table), defaultTile(H100, 64, 64 * 9), 'backward-weight tiles K x taps');
 });
 
@@ -105,6 +108,7 @@ t.test('every candidate tile computes all three convolution passes', async (t) =
   for (const s of [
     { N: 2, C: 5, H: 9, W: 7, K: 11, KH: 3, KW: 3, stride: 2, pad: 1 },
     { N: 1, C: 3, H: 11, W: 13, K: 9, KH: 7, KW: 7, stride: 2, pad: 3 },
+    { N: 2, C: 20, H: 10, W: 9, K: 130, KH: 3, KW: 3, stride: 1, pad: 1 }, // depth 180 (12 staged steps), 130 channels
   ]) {
     const OH = outSize(s.H, s.KH, s.stride, s.pad), OW = outSize(s.W, s.KW, s.stride, s.pad);
     const x = randn(s.N * s.C * s.H * s.W, 5), w = randn(s.K * s.C * s.KH * s.KW, 6, 0.3), b = randn(s.K, 7), dy = randn(s.N * s.K * OH * OW, 8);
@@ -112,6 +116,9 @@ t.test('every candidate tile computes all three convolution passes', async (t) =
     const fwd = conv2dRef(Float64Array.from(x), Float64Array.from(w), Float64Array.from(b), s).map((v) => Math.max(0, v));
     const bwdData = conv2dGradInputRef(Float64Array.from(dy), Float64Array.from(w), s);
     const bwdWeight = conv2dGradWeightRef(Float64Array.from(dy), Float64Array.from(x), s);
+    for (const tile of GEMM_TILE_CANDIDATES.filter((x) => x.shared)) {
+      assertClose(t, await conv2d(xt, wt, bt, s, { tile, relu: true }).read(), fwd, `forward+bias+ReLU k${s.KH} workgroup-memory tile ${tileName(tile)}`, 1e-4, 1e-4);
+    }
     for (const tile of TILE_CANDIDATES) {
       const name = `k${s.KH} tile ${tileName(tile)}`;
       assertClose(t, await conv2d(xt, wt, bt, s, { tile, relu: true }).read(), fwd, `forward+bias+ReLU ${name}`, 1e-4, 1e-4);

@@ -70,13 +70,15 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | undefined, g: ConvGe
   if (bias && (bias.size !== K || bias.dtype !== 'f32')) throw new Error(`conv2d: bias ${bias.describe()} is not a float32 vector of ${K} output channels`);
   const [OH, OW] = checkSpatial(H, W, KH, KW, g, x, w);
   const engine = x.engine;
-  const tile = options.tile ?? chooseConvTile(traced(engine, { pass: 'forward', N, C, H, W, K, KH, KW, stride: g.stride, pad: g.pad }), engine.adapter, engine.tuning);
+  const chosen = options.tile ?? chooseConvTile(traced(engine, { pass: 'forward', N, C, H, W, K, KH, KW, stride: g.stride, pad: g.pad }), engine.adapter, engine.tuning);
+  // The workgroup-memory kernel reads NCHW only (NHWC is kept for the layout measurement).
+  const tile = chosen.shared && layout === 'NHWC' ? { ...chosen, shared: false } : chosen;
   const half = operandType('conv2d', x, w) === 'f16';
   const out = engine.empty(layout === 'NCHW' ? [N, K, OH, OW] : [N, OH, OW, K]);
+  const specialization = { HALF: half, KH, KW, HAS_BIAS: !!bias, RELU: !!options.relu, TM: tile.tm, TN: tile.tn, WG_X: tile.wgX, WG_Y: tile.wgY };
   engine.run({
-    kernel: 'conv2d',
+    ...(tile.shared ? { kernel: 'conv2d_tiled', params: specialization } : { kernel: 'conv2d', params: { ...specialization, NHWC: layout === 'NHWC' } }),
     half,
-    params: { HALF: half, KH, KW, HAS_BIAS: !!bias, RELU: !!options.relu, NHWC: layout === 'NHWC', TM: tile.tm, TN: tile.tn, WG_X: tile.wgX, WG_Y: tile.wgY },
     uniforms: [N, C, H, W, K, OH, OW, g.stride, g.pad],
     inputs: bias ? [x, w, bias] : [x, w],
     outputs: [out],

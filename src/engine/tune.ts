@@ -42,7 +42,10 @@ export const TILE_CANDIDATES: readonly Tile[] = (() => {
   return out;
 })();
 
-/** And on a GEMM: the same, plus three workgroup-memory tilings (64x64 to 128x128 per workgroup). */
+/**
+ * And on a GEMM or a convolution's forward pass: the same, plus three workgroup-memory tilings
+ * (64x64 to 128x128 outputs per workgroup; gemm_tiled.wgsl, conv2d_tiled.wgsl).
+ */
 export const GEMM_TILE_CANDIDATES: readonly Tile[] = [
   ...TILE_CANDIDATES,
   { tm: 4, tn: 4, wgX: 16, wgY: 16, shared: true },
@@ -69,9 +72,10 @@ export function defaultTile(adapter: string, rows: number, cols: number): Tile {
 }
 
 /**
- * A GEMM's untuned default: as defaultTile on a CPU adapter (lavapipe measured the workgroup-memory
- * tiles slower: its barriers cost more than the re-reads they save); on a GPU the
- * workgroup-memory tiling, 128x128 a workgroup from 1M outputs, 64x64 below.
+ * A GEMM's (and a convolution forward's) untuned default: as defaultTile on a CPU adapter
+ * (lavapipe measured the workgroup-memory tiles 2.5x slower: its barriers cost more than the
+ * re-reads they save); on a GPU the workgroup-memory tiling, 128x128 a workgroup from 1M
+ * outputs, 64x64 below.
  */
 export function defaultGemmTile(adapter: string, rows: number, cols: number): Tile {
   if (adapterKind(adapter) === 'cpu') return defaultTile(adapter, rows, cols);
@@ -135,8 +139,12 @@ export const emptyTuning = (): TuningTable => ({ version: 1, adapters: {} });
 function lookup(table: TuningTable | undefined, adapter: string, key: string): Tile | null {
   const name = table?.adapters[adapter]?.[key];
   const tile = name ? parseTile(name) : null;
-  // A workgroup-memory tile is a GEMM's only: a table that names one for a convolution is wrong.
-  return tile && !(tile.shared && key.startsWith('conv')) ? tile : null;
+  // Workgroup-memory tiles exist for GEMMs and convolution forward passes only.
+  return tile && !(tile.shared && !hasSharedTiles(key)) ? tile : null;
+}
+
+function hasSharedTiles(key: string): boolean {
+  return key.startsWith('gemm') || key.startsWith('conv forward');
 }
 
 /** The GEMM tile for a shape on an adapter: the tuned winner if the table has one, else the default. */
@@ -147,7 +155,7 @@ export function chooseGemmTile(shape: GemmShape, adapter: string, table?: Tuning
 /** A convolution pass's tile (tm: channels, tn: pixels or taps per invocation). */
 export function chooseConvTile(shape: ConvShape, adapter: string, table?: TuningTable): Tile {
   const [rows, cols] = convGemmSize(shape);
-  return lookup(table, adapter, convKey(shape)) ?? defaultTile(adapter, rows, cols);
+  return lookup(table, adapter, convKey(shape)) ?? (shape.pass === 'forward' ? defaultGemmTile : defaultTile)(adapter, rows, cols);
 }
 
 export interface TuneResult {
@@ -164,7 +172,7 @@ export interface TuneResult {
  */
 export async function tuneShape(engine: Engine, key: string, table: TuningTable, fallback: Tile, run: (tile: Tile) => void, reps = 3): Promise<TuneResult> {
   const times: Record<string, number> = {};
-  for (const tile of key.startsWith('gemm') ? GEMM_TILE_CANDIDATES : TILE_CANDIDATES) {
+  for (const tile of hasSharedTiles(key) ? GEMM_TILE_CANDIDATES : TILE_CANDIDATES) {
     const ms: number[] = [];
     for (let i = 0; i < reps + 2; i++) {
       const timings = await engine.profileKernels(() => engine.tidy(() => run(tile)));

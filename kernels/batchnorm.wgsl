@@ -5,6 +5,7 @@ enable subgroups;
 //   stats:           batch mean and 1/sqrt(var + eps) (biased var, as used for normalizing), and
 //                    running = (1 - momentum) * running + momentum * batch (unbiased var), as PyTorch
 //   eval_stats:      mean and 1/sqrt(var + eps) from the running statistics
+//   fold:            eval mode as a per-channel scale and shift, for a convolution's epilogue
 //   apply:           y = (x - mean) * invstd * gamma + beta   (elementwise; then max(y, 0) with RELU)
 //   backward_reduce: dbeta = sum(dy), dgamma = sum(dy * xhat)   with xhat = (x - mean) * invstd
 //   backward_apply:  training: dx = gamma * invstd / M * (M * dy - dbeta - xhat * dgamma)
@@ -285,4 +286,22 @@ fn backward_apply(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
 #else
   dx[i] = cgamma[c] * inv * g;
 #endif
+}
+
+// fold: an eval-mode BatchNorm as a per-channel affine map for a convolution's epilogue,
+//   scale = gamma / sqrt(running_var + eps),  shift = beta - running_mean * scale
+@group(0) @binding(1) var<storage, read> fold_mean: array<f32>;
+@group(0) @binding(2) var<storage, read> fold_var: array<f32>;
+@group(0) @binding(3) var<storage, read> fold_gamma: array<f32>;
+@group(0) @binding(4) var<storage, read> fold_beta: array<f32>;
+@group(0) @binding(5) var<storage, read_write> fold_scale: array<f32>;
+@group(0) @binding(6) var<storage, read_write> fold_shift: array<f32>;
+
+@compute @workgroup_size(64)
+fn fold(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let c = gid.x;
+  if (c >= u.C) { return; }
+  let s = fold_gamma[c] / sqrt(fold_var[c] + u.eps);
+  fold_scale[c] = s;
+  fold_shift[c] = fold_beta[c] - fold_mean[c] * s;
 }

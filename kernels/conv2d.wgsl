@@ -6,7 +6,8 @@
 // each x value loaded feeds TM FMAs, each weight TN; TM, TN in {4, 8} and the workgroup shape are
 // chosen per adapter and shape by src/engine/tune.ts). The loop runs over (ky, kx) outside and c
 // inside, so the window arithmetic and the padding test are paid once per (ky, kx), not per FMA.
-// Fused epilogue: bias, then ReLU when RELU is set. With HALF, x and w are f16 (the mixed-precision
+// Fused epilogue: bias (or, with AFFINE, a per-channel scale and shift: an eval-mode BatchNorm
+// folded in), then ReLU when RELU is set. With HALF, x and w are f16 (the mixed-precision
 // path), accumulated in f32; the output is f32.
 // KH and KW are compile-time constants (1, 3, 4, 7 in the networks). NHWC switches the
 // activation layout for the layout measurement in bench/conv.ts; the networks use NCHW.
@@ -28,6 +29,11 @@ struct U {
 #if ${HAS_BIAS}
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
+#elif ${AFFINE}
+// An eval-mode BatchNorm folded into the epilogue: out = acc * scale[k] + shift[k].
+@group(0) @binding(3) var<storage, read> scale: array<f32>;
+@group(0) @binding(4) var<storage, read> shift: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
 #else
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 #endif
@@ -119,6 +125,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       var value = acc[i][j / 4u][j % 4u];
 #if ${HAS_BIAS}
       value += bias[k];
+#elif ${AFFINE}
+      value = value * scale[k] + shift[k];
 #endif
 #if ${RELU}
       value = max(value, 0.0);

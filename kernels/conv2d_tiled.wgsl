@@ -24,6 +24,11 @@ struct U {
 #if ${HAS_BIAS}
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
+#elif ${AFFINE}
+// An eval-mode BatchNorm folded into the epilogue: out = acc * scale[k] + shift[k].
+@group(0) @binding(3) var<storage, read> scale: array<f32>;
+@group(0) @binding(4) var<storage, read> shift: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
 #else
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 #endif
@@ -106,6 +111,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       var value = acc[i][j / 4u][j % 4u];
 #if ${HAS_BIAS}
       value += bias[k];
+#elif ${AFFINE}
+      value = value * scale[k] + shift[k];
 #endif
 #if ${RELU}
       value = max(value, 0.0);

@@ -183,6 +183,27 @@ t.test('RepVGG re-parameterization keeps eval outputs (whole networks)', async (
   }
 });
 
+t.test('eval without gradients folds each BatchNorm into its convolution: the same outputs, fewer passes', async (t) => {
+  const e = await gpuEngine(t);
+  for (const name of ['cloth_resnet_a', 'cloth_repvgg', 'fashionnet'] as const) {
+    const net = createNet(e, { net: name, categories: 6, attributes: 9, width: W, seed: 7 }).setTraining(false);
+    randomizeBatchNorms(e, net, 200);
+    const x = e.tensor(randn(2 * 3 * 64 * 64, 3), [2, 3, 64, 64]).keep();
+    // With gradients enabled the layers run one by one; without, the BatchNorms are folded.
+    const d0 = e.stats.dispatches;
+    const separate = await e.tidyAsync(async () => outputs(net.forward(x)));
+    const d1 = e.stats.dispatches;
+    const folded = await e.tidyAsync(async () => outputs(noGrad(() => net.forward(x))));
+    const d2 = e.stats.dispatches;
+    const err = relativeError(folded, separate);
+    t.ok(err <= 1e-4, `${name}: relative error ${err.toExponential(2)} over ${folded.length} outputs`);
+    if (name === 'fashionnet') t.equal(d2 - d1, d1 - d0, 'fashionnet (VGG, no BatchNorm): nothing to fold');
+    else t.ok(d2 - d1 < d1 - d0, `${name}: ${d1 - d0} dispatches separate, ${d2 - d1} folded`);
+    net.dispose();
+    x.dispose();
+  }
+});
+
 t.test('safetensors: round trip, a file written byte by byte, and bad files', async (t) => {
   const tensors = new Map([
     ['a.weight', { shape: [2, 3], data: Float32Array.from([1, 2, 3, 4, 5, 6]) }],

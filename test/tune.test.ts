@@ -116,9 +116,19 @@ t.test('every candidate tile computes all three convolution passes', async (t) =
     const fwd = conv2dRef(Float64Array.from(x), Float64Array.from(w), Float64Array.from(b), s).map((v) => Math.max(0, v));
     const bwdData = conv2dGradInputRef(Float64Array.from(dy), Float64Array.from(w), s);
     const bwdWeight = conv2dGradWeightRef(Float64Array.from(dy), Float64Array.from(x), s);
+    // A folded BatchNorm in the epilogue instead of the bias: out = conv * scale + shift.
+    const scale = randn(s.K, 10), shift = randn(s.K, 11);
+    const affine = { scale: e.tensor(scale, [s.K]), shift: e.tensor(shift, [s.K]) };
+    const plane = (fwd.length / s.N / s.K);
+    const fwdAffine = conv2dRef(Float64Array.from(x), Float64Array.from(w), null, s).map((v, i) => Math.max(0, v * scale[Math.floor(i / plane) % s.K]! + shift[Math.floor(i / plane) % s.K]!));
     for (const tile of GEMM_TILE_CANDIDATES.filter((x) => x.shared)) {
       assertClose(t, await conv2d(xt, wt, bt, s, { tile, relu: true }).read(), fwd, `forward+bias+ReLU k${s.KH} workgroup-memory tile ${tileName(tile)}`, 1e-4, 1e-4);
+      assertClose(t, await conv2d(xt, wt, undefined, s, { tile, relu: true, affine }).read(), fwdAffine, `forward+folded BatchNorm+ReLU k${s.KH} workgroup-memory tile ${tileName(tile)}`, 1e-4, 1e-4);
     }
+    for (const tile of [TILE_CANDIDATES[0]!, TILE_CANDIDATES.at(-1)!]) {
+      assertClose(t, await conv2d(xt, wt, undefined, s, { tile, relu: true, affine }).read(), fwdAffine, `forward+folded BatchNorm+ReLU k${s.KH} tile ${tileName(tile)}`, 1e-4, 1e-4);
+    }
+    t.throws(() => conv2d(xt, wt, bt, s, { affine }), /a bias and a folded BatchNorm together/);
     for (const tile of TILE_CANDIDATES) {
       const name = `k${s.KH} tile ${tileName(tile)}`;
       assertClose(t, await conv2d(xt, wt, bt, s, { tile, relu: true }).read(), fwd, `forward+bias+ReLU ${name}`, 1e-4, 1e-4);

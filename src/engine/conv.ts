@@ -57,6 +57,8 @@ export interface ConvOptions {
   layout?: 'NCHW' | 'NHWC';
   /** Applies max(0, ·) after the bias, in the same kernel. */
   relu?: boolean;
+  /** Instead of a bias: out = conv * scale[k] + shift[k] (an eval-mode BatchNorm folded in). */
+  affine?: { scale: Tensor; shift: Tensor };
   /** Forces a tile (the tuner's candidates); otherwise chooseConvTile decides. */
   tile?: Tile;
 }
@@ -68,6 +70,9 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | undefined, g: ConvGe
   const [K, C2, KH, KW] = dims(w, 'conv2d weight');
   if (C !== C2) throw new Error(`conv2d: input ${x.describe()} has ${C} channels, weight ${w.describe()} expects ${C2}`);
   if (bias && (bias.size !== K || bias.dtype !== 'f32')) throw new Error(`conv2d: bias ${bias.describe()} is not a float32 vector of ${K} output channels`);
+  const affine = options.affine;
+  if (affine && bias) throw new Error('conv2d: a bias and a folded BatchNorm together; fold the bias into the shift');
+  if (affine && (affine.scale.size !== K || affine.shift.size !== K)) throw new Error(`conv2d: the folded BatchNorm has ${affine.scale.size} channels, the convolution ${K}`);
   const [OH, OW] = checkSpatial(H, W, KH, KW, g, x, w);
   const engine = x.engine;
   const chosen = options.tile ?? chooseConvTile(traced(engine, { pass: 'forward', N, C, H, W, K, KH, KW, stride: g.stride, pad: g.pad }), engine.adapter, engine.tuning);
@@ -75,12 +80,12 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | undefined, g: ConvGe
   const tile = chosen.shared && layout === 'NHWC' ? { ...chosen, shared: false } : chosen;
   const half = operandType('conv2d', x, w) === 'f16';
   const out = engine.empty(layout === 'NCHW' ? [N, K, OH, OW] : [N, OH, OW, K]);
-  const specialization = { HALF: half, KH, KW, HAS_BIAS: !!bias, RELU: !!options.relu, TM: tile.tm, TN: tile.tn, WG_X: tile.wgX, WG_Y: tile.wgY };
+  const specialization = { HALF: half, KH, KW, HAS_BIAS: !!bias, AFFINE: !!affine, RELU: !!options.relu, TM: tile.tm, TN: tile.tn, WG_X: tile.wgX, WG_Y: tile.wgY };
   engine.run({
     ...(tile.shared ? { kernel: 'conv2d_tiled', params: specialization } : { kernel: 'conv2d', params: { ...specialization, NHWC: layout === 'NHWC' } }),
     half,
     uniforms: [N, C, H, W, K, OH, OW, g.stride, g.pad],
-    inputs: bias ? [x, w, bias] : [x, w],
+    inputs: bias ? [x, w, bias] : affine ? [x, w, affine.scale, affine.shift] : [x, w],
     outputs: [out],
     workgroups: [Math.ceil((N * OH * OW) / tile.tn / tile.wgX), Math.ceil(K / tile.tm / tile.wgY), 1],
     flops: 2 * N * K * OH * OW * C * KH * KW,

@@ -94,3 +94,23 @@ export function batchNormBackward(dy: Tensor, x: Tensor, f: BatchNormForward, s:
   e.run({ kernel: 'batchnorm', entry: 'backward_apply', params, uniforms, inputs: [dy, x, f.mean, f.invstd, s.gamma, dgamma, dbeta, f.y], outputs: [dx], workgroups: Math.ceil(x.size / perInvocation(HW) / 256) });
   return { dx, dgamma, dbeta };
 }
+
+/**
+ * An eval-mode BatchNorm as a per-channel affine map (scale, shift) that a convolution applies in
+ * its epilogue (conv2d's `affine`): the normalized output in the convolution's own pass.
+ */
+export function foldBatchNorm(s: BatchNormState): { scale: Tensor; shift: Tensor } {
+  const e = s.gamma.engine;
+  const C = s.gamma.size;
+  const scale = e.empty([C]), shift = e.empty([C]);
+  e.run({
+    kernel: 'batchnorm',
+    entry: 'fold',
+    params: specialize(e, 1, 1, { updateRunning: false, training: false, relu: false }),
+    uniforms: [1, C, 1, f32(s.eps), f32(s.momentum)],
+    inputs: [s.runningMean, s.runningVar, s.gamma, s.beta],
+    outputs: [scale, shift],
+    workgroups: Math.ceil(C / 64),
+  });
+  return { scale, shift };
+}

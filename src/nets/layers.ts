@@ -1,5 +1,8 @@
 // Layers with torchvision's parameter names and initializations.
 import * as ops from '../autograd/ops.js';
+import { isGradEnabled } from '../autograd/tape.js';
+import { conv2d as convolve } from '../engine/conv.js';
+import { type BatchNormState, foldBatchNorm } from '../engine/norm.js';
 import type { Engine } from '../engine/engine.js';
 import type { Tensor } from '../engine/tensor.js';
 import { type Init, Module } from './module.js';
@@ -68,7 +71,11 @@ export class BatchNorm2d extends Module {
 
   /** `relu` fuses a following ReLU into the BatchNorm kernels. */
   forward(x: Tensor, relu = false): Tensor {
-    return ops.batchNorm2d(x, { gamma: this.weight, beta: this.bias, runningMean: this.runningMean, runningVar: this.runningVar, eps: this.eps, momentum: this.momentum }, this.training, relu);
+    return ops.batchNorm2d(x, this.normState(), this.training, relu);
+  }
+
+  normState(): BatchNormState {
+    return { gamma: this.weight, beta: this.bias, runningMean: this.runningMean, runningVar: this.runningVar, eps: this.eps, momentum: this.momentum };
   }
 
   /** The per-channel affine map that eval mode applies: y = scale * x + shift. */
@@ -101,6 +108,23 @@ export class Linear extends Module {
   }
 }
 
+/**
+ * bn(conv(x)), then ReLU if asked. In eval mode without gradients (labelling, evaluation) the
+ * BatchNorm is folded into the convolution's epilogue (scale = gamma / sqrt(var + eps), shift =
+ * beta - mean * scale, computed on the GPU each call): one pass over the activations instead of
+ * two. Training, or eval with gradients, runs the two layers as they are.
+ */
+export function convBN(conv: Conv2d, bn: BatchNorm2d, x: Tensor, relu = false): Tensor {
+  if (bn.training || conv.bias || isGradEnabled()) return bn.forward(conv.forward(x), relu);
+  return conv.engine.scope(conv.path, () => {
+    const affine = foldBatchNorm(bn.normState());
+    const y = convolve(x, conv.weight, undefined, { stride: conv.stride, pad: conv.pad }, { relu, affine });
+    affine.scale.dispose();
+    affine.shift.dispose();
+    return y;
+  });
+}
+
 /** A convolution followed by BatchNorm, named `conv` and `bn` (RepVGG's branches). */
 export class ConvBN extends Module {
   readonly conv: Conv2d;
@@ -112,7 +136,7 @@ export class ConvBN extends Module {
   }
 
   forward(x: Tensor, relu = false): Tensor {
-    return this.bn.forward(this.conv.forward(x), relu);
+    return convBN(this.conv, this.bn, x, relu);
   }
 }
 
@@ -207,10 +231,10 @@ export class Bottleneck extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    let y = this.bn1.forward(this.conv1.forward(x), true);
-    y = this.bn2.forward(this.conv2.forward(y), true);
-    y = this.bn3.forward(this.conv3.forward(y));
-    const identity = this.downsample ? this.downsample[1].forward(this.downsample[0].forward(x)) : x;
+    let y = convBN(this.conv1, this.bn1, x, true);
+    y = convBN(this.conv2, this.bn2, y, true);
+    y = convBN(this.conv3, this.bn3, y);
+    const identity = this.downsample ? convBN(this.downsample[0], this.downsample[1], x) : x;
     return ops.addRelu(y, identity);
   }
 }

@@ -2,7 +2,7 @@
 // converted ImageNet weights load: ResNet-50, VGG-16 (features) and RepVGG-A0.
 import * as ops from '../autograd/ops.js';
 import type { Tensor } from '../engine/tensor.js';
-import { Bottleneck, BatchNorm2d, type Context, Conv2d, RepVGGBlock } from './layers.js';
+import { Bottleneck, BatchNorm2d, type Context, Conv2d, RepVGGBlock, convBN } from './layers.js';
 import { Module } from './module.js';
 
 /** Channel count under a width multiplier (at least 1). */
@@ -38,7 +38,7 @@ export class ResNet50 extends Module {
 
   /** Stem, layer1 and layer2: [N, 3, S, S] -> [N, 512w, S/8, S/8]. */
   toLayer2(x: Tensor): Tensor {
-    let y = this.bn1.forward(this.conv1.forward(x), true);
+    let y = convBN(this.conv1, this.bn1, x, true);
     y = ops.maxPool2d(y, { kernel: 3, stride: 2, pad: 1 });
     for (const block of [...this.layers[0]!, ...this.layers[1]!]) y = block.forward(y);
     return y;

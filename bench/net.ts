@@ -96,7 +96,7 @@ export async function benchNet(engine: Engine, o: NetBenchOptions): Promise<Reco
   const l0 = performance.now();
   loadBatch(view, Array.from({ length: n }, (_, i) => i % view.items.length), { size: S, augment: true, heatmaps: net.hasLandmarks }, 0);
   const loadMs = performance.now() - l0;
-  trainer.optimizer.dispose();
+  trainer.dispose();
   net.dispose();
 
   o.log(`${o.net} width ${o.width}, ${S}x${S}, batch ${n}: ${((1000 * n) / stepMs).toFixed(1)} training images/s (${stepMs.toFixed(0)} ms a step, mean of ${o.steps})`);

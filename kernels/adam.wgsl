@@ -13,15 +13,27 @@ alias T = f32;
 const PER = 1u;
 #endif
 @group(0) @binding(1) var<storage, read> grad: array<T>;
+#if ${SKIPPABLE}
+// Mixed precision: the step is skipped (every parameter left as it is) when the gradients
+// overflowed f16 (flag[0] != 0, set by the gradient casts).
+@group(0) @binding(2) var<storage, read> flag: array<u32>;
+@group(0) @binding(3) var<storage, read_write> param: array<T>;
+@group(0) @binding(4) var<storage, read_write> m: array<T>;
+@group(0) @binding(5) var<storage, read_write> v: array<T>;
+#else
 @group(0) @binding(2) var<storage, read_write> param: array<T>;
 @group(0) @binding(3) var<storage, read_write> m: array<T>;
 @group(0) @binding(4) var<storage, read_write> v: array<T>;
+#endif
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
   let i = (wid.x + wid.y * nwg.x) * 256u + lid;
   if (i * PER >= u.n) { return; }
+#if ${SKIPPABLE}
+  if (flag[0] != 0u) { return; }
+#endif
   let p = param[i];
   let g = grad[i] + u.weight_decay * p;
   let m1 = u.beta1 * m[i] + (1.0 - u.beta1) * g;

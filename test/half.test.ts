@@ -4,6 +4,8 @@
 import t from 'tap';
 import * as ops from '../src/autograd/ops.js';
 import { Adam } from '../src/autograd/optim.js';
+import { GradientScaler } from '../src/autograd/scaler.js';
+import { adamStep } from '../src/engine/adam.js';
 import { backward, noGrad } from '../src/autograd/tape.js';
 import { castTensor } from '../src/engine/cast.js';
 import { conv2d, conv2dGradInput, conv2dGradWeight } from '../src/engine/conv.js';
@@ -11,7 +13,11 @@ import { unary } from '../src/engine/elementwise.js';
 import { KernelError } from '../src/engine/engine.js';
 import { matmul } from '../src/engine/gemm.js';
 import { decodeHalf, encodeHalf, fromHalfBits, roundToHalf, toHalfBits } from '../src/engine/half.js';
+import { createNet } from '../src/nets/models.js';
 import { Init } from '../src/nets/module.js';
+import { syntheticBatch } from '../src/run/tune.js';
+import { THESIS_LOSS } from '../src/train/losses.js';
+import { Trainer } from '../src/train/step.js';
 import { Conv2d, ConvBN, Linear } from '../src/nets/layers.js';
 import { assertClose } from './helpers/close.js';
 import { gpuEngine } from './helpers/gpu.js';
@@ -165,4 +171,68 @@ t.test('mixed precision: a small CNN with BatchNorm and ReLU trains', async (t) 
   t.ok(losses.at(-1)! < 0.5 * losses[0]!, `the loss falls in mixed precision: ${losses[0]!.toFixed(3)} -> ${losses.at(-1)!.toFixed(3)}`);
   for (const m of [...convs, fc]) m.dispose();
   adam.dispose();
+});
+
+t.test('gradient scaling: the casts flag an f16 overflow, Adam skips, the scaler halves', async (t) => {
+  const e = await gpuEngine(t);
+  if (!e.hasF16) return void t.pass('skipped: this adapter has no shader-f16');
+  // The checked cast.
+  const flag = e.zeros([1]);
+  const x = e.tensor([1, -2, 3, 4, 5], [5]);
+  t.same(Array.from(await castTensor(x, 'f16', 1000, flag).read()), [1000, -2000, 3000, 4000, 5000]);
+  t.equal((await flag.read())[0], 0, 'in range: no flag');
+  castTensor(x, 'f16', 20000, flag);
+  t.not((await flag.read())[0], 0, '5 x 20000 does not fit f16: flagged');
+  // Adam leaves everything as it is while the flag is up.
+  const p = e.tensor([1, 2, 3, 4], [4]), g = e.tensor([0.5, 0.5, 0.5, 0.5], [4]), m = e.zeros([4]), v = e.zeros([4]);
+  const h = { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 };
+  adamStep(p, g, m, v, h, 1, flag);
+  t.same(Array.from(await p.read()), [1, 2, 3, 4], 'skipped while flagged');
+  e.fill(flag, 0);
+  adamStep(p, g, m, v, h, 1, flag);
+  t.ok((await p.read())[0]! < 1, 'updated once the flag is down');
+
+  // The scaler's policy.
+  const s = new GradientScaler(e, { initial: 1024, growthInterval: 3, min: 1, max: 4096 });
+  t.equal(s.book(0), false);
+  t.equal(s.book(1e-45), true, 'any non-zero bits are an overflow');
+  t.equal(s.scale, 512, 'halved');
+  s.book(0), s.book(0), s.book(0);
+  t.equal(s.scale, 1024, 'doubled after 3 clean steps');
+  s.scale = 4096;
+  s.book(0), s.book(0), s.book(0);
+  t.equal(s.scale, 4096, 'capped');
+  s.dispose();
+
+  // A mixed-precision training step: fine at the default scale (1024) on a sane batch - at batch 2
+  // and 32x32, BatchNorm over 1x1 planes of two images makes gradients in the thousands, which the
+  // scaler's first steps would back off from; at 2^40 every gradient cast overflows, and the step
+  // leaves the weights untouched.
+  const net = createNet(e, { net: 'cloth_resnet_a', categories: 4, attributes: 6, width: 0.125, seed: 2 });
+  const trainer = new Trainer(net, THESIS_LOSS, 1e-3);
+  const batch = syntheticBatch(net, 4, 64);
+  batch.category = Float32Array.from([0, 3, 1, 2]);
+  batch.attributes = new Float32Array(4 * 6).fill(1);
+  e.mixedPrecision = true;
+  try {
+    const first = trainer.step(batch, 0);
+    const [loss, overflow] = await e.readMany([first.total, trainer.scaler!.flag]);
+    t.ok(Number.isFinite(loss![0]!), `loss ${loss![0]!.toFixed(3)}`);
+    t.equal(trainer.scaler!.scale, 1024);
+    t.equal(overflow![0], 0, 'no overflow at the default scale');
+    t.equal(trainer.scaler!.book(overflow![0]!), false);
+    const weight = net.parameters()[0]!;
+    const before = await weight.read();
+    trainer.scaler!.scale = 2 ** 40;
+    const second = trainer.step(batch, 1);
+    const [, overflow2] = await e.readMany([second.total, trainer.scaler!.flag]);
+    t.not(overflow2![0], 0, 'overflow at 2^40');
+    t.same(Array.from(await weight.read()), Array.from(before), 'the update was skipped on the GPU');
+    t.equal(trainer.scaler!.book(overflow2![0]!), true);
+    t.equal(trainer.scaler!.scale, 2 ** 39, 'and the scale halves');
+  } finally {
+    e.mixedPrecision = false;
+  }
+  trainer.dispose();
+  net.dispose();
 });

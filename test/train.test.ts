@@ -75,7 +75,7 @@ t.test('a training step is one submission with its loss readback, and allocates 
     t.ok(Number.isFinite(loss), `${name}: loss ${loss.toFixed(3)}`);
     t.equal(e.stats.submits - submits, 1, `${name}: forward, backward, Adam and the loss readback in one submission`);
     t.equal(e.stats.buffersCreated - created, 0, `${name}: no buffer created after warm-up`);
-    trainer.optimizer.dispose();
+    trainer.dispose();
     net.dispose();
   }
 });
@@ -90,6 +90,19 @@ t.test('a short training run on synthetic garments learns far above chance', asy
     t.ok(existsSync(join(tmp, 'learn', f)), f);
   }
   t.equal(readFileSync(join(tmp, 'learn', 'metrics.csv'), 'utf8').trim().split('\n').length, 7, 'a metrics row per epoch');
+});
+
+t.test('mixed precision (f16 operands, scaled gradients) trains as well', async (t) => {
+  const e = await gpuEngine(t);
+  if (!e.hasF16) return void t.pass('skipped: this adapter has no shader-f16');
+  const logs: string[] = [];
+  const r = await runTraining(e, join(tmp, 'mixed'), { ...base, epochs: 4, precision: 'mixed' }, { log: (s) => logs.push(s) }, false);
+  t.equal(e.mixedPrecision, false, 'the engine is back in f32 after the run');
+  t.ok(r.stepLosses.every(Number.isFinite), `${r.stepLosses.length} finite losses`);
+  const top1 = r.lastEval!.category!.top1;
+  t.ok(top1 >= 0.4, `category top-1 ${(100 * top1).toFixed(1)}% after 4 epochs (chance: ${(100 / 6).toFixed(1)}%)`);
+  const skipped = logs.filter((l) => l.includes('overflowed f16'));
+  t.ok(skipped.length <= 3, `${skipped.length} steps skipped for f16 overflow`);
 });
 
 t.test('resume continues exactly: the same losses as an uninterrupted run', async (t) => {

@@ -161,8 +161,9 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor, relu = false): 
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return record(out, relu ? 'linear+relu' : 'linear', inputs, (g) => {
     const gz = relu ? ew.binary('relu_grad', out, g) : g;
-    const go = mixed ? castTensor(gz, 'f16', MIXED_GRADIENT_SCALE) : gz;
-    const alpha = mixed ? 1 / MIXED_GRADIENT_SCALE : 1;
+    const { scale, flag } = gradientScaling(x.engine);
+    const go = mixed ? castTensor(gz, 'f16', scale, flag) : gz;
+    const alpha = mixed ? 1 / scale : 1;
     const grads = [
       x.requiresGrad ? gemm(go, wo, { alpha }) : null,
       weight.requiresGrad ? gemm(go, xo, { transA: true, alpha }) : null,
@@ -201,12 +202,16 @@ export type { ConvGeometry } from '../engine/conv.js';
 
 /** conv2d(x [N, C, H, W], w [K, C, KH, KW]) + bias [K]. */
 /**
- * The mixed-precision path's gradient scale: an output gradient's f16 copy holds 1024 x its
- * values, and the kernels that read it multiply their results by 1/1024. Gradients under 2^-14
- * are subnormal in f16 and lose digits (without it, conv weight gradients of a small CNN were off
- * by 5% of their largest value; with it, well under 1%); 1024 leaves headroom up to |g| = 64.
+ * The mixed-precision path's gradient scale: an output gradient's f16 copy holds `scale` x its
+ * values, and the kernels that read it multiply their results by 1/scale, so that small gradients
+ * stay out of f16's subnormal range (under 2^-14). A GradientScaler (engine.gradientScaling)
+ * adapts it and flags overflows; without one it is fixed at 1024 (headroom up to |g| = 64).
  */
 export const MIXED_GRADIENT_SCALE = 1024;
+
+function gradientScaling(e: Tensor['engine']): { scale: number; flag?: Tensor } {
+  return e.gradientScaling ?? { scale: MIXED_GRADIENT_SCALE };
+}
 
 export function conv2d(x: Tensor, w: Tensor, bias?: Tensor, g: C.ConvGeometry = { stride: 1, pad: 0 }, relu = false): Tensor {
   // `relu` fuses max(0, ·) into the convolution's epilogue; its gradient mask is out > 0.
@@ -218,8 +223,9 @@ export function conv2d(x: Tensor, w: Tensor, bias?: Tensor, g: C.ConvGeometry = 
   const inputs = bias ? [x, w, bias] : [x, w];
   return record(out, relu ? 'conv2d+relu' : 'conv2d', inputs, (gy) => {
     const gz = relu ? ew.binary('relu_grad', out, gy) : gy;
-    const go = mixed ? castTensor(gz, 'f16', MIXED_GRADIENT_SCALE) : gz;
-    const unscale = mixed ? 1 / MIXED_GRADIENT_SCALE : 1;
+    const { scale, flag } = gradientScaling(x.engine);
+    const go = mixed ? castTensor(gz, 'f16', scale, flag) : gz;
+    const unscale = mixed ? 1 / scale : 1;
     const grads = [
       x.requiresGrad ? C.conv2dGradInput(go, wo, x.shape, g, undefined, undefined, unscale) : null,
       w.requiresGrad ? C.conv2dGradWeight(go, xo, w.shape, g, undefined, unscale) : null,

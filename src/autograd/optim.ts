@@ -18,11 +18,15 @@ export class Adam {
     this.v = params.map((p) => p.engine.zeros(p.shape, `${p.name ?? 'param'}.adam_v`).keep());
   }
 
-  /** Updates every parameter that has a gradient (all in the current command encoder). */
-  update(): void {
+  /**
+   * Updates every parameter that has a gradient (all in the current command encoder). With
+   * `skipIf`, the GPU leaves them all unchanged when it holds a non-zero value (mixed precision's
+   * overflow flag); the step count still advances (the CPU cannot know without waiting).
+   */
+  update(skipIf?: Tensor): void {
     this.step++;
     this.params.forEach((p, i) => {
-      if (p.grad) adamStep(p, p.grad, this.m[i]!, this.v[i]!, this.hyper, this.step);
+      if (p.grad) adamStep(p, p.grad, this.m[i]!, this.v[i]!, this.hyper, this.step, skipIf);
     });
   }
 

@@ -2,8 +2,12 @@
 import { KernelError, f32 } from './engine.js';
 import type { DType, Tensor } from './tensor.js';
 
-/** A copy of `x` in `dtype`, times `scale` (x itself, viewed, when it already is and scale is 1). */
-export function castTensor(x: Tensor, dtype: DType, scale = 1): Tensor {
+/**
+ * A copy of `x` in `dtype`, times `scale` (x itself, viewed, when it already is and scale is 1).
+ * With `overflow` (a [1] tensor), a conversion to f16 sets it non-zero when a scaled value does
+ * not fit f16.
+ */
+export function castTensor(x: Tensor, dtype: DType, scale = 1, overflow?: Tensor): Tensor {
   if (x.dtype === dtype && scale === 1) return x.view(x.shape);
   if (x.dtype === dtype) throw new KernelError(`castTensor scales only while converting; ${x.describe()} is ${dtype} already`);
   const e = x.engine;
@@ -12,10 +16,10 @@ export function castTensor(x: Tensor, dtype: DType, scale = 1): Tensor {
   if (x.size === 0) return out;
   e.run({
     kernel: 'cast',
-    entry: dtype === 'f16' ? 'to_half' : 'to_float',
+    entry: dtype === 'f32' ? 'to_float' : overflow ? 'to_half_checked' : 'to_half',
     uniforms: [x.size, f32(scale)],
     inputs: [x],
-    outputs: [out],
+    outputs: overflow && dtype === 'f16' ? [out, overflow] : [out],
     workgroups: Math.ceil(x.size / 2 / 256),
     half: true,
   });

@@ -98,6 +98,11 @@ export class Engine {
    * stay f32. Needs hasF16.
    */
   mixedPrecision = false;
+  /**
+   * Mixed precision's gradient scaling (src/autograd/scaler.ts): the scale of the f16 gradient
+   * copies and the overflow flag their casts set. Null: a fixed scale of 1024, no flag.
+   */
+  gradientScaling: { scale: number; flag: Tensor } | null = null;
   /** A cap on the bytes one tensor may take: the adapter's storage-binding limit. */
   readonly maxTensorBytes: number;
 

@@ -109,6 +109,7 @@ export async function runTraining(engine: Engine, out: string, config: TrainConf
   if (!splits.train.length) throw new Error(`${config.data}: the training split is empty`);
   mkdirSync(join(out, 'weights'), { recursive: true });
   if (config.precision === 'mixed' && !engine.hasF16) throw new Error('--precision mixed needs an adapter with shader-f16; this one has none');
+  const precisionBefore = engine.mixedPrecision;
   engine.mixedPrecision = config.precision === 'mixed';
 
   const netConfig = { net: config.net, categories: vocab.categories.length, attributes: vocab.attributes.length, width: config.width, seed: config.seed };
@@ -165,12 +166,17 @@ export async function runTraining(engine: Engine, out: string, config: TrainConf
         for (const b of batch.broken) if (!brokenSeen.has(b.path)) (brokenSeen.add(b.path), hooks.log(`skipped (unreadable): ${b.reason}`));
         // Step bi is recorded and submitted with its loss readback; step bi-1's values are booked
         // while the GPU runs it (the CPU never waits on the step it has just recorded).
-        const reading = readTerms(trainer.step({ n: batch.indices.length, ...batch }, stepNumber++));
+        const terms = trainer.step({ n: batch.indices.length, ...batch }, stepNumber++);
+        const reading = readTerms(terms, trainer.scaler?.flag);
         const previous = booking as Promise<void> | null;
         const n = batch.indices.length, index = bi;
         // Promise.all: booked in step order, and a failed read is never left without a handler.
         booking = Promise.all([previous, reading]).then((both) => {
           const values = both[1];
+          if (trainer.scaler && trainer.scaler.book(values.overflow)) {
+            // The GPU already left the weights as they were; the step still counts (its batch is spent).
+            hooks.log(`step ${pos.step + 1}: gradients overflowed f16, update skipped; gradient scale now ${trainer.scaler.scale}`);
+          }
           stepLosses.push(values.total);
           if (!Number.isFinite(values.total)) throw new Error(`the loss became ${values.total} at epoch ${epoch + 1}, step ${pos.step + 1}: lower --lr`);
           sums.loss += values.total; sums.category += values.category; sums.attributes += values.attributes; sums.landmarks += values.landmarks; sums.n++;
@@ -216,7 +222,8 @@ export async function runTraining(engine: Engine, out: string, config: TrainConf
     }
   } finally {
     await Promise.all([loader.close(), evalLoader.close()]);
-    trainer.optimizer.dispose();
+    engine.mixedPrecision = precisionBefore;
+    trainer.dispose();
     net.dispose();
   }
   return { out, epochsDone: pos.epoch, interrupted, lastEval, stepLosses };
@@ -234,13 +241,15 @@ function describeEval(r: EvalResult): string {
  * The step's loss terms, read back in the same submission as the step (one copy each into one
  * staging buffer). The terms are disposed at once; the values arrive when the GPU gets there.
  */
-function readTerms(terms: { total: Tensor; category?: Tensor; attributes?: Tensor; landmarks?: Tensor }) {
+function readTerms(terms: { total: Tensor; category?: Tensor; attributes?: Tensor; landmarks?: Tensor }, overflow?: Tensor) {
   const keys = (['total', 'category', 'attributes', 'landmarks'] as const).filter((k) => terms[k]);
-  const reading = terms.total.engine.readMany(keys.map((k) => terms[k]!));
+  const reading = terms.total.engine.readMany([...keys.map((k) => terms[k]!), ...(overflow ? [overflow] : [])]);
   for (const t of new Set(keys.map((k) => terms[k]))) t?.dispose();
   return reading.then((values) => {
-    const out = { total: 0, category: 0, attributes: 0, landmarks: 0 };
+    const out = { total: 0, category: 0, attributes: 0, landmarks: 0, overflow: 0 };
     keys.forEach((k, i) => (out[k] = values[i]![0]!));
+    // The flag holds u32 bits: any non-zero pattern (a tiny float here) is an overflow.
+    if (overflow) out.overflow = values[keys.length]![0]! !== 0 ? 1 : 0;
     return out;
   });
 }

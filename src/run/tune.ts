@@ -33,7 +33,7 @@ export function traceTrainingShapes(engine: Engine, o: { net: NetName; width: nu
     const net = createNet(engine, { net: o.net, categories: 50, attributes: 1000, width: o.width, seed: 1 });
     const trainer = new Trainer(net, { ...THESIS_LOSS, landmarkLoss: o.net === 'new_fashionnet' ? 'ssim' : 'mse' }, 1e-4);
     engine.tidy(() => trainer.step(syntheticBatch(net, o.batch, o.size), 0));
-    trainer.optimizer.dispose();
+    trainer.dispose();
     net.dispose();
   } finally {
     engine.countOnly = before;

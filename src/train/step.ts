@@ -1,5 +1,6 @@
 // One training step and one evaluation forward pass, runtime-agnostic: everything a browser or
 // Deno host needs to train the networks given a GPUDevice and batches of floats.
+import { GradientScaler } from '../autograd/scaler.js';
 import { Adam } from '../autograd/optim.js';
 import { backward, noGrad } from '../autograd/tape.js';
 import type { Engine } from '../engine/engine.js';
@@ -41,6 +42,15 @@ export class Trainer {
     this.optimizer = new Adam([...net.parameters(), ...(this.uncertainty?.parameters() ?? [])], { lr });
   }
 
+  /** Mixed precision's gradient scaler, when the engine trains in mixed precision (see step()). */
+  scaler: GradientScaler | null = null;
+
+  /** Frees the optimizer's moments and the scaler's flag (the network is the caller's). */
+  dispose(): void {
+    this.optimizer.dispose();
+    this.scaler?.dispose();
+  }
+
   /**
    * Forward, loss, backward and the Adam update, recorded into one submission. Returns the loss
    * terms (kept; the caller reads and disposes them). `step` seeds dropout.
@@ -54,11 +64,21 @@ export class Trainer {
       // first (engine.write), splitting the step into two submissions.
       const images = e.tensor(b.images, [b.n, 3, b.size, b.size], 'images');
       const targets = targetsOf(e, this.net, b);
-      const terms = multiTaskLoss(this.net.forward(images), targets, this.loss, this.uncertainty);
-      backward(terms.total);
-      noGrad(() => this.optimizer.update());
-      this.optimizer.zeroGrad();
-      return terms;
+      // Mixed precision: the gradient casts flag an f16 overflow, and Adam then skips the step on
+      // the GPU; the caller books the flag (scaler.book) when it reads the losses back.
+      if (e.mixedPrecision) this.scaler ??= new GradientScaler(e);
+      const scaler = e.mixedPrecision ? this.scaler : null;
+      scaler?.begin();
+      e.gradientScaling = scaler;
+      try {
+        const terms = multiTaskLoss(this.net.forward(images), targets, this.loss, this.uncertainty);
+        backward(terms.total);
+        noGrad(() => this.optimizer.update(scaler?.flag));
+        this.optimizer.zeroGrad();
+        return terms;
+      } finally {
+        e.gradientScaling = null;
+      }
     });
   }
 }

@@ -84,3 +84,34 @@ t.test('timestamp profiling names each kernel', async (t) => {
   t.equal(timings[0]!.kernel, 'fill');
   t.ok(timings.every((k) => k.ms >= 0 && k.ms < 1000));
 });
+
+t.test('profiles attribute each dispatch to the layer that recorded it, forward and backward', async (t) => {
+  const e = await gpuEngine(t);
+  const { createNet } = await import('../src/nets/models.js');
+  const { layerBlock, layerProfile } = await import('../bench/net.js');
+  const ops = await import('../src/autograd/ops.js');
+  const { backward } = await import('../src/autograd/tape.js');
+  const net = createNet(e, { net: 'cloth_resnet_a', categories: 4, attributes: 0, width: 0.125, seed: 1 });
+  const x = e.full([2, 3, 32, 32], 0.5);
+  const timings = await e.profileKernels(() =>
+    e.tidy(() => {
+      const out = net.forward(x);
+      backward(ops.sum(out.category!, [0, 1]));
+    }),
+  );
+  const scopes = new Set(timings.map((k) => k.scope));
+  for (const s of ['conv1', 'bn1', 'layer1.0.conv1', 'layer1.0.bn1', 'layer4.2.conv3', 'category']) {
+    t.ok(scopes.has(s), `forward of ${s} attributed`);
+    t.ok(scopes.has(`${s} (backward)`), `backward of ${s} attributed`);
+  }
+  t.ok(timings.every((k) => k.ms >= 0), 'every dispatch timed');
+  t.equal(layerBlock('layer2.3.conv1 (backward)'), 'layer2.3');
+  t.equal(layerBlock('features.10'), 'features.10');
+  t.equal(layerBlock('category'), 'category');
+  t.match(layerBlock(''), /outside any layer/);
+  const blocks = layerProfile(timings, layerBlock);
+  const total = timings.reduce((s, k) => s + k.ms, 0);
+  t.ok(Math.abs(blocks.reduce((s, b) => s + b.forward + b.backward, 0) - total) < 1e-6 * Math.max(1, total), 'the blocks add up to the step');
+  t.ok(blocks.find((b) => b.key === 'layer1.0')!.backward > 0, 'layer1.0 has backward time');
+  net.dispose();
+});

@@ -155,24 +155,45 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor, relu = false): 
   if (x.rank !== 2 || weight.rank !== 2 || x.shape[1] !== weight.shape[1]) {
     throw new Error(`linear: input ${x.describe()} does not fit weight ${weight.describe()} (expects [N, ${weight.shape[1]}])`);
   }
-  const mixed = x.engine.mixedPrecision;
-  const xo = mixed ? castTensor(x, 'f16') : x, wo = mixed ? castTensor(weight, 'f16') : weight;
+  const { mixed, xo, wo } = operands(x, weight);
   const out = gemm(xo, wo, { transB: true, bias, relu });
   const inputs = bias ? [x, weight, bias] : [x, weight];
-  return record(out, relu ? 'linear+relu' : 'linear', inputs, (g) => {
-    const gz = relu ? ew.binary('relu_grad', out, g) : g;
-    const { scale, flag } = gradientScaling(x.engine);
-    const go = mixed ? castTensor(gz, 'f16', scale, flag) : gz;
-    const alpha = mixed ? 1 / scale : 1;
-    const grads = [
-      x.requiresGrad ? gemm(go, wo, { alpha }) : null,
-      weight.requiresGrad ? gemm(go, xo, { transA: true, alpha }) : null,
+  return record(out, relu ? 'linear+relu' : 'linear', inputs, (g) =>
+    layerBackward(out, g, relu, mixed, (go, gz, unscale) => [
+      x.requiresGrad ? gemm(go, wo, { alpha: unscale }) : null,
+      weight.requiresGrad ? gemm(go, xo, { transA: true, alpha: unscale }) : null,
       bias?.requiresGrad ? reduce('sum', gz, [0]) : null,
-    ];
-    if (relu) gz.dispose();
-    if (mixed) go.dispose();
-    return grads;
-  });
+    ]),
+  );
+}
+
+/**
+ * The mixed-precision path's gradient scale: an output gradient's f16 copy holds `scale` x its
+ * values, and the kernels that read it multiply their results by 1/scale, so that small gradients
+ * stay out of f16's subnormal range (under 2^-14). A GradientScaler (engine.gradientScaling)
+ * adapts it and flags overflows; without one it is fixed at 1024 (headroom up to |g| = 64).
+ */
+export const MIXED_GRADIENT_SCALE = 1024;
+
+/** What a convolution or a linear layer computes with: f16 copies of x and w in mixed precision. */
+function operands(x: Tensor, w: Tensor): { mixed: boolean; xo: Tensor; wo: Tensor } {
+  const mixed = x.engine.mixedPrecision;
+  return { mixed, xo: mixed ? castTensor(x, 'f16') : x, wo: mixed ? castTensor(w, 'f16') : w };
+}
+
+/**
+ * A convolution's or linear layer's backward from its output gradient g: masked by the fused
+ * ReLU (out > 0) into gz, and in mixed precision read by the kernels as a scaled f16 copy `go`
+ * (the casts flag an overflow); `unscale` is what the kernels multiply their results by.
+ */
+function layerBackward(out: Tensor, g: Tensor, relu: boolean, mixed: boolean, grads: (go: Tensor, gz: Tensor, unscale: number) => (Tensor | null)[]): (Tensor | null)[] {
+  const gz = relu ? ew.binary('relu_grad', out, g) : g;
+  const { scale, flag } = out.engine.gradientScaling ?? { scale: MIXED_GRADIENT_SCALE };
+  const go = mixed ? castTensor(gz, 'f16', scale, flag) : gz;
+  const result = grads(go, gz, mixed ? 1 / scale : 1);
+  if (relu) gz.dispose();
+  if (mixed) go.dispose();
+  return result;
 }
 
 // ------------------------------------------------------------ losses
@@ -200,41 +221,23 @@ export function mse(pred: Tensor, target: Tensor, mask?: Tensor): Tensor {
 
 export type { ConvGeometry } from '../engine/conv.js';
 
-/** conv2d(x [N, C, H, W], w [K, C, KH, KW]) + bias [K]. */
 /**
- * The mixed-precision path's gradient scale: an output gradient's f16 copy holds `scale` x its
- * values, and the kernels that read it multiply their results by 1/scale, so that small gradients
- * stay out of f16's subnormal range (under 2^-14). A GradientScaler (engine.gradientScaling)
- * adapts it and flags overflows; without one it is fixed at 1024 (headroom up to |g| = 64).
+ * conv2d(x [N, C, H, W], w [K, C, KH, KW]) + bias [K]. `relu` fuses max(0, ·) into the
+ * convolution's epilogue (its gradient mask is out > 0). In mixed precision the three passes read
+ * f16 copies of x, w and the (scaled) output gradient and accumulate in f32: activations,
+ * gradients and the master weights stay f32.
  */
-export const MIXED_GRADIENT_SCALE = 1024;
-
-function gradientScaling(e: Tensor['engine']): { scale: number; flag?: Tensor } {
-  return e.gradientScaling ?? { scale: MIXED_GRADIENT_SCALE };
-}
-
 export function conv2d(x: Tensor, w: Tensor, bias?: Tensor, g: C.ConvGeometry = { stride: 1, pad: 0 }, relu = false): Tensor {
-  // `relu` fuses max(0, ·) into the convolution's epilogue; its gradient mask is out > 0.
-  // In mixed precision the three passes read f16 copies of x, w and the (scaled) output gradient
-  // and accumulate in f32: activations, gradients and the master weights stay f32.
-  const mixed = x.engine.mixedPrecision;
-  const xo = mixed ? castTensor(x, 'f16') : x, wo = mixed ? castTensor(w, 'f16') : w;
+  const { mixed, xo, wo } = operands(x, w);
   const out = C.conv2d(xo, wo, bias, g, { relu });
   const inputs = bias ? [x, w, bias] : [x, w];
-  return record(out, relu ? 'conv2d+relu' : 'conv2d', inputs, (gy) => {
-    const gz = relu ? ew.binary('relu_grad', out, gy) : gy;
-    const { scale, flag } = gradientScaling(x.engine);
-    const go = mixed ? castTensor(gz, 'f16', scale, flag) : gz;
-    const unscale = mixed ? 1 / scale : 1;
-    const grads = [
+  return record(out, relu ? 'conv2d+relu' : 'conv2d', inputs, (gy) =>
+    layerBackward(out, gy, relu, mixed, (go, gz, unscale) => [
       x.requiresGrad ? C.conv2dGradInput(go, wo, x.shape, g, undefined, undefined, unscale) : null,
       w.requiresGrad ? C.conv2dGradWeight(go, xo, w.shape, g, undefined, unscale) : null,
       bias?.requiresGrad ? reduce('sum', gz, [0, 2, 3]) : null,
-    ];
-    if (relu) gz.dispose();
-    if (mixed) go.dispose();
-    return grads;
-  });
+    ]),
+  );
 }
 
 /** Transposed convolution (PyTorch's ConvTranspose2d): x [N, Cin, H, W], w [Cin, Cout, KH, KW]. */

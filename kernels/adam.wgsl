@@ -1,9 +1,14 @@
 // One fused Adam step for a parameter tensor (Kingma & Ba), in place:
 //   g = grad + weight_decay * p            (L2 decay as torch.optim.Adam; 0 disables it)
 //   m = b1 m + (1 - b1) g,  v = b2 v + (1 - b2) g^2
-//   p = p - lr * (m / bc1) / (sqrt(v / bc2) + eps),  bc = 1 - b^t (bias correction, from the CPU)
+//   p = p - lr * (m / bc1) / (sqrt(v / bc2) + eps),  bc = 1 - b^t (bias correction)
+// The step count t and the bias corrections live on the GPU (counter = [t, bc1, bc2]), advanced
+// once per step by `begin`: the uniforms of every `main` dispatch then stay the same from step to
+// step, so their buffers and bind groups are made once, not once per parameter per step.
 // With VEC4 (a size that is a multiple of 4) each invocation updates 4 values as vec4s.
-struct U { n: u32, lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32, bc1: f32, bc2: f32 }
+// With SKIPPABLE (mixed precision) nothing changes, t included, while flag[0] != 0: the step's
+// gradients overflowed f16 (set by the gradient casts).
+struct U { n: u32, lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32 }
 @group(0) @binding(0) var<uniform> u: U;
 #if ${VEC4}
 alias T = vec4<f32>;
@@ -13,17 +18,16 @@ alias T = f32;
 const PER = 1u;
 #endif
 @group(0) @binding(1) var<storage, read> grad: array<T>;
+@group(0) @binding(2) var<storage, read> counter: array<f32>;
 #if ${SKIPPABLE}
-// Mixed precision: the step is skipped (every parameter left as it is) when the gradients
-// overflowed f16 (flag[0] != 0, set by the gradient casts).
-@group(0) @binding(2) var<storage, read> flag: array<u32>;
+@group(0) @binding(3) var<storage, read> flag: array<u32>;
+@group(0) @binding(4) var<storage, read_write> param: array<T>;
+@group(0) @binding(5) var<storage, read_write> m: array<T>;
+@group(0) @binding(6) var<storage, read_write> v: array<T>;
+#else
 @group(0) @binding(3) var<storage, read_write> param: array<T>;
 @group(0) @binding(4) var<storage, read_write> m: array<T>;
 @group(0) @binding(5) var<storage, read_write> v: array<T>;
-#else
-@group(0) @binding(2) var<storage, read_write> param: array<T>;
-@group(0) @binding(3) var<storage, read_write> m: array<T>;
-@group(0) @binding(4) var<storage, read_write> v: array<T>;
 #endif
 
 @compute @workgroup_size(256)
@@ -34,11 +38,32 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 #if ${SKIPPABLE}
   if (flag[0] != 0u) { return; }
 #endif
+  let bc1 = counter[1];
+  let bc2 = counter[2];
   let p = param[i];
   let g = grad[i] + u.weight_decay * p;
   let m1 = u.beta1 * m[i] + (1.0 - u.beta1) * g;
   let v1 = u.beta2 * v[i] + (1.0 - u.beta2) * g * g;
   m[i] = m1;
   v[i] = v1;
-  param[i] = p - u.lr * (m1 / u.bc1) / (sqrt(v1 / u.bc2) + u.eps);
+  param[i] = p - u.lr * (m1 / bc1) / (sqrt(v1 / bc2) + u.eps);
+}
+
+// begin: t += 1 and the bias corrections for the new t, before the step's `main` dispatches.
+#if ${SKIPPABLE}
+@group(0) @binding(1) var<storage, read> begin_flag: array<u32>;
+@group(0) @binding(2) var<storage, read_write> begin_counter: array<f32>;
+#else
+@group(0) @binding(1) var<storage, read_write> begin_counter: array<f32>;
+#endif
+
+@compute @workgroup_size(1)
+fn begin() {
+#if ${SKIPPABLE}
+  if (begin_flag[0] != 0u) { return; }
+#endif
+  let t = begin_counter[0] + 1.0;
+  begin_counter[0] = t;
+  begin_counter[1] = 1.0 - pow(u.beta1, t);
+  begin_counter[2] = 1.0 - pow(u.beta2, t);
 }

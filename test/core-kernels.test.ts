@@ -1,7 +1,7 @@
 // Every core kernel against a float64 reference on random inputs, shapes chosen to miss the tile
 // sizes (GEMM blocks 4x4 per invocation in 16x8 workgroups; reductions 256 per workgroup).
 import t from 'tap';
-import { adamStep } from '../src/engine/adam.js';
+import { adamBegin, adamCounterValues, adamStep } from '../src/engine/adam.js';
 import { BINARY, UNARY, accumulate, binary, unary, type BinaryOp, type UnaryOp } from '../src/engine/elementwise.js';
 import { matmul } from '../src/engine/gemm.js';
 import { reduce, reduceStrategy, reducesLeadingAxes } from '../src/engine/reduce.js';
@@ -181,7 +181,11 @@ t.test('fused Adam step against the formula', async (t) => {
   const p = randn(n, 1), g = randn(n, 2), m = randn(n, 3, 0.1), v = uniform(n, 4, 0, 0.1);
   const h = { lr: 0.01, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.01 };
   const pt = e.tensor(p, [n]), mt = e.tensor(m, [n]), vt = e.tensor(v, [n]);
-  adamStep(pt, e.tensor(g, [n]), mt, vt, h, 3);
+  // The counter after two steps; begin() makes it the third (t = 3 and its bias corrections).
+  const counter = e.tensor(adamCounterValues(2, h), [4]);
+  adamBegin(counter, h);
+  assertClose(t, await counter.read(), Array.from(adamCounterValues(3, h)), `adam counter advanced (${n})`, 1e-7, 1e-6);
+  adamStep(pt, e.tensor(g, [n]), mt, vt, h, counter);
   const refP = new Float64Array(n), refM = new Float64Array(n), refV = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     const gi = g[i]! + h.weightDecay * p[i]!;

@@ -4,7 +4,7 @@
 import t from 'tap';
 import * as ops from '../src/autograd/ops.js';
 import { GradientScaler } from '../src/autograd/scaler.js';
-import { adamStep } from '../src/engine/adam.js';
+import { adamBegin, adamCounterValues, adamStep } from '../src/engine/adam.js';
 import { backward } from '../src/autograd/tape.js';
 import { clothtagStep } from '../bench/train-step.js';
 import { castTensor } from '../src/engine/cast.js';
@@ -166,10 +166,15 @@ t.test('gradient scaling: the casts flag an f16 overflow, Adam skips, the scaler
   // Adam leaves everything as it is while the flag is up.
   const p = e.tensor([1, 2, 3, 4], [4]), g = e.tensor([0.5, 0.5, 0.5, 0.5], [4]), m = e.zeros([4]), v = e.zeros([4]);
   const h = { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 };
-  adamStep(p, g, m, v, h, 1, flag);
+  const counter = e.tensor(adamCounterValues(0, h), [4]);
+  adamBegin(counter, h, flag);
+  adamStep(p, g, m, v, h, counter, flag);
   t.same(Array.from(await p.read()), [1, 2, 3, 4], 'skipped while flagged');
+  t.equal((await counter.read())[0], 0, 'and the step not counted');
   e.fill(flag, 0);
-  adamStep(p, g, m, v, h, 1, flag);
+  adamBegin(counter, h, flag);
+  adamStep(p, g, m, v, h, counter, flag);
+  t.equal((await counter.read())[0], 1, 'counted once the flag is down');
   t.ok((await p.read())[0]! < 1, 'updated once the flag is down');
 
   // The scaler's policy.

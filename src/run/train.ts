@@ -264,7 +264,7 @@ async function saveState(out: string, net: ClothNet, trainer: Trainer, pos: Posi
     state.set(`v.${i}`, { shape: [...params[i]!.shape], data: await trainer.optimizer.v[i]!.read() });
   }
   for (const [k, t] of Object.entries(trainer.uncertainty?.logVars ?? {})) state.set(`uncertainty.${k}`, { shape: [1], data: await t.read() });
-  writeAtomic(join(out, 'weights', 'last.state.safetensors'), serializeSafetensors(state, { position: JSON.stringify(pos), adam_step: String(trainer.optimizer.step) }));
+  writeAtomic(join(out, 'weights', 'last.state.safetensors'), serializeSafetensors(state, { position: JSON.stringify(pos), adam_step: String(await trainer.optimizer.stepCount()) }));
 }
 
 function restoreState(out: string, net: ClothNet, trainer: Trainer): Position {
@@ -284,7 +284,7 @@ function restoreState(out: string, net: ClothNet, trainer: Trainer): Position {
     const saved = tensors.get(`uncertainty.${k}`);
     if (saved) net.engine.write(t, saved.data);
   }
-  trainer.optimizer.step = Number(metadata.adam_step ?? 0);
+  trainer.optimizer.setStepCount(Number(metadata.adam_step ?? 0));
   return JSON.parse(metadata.position ?? '{"epoch":0,"batch":0,"step":0,"bestScore":null}') as Position;
 }
 

@@ -575,23 +575,20 @@ export class Engine {
   }
 
   private bindGroup(d: Dispatch, pipelineId: number): GPUBindGroup {
-    const entries: GPUBindGroupEntry[] = [];
-    const keyParts: (number | string)[] = [pipelineId];
-    if (d.uniforms?.length) {
-      const u = this.uniformBuffer(d.uniforms);
-      entries.push({ binding: 0, resource: { buffer: u.buffer } });
-      keyParts.push(u.key);
+    // The key (pipeline, uniform buffer, each buffer and its bound size) first: a fixed-shape
+    // step finds every group in the cache, and then builds nothing else.
+    const u = d.uniforms?.length ? this.uniformBuffer(d.uniforms) : null;
+    let key = `${pipelineId}${u ? `,${u.key}` : ''}`;
+    for (const tensors of [d.inputs, d.outputs]) {
+      for (const t of tensors) {
+        if (t.disposed) throw new KernelError(`kernel ${d.kernel} was given tensor ${t.describe()} after it was disposed`);
+        key += `,${this.bufferIds.get(t.buffer)!}:${byteSize(t.size, t.dtype)}`;
+      }
     }
-    let binding = 1;
-    for (const t of [...d.inputs, ...d.outputs]) {
-      const bytes = Math.max(byteSize(t.size, t.dtype), 4);
-      if (t.disposed) throw new KernelError(`kernel ${d.kernel} was given tensor ${t.describe()} after it was disposed`);
-      entries.push({ binding: binding++, resource: { buffer: t.buffer, size: bytes } });
-      keyParts.push(this.bufferIds.get(t.buffer)!, bytes);
-    }
-    const key = keyParts.join(',');
     let group = this.bindGroups.get(key);
     if (!group) {
+      const entries: GPUBindGroupEntry[] = u ? [{ binding: 0, resource: { buffer: u.buffer } }] : [];
+      [...d.inputs, ...d.outputs].forEach((t, i) => entries.push({ binding: i + 1, resource: { buffer: t.buffer, size: Math.max(byteSize(t.size, t.dtype), 4) } }));
       if (this.bindGroups.size > 16384) this.bindGroups.clear();
       group = this.device.createBindGroup({ layout: this.layout(d).group, entries });
       this.bindGroups.set(key, group);
@@ -602,21 +599,23 @@ export class Engine {
   /** Uniform buffers are immutable and cached by content: a fixed-shape step reuses them all. */
   private uniformBuffer(values: readonly UniformValue[]): { buffer: GPUBuffer; key: string } {
     const words = Math.ceil(values.length / 4) * 4;
-    const data = new ArrayBuffer(words * 4);
-    const u32 = new Uint32Array(data);
-    const view = new DataView(data);
-    values.forEach((v, i) => {
-      if (typeof v === 'number') {
+    if (words > UNIFORM_SCRATCH.u32.length) throw new KernelError(`${values.length} uniforms is more than a kernel takes here`);
+    const { u32, f32: asF32, i32: asI32 } = UNIFORM_SCRATCH;
+    let key = '';
+    for (let i = 0; i < words; i++) {
+      const v = values[i];
+      if (v === undefined) u32[i] = 0;
+      else if (typeof v === 'number') {
         if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new KernelError(`uniform ${i} = ${v} is not a u32`);
         u32[i] = v;
-      } else if ('f32' in v) view.setFloat32(i * 4, v.f32, true);
-      else view.setInt32(i * 4, v.i32, true);
-    });
-    const key = Array.from(u32).join(':');
+      } else if ('f32' in v) asF32[i] = v.f32;
+      else asI32[i] = v.i32;
+      key += `${u32[i]}:`;
+    }
     let buffer = this.uniformBuffers.get(key);
     if (!buffer) {
-      buffer = this.device.createBuffer({ size: data.byteLength, usage: UNIFORM, mappedAtCreation: true });
-      new Uint32Array(buffer.getMappedRange()).set(u32);
+      buffer = this.device.createBuffer({ size: words * 4, usage: UNIFORM, mappedAtCreation: true });
+      new Uint32Array(buffer.getMappedRange()).set(u32.subarray(0, words));
       buffer.unmap();
       this.bufferIds.set(buffer, this.nextId++);
       this.uniformBuffers.set(key, buffer);
@@ -631,6 +630,12 @@ export class Engine {
     this.bindGroups.clear();
   }
 }
+
+/** Where uniforms are assembled (one set at a time: recording is synchronous), seen as u32, f32, i32. */
+const UNIFORM_SCRATCH = (() => {
+  const buffer = new ArrayBuffer(64 * 4);
+  return { u32: new Uint32Array(buffer), f32: new Float32Array(buffer), i32: new Int32Array(buffer) };
+})();
 
 function pipelineKey(d: Pick<Dispatch, 'kernel' | 'params' | 'entry'>): string {
   const params = d.params ? Object.entries(d.params).map(([k, v]) => `${k}=${v}`).join(',') : '';

@@ -2,7 +2,7 @@
 // sizes, odd spatial sizes, channel counts that miss the 4-wide register blocks, and batch 1.
 import t from 'tap';
 import * as ops from '../src/autograd/ops.js';
-import { conv2d, conv2dGradInput, conv2dGradWeight, convTranspose2d, weightGradSplits } from '../src/engine/conv.js';
+import { conv2d, conv2dGradInput, conv2dGradWeight, convIsGemm, convTranspose2d, weightGradSplits } from '../src/engine/conv.js';
 import { assertClose } from './helpers/close.js';
 import { gpuEngine } from './helpers/gpu.js';
 import { gradcheck } from './helpers/gradcheck.js';
@@ -20,6 +20,7 @@ const CASES: [number, number, number, number, number, number, number, number][] 
   [2, 3, 12, 10, 5, 4, 2, 1], // 4x4 s2 p1 (attention encoder)
   [1, 2, 16, 16, 3, 4, 4, 0], // 4x4 s4
   [1, 64, 6, 6, 65, 3, 1, 1], // many channels, K not a multiple of 4
+  [2, 6, 9, 8, 5, 1, 1, 0], // 1x1 on 72 pixels: forward and backward-data run as a batched GEMM
 ];
 
 const shapeOf = ([N, C, H, W, K, k, s, p]: (typeof CASES)[number]): ConvRefShape => ({ N, C, H, W, K, KH: k, KW: k, stride: s, pad: p });
@@ -36,6 +37,7 @@ t.test('conv2d forward, backward-data and backward-weight against references', a
     const dyt = e.tensor(dy, [s.N, s.K, OH, OW]);
     const x64 = Float64Array.from(x), w64 = Float64Array.from(w), dy64 = Float64Array.from(dy);
     assertClose(t, await conv2d(xt, wt, bt, s).read(), conv2dRef(x64, w64, Float64Array.from(b), s), `forward ${name}`, 1e-4, 1e-4);
+    assertClose(t, await conv2d(xt, wt, undefined, s, { relu: true }).read(), conv2dRef(x64, w64, null, s).map((v) => Math.max(0, v)), `forward without bias, ReLU ${name}`, 1e-4, 1e-4);
     assertClose(t, await conv2dGradInput(dyt, wt, xt.shape, s).read(), conv2dGradInputRef(dy64, w64, s), `backward-data ${name}`, 1e-4, 1e-4);
     assertClose(t, await conv2dGradWeight(dyt, xt, wt.shape, s).read(), conv2dGradWeightRef(dy64, x64, s), `backward-weight ${name}`, 1e-3, 1e-4);
     await e.sync();
@@ -62,6 +64,11 @@ t.test('split-K choice is a pure function of the shape', async (t) => {
   t.equal(weightGradSplits(512, 512 * 9, 16 * 7 * 7), 1, 'a wide layer needs none');
   t.equal(weightGradSplits(8, 8, 100000), 256, 'capped');
   t.equal(weightGradSplits(4, 4, 10), 1, 'never below 64 pixels a chunk');
+  t.equal(convIsGemm(1, 1, { stride: 1, pad: 0 }, 64), true, '1x1, stride 1, 8x8 planes: a GEMM');
+  t.equal(convIsGemm(1, 1, { stride: 1, pad: 0 }, 16), false, 'but not on 4x4 planes');
+  t.equal(convIsGemm(1, 1, { stride: 2, pad: 0 }, 256), false, 'nor at stride 2');
+  t.equal(convIsGemm(3, 3, { stride: 1, pad: 1 }, 256), false);
+  t.equal(convIsGemm(1, 1, { stride: 1, pad: 0 }, 256, 'NHWC'), false);
   t.equal(weightGradSplits(64, 64 * 9, 16 * 56 * 56, { tm: 8, tn: 8 }), 57, '8x8 blocks: 4x fewer invocations, more splits');
   t.equal(weightGradSplits(64, 64 * 9, 16 * 56 * 56, { tm: 8, tn: 8 }, 1024), 2, 'a CPU adapter wants 1k invocations, not 32k');
 });
@@ -79,7 +86,7 @@ t.test('transposed convolution forward against the scatter definition', async (t
 
 t.test('gradients by finite differences', async (t) => {
   const e = await gpuEngine(t);
-  for (const c of [CASES[0]!, CASES[2]!, CASES[3]!, CASES[5]!, CASES[6]!]) {
+  for (const c of [CASES[0]!, CASES[2]!, CASES[3]!, CASES[5]!, CASES[6]!, CASES[9]!]) {
     const s = shapeOf(c);
     const geo = { stride: s.stride, pad: s.pad };
     await gradcheck(t, e, {

@@ -89,11 +89,12 @@ t.test('the three convolution passes with f16 operands', async (t) => {
   for (const s of [
     { N: 2, C: 5, H: 9, W: 7, K: 11, KH: 3, KW: 3, stride: 2, pad: 1 },
     { N: 1, C: 3, H: 8, W: 8, K: 8, KH: 3, KW: 3, stride: 1, pad: 1 },
+    { N: 2, C: 6, H: 9, W: 8, K: 5, KH: 1, KW: 1, stride: 1, pad: 0 }, // the batched-GEMM route
   ]) {
     const OH = outSize(s.H, s.KH, s.stride, s.pad), OW = outSize(s.W, s.KW, s.stride, s.pad);
-    const x = randn(s.N * s.C * s.H * s.W, 5), w = randn(s.K * s.C * 9, 6, 0.3), dy = randn(s.N * s.K * OH * OW, 8);
+    const x = randn(s.N * s.C * s.H * s.W, 5), w = randn(s.K * s.C * s.KH * s.KW, 6, 0.3), dy = randn(s.N * s.K * OH * OW, 8);
     const x16 = Float64Array.from(x, roundToHalf), w16 = Float64Array.from(w, roundToHalf), dy16 = Float64Array.from(dy, roundToHalf);
-    const xt = e.tensor(x, [s.N, s.C, s.H, s.W], 'x', 'f16'), wt = e.tensor(w, [s.K, s.C, 3, 3], 'w', 'f16'), dyt = e.tensor(dy, [s.N, s.K, OH, OW], 'dy', 'f16');
+    const xt = e.tensor(x, [s.N, s.C, s.H, s.W], 'x', 'f16'), wt = e.tensor(w, [s.K, s.C, s.KH, s.KW], 'w', 'f16'), dyt = e.tensor(dy, [s.N, s.K, OH, OW], 'dy', 'f16');
     const name = `${s.N}x${s.C}x${s.H}x${s.W} -> ${s.K} s${s.stride}`;
     assertClose(t, await conv2d(xt, wt, undefined, s).read(), conv2dRef(x16, w16, null, s), `forward ${name}`, 1e-4, 1e-4);
     const shared = { tm: 8, tn: 8, wgX: 16, wgY: 8, shared: true } as const;

@@ -6,6 +6,7 @@ import { matmul } from '../src/engine/gemm.js';
 import { geomean } from './gemm.js';
 import { type ConvLayer, convFlops, repvggA0Layers, resnet50Layers, vgg16Layers } from './layers.js';
 import { type TfTensor, type Tfjs, loadTfjs, timeTfjs } from './tfjs.js';
+import { measureRoof } from './roof.js';
 import { table, timeKernels } from './timing.js';
 
 export type ConvPass = 'forward' | 'backward_data' | 'backward_weight';
@@ -20,6 +21,8 @@ export interface ConvRecord {
   ms: number;
   gflops: number;
   fraction_of_gemm: number;
+  /** gflops as a fraction of the adapter's FMA peak measured in the same run (bench roof). */
+  fraction_of_peak: number;
   baseline_gflops: number | null;
   ratio: number | null;
 }
@@ -55,6 +58,8 @@ export async function benchConv(engine: Engine, o: ConvBenchOptions): Promise<Co
   const tf = (await loadTfjs(engine.device)) as TfKernels | null;
   if (!tf) o.log('TensorFlow.js is not installed (npm install --include=dev): no baseline column.');
   const roof = await bestGemmGflops(engine, o.log);
+  const { fmaGflops } = await measureRoof(engine, o.reps);
+  o.log(`FMA peak on this adapter: ${fmaGflops.toFixed(1)} GFLOP/s`);
   const layers = [...resnet50Layers(o.size), ...vgg16Layers(o.size), ...repvggA0Layers(o.size)].filter((l) => o.nets.includes(l.net));
   const records: ConvRecord[] = [];
   for (const l of layers) {
@@ -102,6 +107,7 @@ export async function benchConv(engine: Engine, o: ConvBenchOptions): Promise<Co
         ms,
         gflops,
         fraction_of_gemm: gflops / roof,
+        fraction_of_peak: gflops / fmaGflops,
         baseline_gflops: baseline,
         ratio: baseline ? gflops / baseline : null,
       };
@@ -116,8 +122,8 @@ export async function benchConv(engine: Engine, o: ConvBenchOptions): Promise<Co
 
 export function convTable(records: ConvRecord[]): string {
   return table(
-    records.map((r) => [r.layer, r.pass, r.shape, r.gflops.toFixed(2), `${(100 * r.fraction_of_gemm).toFixed(0)}%`, r.baseline_gflops?.toFixed(2) ?? '-', r.ratio ? `${r.ratio.toFixed(2)}x` : '-']),
-    ['layer', 'pass', 'shape', 'GFLOP/s', 'of GEMM', 'tfjs GFLOP/s', 'ratio'],
+    records.map((r) => [r.layer, r.pass, r.shape, r.gflops.toFixed(2), `${(100 * r.fraction_of_gemm).toFixed(0)}%`, `${(100 * r.fraction_of_peak).toFixed(0)}%`, r.baseline_gflops?.toFixed(2) ?? '-', r.ratio ? `${r.ratio.toFixed(2)}x` : '-']),
+    ['layer', 'pass', 'shape', 'GFLOP/s', 'of GEMM', 'of FMA peak', 'tfjs GFLOP/s', 'ratio'],
   );
 }
 
@@ -127,7 +133,8 @@ export function convSummary(records: ConvRecord[]): string[] {
   for (const pass of ['forward', 'backward_data', 'backward_weight'] as ConvPass[]) {
     for (const [label, filter] of [['3x3', (r: ConvRecord) => / k3\//.test(r.shape)], ['all', () => true]] as const) {
       const rs = records.filter((r) => r.pass === pass && r.ratio && filter(r));
-      if (rs.length) lines.push(`${pass.padEnd(15)} ${label.padEnd(3)} layers: geometric mean ${geomean(rs.map((r) => r.ratio!)).toFixed(2)}x tfjs-webgpu over ${rs.length} layers`);
+      const peak = rs.reduce((s, r) => s + r.fraction_of_peak, 0) / Math.max(rs.length, 1);
+      if (rs.length) lines.push(`${pass.padEnd(15)} ${label.padEnd(3)} layers: geometric mean ${geomean(rs.map((r) => r.ratio!)).toFixed(2)}x tfjs-webgpu over ${rs.length} layers; mean ${(100 * peak).toFixed(0)}% of the FMA peak`);
     }
   }
   return lines;

@@ -3,6 +3,7 @@
 import type { Engine } from '../src/engine/engine.js';
 import { castTensor } from '../src/engine/cast.js';
 import { matmul } from '../src/engine/gemm.js';
+import { measureRoof } from './roof.js';
 import { loadTfjs, timeTfjs } from './tfjs.js';
 import { table, timeKernels } from './timing.js';
 
@@ -32,6 +33,8 @@ export interface GemmResult extends GemmCase {
   gflops: number;
   /** The same GEMM on f16 operands (f32 accumulation), where the adapter has shader-f16. */
   halfGflops: number | null;
+  /** gflops as a fraction of the adapter's FMA peak measured in the same run (bench roof). */
+  fractionOfPeak: number;
   baselineGflops: number | null;
 }
 
@@ -40,6 +43,8 @@ export async function benchGemm(engine: Engine, opts: { quick?: boolean; reps?: 
   const reps = opts.reps ?? 5;
   const tf = await loadTfjs(engine.device);
   if (!tf) log('TensorFlow.js is not installed (npm install --include=dev): no baseline column.');
+  const { fmaGflops } = await measureRoof(engine, reps);
+  log(`FMA peak on this adapter: ${fmaGflops.toFixed(1)} GFLOP/s`);
   const results: GemmResult[] = [];
   for (const c of gemmCases(!!opts.quick)) {
     const flops = 2 * c.M * c.N * c.K;
@@ -64,7 +69,7 @@ export async function benchGemm(engine: Engine, opts: { quick?: boolean; reps?: 
     }
     a.dispose();
     b.dispose();
-    const r = { ...c, gflops: flops / ms / 1e6, halfGflops: halfMs ? flops / halfMs / 1e6 : null, baselineGflops: baseline };
+    const r = { ...c, gflops: flops / ms / 1e6, halfGflops: halfMs ? flops / halfMs / 1e6 : null, baselineGflops: baseline, fractionOfPeak: flops / ms / 1e6 / fmaGflops };
     results.push(r);
     log(`  ${c.name.padEnd(28)} ${r.gflops.toFixed(2).padStart(7)} GFLOP/s   f16 operands ${r.halfGflops?.toFixed(2) ?? '-'}   tfjs ${baseline?.toFixed(2) ?? '-'}`);
   }
@@ -73,8 +78,8 @@ export async function benchGemm(engine: Engine, opts: { quick?: boolean; reps?: 
 
 export function gemmTable(results: GemmResult[]): string {
   return table(
-    results.map((r) => [r.name, `${r.M}x${r.N}x${r.K}`, r.gflops.toFixed(2), r.halfGflops?.toFixed(2) ?? '-', r.baselineGflops?.toFixed(2) ?? '-', r.baselineGflops ? (r.gflops / r.baselineGflops).toFixed(2) + 'x' : '-']),
-    ['case', 'M x N x K', 'clothtag GFLOP/s', 'f16 operands', 'tfjs-webgpu GFLOP/s', 'ratio'],
+    results.map((r) => [r.name, `${r.M}x${r.N}x${r.K}`, r.gflops.toFixed(2), `${(100 * r.fractionOfPeak).toFixed(0)}%`, r.halfGflops?.toFixed(2) ?? '-', r.baselineGflops?.toFixed(2) ?? '-', r.baselineGflops ? (r.gflops / r.baselineGflops).toFixed(2) + 'x' : '-']),
+    ['case', 'M x N x K', 'clothtag GFLOP/s', 'of FMA peak', 'f16 operands', 'tfjs-webgpu GFLOP/s', 'ratio'],
   );
 }
 

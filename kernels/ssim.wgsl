@@ -8,29 +8,20 @@
 // Backward, from dS/dmx = S (2my/A1 - 2my/A2 - 2mx/B1 + 2mx/B2), dS/dexx = -S/B2, dS/dexy = 2S/A2:
 //   dx = -dloss / sum(mask) * (G * D1 + 2 x (G * D2) + y (G * D3)),  G * = the same window
 // (a zero-padded symmetric window is its own adjoint).
-// Entry points, in order: moments_h, moments_v, ssim_map, then for the backward grad_h, grad_v.
+// Entry points, in order: moments_h, moments_v (with S and its derivatives), then for the
+// backward grad_h, grad_v.
 struct U { P: u32, H: u32, W: u32, c1: f32, c2: f32 }
 @group(0) @binding(0) var<uniform> u: U;
 
 const WINDOW = ${WINDOW}u;
 const HALF = ${WINDOW}u / 2u;
-const SIGMA = ${SIGMA};
+// The normalized 1-D Gaussian, worked out on the CPU (src/engine/ssim.ts: gaussianWindow) and
+// compiled in: no exp() per invocation.
+const G = array<f32, WINDOW>(${WEIGHTS});
 
-fn gauss() -> array<f32, WINDOW> {
-  var g: array<f32, WINDOW>;
-  var total = 0.0;
-  for (var i = 0u; i < WINDOW; i++) {
-    let d = f32(i) - f32(HALF);
-    g[i] = exp(-d * d / (2.0 * SIGMA * SIGMA));
-    total += g[i];
-  }
-  for (var i = 0u; i < WINDOW; i++) { g[i] /= total; }
-  return g;
-}
-
-fn pixel(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wid.x + wid.y * nwg.x) * 256u + lid;
-}
+// The window passes run on a 2-D grid: x a column, y a row of all the planes stacked (R = plane *
+// H + row), so that no invocation divides by the width (integer division is slow on CPU
+// adapters) and the vertical passes divide once, by the height.
 
 // --- moments_h: horizontal pass over x, y, x^2, y^2, xy
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -41,14 +32,13 @@ fn pixel(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
 @group(0) @binding(6) var<storage, read_write> hyy: array<f32>;
 @group(0) @binding(7) var<storage, read_write> hxy: array<f32>;
 
-@compute @workgroup_size(256)
-fn moments_h(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-             @builtin(local_invocation_index) lid: u32) {
-  let i = pixel(wid, nwg, lid);
-  if (i >= u.P * u.H * u.W) { return; }
-  let g = gauss();
-  let col = i % u.W;
-  let row = i - col;
+@compute @workgroup_size(32, 8)
+fn moments_h(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let col = gid.x;
+  if (col >= u.W || gid.y >= u.P * u.H) { return; }
+  let row = gid.y * u.W;
+  let i = row + col;
+  let g = G;
   var s = array<f32, 5>(0.0, 0.0, 0.0, 0.0, 0.0);
   for (var t = 0u; t < WINDOW; t++) {
     let c = i32(col) + i32(t) - i32(HALF);
@@ -64,69 +54,60 @@ fn moments_h(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
   hx[i] = s[0]; hy[i] = s[1]; hxx[i] = s[2]; hyy[i] = s[3]; hxy[i] = s[4];
 }
 
-// --- moments_v: vertical pass, giving the windowed moments
-@group(0) @binding(1) var<storage, read> vx: array<f32>;
-@group(0) @binding(2) var<storage, read> vy: array<f32>;
-@group(0) @binding(3) var<storage, read> vxx: array<f32>;
-@group(0) @binding(4) var<storage, read> vyy: array<f32>;
-@group(0) @binding(5) var<storage, read> vxy: array<f32>;
-@group(0) @binding(6) var<storage, read_write> mx: array<f32>;
-@group(0) @binding(7) var<storage, read_write> my: array<f32>;
-@group(0) @binding(8) var<storage, read_write> exx: array<f32>;
-@group(0) @binding(9) var<storage, read_write> eyy: array<f32>;
-@group(0) @binding(10) var<storage, read_write> exy: array<f32>;
+// --- moments_v: the vertical pass, giving the windowed moments, and straight from them (in
+// registers, never stored) S per pixel as a masked pair for the mean, and its derivatives.
+// With VEC4 (a width that is a multiple of 4) each invocation takes 4 neighbouring columns as
+// vec4s: a quarter of the loads, which is what this pass is bound by on CPU adapters.
+#if ${VEC4}
+alias VT = vec4<f32>;
+const PER = 4u;
+#else
+alias VT = f32;
+const PER = 1u;
+#endif
+@group(0) @binding(1) var<storage, read> vx: array<VT>;
+@group(0) @binding(2) var<storage, read> vy: array<VT>;
+@group(0) @binding(3) var<storage, read> vxx: array<VT>;
+@group(0) @binding(4) var<storage, read> vyy: array<VT>;
+@group(0) @binding(5) var<storage, read> vxy: array<VT>;
+@group(0) @binding(6) var<storage, read> mask: array<f32>;            // one weight per plane
+@group(0) @binding(7) var<storage, read_write> pair: array<VT>;       // [2, n]: mask * S, mask
+@group(0) @binding(8) var<storage, read_write> d1: array<VT>;         // mask * dS/dmx
+@group(0) @binding(9) var<storage, read_write> d2: array<VT>;         // mask * dS/dexx
+@group(0) @binding(10) var<storage, read_write> d3: array<VT>;        // mask * dS/dexy
 
-@compute @workgroup_size(256)
-fn moments_v(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-             @builtin(local_invocation_index) lid: u32) {
-  let i = pixel(wid, nwg, lid);
-  if (i >= u.P * u.H * u.W) { return; }
-  let g = gauss();
-  let plane = i / (u.H * u.W);
-  let r = (i / u.W) % u.H;
-  let col = i % u.W;
-  var s = array<f32, 5>(0.0, 0.0, 0.0, 0.0, 0.0);
+@compute @workgroup_size(16, 16)
+fn moments_v(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let cols = u.W / PER;
+  let col = gid.x;
+  if (col >= cols || gid.y >= u.P * u.H) { return; }
+  let plane = gid.y / u.H;
+  let r = gid.y - plane * u.H;
+  let i = gid.y * cols + col;
+  var ax = VT(0.0);
+  var ay = VT(0.0);
+  var exx = VT(0.0);
+  var eyy = VT(0.0);
+  var exy = VT(0.0);
   for (var t = 0u; t < WINDOW; t++) {
     let rr = i32(r) + i32(t) - i32(HALF);
     if (rr < 0 || rr >= i32(u.H)) { continue; }
-    let j = (plane * u.H + u32(rr)) * u.W + col;
-    s[0] += g[t] * vx[j];
-    s[1] += g[t] * vy[j];
-    s[2] += g[t] * vxx[j];
-    s[3] += g[t] * vyy[j];
-    s[4] += g[t] * vxy[j];
+    let j = (plane * u.H + u32(rr)) * cols + col;
+    let w = G[t];
+    ax += w * vx[j];
+    ay += w * vy[j];
+    exx += w * vxx[j];
+    eyy += w * vyy[j];
+    exy += w * vxy[j];
   }
-  mx[i] = s[0]; my[i] = s[1]; exx[i] = s[2]; eyy[i] = s[3]; exy[i] = s[4];
-}
-
-// --- ssim_map: S per pixel (as a masked pair for the mean) and its derivatives
-@group(0) @binding(1) var<storage, read> m_x: array<f32>;
-@group(0) @binding(2) var<storage, read> m_y: array<f32>;
-@group(0) @binding(3) var<storage, read> m_xx: array<f32>;
-@group(0) @binding(4) var<storage, read> m_yy: array<f32>;
-@group(0) @binding(5) var<storage, read> m_xy: array<f32>;
-@group(0) @binding(6) var<storage, read> mask: array<f32>;            // one weight per plane
-@group(0) @binding(7) var<storage, read_write> pair: array<f32>;      // [2, n]: mask * S, mask
-@group(0) @binding(8) var<storage, read_write> d1: array<f32>;        // mask * dS/dmx
-@group(0) @binding(9) var<storage, read_write> d2: array<f32>;        // mask * dS/dexx
-@group(0) @binding(10) var<storage, read_write> d3: array<f32>;       // mask * dS/dexy
-
-@compute @workgroup_size(256)
-fn ssim_map(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-            @builtin(local_invocation_index) lid: u32) {
-  let n = u.P * u.H * u.W;
-  let i = pixel(wid, nwg, lid);
-  if (i >= n) { return; }
-  let m = mask[i / (u.H * u.W)];
-  let ax = m_x[i];
-  let ay = m_y[i];
+  let m = mask[plane];
   let a1 = 2.0 * ax * ay + u.c1;
-  let a2 = 2.0 * (m_xy[i] - ax * ay) + u.c2;
+  let a2 = 2.0 * (exy - ax * ay) + u.c2;
   let b1 = ax * ax + ay * ay + u.c1;
-  let b2 = m_xx[i] - ax * ax + m_yy[i] - ay * ay + u.c2;
+  let b2 = exx - ax * ax + eyy - ay * ay + u.c2;
   let s = a1 * a2 / (b1 * b2);
   pair[i] = m * s;
-  pair[n + i] = m;
+  pair[u.P * u.H * cols + i] = VT(m);
   d1[i] = m * s * (2.0 * ay / a1 - 2.0 * ay / a2 - 2.0 * ax / b1 + 2.0 * ax / b2);
   d2[i] = m * s * (-1.0 / b2);
   d3[i] = m * s * (2.0 / a2);
@@ -140,14 +121,13 @@ fn ssim_map(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 @group(0) @binding(5) var<storage, read_write> gh2: array<f32>;
 @group(0) @binding(6) var<storage, read_write> gh3: array<f32>;
 
-@compute @workgroup_size(256)
-fn grad_h(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-          @builtin(local_invocation_index) lid: u32) {
-  let i = pixel(wid, nwg, lid);
-  if (i >= u.P * u.H * u.W) { return; }
-  let g = gauss();
-  let col = i % u.W;
-  let row = i - col;
+@compute @workgroup_size(32, 8)
+fn grad_h(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let col = gid.x;
+  if (col >= u.W || gid.y >= u.P * u.H) { return; }
+  let row = gid.y * u.W;
+  let i = row + col;
+  let g = G;
   var s = vec3<f32>(0.0);
   for (var t = 0u; t < WINDOW; t++) {
     let c = i32(col) + i32(t) - i32(HALF);
@@ -158,32 +138,36 @@ fn grad_h(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
   gh1[i] = s.x; gh2[i] = s.y; gh3[i] = s.z;
 }
 
-// --- grad_v: vertical pass and the combination into dx
-@group(0) @binding(1) var<storage, read> v1: array<f32>;
-@group(0) @binding(2) var<storage, read> v2: array<f32>;
-@group(0) @binding(3) var<storage, read> v3: array<f32>;
-@group(0) @binding(4) var<storage, read> px: array<f32>;
-@group(0) @binding(5) var<storage, read> py: array<f32>;
+// --- grad_v: vertical pass and the combination into dx (4 columns at a time with VEC4)
+@group(0) @binding(1) var<storage, read> v1: array<VT>;
+@group(0) @binding(2) var<storage, read> v2: array<VT>;
+@group(0) @binding(3) var<storage, read> v3: array<VT>;
+@group(0) @binding(4) var<storage, read> px: array<VT>;
+@group(0) @binding(5) var<storage, read> py: array<VT>;
 @group(0) @binding(6) var<storage, read> sums: array<f32>;           // [sum mask*S, sum mask]
 @group(0) @binding(7) var<storage, read> grad_loss: array<f32>;
-@group(0) @binding(8) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(8) var<storage, read_write> dx: array<VT>;
 
-@compute @workgroup_size(256)
-fn grad_v(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-          @builtin(local_invocation_index) lid: u32) {
-  let i = pixel(wid, nwg, lid);
-  if (i >= u.P * u.H * u.W) { return; }
-  let g = gauss();
-  let plane = i / (u.H * u.W);
-  let r = (i / u.W) % u.H;
-  let col = i % u.W;
-  var s = vec3<f32>(0.0);
+@compute @workgroup_size(16, 16)
+fn grad_v(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let cols = u.W / PER;
+  let col = gid.x;
+  if (col >= cols || gid.y >= u.P * u.H) { return; }
+  let plane = gid.y / u.H;
+  let r = gid.y - plane * u.H;
+  let i = gid.y * cols + col;
+  var s1 = VT(0.0);
+  var s2 = VT(0.0);
+  var s3 = VT(0.0);
   for (var t = 0u; t < WINDOW; t++) {
     let rr = i32(r) + i32(t) - i32(HALF);
     if (rr < 0 || rr >= i32(u.H)) { continue; }
-    let j = (plane * u.H + u32(rr)) * u.W + col;
-    s += g[t] * vec3<f32>(v1[j], v2[j], v3[j]);
+    let j = (plane * u.H + u32(rr)) * cols + col;
+    let w = G[t];
+    s1 += w * v1[j];
+    s2 += w * v2[j];
+    s3 += w * v3[j];
   }
   let scale = select(0.0, -grad_loss[0] / sums[1], sums[1] > 0.0);
-  dx[i] = scale * (s.x + 2.0 * px[i] * s.y + py[i] * s.z);
+  dx[i] = scale * (s1 + 2.0 * px[i] * s2 + py[i] * s3);
 }

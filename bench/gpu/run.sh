@@ -75,12 +75,14 @@ grep -q 'kernel check (2x2 GEMM): ok' "$results/doctor.txt" || { say "no working
 if [ "$quick" = 1 ]; then
   step roof 120 bench roof --reps 3 --json "$results/roof.json"
   step gemm 300 bench gemm --quick --reps 3 --json "$results/gemm.json"
+  step memory 120 bench memory --reps 3 --json "$results/memory.json"
   step conv 300 bench conv --nets repvgg_a0 --size 64 --reps 3 --json "$results/conv.json"
   step train-step 300 bench train-step --steps 3 --json "$results/train-step.json"
   step net 300 bench net --net cloth_resnet_a --width 0.25 --size 64 --batch 8 --steps 2 --json "$results/net.json"
 else
   step roof 120 bench roof --json "$results/roof.json"
   step gemm 300 bench gemm --json "$results/gemm.json"
+  step memory 120 bench memory --json "$results/memory.json"
   step conv 600 bench conv --size 224 --batch 16 --json "$results/conv.json"
   step train-step 300 bench train-step --steps 10 --json "$results/train-step.json"
   step net 600 bench net --net cloth_resnet_a --width 1 --size 224 --batch 32 --steps 5 --json "$results/net.json"

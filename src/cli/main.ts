@@ -70,8 +70,8 @@ const verbs: Record<string, Verb> = {
     run: tuneVerb,
   },
   bench: {
-    summary: 'benchmarks: gemm, conv (against TensorFlow.js WebGPU in the same process), roof (the adapter\'s peaks), net (a training step\'s profile per layer), train-step (a small CNN against TensorFlow.js), real-data (accuracy)',
-    usage: 'clothtag bench gemm [--quick] [--reps N] [--json FILE]\n       clothtag bench roof [--reps N] [--json FILE]\n       clothtag bench train-step [--steps 5] [--json FILE]\n       clothtag bench net [--net cloth_resnet_a] [--width 0.25] [--size 64] [--batch 16] [--steps 5] [--json FILE]\n       clothtag bench real-data [--epochs 6] [--size 64] [--width 0.25] [--shared ../shared/data] [--json FILE]\n       clothtag bench conv [--batch 16] [--size S] [--nets resnet50,vgg16,repvgg_a0] [--passes forward,backward_data,backward_weight] [--layouts] [--reps N] [--json FILE]',
+    summary: 'benchmarks: gemm, conv (against TensorFlow.js WebGPU in the same process), roof (the adapter\'s peaks), memory (bandwidth-bound kernels), net (a training step\'s profile per layer), train-step (a small CNN against TensorFlow.js), real-data (accuracy)',
+    usage: 'clothtag bench gemm [--quick] [--reps N] [--json FILE]\n       clothtag bench roof [--reps N] [--json FILE]\n       clothtag bench memory [--reps N] [--json FILE]\n       clothtag bench train-step [--steps 5] [--json FILE]\n       clothtag bench net [--net cloth_resnet_a] [--width 0.25] [--size 64] [--batch 16] [--steps 5] [--json FILE]\n       clothtag bench real-data [--epochs 6] [--size 64] [--width 0.25] [--shared ../shared/data] [--json FILE]\n       clothtag bench conv [--batch 16] [--size S] [--nets resnet50,vgg16,repvgg_a0] [--passes forward,backward_data,backward_weight] [--layouts] [--reps N] [--json FILE]',
     run: bench,
   },
 };
@@ -144,7 +144,7 @@ async function bench(args: string[]): Promise<number> {
     },
   });
   const reps = positiveInt(values.reps!, '--reps');
-  if (!['gemm', 'conv', 'real-data', 'roof', 'net', 'train-step'].includes(what ?? '')) throw new UsageError(`unknown benchmark "${what ?? ''}": gemm, conv, roof, net, train-step or real-data`);
+  if (!['gemm', 'conv', 'real-data', 'roof', 'memory', 'net', 'train-step'].includes(what ?? '')) throw new UsageError(`unknown benchmark "${what ?? ''}": gemm, conv, roof, memory, net, train-step or real-data`);
   const gpu = await createNodeGpu();
   const adapter = gpu.info.description || gpu.info.device;
   try {
@@ -152,6 +152,14 @@ async function bench(args: string[]): Promise<number> {
       const { measureRoof } = await import('../../bench/roof.js');
       const r = await measureRoof(gpu.engine, reps);
       console.log(`${adapter}: arithmetic peak ${r.fmaGflops.toFixed(1)} GFLOP/s (register FMAs), streaming copy ${r.copyGBs.toFixed(1)} GB/s`);
+      if (values.json) writeFileSync(values.json, JSON.stringify({ adapter: gpu.info, ...r }, null, 2));
+      return 0;
+    }
+    if (what === 'memory') {
+      const { benchMemory, memoryTable } = await import('../../bench/memory.js');
+      console.log(`bandwidth-bound kernels on ${adapter} (timestamp queries, median of ${reps})`);
+      const r = await benchMemory(gpu.engine, { reps, log: (s: string) => console.log(s) });
+      console.log('\n' + memoryTable(r.records));
       if (values.json) writeFileSync(values.json, JSON.stringify({ adapter: gpu.info, ...r }, null, 2));
       return 0;
     }

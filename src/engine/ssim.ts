@@ -20,15 +20,26 @@ export interface SsimForward {
   d: [Tensor, Tensor, Tensor];
 }
 
+/** The normalized 1-D Gaussian window (sums to 1), as the kernels compile it in. */
+export function gaussianWindow(window: number, sigma: number): number[] {
+  const half = (window - 1) / 2;
+  const g = Array.from({ length: window }, (_, i) => Math.exp(-((i - half) ** 2) / (2 * sigma * sigma)));
+  const total = g.reduce((a, b) => a + b, 0);
+  return g.map((v) => v / total);
+}
+
 function setup(x: Tensor, o: SsimOptions) {
   if (x.rank !== 4) throw new Error(`SSIM takes heatmaps [N, C, H, W], got ${x.describe()}`);
   const [N, C, H, W] = x.shape as [number, number, number, number];
   const window = o.window ?? 11, sigma = o.sigma ?? 1.5, L = o.range ?? 1;
   if (!(window % 2 === 1 && window >= 1)) throw new Error(`SSIM window must be odd, got ${window}`);
   return {
-    params: { WINDOW: window, SIGMA: sigma.toFixed(6) },
+    params: { WINDOW: window, WEIGHTS: gaussianWindow(window, sigma).map((g) => g.toPrecision(9)).join(', '), VEC4: W % 4 === 0 },
     uniforms: [N * C, H, W, f32((0.01 * L) ** 2), f32((0.03 * L) ** 2)],
-    workgroups: Math.ceil(x.size / 256),
+    /** The horizontal window passes: a 2-D grid of columns x stacked rows, 32 x 8 a workgroup. */
+    grid: [Math.ceil(W / 32), Math.ceil((N * C * H) / 8), 1] as [number, number, number],
+    /** The vertical ones: 4 columns an invocation where the width allows (VEC4), 16 x 16 a workgroup. */
+    gridV: [Math.ceil(W / (W % 4 === 0 ? 4 : 1) / 16), Math.ceil((N * C * H) / 16), 1] as [number, number, number],
   };
 }
 
@@ -45,14 +56,11 @@ export function ssimLoss(x: Tensor, y: Tensor, mask: Tensor, o: SsimOptions = {}
     if (mask.size !== 1) throw new Error(`SSIM mask ${mask.describe()} must have one weight per heatmap or one in all`);
   }
   const h = [0, 1, 2, 3, 4].map(() => e.empty(x.shape));
-  e.run({ kernel: 'ssim', entry: 'moments_h', params: s.params, uniforms: s.uniforms, inputs: [x, y], outputs: h, workgroups: s.workgroups });
-  const m = [0, 1, 2, 3, 4].map(() => e.empty(x.shape));
-  e.run({ kernel: 'ssim', entry: 'moments_v', params: s.params, uniforms: s.uniforms, inputs: h, outputs: m, workgroups: s.workgroups });
-  for (const t of h) t.dispose();
+  e.run({ kernel: 'ssim', entry: 'moments_h', params: s.params, uniforms: s.uniforms, inputs: [x, y], outputs: h, workgroups: s.grid });
   const pair = e.empty([2, x.size]);
   const d: [Tensor, Tensor, Tensor] = [e.empty(x.shape), e.empty(x.shape), e.empty(x.shape)];
-  e.run({ kernel: 'ssim', entry: 'ssim_map', params: s.params, uniforms: s.uniforms, inputs: [...m, planeMask], outputs: [pair, ...d], workgroups: s.workgroups });
-  for (const t of m) t.dispose();
+  e.run({ kernel: 'ssim', entry: 'moments_v', params: s.params, uniforms: s.uniforms, inputs: [...h, planeMask], outputs: [pair, ...d], workgroups: s.gridV });
+  for (const t of h) t.dispose();
   if (!maskPerPlane) planeMask.dispose();
   const { loss: meanS, sums } = meanOfPair(e, pair);
   const loss = unary('affine', meanS, -1, 1);
@@ -64,9 +72,9 @@ export function ssimLossBackward(x: Tensor, y: Tensor, f: SsimForward, gradLoss:
   const s = setup(x, o);
   const e = x.engine;
   const gh = [0, 1, 2].map(() => e.empty(x.shape));
-  e.run({ kernel: 'ssim', entry: 'grad_h', params: s.params, uniforms: s.uniforms, inputs: f.d, outputs: gh, workgroups: s.workgroups });
+  e.run({ kernel: 'ssim', entry: 'grad_h', params: s.params, uniforms: s.uniforms, inputs: f.d, outputs: gh, workgroups: s.grid });
   const dx = e.empty(x.shape);
-  e.run({ kernel: 'ssim', entry: 'grad_v', params: s.params, uniforms: s.uniforms, inputs: [...gh, x, y, f.sums, gradLoss], outputs: [dx], workgroups: s.workgroups });
+  e.run({ kernel: 'ssim', entry: 'grad_v', params: s.params, uniforms: s.uniforms, inputs: [...gh, x, y, f.sums, gradLoss], outputs: [dx], workgroups: s.gridV });
   for (const t of gh) t.dispose();
   return dx;
 }

@@ -33,6 +33,7 @@ demo: build
 bench: build
 	$(CLI) bench roof --json bench/results-roof.json
 	$(CLI) bench gemm --json bench/results-gemm.json
+	$(CLI) bench memory --json bench/results-memory.json
 	$(CLI) bench conv --json bench/results-conv.json
 	$(CLI) bench train-step --steps 10 --json bench/results-train-step.json
 	$(CLI) bench net --net cloth_resnet_a --json bench/results-net-resnet.json

@@ -20,7 +20,7 @@ export function kernelFamily(key: string): string {
   if (key.startsWith('conv2d_grad_weight')) return 'conv backward-weight';
   if (key.startsWith('conv2d_grad_input')) return 'conv backward-data (and transposed conv)';
   if (key.startsWith('conv2d')) return 'conv forward';
-  if (key.startsWith('gemm')) return 'GEMM (linear layers)';
+  if (key.startsWith('gemm')) return 'GEMM (linear layers, 1x1 convs)';
   if (key.startsWith('batchnorm')) return 'BatchNorm';
   if (key.startsWith('adam')) return 'Adam';
   if (key.startsWith('reduce')) return 'reductions (bias gradients, broadcast sums)';

@@ -55,8 +55,11 @@ export const GEMM_TILE_CANDIDATES: readonly Tile[] = [
 
 /** The adapter kinds whose defaults differ: CPU rasterizers (lavapipe, SwiftShader) and GPUs. */
 export function adapterKind(adapter: string): 'cpu' | 'gpu' {
-  return /llvmpipe|lavapipe|swiftshader|software|cpu/i.test(adapter) ? 'cpu' : 'gpu';
+  // Asked on every dispatch that picks a tile or a reduction: the last answer is kept.
+  if (adapter !== lastKind.adapter) lastKind = { adapter, kind: /llvmpipe|lavapipe|swiftshader|software|cpu/i.test(adapter) ? 'cpu' : 'gpu' };
+  return lastKind.kind;
 }
+let lastKind: { adapter: string; kind: 'cpu' | 'gpu' } = { adapter: '', kind: 'gpu' };
 
 /**
  * Untuned defaults. On a CPU adapter a workgroup runs on one core and invocations are SIMD lanes:

@@ -15,6 +15,7 @@ import {
   emptyTuning,
   gemmKey,
   parseTile,
+  pickWinner,
   tileName,
   tuneShape,
 } from '../src/engine/tune.js';
@@ -139,6 +140,13 @@ t.test('every candidate tile computes all three convolution passes', async (t) =
   }
 });
 
+t.test('a winner must beat the default by a margin', async (t) => {
+  t.equal(pickWinner({ a: 1, b: 0.9, c: 1.2 }, 'a'), 'a', '10% faster: the default stays');
+  t.equal(pickWinner({ a: 1, b: 0.8, c: 1.2 }, 'a'), 'b', '20% faster: replaced');
+  t.equal(pickWinner({ a: 1, b: 0.8 }, 'z'), 'b', 'no default among the candidates: the fastest');
+  t.equal(pickWinner({ a: 1, b: 0.9 }, 'a', 0), 'b', 'no margin: the fastest');
+});
+
 t.test('the tuner measures every candidate and its winner becomes the choice', async (t) => {
   const e = await gpuEngine(t);
   const shape = { M: 24, N: 40, K: 16, batch: 1, transA: false, transB: false };
@@ -147,6 +155,8 @@ t.test('the tuner measures every candidate and its winner becomes the choice', a
   const result = await tuneShape(e, gemmKey(shape), table, chooseGemmTile(shape, e.adapter), (tile) => void matmul(a, b, { tile }), 1);
   t.equal(Object.keys(result.times).length, GEMM_TILE_CANDIDATES.length, 'every candidate timed');
   t.ok(Object.values(result.times).every((ms) => ms > 0 && Number.isFinite(ms)), 'with real times');
-  t.equal(result.best, Object.entries(result.times).sort((x, y) => x[1] - y[1])[0]![0], 'the fastest wins');
+  const fastest = Object.entries(result.times).sort((x, y) => x[1] - y[1])[0]!;
+  const expected = fastest[1] <= 0.85 * result.times[result.defaultTile]! ? fastest[0] : result.defaultTile;
+  t.equal(result.best, expected, 'the fastest wins if it beats the default by 15%, else the default stays');
   t.same(chooseGemmTile(shape, e.adapter, table), parseTile(result.best), 'and is chosen from then on');
 });

@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
 # The GPU runbook: runs clothtag's bench suite on a Linux x86-64 machine with an NVIDIA GPU and no
 # network, from what bench/gpu/pack.sh put beside this script (Node, the app, the Vulkan loader).
-#   bash run.sh [RESULTS_DIR] [--quick]
+#   bash run.sh [RESULTS_DIR] [--quick] [--only STEP,STEP,...]
 # Prints the adapter, its limits and features (f16, subgroups, subgroup matrices), then the suite;
-# every step's output goes to RESULTS_DIR (default ./results) as .txt and .json.
+# every step's output goes to RESULTS_DIR (default ./results) as .txt and .json. --only runs some
+# steps (roof gemm memory conv train-step net tune conv-tuned torch; doctor always runs), so that a
+# machine lent for a few minutes a call can take the suite in parts into the same RESULTS_DIR.
 # VK_ICD_FILENAMES, when set, picks the driver (e.g. lavapipe, to rehearse on a CPU machine).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 results=$here/results
 quick=0
-for a in "$@"; do
-  case $a in
+only=''
+while [ $# -gt 0 ]; do
+  case $1 in
     --quick) quick=1 ;;
-    *) results=$a ;;
+    --only) only=",$2,"; shift ;;
+    *) results=$1 ;;
   esac
+  shift
 done
 work=${CLOTHTAG_GPU_WORK:-${TMPDIR:-/tmp}/clothtag-gpu}
 mkdir -p "$results" "$work"
@@ -62,6 +67,7 @@ cd "$work/app"
 clothtag() { "$node" dist/src/cli/main.js "$@"; }
 step() { # step NAME TIMEOUT ARGS...: one suite step, its output kept
   local name=$1 limit=$2; shift 2
+  if [ -n "$only" ] && [ "$name" != doctor ] && [[ "$only" != *",$name,"* ]]; then return 0; fi
   say "$name: clothtag $*"
   timeout "$limit" "$node" dist/src/cli/main.js "$@" 2>&1 | grep -v 'artificially reduced' | tee "$results/$name.txt"
   local rc=${PIPESTATUS[0]}
@@ -89,7 +95,8 @@ else
   step tune 600 tune --net cloth_resnet_a --width 1 --size 224 --batch 16
   step conv-tuned 600 bench conv --size 224 --batch 16 --nets resnet50 --passes forward --json "$results/conv-tuned.json"
   # PyTorch on the same GPU, fp32 with TF32 off, where the machine has it (it is not carried).
-  if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
+  if [ -n "$only" ] && [[ "$only" != *",torch,"* ]]; then :
+  elif python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
     say "pytorch: bench/gpu/torch_reference.py"
     python3 "$here/torch_reference.py" --conv "$results/conv.json" --json "$results/torch.json" | tee "$results/torch.txt"
   else

@@ -1,6 +1,6 @@
 // clothtag's embeddable core: everything here runs wherever a GPUDevice exists (Node through Dawn,
 // browsers, Deno, Bun) and imports nothing from Node. Node-only helpers are in 'clothtag/node'.
-export { Engine, KernelError, DeviceLostError, TensorTooLargeError, type Dispatch, type KernelTiming } from './engine/engine.js';
+export { Engine, adapterName, KernelError, DeviceLostError, TensorTooLargeError, type Dispatch, type KernelTiming } from './engine/engine.js';
 export { requestEngineDevice } from './engine/device.js';
 export { Tensor } from './engine/tensor.js';
 export * as ops from './autograd/ops.js';

@@ -1,4 +1,5 @@
 // Adam's kernels (kernels/adam.wgsl): the per-step counter and the fused per-parameter update.
+import { perInvocation } from './elementwise.js';
 import { f32 } from './engine.js';
 import type { Tensor } from './tensor.js';
 
@@ -39,13 +40,13 @@ export function adamBegin(counter: Tensor, h: AdamHyper, skipIf?: Tensor): void 
  */
 export function adamStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, h: AdamHyper, counter: Tensor, skipIf?: Tensor): void {
   if (grad.size !== param.size) throw new Error(`gradient ${grad.describe()} does not match parameter ${param.describe()}`);
-  const vec4 = param.size % 4 === 0;
+  const per = perInvocation(param.size);
   param.engine.run({
     kernel: 'adam',
-    params: { VEC4: vec4, SKIPPABLE: !!skipIf },
+    params: { VEC4: per === 4, SKIPPABLE: !!skipIf },
     uniforms: uniformsOf(param.size, h),
     inputs: skipIf ? [grad, counter, skipIf] : [grad, counter],
     outputs: [param, m, v],
-    workgroups: Math.ceil(param.size / (vec4 ? 4 : 1) / 256),
+    workgroups: Math.ceil(param.size / per / 256),
   });
 }

@@ -88,7 +88,7 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | undefined, g: ConvGe
   if (affine && (affine.scale.size !== K || affine.shift.size !== K)) throw new Error(`conv2d: the folded BatchNorm has ${affine.scale.size} channels, the convolution ${K}`);
   const [OH, OW] = checkSpatial(H, W, KH, KW, g, x, w);
   const engine = x.engine;
-  if (convIsGemm(KH, KW, g, H * W, layout) && !bias && !options.affine && !options.tile) {
+  if (convIsGemm(KH, KW, g, H * W, layout) && !bias && !affine && !options.tile) {
     // y[n] = W [K, C] x[n] [C, HW], every image at once (the weight shared across the batch).
     const y = matmul(w.view([K, C]), x.view([N, C, H * W]), { relu: options.relu });
     const out = y.view([N, K, OH, OW]);
@@ -125,7 +125,7 @@ export function conv2dGradInput(dy: Tensor, w: Tensor, inputShape: readonly numb
     throw new Error(`conv2d backward-data: gradient ${dy.describe()} and weight ${w.describe()} do not fit input ${shapeString(inputShape)}`);
   }
   const engine = dy.engine;
-  if (convIsGemm(KH, KW, g, H * W) && OH === H && OW === W && !bias && !forcedTile) {
+  if (convIsGemm(KH, KW, g, H * W) && !bias && !forcedTile) {
     // dx[n] = Wᵀ [C, K] dy[n] [K, HW]: the same batched GEMM with the weight transposed.
     const dx = matmul(w.view([K, C]), dy.view([N, K, H * W]), { transA: true, alpha: outScale });
     const out = dx.view([N, C, H, W]);

@@ -45,8 +45,8 @@ export type BinaryOp = keyof typeof BINARY;
 
 const WG = 256;
 
-/** Values per invocation of an elementwise pass: a vec4 when the size is a multiple of 4. */
-const perInvocation = (n: number) => (n % 4 === 0 ? 4 : 1);
+/** Values per invocation of an elementwise pass: a vec4 when the count is a multiple of 4. */
+export const perInvocation = (n: number) => (n % 4 === 0 ? 4 : 1);
 
 export function unary(op: UnaryOp, a: Tensor, alpha = 1, beta = 0): Tensor {
   const out = a.engine.empty(a.shape);

@@ -413,7 +413,7 @@ export class Engine {
       return;
     }
     if (!d.half) {
-      const wrong = [...d.inputs, ...d.outputs].find((t) => t.dtype !== 'f32');
+      const wrong = d.inputs.find((t) => t.dtype !== 'f32') ?? d.outputs.find((t) => t.dtype !== 'f32');
       if (wrong) throw new KernelError(`kernel ${d.kernel} takes float32 tensors, got ${wrong.describe()}: cast it first (castTensor)`);
     }
     const key = pipelineKey(d);

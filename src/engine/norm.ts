@@ -1,5 +1,6 @@
 // BatchNorm2d launchers (kernels/batchnorm.wgsl).
 import { type Engine, f32 } from './engine.js';
+import { perInvocation } from './elementwise.js';
 import { adapterKind } from './tune.js';
 import type { Tensor } from './tensor.js';
 
@@ -22,11 +23,10 @@ export function batchNormThreadPerChannel(values: number, adapter: string): bool
   return values <= (adapterKind(adapter) === 'cpu' ? 4096 : 256);
 }
 
-/** Values per invocation of the elementwise passes: a vec4 when a plane holds whole vec4s. */
-const perInvocation = (HW: number) => (HW % 4 === 0 ? 4 : 1);
 
 /** The elementwise passes' specialization: vec4 or scalar, and zero in that type. */
 function elementwise(HW: number) {
+  // A vec4 per invocation when a plane holds whole vec4s (then so does every channel's run).
   const vec4 = perInvocation(HW) === 4;
   return { VEC4: vec4, ZERO: vec4 ? 'vec4<f32>(0.0)' : '0.0' };
 }

@@ -2,7 +2,7 @@
 // f16 cast) on one activation-sized tensor (4 MiB), as GB/s of the bytes they must move at least
 // and as a fraction of this adapter's own copy rate on the same 4 MiB, measured in the same run
 // (bench roof's copy streams 128 MiB, beyond the caches a 4 MiB tensor still fits in).
-import { adamBegin, adamCounterValues, adamStep } from '../src/engine/adam.js';
+import { ADAM_COUNTER_SIZE, adamBegin, adamCounterValues, adamStep } from '../src/engine/adam.js';
 import { castTensor } from '../src/engine/cast.js';
 import type { Engine } from '../src/engine/engine.js';
 import { accumulate, binary, unary } from '../src/engine/elementwise.js';
@@ -36,7 +36,7 @@ export async function benchMemory(engine: Engine, o: { reps: number; log: (s: st
   const f = batchNorm(x, s, true, true);
   const h = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 };
   const p = engine.full([n], 1), m = engine.zeros([n]), v = engine.zeros([n]);
-  const counter = engine.tensor(adamCounterValues(0, h), [4]);
+  const counter = engine.tensor(adamCounterValues(0, h), [ADAM_COUNTER_SIZE]);
   const hm = [16, 8, 64, 64], hn = hm.reduce((a, b) => a * b, 1);
   const heat = engine.full(hm, 0.3), target = engine.full(hm, 0.5), mask = engine.full([16, 8], 1);
   const sf = ssimLoss(heat, target, mask);

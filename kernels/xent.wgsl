@@ -1,9 +1,10 @@
 // Softmax cross-entropy over rows of logits [N, C] with integer labels stored as floats.
 // A negative label marks a row without a category (masked out of the mean).
-//   forward:  pair[row] = logsumexp(x_row) - x_row[label], pair[N + row] = 1 if the row counts
-//   backward: dx[row, j] = (softmax(x_row)_j - [j == label]) * dloss / count
+// With label smoothing e the target is q_j = (1 - e) [j == label] + e / C (Szegedy et al. 2016):
+//   forward:  pair[row] = logsumexp(x_row) - sum_j q_j x_row[j], pair[N + row] = 1 if the row counts
+//   backward: dx[row, j] = (softmax(x_row)_j - q_j) * dloss / count
 // The mean itself is reduce(pair) then loss_mean.wgsl, shared by every loss.
-struct U { N: u32, C: u32 }
+struct U { N: u32, C: u32, smoothing: f32 }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read> labels: array<f32>;
@@ -32,7 +33,10 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
   let base = row * u.C;
   let lse = row_max_and_lse(base).y;
-  pair[row] = lse - logits[base + u32(label)];
+  var total = 0.0;
+  for (var j = 0u; j < u.C; j++) { total += logits[base + j]; }
+  let target_logit = (1.0 - u.smoothing) * logits[base + u32(label)] + u.smoothing * total / f32(u.C);
+  pair[row] = lse - target_logit;
   pair[u.N + row] = 1.0;
 }
 
@@ -51,6 +55,7 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
   let label_index = u32(label);
   for (var j = 0u; j < u.C; j++) {
     let p = exp(logits[base + j] - lse);
-    dx[base + j] = (p - select(0.0, 1.0, j == label_index)) * g;
+    let q = (1.0 - u.smoothing) * select(0.0, 1.0, j == label_index) + u.smoothing / f32(u.C);
+    dx[base + j] = (p - q) * g;
   }
 }

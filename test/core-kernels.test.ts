@@ -1,7 +1,8 @@
 // Every core kernel against a float64 reference on random inputs, shapes chosen to miss the tile
 // sizes (GEMM blocks 4x4 per invocation in 16x8 workgroups; reductions 256 per workgroup).
 import t from 'tap';
-import { adamBegin, adamCounterValues, adamStep } from '../src/engine/adam.js';
+import { ADAM_COUNTER_SIZE, adamBegin, adamCounterValues, adamStep } from '../src/engine/adam.js';
+import { Adam, sumOfSquares } from '../src/autograd/optim.js';
 import { BINARY, UNARY, accumulate, binary, unary, type BinaryOp, type UnaryOp } from '../src/engine/elementwise.js';
 import { matmul } from '../src/engine/gemm.js';
 import { reduce, reduceStrategy, reducesLeadingAxes } from '../src/engine/reduce.js';
@@ -182,7 +183,7 @@ t.test('fused Adam step against the formula', async (t) => {
   const h = { lr: 0.01, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.01 };
   const pt = e.tensor(p, [n]), mt = e.tensor(m, [n]), vt = e.tensor(v, [n]);
   // The counter after two steps; begin() makes it the third (t = 3 and its bias corrections).
-  const counter = e.tensor(adamCounterValues(2, h), [4]);
+  const counter = e.tensor(adamCounterValues(2, h), [ADAM_COUNTER_SIZE]);
   adamBegin(counter, h);
   assertClose(t, await counter.read(), Array.from(adamCounterValues(3, h)), `adam counter advanced (${n})`, 1e-7, 1e-6);
   adamStep(pt, e.tensor(g, [n]), mt, vt, h, counter);
@@ -197,4 +198,58 @@ t.test('fused Adam step against the formula', async (t) => {
   assertClose(t, await vt.read(), refV, `adam v (${n})`, 1e-6, 1e-5);
   assertClose(t, await pt.read(), refP, `adam param (${n})`, 1e-5, 1e-4);
   }
+});
+
+t.test('the weights\' moving average: a lerp per step, swapped in for evaluation and back', async (t) => {
+  const e = await gpuEngine(t);
+  const { WeightAverage } = await import('../src/train/ema.js');
+  const { createNet } = await import('../src/nets/models.js');
+  const net = createNet(e, { net: 'cloth_repvgg', categories: 3, attributes: 0, width: 0.0625, seed: 2 });
+  const w = net.parameters()[0]!;
+  const before = await w.read();
+  const avg = new WeightAverage(net, 0.75);
+  const moved = Float32Array.from(before, (v) => v + 1);
+  e.write(w, moved);
+  avg.update();
+  assertClose(t, await avg.average[0]!.read(), Array.from(before, (v) => v + 0.25), 'average += (1 - decay) (live - average)', 1e-6, 1e-6);
+  const seen = await avg.swapped(() => w.read());
+  assertClose(t, seen, Array.from(before, (v) => v + 0.25), 'the average is in the network while swapped', 1e-6, 1e-6);
+  assertClose(t, await w.read(), moved, 'and the live weights are back after', 0, 0);
+  avg.dispose();
+  net.dispose();
+});
+
+t.test('AdamW (decoupled decay) and global-norm clipping against the formula', async (t) => {
+  const e = await gpuEngine(t);
+  const n = 37; // odd: one value an invocation
+  const p = randn(n, 11), g = randn(n, 12), m = randn(n, 13, 0.1), v = uniform(n, 14, 0, 0.1);
+  const norm = Math.hypot(...g);
+  for (const maxGradNorm of [0, norm / 3, 2 * norm]) {
+    const h = { lr: 0.02, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.05, decoupled: true, maxGradNorm };
+    const pt = e.tensor(p, [n]), mt = e.tensor(m, [n]), vt = e.tensor(v, [n]), gt = e.tensor(g, [n]);
+    const counter = e.tensor(adamCounterValues(0, h), [ADAM_COUNTER_SIZE]);
+    adamBegin(counter, h, undefined, maxGradNorm ? sumOfSquares([gt]) : undefined);
+    const clip = maxGradNorm && norm > maxGradNorm ? maxGradNorm / norm : 1;
+    t.ok(Math.abs((await counter.read())[4]! - clip) < 1e-5, `clip factor ${clip.toFixed(3)} (max norm ${maxGradNorm.toFixed(2)}, norm ${norm.toFixed(2)})`);
+    adamStep(pt, gt, mt, vt, h, counter);
+    const refP = Array.from(p, (pi, i) => {
+      const gi = clip * g[i]!;
+      const mi = h.beta1 * m[i]! + (1 - h.beta1) * gi, vi = h.beta2 * v[i]! + (1 - h.beta2) * gi * gi;
+      return pi - h.lr * ((mi / (1 - h.beta1)) / (Math.sqrt(vi / (1 - h.beta2)) + h.eps) + h.weightDecay * pi);
+    });
+    assertClose(t, await pt.read(), refP, `AdamW param, max norm ${maxGradNorm.toFixed(2)}`, 1e-5, 1e-4);
+  }
+  // The optimizer decays weights (rank >= 2) and leaves biases and BatchNorm's vectors (rank 1) alone.
+  const w = e.tensor([1, 2, 3, 4], [2, 2]).keep(), b = e.tensor([1, 2], [2]).keep();
+  const adam = new Adam([w, b], { lr: 0.1, weightDecay: 0.5, decoupled: true });
+  w.grad = e.zeros([2, 2]);
+  b.grad = e.zeros([2]);
+  adam.update();
+  assertClose(t, await w.read(), [0.95, 1.9, 2.85, 3.8], 'a zero gradient: weights decay by lr * wd', 1e-6, 1e-6);
+  assertClose(t, await b.read(), [1, 2], 'biases do not decay', 1e-6, 1e-6);
+  // A new rate takes effect at the next step without new uniforms for the parameters.
+  adam.hyper.lr = 0.2;
+  adam.update();
+  assertClose(t, await b.read(), [1, 2], 'still no decay', 1e-6, 1e-6);
+  t.ok(Math.abs((await adam.counter.read())[3]! - 0.2) < 1e-7, 'the counter holds the new rate');
 });

@@ -3,8 +3,9 @@ import t from 'tap';
 import * as ops from '../src/autograd/ops.js';
 import { gpuEngine } from './helpers/gpu.js';
 import { gradcheck } from './helpers/gradcheck.js';
-import { uniform } from './helpers/random.js';
-import { binaryRef, bceRef, matmulRef, mseRef, reduceRef, softmaxXentRef } from './helpers/reference.js';
+import { randn, uniform } from './helpers/random.js';
+import { assertClose } from './helpers/close.js';
+import { binaryRef, bceRef, l1Ref, matmulRef, mseRef, reduceRef, softArgmaxRef, softmaxXentRef } from './helpers/reference.js';
 
 t.test('elementwise ops with broadcasting', async (t) => {
   const e = await gpuEngine(t);
@@ -88,6 +89,12 @@ t.test('losses', async (t) => {
     gpu: ([x, l]) => ops.softmaxCrossEntropy(x!, l!),
     ref: ([x]) => Float64Array.of(softmaxXentRef(x!, labels, N, C)),
   });
+  await gradcheck(t, e, {
+    name: 'softmax cross-entropy with label smoothing 0.1',
+    inputs: [{ shape: [N, C] }, { shape: [N], data: labels, noGrad: true }],
+    gpu: ([x, l]) => ops.softmaxCrossEntropy(x!, l!, 0.1),
+    ref: ([x]) => Float64Array.of(softmaxXentRef(x!, labels, N, C, 0.1)),
+  });
   const targets = Float32Array.from({ length: 4 * 7 }, (_, i) => [1, 0, -1, 0, 0][i % 5]!);
   await gradcheck(t, e, {
     name: 'weighted BCE with logits (unknowns masked)',
@@ -103,4 +110,30 @@ t.test('losses', async (t) => {
     gpu: ([p, y, m]) => ops.mse(p!, y!, m!),
     ref: ([p]) => Float64Array.of(mseRef(p!, target, mask)),
   });
+  // Offsets keep every |p - t| away from the kink at 0, where the finite difference is undefined.
+  const points = uniform(2 * 3 * 2, 10, 0, 1);
+  const offsets = Float32Array.from(points, (v, i) => v + (i % 2 ? 0.05 : -0.07));
+  await gradcheck(t, e, {
+    name: 'masked L1 on points',
+    inputs: [{ shape: [2, 3, 2], data: offsets }, { shape: [2, 3, 2], data: points, noGrad: true }, { shape: [2, 3], data: mask, noGrad: true }],
+    gpu: ([p, y, m]) => ops.l1(p!, y!, m!),
+    ref: ([p]) => Float64Array.of(l1Ref(p!, points, mask)),
+  });
+});
+
+t.test('soft-argmax: expected pixel centres, odd and even planes, and its gradient', async (t) => {
+  const e = await gpuEngine(t);
+  for (const [N, K, H, W] of [[2, 3, 5, 7], [1, 2, 16, 16], [1, 1, 23, 19]] as const) {
+    await gradcheck(t, e, {
+      name: `soft-argmax [${N}, ${K}, ${H}, ${W}]`,
+      inputs: [{ shape: [N, K, H, W], data: randn(N * K * H * W, H + W, 2) }],
+      gpu: ([x]) => ops.softArgmax(x!),
+      ref: ([x]) => softArgmaxRef(x!, N * K, H, W),
+    });
+  }
+  // A peaked plane gives its peak; a flat one gives the centre of the map.
+  const peaked = new Float32Array(2 * 9 * 11);
+  peaked[4 * 11 + 8] = 40;
+  const xy = await e.tidyAsync(() => ops.softArgmax(e.tensor(peaked, [1, 2, 9, 11])).read());
+  assertClose(t, xy, [8.5 / 11, 4.5 / 9, 0.5, 0.5], 'peak and flat plane', 1e-5, 1e-5);
 });

@@ -4,7 +4,7 @@
 import t from 'tap';
 import * as ops from '../src/autograd/ops.js';
 import { GradientScaler } from '../src/autograd/scaler.js';
-import { adamBegin, adamCounterValues, adamStep } from '../src/engine/adam.js';
+import { ADAM_COUNTER_SIZE, adamBegin, adamCounterValues, adamStep } from '../src/engine/adam.js';
 import { backward } from '../src/autograd/tape.js';
 import { clothtagStep } from '../bench/train-step.js';
 import { castTensor } from '../src/engine/cast.js';
@@ -167,7 +167,7 @@ t.test('gradient scaling: the casts flag an f16 overflow, Adam skips, the scaler
   // Adam leaves everything as it is while the flag is up.
   const p = e.tensor([1, 2, 3, 4], [4]), g = e.tensor([0.5, 0.5, 0.5, 0.5], [4]), m = e.zeros([4]), v = e.zeros([4]);
   const h = { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 };
-  const counter = e.tensor(adamCounterValues(0, h), [4]);
+  const counter = e.tensor(adamCounterValues(0, h), [ADAM_COUNTER_SIZE]);
   adamBegin(counter, h, flag);
   adamStep(p, g, m, v, h, counter, flag);
   t.same(Array.from(await p.read()), [1, 2, 3, 4], 'skipped while flagged');

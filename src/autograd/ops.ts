@@ -9,6 +9,7 @@ import * as L from '../engine/loss.js';
 import * as Nm from '../engine/norm.js';
 import { normalizeAxes, reduce, sumToShape } from '../engine/reduce.js';
 import * as S from '../engine/spatial.js';
+import * as Sa from '../engine/softargmax.js';
 import * as Ss from '../engine/ssim.js';
 import { Tensor, resolveShape } from '../engine/tensor.js';
 import { record } from './tape.js';
@@ -198,10 +199,13 @@ function layerBackward(out: Tensor, g: Tensor, relu: boolean, mixed: boolean, gr
 
 // ------------------------------------------------------------ losses
 
-/** Mean softmax cross-entropy of logits [N, C] against labels [N] (class index; negative = none). */
-export function softmaxCrossEntropy(logits: Tensor, labels: Tensor): Tensor {
-  const { loss, sums } = L.softmaxCrossEntropy(logits, labels);
-  return record(loss, 'softmaxCrossEntropy', [logits], (g) => [L.softmaxCrossEntropyBackward(logits, labels, sums, g)]);
+/**
+ * Mean softmax cross-entropy of logits [N, C] against labels [N] (class index; negative = none),
+ * with label smoothing `smoothing` (0: none).
+ */
+export function softmaxCrossEntropy(logits: Tensor, labels: Tensor, smoothing = 0): Tensor {
+  const { loss, sums } = L.softmaxCrossEntropy(logits, labels, smoothing);
+  return record(loss, 'softmaxCrossEntropy', [logits], (g) => [L.softmaxCrossEntropyBackward(logits, labels, sums, g, smoothing)]);
 }
 
 /** Weighted BCE on logits; targets 1 / 0, negative = unknown (masked). */
@@ -215,6 +219,22 @@ export function mse(pred: Tensor, target: Tensor, mask?: Tensor): Tensor {
   const m = mask ?? pred.engine.full([1], 1);
   const { loss, sums } = L.mse(pred, target, m);
   return record(loss, 'mse', [pred], (g) => [L.mseBackward(pred, target, m, sums, g)]);
+}
+
+/** Masked mean absolute error; mask has one weight per plane of pred (e.g. [N, 8] for [N, 8, 2] points). */
+export function l1(pred: Tensor, target: Tensor, mask?: Tensor): Tensor {
+  const m = mask ?? pred.engine.full([1], 1);
+  const { loss, sums } = L.l1(pred, target, m);
+  return record(loss, 'l1', [pred], (g) => [L.l1Backward(pred, target, m, sums, g)]);
+}
+
+/**
+ * Soft-argmax of heatmap logits [N, K, H, W]: the expected position under each plane's softmax,
+ * [N, K, 2] as fractions of the width and height (integral regression, Sun et al. 2018).
+ */
+export function softArgmax(x: Tensor): Tensor {
+  const f = Sa.softArgmax(x);
+  return record(f.coords, 'softArgmax', [x], (g) => [Sa.softArgmaxBackward(x, f, g)]);
 }
 
 // ------------------------------------------------------------ convolutions

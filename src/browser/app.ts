@@ -4,7 +4,8 @@
 import decodeJpeg from 'jpeg-js/lib/decoder.js';
 import { Engine } from '../engine/engine.js';
 import { requestEngineDevice } from '../engine/device.js';
-import { type Labels, checkpointLabeling, labelImages, wholeImage } from '../label/labels.js';
+import { DEFAULT_LABELING, type Labels, checkpointLabeling, labelImages, wholeImage } from '../label/labels.js';
+import type { LandmarkDecode } from '../train/losses.js';
 import type { RgbaImage } from '../label/pixels.js';
 import type { ClothNet } from '../nets/models.js';
 import { loadCheckpoint } from '../nets/weights.js';
@@ -14,7 +15,7 @@ const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as 
 const status = (text: string) => ($('status').textContent = text);
 
 let engine: Engine | null = null;
-let model: { net: ClothNet; vocab: Vocabulary; size: number; name: string } | null = null;
+let model: { net: ClothNet; vocab: Vocabulary; size: number; name: string; decode: LandmarkDecode } | null = null;
 
 async function gpu(): Promise<Engine> {
   if (engine) return engine;
@@ -30,8 +31,8 @@ async function useCheckpoint(bytes: ArrayBuffer, name: string): Promise<void> {
   const e = await gpu();
   model?.net.dispose();
   const { net, meta } = await loadCheckpoint(e, bytes, name);
-  const { vocab, size } = checkpointLabeling(meta.extra, name);
-  model = { net, vocab, size, name };
+  const { vocab, size, decode } = checkpointLabeling(meta.extra, name);
+  model = { net, vocab, size, name, decode };
   status(`${name}: ${meta.config.net}, ${vocab.categories.length} categories, ${vocab.attributes.length} attributes, ${size}x${size}. Pick a photo.`);
 }
 
@@ -62,12 +63,13 @@ function draw(img: RgbaImage, r: Labels): void {
   full.getContext('2d')!.putImageData(new ImageData(new Uint8ClampedArray(img.data), img.width, img.height), 0, 0);
   ctx.drawImage(full, 0, 0, canvas.width, canvas.height);
   for (const [s, l] of (r.landmarks ?? []).entries()) {
-    if (l.confidence < 0.2) continue;
+    // An unsure point (Labels.landmarks) is drawn as a hollow ring: a guess, not a finding.
     ctx.beginPath();
     ctx.arc(l.x * scale, l.y * scale, 5, 0, 2 * Math.PI);
     ctx.fillStyle = COLORS[s]!;
-    ctx.fill();
-    ctx.strokeStyle = '#000';
+    ctx.strokeStyle = l.sure ? '#000' : COLORS[s]!;
+    ctx.lineWidth = l.sure ? 1 : 2;
+    if (l.sure) ctx.fill();
     ctx.stroke();
   }
   const lines = [
@@ -82,7 +84,7 @@ async function labelPhoto(file: File): Promise<void> {
   status(`labelling ${file.name}...`);
   const img = await decode(file);
   const t0 = performance.now();
-  const [labels] = await labelImages(model.net, model.vocab, [{ img, box: wholeImage(img) }], model.size);
+  const [labels] = await labelImages(model.net, model.vocab, [{ img, box: wholeImage(img) }], model.size, DEFAULT_LABELING, model.decode);
   draw(img, labels!);
   $('result').textContent = JSON.stringify({ file: file.name, ...labels }, null, 2);
   status(`${file.name}: labelled in ${(performance.now() - t0).toFixed(0)} ms on this browser's GPU (nothing was uploaded)`);

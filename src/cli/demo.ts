@@ -26,7 +26,8 @@ export async function demoVerb(args: string[]): Promise<number> {
     const resume = existsSync(join(run, 'config.json'));
     const trainArgs = resume
       ? ['--resume', run, '--epochs', values.epochs!]
-      : ['--data', dataDir, '--net', 'new_fashionnet', '--width', '0.25', '--img-size', '64', '--batch-size', '16', '--epochs', String(positiveInt(values.epochs!, '--epochs')), '--lr', '2e-3', '--lr-decay', '0.9', '--wl', '200', '--out', run];
+      : ['--data', dataDir, '--net', 'new_fashionnet', '--width', '0.25', '--img-size', '64', '--batch-size', '16', '--epochs', String(positiveInt(values.epochs!, '--epochs')),
+          '--lr', '2e-3', '--schedule', 'onecycle', '--weight-decay', '0.05', '--augment', 'light', '--landmark-loss', 'softargmax', '--wl', '20', '--out', run];
     const trained = await trainVerb(trainArgs);
     if (trained !== 0) return trained;
     step(3, 'evaluate on the held-out test split (DeepFashion protocol)');
@@ -34,15 +35,15 @@ export async function demoVerb(args: string[]): Promise<number> {
     step(4, 'label held-back images: JSONL and PNG overlays');
     const ds = await openDataset(dataDir);
     const held = makeSplits(ds, 'official', 0).test.slice(0, 12).map((i) => join(dataDir, ds.items[i]!.path));
-    if ((await predictVerb([...held, '--checkpoint', join(run, 'weights', 'best.safetensors'), '--out', join(out, 'overlays'), '--jsonl', join(out, 'labels.jsonl')])) !== 0) return 1;
+    if ((await predictVerb([...held, '--checkpoint', join(run, 'weights', 'best.safetensors'), '--out', join(out, 'overlays'), '--jsonl', join(out, 'labels.jsonl'), '--sheet', join(out, 'sheet.png')])) !== 0) return 1;
     const ev = JSON.parse(readFileSync(join(out, 'eval.json'), 'utf8'));
     console.log(`
-done. Test split: category top-1 ${(100 * ev.category.top1).toFixed(1)}% (chance ${(100 / 6).toFixed(1)}%), attribute recall@3 ${(100 * ev.attributes.per_image.top3.all).toFixed(1)}% (per image), landmark NME ${ev.landmarks.nme.toFixed(3)}.
+done. Test split: category top-1 ${(100 * ev.category.top1).toFixed(1)}% (chance ${(100 / 6).toFixed(1)}%), attribute recall@3 ${(100 * ev.attributes.per_image.top3.all).toFixed(1)}% (per image), landmark NME ${ev.landmarks.nme.toFixed(3)} (predicting each point's mean position: ${ev.landmarks.mean_position_nme?.toFixed(3) ?? '-'}).
   curves:    ${join(run, 'loss.png')}, ${join(run, 'metrics.png')}
   metrics:   ${join(run, 'metrics.csv')}
   eval:      ${join(out, 'eval.json')}
   labels:    ${join(out, 'labels.jsonl')}
-  overlays:  ${join(out, 'overlays')}/
+  overlays:  ${join(out, 'overlays')}/ and the contact sheet ${join(out, 'sheet.png')}
   weights:   ${join(run, 'weights', 'best.safetensors')}
 Run it again to continue training where it stopped (clothtag demo --epochs N), or remove ${out} to start over.`);
     return 0;

@@ -8,11 +8,15 @@ import { BatchLoader, datasetView, defaultWorkers } from '../data/loader.js';
 import { synthesize } from '../data/synth.js';
 import { NET_NAMES, isNetName } from '../nets/models.js';
 import { loadCheckpoint } from '../nets/weights.js';
+import { checkpointLabeling } from '../label/labels.js';
 import { createNodeGpu } from '../node/gpu.js';
+import { meanPositionBaseline } from '../run/baselines.js';
 import { collectInputs, predictFiles } from '../run/predict.js';
 import { evaluate } from '../run/evaluate.js';
 import { DEFAULT_TRAIN, type TrainConfig, runTraining } from '../run/train.js';
-import { THESIS_LOSS } from '../train/losses.js';
+import { LANDMARK_LOSSES, THESIS_LOSS } from '../train/losses.js';
+import { SCHEDULES } from '../train/schedule.js';
+import { AUGMENT_NAMES } from '../data/augment.js';
 import { formatEval, type Vocabulary } from '../train/metrics.js';
 import { Progress } from './progress.js';
 import { UsageError, positiveInt, readFileOrThrow } from './util.js';
@@ -65,6 +69,20 @@ export async function dataVerb(args: string[]): Promise<number> {
   throw new UsageError(`unknown data command "${what ?? ''}": check or synth`);
 }
 
+function emaDecay(v: string): number {
+  const d = Number(v);
+  if (!(d === 0 || (d > 0 && d < 1))) throw new UsageError(`--ema is a decay in (0, 1) (e.g. 0.99), or 0 for none; got ${v}`);
+  return d;
+}
+
+/** A flag's value from a fixed list (undefined when the flag is absent). */
+function oneOf<T extends string>(value: string | undefined, choices: readonly T[], flag: string): T | undefined {
+  if (value === undefined) return undefined;
+  const found = choices.find((c) => c === value);
+  if (!found) throw new UsageError(`${flag} is ${choices.join(', ')}; got ${value}`);
+  return found;
+}
+
 function precisionOf(value: string | undefined): 'f32' | 'mixed' {
   if (value === undefined || value === 'f32' || value === 'mixed') return value ?? 'f32';
   throw new UsageError(`--precision is f32 or mixed, got ${value}`);
@@ -79,7 +97,8 @@ export async function trainVerb(args: string[]): Promise<number> {
       lr: { type: 'string' }, 'lr-decay': { type: 'string' }, wc: { type: 'string' }, ws: { type: 'string' }, wl: { type: 'string' },
       'landmark-loss': { type: 'string' }, weighting: { type: 'string' }, pretrained: { type: 'string' }, split: { type: 'string' },
       seed: { type: 'string' }, out: { type: 'string' }, workers: { type: 'string' }, 'steps-per-epoch': { type: 'string' }, 'val-limit': { type: 'string' },
-      precision: { type: 'string' },
+      precision: { type: 'string' }, schedule: { type: 'string' }, warmup: { type: 'string' }, 'weight-decay': { type: 'string' },
+      'label-smoothing': { type: 'string' }, 'clip-norm': { type: 'string' }, augment: { type: 'string' }, 'train-on': { type: 'string' }, ema: { type: 'string' },
     },
   });
   let config: TrainConfig;
@@ -99,9 +118,14 @@ export async function trainVerb(args: string[]): Promise<number> {
     if (values.ws) loss.ws = nonNegative(values.ws, '--ws');
     if (values.wl) loss.wl = nonNegative(values.wl, '--wl');
     if (values['landmark-loss']) {
-      if (values['landmark-loss'] !== 'mse' && values['landmark-loss'] !== 'ssim') throw new UsageError('--landmark-loss is mse or ssim');
-      loss.landmarkLoss = values['landmark-loss'];
+      const chosen = LANDMARK_LOSSES.find((l) => l === values['landmark-loss']);
+      if (!chosen) throw new UsageError(`--landmark-loss is ${LANDMARK_LOSSES.join(', ')}`);
+      loss.landmarkLoss = chosen;
     } else if (values.net === 'new_fashionnet') loss.landmarkLoss = 'ssim';
+    if (values['label-smoothing']) {
+      loss.labelSmoothing = nonNegative(values['label-smoothing'], '--label-smoothing');
+      if (loss.labelSmoothing >= 1) throw new UsageError('--label-smoothing is in [0, 1)');
+    }
     if (values.weighting) {
       if (values.weighting !== 'fixed' && values.weighting !== 'uncertainty') throw new UsageError('--weighting is fixed or uncertainty');
       loss.weighting = values.weighting;
@@ -124,6 +148,13 @@ export async function trainVerb(args: string[]): Promise<number> {
       stepsPerEpoch: values['steps-per-epoch'] ? positiveInt(values['steps-per-epoch'], '--steps-per-epoch') : 0,
       valLimit: values['val-limit'] ? positiveInt(values['val-limit'], '--val-limit') : 0,
       precision: precisionOf(values.precision),
+      schedule: oneOf(values.schedule, SCHEDULES, '--schedule') ?? DEFAULT_TRAIN.schedule,
+      warmupEpochs: values.warmup ? nonNegative(values.warmup, '--warmup') : DEFAULT_TRAIN.warmupEpochs,
+      weightDecay: values['weight-decay'] ? nonNegative(values['weight-decay'], '--weight-decay') : DEFAULT_TRAIN.weightDecay,
+      clipNorm: values['clip-norm'] ? nonNegative(values['clip-norm'], '--clip-norm') : DEFAULT_TRAIN.clipNorm,
+      augment: oneOf(values.augment, AUGMENT_NAMES, '--augment') ?? DEFAULT_TRAIN.augment,
+      trainOn: oneOf(values['train-on'], ['train', 'train+val'] as const, '--train-on') ?? DEFAULT_TRAIN.trainOn,
+      ema: values.ema ? emaDecay(values.ema) : DEFAULT_TRAIN.ema,
     };
     out = values.out ?? join('runs', `${config.net}-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`);
     if (existsSync(join(out, 'config.json'))) throw new UsageError(`${out} already holds a run: continue it with --resume ${out}, or choose another --out`);
@@ -166,6 +197,7 @@ export async function evalVerb(args: string[]): Promise<number> {
     const vocab = JSON.parse(meta.extra?.vocabulary ?? 'null') as Vocabulary | null;
     if (!vocab) throw new Error(`${values.checkpoint} has no vocabulary (not written by clothtag train)`);
     const training = JSON.parse(meta.extra?.training ?? '{}') as { imgSize?: number; split?: string };
+    const { decode } = checkpointLabeling(meta.extra, values.checkpoint);
     if (ds.tasks.category && vocab.categories.length && JSON.stringify(ds.categories) !== JSON.stringify(vocab.categories)) throw new Error(`${values.data} has other categories than the checkpoint was trained on`);
     if (ds.tasks.attributes && vocab.attributes.length && JSON.stringify(ds.attributeNames) !== JSON.stringify(vocab.attributes)) throw new Error(`${values.data} has other attributes than the checkpoint was trained on`);
     const splits = makeSplits(ds, training.split && training.split !== 'official' ? training.split : 'official', 0);
@@ -174,8 +206,10 @@ export async function evalVerb(args: string[]): Promise<number> {
     const size = training.imgSize ?? 224;
     const loader = new BatchLoader(datasetView(ds), { size, augment: false, heatmaps: false }, workers);
     const progress = new Progress();
-    const result = await evaluate(net, loader, indices, vocab, { batchSize: positiveInt(values['batch-size']!, '--batch-size'), size }, (d, t) => progress.update(`evaluating ${d}/${t}`));
+    const result = await evaluate(net, loader, indices, vocab, { batchSize: positiveInt(values['batch-size']!, '--batch-size'), size, decode }, (d, t) => progress.update(`evaluating ${d}/${t}`));
     progress.done();
+    const baseline = result.landmarks ? meanPositionBaseline(ds, splits.train, indices, size) : null;
+    if (result.landmarks && baseline) result.landmarks.mean_position_nme = baseline.nme;
     await loader.close();
     console.log(`${values.checkpoint} on ${values.data} (${split} split, ${size}x${size})\n${formatEval(result)}`);
     if (values.json) writeFileSync(values.json, JSON.stringify(result, null, 2));
@@ -187,7 +221,7 @@ export async function evalVerb(args: string[]): Promise<number> {
 }
 
 export async function predictVerb(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { checkpoint: { type: 'string' }, out: { type: 'string' }, jsonl: { type: 'string' }, bbox: { type: 'string' }, threshold: { type: 'string', default: '0.5' }, 'per-type': { type: 'string', default: '3' }, 'batch-size': { type: 'string', default: '8' } } });
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { checkpoint: { type: 'string' }, out: { type: 'string' }, jsonl: { type: 'string' }, bbox: { type: 'string' }, threshold: { type: 'string', default: '0.5' }, 'per-type': { type: 'string', default: '3' }, 'batch-size': { type: 'string', default: '8' }, sheet: { type: 'string' }, 'landmark-threshold': { type: 'string' } } });
   if (!values.checkpoint) throw new UsageError('--checkpoint is required');
   if (!positionals.length) throw new UsageError('name images, folders or a .txt list of images');
   readFileOrThrow(values.checkpoint);
@@ -196,12 +230,13 @@ export async function predictVerb(args: string[]): Promise<number> {
   try {
     const progress = new Progress();
     const r = await predictFiles(gpu.engine, files, {
-      checkpoint: values.checkpoint, out: values.out, jsonl: values.jsonl, bbox: values.bbox,
+      checkpoint: values.checkpoint, out: values.out, jsonl: values.jsonl, bbox: values.bbox, sheet: values.sheet,
+      landmarkThreshold: values['landmark-threshold'] !== undefined ? nonNegative(values['landmark-threshold'], '--landmark-threshold') : undefined,
       threshold: Number(values.threshold), perType: positiveInt(values['per-type']!, '--per-type'), batchSize: positiveInt(values['batch-size']!, '--batch-size'),
     }, (s) => (progress.done(), console.log(s)), (d, t) => progress.update(`labelling ${d}/${t}`));
     progress.done();
     if (!values.jsonl) for (const x of r.results) console.log(JSON.stringify(x));
-    console.log(`labelled ${r.labelled} of ${files.length} files; could not label ${r.failed.length}${values.jsonl ? `; labels in ${values.jsonl}` : ''}${values.out ? `; overlays in ${values.out}` : ''}`);
+    console.log(`labelled ${r.labelled} of ${files.length} files; could not label ${r.failed.length}${values.jsonl ? `; labels in ${values.jsonl}` : ''}${values.out ? `; overlays in ${values.out}` : ''}${values.sheet ? `; contact sheet ${values.sheet}` : ''}`);
     return 0;
   } finally {
     gpu.close();

@@ -26,7 +26,7 @@ const verbs: Record<string, Verb> = {
   },
   train: {
     summary: 'train a network on a DeepFashion-layout or ImageFolder dataset (or --resume a run)',
-    usage: 'clothtag train --data PATH --net NAME [--epochs 8] [--batch-size 16] [--img-size 224] [--width 1] [--lr 5e-4] [--lr-decay 0.95] [--wc 1] [--ws 20] [--wl 2000] [--landmark-loss mse|ssim] [--weighting fixed|uncertainty] [--pretrained FILE] [--split official|random:0.7:200000] [--seed 0] [--workers N] [--steps-per-epoch N] [--val-limit N] [--precision f32|mixed] [--out DIR]\n       clothtag train --resume DIR [--epochs N]',
+    usage: 'clothtag train --data PATH --net NAME [--epochs 8] [--batch-size 16] [--img-size 224] [--width 1] [--lr 5e-4] [--lr-decay 0.95] [--schedule exp|cosine|onecycle] [--warmup EPOCHS] [--weight-decay 0] [--label-smoothing 0] [--clip-norm 0] [--augment none|flip|light|strong] [--train-on train|train+val] [--ema DECAY] [--wc 1] [--ws 20] [--wl 2000] [--landmark-loss mse|ssim|softargmax] [--weighting fixed|uncertainty] [--pretrained FILE] [--split official|random:0.7:200000] [--seed 0] [--workers N] [--steps-per-epoch N] [--val-limit N] [--precision f32|mixed] [--out DIR]\n       clothtag train --resume DIR [--epochs N]',
     run: trainVerb,
   },
   eval: {
@@ -36,7 +36,7 @@ const verbs: Record<string, Verb> = {
   },
   predict: {
     summary: 'label images: category top-5, attributes by type, landmarks; JSONL and PNG overlays',
-    usage: 'clothtag predict IMAGES... --checkpoint FILE [--out DIR] [--jsonl FILE] [--bbox LIST] [--threshold 0.5] [--per-type 3]',
+    usage: 'clothtag predict IMAGES... --checkpoint FILE [--out DIR] [--jsonl FILE] [--sheet FILE.png] [--bbox LIST] [--threshold 0.5] [--per-type 3] [--landmark-threshold 0.5]',
     run: predictVerb,
   },
   'serve-demo': {
@@ -71,7 +71,7 @@ const verbs: Record<string, Verb> = {
   },
   bench: {
     summary: 'benchmarks: gemm, conv (against TensorFlow.js WebGPU in the same process), roof (the adapter\'s peaks), memory (bandwidth-bound kernels), net (a training step\'s profile per layer), train-step (a small CNN against TensorFlow.js), real-data (accuracy)',
-    usage: 'clothtag bench gemm [--quick] [--reps N] [--json FILE]\n       clothtag bench roof [--reps N] [--json FILE]\n       clothtag bench memory [--reps N] [--json FILE]\n       clothtag bench train-step [--steps 5] [--json FILE]\n       clothtag bench net [--net cloth_resnet_a] [--width 0.25] [--size 64] [--batch 16] [--steps 5] [--json FILE]\n       clothtag bench real-data [--epochs 6] [--size 64] [--width 0.25] [--shared ../shared/data] [--json FILE]\n       clothtag bench conv [--batch 16] [--size S] [--nets resnet50,vgg16,repvgg_a0] [--passes forward,backward_data,backward_weight] [--layouts] [--reps N] [--json FILE]',
+    usage: 'clothtag bench gemm [--quick] [--reps N] [--json FILE]\n       clothtag bench roof [--reps N] [--json FILE]\n       clothtag bench memory [--reps N] [--json FILE]\n       clothtag bench train-step [--steps 5] [--json FILE]\n       clothtag bench net [--net cloth_resnet_a] [--width 0.25] [--size 64] [--batch 16] [--steps 5] [--json FILE]\n       clothtag bench real-data [--epochs 12] [--size 64] [--width 0.25] [--landmark-width 0.25] [--only clothing-small,deepfashion-fine,deepfashion-fine-landmarks] [--runs DIR] [--shared ../shared/data] [--json FILE]\n       clothtag bench conv [--batch 16] [--size S] [--nets resnet50,vgg16,repvgg_a0] [--passes forward,backward_data,backward_weight] [--layouts] [--reps N] [--json FILE]',
     run: bench,
   },
 };
@@ -136,7 +136,10 @@ async function bench(args: string[]): Promise<number> {
       nets: { type: 'string', default: 'resnet50,vgg16,repvgg_a0' },
       passes: { type: 'string', default: 'forward,backward_data,backward_weight' },
       layouts: { type: 'boolean' },
-      epochs: { type: 'string', default: '6' },
+      epochs: { type: 'string', default: '12' },
+      'landmark-width': { type: 'string', default: '0.25' },
+      only: { type: 'string' },
+      runs: { type: 'string' },
       net: { type: 'string', default: 'cloth_resnet_a' },
       steps: { type: 'string', default: '5' },
       width: { type: 'string', default: '0.25' },
@@ -184,7 +187,8 @@ async function bench(args: string[]): Promise<number> {
       const { benchRealData, writeResults } = await import('../../bench/real-data.js');
       const results = await benchRealData(gpu.engine, {
         shared: values.shared!, epochs: positiveInt(values.epochs!, '--epochs'), size: values.size ? positiveInt(values.size, '--size') : 64,
-        width: Number(values.width), workers: 1, log: (s: string) => console.log(s),
+        width: Number(values.width), landmarkWidth: Number(values['landmark-width']), workers: 1, log: (s: string) => console.log(s),
+        only: values.only?.split(','), runs: values.runs,
       });
       if (values.json) writeResults(values.json, results);
       return 0;

@@ -2,6 +2,7 @@
 // landmark targets. Runs inside the loader's worker threads (or in-process with --workers 0).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { type AugmentSpec, AUGMENTS, drawAugment, itemRandom, jitterColor, rotateLandmarks, rotatePixels } from './augment.js';
 import type { Item, Tasks } from './dataset.js';
 import { type Box, cropResize, decodeImage, landmarkHeatmaps, transformLandmarks } from './image.js';
 
@@ -16,8 +17,9 @@ export interface DatasetView {
 
 export interface BatchSpec {
   size: number;
-  /** Random horizontal flips (training). */
+  /** Training augmentation: `augmentation`, or flips only when that is not given. */
   augment: boolean;
+  augmentation?: AugmentSpec;
   /** Build Gaussian heatmap targets (networks with a landmark branch). */
   heatmaps: boolean;
 }
@@ -78,9 +80,12 @@ export function loadBatch(view: DatasetView, indices: number[], spec: BatchSpec,
       b.broken.push({ path: item.path, reason: (e as Error).message });
       return;
     }
-    const flip = spec.augment && flipCoin(seed, index);
-    const box = itemBox(item, img.width, img.height);
-    b.images.set(cropResize(img, box, S, flip), i * plane);
+    const aug = spec.augment ? (spec.augmentation ?? AUGMENTS.flip) : AUGMENTS.none;
+    const flip = aug.flip && flipCoin(seed, index);
+    const draw = drawAugment(aug, itemBox(item, img.width, img.height), itemRandom(seed, index));
+    const pixels = rotatePixels(cropResize(img, draw.box, S, flip), S, draw.angle);
+    jitterColor(pixels, S, draw);
+    b.images.set(pixels, i * plane);
     b.category[i] = item.category;
     if (b.attributes && view.attributes) {
       for (let a = 0; a < A; a++) {
@@ -89,7 +94,7 @@ export function loadBatch(view: DatasetView, indices: number[], spec: BatchSpec,
       }
     }
     if (b.landmarks && item.landmarks) {
-      const moved = transformLandmarks(item.landmarks, box, S, flip);
+      const moved = rotateLandmarks(transformLandmarks(item.landmarks, draw.box, S, flip), S, draw.angle);
       b.landmarks.set(moved, i * 24);
       const { heatmaps, mask } = landmarkHeatmaps(moved, b.heatmaps ? S : 0);
       b.landmarkMask!.set(mask, i * 8);

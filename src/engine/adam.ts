@@ -8,43 +8,55 @@ export interface AdamHyper {
   beta1: number;
   beta2: number;
   eps: number;
+  /** L2 decay added to the gradient (torch.optim.Adam), or with `decoupled` AdamW's decay. */
   weightDecay: number;
+  /** AdamW (Loshchilov & Hutter): decay applied to the weights, apart from the adaptive step. */
+  decoupled?: boolean;
+  /** Clip the gradients' global norm to this (0: no clipping). */
+  maxGradNorm?: number;
 }
 
-const uniformsOf = (n: number, h: AdamHyper) => [n, f32(h.lr), f32(h.beta1), f32(h.beta2), f32(h.eps), f32(h.weightDecay)];
+/** The counter's layout: [t, 1 - beta1^t, 1 - beta2^t, lr, clip factor, 0, 0, 0]. */
+export const ADAM_COUNTER_SIZE = 8;
 
-/** [t, 1 - beta1^t, 1 - beta2^t, 0]: Adam's step count and bias corrections, kept on the GPU. */
-export function adamCounterValues(t: number, h: Pick<AdamHyper, 'beta1' | 'beta2'>): Float32Array {
-  return Float32Array.from([t, 1 - h.beta1 ** t, 1 - h.beta2 ** t, 0]);
+const uniformsOf = (n: number, lr: number, h: AdamHyper, weightDecay: number) => [n, f32(lr), f32(h.beta1), f32(h.beta2), f32(h.eps), f32(weightDecay), f32(h.maxGradNorm ?? 0)];
+
+/** Adam's step count, bias corrections, learning rate and clip factor, kept on the GPU. */
+export function adamCounterValues(t: number, h: Pick<AdamHyper, 'beta1' | 'beta2' | 'lr'>): Float32Array {
+  return Float32Array.from([t, 1 - h.beta1 ** t, 1 - h.beta2 ** t, h.lr, 1, 0, 0, 0]);
 }
 
 /**
- * Advances `counter` to the next step (t + 1 and its bias corrections) on the GPU; with `skipIf`
- * (a [1] tensor), leaves it alone when that holds a non-zero value (an f16 overflow).
+ * Advances `counter` to the next step (t + 1, its bias corrections, h.lr as this step's rate and
+ * the clip factor from `norm2`, the squared global gradient norm, when given) on the GPU; with
+ * `skipIf` (a [1] tensor), leaves it alone when that holds a non-zero value (an f16 overflow).
  */
-export function adamBegin(counter: Tensor, h: AdamHyper, skipIf?: Tensor): void {
+export function adamBegin(counter: Tensor, h: AdamHyper, skipIf?: Tensor, norm2?: Tensor): void {
+  if (counter.size !== ADAM_COUNTER_SIZE) throw new Error(`Adam's counter is [${ADAM_COUNTER_SIZE}], got ${counter.describe()}`);
   counter.engine.run({
     kernel: 'adam',
     entry: 'begin',
-    params: { VEC4: false, SKIPPABLE: !!skipIf },
-    uniforms: uniformsOf(1, h),
-    inputs: skipIf ? [skipIf] : [],
+    params: { VEC4: false, SKIPPABLE: !!skipIf, CLIP: !!norm2, DECOUPLED: false },
+    uniforms: uniformsOf(1, h.lr, h, 0),
+    inputs: [...(skipIf ? [skipIf] : []), ...(norm2 ? [norm2] : [])],
     outputs: [counter],
     workgroups: 1,
   });
 }
 
 /**
- * One fused Adam update of `param` (and its moments m, v) in place, with the bias corrections of
- * the step `counter` holds (adamBegin). With `skipIf`, nothing changes while it is non-zero.
+ * One fused Adam update of `param` (and its moments m, v) in place, with the rate, clip factor
+ * and bias corrections of the step `counter` holds (adamBegin), and `weightDecay` for this
+ * parameter. With `skipIf`, nothing changes while it is non-zero.
  */
-export function adamStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, h: AdamHyper, counter: Tensor, skipIf?: Tensor): void {
+export function adamStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, h: AdamHyper, counter: Tensor, skipIf?: Tensor, weightDecay = h.weightDecay): void {
   if (grad.size !== param.size) throw new Error(`gradient ${grad.describe()} does not match parameter ${param.describe()}`);
   const per = perInvocation(param.size);
   param.engine.run({
     kernel: 'adam',
-    params: { VEC4: per === 4, SKIPPABLE: !!skipIf },
-    uniforms: uniformsOf(param.size, h),
+    params: { VEC4: per === 4, SKIPPABLE: !!skipIf, CLIP: false, DECOUPLED: !!h.decoupled },
+    // The rate is the counter's (set by begin): 0 here keeps these uniforms fixed across steps.
+    uniforms: uniformsOf(param.size, 0, h, weightDecay),
     inputs: skipIf ? [grad, counter, skipIf] : [grad, counter],
     outputs: [param, m, v],
     workgroups: Math.ceil(param.size / per / 256),

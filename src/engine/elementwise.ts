@@ -107,12 +107,12 @@ export function binary(op: BinaryOp, a: Tensor, b: Tensor, alpha = 1, beta = 1):
   return out;
 }
 
-/** acc += alpha * x, in place. */
-export function accumulate(acc: Tensor, x: Tensor, alpha = 1): void {
+/** acc += alpha * x, in place; with `lerp`, acc += alpha * (x - acc) (a moving average). */
+export function accumulate(acc: Tensor, x: Tensor, alpha = 1, lerp = false): void {
   if (acc.size !== x.size) throw new Error(`cannot accumulate ${x.describe()} into ${acc.describe()}`);
   acc.engine.run({
     kernel: 'accumulate',
-    params: { VEC4: perInvocation(acc.size) === 4 },
+    params: { VEC4: perInvocation(acc.size) === 4, LERP: lerp },
     uniforms: [acc.size, f32(alpha)],
     inputs: [x],
     outputs: [acc],

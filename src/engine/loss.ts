@@ -24,21 +24,23 @@ export function meanOfPair(engine: Engine, pair: Tensor): LossResult {
 
 const blocks = (n: number) => Math.ceil(n / 256);
 
-export function softmaxCrossEntropy(logits: Tensor, labels: Tensor): LossResult {
+/** Mean softmax cross-entropy; `smoothing` spreads that share of the target over all classes. */
+export function softmaxCrossEntropy(logits: Tensor, labels: Tensor, smoothing = 0): LossResult {
   const [N, C] = logits.shape as [number, number];
   if (logits.rank !== 2 || labels.size !== N) {
     throw new Error(`softmax cross-entropy takes logits [N, C] and N labels, got ${logits.describe()} and ${labels.describe()}`);
   }
   const e = logits.engine;
   const pair = e.empty([2, N]);
-  e.run({ kernel: 'xent', entry: 'forward', uniforms: [N, C], inputs: [logits, labels], outputs: [pair], workgroups: Math.ceil(N / 64) });
+  if (!(smoothing >= 0 && smoothing < 1)) throw new Error(`label smoothing must be in [0, 1), got ${smoothing}`);
+  e.run({ kernel: 'xent', entry: 'forward', uniforms: [N, C, f32(smoothing)], inputs: [logits, labels], outputs: [pair], workgroups: Math.ceil(N / 64) });
   return meanOfPair(e, pair);
 }
 
-export function softmaxCrossEntropyBackward(logits: Tensor, labels: Tensor, sums: Tensor, gradLoss: Tensor): Tensor {
+export function softmaxCrossEntropyBackward(logits: Tensor, labels: Tensor, sums: Tensor, gradLoss: Tensor, smoothing = 0): Tensor {
   const [N, C] = logits.shape as [number, number];
   const dx = logits.engine.empty(logits.shape);
-  logits.engine.run({ kernel: 'xent', entry: 'backward', uniforms: [N, C], inputs: [logits, labels, sums, gradLoss], outputs: [dx], workgroups: Math.ceil(N / 64) });
+  logits.engine.run({ kernel: 'xent', entry: 'backward', uniforms: [N, C, f32(smoothing)], inputs: [logits, labels, sums, gradLoss], outputs: [dx], workgroups: Math.ceil(N / 64) });
   return dx;
 }
 
@@ -80,5 +82,20 @@ export function mse(pred: Tensor, target: Tensor, mask: Tensor): LossResult {
 export function mseBackward(pred: Tensor, target: Tensor, mask: Tensor, sums: Tensor, gradLoss: Tensor): Tensor {
   const dp = pred.engine.empty(pred.shape);
   pred.engine.run({ kernel: 'mse', entry: 'backward', uniforms: [pred.size, maskPlane(pred, mask)], inputs: [pred, target, mask, sums, gradLoss], outputs: [dp], workgroups: blocks(pred.size) });
+  return dp;
+}
+
+/** Masked mean absolute error (the landmark coordinates' loss); mask weighs planes as in mse. */
+export function l1(pred: Tensor, target: Tensor, mask: Tensor): LossResult {
+  if (pred.size !== target.size) throw new Error(`L1 prediction ${pred.describe()} and target ${target.describe()} differ (${shapeString(pred.shape)})`);
+  const e = pred.engine;
+  const pair = e.empty([2, pred.size]);
+  e.run({ kernel: 'l1', entry: 'forward', uniforms: [pred.size, maskPlane(pred, mask)], inputs: [pred, target, mask], outputs: [pair], workgroups: blocks(pred.size) });
+  return meanOfPair(e, pair);
+}
+
+export function l1Backward(pred: Tensor, target: Tensor, mask: Tensor, sums: Tensor, gradLoss: Tensor): Tensor {
+  const dp = pred.engine.empty(pred.shape);
+  pred.engine.run({ kernel: 'l1', entry: 'backward', uniforms: [pred.size, maskPlane(pred, mask)], inputs: [pred, target, mask, sums, gradLoss], outputs: [dp], workgroups: blocks(pred.size) });
   return dp;
 }

@@ -2,7 +2,8 @@
 // above a threshold and the top-k of each type, landmarks in the original image's pixels.
 // Runtime-agnostic: `clothtag predict` and the browser page both use labelImages().
 import type { ClothNet } from '../nets/models.js';
-import { type Vocabulary, heatmapPeaks, topK } from '../train/metrics.js';
+import type { LandmarkDecode } from '../train/losses.js';
+import { type Vocabulary, decodeLandmarks, topK } from '../train/metrics.js';
 import { disposeAll, predictBatch } from '../train/step.js';
 import { type Box, LANDMARK_SLOTS, type RgbaImage, cropResize, toImagePixels } from './pixels.js';
 
@@ -11,7 +12,12 @@ export interface Labels {
   height: number;
   category?: { name: string; p: number }[];
   attributes?: { above: { name: string; p: number }[]; by_type: Record<string, { name: string; p: number }[]> };
-  landmarks?: { slot: string; x: number; y: number; confidence: number }[];
+  /**
+   * Every slot with its point in the original image's pixels and the map's confidence; `sure` is
+   * false below LabelOptions.landmarkThreshold: the point is a guess (an invisible landmark, a
+   * slot this garment does not have, or a map that has not settled) and is drawn hollow.
+   */
+  landmarks?: { slot: string; x: number; y: number; confidence: number; sure: boolean }[];
 }
 
 export interface LabelOptions {
@@ -19,9 +25,11 @@ export interface LabelOptions {
   threshold: number;
   /** How many attributes of each type to list. */
   perType: number;
+  /** Landmarks below this confidence are marked unsure (see Labels.landmarks). */
+  landmarkThreshold?: number;
 }
 
-export const DEFAULT_LABELING: LabelOptions = { threshold: 0.5, perType: 3 };
+export const DEFAULT_LABELING: LabelOptions = { threshold: 0.5, perType: 3, landmarkThreshold: 0.5 };
 
 const round = (x: number, digits = 3) => Number(x.toFixed(digits));
 
@@ -38,7 +46,7 @@ export function wholeImage(img: RgbaImage): Box {
 }
 
 /** Labels a batch of images (each with its box) with a trained network at `size` x `size`. */
-export async function labelImages(net: ClothNet, vocab: Vocabulary, images: { img: RgbaImage; box: Box }[], size: number, o: LabelOptions = DEFAULT_LABELING): Promise<Labels[]> {
+export async function labelImages(net: ClothNet, vocab: Vocabulary, images: { img: RgbaImage; box: Box }[], size: number, o: LabelOptions = DEFAULT_LABELING, decode: LandmarkDecode = 'peak'): Promise<Labels[]> {
   const n = images.length;
   if (!n) return [];
   const pixels = new Float32Array(n * 3 * size * size);
@@ -46,7 +54,8 @@ export async function labelImages(net: ClothNet, vocab: Vocabulary, images: { im
   const out = predictBatch(net, pixels, n, size);
   const [cat, attrs, heat] = await Promise.all([out.category?.read(), out.attributes?.read(), out.heatmaps?.read()]);
   disposeAll([out.category, out.attributes, out.heatmaps]);
-  const peaks = heat ? heatmapPeaks(heat, n, size) : null;
+  const peaks = heat ? decodeLandmarks(heat, n, size, decode) : null;
+  const sureAt = o.landmarkThreshold ?? DEFAULT_LABELING.landmarkThreshold!;
   const C = vocab.categories.length, A = vocab.attributes.length;
   return images.map((p, i) => {
     const r: Labels = { width: p.img.width, height: p.img.height };
@@ -68,16 +77,21 @@ export async function labelImages(net: ClothNet, vocab: Vocabulary, images: { im
     if (peaks) {
       r.landmarks = LANDMARK_SLOTS.map((slot, s) => {
         const [x, y] = toImagePixels(peaks.points[(i * 8 + s) * 2]!, peaks.points[(i * 8 + s) * 2 + 1]!, p.box, size);
-        return { slot, x: round(x, 1), y: round(y, 1), confidence: round(peaks.peaks[i * 8 + s]!) };
+        const confidence = peaks.confidence[i * 8 + s]!;
+        return { slot, x: round(x, 1), y: round(y, 1), confidence: round(confidence), sure: confidence >= sureAt };
       });
     }
     return r;
   });
 }
 
-/** A checkpoint's vocabulary and training size, from its metadata. */
-export function checkpointLabeling(extra: Record<string, string> | undefined, source: string): { vocab: Vocabulary; size: number } {
+/**
+ * A checkpoint's vocabulary, training size and landmark decoding, from its metadata (checkpoints
+ * written before the soft-argmax loss existed decode by the peak, as they were trained).
+ */
+export function checkpointLabeling(extra: Record<string, string> | undefined, source: string): { vocab: Vocabulary; size: number; decode: LandmarkDecode } {
   const vocab = JSON.parse(extra?.vocabulary ?? 'null') as Vocabulary | null;
   if (!vocab) throw new Error(`${source} has no vocabulary in its metadata (was it written by clothtag train?)`);
-  return { vocab, size: Number(JSON.parse(extra?.training ?? '{}').imgSize ?? 224) };
+  const training = JSON.parse(extra?.training ?? '{}') as { imgSize?: number; landmarkDecode?: LandmarkDecode };
+  return { vocab, size: Number(training.imgSize ?? 224), decode: training.landmarkDecode === 'softargmax' ? 'softargmax' : 'peak' };
 }

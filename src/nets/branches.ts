@@ -63,6 +63,47 @@ export class LandmarkBranch extends Module {
 }
 
 /**
+ * A learned location prior for each landmark, added to the heatmap logits (our addition for the
+ * soft-argmax objective): a fully convolutional branch knows where a pattern is but hardly where
+ * in the frame it is (only padding tells it), so "the collar is near the top" would have to be
+ * learned through the trunk. A [1, 8, 16, 16] map, resized to the heatmaps and multiplied by
+ * GAIN so that Adam moves it ten times faster than a weight, holds that directly, and
+ * `initialize` starts it at the training split's mean positions (a data-dependent start, as
+ * detectors start their class biases at the prior): the network begins at the mean-position
+ * baseline and its branch learns the correction from the image.
+ */
+export class LocationPrior extends Module {
+  static readonly SIZE = 16;
+  static readonly GAIN = 10;
+  readonly map: Tensor;
+  constructor(c: Context, path: string) {
+    super(c.engine, path);
+    const n = LocationPrior.SIZE;
+    this.map = this.param('map', [1, LANDMARKS, n, n], new Float32Array(LANDMARKS * n * n));
+  }
+
+  forward(heatmaps: Tensor): Tensor {
+    const [, , H, W] = heatmaps.shape as [number, number, number, number];
+    return ops.add(heatmaps, ops.scale(ops.resizeBilinear(this.map, H, W), LocationPrior.GAIN));
+  }
+
+  /**
+   * Sets each landmark's map to the log-density of a Gaussian of width `spread` (a fraction of the
+   * image) at `mean` ([8 x (x, y)] as fractions of the image): soft-argmax then starts near it.
+   */
+  initialize(mean: ArrayLike<number>, spread = 0.1): void {
+    const n = LocationPrior.SIZE, data = new Float32Array(LANDMARKS * n * n);
+    for (let s = 0; s < LANDMARKS; s++) {
+      for (let i = 0; i < n * n; i++) {
+        const dx = ((i % n) + 0.5) / n - mean[2 * s]!, dy = (Math.floor(i / n) + 0.5) / n - mean[2 * s + 1]!;
+        data[s * n * n + i] = -(dx * dx + dy * dy) / (2 * spread * spread) / LocationPrior.GAIN;
+      }
+    }
+    this.engine.write(this.map, data);
+  }
+}
+
+/**
  * max over the 8 heatmaps -> resize to the feature size -> concat with the features (C + 1) ->
  * encoder 1x1 32, 4x4/2 64 + BN, 4x4/2 128 + BN (to 1/4 of the feature size) -> decoder
  * up 4x4/2 64 + BN, 1x1 128, 1x1 128, up 4x4/2 C + BN -> sigmoid = A, the size of the features.

@@ -3,7 +3,7 @@
 import * as ops from '../autograd/ops.js';
 import type { Engine } from '../engine/engine.js';
 import type { Tensor } from '../engine/tensor.js';
-import { AttentionBranch, LANDMARKS, LandmarkBranch, fuse } from './branches.js';
+import { AttentionBranch, LANDMARKS, LandmarkBranch, LocationPrior, fuse } from './branches.js';
 import { type Context, ConvBN, Linear, RepVGGBlock } from './layers.js';
 import { Init, Module } from './module.js';
 import { RepVGGA0, ResNet50, VGG16Features, scaled } from './trunks.js';
@@ -30,6 +30,8 @@ export interface NetConfig {
   width: number;
   /** Seed of the initial weights. */
   seed?: number;
+  /** Landmark networks: add a learned location prior to the heatmaps (LocationPrior; the soft-argmax recipe). */
+  landmarkPrior?: boolean;
 }
 
 export interface NetOutput {
@@ -86,10 +88,17 @@ export abstract class ClothNet extends Module {
     if (H < 32 || W < 32 || H > 448 || W > 448) throw new Error(`${sizes}; got ${H}x${W}`);
   }
 
-  /** Heatmaps come back at 8x the 1/8-size features; other sizes are resized to the input's. */
+  /** The learned location prior of landmark networks built with config.landmarkPrior. */
+  prior?: LocationPrior;
+
+  /**
+   * Heatmaps come back at 8x the 1/8-size features; other sizes are resized to the input's. The
+   * location prior, where the network has one, is added at the input's size.
+   */
   protected fitHeatmaps(heatmaps: Tensor, images: Tensor): Tensor {
     const [, , H, W] = images.shape as [number, number, number, number];
-    return heatmaps.shape[2] === H && heatmaps.shape[3] === W ? heatmaps : ops.resizeBilinear(heatmaps, H, W);
+    const fitted = heatmaps.shape[2] === H && heatmaps.shape[3] === W ? heatmaps : ops.resizeBilinear(heatmaps, H, W);
+    return this.prior ? this.prior.forward(fitted) : fitted;
   }
 
   /** Every RepVGG block (the trunk of cloth_repvgg, the landmark branch of new_fashionnet). */
@@ -205,6 +214,7 @@ class FashionNet extends ClothNet {
     const w = config.width;
     this.trunk = this.add('trunk', new VGG16Features(c, w));
     this.landmarks = this.add('landmarks', new LandmarkBranch(c, 'landmarks', this.trunk.midChannels, w, false));
+    if (config.landmarkPrior) this.prior = this.add('landmark_prior', new LocationPrior(c, 'landmark_prior'));
     this.attention = this.add('attention', new AttentionBranch(c, 'attention', this.trunk.midChannels, w));
     this.fc = this.add('classifier.0', new Linear(c, 'classifier.0', this.trunk.outChannels * 49, scaled(4096, w)));
     this.head = this.add('heads', new Heads(c, scaled(4096, w), config));
@@ -233,6 +243,7 @@ class NewFashionNet extends ClothNet {
     const w = config.width;
     this.trunk = this.add('trunk', new ResNet50(c, w));
     this.landmarks = this.add('landmarks', new LandmarkBranch(c, 'landmarks', this.trunk.midChannels, w, true));
+    if (config.landmarkPrior) this.prior = this.add('landmark_prior', new LocationPrior(c, 'landmark_prior'));
     this.attention = this.add('attention', new AttentionBranch(c, 'attention', this.trunk.midChannels, w));
     this.head = this.add('heads', new Heads(c, this.trunk.outChannels, config));
   }

@@ -1,7 +1,8 @@
 // Evaluation over a split with the DeepFashion protocol (metrics in src/train/metrics.ts).
 import type { BatchLoader } from '../data/loader.js';
 import type { ClothNet } from '../nets/models.js';
-import { type EvalResult, MetricsAccumulator, type Vocabulary, heatmapPeaks } from '../train/metrics.js';
+import type { LandmarkDecode } from '../train/losses.js';
+import { type EvalResult, MetricsAccumulator, type Vocabulary, decodeLandmarks } from '../train/metrics.js';
 import { disposeAll, predictBatch } from '../train/step.js';
 
 export async function evaluate(
@@ -9,7 +10,7 @@ export async function evaluate(
   loader: BatchLoader,
   indices: number[],
   vocab: Vocabulary,
-  o: { batchSize: number; size: number },
+  o: { batchSize: number; size: number; decode: LandmarkDecode },
   onProgress?: (done: number, total: number) => void,
 ): Promise<EvalResult> {
   const acc = new MetricsAccumulator(vocab);
@@ -24,7 +25,7 @@ export async function evaluate(
     const out = predictBatch(net, batch.images, n, o.size);
     const [category, attributes, heatmaps] = await Promise.all([out.category?.read(), out.attributes?.read(), out.heatmaps?.read()]);
     disposeAll([out.category, out.attributes, out.heatmaps]);
-    const peaks = heatmaps ? heatmapPeaks(heatmaps, n, o.size).points : null;
+    const peaks = heatmaps ? decodeLandmarks(heatmaps, n, o.size, o.decode).points : null;
     // Broken images carry no labels (category -1, attributes and landmarks unknown): they count nowhere.
     for (let i = 0; i < n; i++) {
       const C = vocab.categories.length, A = vocab.attributes.length;

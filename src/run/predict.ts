@@ -22,6 +22,10 @@ export interface FileLabels extends Labels {
 export interface PredictOptions {
   checkpoint: string;
   out?: string;
+  /** A contact sheet of every labelled image's overlay (PNG). */
+  sheet?: string;
+  /** Landmarks below this confidence are marked unsure (LabelOptions.landmarkThreshold). */
+  landmarkThreshold?: number;
   jsonl?: string;
   bbox?: string;
   threshold: number;
@@ -56,12 +60,13 @@ interface Pending {
 
 export async function predictFiles(engine: Engine, files: string[], o: PredictOptions, log: (s: string) => void, onProgress?: (done: number, total: number) => void): Promise<{ labelled: number; failed: { file: string; error: string }[]; results: FileLabels[] }> {
   const { net, meta } = await loadCheckpoint(engine, readFileSync(o.checkpoint), o.checkpoint);
-  const { vocab, size } = checkpointLabeling(meta.extra, o.checkpoint);
+  const { vocab, size, decode } = checkpointLabeling(meta.extra, o.checkpoint);
   const boxes = o.bbox ? parseImageRows(o.bbox, 4, new Problems(), 'a box x_1 y_1 x_2 y_2') : null;
   if (o.out) mkdirSync(o.out, { recursive: true });
   const lines: string[] = [];
   const failed: { file: string; error: string }[] = [];
   const results: FileLabels[] = [];
+  const sheet: { file: string; img: RgbaImage; labels: Labels }[] = [];
   let labelled = 0;
   const fail = (file: string, error: string) => {
     failed.push({ file, error });
@@ -69,7 +74,7 @@ export async function predictFiles(engine: Engine, files: string[], o: PredictOp
     log(`  could not label ${file}: ${error}`);
   };
   const flush = async (batch: Pending[]) => {
-    const labels = await labelImages(net, vocab, batch, size, o);
+    const labels = await labelImages(net, vocab, batch, size, o, decode);
     batch.forEach((p, i) => {
       const r: FileLabels = { file: p.file, ...labels[i]! };
       if (o.out) {
@@ -77,6 +82,7 @@ export async function predictFiles(engine: Engine, files: string[], o: PredictOp
         writeFileSync(r.overlay, drawOverlay(p.img, r));
       }
       results.push(r);
+      if (o.sheet) sheet.push({ file: p.file, img: shrink(p.img), labels: r });
       lines.push(JSON.stringify(r));
       labelled++;
     });
@@ -103,16 +109,43 @@ export async function predictFiles(engine: Engine, files: string[], o: PredictOp
   }
   await flush(batch);
   if (o.jsonl) writeFileSync(o.jsonl, lines.join('\n') + (lines.length ? '\n' : ''));
+  if (o.sheet) writeFileSync(o.sheet, drawSheet(sheet));
   net.dispose();
   return { labelled, failed, results };
 }
 
+/**
+ * A copy at most 400 pixels wide (nearest pixel), for the contact sheet: holding every photo of a
+ * large run at full size would take gigabytes. Labels keep their own pixel coordinates, so the
+ * copy's Labels are scaled with it by overlayImage (it draws at img.width / labels.width).
+ */
+function shrink(img: RgbaImage): RgbaImage {
+  const scale = Math.min(1, 400 / img.width);
+  if (scale === 1) return img;
+  const width = Math.max(1, Math.round(img.width * scale)), height = Math.max(1, Math.round(img.height * scale));
+  const data = new Uint8Array(width * height * 4);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const s = (Math.min(img.height - 1, Math.floor(y / scale)) * img.width + Math.min(img.width - 1, Math.floor(x / scale))) * 4;
+      data.set(img.data.subarray(s, s + 4), (y * width + x) * 4);
+    }
+  }
+  return { width, height, data };
+}
+
 const SLOT_COLORS: [number, number, number][] = [[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180], [70, 240, 240], [240, 50, 230]];
 
-/** The photo (at most 512 pixels wide) with landmark dots and the top labels in a band. */
+/** The photo (at most 512 pixels wide) with landmark dots and the top labels in a band, as PNG bytes. */
 export function drawOverlay(img: RgbaImage, r: Labels): Buffer {
+  return PNG.sync.write(overlayImage(img, r));
+}
+
+/** drawOverlay's picture, before encoding. */
+export function overlayImage(img: RgbaImage, r: Labels): PNG {
   const scale = Math.min(1, 512 / img.width);
   const W = Math.max(1, Math.round(img.width * scale)), H = Math.max(1, Math.round(img.height * scale));
+  // Landmarks are in the pixels of the photo that was labelled (r.width wide), which `img` may be a copy of.
+  const pointScale = W / (r.width || img.width);
   const text = [
     r.category ? `${r.category[0]!.name} ${(100 * r.category[0]!.p).toFixed(0)}%` : '',
     ...(r.attributes?.above.slice(0, 4).map((a) => `${a.name} ${(100 * a.p).toFixed(0)}%`) ?? []),
@@ -128,16 +161,54 @@ export function drawOverlay(img: RgbaImage, r: Labels): Buffer {
     }
   }
   for (const [s, l] of (r.landmarks ?? []).entries()) {
-    if (l.confidence < 0.2) continue;
-    const cx = l.x * scale, cy = l.y * scale, c = SLOT_COLORS[s]!;
+    // A sure point is a filled dot with a black rim; an unsure one (Labels.landmarks) a hollow
+    // ring in its colour: a guess, not a finding.
+    const cx = l.x * pointScale, cy = l.y * pointScale, c = SLOT_COLORS[s]!;
     for (let dy = -4; dy <= 4; dy++) for (let dx = -4; dx <= 4; dx++) {
       const x = Math.round(cx + dx), y = Math.round(cy + dy);
-      if (x < 0 || y < 0 || x >= W || y >= H || dx * dx + dy * dy > 16) continue;
-      const edge = dx * dx + dy * dy > 9;
+      const r2 = dx * dx + dy * dy;
+      if (x < 0 || y < 0 || x >= W || y >= H || r2 > 16) continue;
+      const edge = r2 > 9;
+      if (!l.sure && !edge) continue;
+      const color = l.sure && edge ? [0, 0, 0] : c;
       const d = (y * png.width + x) * 4;
-      png.data[d] = edge ? 0 : c[0]; png.data[d + 1] = edge ? 0 : c[1]; png.data[d + 2] = edge ? 0 : c[2];
+      png.data[d] = color[0]!; png.data[d + 1] = color[1]!; png.data[d + 2] = color[2]!;
     }
   }
   text.forEach((t, k) => drawText(png, t, 4, H + 4 + 12 * k, [0, 0, 0], 2));
-  return PNG.sync.write(png);
+  return png;
+}
+
+/** Sheet cells: each overlay shrunk to this width, its file name under it. */
+const CELL = 200;
+
+/**
+ * A contact sheet: the overlays of many results in a grid (up to 6 across), each with its file's
+ * name, for judging a run at a glance. `items` are (file, image, labels); returns PNG bytes.
+ */
+export function drawSheet(items: { file: string; img: RgbaImage; labels: Labels }[]): Buffer {
+  const columns = Math.max(1, Math.min(6, Math.ceil(Math.sqrt(items.length))));
+  const cells = items.map(({ file, img, labels }) => ({ name: basename(file), png: overlayImage(img, labels) }));
+  const heightOf = (png: PNG) => Math.ceil((png.height * CELL) / png.width) + 14;
+  const rows: number[] = [];
+  for (let i = 0; i < cells.length; i += columns) rows.push(Math.max(...cells.slice(i, i + columns).map((c) => heightOf(c.png))));
+  const sheet = new PNG({ width: columns * (CELL + 6) + 6, height: rows.reduce((a, b) => a + b + 6, 6) });
+  sheet.data.fill(235);
+  let top = 6;
+  rows.forEach((rowHeight, r) => {
+    cells.slice(r * columns, (r + 1) * columns).forEach((c, k) => {
+      const left = 6 + k * (CELL + 6), scale = c.png.width / CELL, h = heightOf(c.png) - 14;
+      for (let y = 0; y < h; y++) {
+        for (let x = 0; x < CELL; x++) {
+          const s = (Math.min(c.png.height - 1, Math.floor(y * scale)) * c.png.width + Math.min(c.png.width - 1, Math.floor(x * scale))) * 4;
+          const d = ((top + y) * sheet.width + left + x) * 4;
+          sheet.data[d] = c.png.data[s]!; sheet.data[d + 1] = c.png.data[s + 1]!; sheet.data[d + 2] = c.png.data[s + 2]!; sheet.data[d + 3] = 255;
+        }
+      }
+      const name = c.name.length > 48 ? `${c.name.slice(0, 45)}...` : c.name;
+      drawText(sheet, name, left, top + h + 4, [40, 40, 40], 1);
+    });
+    top += rowHeight + 6;
+  });
+  return PNG.sync.write(sheet);
 }

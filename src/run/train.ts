@@ -10,9 +10,12 @@ import { type ClothNet, type NetName, createNet } from '../nets/models.js';
 import { parseSafetensors, serializeSafetensors } from '../nets/safetensors.js';
 import { loadState, saveCheckpoint } from '../nets/weights.js';
 import { plotLines } from '../node/plot.js';
-import { THESIS_LOSS, type LossConfig } from '../train/losses.js';
+import { THESIS_LOSS, type LossConfig, decodeFor, needsHeatmapTargets } from '../train/losses.js';
 import type { EvalResult, Vocabulary } from '../train/metrics.js';
+import { type ScheduleName, learningRate } from '../train/schedule.js';
 import { Trainer } from '../train/step.js';
+import { AUGMENTS, type AugmentName } from '../data/augment.js';
+import { meanPositionBaseline, meanPositions } from './baselines.js';
 import { evaluate } from './evaluate.js';
 
 export interface TrainConfig {
@@ -35,11 +38,26 @@ export interface TrainConfig {
   valLimit: number;
   /** 'mixed': convolutions and linear layers on f16 operands with f32 accumulation (engine.mixedPrecision). */
   precision?: 'f32' | 'mixed';
+  // The recipe (absent in runs made before it existed: they resume as they were trained).
+  /** Learning-rate schedule (src/train/schedule.ts); `exp` uses lrDecay. */
+  schedule?: ScheduleName;
+  warmupEpochs?: number;
+  /** AdamW's decoupled weight decay on weights of rank >= 2 (0: plain Adam, as the thesis). */
+  weightDecay?: number;
+  /** Clip the gradients' global norm to this (0: off). */
+  clipNorm?: number;
+  /** Training augmentation (src/data/augment.ts). */
+  augment?: AugmentName;
+  /** `train+val`: train on both (no held-out figures per epoch unless there is a test split). */
+  trainOn?: 'train' | 'train+val';
+  /** Decay of the weights' moving average used for evaluation and weights/best (0: off). */
+  ema?: number;
 }
 
 export const DEFAULT_TRAIN: Omit<TrainConfig, 'data' | 'net'> = {
   epochs: 8, batchSize: 16, imgSize: 224, width: 1, lr: 5e-4, lrDecay: 0.95, loss: THESIS_LOSS,
   split: 'official', seed: 0, workers: 1, stepsPerEpoch: 0, valLimit: 0,
+  schedule: 'exp', warmupEpochs: 0, weightDecay: 0, clipNorm: 0, augment: 'flip', trainOn: 'train', ema: 0,
 };
 
 /** Where a run stands: saved with weights/last so that --resume continues exactly. */
@@ -106,15 +124,26 @@ export async function runTraining(engine: Engine, out: string, config: TrainConf
   if (ds.problems.items.length) hooks.log(`note: ${ds.problems.items.length} problems in the lists (clothtag data check ${config.data} lists them); those rows are left out`);
   const vocab = vocabularyOf(ds);
   const splits = makeSplits(ds, config.split, config.seed);
+  if (config.trainOn === 'train+val') {
+    // Nothing is held out but the test split (if the data has one apart from val).
+    const heldOut = splits.test === splits.val ? [] : splits.test;
+    Object.assign(splits, { train: [...splits.train, ...splits.val], val: heldOut });
+    hooks.log(`training on train+val (${splits.train.length} images); ${heldOut.length ? `evaluating on the test split (${heldOut.length})` : 'no held-out split left: no validation figures per epoch'}`);
+  }
   if (!splits.train.length) throw new Error(`${config.data}: the training split is empty`);
   mkdirSync(join(out, 'weights'), { recursive: true });
   if (config.precision === 'mixed' && !engine.hasF16) throw new Error('--precision mixed needs an adapter with shader-f16; this one has none');
   const precisionBefore = engine.mixedPrecision;
   engine.mixedPrecision = config.precision === 'mixed';
 
-  const netConfig = { net: config.net, categories: vocab.categories.length, attributes: vocab.attributes.length, width: config.width, seed: config.seed };
+  const netConfig = {
+    net: config.net, categories: vocab.categories.length, attributes: vocab.attributes.length, width: config.width, seed: config.seed,
+    ...(config.loss.landmarkLoss === 'softargmax' ? { landmarkPrior: true } : {}),
+  };
   const net = createNet(engine, netConfig);
-  const trainer = new Trainer(net, config.loss, config.lr);
+  const trainer = new Trainer(net, config.loss, config.lr, { weightDecay: config.weightDecay ?? 0, decoupled: true, maxGradNorm: config.clipNorm ?? 0 });
+  if (config.ema) trainer.useAverage(config.ema);
+  const schedule = { schedule: config.schedule ?? 'exp', lr: config.lr, lrDecay: config.lrDecay, warmupEpochs: config.warmupEpochs ?? 0, epochs: config.epochs };
   let pos: Position = { epoch: 0, batch: 0, step: 0, bestScore: null };
   const csv = join(out, 'metrics.csv');
   const stepLog = join(out, 'steps.csv');
@@ -122,6 +151,10 @@ export async function runTraining(engine: Engine, out: string, config: TrainConf
     pos = restoreState(out, net, trainer);
     hooks.log(`resuming ${out} at epoch ${pos.epoch + 1}, batch ${pos.batch}, step ${pos.step}`);
   } else {
+    if (net.prior) {
+      // Start the location prior at the training split's mean positions (LocationPrior.initialize).
+      net.prior.initialize(Array.from(meanPositions(ds, splits.train, config.imgSize), (v) => (v + 0.5) / config.imgSize));
+    }
     if (config.pretrained) {
       if (!existsSync(config.pretrained)) throw new Error(`${config.pretrained}: no such file (--pretrained)`);
       const { tensors } = parseSafetensors(readFileSync(config.pretrained), config.pretrained);
@@ -135,18 +168,19 @@ export async function runTraining(engine: Engine, out: string, config: TrainConf
   }
 
   const view = datasetView(ds);
-  const loader = new BatchLoader(view, { size: config.imgSize, augment: true, heatmaps: net.hasLandmarks }, config.workers);
+  const loader = new BatchLoader(view, { size: config.imgSize, augment: true, augmentation: AUGMENTS[config.augment ?? 'flip'], heatmaps: net.hasLandmarks && needsHeatmapTargets(config.loss.landmarkLoss) }, config.workers);
   const evalLoader = new BatchLoader(view, { size: config.imgSize, augment: false, heatmaps: false }, config.workers);
   const valIndices = config.valLimit > 0 ? splits.val.slice(0, config.valLimit) : splits.val;
-  const extra = { vocabulary: JSON.stringify(vocab), training: JSON.stringify({ data: config.data, split: config.split, imgSize: config.imgSize }) };
+  // The landmark figure to beat, printed beside every validation NME.
+  const baseline = net.hasLandmarks && ds.tasks.landmarks && valIndices.length ? meanPositionBaseline(ds, splits.train, valIndices, config.imgSize) : null;
+  const extra = { vocabulary: JSON.stringify(vocab), training: JSON.stringify({ data: config.data, split: config.split, imgSize: config.imgSize, landmarkDecode: decodeFor(config.loss.landmarkLoss) }) };
   let lastEval: EvalResult | null = null;
   const stepLosses: number[] = [];
   let interrupted = false;
   const brokenSeen = new Set<string>();
   try {
     for (let epoch = pos.epoch; epoch < config.epochs && !interrupted; epoch++) {
-      const lr = config.lr * config.lrDecay ** epoch;
-      trainer.optimizer.hyper.lr = lr;
+      let lr = learningRate(schedule, epoch, 0, 1);
       const order = shuffled(splits.train, config.seed * 1000 + epoch);
       const batches: number[][] = [];
       for (let i = 0; i < order.length; i += config.batchSize) batches.push(order.slice(i, i + config.batchSize));
@@ -164,6 +198,9 @@ export async function runTraining(engine: Engine, out: string, config: TrainConf
         const batch = await next!;
         next = bi + 1 < total ? loader.load(batches[bi + 1]!, config.seed * 1000 + epoch) : null; // prefetch while the GPU works
         for (const b of batch.broken) if (!brokenSeen.has(b.path)) (brokenSeen.add(b.path), hooks.log(`skipped (unreadable): ${b.reason}`));
+        // The schedule counts steps over the whole epoch (also when --steps-per-epoch cuts it short).
+        lr = learningRate(schedule, epoch, bi, total);
+        trainer.optimizer.hyper.lr = lr;
         // Step bi is recorded and submitted with its loss readback; step bi-1's values are booked
         // while the GPU runs it (the CPU never waits on the step it has just recorded).
         const terms = trainer.step({ n: batch.indices.length, ...batch }, stepNumber++);
@@ -197,12 +234,15 @@ export async function runTraining(engine: Engine, out: string, config: TrainConf
       booking = null;
       if (interrupted) break;
       const seconds = (performance.now() - started) / 1000;
-      lastEval = valIndices.length ? await evaluate(net, evalLoader, valIndices, vocab, { batchSize: config.batchSize, size: config.imgSize }) : null;
+      // With a weight average, it is what gets evaluated and saved as weights/best.
+      const averaged = <T>(fn: () => Promise<T>) => (trainer.average ? trainer.average.swapped(fn) : fn());
+      lastEval = valIndices.length ? await averaged(() => evaluate(net, evalLoader, valIndices, vocab, { batchSize: config.batchSize, size: config.imgSize, decode: decodeFor(config.loss.landmarkLoss) })) : null;
+      if (lastEval?.landmarks && baseline) lastEval.landmarks.mean_position_nme = baseline.nme;
       const score = lastEval ? selectionScore(lastEval) : -sums.loss / Math.max(sums.n, 1);
       pos = { epoch: epoch + 1, batch: 0, step: pos.step, bestScore: pos.bestScore };
       if (pos.bestScore === null || score > pos.bestScore) {
         pos.bestScore = score;
-        writeAtomic(join(out, 'weights', 'best.safetensors'), await saveCheckpoint(net, { ...extra, epoch: String(epoch + 1) }));
+        writeAtomic(join(out, 'weights', 'best.safetensors'), await averaged(() => saveCheckpoint(net, { ...extra, epoch: String(epoch + 1), ...(trainer.average ? { averaged: String(trainer.average.decay) } : {}) })));
       }
       await saveState(out, net, trainer, pos, extra);
       const n = Math.max(sums.n, 1);
@@ -233,7 +273,7 @@ function describeEval(r: EvalResult): string {
   const parts: string[] = [];
   if (r.category) parts.push(`category top-1 ${(100 * r.category.top1).toFixed(1)}% top-3 ${(100 * r.category.top3).toFixed(1)}%`);
   if (r.attributes) parts.push(`attribute recall@3 ${(100 * r.attributes.per_image.top3.all!).toFixed(1)}% (per image)`);
-  if (r.landmarks) parts.push(`landmark NME ${r.landmarks.nme.toFixed(4)}`);
+  if (r.landmarks) parts.push(`landmark NME ${r.landmarks.nme.toFixed(4)}${r.landmarks.mean_position_nme !== undefined ? ` (mean position ${r.landmarks.mean_position_nme.toFixed(4)})` : ''}`);
   return parts.join(', ');
 }
 
@@ -264,6 +304,7 @@ async function saveState(out: string, net: ClothNet, trainer: Trainer, pos: Posi
     state.set(`v.${i}`, { shape: [...params[i]!.shape], data: await trainer.optimizer.v[i]!.read() });
   }
   for (const [k, t] of Object.entries(trainer.uncertainty?.logVars ?? {})) state.set(`uncertainty.${k}`, { shape: [1], data: await t.read() });
+  for (const [i, t] of (trainer.average?.average ?? []).entries()) state.set(`average.${i}`, { shape: [...t.shape], data: await t.read() });
   writeAtomic(join(out, 'weights', 'last.state.safetensors'), serializeSafetensors(state, { position: JSON.stringify(pos), adam_step: String(await trainer.optimizer.stepCount()) }));
 }
 
@@ -283,6 +324,11 @@ function restoreState(out: string, net: ClothNet, trainer: Trainer): Position {
   for (const [k, t] of Object.entries(trainer.uncertainty?.logVars ?? {})) {
     const saved = tensors.get(`uncertainty.${k}`);
     if (saved) net.engine.write(t, saved.data);
+  }
+  for (const [i, t] of (trainer.average?.average ?? []).entries()) {
+    const saved = tensors.get(`average.${i}`);
+    if (!saved || saved.data.length !== t.size) throw new Error(`${statePath} has no weight average to resume (tensor ${i})`);
+    net.engine.write(t, saved.data);
   }
   trainer.optimizer.setStepCount(Number(metadata.adam_step ?? 0));
   return JSON.parse(metadata.position ?? '{"epoch":0,"batch":0,"step":0,"bestScore":null}') as Position;

@@ -2,7 +2,9 @@
 //   L = Wc * Lc + Ws * La + Wl * Ll
 // Lc: softmax cross-entropy; La: BCE with w_pos = 1, w_neg = 0.1 (unknown attributes masked);
 // Ll: MSE (FashionNet) or 1 - SSIM (New FashionNet) between heatmaps and Gaussian targets,
-// invisible landmarks masked. Uncertainty weighting (Kendall et al. 2018) replaces the fixed
+// invisible landmarks masked; or (our option, `softargmax`) the L1 distance between each heatmap's
+// soft-argmax and the true point, in units of the image size, so that the objective is the
+// localization error itself and a flat map is never a minimum (see the README's landmark section). Uncertainty weighting (Kendall et al. 2018) replaces the fixed
 // weights by learned log-variances s_t: L = sum_t exp(-s_t) * L_t + s_t.
 import * as ops from '../autograd/ops.js';
 import type { Engine } from '../engine/engine.js';
@@ -18,7 +20,20 @@ export interface Targets {
   heatmaps?: Tensor;
   /** [N, 8] 1 where the landmark is visible (and so supervised). */
   landmarkMask?: Tensor;
+  /** [N, 8, 2] true points as fractions of the image (x, y), for the soft-argmax loss. */
+  landmarkPoints?: Tensor;
 }
+
+/** The thesis's heatmap objectives (mse, ssim), or soft-argmax regression of the points. */
+export type LandmarkLoss = 'mse' | 'ssim' | 'softargmax';
+export const LANDMARK_LOSSES: readonly LandmarkLoss[] = ['mse', 'ssim', 'softargmax'];
+
+/** Heatmap targets are built only for the objectives that compare maps. */
+export const needsHeatmapTargets = (l: LandmarkLoss) => l !== 'softargmax';
+
+/** How predicted maps become points: soft-argmax for maps trained as its logits, else the peak. */
+export type LandmarkDecode = 'softargmax' | 'peak';
+export const decodeFor = (l: LandmarkLoss): LandmarkDecode => (l === 'softargmax' ? 'softargmax' : 'peak');
 
 export interface LossConfig {
   wc: number;
@@ -26,8 +41,10 @@ export interface LossConfig {
   wl: number;
   wPos: number;
   wNeg: number;
-  landmarkLoss: 'mse' | 'ssim';
+  landmarkLoss: LandmarkLoss;
   weighting: 'fixed' | 'uncertainty';
+  /** Label smoothing of the category loss (0: none). */
+  labelSmoothing?: number;
 }
 
 export const THESIS_LOSS: LossConfig = { wc: 1, ws: 20, wl: 2000, wPos: 1, wNeg: 0.1, landmarkLoss: 'mse', weighting: 'fixed' };
@@ -70,9 +87,11 @@ export function multiTaskLoss(out: NetOutput, targets: Targets, c: LossConfig, u
       weighted.push(ops.add(ops.mul(loss, ops.exp(ops.scale(s, -1))), s));
     } else weighted.push(ops.scale(loss, fixed));
   };
-  if (out.category && targets.category) weigh('category', ops.softmaxCrossEntropy(out.category, targets.category), c.wc);
+  if (out.category && targets.category) weigh('category', ops.softmaxCrossEntropy(out.category, targets.category, c.labelSmoothing ?? 0), c.wc);
   if (out.attributes && targets.attributes) weigh('attributes', ops.bceWithLogits(out.attributes, targets.attributes, { positive: c.wPos, negative: c.wNeg }), c.ws);
-  if (out.heatmaps && targets.heatmaps) {
+  if (out.heatmaps && c.landmarkLoss === 'softargmax' && targets.landmarkPoints) {
+    weigh('landmarks', ops.l1(ops.softArgmax(out.heatmaps), targets.landmarkPoints, targets.landmarkMask), c.wl);
+  } else if (out.heatmaps && targets.heatmaps) {
     const mask = targets.landmarkMask;
     const loss = c.landmarkLoss === 'ssim' ? ops.ssimLoss(out.heatmaps, targets.heatmaps, mask) : ops.mse(out.heatmaps, targets.heatmaps, mask);
     weigh('landmarks', loss, c.wl);

@@ -20,7 +20,8 @@ export type RecallTable = Record<'top3' | 'top5', Record<string, number>>;
 export interface EvalResult {
   category?: { top1: number; top3: number; top5: number };
   attributes?: { per_image: RecallTable; per_attribute: RecallTable };
-  landmarks?: { nme: number };
+  /** mean_position_nme: the baseline of predicting each slot's training-split mean position. */
+  landmarks?: { nme: number; mean_position_nme?: number };
   images: number;
 }
 
@@ -144,6 +145,73 @@ export function heatmapPeaks(heatmaps: Float32Array, n: number, size: number): {
   return { points, peaks };
 }
 
+export interface DecodedLandmarks {
+  /** [n, 8, 2] x, y in the pixels of the size x size input. */
+  points: Float32Array;
+  /** [n, 8] in [0, 1]: how sure the map is of its point (0 for a flat map). */
+  confidence: Float32Array;
+}
+
+/** The radius, in map pixels, within which soft-argmax confidence counts probability mass. */
+export const confidenceRadius = (size: number) => Math.max(1.5, size / 16);
+
+/**
+ * Points and confidences from heatmaps [n, 8, size, size].
+ * - `softargmax` (maps trained as soft-argmax logits): the expected pixel under the plane's
+ *   softmax, as the loss sees it; confidence is the probability mass within confidenceRadius of it.
+ * - `peak` (maps trained towards Gaussians): the maximum, refined to sub-pixel by the centroid of
+ *   its 3x3 neighbourhood (values above the neighbourhood's minimum); confidence is the peak value
+ *   clamped to [0, 1], and 0 for a flat map, whose "maximum" is an accident of scan order.
+ */
+export function decodeLandmarks(heatmaps: Float32Array, n: number, size: number, mode: 'softargmax' | 'peak'): DecodedLandmarks {
+  const points = new Float32Array(n * 16), confidence = new Float32Array(n * 8);
+  const plane = size * size;
+  const r2 = confidenceRadius(size) ** 2;
+  for (let p = 0; p < n * 8; p++) {
+    const map = heatmaps.subarray(p * plane, (p + 1) * plane);
+    let best = -Infinity, worst = Infinity, at = 0;
+    for (let i = 0; i < plane; i++) {
+      const v = map[i]!;
+      if (v > best) (best = v), (at = i);
+      if (v < worst) worst = v;
+    }
+    if (mode === 'softargmax') {
+      let s = 0, sx = 0, sy = 0;
+      for (let i = 0; i < plane; i++) {
+        const e = Math.exp(map[i]! - best);
+        s += e; sx += e * (i % size); sy += e * Math.floor(i / size);
+      }
+      const x = sx / s, y = sy / s;
+      let near = 0;
+      for (let i = 0; i < plane; i++) if (((i % size) - x) ** 2 + (Math.floor(i / size) - y) ** 2 <= r2) near += Math.exp(map[i]! - best);
+      points[2 * p] = x; points[2 * p + 1] = y;
+      confidence[p] = near / s;
+      continue;
+    }
+    const px = at % size, py = Math.floor(at / size);
+    if (!(best - worst > 1e-6)) {
+      points[2 * p] = (size - 1) / 2; points[2 * p + 1] = (size - 1) / 2;
+      confidence[p] = 0;
+      continue;
+    }
+    let floor = Infinity;
+    for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) {
+      const x = px + dx, y = py + dy;
+      if (x >= 0 && y >= 0 && x < size && y < size) floor = Math.min(floor, map[y * size + x]!);
+    }
+    let s = 0, sx = 0, sy = 0;
+    for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) {
+      const x = px + dx, y = py + dy;
+      if (x < 0 || y < 0 || x >= size || y >= size) continue;
+      const w = map[y * size + x]! - floor;
+      s += w; sx += w * x; sy += w * y;
+    }
+    points[2 * p] = s > 0 ? sx / s : px; points[2 * p + 1] = s > 0 ? sy / s : py;
+    confidence[p] = Math.min(1, Math.max(0, best));
+  }
+  return { points, confidence };
+}
+
 /** A metric table as text, each number labelled with its definition. */
 export function formatEval(r: EvalResult): string {
   const pct = (x: number | undefined) => (x === undefined ? '   -' : (100 * x).toFixed(1).padStart(5));
@@ -158,6 +226,6 @@ export function formatEval(r: EvalResult): string {
       }
     }
   }
-  if (r.landmarks) lines.push(`landmark error (NME, distance / image size): ${r.landmarks.nme.toFixed(4)}`);
+  if (r.landmarks) lines.push(`landmark error (NME, distance / image size): ${r.landmarks.nme.toFixed(4)}${r.landmarks.mean_position_nme !== undefined ? `   (mean-position baseline ${r.landmarks.mean_position_nme.toFixed(4)})` : ''}`);
   return lines.join('\n');
 }

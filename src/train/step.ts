@@ -2,10 +2,12 @@
 // Deno host needs to train the networks given a GPUDevice and batches of floats.
 import { GradientScaler } from '../autograd/scaler.js';
 import { Adam } from '../autograd/optim.js';
+import type { AdamHyper } from '../engine/adam.js';
 import { backward, noGrad } from '../autograd/tape.js';
 import type { Engine } from '../engine/engine.js';
 import type { Tensor } from '../engine/tensor.js';
 import type { ClothNet, NetOutput } from '../nets/models.js';
+import { WeightAverage } from './ema.js';
 import { type LossConfig, type LossTerms, type Targets, UncertaintyWeights, multiTaskLoss } from './losses.js';
 
 export interface HostBatch {
@@ -16,6 +18,18 @@ export interface HostBatch {
   attributes?: Float32Array | null;
   heatmaps?: Float32Array | null;
   landmarkMask?: Float32Array | null;
+  /** [n, 8, 3] visibility, x, y in the pixels of the size x size input (for the soft-argmax loss). */
+  landmarks?: Float32Array | null;
+}
+
+/** [n, 8, 2] points as fractions of the image from [n, 8, 3] (visibility, x, y) in pixels. */
+export function pointFractions(landmarks: Float32Array, size: number): Float32Array {
+  const out = new Float32Array((landmarks.length / 3) * 2);
+  for (let i = 0; i < out.length / 2; i++) {
+    out[2 * i] = (landmarks[3 * i + 1]! + 0.5) / size;
+    out[2 * i + 1] = (landmarks[3 * i + 2]! + 0.5) / size;
+  }
+  return out;
 }
 
 /** Uploads a batch's targets for the heads the network has. */
@@ -23,9 +37,10 @@ export function targetsOf(engine: Engine, net: ClothNet, b: HostBatch): Targets 
   const t: Targets = {};
   if (net.config.categories > 0 && b.category) t.category = engine.tensor(b.category, [b.n], 'targets.category');
   if (net.config.attributes > 0 && b.attributes) t.attributes = engine.tensor(b.attributes, [b.n, net.config.attributes], 'targets.attributes');
-  if (net.hasLandmarks && b.heatmaps && b.landmarkMask) {
-    t.heatmaps = engine.tensor(b.heatmaps, [b.n, 8, b.size, b.size], 'targets.heatmaps');
+  if (net.hasLandmarks && b.landmarkMask && (b.heatmaps || b.landmarks)) {
     t.landmarkMask = engine.tensor(b.landmarkMask, [b.n, 8], 'targets.landmark_mask');
+    if (b.heatmaps) t.heatmaps = engine.tensor(b.heatmaps, [b.n, 8, b.size, b.size], 'targets.heatmaps');
+    if (b.landmarks) t.landmarkPoints = engine.tensor(pointFractions(b.landmarks, b.size), [b.n, 8, 2], 'targets.landmark_points');
   }
   return t;
 }
@@ -33,13 +48,24 @@ export function targetsOf(engine: Engine, net: ClothNet, b: HostBatch): Targets 
 export class Trainer {
   readonly optimizer: Adam;
   readonly uncertainty?: UncertaintyWeights;
+  /** `optimizer`: Adam's settings beyond the rate (AdamW's decay, gradient clipping). */
   constructor(
     readonly net: ClothNet,
     readonly loss: LossConfig,
     lr: number,
+    optimizer: Partial<AdamHyper> = {},
   ) {
     if (loss.weighting === 'uncertainty') this.uncertainty = new UncertaintyWeights(net.engine);
-    this.optimizer = new Adam([...net.parameters(), ...(this.uncertainty?.parameters() ?? [])], { lr });
+    this.optimizer = new Adam([...net.parameters(), ...(this.uncertainty?.parameters() ?? [])], { ...optimizer, lr });
+  }
+
+  /** The weights' moving average, updated after every step (useAverage). */
+  average: WeightAverage | null = null;
+
+  /** Keeps an exponential moving average of the weights from now on (decay per step). */
+  useAverage(decay: number): void {
+    this.average?.dispose();
+    this.average = new WeightAverage(this.net, decay);
   }
 
   /** Mixed precision's gradient scaler, when the engine trains in mixed precision (see step()). */
@@ -49,6 +75,7 @@ export class Trainer {
   dispose(): void {
     this.optimizer.dispose();
     this.scaler?.dispose();
+    this.average?.dispose();
   }
 
   /**
@@ -73,7 +100,10 @@ export class Trainer {
       try {
         const terms = multiTaskLoss(this.net.forward(images), targets, this.loss, this.uncertainty);
         backward(terms.total);
-        noGrad(() => this.optimizer.update(scaler?.flag));
+        noGrad(() => {
+          this.optimizer.update(scaler?.flag);
+          this.average?.update();
+        });
         this.optimizer.zeroGrad();
         return terms;
       } finally {

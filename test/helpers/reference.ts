@@ -61,7 +61,7 @@ function broadcastIndexInverse(shape: number[], outShape: number[], flat: number
   return idx;
 }
 
-export function softmaxXentRef(x: Float64Array, labels: ArrayLike<number>, N: number, C: number): number {
+export function softmaxXentRef(x: Float64Array, labels: ArrayLike<number>, N: number, C: number, smoothing = 0): number {
   let total = 0, count = 0;
   for (let r = 0; r < N; r++) {
     const label = labels[r]!;
@@ -70,7 +70,11 @@ export function softmaxXentRef(x: Float64Array, labels: ArrayLike<number>, N: nu
     for (let j = 0; j < C; j++) m = Math.max(m, x[r * C + j]!);
     let s = 0;
     for (let j = 0; j < C; j++) s += Math.exp(x[r * C + j]! - m);
-    total += m + Math.log(s) - x[r * C + label]!;
+    // Cross-entropy against q = (1 - e) onehot + e / C, written out term by term.
+    for (let j = 0; j < C; j++) {
+      const q = (1 - smoothing) * (j === label ? 1 : 0) + smoothing / C;
+      total -= q * (x[r * C + j]! - m - Math.log(s));
+    }
     count++;
   }
   return count ? total / count : 0;
@@ -264,6 +268,37 @@ export function adaptiveAvgPoolRef(x: Float64Array, P: number, H: number, W: num
     let s = 0;
     for (let y = y0; y < y1; y++) for (let xx = x0; xx < x1; xx++) s += x[(p * H + y) * W + xx]!;
     out[(p * OH + oy) * OW + ox] = s / ((y1 - y0) * (x1 - x0));
+  }
+  return out;
+}
+
+export function l1Ref(p: Float64Array, t: ArrayLike<number>, mask: ArrayLike<number>): number {
+  const plane = p.length / mask.length;
+  let total = 0, count = 0;
+  for (let i = 0; i < p.length; i++) {
+    const m = mask[Math.floor(i / plane)]!;
+    total += m * Math.abs(p[i]! - t[i]!);
+    count += m;
+  }
+  return count ? total / count : 0;
+}
+
+/** Soft-argmax of planes [P, H, W]: [P, 2] expected pixel centres as fractions of W and H. */
+export function softArgmaxRef(x: Float64Array, planes: number, H: number, W: number): Float64Array {
+  const out = new Float64Array(planes * 2);
+  for (let k = 0; k < planes; k++) {
+    const plane = x.subarray(k * H * W, (k + 1) * H * W);
+    let m = -Infinity;
+    for (const v of plane) m = Math.max(m, v);
+    let s = 0, sx = 0, sy = 0;
+    for (let i = 0; i < H * W; i++) {
+      const e = Math.exp(plane[i]! - m);
+      s += e;
+      sx += e * ((i % W) + 0.5);
+      sy += e * (Math.floor(i / W) + 0.5);
+    }
+    out[2 * k] = sx / s / W;
+    out[2 * k + 1] = sy / s / H;
   }
   return out;
 }

@@ -1,0 +1,136 @@
+// The training recipe's pure parts: schedules, augmentation (reproducible, landmarks moved with
+// every geometric change), landmark decoding, and the mean-position baseline.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { AUGMENTS, drawAugment, itemRandom, jitterColor, rotateLandmarks, rotatePixels } from '../src/data/augment.js';
+import { loadBatch } from '../src/data/batch.js';
+import { makeSplits, openDataset } from '../src/data/dataset.js';
+import { datasetView } from '../src/data/loader.js';
+import { synthesize } from '../src/data/synth.js';
+import { meanPositionBaseline } from '../src/run/baselines.js';
+import { decodeLandmarks } from '../src/train/metrics.js';
+import { ONE_CYCLE, learningRate } from '../src/train/schedule.js';
+import { pointFractions } from '../src/train/step.js';
+
+t.test('learning-rate schedules', async (t) => {
+  const base = { lr: 0.01, lrDecay: 0.5, warmupEpochs: 0, epochs: 10 };
+  t.equal(learningRate({ ...base, schedule: 'exp' }, 0, 5, 10), 0.01, 'exp: constant within an epoch');
+  t.equal(learningRate({ ...base, schedule: 'exp' }, 2, 0, 10), 0.0025, 'exp: lr * decay^epoch');
+  t.ok(Math.abs(learningRate({ ...base, schedule: 'cosine' }, 0, 0, 10) - 0.01) < 1e-12, 'cosine starts at lr');
+  t.ok(Math.abs(learningRate({ ...base, schedule: 'cosine' }, 5, 0, 10) - 0.005) < 1e-12, 'half way: lr / 2');
+  t.ok(learningRate({ ...base, schedule: 'cosine' }, 9, 9, 10) < 1e-4, 'near 0 at the end');
+  const one = (e: number, b: number) => learningRate({ ...base, schedule: 'onecycle' }, e, b, 10);
+  t.ok(Math.abs(one(0, 0) - 0.01 / ONE_CYCLE.startDivisor) < 1e-12, 'onecycle starts at lr / 25');
+  t.ok(Math.abs(one(3, 0) - 0.01) < 1e-12, 'peaks at 30%');
+  t.ok(one(9, 9) < one(6, 0) && one(6, 0) < one(3, 0) && one(1, 0) < one(2, 0), 'rises, then falls');
+  const warm = (b: number) => learningRate({ ...base, schedule: 'exp', warmupEpochs: 1 }, 0, b, 4);
+  t.same([warm(0), warm(1), warm(2), warm(3)], [0.0025, 0.005, 0.0075, 0.01], 'linear warm-up over the first epoch');
+  t.equal(learningRate({ ...base, schedule: 'exp', warmupEpochs: 1 }, 1, 0, 4), 0.005, 'then the schedule');
+});
+
+t.test('augmentation: reproducible per (seed, item), landmarks moved with the pixels', async (t) => {
+  const box = { x: 10, y: 20, w: 100, h: 200 };
+  const a = drawAugment(AUGMENTS.strong, box, itemRandom(7, 3)), b = drawAugment(AUGMENTS.strong, box, itemRandom(7, 3));
+  t.same(a, b, 'the same seed and item give the same draw');
+  t.not(JSON.stringify(a), JSON.stringify(drawAugment(AUGMENTS.strong, box, itemRandom(8, 3))), 'another epoch seed another');
+  for (let i = 0; i < 50; i++) {
+    const d = drawAugment(AUGMENTS.strong, box, itemRandom(1, i));
+    if (!(d.box.x >= box.x - 1e-9 && d.box.y >= box.y - 1e-9 && d.box.x + d.box.w <= box.x + box.w + 1e-9 && d.box.y + d.box.h <= box.y + box.h + 1e-9 && d.box.w * d.box.h >= 0.35 * box.w * box.h * 0.99)) {
+      t.fail(`crop ${JSON.stringify(d.box)} leaves the box or is under 35% of it`);
+    }
+    if (Math.abs(d.angle) > (10 * Math.PI) / 180 + 1e-12) t.fail(`angle ${d.angle} over 10 degrees`);
+  }
+  t.same(drawAugment(AUGMENTS.flip, box, itemRandom(1, 1)), { box, angle: 0, brightness: 1, contrast: 1, saturation: 1 }, 'flip-only draws nothing else');
+
+  // A single bright pixel and a landmark on it stay together under rotation.
+  const S = 21, px = new Float32Array(3 * S * S);
+  for (let c = 0; c < 3; c++) px[c * S * S + 4 * S + 15] = 10;
+  const lm = new Float32Array(24).fill(-1);
+  lm.set([0, 15, 4], 0);
+  const angle = (25 * Math.PI) / 180;
+  const rotated = rotatePixels(px, S, angle), moved = rotateLandmarks(lm, S, angle);
+  let best = 0, at = 0;
+  for (let i = 0; i < S * S; i++) if (rotated[i]! > best) (best = rotated[i]!), (at = i);
+  t.ok(Math.hypot((at % S) - moved[1]!, Math.floor(at / S) - moved[2]!) < 1, `the pixel lands at the point (${at % S}, ${Math.floor(at / S)} vs ${moved[1]!.toFixed(2)}, ${moved[2]!.toFixed(2)})`);
+  t.equal(rotateLandmarks(Float32Array.from([0, 0, 0, ...new Array(21).fill(-1)]), S, Math.PI / 4)[0], 2, 'a corner point rotated out of the frame is truncated');
+
+  const gray = new Float32Array(3 * 4).fill(0.5);
+  jitterColor(gray, 2, { brightness: 1, contrast: 1, saturation: 1 });
+  t.same(Array.from(gray), new Array(12).fill(0.5), 'factors of 1 leave pixels alone');
+});
+
+t.test('augmented batches keep landmarks on the garment, deterministically', async (t) => {
+  const out = mkdtempSync(join(tmpdir(), 'clothtag-aug-'));
+  synthesize(out, { images: 12, size: 64, seed: 5 });
+  const ds = await openDataset(out);
+  const view = datasetView(ds);
+  const spec = { size: 48, augment: true, augmentation: AUGMENTS.light, heatmaps: true };
+  const a = loadBatch(view, [0, 1, 2, 3], spec, 11), b = loadBatch(view, [0, 1, 2, 3], spec, 11);
+  t.same(Array.from(a.images.subarray(0, 100)), Array.from(b.images.subarray(0, 100)), 'same seed: same pixels');
+  t.same(Array.from(a.landmarks!), Array.from(b.landmarks!), 'same seed: same landmarks');
+  const c = loadBatch(view, [0, 1, 2, 3], spec, 12);
+  t.not(JSON.stringify(Array.from(c.landmarks!)), JSON.stringify(Array.from(a.landmarks!)), 'another seed: other points');
+  const plain = loadBatch(view, [0, 1, 2, 3], { ...spec, augmentation: AUGMENTS.flip }, 11);
+  let visible = 0, near = 0;
+  for (let s = 0; s < 32; s++) {
+    if (a.landmarks![3 * s] !== 0 || plain.landmarks![3 * s] !== 0) continue;
+    visible++;
+    // Light augmentation moves a point by at most the jitter and a 10-degree turn: well under 12 px at 48.
+    if (Math.hypot(a.landmarks![3 * s + 1]! - plain.landmarks![3 * s + 1]!, a.landmarks![3 * s + 2]! - plain.landmarks![3 * s + 2]!) < 12) near++;
+  }
+  t.ok(visible > 0 && near === visible, `every visible point stays near its unaugmented place (${near}/${visible})`);
+  const fr = pointFractions(Float32Array.from([0, 0, 47, 1, 23.5, 23.5]), 48);
+  t.same(Array.from(fr), Array.from(Float32Array.of(0.5 / 48, 47.5 / 48, 0.5, 0.5)), 'pixel centres as fractions of the frame');
+});
+
+t.test('landmark decoding: soft-argmax with confidence, peaks with sub-pixel refinement, flat maps', async (t) => {
+  const S = 16, plane = S * S;
+  const maps = new Float32Array(8 * plane).fill(0);
+  maps[5 * S + 9] = 30; // plane 0: a sharp peak at (9, 5)
+  // plane 1 flat; plane 2: two equal neighbours (x 3 and 4, y 7): the peak refines to 3.5
+  maps[2 * plane + 7 * S + 3] = 1; maps[2 * plane + 7 * S + 4] = 1;
+  const soft = decodeLandmarks(maps, 1, S, 'softargmax');
+  t.ok(Math.abs(soft.points[0]! - 9) < 1e-3 && Math.abs(soft.points[1]! - 5) < 1e-3, 'soft-argmax of a sharp peak is the peak');
+  t.ok(soft.confidence[0]! > 0.99, 'and sure of it');
+  t.ok(Math.abs(soft.points[2]! - 7.5) < 1e-3 && soft.confidence[1]! < 0.2, `a flat map: the centre, unsure (${soft.confidence[1]!.toFixed(3)})`);
+  const peak = decodeLandmarks(maps, 1, S, 'peak');
+  t.same([peak.points[0], peak.points[1]], [9, 5], 'peak');
+  t.equal(peak.confidence[1], 0, 'a flat map has no peak: confidence 0, not pixel 0 with full marks');
+  t.same([peak.points[4], peak.points[5]], [3.5, 7], 'sub-pixel refinement between equal neighbours');
+});
+
+t.test('mean-position baseline: from the training split, scored on another', async (t) => {
+  const out = mkdtempSync(join(tmpdir(), 'clothtag-base-'));
+  synthesize(out, { images: 40, size: 64, seed: 9 });
+  const ds = await openDataset(out);
+  const splits = makeSplits(ds, 'official', 0);
+  const b = meanPositionBaseline(ds, splits.train, splits.val, 64)!;
+  t.ok(b && b.points > 0, `${b.points} visible points scored`);
+  t.ok(b.nme > 0.01 && b.nme < 0.5, `NME ${b.nme.toFixed(4)} is a plausible baseline`);
+  const self = meanPositionBaseline(ds, splits.val, splits.val, 64)!;
+  t.ok(self.nme <= b.nme + 1e-9, 'the mean of the scored split itself is at least as good (the mean minimizes squared, near-minimizes plain distance)');
+});
+
+t.test('why heatmaps collapsed: MSE against a sparse Gaussian prefers a flat map to a near miss', async (t) => {
+  const { landmarkHeatmaps, heatmapSigma } = await import('../src/data/image.js');
+  const { mseRef, softArgmaxRef } = await import('./helpers/reference.js');
+  const S = 64, plane = S * S;
+  const at = (x: number, y: number) => {
+    const lm = new Float32Array(24).fill(-1);
+    lm.set([0, x, y], 0);
+    return landmarkHeatmaps(lm, S).heatmaps.subarray(0, plane);
+  };
+  const target = at(30, 30);
+  const mse = (p: Float32Array) => mseRef(Float64Array.from(p), target, [1]);
+  const flat = mse(new Float32Array(plane));
+  const miss = mse(at(34, 30)); // the right shape, 4 pixels (NME 0.06) away
+  t.ok(miss > flat, `sigma ${heatmapSigma(S)}: a peak 4 px off scores worse (${miss.toExponential(3)}) than a flat map (${flat.toExponential(3)})`);
+  t.ok(mse(at(31, 30)) < flat, 'only a peak within about one sigma beats flat: the gradient towards the point is local');
+  // Soft-argmax regression: the loss is the distance itself, so every step towards the point pays.
+  const logits = (x: number) => Float64Array.from(at(x, 30), (v) => 8 * v);
+  const distance = (x: number) => Math.abs(softArgmaxRef(logits(x), 1, S, S)[0]! - 30.5 / S);
+  const far = [50, 45, 40, 35, 31].map(distance);
+  t.ok(far.every((d, i) => i === 0 || d < far[i - 1]!), `soft-argmax error falls all the way in (${far.map((d) => d.toFixed(3)).join(' > ')})`);
+});

@@ -9,7 +9,7 @@ import type { Engine } from '../src/engine/engine.js';
 import { makeSplits, openDataset } from '../src/data/dataset.js';
 import type { NetName } from '../src/nets/models.js';
 import { DEFAULT_TRAIN, type TrainConfig, runTraining, vocabularyOf } from '../src/run/train.js';
-import { THESIS_LOSS } from '../src/train/losses.js';
+import { SOFTARGMAX_WL, THESIS_LOSS } from '../src/train/losses.js';
 import { type EvalResult, MetricsAccumulator, formatEval } from '../src/train/metrics.js';
 
 export interface RealDataOptions {
@@ -51,22 +51,19 @@ export interface RealDataJob {
 }
 
 /**
- * The recipe `clothtag train` users get from the README, at CPU scale: AdamW, a one-cycle rate,
- * label smoothing for categories, augmentation inside the box; landmark networks regress the
- * soft-argmax of their heatmaps. Each part's share is in the README's ablation.
+ * The recipe measured best at this budget (README, "Real data": the ablation): AdamW with decay
+ * 0.05, a one-cycle rate peaking at 3e-3, flips only — stronger augmentation and label smoothing
+ * cost accuracy in 12 epochs, the networks underfit rather than overfit here. The landmark network
+ * regresses the soft-argmax of its heatmaps, with augmentation that keeps the garment in view.
  */
+const RECIPE: Partial<TrainConfig> = { batchSize: 32, lr: 3e-3, schedule: 'onecycle', weightDecay: 0.05, augment: 'flip' };
+
 export const REAL_DATA_JOBS: RealDataJob[] = [
-  {
-    name: 'clothing-small', data: 'clothing-small', net: 'cloth_repvgg', what: 'category, 10 classes',
-    config: { batchSize: 32, lr: 2e-3, schedule: 'onecycle', weightDecay: 0.05, augment: 'strong', loss: { ...THESIS_LOSS, labelSmoothing: 0.1 } },
-  },
-  {
-    name: 'deepfashion-fine', data: 'deepfashion-fine', net: 'cloth_repvgg', what: '26 attributes in 6 types',
-    config: { batchSize: 32, lr: 2e-3, schedule: 'onecycle', weightDecay: 0.05, augment: 'strong' },
-  },
+  { name: 'clothing-small', data: 'clothing-small', net: 'cloth_repvgg', what: 'category, 10 classes', config: RECIPE },
+  { name: 'deepfashion-fine', data: 'deepfashion-fine', net: 'cloth_repvgg', what: '26 attributes in 6 types', config: RECIPE },
   {
     name: 'deepfashion-fine-landmarks', data: 'deepfashion-fine', net: 'new_fashionnet', what: 'attributes and 8 landmarks',
-    config: { batchSize: 32, lr: 2e-3, schedule: 'onecycle', weightDecay: 0.05, augment: 'light', loss: { ...THESIS_LOSS, landmarkLoss: 'softargmax', wl: 20 } },
+    config: { ...RECIPE, lr: 5e-3, augment: 'light', loss: { ...THESIS_LOSS, landmarkLoss: 'softargmax', wl: SOFTARGMAX_WL } },
   },
 ];
 

@@ -2,6 +2,8 @@
 // so invisible landmarks drop out), plane = n with a one-element mask for a plain MSE.
 //   forward:  pair[i] = m * (p - t)^2, pair[n + i] = m
 //   backward: dp[i] = 2 * m * (p - t) * dloss / sum(m)
+// With L1, the mean absolute error instead (landmark points: the x and y of one point share a mask):
+//   forward:  pair[i] = m * |p - t|;  backward: dp[i] = m * sign(p - t) * dloss / sum(m)
 struct U { n: u32, plane: u32 }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> pred: array<f32>;
@@ -19,7 +21,11 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
   if (i >= u.n) { return; }
   let m = mask[i / u.plane];
   let d = pred[i] - truth[i];
+#if ${L1}
+  pair[i] = m * abs(d);
+#else
   pair[i] = m * d * d;
+#endif
   pair[u.n + i] = m;
 }
 
@@ -30,5 +36,9 @@ fn backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   if (i >= u.n) { return; }
   let m = mask[i / u.plane];
   let g = select(0.0, grad_loss[0] / sums[1], sums[1] > 0.0);
+#if ${L1}
+  dp[i] = m * sign(pred[i] - truth[i]) * g;
+#else
   dp[i] = 2.0 * m * (pred[i] - truth[i]) * g;
+#endif
 }

@@ -12,8 +12,10 @@ export { chooseConvTile, chooseGemmTile, emptyTuning, tuneShape, type Tile, type
 export { NET_NAMES, THESIS_PARAMS, createNet, isNetName, type ClothNet, type NetConfig, type NetName, type NetOutput } from './nets/models.js';
 export { parseSafetensors, serializeSafetensors, type TensorMap } from './nets/safetensors.js';
 export { loadCheckpoint, loadState, readState, saveCheckpoint, type CheckpointMeta } from './nets/weights.js';
-export { THESIS_LOSS, UncertaintyWeights, multiTaskLoss, type LossConfig, type Targets } from './train/losses.js';
+export { DEFAULT_LANDMARK_LOSS, THESIS_LOSS, UncertaintyWeights, multiTaskLoss, type LandmarkLoss, type LossConfig, type Targets } from './train/losses.js';
+export { learningRate, type ScheduleConfig, type ScheduleName } from './train/schedule.js';
+export { WeightAverage } from './train/ema.js';
 export { Trainer, predictBatch, type HostBatch } from './train/step.js';
-export { MetricsAccumulator, formatEval, type EvalResult, type Vocabulary } from './train/metrics.js';
+export { MetricsAccumulator, decodeLandmarks, formatEval, type EvalResult, type Vocabulary } from './train/metrics.js';
 export { LANDMARK_SLOTS, cropResize, toImagePixels, type Box, type RgbaImage } from './label/pixels.js';
 export { DEFAULT_LABELING, checkpointLabeling, labelImages, wholeImage, type LabelOptions, type Labels } from './label/labels.js';

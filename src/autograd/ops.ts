@@ -224,8 +224,8 @@ export function mse(pred: Tensor, target: Tensor, mask?: Tensor): Tensor {
 /** Masked mean absolute error; mask has one weight per plane of pred (e.g. [N, 8] for [N, 8, 2] points). */
 export function l1(pred: Tensor, target: Tensor, mask?: Tensor): Tensor {
   const m = mask ?? pred.engine.full([1], 1);
-  const { loss, sums } = L.l1(pred, target, m);
-  return record(loss, 'l1', [pred], (g) => [L.l1Backward(pred, target, m, sums, g)]);
+  const { loss, sums } = L.mse(pred, target, m, true);
+  return record(loss, 'l1', [pred], (g) => [L.mseBackward(pred, target, m, sums, g, true)]);
 }
 
 /**

@@ -14,7 +14,7 @@ import { meanPositionBaseline } from '../run/baselines.js';
 import { collectInputs, predictFiles } from '../run/predict.js';
 import { evaluate } from '../run/evaluate.js';
 import { DEFAULT_TRAIN, type TrainConfig, runTraining } from '../run/train.js';
-import { LANDMARK_LOSSES, THESIS_LOSS } from '../train/losses.js';
+import { DEFAULT_LANDMARK_LOSS, LANDMARK_LOSSES, SOFTARGMAX_WL, THESIS_LOSS } from '../train/losses.js';
 import { SCHEDULES } from '../train/schedule.js';
 import { AUGMENT_NAMES } from '../data/augment.js';
 import { formatEval, type Vocabulary } from '../train/metrics.js';
@@ -116,12 +116,14 @@ export async function trainVerb(args: string[]): Promise<number> {
     const loss = { ...THESIS_LOSS };
     if (values.wc) loss.wc = nonNegative(values.wc, '--wc');
     if (values.ws) loss.ws = nonNegative(values.ws, '--ws');
-    if (values.wl) loss.wl = nonNegative(values.wl, '--wl');
     if (values['landmark-loss']) {
       const chosen = LANDMARK_LOSSES.find((l) => l === values['landmark-loss']);
       if (!chosen) throw new UsageError(`--landmark-loss is ${LANDMARK_LOSSES.join(', ')}`);
       loss.landmarkLoss = chosen;
-    } else if (values.net === 'new_fashionnet') loss.landmarkLoss = 'ssim';
+    } else loss.landmarkLoss = DEFAULT_LANDMARK_LOSS;
+    // Each objective's own scale: the thesis's Wl = 2000 suits the MSE of heatmaps in [0, 1]; the
+    // soft-argmax loss is a distance in image sizes (about 0.1), and Wl = 20 puts it level with Ws.
+    loss.wl = values.wl ? nonNegative(values.wl, '--wl') : loss.landmarkLoss === 'softargmax' ? SOFTARGMAX_WL : THESIS_LOSS.wl;
     if (values['label-smoothing']) {
       loss.labelSmoothing = nonNegative(values['label-smoothing'], '--label-smoothing');
       if (loss.labelSmoothing >= 1) throw new UsageError('--label-smoothing is in [0, 1)');

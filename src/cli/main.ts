@@ -26,7 +26,7 @@ const verbs: Record<string, Verb> = {
   },
   train: {
     summary: 'train a network on a DeepFashion-layout or ImageFolder dataset (or --resume a run)',
-    usage: 'clothtag train --data PATH --net NAME [--epochs 8] [--batch-size 16] [--img-size 224] [--width 1] [--lr 5e-4] [--lr-decay 0.95] [--schedule exp|cosine|onecycle] [--warmup EPOCHS] [--weight-decay 0] [--label-smoothing 0] [--clip-norm 0] [--augment none|flip|light|strong] [--train-on train|train+val] [--ema DECAY] [--wc 1] [--ws 20] [--wl 2000] [--landmark-loss mse|ssim|softargmax] [--weighting fixed|uncertainty] [--pretrained FILE] [--split official|random:0.7:200000] [--seed 0] [--workers N] [--steps-per-epoch N] [--val-limit N] [--precision f32|mixed] [--out DIR]\n       clothtag train --resume DIR [--epochs N]',
+    usage: 'clothtag train --data PATH --net NAME [--epochs 8] [--batch-size 16] [--img-size 224] [--width 1] [--lr 3e-3] [--schedule onecycle|cosine|exp] [--lr-decay 0.95] [--warmup EPOCHS] [--weight-decay 0.05] [--label-smoothing 0] [--clip-norm 0] [--augment none|flip|light|strong] [--train-on train|train+val] [--ema DECAY] [--wc 1] [--ws 20] [--wl 20|2000] [--landmark-loss softargmax|mse|ssim] [--weighting fixed|uncertainty] [--pretrained FILE] [--split official|random:0.7:200000] [--seed 0] [--workers N] [--steps-per-epoch N] [--val-limit N] [--precision f32|mixed] [--out DIR]\n       clothtag train --resume DIR [--epochs N]',
     run: trainVerb,
   },
   eval: {
@@ -71,7 +71,7 @@ const verbs: Record<string, Verb> = {
   },
   bench: {
     summary: 'benchmarks: gemm, conv (against TensorFlow.js WebGPU in the same process), roof (the adapter\'s peaks), memory (bandwidth-bound kernels), net (a training step\'s profile per layer), train-step (a small CNN against TensorFlow.js), real-data (accuracy)',
-    usage: 'clothtag bench gemm [--quick] [--reps N] [--json FILE]\n       clothtag bench roof [--reps N] [--json FILE]\n       clothtag bench memory [--reps N] [--json FILE]\n       clothtag bench train-step [--steps 5] [--json FILE]\n       clothtag bench net [--net cloth_resnet_a] [--width 0.25] [--size 64] [--batch 16] [--steps 5] [--json FILE]\n       clothtag bench real-data [--epochs 12] [--size 64] [--width 0.25] [--landmark-width 0.25] [--only clothing-small,deepfashion-fine,deepfashion-fine-landmarks] [--runs DIR] [--shared ../shared/data] [--json FILE]\n       clothtag bench conv [--batch 16] [--size S] [--nets resnet50,vgg16,repvgg_a0] [--passes forward,backward_data,backward_weight] [--layouts] [--reps N] [--json FILE]',
+    usage: 'clothtag bench gemm [--quick] [--reps N] [--json FILE]\n       clothtag bench roof [--reps N] [--json FILE]\n       clothtag bench memory [--reps N] [--json FILE]\n       clothtag bench train-step [--steps 5] [--json FILE]\n       clothtag bench net [--net cloth_resnet_a] [--width 0.25] [--size 64] [--batch 16] [--steps 5] [--json FILE]\n       clothtag bench real-data [--epochs 12] [--size 64] [--width 0.25] [--landmark-width 0.125] [--only clothing-small,deepfashion-fine,deepfashion-fine-landmarks] [--runs DIR] [--shared ../shared/data] [--json FILE]\n       clothtag bench conv [--batch 16] [--size S] [--nets resnet50,vgg16,repvgg_a0] [--passes forward,backward_data,backward_weight] [--layouts] [--reps N] [--json FILE]',
     run: bench,
   },
 };
@@ -137,7 +137,7 @@ async function bench(args: string[]): Promise<number> {
       passes: { type: 'string', default: 'forward,backward_data,backward_weight' },
       layouts: { type: 'boolean' },
       epochs: { type: 'string', default: '12' },
-      'landmark-width': { type: 'string', default: '0.25' },
+      'landmark-width': { type: 'string', default: '0.125' },
       only: { type: 'string' },
       runs: { type: 'string' },
       net: { type: 'string', default: 'cloth_resnet_a' },

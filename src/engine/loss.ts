@@ -71,31 +71,17 @@ export function maskPlane(pred: Tensor, mask: Tensor): number {
   return pred.size / mask.size;
 }
 
-export function mse(pred: Tensor, target: Tensor, mask: Tensor): LossResult {
-  if (pred.size !== target.size) throw new Error(`MSE prediction ${pred.describe()} and target ${target.describe()} differ (${shapeString(pred.shape)})`);
+/** Masked mean squared error (`l1`: mean absolute error) of pred against target (mse.wgsl). */
+export function mse(pred: Tensor, target: Tensor, mask: Tensor, l1 = false): LossResult {
+  if (pred.size !== target.size) throw new Error(`${l1 ? 'L1' : 'MSE'} prediction ${pred.describe()} and target ${target.describe()} differ (${shapeString(pred.shape)})`);
   const e = pred.engine;
   const pair = e.empty([2, pred.size]);
-  e.run({ kernel: 'mse', entry: 'forward', uniforms: [pred.size, maskPlane(pred, mask)], inputs: [pred, target, mask], outputs: [pair], workgroups: blocks(pred.size) });
+  e.run({ kernel: 'mse', entry: 'forward', params: { L1: l1 }, uniforms: [pred.size, maskPlane(pred, mask)], inputs: [pred, target, mask], outputs: [pair], workgroups: blocks(pred.size) });
   return meanOfPair(e, pair);
 }
 
-export function mseBackward(pred: Tensor, target: Tensor, mask: Tensor, sums: Tensor, gradLoss: Tensor): Tensor {
+export function mseBackward(pred: Tensor, target: Tensor, mask: Tensor, sums: Tensor, gradLoss: Tensor, l1 = false): Tensor {
   const dp = pred.engine.empty(pred.shape);
-  pred.engine.run({ kernel: 'mse', entry: 'backward', uniforms: [pred.size, maskPlane(pred, mask)], inputs: [pred, target, mask, sums, gradLoss], outputs: [dp], workgroups: blocks(pred.size) });
-  return dp;
-}
-
-/** Masked mean absolute error (the landmark coordinates' loss); mask weighs planes as in mse. */
-export function l1(pred: Tensor, target: Tensor, mask: Tensor): LossResult {
-  if (pred.size !== target.size) throw new Error(`L1 prediction ${pred.describe()} and target ${target.describe()} differ (${shapeString(pred.shape)})`);
-  const e = pred.engine;
-  const pair = e.empty([2, pred.size]);
-  e.run({ kernel: 'l1', entry: 'forward', uniforms: [pred.size, maskPlane(pred, mask)], inputs: [pred, target, mask], outputs: [pair], workgroups: blocks(pred.size) });
-  return meanOfPair(e, pair);
-}
-
-export function l1Backward(pred: Tensor, target: Tensor, mask: Tensor, sums: Tensor, gradLoss: Tensor): Tensor {
-  const dp = pred.engine.empty(pred.shape);
-  pred.engine.run({ kernel: 'l1', entry: 'backward', uniforms: [pred.size, maskPlane(pred, mask)], inputs: [pred, target, mask, sums, gradLoss], outputs: [dp], workgroups: blocks(pred.size) });
+  pred.engine.run({ kernel: 'mse', entry: 'backward', params: { L1: l1 }, uniforms: [pred.size, maskPlane(pred, mask)], inputs: [pred, target, mask, sums, gradLoss], outputs: [dp], workgroups: blocks(pred.size) });
   return dp;
 }

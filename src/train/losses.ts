@@ -28,6 +28,14 @@ export interface Targets {
 export type LandmarkLoss = 'mse' | 'ssim' | 'softargmax';
 export const LANDMARK_LOSSES: readonly LandmarkLoss[] = ['mse', 'ssim', 'softargmax'];
 
+/**
+ * `clothtag train`'s landmark objective unless told otherwise: measured, the thesis's heatmap
+ * losses left the branch at flat maps (README, "Landmarks"); soft-argmax regression localizes.
+ */
+export const DEFAULT_LANDMARK_LOSS: LandmarkLoss = 'softargmax';
+/** The landmark weight that goes with soft-argmax (a distance in image sizes) when --wl is not given. */
+export const SOFTARGMAX_WL = 20;
+
 /** Heatmap targets are built only for the objectives that compare maps. */
 export const needsHeatmapTargets = (l: LandmarkLoss) => l !== 'softargmax';
 

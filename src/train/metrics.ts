@@ -128,23 +128,6 @@ export class MetricsAccumulator {
   }
 }
 
-/** The position of each heatmap's maximum, [8 x (x, y)] per image, from [n, 8, size, size]. */
-export function heatmapPeaks(heatmaps: Float32Array, n: number, size: number): { points: Float32Array; peaks: Float32Array } {
-  const points = new Float32Array(n * 16), peaks = new Float32Array(n * 8);
-  const plane = size * size;
-  for (let p = 0; p < n * 8; p++) {
-    let best = -Infinity, at = 0;
-    for (let i = 0; i < plane; i++) {
-      const v = heatmaps[p * plane + i]!;
-      if (v > best) (best = v), (at = i);
-    }
-    points[2 * p] = at % size;
-    points[2 * p + 1] = Math.floor(at / size);
-    peaks[p] = best;
-  }
-  return { points, peaks };
-}
-
 export interface DecodedLandmarks {
   /** [n, 8, 2] x, y in the pixels of the size x size input. */
   points: Float32Array;

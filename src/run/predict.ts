@@ -1,7 +1,7 @@
 // `clothtag predict`: images in, labels out (JSONL) and PNG overlays with landmarks and top labels.
 // A file that cannot be labelled is recorded with its reason; the run always finishes.
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { basename, extname, join, relative, resolve } from 'node:path';
+import { basename, dirname, extname, join, relative, resolve } from 'node:path';
 import { PNG } from 'pngjs';
 import type { Engine } from '../engine/engine.js';
 import { type Box, type RgbaImage, decodeImage } from '../data/image.js';
@@ -62,6 +62,8 @@ export async function predictFiles(engine: Engine, files: string[], o: PredictOp
   const { net, meta } = await loadCheckpoint(engine, readFileSync(o.checkpoint), o.checkpoint);
   const { vocab, size, decode } = checkpointLabeling(meta.extra, o.checkpoint);
   const boxes = o.bbox ? parseImageRows(o.bbox, 4, new Problems(), 'a box x_1 y_1 x_2 y_2') : null;
+  // A DeepFashion list (Anno/list_bbox.txt) names images relative to the dataset's root, the folder above Anno/.
+  const listRoot = o.bbox ? (basename(dirname(resolve(o.bbox))) === 'Anno' ? dirname(dirname(resolve(o.bbox))) : dirname(resolve(o.bbox))) : '';
   if (o.out) mkdirSync(o.out, { recursive: true });
   const lines: string[] = [];
   const failed: { file: string; error: string }[] = [];
@@ -95,7 +97,7 @@ export async function predictFiles(engine: Engine, files: string[], o: PredictOp
       if (st.isDirectory()) throw new Error('is a folder');
       if (st.size > MAX_FILE_BYTES) throw new Error(`${(st.size / 2 ** 20).toFixed(0)} MB is larger than the ${MAX_FILE_BYTES / 2 ** 20} MB limit`);
       const img = decodeImage(readFileSync(file), basename(file));
-      const row = boxes?.get(file) ?? boxes?.get(relative(process.cwd(), resolve(file))) ?? boxes?.get(basename(file));
+      const row = boxes?.get(file) ?? boxes?.get(relative(process.cwd(), resolve(file))) ?? boxes?.get(relative(listRoot, resolve(file))) ?? boxes?.get(basename(file));
       const box: Box = row ? { x: row.values[0]!, y: row.values[1]!, w: Math.max(1, row.values[2]! - row.values[0]!), h: Math.max(1, row.values[3]! - row.values[1]!) } : { x: 0, y: 0, w: img.width, h: img.height };
       batch.push({ file, img, box });
     } catch (e) {

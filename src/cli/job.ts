@@ -10,14 +10,14 @@ import { NET_NAMES, isNetName } from '../nets/models.js';
 import { loadCheckpoint } from '../nets/weights.js';
 import { checkpointLabeling } from '../label/labels.js';
 import { createNodeGpu } from '../node/gpu.js';
-import { meanPositionBaseline } from '../run/baselines.js';
+import { meanPositionBaseline, meanPositions } from '../run/baselines.js';
 import { collectInputs, predictFiles } from '../run/predict.js';
 import { evaluate } from '../run/evaluate.js';
 import { DEFAULT_TRAIN, type TrainConfig, runTraining } from '../run/train.js';
 import { DEFAULT_LANDMARK_LOSS, LANDMARK_LOSSES, SOFTARGMAX_WL, THESIS_LOSS } from '../train/losses.js';
 import { SCHEDULES } from '../train/schedule.js';
 import { AUGMENT_NAMES } from '../data/augment.js';
-import { formatEval, type Vocabulary } from '../train/metrics.js';
+import { formatEval } from '../train/metrics.js';
 import { Progress } from './progress.js';
 import { UsageError, positiveInt, readFileOrThrow } from './util.js';
 
@@ -116,11 +116,7 @@ export async function trainVerb(args: string[]): Promise<number> {
     const loss = { ...THESIS_LOSS };
     if (values.wc) loss.wc = nonNegative(values.wc, '--wc');
     if (values.ws) loss.ws = nonNegative(values.ws, '--ws');
-    if (values['landmark-loss']) {
-      const chosen = LANDMARK_LOSSES.find((l) => l === values['landmark-loss']);
-      if (!chosen) throw new UsageError(`--landmark-loss is ${LANDMARK_LOSSES.join(', ')}`);
-      loss.landmarkLoss = chosen;
-    } else loss.landmarkLoss = DEFAULT_LANDMARK_LOSS;
+    loss.landmarkLoss = oneOf(values['landmark-loss'], LANDMARK_LOSSES, '--landmark-loss') ?? DEFAULT_LANDMARK_LOSS;
     // Each objective's own scale: the thesis's Wl = 2000 suits the MSE of heatmaps in [0, 1]; the
     // soft-argmax loss is a distance in image sizes (about 0.1), and Wl = 20 puts it level with Ws.
     loss.wl = values.wl ? nonNegative(values.wl, '--wl') : loss.landmarkLoss === 'softargmax' ? SOFTARGMAX_WL : THESIS_LOSS.wl;
@@ -196,21 +192,19 @@ export async function evalVerb(args: string[]): Promise<number> {
   const gpu = await createNodeGpu();
   try {
     const { net, meta } = await loadCheckpoint(gpu.engine, bytes, values.checkpoint);
-    const vocab = JSON.parse(meta.extra?.vocabulary ?? 'null') as Vocabulary | null;
-    if (!vocab) throw new Error(`${values.checkpoint} has no vocabulary (not written by clothtag train)`);
-    const training = JSON.parse(meta.extra?.training ?? '{}') as { imgSize?: number; split?: string };
-    const { decode } = checkpointLabeling(meta.extra, values.checkpoint);
+    // The vocabulary, size and landmark decoding as labelling reads them; the split from the same metadata.
+    const { vocab, size, decode } = checkpointLabeling(meta.extra, values.checkpoint);
+    const training = JSON.parse(meta.extra?.training ?? '{}') as { split?: string };
     if (ds.tasks.category && vocab.categories.length && JSON.stringify(ds.categories) !== JSON.stringify(vocab.categories)) throw new Error(`${values.data} has other categories than the checkpoint was trained on`);
     if (ds.tasks.attributes && vocab.attributes.length && JSON.stringify(ds.attributeNames) !== JSON.stringify(vocab.attributes)) throw new Error(`${values.data} has other attributes than the checkpoint was trained on`);
     const splits = makeSplits(ds, training.split && training.split !== 'official' ? training.split : 'official', 0);
     let indices = splits[split as 'train' | 'val' | 'test'];
     if (values.limit) indices = indices.slice(0, positiveInt(values.limit, '--limit'));
-    const size = training.imgSize ?? 224;
     const loader = new BatchLoader(datasetView(ds), { size, augment: false, heatmaps: false }, workers);
     const progress = new Progress();
     const result = await evaluate(net, loader, indices, vocab, { batchSize: positiveInt(values['batch-size']!, '--batch-size'), size, decode }, (d, t) => progress.update(`evaluating ${d}/${t}`));
     progress.done();
-    const baseline = result.landmarks ? meanPositionBaseline(ds, splits.train, indices, size) : null;
+    const baseline = result.landmarks ? meanPositionBaseline(ds, meanPositions(ds, splits.train, size), indices, size) : null;
     if (result.landmarks && baseline) result.landmarks.mean_position_nme = baseline.nme;
     await loader.close();
     console.log(`${values.checkpoint} on ${values.data} (${split} split, ${size}x${size})\n${formatEval(result)}`);

@@ -3,6 +3,7 @@
 // keeps --resume exact. Every geometric change moves the landmarks with it, and a point pushed out
 // of the frame becomes "truncated" (2), so it is no longer supervised.
 import type { Box } from '../label/pixels.js';
+import { xorshift32 } from './dataset.js';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../label/pixels.js';
 
 export interface AugmentSpec {
@@ -43,13 +44,9 @@ function mix(seed: number, index: number, stream: number): number {
   return h >>> 0 || 1;
 }
 
-/** Uniform numbers in [0, 1) for one item of one epoch. */
+/** Uniform numbers in [0, 1) for one item of one epoch (the shuffle's generator, seeded per item). */
 export function itemRandom(seed: number, index: number): () => number {
-  let a = mix(seed, index, 1);
-  return () => {
-    a ^= a << 13; a >>>= 0; a ^= a >>> 17; a ^= a << 5; a >>>= 0;
-    return a / 4294967296;
-  };
+  return xorshift32(mix(seed, index, 1));
 }
 
 export interface Draw {

@@ -1,10 +1,9 @@
 // The baselines every landmark and attribute figure is printed beside, computed from the training
 // split of the same run: a network that does not beat them has learned nothing of use.
-import { closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { itemBox } from '../data/batch.js';
+import { imageSize } from '../data/check.js';
 import type { Dataset, Item } from '../data/dataset.js';
-import { headerSize } from '../data/image.js';
 import { transformLandmarks } from '../label/pixels.js';
 
 /** An item's landmarks in the frame of its box resized to size x size (no augmentation), or null. */
@@ -13,19 +12,14 @@ function framedLandmarks(root: string, item: Item, size: number): Float32Array |
   let width = 0, height = 0;
   if (!item.bbox) {
     // Without a box the frame is the whole image: its size from the file's header.
-    const head = new Uint8Array(64 * 1024);
-    let fd: number | null = null;
+    let dims: { width: number; height: number } | null = null;
     try {
-      fd = openSync(join(root, item.path), 'r');
-      const got = readSync(fd, head, 0, head.length, 0);
-      const dims = headerSize(head.subarray(0, got));
-      if (!dims) return null;
-      ({ width, height } = dims);
+      dims = imageSize(join(root, item.path));
     } catch {
-      return null;
-    } finally {
-      if (fd !== null) closeSync(fd);
+      return null; // unreadable: it counts nowhere, as in evaluation
     }
+    if (!dims) return null;
+    ({ width, height } = dims);
   }
   return transformLandmarks(item.landmarks, itemBox(item, width, height), size, false);
 }
@@ -45,19 +39,17 @@ export function meanPositions(ds: Dataset, indices: number[], size: number): Flo
 }
 
 export interface MeanPositionBaseline {
-  /** [8, 2] mean x, y per slot over the training split's visible points, in size x size pixels. */
-  mean: Float32Array;
   /** NME of predicting `mean` for every image of the evaluated split (visible points). */
   nme: number;
   points: number;
 }
 
 /**
- * Predicting every landmark at its mean position over the training split (normalized to the box):
- * the landmark figure a network must beat. NME as MetricsAccumulator.addLandmarks computes it.
+ * Predicting every landmark at `mean` (meanPositions of the training split, normalized to the box)
+ * on the images `evaluated`: the landmark figure a network must beat. NME as
+ * MetricsAccumulator.addLandmarks computes it; null when no visible point is there to score.
  */
-export function meanPositionBaseline(ds: Dataset, train: number[], evaluated: number[], size: number): MeanPositionBaseline | null {
-  const mean = meanPositions(ds, train, size);
+export function meanPositionBaseline(ds: Dataset, mean: Float32Array, evaluated: number[], size: number): MeanPositionBaseline | null {
   let total = 0, points = 0;
   for (const i of evaluated) {
     const lm = framedLandmarks(ds.root, ds.items[i]!, size);
@@ -68,5 +60,5 @@ export function meanPositionBaseline(ds: Dataset, train: number[], evaluated: nu
       points++;
     }
   }
-  return points ? { mean, nme: total / points, points } : null;
+  return points ? { nme: total / points, points } : null;
 }

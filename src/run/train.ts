@@ -149,6 +149,9 @@ export async function runTraining(engine: Engine, out: string, config: TrainConf
   const trainer = new Trainer(net, config.loss, config.lr, { weightDecay: config.weightDecay ?? 0, decoupled: true, maxGradNorm: config.clipNorm ?? 0 });
   if (config.ema) trainer.useAverage(config.ema);
   const schedule = { schedule: config.schedule ?? 'exp', lr: config.lr, lrDecay: config.lrDecay, warmupEpochs: config.warmupEpochs ?? 0, epochs: config.epochs };
+  // Each landmark's mean position over the training split: where the location prior starts, and
+  // the baseline every validation NME is printed beside.
+  const trainMeans = net.hasLandmarks ? meanPositions(ds, splits.train, config.imgSize) : null;
   let pos: Position = { epoch: 0, batch: 0, step: 0, bestScore: null };
   const csv = join(out, 'metrics.csv');
   const stepLog = join(out, 'steps.csv');
@@ -156,9 +159,9 @@ export async function runTraining(engine: Engine, out: string, config: TrainConf
     pos = restoreState(out, net, trainer);
     hooks.log(`resuming ${out} at epoch ${pos.epoch + 1}, batch ${pos.batch}, step ${pos.step}`);
   } else {
-    if (net.prior) {
+    if (net.prior && trainMeans) {
       // Start the location prior at the training split's mean positions (LocationPrior.initialize).
-      net.prior.initialize(Array.from(meanPositions(ds, splits.train, config.imgSize), (v) => (v + 0.5) / config.imgSize));
+      net.prior.initialize(Array.from(trainMeans, (v) => (v + 0.5) / config.imgSize));
     }
     if (config.pretrained) {
       if (!existsSync(config.pretrained)) throw new Error(`${config.pretrained}: no such file (--pretrained)`);
@@ -177,7 +180,7 @@ export async function runTraining(engine: Engine, out: string, config: TrainConf
   const evalLoader = new BatchLoader(view, { size: config.imgSize, augment: false, heatmaps: false }, config.workers);
   const valIndices = config.valLimit > 0 ? splits.val.slice(0, config.valLimit) : splits.val;
   // The landmark figure to beat, printed beside every validation NME.
-  const baseline = net.hasLandmarks && ds.tasks.landmarks && valIndices.length ? meanPositionBaseline(ds, splits.train, valIndices, config.imgSize) : null;
+  const baseline = trainMeans && ds.tasks.landmarks && valIndices.length ? meanPositionBaseline(ds, trainMeans, valIndices, config.imgSize) : null;
   const extra = { vocabulary: JSON.stringify(vocab), training: JSON.stringify({ data: config.data, split: config.split, imgSize: config.imgSize, landmarkDecode: decodeFor(config.loss.landmarkLoss) }) };
   let lastEval: EvalResult | null = null;
   const stepLosses: number[] = [];

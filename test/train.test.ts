@@ -1,23 +1,19 @@
-// Training end to end on synthesized data: metrics, learning, exact resume, eval and predict.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+// Training end to end on synthesized data: metrics, learning, exact resume, eval and predict
+// (landmarks in landmarks.test.ts).
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { synthesize } from '../src/data/synth.js';
-import { DEFAULT_TRAIN, type TrainConfig, runTraining, selectionScore } from '../src/run/train.js';
+import { type TrainConfig, runTraining, selectionScore } from '../src/run/train.js';
 import { createNet } from '../src/nets/models.js';
 import { syntheticBatch } from '../src/run/tune.js';
 import { THESIS_LOSS } from '../src/train/losses.js';
-import { Trainer, disposeAll, predictBatch } from '../src/train/step.js';
+import { Trainer } from '../src/train/step.js';
 import { MetricsAccumulator, decodeLandmarks } from '../src/train/metrics.js';
-import { loadBatch } from '../src/data/batch.js';
-import { openDataset } from '../src/data/dataset.js';
-import { datasetView } from '../src/data/loader.js';
 import { clothtag } from './helpers/cli.js';
 import { gpuEngine } from './helpers/gpu.js';
+import { quiet, trainingFixture } from './helpers/training.js';
 
 const SMALL = join(import.meta.dirname, '..', '..', 'shared', 'data', 'clothing-small');
-const quiet = { log: () => {} };
 
 t.test('metrics on hand-computed cases', async (t) => {
   const vocab = { categories: ['a', 'b', 'c', 'd'], attributes: ['x1', 'x2', 'y1', 'y2', 'y3', 'y4'], attributeTypes: [1, 1, 2, 2, 2, 2], typeNames: { 1: 'texture', 2: 'fabric' } };
@@ -54,18 +50,7 @@ t.test('metrics on hand-computed cases', async (t) => {
   t.same(Array.from(peaks.points.slice(0, 2)), [2, 1], 'a heatmap peak at flat index 5 of a 3x3 map is (2, 1)');
 });
 
-const tmp = mkdtempSync(join(tmpdir(), 'clothtag-train-'));
-const data = join(tmp, 'synth');
-synthesize(data, { images: 300, size: 64, seed: 1 });
-// The thesis's recipe (per-epoch decay, flips only), spelled out: the defaults may move with measurement.
-const base: TrainConfig = {
-  ...DEFAULT_TRAIN, data, net: 'cloth_repvgg', width: 0.25, imgSize: 48, batchSize: 16, epochs: 6, lr: 3e-3, lrDecay: 0.9, loss: THESIS_LOSS, workers: 0,
-  schedule: 'exp', warmupEpochs: 0, weightDecay: 0, clipNorm: 0, augment: 'flip', trainOn: 'train',
-};
-/** Every part of the recipe at once: one-cycle rate, AdamW, clipping, strong augmentation, smoothing, soft-argmax. */
-const recipe: Partial<TrainConfig> = {
-  schedule: 'onecycle', weightDecay: 0.05, clipNorm: 1, augment: 'strong', ema: 0.9, loss: { ...THESIS_LOSS, labelSmoothing: 0.1, landmarkLoss: 'softargmax', wl: 20 },
-};
+const { tmp, data, base, recipe } = trainingFixture('clothtag-train-');
 
 t.test('a training step is one submission with its loss readback, and allocates nothing once warm', async (t) => {
   const e = await gpuEngine(t);
@@ -140,60 +125,6 @@ t.test('resume continues exactly: the same losses as an uninterrupted run', asyn
     const rest = await runTraining(e, join(tmp, `mid-${name}`), small, quiet, true);
     t.same([...stopped.stepLosses, ...rest.stepLosses], whole.stepLosses, `${name}: mid-epoch, augmentation and schedule included`);
   }
-});
-
-t.test('soft-argmax regression localizes: a batch is learned to a small error; predict marks unsure points', async (t) => {
-  const e = await gpuEngine(t);
-  // Learning one batch is the quick check that the objective, its gradient and the decoding fit
-  // together: the heatmap losses (MSE, SSIM) gave flat maps decoded to a corner (NME ~0.78).
-  const ds = await openDataset(data);
-  const S = 48, n = 16;
-  const batch = loadBatch(datasetView(ds), Array.from({ length: n }, (_, i) => i), { size: S, augment: false, heatmaps: false }, 0);
-  const net = createNet(e, { net: 'new_fashionnet', categories: ds.categories.length, attributes: ds.attributeNames.length, width: 0.125, seed: 3, landmarkPrior: true });
-  const trainer = new Trainer(net, { ...THESIS_LOSS, landmarkLoss: 'softargmax', wl: 20 }, 1e-2);
-  const nme = async () => {
-    const out = predictBatch(net, batch.images, n, S);
-    const decoded = decodeLandmarks(await out.heatmaps!.read(), n, S, 'softargmax');
-    disposeAll([out.category, out.attributes, out.heatmaps]);
-    const acc = new MetricsAccumulator({ categories: [], attributes: [], attributeTypes: [], typeNames: {} });
-    for (let i = 0; i < n; i++) acc.addLandmarks(decoded.points.subarray(i * 16, (i + 1) * 16), batch.landmarks!.subarray(i * 24, (i + 1) * 24), S);
-    return acc.result().landmarks!.nme;
-  };
-  const before = await nme();
-  for (let k = 0; k < 60; k++) {
-    const terms = trainer.step({ n, ...batch }, k);
-    await e.readMany([terms.total]);
-    for (const x of new Set(Object.values(terms))) x?.dispose();
-  }
-  const after = await nme();
-  t.ok(after < 0.08 && after < before / 3, `NME on the batch ${before.toFixed(4)} -> ${after.toFixed(4)} in 60 steps`);
-  trainer.dispose();
-  net.dispose();
-
-  // A short run for a checkpoint: the prior starts at the training split's mean positions.
-  const r = await runTraining(e, join(tmp, 'landmarks'), {
-    ...base, ...recipe, augment: 'light', net: 'new_fashionnet', width: 0.125, imgSize: S, batchSize: 16, epochs: 2, lr: 1e-2,
-  }, quiet, false);
-  const lm = r.lastEval!.landmarks!;
-  t.ok(lm.mean_position_nme !== undefined && lm.nme < 1.5 * lm.mean_position_nme, `validation NME ${lm.nme.toFixed(4)} starts near the mean-position baseline ${lm.mean_position_nme?.toFixed(4)}`);
-
-  // predict: every slot with a confidence and a sure/unsure mark; the contact sheet.
-  const photos = readdirSync(join(data, 'img')).slice(0, 3).map((d) => join(data, 'img', d, readdirSync(join(data, 'img', d))[0]!));
-  const sheet = join(tmp, 'landmarks-sheet.png');
-  const pr = clothtag(['predict', ...photos, '--checkpoint', join(tmp, 'landmarks', 'weights', 'last.safetensors'), '--jsonl', join(tmp, 'lm.jsonl'), '--sheet', sheet]);
-  t.equal(pr.code, 0, pr.stderr);
-  const rows = readFileSync(join(tmp, 'lm.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  for (const row of rows) {
-    t.equal(row.landmarks.length, 8);
-    t.ok(row.landmarks.every((l: { confidence: number; sure: boolean }) => l.confidence >= 0 && l.confidence <= 1 && typeof l.sure === 'boolean' && l.sure === l.confidence >= 0.5), 'confidence in [0, 1], sure at 0.5 and over');
-  }
-  const png = readFileSync(sheet);
-  t.same(Array.from(png.subarray(1, 4)), [0x50, 0x4e, 0x47], 'the contact sheet is a PNG');
-  t.match(pr.stdout, /contact sheet/);
-  const ev = clothtag(['eval', '--checkpoint', join(tmp, 'landmarks', 'weights', 'last.safetensors'), '--data', data, '--split', 'test', '--json', join(tmp, 'lm-eval.json')]);
-  t.equal(ev.code, 0, ev.stderr);
-  t.match(ev.stdout, /landmark error \(NME, distance \/ image size\): \d\.\d{4}\s+\(mean-position baseline \d\.\d{4}\)/, 'eval prints the baseline beside NME');
-  t.ok(JSON.parse(readFileSync(join(tmp, 'lm-eval.json'), 'utf8')).landmarks.mean_position_nme > 0, 'and writes it in the JSON');
 });
 
 t.test('clothtag eval writes the protocol JSON; predict labels real photos and records broken files', async (t) => {

@@ -50,6 +50,6 @@ done. Test split: category top-1 ${(100 * ev.category.top1).toFixed(1)}% (chance
 Run it again to continue training where it stopped (clothtag demo --epochs N), or remove ${out} to start over.`);
     return 0;
   } finally {
-    keep.close();
+    await keep.close();
   }
 }

@@ -22,7 +22,7 @@ export async function engineDemo(args: string[]): Promise<number> {
   plotLines(curve, 'spiral mlp: training loss', [{ name: 'loss', values: run.losses, color: [200, 40, 40] }], { logY: true });
   writeFileSync(join(values.out!, 'losses.json'), JSON.stringify(run.losses));
   console.log(`  accuracy ${(run.accuracy * 100).toFixed(1)}% in ${((performance.now() - t0) / 1000).toFixed(1)} s; loss curve: ${curve}`);
-  gpu.close();
+  await gpu.close();
   return run.accuracy > 0.9 ? 0 : 1;
 }
 

@@ -1,9 +1,9 @@
 // `clothtag data`, `train`, `eval`, `predict`: the main job from the command line.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { checkDataset, formatCheck } from '../data/check.js';
-import { makeSplits, openDataset } from '../data/dataset.js';
+import { type Dataset, makeSplits, openDataset } from '../data/dataset.js';
 import { BatchLoader, datasetView, defaultWorkers } from '../data/loader.js';
 import { synthesize } from '../data/synth.js';
 import { NET_NAMES, isNetName } from '../nets/models.js';
@@ -19,7 +19,7 @@ import { SCHEDULES } from '../train/schedule.js';
 import { AUGMENT_NAMES } from '../data/augment.js';
 import { formatEval } from '../train/metrics.js';
 import { Progress } from './progress.js';
-import { UsageError, positiveInt, readFileOrThrow } from './util.js';
+import { UsageError, positiveInt, readFileOrThrow, readJsonFile } from './util.js';
 
 function positiveNumber(v: string, flag: string): number {
   const n = Number(v);
@@ -33,6 +33,26 @@ function nonNegative(v: string, flag: string): number {
   return n;
 }
 
+function seedOf(v: string | undefined): number {
+  if (v === undefined) return 0;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 2 ** 31) throw new UsageError(`--seed takes a whole number >= 0, got "${v}"`);
+  return n;
+}
+
+function probability(v: string, flag: string): number {
+  const n = Number(v);
+  if (!(n >= 0 && n <= 1)) throw new UsageError(`${flag} takes a probability between 0 and 1, got "${v}"`);
+  return n;
+}
+
+/** Training sizes: the trunks downsample 32x, and past 1024 pixels a batch no longer fits anywhere sensible. */
+function imageSizeFlag(v: string): number {
+  const n = positiveInt(v, '--img-size');
+  if (n < 32 || n > 1024) throw new UsageError(`--img-size takes 32 to 1024 pixels, got ${n}`);
+  return n;
+}
+
 function workerCount(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0 || n > 64) throw new UsageError(`--workers takes a whole number from 0 (load in the main thread) to 64, got "${v}"`);
@@ -42,13 +62,14 @@ function workerCount(v: string): number {
 export async function dataVerb(args: string[]): Promise<number> {
   const [what, ...rest] = args;
   if (what === 'synth') {
-    const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { images: { type: 'string', default: '600' }, size: { type: 'string', default: '128' }, seed: { type: 'string', default: '0' } } });
+    const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { images: { type: 'string', default: '600' }, size: { type: 'string', default: '128' }, seed: { type: 'string', default: '0' }, force: { type: 'boolean' } } });
     const out = positionals[0];
     if (!out) throw new UsageError('data synth needs an output folder');
+    if (existsSync(out) && readdirSync(out).length && !values.force) throw new UsageError(`${out} exists and is not empty: the synthesized lists would replace what is there. Choose another folder, or add --force`);
     const images = positiveInt(values.images!, '--images');
     const progress = new Progress();
     const t0 = performance.now();
-    const s = synthesize(out, { images, size: positiveInt(values.size!, '--size'), seed: Number(values.seed) || 0 }, (n) => {
+    const s = synthesize(out, { images, size: positiveInt(values.size!, '--size'), seed: seedOf(values.seed) }, (n) => {
       if (n % 50 === 0) progress.update(`synthesizing ${n}/${images}`);
     });
     progress.done();
@@ -64,7 +85,8 @@ export async function dataVerb(args: string[]): Promise<number> {
     const report = checkDataset(ds, (done, total) => progress.update(`checking images ${done}/${total}`));
     progress.done();
     console.log(values.json ? JSON.stringify(report, null, 2) : formatCheck(report));
-    return report.usable ? 0 : 1;
+    // Problems found are a failure a script can see (the usable rows can still be trained on).
+    return report.usable && !report.problems.length ? 0 : 1;
   }
   throw new UsageError(`unknown data command "${what ?? ''}": check or synth`);
 }
@@ -88,6 +110,9 @@ function precisionOf(value: string | undefined): 'f32' | 'mixed' {
   throw new UsageError(`--precision is f32 or mixed, got ${value}`);
 }
 
+/** What `train --resume` accepts beside the run folder. */
+const RESUME_FLAGS = ['resume', 'epochs', 'workers'];
+
 export async function trainVerb(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
@@ -108,8 +133,13 @@ export async function trainVerb(args: string[]): Promise<number> {
     out = values.resume!;
     const saved = join(out, 'config.json');
     if (!existsSync(saved)) throw new UsageError(`${out} is not a run folder (no config.json)`);
-    config = JSON.parse(readFileSync(saved, 'utf8')) as TrainConfig;
+    // The run's config.json decides everything else: a flag that would change it is refused, not ignored.
+    const fixed = Object.entries(values).filter(([k, v]) => v !== undefined && !RESUME_FLAGS.includes(k)).map(([k]) => `--${k}`);
+    if (fixed.length) throw new UsageError(`${fixed.join(', ')} cannot change a run being resumed (its config.json fixes them); only ${RESUME_FLAGS.filter((f) => f !== 'resume').map((f) => `--${f}`).join(' and ')} can. Start a new run with --out for other settings`);
+    config = readJsonFile<TrainConfig>(saved);
+    if (!config || typeof config !== 'object' || typeof config.data !== 'string' || !isNetName(String(config.net))) throw new Error(`${saved} is not a clothtag run configuration (it needs "data" and "net")`);
     if (values.epochs) config.epochs = positiveInt(values.epochs, '--epochs');
+    if (values.workers !== undefined) config.workers = workerCount(values.workers);
   } else {
     if (!values.data) throw new UsageError('--data is required (or --resume DIR)');
     if (!values.net || !isNetName(values.net)) throw new UsageError(`--net must be one of ${NET_NAMES.join(', ')}`);
@@ -130,18 +160,19 @@ export async function trainVerb(args: string[]): Promise<number> {
     }
     config = {
       ...DEFAULT_TRAIN,
-      data: values.data,
+      // Absolute, so that --resume works from any working directory.
+      data: resolve(values.data),
       net: values.net,
       epochs: values.epochs ? positiveInt(values.epochs, '--epochs') : DEFAULT_TRAIN.epochs,
       batchSize: values['batch-size'] ? positiveInt(values['batch-size'], '--batch-size') : DEFAULT_TRAIN.batchSize,
-      imgSize: values['img-size'] ? positiveInt(values['img-size'], '--img-size') : DEFAULT_TRAIN.imgSize,
+      imgSize: values['img-size'] ? imageSizeFlag(values['img-size']) : DEFAULT_TRAIN.imgSize,
       width: values.width ? positiveNumber(values.width, '--width') : 1,
       lr: values.lr ? positiveNumber(values.lr, '--lr') : DEFAULT_TRAIN.lr,
       lrDecay: values['lr-decay'] ? positiveNumber(values['lr-decay'], '--lr-decay') : DEFAULT_TRAIN.lrDecay,
       loss,
       pretrained: values.pretrained,
       split: values.split ?? 'official',
-      seed: values.seed ? Number(values.seed) : 0,
+      seed: seedOf(values.seed),
       workers: values.workers !== undefined ? workerCount(values.workers) : defaultWorkers(),
       stepsPerEpoch: values['steps-per-epoch'] ? positiveInt(values['steps-per-epoch'], '--steps-per-epoch') : 0,
       valLimit: values['val-limit'] ? positiveInt(values['val-limit'], '--val-limit') : 0,
@@ -172,13 +203,36 @@ export async function trainVerb(args: string[]): Promise<number> {
     console.log(`training ${config.net} (width ${config.width}) on ${config.data} at ${config.imgSize}x${config.imgSize}, batch ${config.batchSize}, ${config.epochs} epochs, on ${gpu.info.description || gpu.info.device}; run folder ${out}`);
     const r = await runTraining(gpu.engine, out, config, { log: (s) => (progress.done(), console.log(s)), progress: (s) => progress.update(s), shouldStop: () => stop }, resume);
     progress.done();
-    console.log(`run folder ${out}: config.json, metrics.csv, loss.png, metrics.png, weights/last.safetensors, weights/best.safetensors`);
+    // Only what is there: a run stopped in its first epoch has no weights/best yet.
+    const files = ['config.json', 'metrics.csv', 'loss.png', 'metrics.png', 'weights/last.safetensors', 'weights/best.safetensors'].filter((f) => existsSync(join(out, f)));
+    console.log(`run folder ${out}: ${files.join(', ')}`);
     return r.interrupted ? 130 : 0;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    gpu.close();
+    await gpu.close();
   }
+}
+
+function parseJson<T>(text: string, what: string): T {
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new Error(`${what} is not valid JSON (${(e as Error).message})`);
+  }
+}
+
+/**
+ * Puts a dataset's category indices in the checkpoint's order. An ImageFolder set may hold only
+ * some of the classes (a test/ folder of three of them): each class is found by name.
+ */
+function matchCategories(ds: Dataset, trained: string[], where: string): void {
+  if (JSON.stringify(ds.categories) === JSON.stringify(trained)) return;
+  const unknown = ds.categories.filter((c) => !trained.includes(c));
+  if (ds.layout !== 'imagefolder' || unknown.length) throw new Error(`${where} has other categories than the checkpoint was trained on${unknown.length ? ` (not in the checkpoint: ${unknown.slice(0, 5).join(', ')})` : ''}`);
+  const to = ds.categories.map((c) => trained.indexOf(c));
+  for (const item of ds.items) if (item.category >= 0) item.category = to[item.category]!;
+  ds.categories = trained;
 }
 
 export async function evalVerb(args: string[]): Promise<number> {
@@ -194,17 +248,19 @@ export async function evalVerb(args: string[]): Promise<number> {
     const { net, meta } = await loadCheckpoint(gpu.engine, bytes, values.checkpoint);
     // The vocabulary, size and landmark decoding as labelling reads them; the split from the same metadata.
     const { vocab, size, decode } = checkpointLabeling(meta.extra, values.checkpoint);
-    const training = JSON.parse(meta.extra?.training ?? '{}') as { split?: string };
-    if (ds.tasks.category && vocab.categories.length && JSON.stringify(ds.categories) !== JSON.stringify(vocab.categories)) throw new Error(`${values.data} has other categories than the checkpoint was trained on`);
+    const training = meta.extra?.training ? parseJson<{ split?: string }>(meta.extra.training, `${values.checkpoint}: its training metadata`) : {};
+    if (ds.tasks.category && vocab.categories.length) matchCategories(ds, vocab.categories, values.data);
     if (ds.tasks.attributes && vocab.attributes.length && JSON.stringify(ds.attributeNames) !== JSON.stringify(vocab.attributes)) throw new Error(`${values.data} has other attributes than the checkpoint was trained on`);
-    const splits = makeSplits(ds, training.split && training.split !== 'official' ? training.split : 'official', 0);
+    // A held-out set alone is enough: no training split is needed to evaluate.
+    const splits = makeSplits(ds, training.split && training.split !== 'official' ? training.split : 'official', 0, { needTrain: false });
     let indices = splits[split as 'train' | 'val' | 'test'];
+    if (!indices.length) throw new Error(`${values.data} has no ${split} images${split === 'test' ? '' : ' (try --split test)'}`);
     if (values.limit) indices = indices.slice(0, positiveInt(values.limit, '--limit'));
     const loader = new BatchLoader(datasetView(ds), { size, augment: false, heatmaps: false }, workers);
     const progress = new Progress();
     const result = await evaluate(net, loader, indices, vocab, { batchSize: positiveInt(values['batch-size']!, '--batch-size'), size, decode }, (d, t) => progress.update(`evaluating ${d}/${t}`));
     progress.done();
-    const baseline = result.landmarks ? meanPositionBaseline(ds, meanPositions(ds, splits.train, size), indices, size) : null;
+    const baseline = result.landmarks && splits.train.length ? meanPositionBaseline(ds, meanPositions(ds, splits.train, size), indices, size) : null;
     if (result.landmarks && baseline) result.landmarks.mean_position_nme = baseline.nme;
     await loader.close();
     console.log(`${values.checkpoint} on ${values.data} (${split} split, ${size}x${size})\n${formatEval(result)}`);
@@ -212,7 +268,7 @@ export async function evalVerb(args: string[]): Promise<number> {
     net.dispose();
     return 0;
   } finally {
-    gpu.close();
+    await gpu.close();
   }
 }
 
@@ -227,14 +283,15 @@ export async function predictVerb(args: string[]): Promise<number> {
     const progress = new Progress();
     const r = await predictFiles(gpu.engine, files, {
       checkpoint: values.checkpoint, out: values.out, jsonl: values.jsonl, bbox: values.bbox, sheet: values.sheet,
-      landmarkThreshold: values['landmark-threshold'] !== undefined ? nonNegative(values['landmark-threshold'], '--landmark-threshold') : undefined,
-      threshold: Number(values.threshold), perType: positiveInt(values['per-type']!, '--per-type'), batchSize: positiveInt(values['batch-size']!, '--batch-size'),
+      landmarkThreshold: values['landmark-threshold'] !== undefined ? probability(values['landmark-threshold'], '--landmark-threshold') : undefined,
+      threshold: probability(values.threshold!, '--threshold'), perType: positiveInt(values['per-type']!, '--per-type'), batchSize: positiveInt(values['batch-size']!, '--batch-size'),
     }, (s) => (progress.done(), console.log(s)), (d, t) => progress.update(`labelling ${d}/${t}`));
     progress.done();
     if (!values.jsonl) for (const x of r.results) console.log(JSON.stringify(x));
-    console.log(`labelled ${r.labelled} of ${files.length} files; could not label ${r.failed.length}${values.jsonl ? `; labels in ${values.jsonl}` : ''}${values.out ? `; overlays in ${values.out}` : ''}${values.sheet ? `; contact sheet ${values.sheet}` : ''}`);
-    return 0;
+    console.log(`labelled ${r.labelled} of ${files.length} files; could not label ${r.failed.length}${values.jsonl ? `; labels in ${values.jsonl}` : ''}${values.out ? `; overlays in ${values.out} (each file's "overlay" says which)` : ''}${values.sheet ? `; contact sheet ${values.sheet}` : ''}`);
+    // Nothing labelled is a failure a script must see.
+    return r.labelled === 0 ? 1 : 0;
   } finally {
-    gpu.close();
+    await gpu.close();
   }
 }

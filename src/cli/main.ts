@@ -11,6 +11,8 @@ import { forwardVerb, netsVerb } from './nets.js';
 import { UsageError, positiveInt, readFileOrThrow } from './util.js';
 import { serveDemo } from '../node/serve.js';
 import { tuneVerb } from './tune.js';
+import { followParent, isFilteredChild, runWithQuietStderr } from './quiet.js';
+import { fileURLToPath } from 'node:url';
 
 interface Verb {
   summary: string;
@@ -21,12 +23,12 @@ interface Verb {
 const verbs: Record<string, Verb> = {
   data: {
     summary: 'check a dataset (layout, tasks, histograms, every problem as file:line), or synthesize one',
-    usage: 'clothtag data check PATH [--json]\n       clothtag data synth OUT [--images 600] [--size 128] [--seed 0]',
+    usage: 'clothtag data check PATH [--json]\n       clothtag data synth OUT [--images 600] [--size 128] [--seed 0] [--force]',
     run: dataVerb,
   },
   train: {
     summary: 'train a network on a DeepFashion-layout or ImageFolder dataset (or --resume a run)',
-    usage: 'clothtag train --data PATH --net NAME [--epochs 8] [--batch-size 16] [--img-size 224] [--width 1] [--lr 3e-3] [--schedule onecycle|cosine|exp] [--lr-decay 0.95] [--warmup EPOCHS] [--weight-decay 0.05] [--label-smoothing 0] [--clip-norm 0] [--augment none|flip|light|strong] [--train-on train|train+val] [--ema DECAY] [--wc 1] [--ws 20] [--wl 20|2000] [--landmark-loss softargmax|mse|ssim] [--weighting fixed|uncertainty] [--pretrained FILE] [--split official|random:0.7:200000] [--seed 0] [--workers N] [--steps-per-epoch N] [--val-limit N] [--precision f32|mixed] [--out DIR]\n       clothtag train --resume DIR [--epochs N]',
+    usage: 'clothtag train --data PATH --net NAME [--epochs 8] [--batch-size 16] [--img-size 224] [--width 1] [--lr 3e-3] [--schedule onecycle|cosine|exp] [--lr-decay 0.95] [--warmup EPOCHS] [--weight-decay 0.05] [--label-smoothing 0] [--clip-norm 0] [--augment none|flip|light|strong] [--train-on train|train+val] [--ema DECAY] [--wc 1] [--ws 20] [--wl 20|2000] [--landmark-loss softargmax|mse|ssim] [--weighting fixed|uncertainty] [--pretrained FILE] [--split official|random:0.7:200000] [--seed 0] [--workers N] [--steps-per-epoch N] [--val-limit N] [--precision f32|mixed] [--out DIR]\n       clothtag train --resume DIR [--epochs N] [--workers N]',
     run: trainVerb,
   },
   eval: {
@@ -119,7 +121,7 @@ async function doctor(): Promise<number> {
   const got = Array.from(await c.read());
   const ok = JSON.stringify(got) === JSON.stringify([19, 22, 43, 50]);
   console.log(`kernel check (2x2 GEMM): ${ok ? 'ok' : `WRONG: got ${got}`}`);
-  gpu.close();
+  await gpu.close();
   return ok ? 0 : 1;
 }
 
@@ -227,7 +229,7 @@ async function bench(args: string[]): Promise<number> {
     if (values.json) writeFileSync(values.json, JSON.stringify({ adapter: gpu.info, size, batch: opts.batch, records }, null, 2));
     return 0;
   } finally {
-    gpu.close();
+    await gpu.close();
   }
 }
 
@@ -271,4 +273,12 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv.slice(2));
+const argv = process.argv.slice(2);
+const verbName = argv[0] ?? '';
+if (!isFilteredChild() && Object.hasOwn(verbs, verbName) && process.env.CLOTHTAG_RAW_STDERR !== '1') {
+  // Every verb may start Dawn: run it as a child whose stderr loses Dawn's start-up notices (quiet.ts).
+  process.exitCode = await runWithQuietStderr(fileURLToPath(import.meta.url), argv);
+} else {
+  if (isFilteredChild()) followParent();
+  process.exitCode = await main(argv);
+}

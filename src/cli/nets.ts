@@ -49,7 +49,7 @@ export async function netsVerb(args: string[]): Promise<number> {
     console.log('\nGFLOPs: one image, forward, 2 per multiply-add of convolutions and linear layers. deployed: RepVGG blocks fused.');
     return 0;
   } finally {
-    gpu.close();
+    await gpu.close();
   }
 }
 
@@ -90,6 +90,6 @@ export async function forwardVerb(args: string[]): Promise<number> {
     console.log(`${values.out}: ${[...result].map(([k, v]) => `${k} [${v.shape.join(', ')}]`).join(', ')}`);
     return 0;
   } finally {
-    gpu.close();
+    await gpu.close();
   }
 }

@@ -48,6 +48,6 @@ export async function tuneVerb(args: string[]): Promise<number> {
     }
     return 0;
   } finally {
-    gpu.close();
+    await gpu.close();
   }
 }

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readRegularFile } from '../data/files.js';
 
 /** A mistake in the command line: printed with the command's usage, exit code 2. */
 export class UsageError extends Error {
@@ -11,12 +11,20 @@ export function positiveInt(v: string, flag: string): number {
   return n;
 }
 
-/** Reads a file, turning "no such file" into a one-line error that names it. */
+/**
+ * Reads a file, with a one-line error that names it when it is missing, a folder, a FIFO or a
+ * device (refused by type before anything is read).
+ */
 export function readFileOrThrow(path: string): Uint8Array {
+  return readRegularFile(path);
+}
+
+/** Parses a JSON file, naming the file in the error when it is not JSON. */
+export function readJsonFile<T>(path: string): T {
+  const text = new TextDecoder().decode(readRegularFile(path));
   try {
-    return readFileSync(path);
+    return JSON.parse(text) as T;
   } catch (e) {
-    const code = (e as { code?: string }).code;
-    throw new Error(code === 'ENOENT' ? `${path}: no such file` : code === 'EISDIR' ? `${path} is a folder, not a file` : `${path}: ${(e as Error).message}`);
+    throw new Error(`${path} is not valid JSON (${(e as Error).message})`);
   }
 }

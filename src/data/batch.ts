@@ -1,10 +1,9 @@
 // Turning dataset items into training batches: decode, crop to the box, resize, flip, normalize,
 // landmark targets. Runs inside the loader's worker threads (or in-process with --workers 0).
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type AugmentSpec, AUGMENTS, drawAugment, itemRandom, jitterColor, rotateLandmarks, rotatePixels } from './augment.js';
 import type { Item, Tasks } from './dataset.js';
-import { type Box, cropResize, decodeImage, landmarkHeatmaps, transformLandmarks } from './image.js';
+import { type Box, cropResize, landmarkHeatmaps, loadImageFile, transformLandmarks } from './image.js';
 
 /** What a worker needs of a dataset: plain data, cheap to send to a thread. */
 export interface DatasetView {
@@ -74,7 +73,8 @@ export function loadBatch(view: DatasetView, indices: number[], spec: BatchSpec,
     const item = view.items[index]!;
     let img;
     try {
-      img = decodeImage(readFileSync(join(view.root, item.path)), item.path);
+      // List paths were checked to stay inside the root (lists.ts); a FIFO or device is refused unread.
+      img = loadImageFile(join(view.root, item.path), item.path);
     } catch (e) {
       // A broken image trains nothing: zeros in, every label masked.
       b.broken.push({ path: item.path, reason: (e as Error).message });

@@ -1,18 +1,20 @@
 // `clothtag data check`: what a dataset holds and everything wrong with it, as file:line.
-import { closeSync, existsSync, openSync, readSync } from 'node:fs';
+import { readSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Dataset, LANDMARK_SLOTS, makeSplits } from './dataset.js';
-import { headerSize } from './image.js';
+import { FileRefusedError, withRegularFile } from './files.js';
+import { MAX_FILE_BYTES, headerSize } from './image.js';
+import { printable } from './lists.js';
 
-/** Width and height of an image file, from its first 64 KiB (see headerSize). */
-export function imageSize(path: string): { width: number; height: number } | null {
-  const fd = openSync(path, 'r');
-  try {
+/**
+ * Width and height of an image file, from its first 64 KiB (see headerSize); null when those
+ * bytes are not a JPEG or PNG header. Throws FileRefusedError for anything but a regular file.
+ */
+export function imageSize(path: string, label = path): { width: number; height: number } | null {
+  return withRegularFile(path, label, MAX_FILE_BYTES, (fd) => {
     const head = new Uint8Array(65536);
     return headerSize(head.subarray(0, readSync(fd, head, 0, head.length, 0)));
-  } finally {
-    closeSync(fd);
-  }
+  });
 }
 
 export interface CheckReport {
@@ -34,18 +36,22 @@ export function checkDataset(ds: Dataset, onProgress?: (done: number, total: num
   const problems = ds.problems.items.map((p) => `${p.where}: ${p.message}`);
   const missing: string[] = [];
   const listFor = (what: string) => (ds.layout === 'imagefolder' ? ds.root : join(ds.root, 'Anno', what));
+  // Every image is opened (by type first: a FIFO or a device is refused unread) and its header read.
   ds.items.forEach((item, i) => {
-    const path = join(ds.root, item.path);
-    if (!existsSync(path)) {
-      missing.push(item.path);
-      if (missing.length <= 50) problems.push(`${item.path}: listed but missing`);
-    } else if (item.bbox) {
-      const size = imageSize(path);
+    let size: { width: number; height: number } | null = null;
+    try {
+      size = imageSize(join(ds.root, item.path), item.path);
       if (!size) problems.push(`${item.path}: not a readable JPEG or PNG`);
-      else {
-        const [x1, y1, x2, y2] = item.bbox;
-        if (x1 < 0 || y1 < 0 || x2 > size.width || y2 > size.height) problems.push(`${listFor('list_bbox.txt')}: ${item.path}: box ${x1} ${y1} ${x2} ${y2} is outside the ${size.width}x${size.height} image`);
-      }
+    } catch (e) {
+      if (!(e instanceof FileRefusedError)) throw e;
+      if (/: no such file$/.test(e.message)) {
+        missing.push(item.path);
+        if (missing.length <= 50) problems.push(`${item.path}: listed but missing`);
+      } else problems.push(e.message);
+    }
+    if (size && item.bbox) {
+      const [x1, y1, x2, y2] = item.bbox;
+      if (x1 < 0 || y1 < 0 || x2 > size.width || y2 > size.height) problems.push(`${listFor('list_bbox.txt')}: ${item.path}: box ${x1} ${y1} ${x2} ${y2} is outside the ${size.width}x${size.height} image`);
     }
     if (i % 500 === 0) onProgress?.(i, ds.items.length);
   });
@@ -114,7 +120,7 @@ export function formatCheck(r: CheckReport): string {
     for (const l of r.landmarks) lines.push(`  ${l.slot.padEnd(16)} ${[l.visible, l.occluded, l.truncated, l.absent].map((n) => String(n).padStart(6)).join(' ')}`);
   }
   for (const n of r.notes) lines.push(`note: ${n}`);
-  lines.push(r.problems.length ? `problems (${r.problems.length}):\n${r.problems.slice(0, 200).map((p) => `  ${p}`).join('\n')}` : 'no problems found');
+  lines.push(r.problems.length ? `problems (${r.problems.length}):\n${r.problems.slice(0, 200).map((p) => `  ${printable(p, 300)}`).join('\n')}` : 'no problems found');
   if (!r.usable) lines.push('UNUSABLE: no listed image exists');
   return lines.join('\n');
 }

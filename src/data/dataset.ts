@@ -60,12 +60,17 @@ export function cacheDir(): string {
 /** list_attr_img.txt parsed once into compact labels, cached by path, size and modification time. */
 async function attributeLabels(file: string, count: number, problems: Problems): Promise<{ names: string[]; labels: Int8Array }> {
   const st = statSync(file);
-  const key = createHash('sha1').update(`${resolve(file)}:${st.size}:${st.mtimeMs}:${count}`).digest('hex').slice(0, 16);
+  // v2: rows are checked for paths that leave the dataset and for repeats since (lists.ts).
+  const key = createHash('sha1').update(`v2:${resolve(file)}:${st.size}:${st.mtimeMs}:${count}`).digest('hex').slice(0, 16);
   const cached = join(cacheDir(), `attr-${key}`);
   if (existsSync(`${cached}.json`) && existsSync(`${cached}.bin`)) {
-    const names = JSON.parse(readFileSync(`${cached}.json`, 'utf8')) as string[];
-    const bin = readFileSync(`${cached}.bin`);
-    return { names, labels: new Int8Array(bin.buffer, bin.byteOffset, bin.byteLength) };
+    try {
+      const names = JSON.parse(readFileSync(`${cached}.json`, 'utf8')) as string[];
+      const bin = readFileSync(`${cached}.bin`);
+      if (Array.isArray(names) && bin.byteLength === names.length * count) return { names, labels: new Int8Array(bin.buffer, bin.byteOffset, bin.byteLength) };
+    } catch {
+      // A damaged cache entry: parse the list again (and rewrite the entry below).
+    }
   }
   const parsed = await parseAttributeLabels(file, count, problems);
   if (problems.items.length === 0) {
@@ -82,19 +87,31 @@ async function attributeLabels(file: string, count: number, problems: Problems):
 
 const IMAGE_EXT = /\.(jpe?g|png)$/i;
 
+/** Image files in a folder (regular files or links to them; a folder named x.jpg is not one), sorted. */
+function imageFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).filter((d) => (d.isFile() || d.isSymbolicLink()) && IMAGE_EXT.test(d.name)).map((d) => d.name).sort();
+}
+
+function subfolders(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+}
+
+/**
+ * ImageFolder: <split>/<class>/image for the splits that exist (train, val, test: a held-out set
+ * alone is fine for eval and predict), or plain <class>/image folders with no split at all.
+ */
 function openImageFolder(root: string): Dataset {
   const problems = new Problems();
   const splits = (['train', 'val', 'test'] as const).filter((s) => existsSync(join(root, s)) && statSync(join(root, s)).isDirectory());
-  const classes = [...new Set(splits.flatMap((s) => readdirSync(join(root, s), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name)))].sort();
-  if (!classes.length) throw new DatasetError(`${root}: ImageFolder layout needs train/<class>/ folders with images`);
+  const places: { dir: string; split?: 'train' | 'val' | 'test' }[] = splits.length ? splits.map((s) => ({ dir: join(root, s), split: s })) : [{ dir: root }];
+  const classes = [...new Set(places.flatMap((p) => subfolders(p.dir).filter((c) => imageFiles(join(p.dir, c)).length)))].sort();
+  if (!classes.length) throw new DatasetError(`${root}: an ImageFolder dataset needs <class>/ folders of images (under train/, val/ or test/, or directly in it)`);
   const items: Item[] = [];
-  for (const split of splits) {
+  for (const { dir: top, split } of places) {
     for (const [c, name] of classes.entries()) {
-      const dir = join(root, split, name);
+      const dir = join(top, name);
       if (!existsSync(dir)) continue;
-      for (const f of readdirSync(dir).sort()) {
-        if (IMAGE_EXT.test(f)) items.push({ path: relative(root, join(dir, f)), category: c, bbox: null, landmarks: null, split });
-      }
+      for (const f of imageFiles(dir)) items.push({ path: relative(root, join(dir, f)), category: c, bbox: null, landmarks: null, split });
     }
   }
   return {
@@ -112,8 +129,11 @@ export async function openDataset(root: string): Promise<Dataset> {
   const anno = join(root, 'Anno');
   const evalDir = join(root, 'Eval');
   if (!existsSync(anno) && !existsSync(evalDir)) {
-    if (existsSync(join(root, 'train'))) return openImageFolder(root);
-    throw new DatasetError(`${root}: neither the DeepFashion layout (Anno/, Eval/) nor ImageFolder (train/<class>/)`);
+    try {
+      return openImageFolder(root);
+    } catch {
+      throw new DatasetError(`${root}: neither the DeepFashion layout (Anno/, Eval/) nor ImageFolder ([train|val|test/]<class>/ folders of images)`);
+    }
   }
   const problems = new Problems();
   const f = (name: string) => [join(anno, name), join(evalDir, name)].find(existsSync);
@@ -185,7 +205,8 @@ export async function openDataset(root: string): Promise<Dataset> {
   const names = types === 6 ? FINE_TYPES : COARSE_TYPES;
   const typeNames: Record<number, string> = {};
   for (let t = 1; t <= types; t++) typeNames[t] = names[t] ?? `type ${t}`;
-  const tasks: Tasks = { category: !!categoryRows && categories.length > 0, attributes: !!labels, bbox: !!bboxRows, landmarks: !!landmarkRows };
+  // A list with no usable rows gives no task (its problems say why).
+  const tasks: Tasks = { category: !!categoryRows?.size && categories.length > 0, attributes: !!labels && !!attrLabels?.names.length, bbox: !!bboxRows?.size, landmarks: !!landmarkRows?.size };
   if (!tasks.category && !tasks.attributes && !tasks.landmarks) {
     throw new ListError(`${root}: no task to learn (no category, attribute or landmark lists)${problems.items.length ? `:\n${problems.toString()}` : ''}`);
   }
@@ -226,11 +247,18 @@ export function shuffled<T>(xs: readonly T[], seed: number): T[] {
  * test falls back to val). `random:RATIO[:COUNT]`: the thesis's protocol, a random subset of COUNT
  * images split RATIO train / rest val (and test = val), deterministic for a seed.
  */
-export function makeSplits(ds: Dataset, spec: string, seed: number): Splits {
+export function makeSplits(ds: Dataset, spec: string, seed: number, o: { needTrain?: boolean } = {}): Splits {
   const all = ds.items.map((_, i) => i);
   if (spec === 'official') {
     const by = (s: Item['split']) => all.filter((i) => ds.items[i]!.split === s);
     const train = by('train');
+    if (!train.length && o.needTrain === false) {
+      // Evaluating or labelling a held-out set needs no training split beside it; a set with no
+      // partition at all (plain class folders, lists without Eval/) is held out as a whole.
+      const partitioned = ds.items.some((it) => it.split);
+      const val = partitioned ? by('val') : all, test = partitioned ? by('test') : all;
+      return { train, val, test: test.length ? test : val };
+    }
     if (!train.length) throw new DatasetError(`${ds.root}: no official partition (Eval/list_eval_partition.txt or train/); use --split random:0.7`);
     const val = by('val');
     const test = by('test');

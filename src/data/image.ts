@@ -3,6 +3,7 @@
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import type { RgbaImage } from '../label/pixels.js';
+import { readRegularFile } from './files.js';
 
 export type { Box, RgbaImage } from '../label/pixels.js';
 export { IMAGENET_MEAN, IMAGENET_STD, cropResize, toImagePixels, transformLandmarks } from '../label/pixels.js';
@@ -13,6 +14,8 @@ export class ImageError extends Error {
 
 /** Images over this many pixels are refused (a decoded 100-megapixel photo takes 400 MB). */
 export const MAX_PIXELS = 50_000_000;
+/** Image files larger than this are refused before reading (a photo is a few MB). */
+export const MAX_FILE_BYTES = 64 * 2 ** 20;
 
 const isPng = (b: Uint8Array) => b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47;
 
@@ -59,6 +62,11 @@ export function decodeImage(bytes: Uint8Array, name: string): RgbaImage {
     }
   }
   throw new ImageError(`${name}: not an image (neither JPEG nor PNG)`);
+}
+
+/** Reads and decodes an image file: regular files only, at most MAX_FILE_BYTES; errors name `label`. */
+export function loadImageFile(path: string, label = path): RgbaImage {
+  return decodeImage(readRegularFile(path, label, MAX_FILE_BYTES), label);
 }
 
 /** Heatmap width (the Gaussian's sigma) for a training size: 4 pixels at 224, never under 2 (a sparser target gives the branch almost nothing to learn from at CPU-scale sizes). */

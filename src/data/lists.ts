@@ -1,7 +1,8 @@
 // Parsers for the DeepFashion Category-and-Attribute benchmark's text lists. Each list is a
 // count line, a header line, then one row per line; every problem is reported as file:line.
-import { createReadStream, readFileSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { listPathProblem, readRegularFile, withRegularFile } from './files.js';
 
 export class ListError extends Error {
   override name = 'ListError';
@@ -26,15 +27,36 @@ export class Problems {
   }
 }
 
-function splitRows(file: string): string[] {
-  return readFileSync(file, 'utf8').split(/\r?\n/);
+/** Text as a terminal can show it: control characters and binary bytes escaped, at most `max` characters. */
+export function printable(text: string, max = 80): string {
+  const cut = text.length > max ? `${text.slice(0, max)}...` : text;
+  // eslint-disable-next-line no-control-regex
+  return cut.replace(/[\u0000-\u001f\u007f-\u009f\ufffd]/g, (c) => (c === '\ufffd' ? '\\ufffd' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
 }
 
-/** Checks the count line (line 1) against the rows that follow the header (line 2). */
+function splitRows(file: string): string[] {
+  return new TextDecoder().decode(readRegularFile(file)).split(/\r?\n/);
+}
+
+/**
+ * Checks the count line (line 1) against the rows that follow the header (line 2), and reports a
+ * list with no rows at all: it exists, so someone meant it to hold a task.
+ */
 function checkCount(file: string, lines: string[], rows: number, problems: Problems): void {
   const count = Number(lines[0]?.trim());
-  if (!Number.isInteger(count)) problems.add(file, 1, `the first line should be the number of rows, got "${lines[0]?.trim() ?? ''}"`);
+  if (!lines[0]?.trim() || !Number.isInteger(count)) problems.add(file, 1, `the first line should be the number of rows, got "${printable(lines[0]?.trim() ?? '')}"`);
   else if (count !== rows) problems.add(file, 1, `says ${count} rows but ${rows} follow`);
+  if (rows === 0) problems.add(file, 1, 'has no rows: what it lists is left out');
+}
+
+/** A row's image name, or null (with the problem recorded) when it would leave the dataset's folder. */
+function imageName(name: string, file: string, line: number, problems: Problems): string | null {
+  const problem = listPathProblem(name);
+  if (problem) {
+    problems.add(file, line, `${printable(problem, 200)}: row skipped`);
+    return null;
+  }
+  return name;
 }
 
 function dataLines(lines: string[]): { text: string; line: number }[] {
@@ -65,7 +87,7 @@ export function parseNameTypeList(file: string, problems: Problems): NamedType[]
     const name = cut > 0 ? text.slice(0, cut).trim() : '';
     const type = Number(text.slice(cut + 1));
     if (!name || !Number.isInteger(type) || type < 1) {
-      problems.add(file, line, `expected "name type" with a whole-number type, got "${text}"`);
+      problems.add(file, line, `expected "name type" with a whole-number type, got "${printable(text)}"`);
       continue;
     }
     out.push({ name, type });
@@ -81,14 +103,18 @@ export function parseImageRows(file: string, arity: number | ((first: number[]) 
   const out = new Map<string, { values: number[]; line: number }>();
   for (const { text, line } of rows) {
     const tokens = text.split(/\s+/);
-    const name = tokens[0]!;
     const values = tokens.slice(1).map(Number);
     const expected = typeof arity === 'number' ? arity : arity(values);
     if (values.length !== expected || values.some((v) => !Number.isFinite(v))) {
-      problems.add(file, line, `expected ${what} (${expected} numbers after the image name), got ${values.length}: "${text.slice(0, 80)}"`);
+      problems.add(file, line, `expected ${what} (${expected} numbers after the image name), got ${values.length}: "${printable(text)}"`);
       continue;
     }
-    if (out.has(name)) problems.add(file, line, `${name} is listed again (first at line ${out.get(name)!.line})`);
+    const name = imageName(tokens[0]!, file, line, problems);
+    if (name === null) continue;
+    if (out.has(name)) {
+      problems.add(file, line, `${name} is listed again (first at line ${out.get(name)!.line}); the first row is kept`);
+      continue;
+    }
     out.set(name, { values, line });
   }
   return out;
@@ -100,12 +126,21 @@ export function parsePartition(file: string, problems: Problems): Map<string, 't
   const rows = dataLines(lines);
   checkCount(file, lines, rows.length, problems);
   const out = new Map<string, 'train' | 'val' | 'test'>();
+  const lineOf = new Map<string, number>();
   for (const { text, line } of rows) {
     const [name, split, ...rest] = text.split(/\s+/);
     if (!name || (split !== 'train' && split !== 'val' && split !== 'test') || rest.length) {
-      problems.add(file, line, `expected "image_name train|val|test", got "${text}"`);
+      problems.add(file, line, `expected "image_name train|val|test", got "${printable(text)}"`);
       continue;
     }
+    if (imageName(name, file, line, problems) === null) continue;
+    const first = lineOf.get(name);
+    if (first !== undefined) {
+      // A repeated row could move an image from train to test: say so, keep the first.
+      problems.add(file, line, `${name} is listed again (first at line ${first}${out.get(name) !== split ? `, as ${out.get(name)}; this row says ${split}` : ''}); the first row is kept`);
+      continue;
+    }
+    lineOf.set(name, line);
     out.set(name, split);
   }
   return out;
@@ -116,21 +151,26 @@ export function parsePartition(file: string, problems: Problems): Map<string, 't
  * image (1 present, -1 absent, 0 unknown), in file order.
  */
 export async function parseAttributeLabels(file: string, attributes: number, problems: Problems): Promise<{ names: string[]; labels: Int8Array }> {
+  // Refuses a FIFO or a device before streaming it; the file's size bounds what its count line may claim.
+  const bytes = withRegularFile(file, file, Number.MAX_SAFE_INTEGER, (_fd, size) => size);
   const rl = createInterface({ input: createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 }), crlfDelay: Infinity });
   let lineNo = 0;
   let declared = -1;
   const names: string[] = [];
+  const lineOf = new Map<string, number>();
   let labels = new Int8Array(0);
   for await (const raw of rl) {
     lineNo++;
     const text = raw.trim();
     if (lineNo === 1) {
       declared = Number(text);
-      if (!Number.isInteger(declared) || declared < 0) {
-        problems.add(file, 1, `the first line should be the number of rows, got "${text}"`);
-        declared = 1024;
+      if (!text || !Number.isInteger(declared) || declared < 0) {
+        problems.add(file, 1, `the first line should be the number of rows, got "${printable(text)}"`);
+        declared = -1;
       }
-      labels = new Int8Array(declared * attributes);
+      // Every row takes at least two bytes per attribute: a larger count cannot be right, and is
+      // not trusted with an allocation (the array grows as rows arrive).
+      labels = new Int8Array(Math.min(Math.max(declared, 0), Math.floor(bytes / (2 * attributes + 2)), 1 << 20) * attributes);
       continue;
     }
     if (lineNo === 2 || !text) continue;
@@ -139,6 +179,13 @@ export async function parseAttributeLabels(file: string, attributes: number, pro
       problems.add(file, lineNo, `expected the image name and ${attributes} values (1, -1 or 0), got ${tokens.length - 1} values`);
       continue;
     }
+    if (imageName(tokens[0]!, file, lineNo, problems) === null) continue;
+    const first = lineOf.get(tokens[0]!);
+    if (first !== undefined) {
+      problems.add(file, lineNo, `${tokens[0]} is listed again (first at line ${first}); the first row is kept`);
+      continue;
+    }
+    lineOf.set(tokens[0]!, lineNo);
     const row = names.length;
     if ((row + 1) * attributes > labels.length) {
       const grown = new Int8Array(Math.max(labels.length * 2, (row + 1) * attributes));
@@ -155,5 +202,6 @@ export async function parseAttributeLabels(file: string, attributes: number, pro
     names.push(tokens[0]!);
   }
   if (declared >= 0 && declared !== names.length) problems.add(file, 1, `says ${declared} rows but ${names.length} follow`);
+  if (!names.length) problems.add(file, 1, 'has no rows: what it lists is left out');
   return { names, labels: labels.subarray(0, names.length * attributes) };
 }

@@ -90,8 +90,20 @@ export async function labelImages(net: ClothNet, vocab: Vocabulary, images: { im
  * written before the soft-argmax loss existed decode by the peak, as they were trained).
  */
 export function checkpointLabeling(extra: Record<string, string> | undefined, source: string): { vocab: Vocabulary; size: number; decode: LandmarkDecode } {
-  const vocab = JSON.parse(extra?.vocabulary ?? 'null') as Vocabulary | null;
+  const parse = <T>(text: string, what: string): T => {
+    try {
+      return JSON.parse(text) as T;
+    } catch (e) {
+      throw new Error(`${source}: the ${what} in its metadata is not valid JSON (${(e as Error).message})`);
+    }
+  };
+  const vocab = parse<Vocabulary | null>(extra?.vocabulary ?? 'null', 'vocabulary');
   if (!vocab) throw new Error(`${source} has no vocabulary in its metadata (was it written by clothtag train?)`);
-  const training = JSON.parse(extra?.training ?? '{}') as { imgSize?: number; landmarkDecode?: LandmarkDecode };
-  return { vocab, size: Number(training.imgSize ?? 224), decode: training.landmarkDecode === 'softargmax' ? 'softargmax' : 'peak' };
+  if (!Array.isArray(vocab.categories) || !Array.isArray(vocab.attributes) || !Array.isArray(vocab.attributeTypes) || typeof vocab.typeNames !== 'object') {
+    throw new Error(`${source}: the vocabulary in its metadata needs categories, attributes, attributeTypes and typeNames`);
+  }
+  const training = parse<{ imgSize?: number; landmarkDecode?: LandmarkDecode }>(extra?.training ?? '{}', 'training record');
+  const size = Number(training.imgSize ?? 224);
+  if (!Number.isInteger(size) || size < 8 || size > 1024) throw new Error(`${source}: its metadata's training size ${training.imgSize} is not a size in pixels`);
+  return { vocab, size, decode: training.landmarkDecode === 'softargmax' ? 'softargmax' : 'peak' };
 }

@@ -39,18 +39,22 @@ export function parseSafetensors(bytes: ArrayBuffer | Uint8Array, source = 'safe
   } catch (e) {
     throw new SafetensorsError(`${source}: the header is not valid JSON (${(e as Error).message})`);
   }
+  if (!header || typeof header !== 'object' || Array.isArray(header)) throw new SafetensorsError(`${source}: the header is not a JSON object of tensors`);
   const dataStart = 8 + headerLength;
   const tensors: TensorMap = new Map();
   let metadata: Record<string, string> = {};
   for (const [name, entry] of Object.entries(header)) {
     if (name === '__metadata__') {
+      if (!entry || typeof entry !== 'object' || Object.values(entry).some((v) => typeof v !== 'string')) throw new SafetensorsError(`${source}: __metadata__ must map names to strings`);
       metadata = entry as Record<string, string>;
       continue;
     }
+    if (!entry || typeof entry !== 'object') throw new SafetensorsError(`${source}: tensor "${name}" has a malformed header entry (${JSON.stringify(entry)})`);
     const { dtype, shape, data_offsets } = entry as { dtype: string; shape: number[]; data_offsets: [number, number] };
     const width = DTYPE_BYTES[dtype];
     if (!width) throw new SafetensorsError(`${source}: tensor "${name}" has unsupported dtype ${dtype}`);
     if (!Array.isArray(shape) || !Array.isArray(data_offsets) || data_offsets.length !== 2) throw new SafetensorsError(`${source}: tensor "${name}" has a malformed header entry`);
+    if (shape.some((d) => !Number.isInteger(d) || d < 0) || data_offsets.some((o) => !Number.isInteger(o))) throw new SafetensorsError(`${source}: tensor "${name}" has shape ${JSON.stringify(shape)} and offsets ${JSON.stringify(data_offsets)}: dimensions and offsets must be whole numbers >= 0`);
     const count = shape.reduce((a, b) => a * b, 1);
     const [begin, end] = data_offsets;
     if (end - begin !== count * width || dataStart + end > u8.byteLength || begin < 0) {

@@ -57,6 +57,12 @@ export function loadState(net: Module, tensors: TensorMap, mode: 'strict' | 'pre
   if (misShaped.length) problems.push(`wrong shape (${misShaped.length}): ${misShaped.slice(0, 20).join('; ')}`);
   if (mode === 'strict' && extra.length) problems.push(`unexpected (${extra.length}): ${extra.slice(0, 20).join(', ')}${extra.length > 20 ? ', ...' : ''}`);
   if (problems.length) throw new WeightsError(`${source} does not fit this network:\n  ${problems.join('\n  ')}`);
+  // NaN or infinite weights make every output NaN: refused by name rather than labelled with.
+  const broken = wanted.filter((e) => tensors.get(e.name)!.data.some((v) => !Number.isFinite(v))).map((e) => {
+    const data = tensors.get(e.name)!.data;
+    return `${e.name} (${data.filter((v) => !Number.isFinite(v)).length} of ${data.length})`;
+  });
+  if (broken.length) throw new WeightsError(`${source} has non-finite weights (NaN or infinity) in ${broken.length} tensors: ${broken.slice(0, 10).join(', ')}${broken.length > 10 ? ', ...' : ''}; it cannot be used (a run that diverged?)`);
   for (const e of wanted) writeEntry(net, e, tensors.get(e.name)!.data);
   return { loaded: wanted.length, ignored: mode === 'strict' ? [] : extra };
 }
@@ -75,6 +81,21 @@ export async function saveCheckpoint(net: ClothNet, extra: Record<string, string
   return serializeSafetensors(await readState(net), { format: 'clothtag', config: JSON.stringify(net.config), deployed: String(deployed), ...extra });
 }
 
+/**
+ * Checks a checkpoint's configuration against its own tensors before anything is allocated for
+ * it: a 2 MB file whose metadata claims a million categories must not cost gigabytes first.
+ */
+function checkConfig(config: NetConfig, tensors: TensorMap, source: string): void {
+  const count = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+  if (!count(config.categories) || !count(config.attributes)) throw new WeightsError(`${source}: its metadata's categories and attributes must be whole numbers >= 0 (got ${config.categories}, ${config.attributes})`);
+  if (!(typeof config.width === 'number' && config.width > 0 && config.width <= 2)) throw new WeightsError(`${source}: its metadata's width must be in (0, 2], got ${config.width}`);
+  for (const [head, n, what] of [['category', config.categories, 'categories'], ['attributes', config.attributes, 'attributes']] as const) {
+    const bias = tensors.get(`${head}.bias`);
+    const held = bias ? bias.shape[0] ?? 0 : 0;
+    if (held !== n) throw new WeightsError(`${source}: its metadata says ${n} ${what} but its ${head} head holds ${held}`);
+  }
+}
+
 /** Builds the network a checkpoint describes and loads its weights (strict). */
 export async function loadCheckpoint(engine: ClothNet['engine'], bytes: ArrayBuffer | Uint8Array, source: string): Promise<{ net: ClothNet; meta: CheckpointMeta }> {
   const { tensors, metadata } = parseSafetensors(bytes, source);
@@ -85,7 +106,8 @@ export async function loadCheckpoint(engine: ClothNet['engine'], bytes: ArrayBuf
   } catch {
     throw new WeightsError(`${source}: the network configuration in its metadata is not valid JSON`);
   }
-  if (!isNetName(config.net as string)) throw new WeightsError(`${source}: unknown network "${config.net}"`);
+  if (!config || typeof config !== 'object' || !isNetName(config.net as string)) throw new WeightsError(`${source}: unknown network "${config?.net}"`);
+  checkConfig(config, tensors, source);
   const net = createNet(engine, { ...config, net: config.net as NetName });
   const deployed = metadata.deployed === 'true';
   if (deployed) await net.reparameterize();

@@ -25,12 +25,15 @@ export interface NodeGpu {
   engine: Engine;
   adapter: GPUAdapter;
   info: { vendor: string; architecture: string; device: string; description: string; backend: string };
-  close(): void;
+  /** Destroys the device and waits for Dawn to deliver its last callback (see below). */
+  close(): Promise<void>;
 }
 
 // Dawn's instance must outlive its devices: creating and dropping instances one after another
 // crashed Node here (SIGABRT in a mutex). Node does not exit while it is referenced, so the last
-// close() drops it.
+// close() drops it - but only once the destroyed device's lost callback has been delivered: an
+// instance collected while a callback is still pending crashes in InstanceBase::ProcessEvents
+// on a freed mutex (SIGSEGV or SIGABRT at exit, after the command's own output).
 let instance: GPU | null = null;
 let openDevices = 0;
 
@@ -71,8 +74,11 @@ export async function createNodeGpu(options: { powerPreference?: GPUPowerPrefere
     engine,
     adapter,
     info,
-    close() {
+    async close() {
       engine.destroy();
+      await Promise.race([device.lost, new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
+      // One more turn of the event loop, for Dawn's own event processing to finish its pass.
+      await new Promise((resolve) => setImmediate(resolve));
       if (--openDevices === 0) instance = null;
     },
   };

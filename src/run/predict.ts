@@ -1,17 +1,16 @@
 // `clothtag predict`: images in, labels out (JSONL) and PNG overlays with landmarks and top labels.
 // A file that cannot be labelled is recorded with its reason; the run always finishes.
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, join, relative, resolve } from 'node:path';
 import { PNG } from 'pngjs';
 import type { Engine } from '../engine/engine.js';
-import { type Box, type RgbaImage, decodeImage } from '../data/image.js';
+import { type Box, type RgbaImage, loadImageFile } from '../data/image.js';
+import { readRegularFile } from '../data/files.js';
 import { Problems, parseImageRows } from '../data/lists.js';
 import { loadCheckpoint } from '../nets/weights.js';
 import { drawText, textWidth } from '../node/font.js';
 import { type Labels, checkpointLabeling, labelImages } from '../label/labels.js';
 
-/** Files larger than this are refused before reading (a photo is a few MB). */
-export const MAX_FILE_BYTES = 64 * 2 ** 20;
 const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png']);
 
 export interface FileLabels extends Labels {
@@ -33,23 +32,71 @@ export interface PredictOptions {
   batchSize: number;
 }
 
-/** Files named directly, the images inside folders (recursively), and the lines of .txt lists. */
+/**
+ * Files named directly, the images inside folders (recursively), and the lines of .txt lists; a
+ * file named twice (by any path) is labelled once.
+ */
 export function collectInputs(inputs: string[]): string[] {
   const out: string[] = [];
+  const seen = new Set<string>();
+  const add = (p: string) => {
+    const key = identity(p);
+    if (!seen.has(key)) (seen.add(key), out.push(p));
+  };
   const walk = (dir: string) => {
     for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
       const p = join(dir, e.name);
       if (e.isDirectory()) walk(p);
-      else if (IMAGE_EXT.has(extname(e.name).toLowerCase())) out.push(p);
+      else if (IMAGE_EXT.has(extname(e.name).toLowerCase())) add(p);
     }
   };
   for (const input of inputs) {
     if (existsSync(input) && statSync(input).isDirectory()) walk(input);
     else if (input.endsWith('.txt') && existsSync(input)) {
-      for (const line of readFileSync(input, 'utf8').split(/\r?\n/)) if (line.trim()) out.push(line.trim());
-    } else out.push(input);
+      // A list's lines are relative to where the command runs, as if typed.
+      for (const line of new TextDecoder().decode(readRegularFile(input)).split(/\r?\n/)) if (line.trim()) add(line.trim());
+    } else add(input);
   }
   return out;
+}
+
+/** One name per file: the real path (links followed) when it exists, else the absolute path. */
+function identity(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return resolve(path);
+  }
+}
+
+/**
+ * Where each input's overlay goes in `dir`: its name with .png, and -2, -3... when another input
+ * of the same name took it first, or when that path is one of the inputs (never written over).
+ */
+export function overlayPaths(files: string[], dir: string): Map<string, string> {
+  const inputs = new Set(files.map(identity));
+  const taken = new Set<string>();
+  const out = new Map<string, string>();
+  for (const file of files) {
+    const stem = basename(file, extname(file));
+    for (let k = 1; ; k++) {
+      const path = join(dir, `${stem}${k > 1 ? `-${k}` : ''}.png`);
+      const key = identity(path);
+      if (taken.has(key) || inputs.has(key)) continue;
+      taken.add(key);
+      out.set(file, path);
+      break;
+    }
+  }
+  return out;
+}
+
+/** Refuses an output file (--jsonl, --sheet) that is one of the inputs. */
+export function refuseOverwritingInputs(files: string[], outputs: Record<string, string | undefined>): void {
+  const inputs = new Set(files.map(identity));
+  for (const [flag, path] of Object.entries(outputs)) {
+    if (path && inputs.has(identity(path))) throw new Error(`${flag} ${path} is one of the images to label; choose another file`);
+  }
 }
 
 interface Pending {
@@ -59,12 +106,14 @@ interface Pending {
 }
 
 export async function predictFiles(engine: Engine, files: string[], o: PredictOptions, log: (s: string) => void, onProgress?: (done: number, total: number) => void): Promise<{ labelled: number; failed: { file: string; error: string }[]; results: FileLabels[] }> {
-  const { net, meta } = await loadCheckpoint(engine, readFileSync(o.checkpoint), o.checkpoint);
+  const { net, meta } = await loadCheckpoint(engine, readRegularFile(o.checkpoint), o.checkpoint);
   const { vocab, size, decode } = checkpointLabeling(meta.extra, o.checkpoint);
   const boxes = o.bbox ? parseImageRows(o.bbox, 4, new Problems(), 'a box x_1 y_1 x_2 y_2') : null;
   // A DeepFashion list (Anno/list_bbox.txt) names images relative to the dataset's root, the folder above Anno/.
   const listRoot = o.bbox ? (basename(dirname(resolve(o.bbox))) === 'Anno' ? dirname(dirname(resolve(o.bbox))) : dirname(resolve(o.bbox))) : '';
+  refuseOverwritingInputs(files, { '--jsonl': o.jsonl, '--sheet': o.sheet });
   if (o.out) mkdirSync(o.out, { recursive: true });
+  const overlays = o.out ? overlayPaths(files, o.out) : null;
   const lines: string[] = [];
   const failed: { file: string; error: string }[] = [];
   const results: FileLabels[] = [];
@@ -80,7 +129,7 @@ export async function predictFiles(engine: Engine, files: string[], o: PredictOp
     batch.forEach((p, i) => {
       const r: FileLabels = { file: p.file, ...labels[i]! };
       if (o.out) {
-        r.overlay = join(o.out, `${basename(p.file, extname(p.file))}.png`);
+        r.overlay = overlays!.get(p.file)!;
         writeFileSync(r.overlay, drawOverlay(p.img, r));
       }
       results.push(r);
@@ -92,16 +141,20 @@ export async function predictFiles(engine: Engine, files: string[], o: PredictOp
   let batch: Pending[] = [];
   for (const [k, file] of files.entries()) {
     try {
-      if (!existsSync(file)) throw new Error('no such file');
-      const st = statSync(file);
-      if (st.isDirectory()) throw new Error('is a folder');
-      if (st.size > MAX_FILE_BYTES) throw new Error(`${(st.size / 2 ** 20).toFixed(0)} MB is larger than the ${MAX_FILE_BYTES / 2 ** 20} MB limit`);
-      const img = decodeImage(readFileSync(file), basename(file));
+      // Regular files only (a FIFO would block, a device would be read without end), at most 64 MB.
+      const img = loadImageFile(file, file);
       const row = boxes?.get(file) ?? boxes?.get(relative(process.cwd(), resolve(file))) ?? boxes?.get(relative(listRoot, resolve(file))) ?? boxes?.get(basename(file));
-      const box: Box = row ? { x: row.values[0]!, y: row.values[1]!, w: Math.max(1, row.values[2]! - row.values[0]!), h: Math.max(1, row.values[3]! - row.values[1]!) } : { x: 0, y: 0, w: img.width, h: img.height };
+      let box: Box = { x: 0, y: 0, w: img.width, h: img.height };
+      if (row) {
+        const [x1, y1, x2, y2] = row.values as [number, number, number, number];
+        if (x2 <= x1 || y2 <= y1) throw new Error(`the box ${x1} ${y1} ${x2} ${y2} in ${o.bbox} (line ${row.line}) is empty`);
+        if (x1 < 0 || y1 < 0 || x2 > img.width || y2 > img.height) throw new Error(`the box ${x1} ${y1} ${x2} ${y2} in ${o.bbox} (line ${row.line}) is outside the ${img.width}x${img.height} image`);
+        box = { x: x1, y: y1, w: x2 - x1, h: y2 - y1 };
+      }
       batch.push({ file, img, box });
     } catch (e) {
-      fail(file, (e as Error).message.replace(`${basename(file)}: `, ''));
+      const message = (e as Error).message;
+      fail(file, message.startsWith(`${file}: `) ? message.slice(file.length + 2) : message.startsWith(`${file} `) ? message.slice(file.length + 1) : message);
     }
     if (batch.length === o.batchSize) {
       await flush(batch);

@@ -1,6 +1,7 @@
 // `clothtag train`: a run folder with config.json, metrics.csv, curves, and atomic checkpoints
 // (weights/last, weights/best, and the optimizer state that makes --resume exact).
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readRegularFile } from '../data/files.js';
 import { join } from 'node:path';
 import type { Engine } from '../engine/engine.js';
 import type { Tensor } from '../engine/tensor.js';
@@ -136,7 +137,11 @@ export async function runTraining(engine: Engine, out: string, config: TrainConf
     hooks.log(`training on train+val (${splits.train.length} images); ${heldOut.length ? `evaluating on the test split (${heldOut.length})` : 'no held-out split left: no validation figures per epoch'}`);
   }
   if (!splits.train.length) throw new Error(`${config.data}: the training split is empty`);
-  mkdirSync(join(out, 'weights'), { recursive: true });
+  if (resume) {
+    // The run's labels are its vocabulary: data whose lists changed since would train (and save) nonsense.
+    const change = vocabularyChange(readVocabulary(join(out, 'weights', 'vocabulary.json')), vocab);
+    if (change) throw new Error(`${config.data} has changed since ${out} started: ${change}. Resume with the data it was trained on, or start a new run`);
+  }
   if (config.precision === 'mixed' && !engine.hasF16) throw new Error('--precision mixed needs an adapter with shader-f16; this one has none');
   const precisionBefore = engine.mixedPrecision;
   engine.mixedPrecision = config.precision === 'mixed';
@@ -153,26 +158,35 @@ export async function runTraining(engine: Engine, out: string, config: TrainConf
   // the baseline every validation NME is printed beside.
   const trainMeans = net.hasLandmarks ? meanPositions(ds, splits.train, config.imgSize) : null;
   let pos: Position = { epoch: 0, batch: 0, step: 0, bestScore: null };
+  const extra = { vocabulary: JSON.stringify(vocab), training: JSON.stringify({ data: config.data, split: config.split, imgSize: config.imgSize, landmarkDecode: decodeFor(config.loss.landmarkLoss) }) };
   const csv = join(out, 'metrics.csv');
   const stepLog = join(out, 'steps.csv');
   if (resume) {
+    lockRun(out);
     pos = restoreState(out, net, trainer);
-    hooks.log(`resuming ${out} at epoch ${pos.epoch + 1}, batch ${pos.batch}, step ${pos.step}`);
+    if (pos.epoch >= config.epochs) hooks.log(`${out} has already trained ${pos.epoch} epochs: nothing to do (give --epochs ${pos.epoch + 1} or more to train further)`);
+    else hooks.log(`resuming ${out} at epoch ${pos.epoch + 1}, batch ${pos.batch}, step ${pos.step}`);
   } else {
     if (net.prior && trainMeans) {
       // Start the location prior at the training split's mean positions (LocationPrior.initialize).
       net.prior.initialize(Array.from(trainMeans, (v) => (v + 0.5) / config.imgSize));
     }
     if (config.pretrained) {
-      if (!existsSync(config.pretrained)) throw new Error(`${config.pretrained}: no such file (--pretrained)`);
-      const { tensors } = parseSafetensors(readFileSync(config.pretrained), config.pretrained);
+      const { tensors } = parseSafetensors(readRegularFile(config.pretrained), config.pretrained);
       const r = loadState(net, tensors, 'pretrained', config.pretrained);
       hooks.log(`pretrained trunk: ${r.loaded} tensors from ${config.pretrained}${r.ignored.length ? ` (${r.ignored.length} ignored: ${r.ignored.slice(0, 4).join(', ')}...)` : ''}`);
     }
-    writeAtomic(join(out, 'config.json'), JSON.stringify({ ...config, tasks: ds.tasks, images: { train: splits.train.length, val: splits.val.length, test: splits.test.length } }, null, 2));
+    // The run folder is made only now, once every setting has been checked and the network built.
+    mkdirSync(join(out, 'weights'), { recursive: true });
+    lockRun(out);
     writeAtomic(join(out, 'weights', 'vocabulary.json'), JSON.stringify(vocab, null, 2));
     writeFileSync(csv, CSV_COLUMNS.join(',') + '\n');
     writeFileSync(stepLog, 'step,epoch,loss\n');
+    // A run is resumable from its first step: killed (SIGKILL, a double Ctrl-C) before its first
+    // epoch ends, it starts that epoch again with --resume instead of being a dead end. config.json
+    // is written last: a folder that has it has everything --resume needs.
+    await saveState(out, net, trainer, pos, extra);
+    writeAtomic(join(out, 'config.json'), JSON.stringify({ ...config, tasks: ds.tasks, images: { train: splits.train.length, val: splits.val.length, test: splits.test.length } }, null, 2));
   }
 
   const view = datasetView(ds);
@@ -181,7 +195,6 @@ export async function runTraining(engine: Engine, out: string, config: TrainConf
   const valIndices = config.valLimit > 0 ? splits.val.slice(0, config.valLimit) : splits.val;
   // The landmark figure to beat, printed beside every validation NME.
   const baseline = trainMeans && ds.tasks.landmarks && valIndices.length ? meanPositionBaseline(ds, trainMeans, valIndices, config.imgSize) : null;
-  const extra = { vocabulary: JSON.stringify(vocab), training: JSON.stringify({ data: config.data, split: config.split, imgSize: config.imgSize, landmarkDecode: decodeFor(config.loss.landmarkLoss) }) };
   let lastEval: EvalResult | null = null;
   const stepLosses: number[] = [];
   let interrupted = false;
@@ -206,6 +219,9 @@ export async function runTraining(engine: Engine, out: string, config: TrainConf
         const batch = await next!;
         next = bi + 1 < total ? loader.load(batches[bi + 1]!, config.seed * 1000 + epoch) : null; // prefetch while the GPU works
         for (const b of batch.broken) if (!brokenSeen.has(b.path)) (brokenSeen.add(b.path), hooks.log(`skipped (unreadable): ${b.reason}`));
+        if (batch.broken.length === batch.indices.length) {
+          throw new Error(`none of the ${batch.indices.length} images of batch ${bi + 1} (epoch ${epoch + 1}) could be read (${batch.broken[0]!.reason}): nothing to train on. clothtag data check ${config.data} lists every unreadable image`);
+        }
         // The schedule counts steps over the whole epoch (also when --steps-per-epoch cuts it short).
         lr = learningRate(schedule, epoch, bi, total);
         trainer.optimizer.hyper.lr = lr;
@@ -270,6 +286,7 @@ export async function runTraining(engine: Engine, out: string, config: TrainConf
     }
   } finally {
     await Promise.all([loader.close(), evalLoader.close()]);
+    rmSync(join(out, RUN_LOCK), { force: true });
     engine.mixedPrecision = precisionBefore;
     trainer.dispose();
     net.dispose();
@@ -302,6 +319,54 @@ function readTerms(terms: { total: Tensor; category?: Tensor; attributes?: Tenso
   });
 }
 
+const RUN_LOCK = 'run.lock';
+
+/**
+ * Marks a run folder as being trained by this process (its pid in run.lock): a second `train
+ * --resume` of the same run while the first still writes it is refused. A lock whose process is
+ * gone (killed) is stale and taken over.
+ */
+function lockRun(out: string): void {
+  const path = join(out, RUN_LOCK);
+  if (existsSync(path)) {
+    const pid = Number(readFileSync(path, 'utf8').trim());
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
+      throw new Error(`${out} is being trained by another clothtag (pid ${pid}); wait for it to finish, or stop it first (it saves and stops on SIGTERM)`);
+    }
+  }
+  writeFileSync(path, `${process.pid}\n`);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as { code?: string }).code === 'EPERM';
+  }
+}
+
+function readVocabulary(path: string): Vocabulary {
+  let v: Vocabulary;
+  try {
+    v = JSON.parse(new TextDecoder().decode(readRegularFile(path))) as Vocabulary;
+  } catch (e) {
+    throw new Error(`${path}: ${(e as Error).message.replace(`${path}: `, '')} (the run's vocabulary)`);
+  }
+  if (!v || !Array.isArray(v.categories) || !Array.isArray(v.attributes)) throw new Error(`${path} is not a vocabulary (it needs "categories" and "attributes" lists)`);
+  return v;
+}
+
+/** What differs between a run's vocabulary and the data's now, in words; null when nothing does. */
+export function vocabularyChange(run: Vocabulary, now: Vocabulary): string | null {
+  for (const [what, a, b] of [['category', run.categories, now.categories], ['attribute', run.attributes, now.attributes]] as const) {
+    if (a.length !== b.length) return `the run has ${a.length} ${what} names, the data ${b.length}`;
+    const i = a.findIndex((name, k) => name !== b[k]);
+    if (i >= 0) return `${what} ${i + 1} is "${a[i]}" in the run and "${b[i]}" in the data`;
+  }
+  return null;
+}
+
 /** weights/last.safetensors (the network) and weights/last.state.safetensors (Adam, position). */
 async function saveState(out: string, net: ClothNet, trainer: Trainer, pos: Position, extra: Record<string, string>): Promise<void> {
   writeAtomic(join(out, 'weights', 'last.safetensors'), await saveCheckpoint(net, { ...extra, epoch: String(pos.epoch) }));
@@ -319,9 +384,9 @@ async function saveState(out: string, net: ClothNet, trainer: Trainer, pos: Posi
 function restoreState(out: string, net: ClothNet, trainer: Trainer): Position {
   const weights = join(out, 'weights', 'last.safetensors');
   const statePath = join(out, 'weights', 'last.state.safetensors');
-  if (!existsSync(weights) || !existsSync(statePath)) throw new Error(`${out}: nothing to resume (no weights/last.safetensors and last.state.safetensors yet)`);
-  loadState(net, parseSafetensors(readFileSync(weights), weights).tensors, 'strict', weights);
-  const { tensors, metadata } = parseSafetensors(readFileSync(statePath), statePath);
+  if (!existsSync(weights) || !existsSync(statePath)) throw new Error(`${out}: nothing to resume (no weights/last.safetensors and last.state.safetensors); remove the folder to start over`);
+  loadState(net, parseSafetensors(readRegularFile(weights), weights).tensors, 'strict', weights);
+  const { tensors, metadata } = parseSafetensors(readRegularFile(statePath), statePath);
   const params = trainer.optimizer.params;
   for (let i = 0; i < params.length; i++) {
     const m = tensors.get(`m.${i}`), v = tensors.get(`v.${i}`);

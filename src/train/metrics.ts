@@ -29,7 +29,9 @@ const KS = [3, 5] as const;
 
 /** Indices of the k largest scores among `candidates` (ties: lower index first). */
 export function topK(scores: ArrayLike<number>, candidates: readonly number[], k: number): number[] {
-  return [...candidates].sort((a, b) => scores[b]! - scores[a]! || a - b).slice(0, k);
+  // A NaN score ranks last: a broken output is never a hit.
+  const score = (i: number) => (Number.isNaN(scores[i]!) ? -Infinity : scores[i]!);
+  return [...candidates].sort((a, b) => score(b) - score(a) || a - b).slice(0, k);
 }
 
 export class MetricsAccumulator {
@@ -62,8 +64,10 @@ export class MetricsAccumulator {
   /** One image's category logits and its label (-1: unknown, not counted). */
   addCategory(logits: ArrayLike<number>, label: number): void {
     if (label < 0) return;
-    let rank = 0;
-    for (let c = 0; c < logits.length; c++) if (logits[c]! > logits[label]! || (logits[c] === logits[label] && c < label)) rank++;
+    // A NaN logit for the true class is a miss (every comparison with NaN is false, so it would
+    // otherwise rank first).
+    let rank = Number.isNaN(logits[label]!) ? Infinity : 0;
+    for (let c = 0; c < logits.length && rank < Infinity; c++) if (logits[c]! > logits[label]! || (logits[c] === logits[label] && c < label)) rank++;
     [1, 3, 5].forEach((k, i) => {
       if (rank < k) this.cat.hits[i]!++;
     });

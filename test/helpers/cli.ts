@@ -9,5 +9,5 @@ export const CLI = `${ROOT}dist/src/cli/main.js`;
 export function clothtag(args: string[], opts: { cwd?: string; timeout?: number; env?: Record<string, string> } = {}): { code: number; stdout: string; stderr: string } {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build (make test does)`);
   const r = spawnSync(process.execPath, [CLI, ...args], { cwd: opts.cwd ?? ROOT, encoding: 'utf8', timeout: opts.timeout ?? 300_000, env: { ...process.env, ...opts.env } });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr.split('\n').filter((l) => !l.startsWith('Warning: maxDynamic')).join('\n') };
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }

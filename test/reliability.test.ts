@@ -182,6 +182,12 @@ t.test('runs are never a dead end: killed in epoch 1 they resume; resume refuses
   const relative = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as { data: string };
   t.equal(relative.data, data, 'config.json stores --data as an absolute path');
 
+  // A run another live process holds (run.lock) is not trained twice at once.
+  writeFileSync(join(out, 'run.lock'), `${process.pid}\n`);
+  const twice = clothtag(['train', '--resume', out, '--epochs', '2']);
+  t.equal(twice.code, 1);
+  t.match(twice.stderr, new RegExp(`being trained by another clothtag \\(pid ${process.pid}\\)`));
+  rmSync(join(out, 'run.lock'));
   const flags = clothtag(['train', '--resume', out, '--net', 'fashionnet', '--lr', '1']);
   t.equal(flags.code, 2);
   t.match(flags.stderr, /--net, --lr cannot change a run being resumed/);

@@ -39,5 +39,6 @@ fi
 
 if [ ! -d node_modules/webgpu ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm packages"
-  npm ci --no-audit --no-fund
+  # onnxruntime-node (the ONNX check) would fetch CUDA libraries from outside the registries: skip them.
+  ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund
 fi

@@ -3,30 +3,17 @@
 import t from 'tap';
 import * as ops from '../src/autograd/ops.js';
 import { backward, noGrad } from '../src/autograd/tape.js';
-import type { Engine } from '../src/engine/engine.js';
 import type { Tensor } from '../src/engine/tensor.js';
-import { BatchNorm2d, type Context, RepVGGBlock } from '../src/nets/layers.js';
+import { type Context, RepVGGBlock } from '../src/nets/layers.js';
 import { Init } from '../src/nets/module.js';
 import { type ClothNet, NET_NAMES, type NetOutput, createNet } from '../src/nets/models.js';
 import { parseSafetensors, serializeSafetensors } from '../src/nets/safetensors.js';
 import { loadCheckpoint, loadState, readState, saveCheckpoint } from '../src/nets/weights.js';
 import { gpuEngine } from './helpers/gpu.js';
-import { randn, uniform } from './helpers/random.js';
+import { randn } from './helpers/random.js';
+import { randomizeBatchNorms } from './helpers/nets.js';
 
 const W = 1 / 16;
-
-/** Random BatchNorm statistics and affine weights, so that re-parameterization has something to fuse. */
-function randomizeBatchNorms(e: Engine, root: { modules(): unknown[] }, seed: number): void {
-  let s = seed;
-  for (const m of root.modules()) {
-    if (!(m instanceof BatchNorm2d)) continue;
-    const C = m.channels;
-    e.write(m.weight, uniform(C, s++, 0.5, 1.5));
-    e.write(m.bias, randn(C, s++, 0.2));
-    e.write(m.runningMean, randn(C, s++, 0.2));
-    e.write(m.runningVar, uniform(C, s++, 0.5, 2));
-  }
-}
 
 function relativeError(a: Float32Array, b: Float32Array): number {
   let num = 0, den = 0;

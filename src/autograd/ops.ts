@@ -13,16 +13,17 @@ import * as Sa from '../engine/softargmax.js';
 import * as Ss from '../engine/ssim.js';
 import { Tensor, resolveShape } from '../engine/tensor.js';
 import { record } from './tape.js';
+import { traced } from './trace.js';
 
 // ------------------------------------------------------------ elementwise
 
 export function add(a: Tensor, b: Tensor): Tensor {
-  return record(ew.binary('add', a, b), 'add', [a, b], (g) => [sumToShape(g, a.shape), sumToShape(g, b.shape)]);
+  return traced('add', [a, b], record(ew.binary('add', a, b), 'add', [a, b], (g) => [sumToShape(g, a.shape), sumToShape(g, b.shape)]));
 }
 
 /** max(a + b, 0) in one pass (a residual join and its ReLU); the gradient mask is out > 0. */
 export function addRelu(a: Tensor, b: Tensor): Tensor {
-  const out = ew.binary('add_relu', a, b);
+  const out = traced('add', [a, b], ew.binary('add_relu', a, b), { relu: true });
   return record(out, 'add+relu', [a, b], (g) => {
     const masked = ew.binary('relu_grad', out, g);
     const grads = [sumToShape(masked, a.shape), sumToShape(masked, b.shape)];
@@ -32,19 +33,19 @@ export function addRelu(a: Tensor, b: Tensor): Tensor {
 }
 
 export function sub(a: Tensor, b: Tensor): Tensor {
-  return record(ew.binary('sub', a, b), 'sub', [a, b], (g) => [sumToShape(g, a.shape), reduced(ew.unary('neg', g), b.shape)]);
+  return traced('sub', [a, b], record(ew.binary('sub', a, b), 'sub', [a, b], (g) => [sumToShape(g, a.shape), reduced(ew.unary('neg', g), b.shape)]));
 }
 
 export function mul(a: Tensor, b: Tensor): Tensor {
-  return record(ew.binary('mul', a, b), 'mul', [a, b], (g) => [
+  return traced('mul', [a, b], record(ew.binary('mul', a, b), 'mul', [a, b], (g) => [
     a.requiresGrad ? reduced(ew.binary('mul', g, b), a.shape) : null,
     b.requiresGrad ? reduced(ew.binary('mul', g, a), b.shape) : null,
-  ]);
+  ]));
 }
 
 /** x * s for a number s. */
 export function scale(x: Tensor, s: number): Tensor {
-  return record(ew.unary('affine', x, s, 0), 'scale', [x], (g) => [ew.unary('affine', g, s, 0)]);
+  return traced('scale', [x], record(ew.unary('affine', x, s, 0), 'scale', [x], (g) => [ew.unary('affine', g, s, 0)]), { scale: s });
 }
 
 /** Adds a per-channel bias [C] to x [N, C, ...] (or the last axis of a 2-d x). */
@@ -55,20 +56,20 @@ export function addBias(x: Tensor, bias: Tensor): Tensor {
   const out = ew.binary('add', x, shaped);
   shaped.dispose();
   const otherAxes = x.shape.map((_, i) => i).filter((i) => i !== 1);
-  return record(out, 'addBias', [x, bias], (g) => [g.view(x.shape), reduce('sum', g, otherAxes)]);
+  return traced('addBias', [x, bias], record(out, 'addBias', [x, bias], (g) => [g.view(x.shape), reduce('sum', g, otherAxes)]));
 }
 
 export function relu(x: Tensor): Tensor {
-  return record(ew.unary('relu', x), 'relu', [x], (g) => [ew.binary('relu_grad', x, g)]);
+  return traced('relu', [x], record(ew.unary('relu', x), 'relu', [x], (g) => [ew.binary('relu_grad', x, g)]));
 }
 
 export function exp(x: Tensor): Tensor {
-  const y = ew.unary('exp', x);
+  const y = traced('exp', [x], ew.unary('exp', x));
   return record(y, 'exp', [x], (g) => [ew.binary('mul', g, y)]);
 }
 
 export function sigmoid(x: Tensor): Tensor {
-  const y = ew.unary('sigmoid', x);
+  const y = traced('sigmoid', [x], ew.unary('sigmoid', x));
   return record(y, 'sigmoid', [x], (g) => [ew.binary('sigmoid_grad', y, g)]);
 }
 
@@ -95,19 +96,19 @@ function expand(g: Tensor, x: Tensor, axes: number[], alpha: number): Tensor {
 
 export function sum(x: Tensor, axes: readonly number[], keepDims = false): Tensor {
   const ax = normalizeAxes(axes, x.rank, x);
-  return record(reduce('sum', x, ax, keepDims), 'sum', [x], (g) => [expand(g, x, ax, 1)]);
+  return traced('sum', [x], record(reduce('sum', x, ax, keepDims), 'sum', [x], (g) => [expand(g, x, ax, 1)]), { axes: ax, keepDims });
 }
 
 export function mean(x: Tensor, axes: readonly number[], keepDims = false): Tensor {
   const ax = normalizeAxes(axes, x.rank, x);
   const count = ax.reduce((p, a) => p * x.shape[a]!, 1);
-  return record(reduce('mean', x, ax, keepDims), 'mean', [x], (g) => [expand(g, x, ax, 1 / count)]);
+  return traced('mean', [x], record(reduce('mean', x, ax, keepDims), 'mean', [x], (g) => [expand(g, x, ax, 1 / count)]), { axes: ax, keepDims });
 }
 
 /** Max over axes. The gradient goes to every element equal to the maximum. */
 export function max(x: Tensor, axes: readonly number[], keepDims = false): Tensor {
   const ax = normalizeAxes(axes, x.rank, x);
-  const out = reduce('max', x, ax, keepDims);
+  const out = traced('max', [x], reduce('max', x, ax, keepDims), { axes: ax, keepDims });
   return record(out, 'max', [x], (g) => {
     const m = out.view(keptShape(x, ax));
     const mask = ew.binary('equal', x, m);
@@ -129,7 +130,7 @@ export function sumAll(x: Tensor): Tensor {
 
 /** A view with another shape (one -1 allowed). */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
-  const out = x.view(resolveShape(shape, x.size, x));
+  const out = traced('reshape', [x], x.view(resolveShape(shape, x.size, x)));
   return record(out, 'reshape', [x], (g) => [g.view(x.shape)]);
 }
 
@@ -142,10 +143,10 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
 export function matmul(a: Tensor, b: Tensor, o: Pick<GemmOptions, 'transA' | 'transB'> = {}): Tensor {
   if (a.rank !== b.rank) throw new Error(`matmul with autograd takes operands of equal rank, got ${a.describe()} and ${b.describe()}`);
   const tA = !!o.transA, tB = !!o.transB;
-  return record(gemm(a, b, o), 'matmul', [a, b], (g) => [
+  return traced('matmul', [a, b], record(gemm(a, b, o), 'matmul', [a, b], (g) => [
     a.requiresGrad ? (tA ? gemm(b, g, { transA: tB, transB: true }) : gemm(g, b, { transB: !tB })) : null,
     b.requiresGrad ? (tB ? gemm(g, a, { transA: true, transB: tA }) : gemm(a, g, { transA: !tA })) : null,
-  ]);
+  ]), { transA: tA, transB: tB });
 }
 
 /**
@@ -157,7 +158,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor, relu = false): 
     throw new Error(`linear: input ${x.describe()} does not fit weight ${weight.describe()} (expects [N, ${weight.shape[1]}])`);
   }
   const { mixed, xo, wo } = operands(x, weight);
-  const out = gemm(xo, wo, { transB: true, bias, relu });
+  const out = traced('linear', [x, weight, bias], gemm(xo, wo, { transB: true, bias, relu }), { relu });
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return record(out, relu ? 'linear+relu' : 'linear', inputs, (g) =>
     layerBackward(out, g, relu, mixed, (go, gz, unscale) => [
@@ -249,7 +250,7 @@ export type { ConvGeometry } from '../engine/conv.js';
  */
 export function conv2d(x: Tensor, w: Tensor, bias?: Tensor, g: C.ConvGeometry = { stride: 1, pad: 0 }, relu = false): Tensor {
   const { mixed, xo, wo } = operands(x, w);
-  const out = C.conv2d(xo, wo, bias, g, { relu });
+  const out = traced('conv2d', [x, w, bias], C.conv2d(xo, wo, bias, g, { relu }), { stride: g.stride, pad: g.pad, relu });
   const inputs = bias ? [x, w, bias] : [x, w];
   return record(out, relu ? 'conv2d+relu' : 'conv2d', inputs, (gy) =>
     layerBackward(out, gy, relu, mixed, (go, gz, unscale) => [
@@ -262,7 +263,7 @@ export function conv2d(x: Tensor, w: Tensor, bias?: Tensor, g: C.ConvGeometry = 
 
 /** Transposed convolution (PyTorch's ConvTranspose2d): x [N, Cin, H, W], w [Cin, Cout, KH, KW]. */
 export function convTranspose2d(x: Tensor, w: Tensor, bias?: Tensor, g: C.ConvGeometry = { stride: 1, pad: 0 }): Tensor {
-  const out = C.convTranspose2d(x, w, bias, g);
+  const out = traced('convTranspose2d', [x, w, bias], C.convTranspose2d(x, w, bias, g), { stride: g.stride, pad: g.pad });
   const inputs = bias ? [x, w, bias] : [x, w];
   return record(out, 'convTranspose2d', inputs, (gy) => [
     x.requiresGrad ? C.convTranspose2dGradInput(gy, w, g) : null,
@@ -280,6 +281,8 @@ export function convTranspose2d(x: Tensor, w: Tensor, bias?: Tensor, g: C.ConvGe
  */
 export function batchNorm2d(x: Tensor, s: Nm.BatchNormState, training: boolean, relu = false): Tensor {
   const f = Nm.batchNorm(x, s, training, relu);
+  // Traced in eval mode only (training-mode statistics are not a graph of this pass's constants).
+  if (!training) traced('batchNorm2d', [x, s.gamma, s.beta, s.runningMean, s.runningVar], f.y, { eps: s.eps, relu });
   return record(f.y, relu ? 'batchNorm2d+relu' : 'batchNorm2d', [x, s.gamma, s.beta], (gy) => {
     const r = Nm.batchNormBackward(gy, x, f, s, training, relu);
     return [r.dx, r.dgamma, r.dbeta];
@@ -290,17 +293,18 @@ export function batchNorm2d(x: Tensor, s: Nm.BatchNormState, training: boolean, 
 
 export function maxPool2d(x: Tensor, g: S.PoolGeometry): Tensor {
   const { y, argmax } = S.maxPool(x, g);
+  traced('maxPool2d', [x], y, { kernel: g.kernel, stride: g.stride, pad: g.pad });
   return record(y, 'maxPool2d', [x], (gy) => [S.maxPoolBackward(gy, argmax, x, g)]);
 }
 
 export function avgPool2d(x: Tensor, g: S.PoolGeometry): Tensor {
-  return record(S.avgPool(x, g), 'avgPool2d', [x], (gy) => [S.avgPoolBackward(gy, x, g)]);
+  return traced('avgPool2d', [x], record(S.avgPool(x, g), 'avgPool2d', [x], (gy) => [S.avgPoolBackward(gy, x, g)]), { kernel: g.kernel, stride: g.stride, pad: g.pad });
 }
 
 /** Adaptive average pooling to [OH, OW] (identity when the size already matches). */
 export function adaptiveAvgPool2d(x: Tensor, OH: number, OW: number): Tensor {
   if (x.shape[2] === OH && x.shape[3] === OW) return reshape(x, x.shape);
-  return record(S.adaptiveAvgPool(x, OH, OW), 'adaptiveAvgPool2d', [x], (gy) => [S.adaptiveAvgPoolBackward(gy, x)]);
+  return traced('adaptiveAvgPool2d', [x], record(S.adaptiveAvgPool(x, OH, OW), 'adaptiveAvgPool2d', [x], (gy) => [S.adaptiveAvgPoolBackward(gy, x)]), { size: [OH, OW] });
 }
 
 /** Mean over H and W: [N, C, H, W] -> [N, C]. */
@@ -311,7 +315,7 @@ export function globalAvgPool(x: Tensor): Tensor {
 
 /** Bilinear resize (align_corners=False) to [OH, OW]. */
 export function resizeBilinear(x: Tensor, OH: number, OW: number): Tensor {
-  return record(S.resizeBilinear(x, OH, OW), 'resizeBilinear', [x], (gy) => [S.resizeBilinearBackward(gy, x.shape)]);
+  return traced('resizeBilinear', [x], record(S.resizeBilinear(x, OH, OW), 'resizeBilinear', [x], (gy) => [S.resizeBilinearBackward(gy, x.shape)]), { size: [OH, OW] });
 }
 
 /** Concatenation along channels. */
@@ -322,7 +326,8 @@ export function concatChannels(xs: readonly Tensor[]): Tensor {
     offsets.push(offset);
     offset += x.shape[1]!;
   }
-  return record(S.concatChannels(xs), 'concatChannels', xs, (gy) => xs.map((x, i) => (x.requiresGrad ? S.sliceChannels(gy, offsets[i]!, x.shape[1]!) : null)));
+  const out = traced('concatChannels', xs, S.concatChannels(xs));
+  return record(out, 'concatChannels', xs, (gy) => xs.map((x, i) => (x.requiresGrad ? S.sliceChannels(gy, offsets[i]!, x.shape[1]!) : null)));
 }
 
 /** Max over the channel axis, keeping it: [N, C, H, W] -> [N, 1, H, W]. */

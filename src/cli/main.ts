@@ -11,6 +11,7 @@ import { forwardVerb, netsVerb } from './nets.js';
 import { UsageError, positiveInt, readFileOrThrow } from './util.js';
 import { serveDemo } from '../node/serve.js';
 import { tuneVerb } from './tune.js';
+import { exportVerb } from './interop.js';
 import { followParent, isFilteredChild, runWithQuietStderr } from './quiet.js';
 import { fileURLToPath } from 'node:url';
 
@@ -65,6 +66,11 @@ const verbs: Record<string, Verb> = {
     summary: 'one eval-mode forward pass on a safetensors input, outputs to safetensors',
     usage: 'clothtag forward --net NAME --weights FILE.safetensors --input FILE.safetensors --out FILE.safetensors [--categories N] [--attributes N] [--width W]',
     run: forwardVerb,
+  },
+  export: {
+    summary: 'write a checkpoint as an ONNX graph (eval mode; RepVGG deployed) for ONNX Runtime and other runtimes',
+    usage: 'clothtag export --checkpoint FILE --onnx OUT.onnx [--batch N|dynamic] [--size S]',
+    run: exportVerb,
   },
   tune: {
     summary: 'time every tile on the GEMM and convolution shapes of a network\'s training step; keep the winners for this adapter',

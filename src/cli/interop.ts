@@ -1,0 +1,38 @@
+// `clothtag export` (a checkpoint as ONNX) and `clothtag convert` (PyTorch checkpoints to safetensors).
+import { parseArgs } from 'node:util';
+import { exportOnnx } from '../interop/onnx.js';
+import { checkpointLabeling } from '../label/labels.js';
+import { loadCheckpoint } from '../nets/weights.js';
+import { createNodeGpu } from '../node/gpu.js';
+import { writeAtomic } from '../run/train.js';
+import { UsageError, positiveInt, readFileOrThrow } from './util.js';
+
+function batchFlag(v: string): number | 'dynamic' {
+  if (v === 'dynamic') return v;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--batch takes a positive whole number or "dynamic", got "${v}"`);
+  return n;
+}
+
+export async function exportVerb(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { checkpoint: { type: 'string' }, onnx: { type: 'string' }, batch: { type: 'string', default: 'dynamic' }, size: { type: 'string' } } });
+  if (!values.checkpoint || !values.onnx) throw new UsageError('--checkpoint and --onnx are required');
+  const batch = batchFlag(values.batch!);
+  const bytes = readFileOrThrow(values.checkpoint);
+  const gpu = await createNodeGpu();
+  try {
+    const { net, meta } = await loadCheckpoint(gpu.engine, bytes, values.checkpoint);
+    // The size the network was trained at, unless asked otherwise.
+    const size = values.size ? positiveInt(values.size, '--size') : checkpointLabeling(meta.extra, values.checkpoint).size;
+    const repvgg = net.repBlocks().length > 0;
+    if (repvgg && !meta.deployed) await net.reparameterize();
+    const onnx = await exportOnnx(net, { size, batch });
+    writeAtomic(values.onnx, onnx);
+    const outputs = [net.config.categories ? `category [${batch === 'dynamic' ? 'N' : batch}, ${net.config.categories}]` : '', net.config.attributes ? `attributes [${batch === 'dynamic' ? 'N' : batch}, ${net.config.attributes}]` : '', net.hasLandmarks ? `heatmaps [${batch === 'dynamic' ? 'N' : batch}, 8, ${size}, ${size}]` : ''].filter(Boolean);
+    console.log(`${values.onnx}: ${net.config.net}${repvgg ? ' (deployed)' : ''}, input image ${batch === 'dynamic' ? 'N' : batch}x3x${size}x${size} (ImageNet-normalized RGB), outputs ${outputs.join(', ')}; ONNX opset 18, ${(onnx.length / 2 ** 20).toFixed(1)} MB`);
+    net.dispose();
+    return 0;
+  } finally {
+    await gpu.close();
+  }
+}

@@ -1,6 +1,8 @@
 // `clothtag export` (a checkpoint as ONNX) and `clothtag convert` (PyTorch checkpoints to safetensors).
 import { parseArgs } from 'node:util';
 import { exportOnnx } from '../interop/onnx.js';
+import { readTorchCheckpoint } from '../interop/torch.js';
+import { serializeSafetensors } from '../nets/safetensors.js';
 import { checkpointLabeling } from '../label/labels.js';
 import { loadCheckpoint } from '../nets/weights.js';
 import { createNodeGpu } from '../node/gpu.js';
@@ -35,4 +37,16 @@ export async function exportVerb(args: string[]): Promise<number> {
   } finally {
     await gpu.close();
   }
+}
+
+export async function convertVerb(args: string[]): Promise<number> {
+  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+  const [input, output] = positionals;
+  if (!input || !output || positionals.length !== 2) throw new UsageError('convert takes IN.pth and OUT.safetensors');
+  if (!output.endsWith('.safetensors')) throw new UsageError(`the output should be a .safetensors file, got ${output}`);
+  const tensors = readTorchCheckpoint(readFileOrThrow(input), input);
+  writeAtomic(output, serializeSafetensors(tensors, { source: input }));
+  const count = [...tensors.values()].reduce((s, t) => s + t.data.length, 0);
+  console.log(`${output}: ${tensors.size} tensors (${(count / 1e6).toFixed(2)}M values, float32) from ${input}`);
+  return 0;
 }

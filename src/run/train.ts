@@ -2,6 +2,7 @@
 // (weights/last, weights/best, and the optimizer state that makes --resume exact).
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { readRegularFile } from '../data/files.js';
+import { isTorchCheckpoint, readTorchCheckpoint } from '../interop/torch.js';
 import { join } from 'node:path';
 import type { Engine } from '../engine/engine.js';
 import type { Tensor } from '../engine/tensor.js';
@@ -172,7 +173,9 @@ export async function runTraining(engine: Engine, out: string, config: TrainConf
       net.prior.initialize(Array.from(trainMeans, (v) => (v + 0.5) / config.imgSize));
     }
     if (config.pretrained) {
-      const { tensors } = parseSafetensors(readRegularFile(config.pretrained), config.pretrained);
+      // safetensors, or PyTorch's own file (read by the restricted unpickler: no code runs).
+      const bytes = readRegularFile(config.pretrained);
+      const tensors = isTorchCheckpoint(bytes) ? readTorchCheckpoint(bytes, config.pretrained) : parseSafetensors(bytes, config.pretrained).tensors;
       const r = loadState(net, tensors, 'pretrained', config.pretrained);
       hooks.log(`pretrained trunk: ${r.loaded} tensors from ${config.pretrained}${r.ignored.length ? ` (${r.ignored.length} ignored: ${r.ignored.slice(0, 4).join(', ')}...)` : ''}`);
     }

@@ -1,0 +1,98 @@
+// PyTorch checkpoints in: fixtures written by Debian's python3-torch (scripts/make-torch-fixtures.py)
+// read back value for value - every dtype widened to float32, strided and offset tensors, the
+// legacy format, a wrapped training checkpoint - a pickle that would run a command refused, and a
+// trunk loaded with --pretrained FILE.pth. torchvision's ResNet-50 and VGG-16 name lists check
+// that their real state dicts load by their own names.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { PickleError, unpickle } from '../src/interop/pickle.js';
+import { readTorchCheckpoint } from '../src/interop/torch.js';
+import { createNet } from '../src/nets/models.js';
+import { parseSafetensors } from '../src/nets/safetensors.js';
+import { isTrunkName } from '../src/nets/weights.js';
+import { clothtag } from './helpers/cli.js';
+import { gpuEngine } from './helpers/gpu.js';
+
+const FIXTURES = join(import.meta.dirname, 'fixtures', 'torch');
+const fixture = (name: string) => new Uint8Array(readFileSync(join(FIXTURES, name)));
+/** The fixtures' values: (i % 17 - 8) * scale (scripts/make-torch-fixtures.py). */
+const ramp = (n: number, scale: number) => Array.from({ length: n }, (_, i) => ((i % 17) - 8) * scale);
+
+function checkDtypes(t: Test, tensors: ReturnType<typeof readTorchCheckpoint>): void {
+  const get = (k: string) => {
+    const v = tensors.get(k);
+    if (!v) throw new Error(`${k} missing`);
+    return { shape: v.shape, data: Array.from(v.data) };
+  };
+  t.same(get('f32'), { shape: [2, 3], data: ramp(6, 0.25) });
+  t.same(get('f16'), { shape: [5], data: ramp(5, 0.125) }, 'float16 widened');
+  t.same(get('bf16'), { shape: [5], data: ramp(5, 0.5) }, 'bfloat16 widened');
+  t.same(get('f64').data.map((v) => Math.fround(v)), ramp(4, 0.1).map((v) => Math.fround(v)), 'float64 narrowed');
+  t.same(get('i64').data, [0, 1000, 2000]);
+  t.same(get('u8').data, [0, 60, 120, 180]);
+  // base = ramp(12) as [3, 4]; its transpose [4, 3] reads column by column.
+  const base = ramp(12, 0.25);
+  t.same(get('transposed'), { shape: [4, 3], data: [0, 1, 2, 3].flatMap((c) => [0, 1, 2].map((r) => base[r * 4 + c]!)) }, 'a non-contiguous tensor through its strides');
+  t.same(get('sliced'), { shape: [4], data: ramp(10, 0.5).slice(3, 7) }, 'a storage offset');
+  t.same(get('shared'), { shape: [2, 5], data: ramp(10, 0.5) }, 'two tensors on one storage');
+  t.same(get('scalar'), { shape: [], data: [2.5] });
+  t.same(get('param').data, ramp(3, 1), 'an nn.Parameter');
+}
+
+t.test('torch.save files read value for value: dtypes, strides, offsets, shared storage, the legacy format', async (t) => {
+  checkDtypes(t, readTorchCheckpoint(fixture('dtypes.pth'), 'dtypes.pth'));
+  checkDtypes(t, readTorchCheckpoint(fixture('dtypes-legacy.pth'), 'dtypes-legacy.pth'));
+  const wrapped = readTorchCheckpoint(fixture('checkpoint.pth'), 'checkpoint.pth');
+  t.ok(wrapped.has('f32') && !wrapped.has('module.f32'), "a checkpoint's state_dict is found and DataParallel's module. prefix dropped");
+});
+
+t.test('a pickle that would run code is refused by name, and nothing runs', async (t) => {
+  const marker = '/tmp/clothtag-pickle-ran';
+  rmSync(marker, { force: true });
+  t.throws(() => readTorchCheckpoint(fixture('malicious.pth'), 'malicious.pth'), /malicious.pth \(.*data.pkl\): refusing to load the global posix.system/);
+  t.notOk(existsSync(marker), 'the command did not run');
+  // Hand-made pickles: a GLOBAL the reader does not know, and an opcode that builds arbitrary objects.
+  const globalPickle = new Uint8Array([0x80, 0x02, 0x63, ...new TextEncoder().encode('builtins\neval\n'), 0x2e]);
+  t.throws(() => unpickle(globalPickle, { globals: {} }, 'g.pkl'), PickleError);
+  t.throws(() => unpickle(new Uint8Array([0x80, 0x02, 0x69]), { globals: {} }, 'inst.pkl'), /opcode 0x69 is not read/);
+  t.throws(() => unpickle(new Uint8Array([0x80, 0x02, 0x58, 0xff, 0xff, 0xff, 0x7f]), { globals: {} }, 'short.pkl'), /short.pkl: the pickle ends early/);
+  const r = clothtag(['convert', join(FIXTURES, 'malicious.pth'), join(tmpdir(), 'never.safetensors')]);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /refusing to load the global posix.system/);
+});
+
+t.test('clothtag convert and --pretrained FILE.pth: a trunk saved by torch (float16, torchvision names) loads', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'clothtag-torch-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const out = join(dir, 'trunk.safetensors');
+  const r = clothtag(['convert', join(FIXTURES, 'resnet-trunk-w16.pth'), out]);
+  t.equal(r.code, 0, r.stderr);
+  const { tensors } = parseSafetensors(readFileSync(out));
+  const names = JSON.parse(readFileSync(join(FIXTURES, 'resnet-trunk-w16.json'), 'utf8')) as [string, number[]][];
+  for (const [name, shape] of names.slice(0, 3)) t.same(tensors.get(name)?.shape, shape, `${name} [${shape}]`);
+  t.ok(tensors.has('layer1.0.bn1.num_batches_tracked'), "torchvision's num_batches_tracked comes along (and is ignored when loading)");
+  // Train from it: --pretrained takes the .pth directly.
+  const data = join(dir, 'synth');
+  t.equal(clothtag(['data', 'synth', data, '--images', '16', '--size', '32']).code, 0);
+  const train = clothtag(['train', '--data', data, '--net', 'cloth_resnet_a', '--width', '0.0625', '--img-size', '32', '--batch-size', '4', '--epochs', '1', '--steps-per-epoch', '1', '--workers', '0', '--lr', '1e-12', '--pretrained', join(FIXTURES, 'resnet-trunk-w16.pth'), '--out', join(dir, 'run')]);
+  t.equal(train.code, 0, train.stderr);
+  t.match(train.stdout, new RegExp(`pretrained trunk: ${names.length} tensors from .*resnet-trunk-w16.pth`));
+  const saved = parseSafetensors(readFileSync(join(dir, 'run', 'weights', 'last.safetensors'))).tensors;
+  // conv1.weight: ramp / 64 through float16, unchanged by a step at lr 1e-12.
+  const conv1 = saved.get('conv1.weight')!.data;
+  t.ok(Math.abs(conv1[20]! - ramp(21, 1 / 64)[20]!) < 1e-6, `conv1.weight[20] = ${conv1[20]} is the file's`);
+});
+
+t.test("torchvision's ResNet-50 and VGG-16 state dicts fit our trunks by their own names", async (t) => {
+  const e = await gpuEngine();
+  for (const [net, file] of [['cloth_resnet_a', 'torchvision-resnet50-names.json'], ['fashionnet', 'torchvision-vgg16-names.json']] as const) {
+    const theirs = new Map((JSON.parse(readFileSync(join(FIXTURES, file), 'utf8')) as [string, number[]][]).map(([k, s]) => [k, s]));
+    const ours = createNet(e, { net, categories: 2, attributes: 2, width: 1, seed: 0 });
+    const trunk = ours.stateEntries().filter((s) => isTrunkName(s.name));
+    const misfits = trunk.filter((s) => JSON.stringify(theirs.get(s.name)) !== JSON.stringify(s.shape)).map((s) => `${s.name} [${s.shape}] vs ${JSON.stringify(theirs.get(s.name))}`);
+    t.same(misfits, [], `${net}: all ${trunk.length} trunk tensors are in ${file} with the same shapes`);
+    ours.dispose();
+  }
+});

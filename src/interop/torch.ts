@@ -3,7 +3,7 @@
 // format (pickles followed by the raw storages). The pickle goes through the restricted reader
 // (pickle.ts) that knows tensors, ordered dicts and plain values only. Every tensor becomes
 // float32 (float16 and bfloat16 widened), gathered through its strides and offset.
-import type { NamedArray, TensorMap } from '../nets/safetensors.js';
+import { type NamedArray, type TensorMap, bfloat16, half } from '../nets/safetensors.js';
 import { type Global, PickleError, unpickle } from './pickle.js';
 import { isZip, zipEntries, zipRead } from './zip.js';
 
@@ -36,20 +36,12 @@ interface TensorRef {
   stride: number[];
 }
 
-function half(bits: number): number {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exp = (bits >> 10) & 0x1f, frac = bits & 0x3ff;
-  if (exp === 0) return sign * 2 ** -14 * (frac / 1024);
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * 2 ** (exp - 15) * (1 + frac / 1024);
-}
-
 function element(view: DataView, dtype: Dtype, at: number): number {
   switch (dtype) {
     case 'f32': return view.getFloat32(at, true);
     case 'f64': return view.getFloat64(at, true);
     case 'f16': return half(view.getUint16(at, true));
-    case 'bf16': return new Float32Array(new Uint32Array([view.getUint16(at, true) << 16]).buffer)[0]!;
+    case 'bf16': return bfloat16(view.getUint16(at, true));
     case 'i64': return Number(view.getBigInt64(at, true));
     case 'i32': return view.getInt32(at, true);
     case 'i16': return view.getInt16(at, true);

@@ -16,12 +16,18 @@ export class SafetensorsError extends Error {
 
 const DTYPE_BYTES: Record<string, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
 
-function half(bits: number): number {
+/** An IEEE binary16 value from its bits (safetensors' F16, PyTorch's HalfStorage). */
+export function half(bits: number): number {
   const sign = bits & 0x8000 ? -1 : 1;
   const exp = (bits >> 10) & 0x1f, frac = bits & 0x3ff;
   if (exp === 0) return sign * 2 ** -14 * (frac / 1024);
   if (exp === 31) return frac ? NaN : sign * Infinity;
   return sign * 2 ** (exp - 15) * (1 + frac / 1024);
+}
+
+/** A bfloat16 value from its bits: the top half of a float32. */
+export function bfloat16(bits: number): number {
+  return new Float32Array(new Uint32Array([bits << 16]).buffer)[0]!;
 }
 
 /** Parses a safetensors file; every tensor is converted to float32 (integers too). */
@@ -68,7 +74,7 @@ export function parseSafetensors(bytes: ArrayBuffer | Uint8Array, source = 'safe
         case 'F32': data[i] = view.getFloat32(o, true); break;
         case 'F64': data[i] = view.getFloat64(o, true); break;
         case 'F16': data[i] = half(view.getUint16(o, true)); break;
-        case 'BF16': data[i] = new Float32Array(new Uint32Array([view.getUint16(o, true) << 16]).buffer)[0]!; break;
+        case 'BF16': data[i] = bfloat16(view.getUint16(o, true)); break;
         case 'I64': data[i] = Number(view.getBigInt64(o, true)); break;
         case 'I32': data[i] = view.getInt32(o, true); break;
         case 'I16': data[i] = view.getInt16(o, true); break;

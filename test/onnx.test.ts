@@ -89,3 +89,18 @@ t.test('clothtag export writes a checkpoint as ONNX that ONNX Runtime runs, at a
   t.equal(bad.code, 2);
   t.match(bad.stderr, /--batch takes a positive whole number or "dynamic"/);
 });
+
+t.test('bench infer times clothtag and ONNX Runtime (WebGPU and CPU) on the same exported graph', async (t) => {
+  const e = await gpuEngine();
+  const { benchInfer } = await import('../bench/infer.js');
+  const lines: string[] = [];
+  const r = await benchInfer(e, { net: 'cloth_repvgg', width: 1 / 16, sizes: [32], batches: [2], reps: 1, f16: false, log: (s) => lines.push(s) });
+  t.equal(r.rows.length, 1);
+  const row = r.rows[0]!;
+  t.same([row.net, row.size, row.batch, row.precision], ['cloth_repvgg', 32, 2, 'f32']);
+  t.ok(row.clothtag > 0, `clothtag ${row.clothtag.toFixed(1)} img/s`);
+  // ORT runs as dist/bench/ort-infer.js (make test builds it first).
+  t.ok(row.ort_cpu !== null && row.ort_cpu > 0, `ORT CPU ${row.ort_cpu}`);
+  t.ok(row.ort_webgpu !== null && row.ort_webgpu > 0, `ORT WebGPU ${row.ort_webgpu}`);
+  t.match(lines.join('\n'), /\| cloth_repvgg \| 32 +\| 2 +\| f32/);
+});

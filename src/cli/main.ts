@@ -83,8 +83,8 @@ const verbs: Record<string, Verb> = {
     run: tuneVerb,
   },
   bench: {
-    summary: 'benchmarks: gemm, conv (against TensorFlow.js WebGPU in the same process), roof (the adapter\'s peaks), memory (bandwidth-bound kernels), net (a training step\'s profile per layer), train-step (a small CNN against TensorFlow.js), real-data (accuracy)',
-    usage: 'clothtag bench gemm [--quick] [--reps N] [--json FILE]\n       clothtag bench roof [--reps N] [--json FILE]\n       clothtag bench memory [--reps N] [--json FILE]\n       clothtag bench train-step [--steps 5] [--json FILE]\n       clothtag bench net [--net cloth_resnet_a] [--width 0.25] [--size 64] [--batch 16] [--steps 5] [--json FILE]\n       clothtag bench real-data [--epochs 12] [--size 64] [--width 0.25] [--landmark-width 0.125] [--only clothing-small,deepfashion-fine,deepfashion-fine-landmarks] [--runs DIR] [--shared ../shared/data] [--json FILE]\n       clothtag bench conv [--batch 16] [--size S] [--nets resnet50,vgg16,repvgg_a0] [--passes forward,backward_data,backward_weight] [--layouts] [--reps N] [--json FILE]',
+    summary: 'benchmarks: gemm, conv (against TensorFlow.js WebGPU in the same process), roof (the adapter\'s peaks), memory (bandwidth-bound kernels), net (a training step\'s profile per layer), train-step (a small CNN against TensorFlow.js), infer (labelling against ONNX Runtime WebGPU), real-data (accuracy)',
+    usage: 'clothtag bench gemm [--quick] [--reps N] [--json FILE]\n       clothtag bench roof [--reps N] [--json FILE]\n       clothtag bench memory [--reps N] [--json FILE]\n       clothtag bench train-step [--steps 5] [--json FILE]\n       clothtag bench net [--net cloth_resnet_a] [--width 0.25] [--size 64] [--batch 16] [--steps 5] [--json FILE]\n       clothtag bench infer [--net cloth_resnet_a] [--width 1] [--size 64,224] [--batches 1,16] [--reps N] [--quick: f32 only] [--json FILE]\n       clothtag bench real-data [--epochs 12] [--size 64] [--width 0.25] [--landmark-width 0.125] [--only clothing-small,deepfashion-fine,deepfashion-fine-landmarks] [--runs DIR] [--shared ../shared/data] [--json FILE]\n       clothtag bench conv [--batch 16] [--size S] [--nets resnet50,vgg16,repvgg_a0] [--passes forward,backward_data,backward_weight] [--layouts] [--reps N] [--json FILE]',
     run: bench,
   },
 };
@@ -157,10 +157,11 @@ async function bench(args: string[]): Promise<number> {
       steps: { type: 'string', default: '5' },
       width: { type: 'string', default: '0.25' },
       shared: { type: 'string', default: '../shared/data' },
+      batches: { type: 'string', default: '1,16' },
     },
   });
   const reps = positiveInt(values.reps!, '--reps');
-  if (!['gemm', 'conv', 'real-data', 'roof', 'memory', 'net', 'train-step'].includes(what ?? '')) throw new UsageError(`unknown benchmark "${what ?? ''}": gemm, conv, roof, memory, net, train-step or real-data`);
+  if (!['gemm', 'conv', 'real-data', 'roof', 'memory', 'net', 'train-step', 'infer'].includes(what ?? '')) throw new UsageError(`unknown benchmark "${what ?? ''}": gemm, conv, roof, memory, net, train-step, infer or real-data`);
   const gpu = await createNodeGpu();
   const adapter = gpu.info.description || gpu.info.device;
   try {
@@ -192,6 +193,18 @@ async function bench(args: string[]): Promise<number> {
       const r = await benchNet(gpu.engine, {
         net: values.net, width: Number(values.width ?? 1), size: values.size ? positiveInt(values.size, '--size') : 64,
         batch: positiveInt(values.batch!, '--batch'), steps: positiveInt(values.steps!, '--steps'), log: (s: string) => console.log(s),
+      });
+      if (values.json) writeFileSync(values.json, JSON.stringify({ adapter: gpu.info, ...r }, null, 2));
+      return 0;
+    }
+    if (what === 'infer') {
+      const { benchInfer } = await import('../../bench/infer.js');
+      if (!isNetName(values.net!)) throw new UsageError(`--net must be one of ${NET_NAMES.join(', ')}`);
+      const list = (v: string, flag: string) => v.split(',').map((x) => positiveInt(x, flag));
+      console.log(`labelling (eval-mode forward) on ${adapter}: clothtag against ONNX Runtime on the same exported graph (WebGPU provider, same adapter; CPU provider for reference), median of ${reps}`);
+      const r = await benchInfer(gpu.engine, {
+        net: values.net, width: Number(values.width ?? 1), sizes: list(values.size ?? '64,224', '--size'), batches: list(values.batches!, '--batches'),
+        reps, f16: !values.quick, log: (s: string) => console.log(s),
       });
       if (values.json) writeFileSync(values.json, JSON.stringify({ adapter: gpu.info, ...r }, null, 2));
       return 0;

@@ -78,6 +78,12 @@ export async function benchNet(engine: Engine, o: NetBenchOptions): Promise<Reco
     for (const t of new Set(Object.values(terms))) t?.dispose();
   };
   for (let k = 0; k < 2; k++) await step(k); // warm-up: pipelines, buffers
+  // Device memory: the high-water mark of live tensors over one step, beside what the weights'
+  // state alone takes (parameters, their gradients, Adam's two moments: 4 x the parameters).
+  engine.resetPeak();
+  await step(2);
+  const peakBytes = engine.stats.peakBytes;
+  const stateBytes = 4 * 4 * net.parameterCount();
   recordMs = 0;
   const t0 = performance.now();
   for (let k = 0; k < o.steps; k++) await step(k + 2);
@@ -119,6 +125,7 @@ export async function benchNet(engine: Engine, o: NetBenchOptions): Promise<Reco
     `a ${stepMs.toFixed(0)} ms step: recording it on the CPU ${recordMs.toFixed(1)} ms; the GPU kernels ${kernelMs.toFixed(0)} ms ` +
       `(${timings.length} dispatches, each timed in a pass of its own, which adds a little per dispatch); submission and readback the rest.`,
   );
+  o.log(`device memory: a step's peak of live tensors ${(peakBytes / 2 ** 20).toFixed(1)} MB, of which the weights' state (parameters, gradients, Adam's moments) is ${(stateBytes / 2 ** 20).toFixed(1)} MB; the rest is activations kept for backward and temporaries (buffers rounded up to their pool size class).`);
   o.log(`data loading: ${loadMs.toFixed(0)} ms to decode, crop, resize and build targets for ${n} images in one thread (${((100 * loadMs) / stepMs).toFixed(0)}% of a step; the loader threads overlap it with the GPU).`);
-  return { net: o.net, width: o.width, size: S, batch: n, imagesPerSecond: (1000 * n) / stepMs, stepMs, recordMs, kernelMs, dispatches: timings.length, loadMs, families: Object.fromEntries(families), blocks, layers: layers.slice(0, 40) };
+  return { net: o.net, width: o.width, size: S, batch: n, imagesPerSecond: (1000 * n) / stepMs, stepMs, recordMs, kernelMs, peakBytes, stateBytes, dispatches: timings.length, loadMs, families: Object.fromEntries(families), blocks, layers: layers.slice(0, 40) };
 }

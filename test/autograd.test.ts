@@ -71,3 +71,25 @@ t.test('backward needs a scalar', async (t) => {
   w.requiresGrad = true;
   t.throws(() => backward(ops.mul(w, w)), /needs a scalar/);
 });
+
+t.test("backward frees each intermediate gradient once it is passed on: the step's high-water mark", async (t) => {
+  const e = await gpuEngine(t);
+  // A chain of 12 ReLUs over 256 KiB tensors: the forward pass keeps all 12 activations either
+  // way; backward, done eagerly, holds about two gradients at a time - without the eager free
+  // (tape.ts: g.dispose() after node.backward), all 12 until the enclosing tidy() ends.
+  const depth = 12, shape = [256, 256], bytes = 256 * 256 * 4;
+  e.tidy(() => {
+    const x = e.full(shape, 0.5);
+    x.requiresGrad = true;
+    let y = x;
+    for (let i = 0; i < depth; i++) y = ops.relu(y);
+    const loss = ops.sumAll(y);
+    e.resetPeak();
+    const before = e.stats.allocatedBytes;
+    backward(loss);
+    const extra = e.stats.peakBytes - before;
+    t.ok(extra <= 4 * bytes, `backward's peak is ${(extra / bytes).toFixed(1)} tensors above the forward pass (at most 4; ${depth} without eager freeing)`);
+    x.grad?.dispose();
+  });
+  t.ok(e.stats.peakBytes >= e.stats.allocatedBytes, 'the high-water mark is never below what is live');
+});

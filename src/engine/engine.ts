@@ -126,7 +126,16 @@ export class Engine {
   private readonly layerScopes: string[] = [];
 
   /** Bytes currently held by live tensors and by the pool. */
-  stats = { allocatedBytes: 0, pooledBytes: 0, buffersCreated: 0, dispatches: 0, submits: 0, flops: 0 };
+  /**
+   * allocatedBytes: held by live tensors now; peakBytes: the most they held at once since the
+   * last resetPeak() (the high-water mark a step needs); pooledBytes: freed buffers kept for reuse.
+   */
+  stats = { allocatedBytes: 0, peakBytes: 0, pooledBytes: 0, buffersCreated: 0, dispatches: 0, submits: 0, flops: 0 };
+
+  /** Starts a new high-water mark (stats.peakBytes) from what is live now. */
+  resetPeak(): void {
+    this.stats.peakBytes = this.stats.allocatedBytes;
+  }
 
   /**
    * When true, dispatches are counted (stats.flops, stats.dispatches) but not recorded: a model's
@@ -373,6 +382,7 @@ export class Engine {
     const list = this.free.get(size);
     const reused = list?.pop();
     this.stats.allocatedBytes += size;
+    this.stats.peakBytes = Math.max(this.stats.peakBytes, this.stats.allocatedBytes);
     if (reused) {
       this.stats.pooledBytes -= size;
       return reused;

@@ -8,6 +8,7 @@ import { createNet } from '../src/nets/models.js';
 import { syntheticBatch } from '../src/run/tune.js';
 import { THESIS_LOSS } from '../src/train/losses.js';
 import { Trainer } from '../src/train/step.js';
+import { parseSafetensors } from '../src/nets/safetensors.js';
 import { MetricsAccumulator, decodeLandmarks } from '../src/train/metrics.js';
 import { clothtag } from './helpers/cli.js';
 import { gpuEngine } from './helpers/gpu.js';
@@ -99,6 +100,15 @@ t.test('mixed precision (f16 operands, scaled gradients) trains as well', async 
   t.ok(top1 >= 0.4, `category top-1 ${(100 * top1).toFixed(1)}% after 4 epochs (chance: ${(100 / 6).toFixed(1)}%)`);
   const skipped = logs.filter((l) => l.includes('overflowed f16'));
   t.ok(skipped.length <= 3, `${skipped.length} steps skipped for f16 overflow`);
+  // The gradient scale is saved with the state, and a resumed run continues from it: its count of
+  // clean steps goes on from where it was instead of starting again.
+  const scaleOf = () => JSON.parse(parseSafetensors(readFileSync(join(tmp, 'mixed', 'weights', 'last.state.safetensors'))).metadata.gradient_scale!) as { scale: number; cleanSteps: number };
+  const saved = scaleOf();
+  t.ok(saved.scale > 0 && saved.cleanSteps > 0, `saved: scale ${saved.scale}, ${saved.cleanSteps} clean steps`);
+  await runTraining(e, join(tmp, 'mixed'), { ...base, epochs: 5, precision: 'mixed' }, quiet, true);
+  const resumed = scaleOf();
+  const perEpoch = r.stepLosses.length / 4;
+  t.ok(resumed.cleanSteps === saved.cleanSteps + perEpoch || resumed.scale !== saved.scale, `resumed: ${resumed.cleanSteps} clean steps (${saved.cleanSteps} + ${perEpoch}), scale ${resumed.scale}`);
 });
 
 t.test('resume continues exactly: the same losses as an uninterrupted run', async (t) => {

@@ -16,6 +16,7 @@ import { THESIS_LOSS, type LossConfig, decodeFor, needsHeatmapTargets } from '..
 import type { EvalResult, Vocabulary } from '../train/metrics.js';
 import { type ScheduleName, learningRate } from '../train/schedule.js';
 import { Trainer } from '../train/step.js';
+import { GradientScaler } from '../autograd/scaler.js';
 import { AUGMENTS, type AugmentName } from '../data/augment.js';
 import { meanPositionBaseline, meanPositions } from './baselines.js';
 import { evaluate } from './evaluate.js';
@@ -381,7 +382,10 @@ async function saveState(out: string, net: ClothNet, trainer: Trainer, pos: Posi
   }
   for (const [k, t] of Object.entries(trainer.uncertainty?.logVars ?? {})) state.set(`uncertainty.${k}`, { shape: [1], data: await t.read() });
   for (const [i, t] of (trainer.average?.average ?? []).entries()) state.set(`average.${i}`, { shape: [...t.shape], data: await t.read() });
-  writeAtomic(join(out, 'weights', 'last.state.safetensors'), serializeSafetensors(state, { position: JSON.stringify(pos), adam_step: String(await trainer.optimizer.stepCount()) }));
+  // Mixed precision's gradient scale (and its clean-step count) goes with the state, so that a
+  // resumed run continues with the scale it had reached rather than starting over at 1024.
+  const scaler: Record<string, string> = trainer.scaler ? { gradient_scale: JSON.stringify({ scale: trainer.scaler.scale, cleanSteps: trainer.scaler.cleanSteps, overflows: trainer.scaler.overflows }) } : {};
+  writeAtomic(join(out, 'weights', 'last.state.safetensors'), serializeSafetensors(state, { position: JSON.stringify(pos), adam_step: String(await trainer.optimizer.stepCount()), ...scaler }));
 }
 
 function restoreState(out: string, net: ClothNet, trainer: Trainer): Position {
@@ -407,6 +411,11 @@ function restoreState(out: string, net: ClothNet, trainer: Trainer): Position {
     net.engine.write(t, saved.data);
   }
   trainer.optimizer.setStepCount(Number(metadata.adam_step ?? 0));
+  if (metadata.gradient_scale && net.engine.mixedPrecision) {
+    const saved = JSON.parse(metadata.gradient_scale) as { scale: number; cleanSteps: number; overflows: number };
+    trainer.scaler ??= new GradientScaler(net.engine);
+    Object.assign(trainer.scaler, saved);
+  }
   return JSON.parse(metadata.position ?? '{"epoch":0,"batch":0,"step":0,"bestScore":null}') as Position;
 }
 

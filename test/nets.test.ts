@@ -281,3 +281,37 @@ t.test('parameter counts at full width are those of the standard trunks', async 
   t.equal(counts.cloth_repvgg![1], 8_309_384, 'RepVGG-A0 with a 1000-class head, deployed, has the paper\'s 8.30M');
   t.equal(counts.cloth_repvgg![0], 9_108_968, 'and 9,108,968 in its training form (the BatchNorms of three branches)');
 });
+
+t.test('module hooks read an activation and a gradient by layer path, and are removed', async (t) => {
+  const e = await gpuEngine(t);
+  const net = createNet(e, { net: 'cloth_resnet_a', categories: 3, attributes: 2, width: 1 / 16, seed: 5 });
+  net.setTraining(false);
+  const shapes: number[][] = [];
+  const removeForward = net.find('layer2.0').onForward((out) => shapes.push([...(out as Tensor).shape]));
+  let gradient: Promise<Float32Array[]> | null = null;
+  const removeBackward = net.find('category').onBackward((g) => {
+    gradient = e.readMany([g]); // recorded now: g is freed once the hook returns
+  });
+  const x = e.tensor(randn(2 * 3 * 32 * 32, 8), [2, 3, 32, 32]).keep();
+  e.tidy(() => {
+    const out = net.forward(x);
+    backward(ops.sumAll(out.category!));
+  });
+  t.same(shapes, [[2, 32, 4, 4]], "layer2.0's output: 2 images, 512/16 channels, 32/8 pixels");
+  t.ok(gradient, 'the backward hook ran');
+  t.same(Array.from((await gradient!)[0]!), [1, 1, 1, 1, 1, 1], 'd sum(logits) / d logits = 1 everywhere');
+  for (const p of net.parameters()) {
+    p.grad?.dispose();
+    p.grad = null;
+  }
+  removeForward();
+  removeBackward();
+  gradient = null;
+  e.tidy(() => backward(ops.sumAll(net.forward(x).category!)));
+  t.equal(shapes.length, 1, 'a removed forward hook is not called');
+  t.equal(gradient, null, 'nor a removed backward hook');
+  t.throws(() => net.find('layer9'), /no module at "layer9"/);
+  for (const p of net.parameters()) p.grad?.dispose();
+  x.dispose();
+  net.dispose();
+});

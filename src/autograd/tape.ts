@@ -87,6 +87,7 @@ export function backward(root: Tensor, seed?: Tensor): void {
     const g = grads.get(t);
     if (!g) continue;
     grads.delete(t);
+    for (const hook of t.gradHooks ?? []) hook(g);
     const node = t.node;
     if (!node) {
       // A leaf: keep (or add to) its gradient.

@@ -52,6 +52,12 @@ export class Tensor {
   grad: Tensor | null = null;
   /** Set by differentiable ops; null for leaves and for results computed without grad. */
   node: GradNode | null = null;
+  /**
+   * Called by backward() with this tensor's whole gradient, before it is passed on (module
+   * backward hooks). The gradient is freed right after: copy it (engine.readMany records the copy
+   * at once) rather than keep it.
+   */
+  gradHooks: ((grad: Tensor) => void)[] | null = null;
   disposed = false;
 
   constructor(

@@ -2,7 +2,7 @@
 // state (what a safetensors checkpoint holds). A state entry may be stored as row chunks when one
 // tensor would exceed the adapter's binding limit (VGG's 25088 x 4096 classifier on lavapipe).
 import type { Engine } from '../engine/engine.js';
-import type { Tensor } from '../engine/tensor.js';
+import { Tensor } from '../engine/tensor.js';
 
 /** A named tensor of the state, possibly split along its first axis into parts. */
 export interface StateEntry {
@@ -69,15 +69,51 @@ export abstract class Module {
     this.children.set(name, m);
     // Every registered child's forward runs inside an engine scope named by its path, so that a
     // profile attributes each dispatch (and, through the tape, its backward) to a layer.
+    // The same wrapper calls the module's hooks (onForward, onBackward) with what it made.
     const forward = (m as unknown as { forward?: unknown }).forward;
     if (typeof forward === 'function') {
       Object.defineProperty(m, 'forward', {
-        value: (...args: unknown[]) => m.engine.scope(m.path, () => forward.apply(m, args)),
+        value: (...args: unknown[]) => {
+          const out = m.engine.scope(m.path, () => forward.apply(m, args)) as unknown;
+          for (const hook of m.forwardHooks) hook(out, args);
+          if (m.backwardHooks.length && out instanceof Tensor) (out.gradHooks ??= []).push(...m.backwardHooks);
+          return out;
+        },
         configurable: true,
         writable: true,
       });
     }
     return m;
+  }
+
+  private readonly forwardHooks: ((output: unknown, inputs: unknown[]) => void)[] = [];
+  private readonly backwardHooks: ((gradOutput: Tensor) => void)[] = [];
+
+  /**
+   * Calls `hook(output, inputs)` after every forward pass of this module (a registered child),
+   * e.g. to read an activation by layer path: `net.find('trunk.layer2.0').onForward(...)`.
+   * Returns a function that removes the hook.
+   */
+  onForward(hook: (output: unknown, inputs: unknown[]) => void): () => void {
+    this.forwardHooks.push(hook);
+    return () => void this.forwardHooks.splice(this.forwardHooks.indexOf(hook), 1);
+  }
+
+  /**
+   * Calls `hook(gradient)` in backward() with the gradient of this module's output (when its
+   * forward returns one tensor), before it flows into the module. The gradient is freed right
+   * after the hook: copy it (engine.readMany) rather than keep it. Returns the remover.
+   */
+  onBackward(hook: (gradOutput: Tensor) => void): () => void {
+    this.backwardHooks.push(hook);
+    return () => void this.backwardHooks.splice(this.backwardHooks.indexOf(hook), 1);
+  }
+
+  /** The module at a dotted path below this one (`trunk.layer2.0`), or an error naming the path. */
+  find(path: string): Module {
+    const found = this.modules().find((m) => m.path === path);
+    if (!found) throw new Error(`no module at "${path}" (e.g. ${this.modules().slice(1, 4).map((m) => m.path).join(', ')})`);
+    return found;
   }
 
   /** Registers a tensor of the state, uploaded from `data` and split into row chunks if it must be. */

@@ -11,6 +11,7 @@ import type { Engine } from '../src/engine/engine.js';
 import { exportOnnx } from '../src/interop/onnx.js';
 import { type NetName, createNet } from '../src/nets/models.js';
 import { disposeAll, predictBatch } from '../src/train/step.js';
+import { kernelFamily, layerBlock, layerProfile } from './net.js';
 import { table } from './timing.js';
 
 export interface InferRow {
@@ -89,6 +90,20 @@ export async function benchInfer(engine: Engine, o: InferOptions): Promise<{ row
         const webgpu = ortImagesPerSecond(model, 'webgpu', batch, size, o.reps, o.log);
         const cpu = ortImagesPerSecond(model, 'cpu', batch, size, o.reps, o.log);
         rows.push({ net: o.net, batch, size, precision: 'f32', clothtag: f32, ort_webgpu: webgpu, ort_cpu: cpu });
+        if (webgpu && f32 < webgpu && engine.hasTimestamps) {
+          // Behind: where clothtag's forward pass spends its kernel time, by block of layers and by kernel family.
+          let out: ReturnType<typeof predictBatch> | null = null;
+          const timings = await engine.profileKernels(() => (out = predictBatch(net, input, batch, size)));
+          const made = out as ReturnType<typeof predictBatch> | null;
+          disposeAll([made?.category, made?.attributes, made?.heatmaps]);
+          const kernelMs = timings.reduce((sum, k) => sum + k.ms, 0);
+          o.log(`  behind ORT WebGPU here: the forward pass's ${timings.length} kernels take ${kernelMs.toFixed(1)} ms of ${((1000 * batch) / f32).toFixed(1)} ms a batch (the rest: recording, submission, reading back)`);
+          const blocks = layerProfile(timings, layerBlock).slice(0, 8).map((r) => [r.key, r.dispatches, r.forward.toFixed(1), `${((100 * r.forward) / kernelMs).toFixed(0)}%`]);
+          o.log(table(blocks, ['block', 'dispatches', 'forward ms', 'share']));
+          const families = new Map<string, number>();
+          for (const k of timings) families.set(kernelFamily(k.key), (families.get(kernelFamily(k.key)) ?? 0) + k.ms);
+          o.log(table([...families].sort((a, b) => b[1] - a[1]).map(([f, ms]) => [f, ms.toFixed(1), `${((100 * ms) / kernelMs).toFixed(0)}%`]), ['kernels', 'ms', 'share']));
+        }
         o.log(`${o.net} ${size}x${size} batch ${batch} f32: clothtag ${f32.toFixed(1)} img/s, ORT WebGPU ${webgpu?.toFixed(1) ?? '-'}, ORT CPU ${cpu?.toFixed(1) ?? '-'}${webgpu ? ` (${(f32 / webgpu).toFixed(2)}x ORT WebGPU)` : ''}`);
         if (o.f16 && engine.hasF16) {
           // ORT runs the fp32 graph only (an f16 graph would be another export): clothtag's mixed path alone.

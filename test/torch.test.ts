@@ -96,3 +96,36 @@ t.test("torchvision's ResNet-50 and VGG-16 state dicts fit our trunks by their o
     ours.dispose();
   }
 });
+
+t.test("cloth_repvgg's trunk has the official RepVGG-A0 state names and shapes", async (t) => {
+  // The official repository's construction (DingXiaoH/RepVGG, repvgg.py, read at 022edbe):
+  // stage0 is one block 3 -> min(64, 64a); stages 1-4 are nn.Sequential of [2, 4, 14, 1] blocks of
+  // 64a, 128a, 256a, 512b channels (A0: a = 0.75, b = 2.5), each stage's first block with stride 2;
+  // a block has rbr_dense (3x3 conv + bn), rbr_1x1 (1x1 conv + bn) and, when its input and output
+  // channels match at stride 1, rbr_identity (a BatchNorm).
+  const expected = new Map<string, number[]>();
+  const bn = (prefix: string, c: number) => {
+    for (const k of ['weight', 'bias', 'running_mean', 'running_var']) expected.set(`${prefix}.${k}`, [c]);
+  };
+  const block = (prefix: string, cin: number, cout: number, stride: number) => {
+    expected.set(`${prefix}.rbr_dense.conv.weight`, [cout, cin, 3, 3]);
+    bn(`${prefix}.rbr_dense.bn`, cout);
+    expected.set(`${prefix}.rbr_1x1.conv.weight`, [cout, cin, 1, 1]);
+    bn(`${prefix}.rbr_1x1.bn`, cout);
+    if (cin === cout && stride === 1) bn(`${prefix}.rbr_identity`, cin);
+  };
+  let planes = Math.min(64, 64 * 0.75);
+  block('stage0', 3, planes, 2);
+  [[64 * 0.75, 2], [128 * 0.75, 4], [256 * 0.75, 14], [512 * 2.5, 1]].forEach(([width, blocks], s) => {
+    for (let k = 0; k < blocks!; k++) {
+      block(`stage${s + 1}.${k}`, planes, width!, k === 0 ? 2 : 1);
+      planes = width!;
+    }
+  });
+  const e = await gpuEngine();
+  const net = createNet(e, { net: 'cloth_repvgg', categories: 2, attributes: 2, width: 1, seed: 0 });
+  const ours = new Map(net.stateEntries().filter((s) => isTrunkName(s.name)).map((s) => [s.name, [...s.shape]]));
+  t.same([...ours.keys()].sort(), [...expected.keys()].sort(), `the same ${expected.size} names`);
+  t.same([...expected].filter(([k, v]) => JSON.stringify(ours.get(k)) !== JSON.stringify(v)), [], 'the same shapes');
+  net.dispose();
+});

@@ -30,8 +30,9 @@ export async function exportVerb(args: string[]): Promise<number> {
     if (repvgg && !meta.deployed) await net.reparameterize();
     const onnx = await exportOnnx(net, { size, batch });
     writeAtomic(values.onnx, onnx);
-    const outputs = [net.config.categories ? `category [${batch === 'dynamic' ? 'N' : batch}, ${net.config.categories}]` : '', net.config.attributes ? `attributes [${batch === 'dynamic' ? 'N' : batch}, ${net.config.attributes}]` : '', net.hasLandmarks ? `heatmaps [${batch === 'dynamic' ? 'N' : batch}, 8, ${size}, ${size}]` : ''].filter(Boolean);
-    console.log(`${values.onnx}: ${net.config.net}${repvgg ? ' (deployed)' : ''}, input image ${batch === 'dynamic' ? 'N' : batch}x3x${size}x${size} (ImageNet-normalized RGB), outputs ${outputs.join(', ')}; ONNX opset 18, ${(onnx.length / 2 ** 20).toFixed(1)} MB`);
+    const N = batch === 'dynamic' ? 'N' : batch;
+    const outputs = [net.config.categories ? `category [${N}, ${net.config.categories}]` : '', net.config.attributes ? `attributes [${N}, ${net.config.attributes}]` : '', net.hasLandmarks ? `heatmaps [${N}, 8, ${size}, ${size}]` : ''].filter(Boolean);
+    console.log(`${values.onnx}: ${net.config.net}${repvgg ? ' (deployed)' : ''}, input image ${N}x3x${size}x${size} (ImageNet-normalized RGB), outputs ${outputs.join(', ')}; ONNX opset 18, ${(onnx.length / 2 ** 20).toFixed(1)} MB`);
     net.dispose();
     return 0;
   } finally {

@@ -19,7 +19,8 @@ import { SCHEDULES } from '../train/schedule.js';
 import { AUGMENT_NAMES } from '../data/augment.js';
 import { formatEval } from '../train/metrics.js';
 import { Progress } from './progress.js';
-import { UsageError, positiveInt, readFileOrThrow, readJsonFile } from './util.js';
+import { readJsonFile } from '../data/files.js';
+import { UsageError, positiveInt, readFileOrThrow } from './util.js';
 
 function positiveNumber(v: string, flag: string): number {
   const n = Number(v);
@@ -214,14 +215,6 @@ export async function trainVerb(args: string[]): Promise<number> {
   }
 }
 
-function parseJson<T>(text: string, what: string): T {
-  try {
-    return JSON.parse(text) as T;
-  } catch (e) {
-    throw new Error(`${what} is not valid JSON (${(e as Error).message})`);
-  }
-}
-
 /**
  * Puts a dataset's category indices in the checkpoint's order. An ImageFolder set may hold only
  * some of the classes (a test/ folder of three of them): each class is found by name.
@@ -246,13 +239,12 @@ export async function evalVerb(args: string[]): Promise<number> {
   const gpu = await createNodeGpu();
   try {
     const { net, meta } = await loadCheckpoint(gpu.engine, bytes, values.checkpoint);
-    // The vocabulary, size and landmark decoding as labelling reads them; the split from the same metadata.
-    const { vocab, size, decode } = checkpointLabeling(meta.extra, values.checkpoint);
-    const training = meta.extra?.training ? parseJson<{ split?: string }>(meta.extra.training, `${values.checkpoint}: its training metadata`) : {};
+    // The vocabulary, size, landmark decoding and split as the checkpoint's metadata records them.
+    const { vocab, size, decode, split: trainedSplit } = checkpointLabeling(meta.extra, values.checkpoint);
     if (ds.tasks.category && vocab.categories.length) matchCategories(ds, vocab.categories, values.data);
     if (ds.tasks.attributes && vocab.attributes.length && JSON.stringify(ds.attributeNames) !== JSON.stringify(vocab.attributes)) throw new Error(`${values.data} has other attributes than the checkpoint was trained on`);
     // A held-out set alone is enough: no training split is needed to evaluate.
-    const splits = makeSplits(ds, training.split && training.split !== 'official' ? training.split : 'official', 0, { needTrain: false });
+    const splits = makeSplits(ds, trainedSplit && trainedSplit !== 'official' ? trainedSplit : 'official', 0, { needTrain: false });
     let indices = splits[split as 'train' | 'val' | 'test'];
     if (!indices.length) throw new Error(`${values.data} has no ${split} images${split === 'test' ? '' : ' (try --split test)'}`);
     if (values.limit) indices = indices.slice(0, positiveInt(values.limit, '--limit'));

@@ -19,12 +19,3 @@ export function readFileOrThrow(path: string): Uint8Array {
   return readRegularFile(path);
 }
 
-/** Parses a JSON file, naming the file in the error when it is not JSON. */
-export function readJsonFile<T>(path: string): T {
-  const text = new TextDecoder().decode(readRegularFile(path));
-  try {
-    return JSON.parse(text) as T;
-  } catch (e) {
-    throw new Error(`${path} is not valid JSON (${(e as Error).message})`);
-  }
-}

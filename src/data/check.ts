@@ -44,7 +44,7 @@ export function checkDataset(ds: Dataset, onProgress?: (done: number, total: num
       if (!size) problems.push(`${item.path}: not a readable JPEG or PNG`);
     } catch (e) {
       if (!(e instanceof FileRefusedError)) throw e;
-      if (/: no such file$/.test(e.message)) {
+      if (e.missing) {
         missing.push(item.path);
         if (missing.length <= 50) problems.push(`${item.path}: listed but missing`);
       } else problems.push(e.message);

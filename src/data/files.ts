@@ -6,6 +6,10 @@ import { isAbsolute } from 'node:path';
 
 export class FileRefusedError extends Error {
   override name = 'FileRefusedError';
+  /** `missing`: there is no such file (a missing image is counted apart from a refused one). */
+  constructor(message: string, readonly missing = false) {
+    super(message);
+  }
 }
 
 /**
@@ -40,7 +44,8 @@ export function withRegularFile<T>(path: string, label: string, maxBytes: number
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
     const code = (e as { code?: string }).code;
-    throw new FileRefusedError(code === 'ENOENT' ? `${label}: no such file` : code === 'EACCES' ? `${label}: permission denied` : `${label}: ${(e as Error).message}`);
+    if (code === 'ENOENT') throw new FileRefusedError(`${label}: no such file`, true);
+    throw new FileRefusedError(code === 'EACCES' ? `${label}: permission denied` : `${label}: ${(e as Error).message}`);
   }
   try {
     const st = fstatSync(fd);
@@ -49,6 +54,16 @@ export function withRegularFile<T>(path: string, label: string, maxBytes: number
     return use(fd, st.size);
   } finally {
     closeSync(fd);
+  }
+}
+
+/** Parses a regular file as JSON, naming the file in the error when it is not JSON. */
+export function readJsonFile<T>(path: string): T {
+  const text = new TextDecoder().decode(readRegularFile(path));
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new Error(`${path} is not valid JSON (${(e as Error).message})`);
   }
 }
 

@@ -110,6 +110,17 @@ function storageRef(pid: unknown, source: string): StorageRef {
   return { storage: true, dtype, key: String(pid[2]) };
 }
 
+/** The storages a pickle names by persistent id, one StorageRef per key (tensors may share one). */
+function storageTable(source: string): { storages: Map<string, StorageRef>; persistentLoad: (pid: unknown) => StorageRef } {
+  const storages = new Map<string, StorageRef>();
+  const persistentLoad = (pid: unknown) => {
+    const ref = storageRef(pid, source);
+    if (!storages.has(ref.key)) storages.set(ref.key, ref);
+    return storages.get(ref.key)!;
+  };
+  return { storages, persistentLoad };
+}
+
 /**
  * The tensors of a state dict (or of a checkpoint dict holding one under `state_dict`, `model`,
  * `model_state_dict` or `state`), with `module.` (DataParallel's prefix) removed when every name has it.
@@ -147,15 +158,8 @@ export function readTorchCheckpoint(bytes: Uint8Array, source: string): TensorMa
         throw new TorchFileError(`${source}: a zip without data.pkl (not a torch.save checkpoint)`);
       }
       const prefix = pkl.slice(0, -'data.pkl'.length);
-      const storages = new Map<string, StorageRef>();
-      const root = unpickle(zipRead(bytes, entries.get(pkl)!, source), {
-        globals,
-        persistentLoad: (pid) => {
-          const ref = storageRef(pid, source);
-          if (!storages.has(ref.key)) storages.set(ref.key, ref);
-          return storages.get(ref.key);
-        },
-      }, `${source} (${pkl})`).value;
+      const { storages, persistentLoad } = storageTable(source);
+      const root = unpickle(zipRead(bytes, entries.get(pkl)!, source), { globals, persistentLoad }, `${source} (${pkl})`).value;
       for (const ref of storages.values()) {
         const entry = entries.get(`${prefix}data/${ref.key}`);
         if (!entry) throw new TorchFileError(`${source}: storage ${ref.key} is missing from the archive`);
@@ -171,15 +175,8 @@ export function readTorchCheckpoint(bytes: Uint8Array, source: string): TensorMa
     }
     const version = unpickle(bytes, { globals }, source, magic.end);
     const info = unpickle(bytes, { globals }, source, version.end);
-    const storages = new Map<string, StorageRef>();
-    const object = unpickle(bytes, {
-      globals,
-      persistentLoad: (pid) => {
-        const ref = storageRef(pid, source);
-        if (!storages.has(ref.key)) storages.set(ref.key, ref);
-        return storages.get(ref.key);
-      },
-    }, source, info.end);
+    const { storages, persistentLoad } = storageTable(source);
+    const object = unpickle(bytes, { globals, persistentLoad }, source, info.end);
     const keys = unpickle(bytes, { globals }, source, object.end);
     if (!Array.isArray(keys.value)) throw new TorchFileError(`${source}: the legacy storage list is missing`);
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

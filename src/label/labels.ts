@@ -89,7 +89,7 @@ export async function labelImages(net: ClothNet, vocab: Vocabulary, images: { im
  * A checkpoint's vocabulary, training size and landmark decoding, from its metadata (checkpoints
  * written before the soft-argmax loss existed decode by the peak, as they were trained).
  */
-export function checkpointLabeling(extra: Record<string, string> | undefined, source: string): { vocab: Vocabulary; size: number; decode: LandmarkDecode } {
+export function checkpointLabeling(extra: Record<string, string> | undefined, source: string): { vocab: Vocabulary; size: number; decode: LandmarkDecode; split?: string } {
   const parse = <T>(text: string, what: string): T => {
     try {
       return JSON.parse(text) as T;
@@ -102,8 +102,8 @@ export function checkpointLabeling(extra: Record<string, string> | undefined, so
   if (!Array.isArray(vocab.categories) || !Array.isArray(vocab.attributes) || !Array.isArray(vocab.attributeTypes) || typeof vocab.typeNames !== 'object') {
     throw new Error(`${source}: the vocabulary in its metadata needs categories, attributes, attributeTypes and typeNames`);
   }
-  const training = parse<{ imgSize?: number; landmarkDecode?: LandmarkDecode }>(extra?.training ?? '{}', 'training record');
+  const training = parse<{ imgSize?: number; landmarkDecode?: LandmarkDecode; split?: string }>(extra?.training ?? '{}', 'training record');
   const size = Number(training.imgSize ?? 224);
   if (!Number.isInteger(size) || size < 8 || size > 1024) throw new Error(`${source}: its metadata's training size ${training.imgSize} is not a size in pixels`);
-  return { vocab, size, decode: training.landmarkDecode === 'softargmax' ? 'softargmax' : 'peak' };
+  return { vocab, size, decode: training.landmarkDecode === 'softargmax' ? 'softargmax' : 'peak', split: training.split };
 }

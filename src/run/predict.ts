@@ -73,8 +73,7 @@ function identity(path: string): string {
  * Where each input's overlay goes in `dir`: its name with .png, and -2, -3... when another input
  * of the same name took it first, or when that path is one of the inputs (never written over).
  */
-export function overlayPaths(files: string[], dir: string): Map<string, string> {
-  const inputs = new Set(files.map(identity));
+export function overlayPaths(files: string[], dir: string, inputs = inputIdentities(files)): Map<string, string> {
   const taken = new Set<string>();
   const out = new Map<string, string>();
   for (const file of files) {
@@ -91,9 +90,13 @@ export function overlayPaths(files: string[], dir: string): Map<string, string> 
   return out;
 }
 
+/** The inputs' identities (real paths), which no output may take. */
+export function inputIdentities(files: string[]): Set<string> {
+  return new Set(files.map(identity));
+}
+
 /** Refuses an output file (--jsonl, --sheet) that is one of the inputs. */
-export function refuseOverwritingInputs(files: string[], outputs: Record<string, string | undefined>): void {
-  const inputs = new Set(files.map(identity));
+export function refuseOverwritingInputs(inputs: Set<string>, outputs: Record<string, string | undefined>): void {
   for (const [flag, path] of Object.entries(outputs)) {
     if (path && inputs.has(identity(path))) throw new Error(`${flag} ${path} is one of the images to label; choose another file`);
   }
@@ -111,9 +114,10 @@ export async function predictFiles(engine: Engine, files: string[], o: PredictOp
   const boxes = o.bbox ? parseImageRows(o.bbox, 4, new Problems(), 'a box x_1 y_1 x_2 y_2') : null;
   // A DeepFashion list (Anno/list_bbox.txt) names images relative to the dataset's root, the folder above Anno/.
   const listRoot = o.bbox ? (basename(dirname(resolve(o.bbox))) === 'Anno' ? dirname(dirname(resolve(o.bbox))) : dirname(resolve(o.bbox))) : '';
-  refuseOverwritingInputs(files, { '--jsonl': o.jsonl, '--sheet': o.sheet });
+  const inputs = inputIdentities(files);
+  refuseOverwritingInputs(inputs, { '--jsonl': o.jsonl, '--sheet': o.sheet });
   if (o.out) mkdirSync(o.out, { recursive: true });
-  const overlays = o.out ? overlayPaths(files, o.out) : null;
+  const overlays = o.out ? overlayPaths(files, o.out, inputs) : null;
   const lines: string[] = [];
   const failed: { file: string; error: string }[] = [];
   const results: FileLabels[] = [];

@@ -1,7 +1,7 @@
 // `clothtag train`: a run folder with config.json, metrics.csv, curves, and atomic checkpoints
 // (weights/last, weights/best, and the optimizer state that makes --resume exact).
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { readRegularFile } from '../data/files.js';
+import { readJsonFile, readRegularFile } from '../data/files.js';
 import { isTorchCheckpoint, readTorchCheckpoint } from '../interop/torch.js';
 import { join } from 'node:path';
 import type { Engine } from '../engine/engine.js';
@@ -351,12 +351,7 @@ function processAlive(pid: number): boolean {
 }
 
 function readVocabulary(path: string): Vocabulary {
-  let v: Vocabulary;
-  try {
-    v = JSON.parse(new TextDecoder().decode(readRegularFile(path))) as Vocabulary;
-  } catch (e) {
-    throw new Error(`${path}: ${(e as Error).message.replace(`${path}: `, '')} (the run's vocabulary)`);
-  }
+  const v = readJsonFile<Vocabulary>(path);
   if (!v || !Array.isArray(v.categories) || !Array.isArray(v.attributes)) throw new Error(`${path} is not a vocabulary (it needs "categories" and "attributes" lists)`);
   return v;
 }

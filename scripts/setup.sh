@@ -40,5 +40,7 @@ fi
 if [ ! -d node_modules/webgpu ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm packages"
   # onnxruntime-node (the ONNX check) would fetch CUDA libraries from outside the registries: skip them.
-  ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund
+  # better-sqlite3 (the catalog index) would fetch its prebuilt binary from GitHub: build it from
+  # its own sources instead (node-gyp and the C compiler, with Node's headers; about 2 minutes).
+  ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm_config_build_from_source=true npm ci --no-audit --no-fund
 fi

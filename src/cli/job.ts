@@ -14,10 +14,11 @@ import { meanPositionBaseline, meanPositions } from '../run/baselines.js';
 import { collectInputs, predictFiles } from '../run/predict.js';
 import { evaluate } from '../run/evaluate.js';
 import { DEFAULT_TRAIN, type TrainConfig, runTraining } from '../run/train.js';
-import { DEFAULT_LANDMARK_LOSS, LANDMARK_LOSSES, SOFTARGMAX_WL, THESIS_LOSS } from '../train/losses.js';
+import { DEFAULT_LANDMARK_LOSS, DEFAULT_WB, LANDMARK_LOSSES, SOFTARGMAX_WL, THESIS_LOSS } from '../train/losses.js';
 import { SCHEDULES } from '../train/schedule.js';
 import { AUGMENT_NAMES } from '../data/augment.js';
-import { formatEval } from '../train/metrics.js';
+import { type EvalResult, formatEval } from '../train/metrics.js';
+import { BOX_INPUT } from '../nets/locator.js';
 import { Progress } from './progress.js';
 import { readJsonFile } from '../data/files.js';
 import { UsageError, positiveInt, readFileOrThrow } from './util.js';
@@ -125,6 +126,7 @@ export async function trainVerb(args: string[]): Promise<number> {
       seed: { type: 'string' }, out: { type: 'string' }, workers: { type: 'string' }, 'steps-per-epoch': { type: 'string' }, 'val-limit': { type: 'string' },
       precision: { type: 'string' }, schedule: { type: 'string' }, warmup: { type: 'string' }, 'weight-decay': { type: 'string' },
       'label-smoothing': { type: 'string' }, 'clip-norm': { type: 'string' }, augment: { type: 'string' }, 'train-on': { type: 'string' }, ema: { type: 'string' },
+      wb: { type: 'string' },
     },
   });
   let config: TrainConfig;
@@ -147,6 +149,8 @@ export async function trainVerb(args: string[]): Promise<number> {
     const loss = { ...THESIS_LOSS };
     if (values.wc) loss.wc = nonNegative(values.wc, '--wc');
     if (values.ws) loss.ws = nonNegative(values.ws, '--ws');
+    // The garment-box head is built and trained wherever the data has boxes, unless --wb 0.
+    loss.wb = values.wb ? nonNegative(values.wb, '--wb') : DEFAULT_WB;
     loss.landmarkLoss = oneOf(values['landmark-loss'], LANDMARK_LOSSES, '--landmark-loss') ?? DEFAULT_LANDMARK_LOSS;
     // Each objective's own scale: the thesis's Wl = 2000 suits the MSE of heatmaps in [0, 1]; the
     // soft-argmax loss is a distance in image sizes (about 0.1), and Wl = 20 puts it level with Ws.
@@ -229,8 +233,9 @@ function matchCategories(ds: Dataset, trained: string[], where: string): void {
 }
 
 export async function evalVerb(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { checkpoint: { type: 'string' }, data: { type: 'string' }, split: { type: 'string', default: 'test' }, json: { type: 'string' }, 'batch-size': { type: 'string', default: '32' }, limit: { type: 'string' }, workers: { type: 'string' } } });
+  const { values } = parseArgs({ args, options: { checkpoint: { type: 'string' }, data: { type: 'string' }, split: { type: 'string', default: 'test' }, json: { type: 'string' }, 'batch-size': { type: 'string', default: '32' }, limit: { type: 'string' }, workers: { type: 'string' }, boxes: { type: 'string', default: 'true' } } });
   if (!values.checkpoint || !values.data) throw new UsageError('--checkpoint and --data are required');
+  const boxes = oneOf(values.boxes, ['true', 'predicted'] as const, '--boxes')!;
   const split = values.split!;
   if (!['train', 'val', 'test'].includes(split)) throw new UsageError('--split is train, val or test');
   const bytes = readFileOrThrow(values.checkpoint);
@@ -248,14 +253,35 @@ export async function evalVerb(args: string[]): Promise<number> {
     let indices = splits[split as 'train' | 'val' | 'test'];
     if (!indices.length) throw new Error(`${values.data} has no ${split} images${split === 'test' ? '' : ' (try --split test)'}`);
     if (values.limit) indices = indices.slice(0, positiveInt(values.limit, '--limit'));
-    const loader = new BatchLoader(datasetView(ds), { size, augment: false, heatmaps: false }, workers);
+    if (boxes === 'predicted' && !net.hasBox) throw new UsageError(`--boxes predicted needs a network with a garment-box head; ${values.checkpoint} was trained without boxes`);
+    const batchSize = positiveInt(values['batch-size']!, '--batch-size');
+    const view = datasetView(ds);
+    // With a box head, the loader also gives the whole photos, and eval scores the boxes it finds.
+    const loader = new BatchLoader(view, { size, augment: false, heatmaps: false, photoSize: net.hasBox ? BOX_INPUT : 0 }, workers);
     const progress = new Progress();
-    const result = await evaluate(net, loader, indices, vocab, { batchSize: positiveInt(values['batch-size']!, '--batch-size'), size, decode }, (d, t) => progress.update(`evaluating ${d}/${t}`));
-    progress.done();
-    const baseline = result.landmarks && splits.train.length ? meanPositionBaseline(ds, meanPositions(ds, splits.train, size), indices, size) : null;
-    if (result.landmarks && baseline) result.landmarks.mean_position_nme = baseline.nme;
+    const foundBoxes = new Map<number, [number, number, number, number]>();
+    let result: EvalResult = await evaluate(net, loader, indices, vocab, { batchSize, size, decode, foundBoxes }, (d, t) => progress.update(`evaluating ${d}/${t}`));
     await loader.close();
-    console.log(`${values.checkpoint} on ${values.data} (${split} split, ${size}x${size})\n${formatEval(result)}`);
+    const meanPosition = (r: EvalResult) => {
+      const baseline = r.landmarks && splits.train.length ? meanPositionBaseline(ds, meanPositions(ds, splits.train, size), indices, size) : null;
+      if (r.landmarks && baseline) r.landmarks.mean_position_nme = baseline.nme;
+    };
+    meanPosition(result);
+    if (boxes === 'predicted') {
+      // The labels again, on the crops the box head chose instead of the list's boxes: the cost of
+      // labelling uncropped photos, as a number (the true-box figures stay under "true_boxes").
+      const onTrue = result;
+      const found = new BatchLoader({ ...view, items: view.items.map((it, i) => (foundBoxes.has(i) ? { ...it, bbox: foundBoxes.get(i)! } : it)) }, { size, augment: false, heatmaps: false }, workers);
+      result = await evaluate(net, found, indices, vocab, { batchSize, size, decode }, (d, t) => progress.update(`evaluating on predicted boxes ${d}/${t}`));
+      await found.close();
+      meanPosition(result);
+      const { boxes: box, images: _images, ...labels } = onTrue;
+      result = { ...result, boxes: box, true_boxes: labels };
+    }
+    progress.done();
+    const header = `${values.checkpoint} on ${values.data} (${split} split, ${size}x${size})`;
+    if (result.true_boxes) console.log(`${header}, labels on the boxes the network found\n${formatEval(result)}\n\nthe same labels on the list's true boxes:\n${formatEval({ ...result.true_boxes, images: result.images })}`);
+    else console.log(`${header}\n${formatEval(result)}`);
     if (values.json) writeFileSync(values.json, JSON.stringify(result, null, 2));
     net.dispose();
     return 0;

@@ -12,6 +12,7 @@ import { UsageError, positiveInt, readFileOrThrow } from './util.js';
 import { serveDemo } from '../node/serve.js';
 import { tuneVerb } from './tune.js';
 import { convertVerb, exportVerb } from './interop.js';
+import { indexVerb, searchVerb } from './catalog.js';
 import { followParent, isFilteredChild, runWithQuietStderr } from './quiet.js';
 import { fileURLToPath } from 'node:url';
 
@@ -29,18 +30,28 @@ const verbs: Record<string, Verb> = {
   },
   train: {
     summary: 'train a network on a DeepFashion-layout or ImageFolder dataset (or --resume a run)',
-    usage: 'clothtag train --data PATH --net NAME [--epochs 8] [--batch-size 16] [--img-size 224] [--width 1] [--lr 3e-3] [--schedule onecycle|cosine|exp] [--lr-decay 0.95] [--warmup EPOCHS] [--weight-decay 0.05] [--label-smoothing 0] [--clip-norm 0] [--augment none|flip|light|strong] [--train-on train|train+val] [--ema DECAY] [--wc 1] [--ws 20] [--wl 20|2000] [--landmark-loss softargmax|mse|ssim] [--weighting fixed|uncertainty] [--pretrained FILE.safetensors|FILE.pth] [--split official|random:0.7:200000] [--seed 0] [--workers N] [--steps-per-epoch N] [--val-limit N] [--precision f32|mixed] [--out DIR]\n       clothtag train --resume DIR [--epochs N] [--workers N]',
+    usage: 'clothtag train --data PATH --net NAME [--epochs 8] [--batch-size 16] [--img-size 224] [--width 1] [--lr 3e-3] [--schedule onecycle|cosine|exp] [--lr-decay 0.95] [--warmup EPOCHS] [--weight-decay 0.05] [--label-smoothing 0] [--clip-norm 0] [--augment none|flip|light|strong] [--train-on train|train+val] [--ema DECAY] [--wc 1] [--ws 20] [--wl 20|2000] [--wb 1] [--landmark-loss softargmax|mse|ssim] [--weighting fixed|uncertainty] [--pretrained FILE.safetensors|FILE.pth] [--split official|random:0.7:200000] [--seed 0] [--workers N] [--steps-per-epoch N] [--val-limit N] [--precision f32|mixed] [--out DIR]\n       clothtag train --resume DIR [--epochs N] [--workers N]',
     run: trainVerb,
   },
   eval: {
     summary: 'evaluate a checkpoint with the DeepFashion protocol',
-    usage: 'clothtag eval --checkpoint FILE --data PATH [--split test] [--json OUT] [--batch-size 32] [--limit N]',
+    usage: 'clothtag eval --checkpoint FILE --data PATH [--split test] [--boxes true|predicted] [--json OUT] [--batch-size 32] [--limit N]',
     run: evalVerb,
   },
   predict: {
     summary: 'label images: category top-5, attributes by type, landmarks; JSONL and PNG overlays',
-    usage: 'clothtag predict IMAGES... --checkpoint FILE [--out DIR] [--jsonl FILE] [--sheet FILE.png] [--bbox LIST] [--threshold 0.5] [--per-type 3] [--landmark-threshold 0.5]',
+    usage: 'clothtag predict IMAGES... --checkpoint FILE [--out DIR] [--jsonl FILE] [--sheet FILE.png] [--bbox LIST|whole] [--threshold 0.5] [--per-type 3] [--landmark-threshold 0.5]',
     run: predictVerb,
+  },
+  index: {
+    summary: 'label photos into a catalog (SQLite): box, category and attribute probabilities, landmarks, an embedding; incremental and resumable',
+    usage: 'clothtag index PHOTOS... --checkpoint FILE --db catalog.sqlite [--reindex] [--prune] [--batch-size 16]',
+    run: indexVerb,
+  },
+  search: {
+    summary: 'search a catalog by label probabilities and/or likeness to a photo',
+    usage: 'clothtag search --db catalog.sqlite [--category NAME] [--attr NAME>P ...] [--like PHOTO] [--top 20] [--json] [--sheet OUT.png]',
+    run: searchVerb,
   },
   'serve-demo': {
     summary: 'serve the browser page (labels a photo with the browser\'s WebGPU) on 127.0.0.1',
@@ -83,8 +94,8 @@ const verbs: Record<string, Verb> = {
     run: tuneVerb,
   },
   bench: {
-    summary: 'benchmarks: gemm, conv (against TensorFlow.js WebGPU in the same process), roof (the adapter\'s peaks), memory (bandwidth-bound kernels), net (a training step\'s profile per layer), train-step (a small CNN against TensorFlow.js), infer (labelling against ONNX Runtime WebGPU), real-data (accuracy)',
-    usage: 'clothtag bench gemm [--quick] [--reps N] [--json FILE]\n       clothtag bench roof [--reps N] [--json FILE]\n       clothtag bench memory [--reps N] [--json FILE]\n       clothtag bench train-step [--steps 5] [--json FILE]\n       clothtag bench net [--net cloth_resnet_a] [--width 0.25] [--size 64] [--batch 16] [--steps 5] [--json FILE]\n       clothtag bench infer [--net cloth_resnet_a] [--width 1] [--size 64,224] [--batches 1,16] [--reps N] [--quick: f32 only] [--json FILE]\n       clothtag bench real-data [--epochs 12] [--size 64] [--width 0.25] [--landmark-width 0.125] [--only clothing-small,deepfashion-fine,deepfashion-fine-landmarks] [--runs DIR] [--shared ../shared/data] [--json FILE]\n       clothtag bench conv [--batch 16] [--size S] [--nets resnet50,vgg16,repvgg_a0] [--passes forward,backward_data,backward_weight] [--layouts] [--reps N] [--json FILE]',
+    summary: 'benchmarks: gemm, conv (against TensorFlow.js WebGPU in the same process), roof (the adapter\'s peaks), memory (bandwidth-bound kernels), net (a training step\'s profile per layer), train-step (a small CNN against TensorFlow.js), infer (labelling against ONNX Runtime WebGPU), real-data (accuracy), catalog (a similarity scan at 100k and 1M photos)',
+    usage: 'clothtag bench gemm [--quick] [--reps N] [--json FILE]\n       clothtag bench roof [--reps N] [--json FILE]\n       clothtag bench memory [--reps N] [--json FILE]\n       clothtag bench train-step [--steps 5] [--json FILE]\n       clothtag bench net [--net cloth_resnet_a] [--width 0.25] [--size 64] [--batch 16] [--steps 5] [--json FILE]\n       clothtag bench infer [--net cloth_resnet_a] [--width 1] [--size 64,224] [--batches 1,16] [--reps N] [--quick: f32 only] [--json FILE]\n       clothtag bench catalog [--rows 100000,1000000] [--dim 512] [--reps N] [--json FILE]\n       clothtag bench real-data [--epochs 12] [--size 64] [--width 0.25] [--landmark-width 0.125] [--only clothing-small,deepfashion-fine,deepfashion-fine-landmarks] [--runs DIR] [--shared ../shared/data] [--json FILE]\n       clothtag bench conv [--batch 16] [--size S] [--nets resnet50,vgg16,repvgg_a0] [--passes forward,backward_data,backward_weight] [--layouts] [--reps N] [--json FILE]',
     run: bench,
   },
 };
@@ -158,10 +169,19 @@ async function bench(args: string[]): Promise<number> {
       width: { type: 'string', default: '0.25' },
       shared: { type: 'string', default: '../shared/data' },
       batches: { type: 'string', default: '1,16' },
+      rows: { type: 'string' }, dim: { type: 'string' },
     },
   });
   const reps = positiveInt(values.reps!, '--reps');
-  if (!['gemm', 'conv', 'real-data', 'roof', 'memory', 'net', 'train-step', 'infer'].includes(what ?? '')) throw new UsageError(`unknown benchmark "${what ?? ''}": gemm, conv, roof, memory, net, train-step, infer or real-data`);
+  if (!['gemm', 'conv', 'real-data', 'roof', 'memory', 'net', 'train-step', 'infer', 'catalog'].includes(what ?? '')) throw new UsageError(`unknown benchmark "${what ?? ''}": gemm, conv, roof, memory, net, train-step, infer, real-data or catalog`);
+  if (what === 'catalog') {
+    // No GPU: a scan of stored embeddings.
+    const { benchCatalog } = await import('../../bench/catalog.js');
+    console.log(`an exact similarity scan over a catalog (SQLite, synthetic rows), median of ${reps}`);
+    const r = benchCatalog({ rows: (values.rows ?? '100000,1000000').split(',').map((x) => positiveInt(x, '--rows')), dim: positiveInt(values.dim ?? '512', '--dim'), reps, log: (s: string) => console.log(s) });
+    if (values.json) writeFileSync(values.json, JSON.stringify({ rows: r }, null, 2));
+    return 0;
+  }
   const gpu = await createNodeGpu();
   const adapter = gpu.info.description || gpu.info.device;
   try {

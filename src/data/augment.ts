@@ -17,6 +17,11 @@ export interface AugmentSpec {
   rotate: number;
   /** Brightness, contrast and saturation factors drawn from [1 - color, 1 + color] (0: off). */
   color: number;
+  /**
+   * The box head's whole photo: the smallest side of a random window of it, as a share of the
+   * photo's (scale and translation jitter; the garment's box moves with it and is clipped; 1: off).
+   */
+  frame: number;
 }
 
 /**
@@ -25,10 +30,10 @@ export interface AugmentSpec {
  * off). `strong`: flips, random resized crops down to 35% of the box, rotations and colour.
  */
 export const AUGMENTS = {
-  none: { flip: false, minArea: 1, jitter: 0, rotate: 0, color: 0 },
-  flip: { flip: true, minArea: 1, jitter: 0, rotate: 0, color: 0 },
-  light: { flip: true, minArea: 1, jitter: 0.1, rotate: 10, color: 0.2 },
-  strong: { flip: true, minArea: 0.35, jitter: 0, rotate: 10, color: 0.3 },
+  none: { flip: false, minArea: 1, jitter: 0, rotate: 0, color: 0, frame: 1 },
+  flip: { flip: true, minArea: 1, jitter: 0, rotate: 0, color: 0, frame: 1 },
+  light: { flip: true, minArea: 1, jitter: 0.1, rotate: 10, color: 0.2, frame: 0.8 },
+  strong: { flip: true, minArea: 0.35, jitter: 0, rotate: 10, color: 0.3, frame: 0.8 },
 } as const satisfies Record<string, AugmentSpec>;
 export type AugmentName = keyof typeof AUGMENTS;
 export const AUGMENT_NAMES = Object.keys(AUGMENTS) as AugmentName[];
@@ -47,6 +52,15 @@ function mix(seed: number, index: number, stream: number): number {
 /** Uniform numbers in [0, 1) for one item of one epoch (the shuffle's generator, seeded per item). */
 export function itemRandom(seed: number, index: number): () => number {
   return xorshift32(mix(seed, index, 1));
+}
+
+/** The window of the whole photo the box head sees (AugmentSpec.frame), from the item's own stream. */
+export function drawFrame(spec: AugmentSpec, width: number, height: number, seed: number, index: number): Box {
+  if (spec.frame >= 1) return { x: 0, y: 0, w: width, h: height };
+  const rand = xorshift32(mix(seed, index, 2));
+  const side = spec.frame + (1 - spec.frame) * rand();
+  const w = width * side, h = height * side;
+  return { x: (width - w) * rand(), y: (height - h) * rand(), w, h };
 }
 
 export interface Draw {

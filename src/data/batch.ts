@@ -1,7 +1,7 @@
 // Turning dataset items into training batches: decode, crop to the box, resize, flip, normalize,
 // landmark targets. Runs inside the loader's worker threads (or in-process with --workers 0).
 import { join } from 'node:path';
-import { type AugmentSpec, AUGMENTS, drawAugment, itemRandom, jitterColor, rotateLandmarks, rotatePixels } from './augment.js';
+import { type AugmentSpec, AUGMENTS, drawAugment, drawFrame, itemRandom, jitterColor, rotateLandmarks, rotatePixels } from './augment.js';
 import type { Item, Tasks } from './dataset.js';
 import { type Box, cropResize, landmarkHeatmaps, loadImageFile, transformLandmarks } from './image.js';
 
@@ -21,6 +21,8 @@ export interface BatchSpec {
   augmentation?: AugmentSpec;
   /** Build Gaussian heatmap targets (networks with a landmark branch). */
   heatmaps: boolean;
+  /** Also the whole photos at this size with the garment's box (the box head's input); 0 or absent: none. */
+  photoSize?: number;
 }
 
 export interface Batch {
@@ -38,6 +40,14 @@ export interface Batch {
   landmarkMask: Float32Array | null;
   /** Images that could not be read, with the reason (their labels are masked out). */
   broken: { path: string; reason: string }[];
+  /** [n, 3, P, P] the whole photos at spec.photoSize (or a window of each; flipped with the crop). */
+  photos?: Float32Array;
+  /** [n, 4] the garment's box in `photos` as (cx, cy, w, h) fractions; with boxMask. */
+  boxes?: Float32Array;
+  /** [n] 1 where the item has a box. */
+  boxMask?: Float32Array;
+  /** [n, 2] each photo's width and height in pixels (0 for a broken one). */
+  photoSizes?: Float32Array;
 }
 
 /** A per-item coin for flipping that depends only on (seed, item): reproducible and order-free. */
@@ -55,6 +65,18 @@ export function itemBox(item: Item, width: number, height: number): Box {
   return { x: x1, y: y1, w: Math.max(1, x2 - x1), h: Math.max(1, y2 - y1) };
 }
 
+/**
+ * A box [x1, y1, x2, y2] in pixels as (cx, cy, w, h) fractions of a window of the photo, clipped to
+ * the window, mirrored when the window is.
+ */
+export function boxInFrame(bbox: readonly number[], frame: Box, flip: boolean): [number, number, number, number] {
+  const clip = (v: number) => Math.min(1, Math.max(0, v));
+  let x1 = clip((bbox[0]! - frame.x) / frame.w), x2 = clip((bbox[2]! - frame.x) / frame.w);
+  const y1 = clip((bbox[1]! - frame.y) / frame.h), y2 = clip((bbox[3]! - frame.y) / frame.h);
+  if (flip) [x1, x2] = [1 - x2, 1 - x1];
+  return [(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1];
+}
+
 export function loadBatch(view: DatasetView, indices: number[], spec: BatchSpec, seed: number): Batch {
   const n = indices.length, S = spec.size, A = view.attributeCount;
   const plane = 3 * S * S;
@@ -69,6 +91,13 @@ export function loadBatch(view: DatasetView, indices: number[], spec: BatchSpec,
     landmarkMask: view.tasks.landmarks ? new Float32Array(n * 8) : null,
     broken: [],
   };
+  const P = spec.photoSize ?? 0;
+  if (P) {
+    b.photos = new Float32Array(n * 3 * P * P);
+    b.boxes = new Float32Array(n * 4);
+    b.boxMask = new Float32Array(n);
+    b.photoSizes = new Float32Array(n * 2);
+  }
   indices.forEach((index, i) => {
     const item = view.items[index]!;
     let img;
@@ -86,6 +115,17 @@ export function loadBatch(view: DatasetView, indices: number[], spec: BatchSpec,
     const pixels = rotatePixels(cropResize(img, draw.box, S, flip), S, draw.angle);
     jitterColor(pixels, S, draw);
     b.images.set(pixels, i * plane);
+    if (P) {
+      const frame = drawFrame(aug, img.width, img.height, seed, index);
+      const photo = cropResize(img, frame, P, flip);
+      jitterColor(photo, P, draw);
+      b.photos!.set(photo, i * 3 * P * P);
+      b.photoSizes!.set([img.width, img.height], 2 * i);
+      if (item.bbox) {
+        b.boxes!.set(boxInFrame(item.bbox, frame, flip), 4 * i);
+        b.boxMask![i] = 1;
+      }
+    }
     b.category[i] = item.category;
     if (b.attributes && view.attributes) {
       for (let a = 0; a < A; a++) {

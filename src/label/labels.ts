@@ -4,8 +4,9 @@
 import type { ClothNet } from '../nets/models.js';
 import type { LandmarkDecode } from '../train/losses.js';
 import { type Vocabulary, decodeLandmarks, topK } from '../train/metrics.js';
-import { disposeAll, predictBatch } from '../train/step.js';
-import { type Box, LANDMARK_SLOTS, type RgbaImage, cropResize, toImagePixels } from './pixels.js';
+import { disposeAll, predictBatch, predictBoxes } from '../train/step.js';
+import { BOX_INPUT } from '../nets/locator.js';
+import { type Box, LANDMARK_SLOTS, type RgbaImage, cropResize, pixelBox, toImagePixels } from './pixels.js';
 
 export interface Labels {
   width: number;
@@ -45,26 +46,77 @@ export function wholeImage(img: RgbaImage): Box {
   return { x: 0, y: 0, w: img.width, h: img.height };
 }
 
-/** Labels a batch of images (each with its box) with a trained network at `size` x `size`. */
-export async function labelImages(net: ClothNet, vocab: Vocabulary, images: { img: RgbaImage; box: Box }[], size: number, o: LabelOptions = DEFAULT_LABELING, decode: LandmarkDecode = 'peak'): Promise<Labels[]> {
+/**
+ * What a network says about one photo, unformatted: every category's and attribute's probability,
+ * the landmarks in the photo's pixels with their confidence, and (when asked) the photo's
+ * embedding, L2-normalized (the catalog index stores these).
+ */
+export interface RawLabels {
+  category?: Float32Array;
+  attributes?: Float32Array;
+  landmarks?: { x: number; y: number; confidence: number }[];
+  embedding?: Float32Array;
+}
+
+/**
+ * Runs the network on a batch of photos, each cropped to its box, at `size` x `size`. `mirror`
+ * also reads each crop's mirror image and averages the two: the probabilities and the embedding
+ * are then the same for a photo and its flipped copy (the catalog index's choice, at twice the
+ * cost); landmarks come from the crop as it is.
+ */
+export async function rawLabels(net: ClothNet, images: { img: RgbaImage; box: Box }[], size: number, decode: LandmarkDecode = 'peak', o: { embedding?: boolean; mirror?: boolean } = {}): Promise<RawLabels[]> {
   const n = images.length;
   if (!n) return [];
-  const pixels = new Float32Array(n * 3 * size * size);
-  images.forEach((p, i) => pixels.set(cropResize(p.img, p.box, size, false), i * 3 * size * size));
-  const out = predictBatch(net, pixels, n, size);
-  const [cat, attrs, heat] = await Promise.all([out.category?.read(), out.attributes?.read(), out.heatmaps?.read()]);
-  disposeAll([out.category, out.attributes, out.heatmaps]);
-  const peaks = heat ? decodeLandmarks(heat, n, size, decode) : null;
-  const sureAt = o.landmarkThreshold ?? DEFAULT_LABELING.landmarkThreshold!;
-  const C = vocab.categories.length, A = vocab.attributes.length;
+  const copies = o.mirror ? 2 : 1, plane = 3 * size * size;
+  const pixels = new Float32Array(copies * n * plane);
+  images.forEach((p, i) => pixels.set(cropResize(p.img, p.box, size, false), i * plane));
+  if (o.mirror) images.forEach((p, i) => pixels.set(cropResize(p.img, p.box, size, true), (n + i) * plane));
+  const out = predictBatch(net, pixels, copies * n, size, { features: !!o.embedding });
+  const [cat, attrs, heat, features] = await Promise.all([out.category?.read(), out.attributes?.read(), out.heatmaps?.read(), out.features?.read()]);
+  disposeAll([out.category, out.attributes, out.heatmaps, out.features]);
+  const peaks = heat ? decodeLandmarks(heat.subarray(0, n * 8 * size * size), n, size, decode) : null;
+  const C = net.config.categories, A = net.config.attributes;
+  const F = features ? features.length / (copies * n) : 0;
+  // Row i of the batch and, with mirror, its mirror's row n + i, averaged.
+  const mean = (values: Float32Array, width: number, i: number, map: (v: Float32Array) => Float32Array) => {
+    const a = map(values.subarray(i * width, (i + 1) * width));
+    if (!o.mirror) return a;
+    const b = map(values.subarray((n + i) * width, (n + i + 1) * width));
+    return a.map((x, k) => (x + b[k]!) / 2);
+  };
+  const sigmoid = (v: Float32Array) => v.map((x) => 1 / (1 + Math.exp(-x)));
   return images.map((p, i) => {
-    const r: Labels = { width: p.img.width, height: p.img.height };
-    if (cat && C) {
-      const probs = softmax(cat.subarray(i * C, (i + 1) * C));
-      r.category = topK(probs, probs.map((_, c) => c), Math.min(5, C)).map((c) => ({ name: vocab.categories[c]!, p: round(probs[c]!) }));
+    const r: RawLabels = {};
+    if (cat && C) r.category = mean(cat, C, i, (v) => Float32Array.from(softmax(v)));
+    if (attrs && A) r.attributes = mean(attrs, A, i, sigmoid);
+    if (peaks) {
+      r.landmarks = LANDMARK_SLOTS.map((_, s) => {
+        const [x, y] = toImagePixels(peaks.points[(i * 8 + s) * 2]!, peaks.points[(i * 8 + s) * 2 + 1]!, p.box, size);
+        return { x, y, confidence: peaks.confidence[i * 8 + s]! };
+      });
     }
-    if (attrs && A) {
-      const probs = Array.from(attrs.subarray(i * A, (i + 1) * A), (x) => 1 / (1 + Math.exp(-x)));
+    if (features) {
+      const v = mean(features, F, i, (x) => x.slice());
+      const norm = Math.hypot(...v) || 1;
+      r.embedding = v.map((x) => x / norm);
+    }
+    return r;
+  });
+}
+
+/** Labels a batch of images (each with its box) with a trained network at `size` x `size`. */
+export async function labelImages(net: ClothNet, vocab: Vocabulary, images: { img: RgbaImage; box: Box }[], size: number, o: LabelOptions = DEFAULT_LABELING, decode: LandmarkDecode = 'peak'): Promise<Labels[]> {
+  const raw = await rawLabels(net, images, size, decode);
+  const sureAt = o.landmarkThreshold ?? DEFAULT_LABELING.landmarkThreshold!;
+  return images.map((p, i) => {
+    const { category, attributes, landmarks } = raw[i]!;
+    const r: Labels = { width: p.img.width, height: p.img.height };
+    if (category && vocab.categories.length) {
+      const probs = Array.from(category);
+      r.category = topK(probs, probs.map((_, c) => c), Math.min(5, probs.length)).map((c) => ({ name: vocab.categories[c]!, p: round(probs[c]!) }));
+    }
+    if (attributes && vocab.attributes.length) {
+      const probs = Array.from(attributes);
       const all = probs.map((_, a) => a);
       const above = all.filter((a) => probs[a]! >= o.threshold).sort((a, b) => probs[b]! - probs[a]!);
       const byType: Record<string, { name: string; p: number }[]> = {};
@@ -74,14 +126,29 @@ export async function labelImages(net: ClothNet, vocab: Vocabulary, images: { im
       }
       r.attributes = { above: above.map((a) => ({ name: vocab.attributes[a]!, p: round(probs[a]!) })), by_type: byType };
     }
-    if (peaks) {
+    if (landmarks) {
       r.landmarks = LANDMARK_SLOTS.map((slot, s) => {
-        const [x, y] = toImagePixels(peaks.points[(i * 8 + s) * 2]!, peaks.points[(i * 8 + s) * 2 + 1]!, p.box, size);
-        const confidence = peaks.confidence[i * 8 + s]!;
+        const { x, y, confidence } = landmarks[s]!;
         return { slot, x: round(x, 1), y: round(y, 1), confidence: round(confidence), sure: confidence >= sureAt };
       });
     }
     return r;
+  });
+}
+
+/**
+ * The garment's box in each photo, as the network's box head finds it on the whole photo (the
+ * first of labelling's two passes on uncropped photos), in the photo's pixels.
+ */
+export async function locateGarments(net: ClothNet, images: RgbaImage[]): Promise<Box[]> {
+  if (!images.length) return [];
+  const P = BOX_INPUT;
+  const photos = new Float32Array(images.length * 3 * P * P);
+  images.forEach((img, i) => photos.set(cropResize(img, wholeImage(img), P, false), i * 3 * P * P));
+  const boxes = await predictBoxes(net, photos, images.length);
+  return images.map((img, i) => {
+    const [x1, y1, x2, y2] = pixelBox(boxes.subarray(4 * i, 4 * i + 4), img.width, img.height);
+    return { x: x1, y: y1, w: x2 - x1, h: y2 - y1 };
   });
 }
 

@@ -131,3 +131,9 @@ export function toImagePixels(x: number, y: number, box: Box, size: number): [nu
   return [((x + 0.5) * box.w) / size + box.x - 0.5, ((y + 0.5) * box.h) / size + box.y - 0.5];
 }
 
+/** The box head's (cx, cy, w, h) fractions as [x1, y1, x2, y2] pixels inside a W x H photo, at least a pixel each way. */
+export function pixelBox(b: ArrayLike<number>, W: number, H: number): [number, number, number, number] {
+  const x1 = b[0]! - b[2]! / 2, y1 = b[1]! - b[3]! / 2, x2 = b[0]! + b[2]! / 2, y2 = b[1]! + b[3]! / 2;
+  const x = Math.min(W - 1, Math.max(0, x1 * W)), y = Math.min(H - 1, Math.max(0, y1 * H));
+  return [x, y, Math.max(x + 1, Math.min(W, x2 * W)), Math.max(y + 1, Math.min(H, y2 * H))];
+}

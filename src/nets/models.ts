@@ -5,6 +5,7 @@ import type { Engine } from '../engine/engine.js';
 import type { Tensor } from '../engine/tensor.js';
 import { AttentionBranch, LANDMARKS, LandmarkBranch, LocationPrior, fuse } from './branches.js';
 import { type Context, ConvBN, Linear, RepVGGBlock } from './layers.js';
+import { BoxLocator } from './locator.js';
 import { Init, Module } from './module.js';
 import { RepVGGA0, ResNet50, VGG16Features, scaled } from './trunks.js';
 
@@ -32,6 +33,8 @@ export interface NetConfig {
   seed?: number;
   /** Landmark networks: add a learned location prior to the heatmaps (LocationPrior; the soft-argmax recipe). */
   landmarkPrior?: boolean;
+  /** A garment-box head (BoxLocator, `box_locator.*`): the garment's box in the whole photo. */
+  box?: boolean;
 }
 
 export interface NetOutput {
@@ -41,6 +44,11 @@ export interface NetOutput {
   attributes?: Tensor;
   /** Landmark heatmaps [N, 8, H, W], the size of the input. */
   heatmaps?: Tensor;
+  /**
+   * The pooled features the heads read [N, F] (the trunk's average-pooled map; FashionNet's FC
+   * 4096): a photo's embedding, for likeness search. Only with forward(x, { features: true }).
+   */
+  features?: Tensor;
 }
 
 export function isNetName(name: string): name is NetName {
@@ -67,16 +75,35 @@ export abstract class ClothNet extends Module {
     super(engine, '');
   }
 
+  /** The garment-box head, where config.box asks for one. */
+  protected locator?: BoxLocator;
+
+  /** Whether the network has a garment-box head (config.box). */
+  get hasBox(): boolean {
+    return !!this.locator;
+  }
+
+  /** The garment's box [N, 4] (cx, cy, w, h fractions) in whole photos [N, 3, BOX_INPUT, BOX_INPUT]. */
+  locate(photos: Tensor): Tensor {
+    if (!this.locator) throw new Error(`this ${this.config.net} has no garment-box head (it was built without boxes)`);
+    return this.locator.forward(photos);
+  }
+
   /** The training step, which seeds dropout (so that a resumed run draws the same masks). */
   protected step = 0;
   setStep(step: number): void {
     this.step = step;
   }
 
-  /** Eval- or train-mode forward pass (per setTraining) on images [N, 3, H, W]. */
-  forward(images: Tensor): NetOutput {
+  /**
+   * Eval- or train-mode forward pass (per setTraining) on images [N, 3, H, W]. The pooled
+   * features come back only when asked for; otherwise they stay an intermediate like any other.
+   */
+  forward(images: Tensor, o: { features?: boolean } = {}): NetOutput {
     this.checkInput(images);
-    return this.run(images);
+    const out = this.run(images);
+    if (!o.features) delete out.features;
+    return out;
   }
 
   protected abstract run(images: Tensor): NetOutput;
@@ -86,6 +113,11 @@ export abstract class ClothNet extends Module {
     const sizes = `${this.config.net} takes images [N, 3, H, W] with H and W from 32 to 448`;
     if (x.rank !== 4 || C !== 3 || N < 1) throw new Error(`${sizes}; got ${x.describe()}`);
     if (H < 32 || W < 32 || H > 448 || W > 448) throw new Error(`${sizes}; got ${H}x${W}`);
+  }
+
+  /** Builds the garment-box head (createNet, for config.box); its weights come after the others'. */
+  addLocator(c: Context): void {
+    this.locator ??= this.add('box_locator', new BoxLocator(c, 'box_locator'));
   }
 
   /** The learned location prior of landmark networks built with config.landmarkPrior. */
@@ -126,6 +158,7 @@ export abstract class ClothNet extends Module {
     return {
       category: h.category?.forward(categoryInput),
       attributes: h.attributes?.forward(pooled),
+      features: pooled,
     };
   }
 }
@@ -172,11 +205,16 @@ class ClothResNetB extends ClothNet {
   protected run(x: Tensor): NetOutput {
     const f = this.trunk.forward(x);
     const out: NetOutput = {};
-    if (this.categoryFc) out.category = this.head.category!.forward(this.categoryFc.forward(ops.globalAvgPool(f), true));
+    if (this.categoryFc) {
+      out.features = ops.globalAvgPool(f);
+      out.category = this.head.category!.forward(this.categoryFc.forward(out.features, true));
+    }
     if (this.attributeConvs.length) {
       let a = f;
       for (const cb of this.attributeConvs) a = cb.forward(a, true);
-      out.attributes = this.head.attributes!.forward(ops.globalAvgPool(a));
+      const pooled = ops.globalAvgPool(a);
+      out.features ??= pooled;
+      out.attributes = this.head.attributes!.forward(pooled);
     }
     return out;
   }
@@ -269,7 +307,10 @@ export function createNet(engine: Engine, config: NetConfig): ClothNet {
   if (!isNetName(config.net)) throw new Error(`unknown network "${config.net}": one of ${NET_NAMES.join(', ')}`);
   if (!(config.width > 0 && config.width <= 4)) throw new Error(`width must be in (0, 4], got ${config.width}`);
   if (config.categories <= 0 && config.attributes <= 0) throw new Error(`${config.net} needs at least one head: categories or attributes`);
-  return new BUILDERS[config.net]({ engine, init: new Init(config.seed ?? 0) }, config);
+  const c = { engine, init: new Init(config.seed ?? 0) };
+  const net = new BUILDERS[config.net](c, config);
+  if (config.box) net.addLocator(c);
+  return net;
 }
 
 export { LANDMARKS };

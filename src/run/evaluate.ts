@@ -2,15 +2,22 @@
 import type { BatchLoader } from '../data/loader.js';
 import type { ClothNet } from '../nets/models.js';
 import type { LandmarkDecode } from '../train/losses.js';
+import { pixelBox } from '../label/pixels.js';
 import { type EvalResult, MetricsAccumulator, type Vocabulary, decodeLandmarks } from '../train/metrics.js';
-import { disposeAll, predictBatch } from '../train/step.js';
+import { disposeAll, predictBatch, predictBoxes } from '../train/step.js';
 
 export async function evaluate(
   net: ClothNet,
   loader: BatchLoader,
   indices: number[],
   vocab: Vocabulary,
-  o: { batchSize: number; size: number; decode: LandmarkDecode },
+  o: {
+    batchSize: number;
+    size: number;
+    decode: LandmarkDecode;
+    /** Filled with each item's box as the box head finds it, [x1, y1, x2, y2] pixels (eval --boxes predicted). */
+    foundBoxes?: Map<number, [number, number, number, number]>;
+  },
   onProgress?: (done: number, total: number) => void,
 ): Promise<EvalResult> {
   const acc = new MetricsAccumulator(vocab);
@@ -25,6 +32,16 @@ export async function evaluate(
     const out = predictBatch(net, batch.images, n, o.size);
     const [category, attributes, heatmaps] = await Promise.all([out.category?.read(), out.attributes?.read(), out.heatmaps?.read()]);
     disposeAll([out.category, out.attributes, out.heatmaps]);
+    if (net.hasBox && batch.photos && batch.boxMask && batch.photoSizes) {
+      // The box head on the whole photos (a loader with photoSize), against the true boxes.
+      const boxes = await predictBoxes(net, batch.photos, n);
+      for (let i = 0; i < n; i++) {
+        const box = boxes.subarray(4 * i, 4 * i + 4);
+        if (batch.boxMask[i]) acc.addBox(box, batch.boxes!.subarray(4 * i, 4 * i + 4));
+        const [W, H] = [batch.photoSizes[2 * i]!, batch.photoSizes[2 * i + 1]!];
+        if (W && H) o.foundBoxes?.set(batch.indices[i]!, pixelBox(box, W, H)); // an unreadable photo counts nowhere
+      }
+    }
     const peaks = heatmaps ? decodeLandmarks(heatmaps, n, o.size, o.decode).points : null;
     // Broken images carry no labels (category -1, attributes and landmarks unknown): they count nowhere.
     for (let i = 0; i < n; i++) {
@@ -39,4 +56,3 @@ export async function evaluate(
   }
   return acc.result();
 }
-

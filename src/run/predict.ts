@@ -9,13 +9,16 @@ import { readRegularFile } from '../data/files.js';
 import { Problems, parseImageRows } from '../data/lists.js';
 import { loadCheckpoint } from '../nets/weights.js';
 import { drawText, textWidth } from '../node/font.js';
-import { type Labels, checkpointLabeling, labelImages } from '../label/labels.js';
+import { type Labels, checkpointLabeling, labelImages, locateGarments } from '../label/labels.js';
 
 const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png']);
 
 export interface FileLabels extends Labels {
   file: string;
   overlay?: string;
+  /** The box the labels were read in, [x1, y1, x2, y2] in the photo's pixels, and where it came from. */
+  box?: [number, number, number, number];
+  box_source?: 'list' | 'predicted' | 'whole';
 }
 
 export interface PredictOptions {
@@ -105,15 +108,20 @@ export function refuseOverwritingInputs(inputs: Set<string>, outputs: Record<str
 interface Pending {
   file: string;
   img: RgbaImage;
-  box: Box;
+  /** The box to label inside; null: the box head finds it first. */
+  box: Box | null;
+  source: NonNullable<FileLabels['box_source']>;
 }
 
 export async function predictFiles(engine: Engine, files: string[], o: PredictOptions, log: (s: string) => void, onProgress?: (done: number, total: number) => void): Promise<{ labelled: number; failed: { file: string; error: string }[]; results: FileLabels[] }> {
   const { net, meta } = await loadCheckpoint(engine, readRegularFile(o.checkpoint), o.checkpoint);
   const { vocab, size, decode } = checkpointLabeling(meta.extra, o.checkpoint);
-  const boxes = o.bbox ? parseImageRows(o.bbox, 4, new Problems(), 'a box x_1 y_1 x_2 y_2') : null;
+  // --bbox LIST gives the boxes; --bbox whole labels whole photos; otherwise a network with a box
+  // head finds the garment first (two passes: the whole photo for the box, the crop for the labels).
+  const wholeOnly = o.bbox === 'whole';
+  const boxes = o.bbox && !wholeOnly ? parseImageRows(o.bbox, 4, new Problems(), 'a box x_1 y_1 x_2 y_2') : null;
   // A DeepFashion list (Anno/list_bbox.txt) names images relative to the dataset's root, the folder above Anno/.
-  const listRoot = o.bbox ? (basename(dirname(resolve(o.bbox))) === 'Anno' ? dirname(dirname(resolve(o.bbox))) : dirname(resolve(o.bbox))) : '';
+  const listRoot = boxes && o.bbox ? (basename(dirname(resolve(o.bbox))) === 'Anno' ? dirname(dirname(resolve(o.bbox))) : dirname(resolve(o.bbox))) : '';
   const inputs = inputIdentities(files);
   refuseOverwritingInputs(inputs, { '--jsonl': o.jsonl, '--sheet': o.sheet });
   if (o.out) mkdirSync(o.out, { recursive: true });
@@ -121,7 +129,7 @@ export async function predictFiles(engine: Engine, files: string[], o: PredictOp
   const lines: string[] = [];
   const failed: { file: string; error: string }[] = [];
   const results: FileLabels[] = [];
-  const sheet: { file: string; img: RgbaImage; labels: Labels }[] = [];
+  const sheet: { file: string; img: RgbaImage; labels: FileLabels }[] = [];
   let labelled = 0;
   const fail = (file: string, error: string) => {
     failed.push({ file, error });
@@ -129,9 +137,13 @@ export async function predictFiles(engine: Engine, files: string[], o: PredictOp
     log(`  could not label ${file}: ${error}`);
   };
   const flush = async (batch: Pending[]) => {
-    const labels = await labelImages(net, vocab, batch, size, o, decode);
+    const unboxed = batch.filter((p) => !p.box);
+    const found = await locateGarments(net, unboxed.map((p) => p.img));
+    unboxed.forEach((p, i) => (p.box = found[i]!));
+    const labels = await labelImages(net, vocab, batch.map((p) => ({ img: p.img, box: p.box! })), size, o, decode);
     batch.forEach((p, i) => {
-      const r: FileLabels = { file: p.file, ...labels[i]! };
+      const b = p.box!;
+      const r: FileLabels = { file: p.file, ...labels[i]!, box: [round1(b.x), round1(b.y), round1(b.x + b.w), round1(b.y + b.h)], box_source: p.source };
       if (o.out) {
         r.overlay = overlays!.get(p.file)!;
         writeFileSync(r.overlay, drawOverlay(p.img, r));
@@ -148,14 +160,16 @@ export async function predictFiles(engine: Engine, files: string[], o: PredictOp
       // Regular files only (a FIFO would block, a device would be read without end), at most 64 MB.
       const img = loadImageFile(file, file);
       const row = boxes?.get(file) ?? boxes?.get(relative(process.cwd(), resolve(file))) ?? boxes?.get(relative(listRoot, resolve(file))) ?? boxes?.get(basename(file));
-      let box: Box = { x: 0, y: 0, w: img.width, h: img.height };
+      let box: Box | null = net.hasBox && !wholeOnly ? null : { x: 0, y: 0, w: img.width, h: img.height };
+      let source: Pending['source'] = box ? 'whole' : 'predicted';
       if (row) {
         const [x1, y1, x2, y2] = row.values as [number, number, number, number];
         if (x2 <= x1 || y2 <= y1) throw new Error(`the box ${x1} ${y1} ${x2} ${y2} in ${o.bbox} (line ${row.line}) is empty`);
         if (x1 < 0 || y1 < 0 || x2 > img.width || y2 > img.height) throw new Error(`the box ${x1} ${y1} ${x2} ${y2} in ${o.bbox} (line ${row.line}) is outside the ${img.width}x${img.height} image`);
         box = { x: x1, y: y1, w: x2 - x1, h: y2 - y1 };
+        source = 'list';
       }
-      batch.push({ file, img, box });
+      batch.push({ file, img, box, source });
     } catch (e) {
       const message = (e as Error).message;
       fail(file, message.startsWith(`${file}: `) ? message.slice(file.length + 2) : message.startsWith(`${file} `) ? message.slice(file.length + 1) : message);
@@ -172,6 +186,8 @@ export async function predictFiles(engine: Engine, files: string[], o: PredictOp
   net.dispose();
   return { labelled, failed, results };
 }
+
+const round1 = (v: number) => Math.round(v * 10) / 10;
 
 /**
  * A copy at most 400 pixels wide (nearest pixel), for the contact sheet: holding every photo of a
@@ -195,12 +211,12 @@ function shrink(img: RgbaImage): RgbaImage {
 const SLOT_COLORS: [number, number, number][] = [[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180], [70, 240, 240], [240, 50, 230]];
 
 /** The photo (at most 512 pixels wide) with landmark dots and the top labels in a band, as PNG bytes. */
-export function drawOverlay(img: RgbaImage, r: Labels): Buffer {
+export function drawOverlay(img: RgbaImage, r: Labels & Pick<FileLabels, 'box' | 'box_source'>): Buffer {
   return PNG.sync.write(overlayImage(img, r));
 }
 
 /** drawOverlay's picture, before encoding. */
-export function overlayImage(img: RgbaImage, r: Labels): PNG {
+export function overlayImage(img: RgbaImage, r: Labels & Pick<FileLabels, 'box' | 'box_source'>): PNG {
   const scale = Math.min(1, 512 / img.width);
   const W = Math.max(1, Math.round(img.width * scale)), H = Math.max(1, Math.round(img.height * scale));
   // Landmarks are in the pixels of the photo that was labelled (r.width wide), which `img` may be a copy of.
@@ -217,6 +233,20 @@ export function overlayImage(img: RgbaImage, r: Labels): PNG {
       const sx = Math.min(img.width - 1, Math.floor(x / scale)), sy = Math.min(img.height - 1, Math.floor(y / scale));
       const s = (sy * img.width + sx) * 4, d = (y * png.width + x) * 4;
       png.data[d] = img.data[s]!; png.data[d + 1] = img.data[s + 1]!; png.data[d + 2] = img.data[s + 2]!; png.data[d + 3] = 255;
+    }
+  }
+  if (r.box && r.box_source !== 'whole') {
+    // The garment's box, 2 pixels wide: green where the network found it, blue where a list gave it.
+    const [x1, y1, x2, y2] = r.box.map((v) => Math.round(v * pointScale)) as [number, number, number, number];
+    const c = r.box_source === 'predicted' ? [40, 200, 60] : [40, 90, 230];
+    const paint = (x: number, y: number) => {
+      if (x < 0 || y < 0 || x >= W || y >= H) return;
+      const d = (y * png.width + x) * 4;
+      png.data[d] = c[0]!; png.data[d + 1] = c[1]!; png.data[d + 2] = c[2]!;
+    };
+    for (let t = 0; t < 2; t++) {
+      for (let x = x1; x <= x2; x++) (paint(x, y1 + t), paint(x, y2 - t));
+      for (let y = y1; y <= y2; y++) (paint(x1 + t, y), paint(x2 - t, y));
     }
   }
   for (const [s, l] of (r.landmarks ?? []).entries()) {
@@ -245,7 +275,7 @@ const CELL = 200;
  * A contact sheet: the overlays of many results in a grid (up to 6 across), each with its file's
  * name, for judging a run at a glance. `items` are (file, image, labels); returns PNG bytes.
  */
-export function drawSheet(items: { file: string; img: RgbaImage; labels: Labels }[]): Buffer {
+export function drawSheet(items: { file: string; img: RgbaImage; labels: Labels & Pick<FileLabels, 'box' | 'box_source'> }[]): Buffer {
   const columns = Math.max(1, Math.min(6, Math.ceil(Math.sqrt(items.length))));
   const cells = items.map(({ file, img, labels }) => ({ name: basename(file), png: overlayImage(img, labels) }));
   const heightOf = (png: PNG) => Math.ceil((png.height * CELL) / png.width) + 14;

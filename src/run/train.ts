@@ -9,6 +9,7 @@ import type { Tensor } from '../engine/tensor.js';
 import { type Dataset, makeSplits, openDataset, shuffled } from '../data/dataset.js';
 import { BatchLoader, datasetView } from '../data/loader.js';
 import { type ClothNet, type NetName, createNet } from '../nets/models.js';
+import { BOX_INPUT } from '../nets/locator.js';
 import { parseSafetensors, serializeSafetensors } from '../nets/safetensors.js';
 import { loadState, saveCheckpoint } from '../nets/weights.js';
 import { plotLines } from '../node/plot.js';
@@ -108,6 +109,7 @@ const CSV_COLUMNS = [
   'epoch', 'lr', 'train_loss', 'train_category', 'train_attributes', 'train_landmarks',
   'val_category_top1', 'val_category_top3', 'val_category_top5', 'val_attr_recall3_per_image', 'val_attr_recall5_per_image',
   'val_attr_recall3_per_attribute', 'val_attr_recall5_per_attribute', 'val_landmark_nme', 'images_per_s', 'seconds',
+  'train_box', 'val_box_iou',
 ];
 
 export interface TrainHooks {
@@ -151,6 +153,8 @@ export async function runTraining(engine: Engine, out: string, config: TrainConf
   const netConfig = {
     net: config.net, categories: vocab.categories.length, attributes: vocab.attributes.length, width: config.width, seed: config.seed,
     ...(config.loss.landmarkLoss === 'softargmax' ? { landmarkPrior: true } : {}),
+    // The garment-box head, where the data has boxes to learn from (--wb 0: none).
+    ...(ds.tasks.bbox && (config.loss.wb ?? 0) > 0 ? { box: true } : {}),
   };
   const net = createNet(engine, netConfig);
   const trainer = new Trainer(net, config.loss, config.lr, { weightDecay: config.weightDecay ?? 0, decoupled: true, maxGradNorm: config.clipNorm ?? 0 });
@@ -194,8 +198,9 @@ export async function runTraining(engine: Engine, out: string, config: TrainConf
   }
 
   const view = datasetView(ds);
-  const loader = new BatchLoader(view, { size: config.imgSize, augment: true, augmentation: AUGMENTS[config.augment ?? 'flip'], heatmaps: net.hasLandmarks && needsHeatmapTargets(config.loss.landmarkLoss) }, config.workers);
-  const evalLoader = new BatchLoader(view, { size: config.imgSize, augment: false, heatmaps: false }, config.workers);
+  const photoSize = net.hasBox ? BOX_INPUT : 0;
+  const loader = new BatchLoader(view, { size: config.imgSize, augment: true, augmentation: AUGMENTS[config.augment ?? 'flip'], heatmaps: net.hasLandmarks && needsHeatmapTargets(config.loss.landmarkLoss), photoSize }, config.workers);
+  const evalLoader = new BatchLoader(view, { size: config.imgSize, augment: false, heatmaps: false, photoSize }, config.workers);
   const valIndices = config.valLimit > 0 ? splits.val.slice(0, config.valLimit) : splits.val;
   // The landmark figure to beat, printed beside every validation NME.
   const baseline = trainMeans && ds.tasks.landmarks && valIndices.length ? meanPositionBaseline(ds, trainMeans, valIndices, config.imgSize) : null;
@@ -213,7 +218,7 @@ export async function runTraining(engine: Engine, out: string, config: TrainConf
       if (batches.length > 1 && batches.at(-1)!.length < config.batchSize) batches.pop();
       const total = config.stepsPerEpoch > 0 ? Math.min(config.stepsPerEpoch, batches.length) : batches.length;
       const started = performance.now();
-      const sums = { loss: 0, category: 0, attributes: 0, landmarks: 0, n: 0 };
+      const sums = { loss: 0, category: 0, attributes: 0, landmarks: 0, box: 0, n: 0 };
       const firstBatch = epoch === pos.epoch ? pos.batch : 0;
       let images = 0;
       let booking: Promise<void> | null = null;
@@ -244,7 +249,7 @@ export async function runTraining(engine: Engine, out: string, config: TrainConf
           }
           stepLosses.push(values.total);
           if (!Number.isFinite(values.total)) throw new Error(`the loss became ${values.total} at epoch ${epoch + 1}, step ${pos.step + 1}: lower --lr`);
-          sums.loss += values.total; sums.category += values.category; sums.attributes += values.attributes; sums.landmarks += values.landmarks; sums.n++;
+          sums.loss += values.total; sums.category += values.category; sums.attributes += values.attributes; sums.landmarks += values.landmarks; sums.box += values.box; sums.n++;
           images += n;
           pos = { ...pos, epoch, batch: index + 1, step: pos.step + 1 };
           writeFileSync(stepLog, `${pos.step},${epoch + 1},${values.total}\n`, { flag: 'a' });
@@ -279,6 +284,7 @@ export async function runTraining(engine: Engine, out: string, config: TrainConf
         epoch + 1, lr, sums.loss / n, sums.category / n, sums.attributes / n, sums.landmarks / n,
         v?.category?.top1, v?.category?.top3, v?.category?.top5, v?.attributes?.per_image.top3.all, v?.attributes?.per_image.top5.all,
         v?.attributes?.per_attribute.top3.all, v?.attributes?.per_attribute.top5.all, v?.landmarks?.nme, images / seconds, seconds,
+        net.hasBox ? sums.box / n : undefined, v?.boxes?.iou,
       ];
       writeFileSync(csv, row.map((x) => (x === undefined ? '' : typeof x === 'number' ? +x.toPrecision(6) : x)).join(',') + '\n', { flag: 'a' });
       drawCurves(out);
@@ -303,6 +309,7 @@ function describeEval(r: EvalResult): string {
   if (r.category) parts.push(`category top-1 ${(100 * r.category.top1).toFixed(1)}% top-3 ${(100 * r.category.top3).toFixed(1)}%`);
   if (r.attributes) parts.push(`attribute recall@3 ${(100 * r.attributes.per_image.top3.all!).toFixed(1)}% (per image)`);
   if (r.landmarks) parts.push(`landmark NME ${r.landmarks.nme.toFixed(4)}${r.landmarks.mean_position_nme !== undefined ? ` (mean position ${r.landmarks.mean_position_nme.toFixed(4)})` : ''}`);
+  if (r.boxes) parts.push(`box IoU ${r.boxes.iou.toFixed(3)} (whole photo ${r.boxes.iou_whole_image.toFixed(3)})`);
   return parts.join(', ');
 }
 
@@ -310,12 +317,12 @@ function describeEval(r: EvalResult): string {
  * The step's loss terms, read back in the same submission as the step (one copy each into one
  * staging buffer). The terms are disposed at once; the values arrive when the GPU gets there.
  */
-function readTerms(terms: { total: Tensor; category?: Tensor; attributes?: Tensor; landmarks?: Tensor }, overflow?: Tensor) {
-  const keys = (['total', 'category', 'attributes', 'landmarks'] as const).filter((k) => terms[k]);
+function readTerms(terms: { total: Tensor; category?: Tensor; attributes?: Tensor; landmarks?: Tensor; box?: Tensor }, overflow?: Tensor) {
+  const keys = (['total', 'category', 'attributes', 'landmarks', 'box'] as const).filter((k) => terms[k]);
   const reading = terms.total.engine.readMany([...keys.map((k) => terms[k]!), ...(overflow ? [overflow] : [])]);
   for (const t of new Set(keys.map((k) => terms[k]))) t?.dispose();
   return reading.then((values) => {
-    const out = { total: 0, category: 0, attributes: 0, landmarks: 0, overflow: 0 };
+    const out = { total: 0, category: 0, attributes: 0, landmarks: 0, box: 0, overflow: 0 };
     keys.forEach((k, i) => (out[k] = values[i]![0]!));
     // The flag holds u32 bits: any non-zero pattern (a tiny float here) is an overflow.
     if (overflow) out.overflow = values[keys.length]![0]! !== 0 ? 1 : 0;
@@ -429,6 +436,7 @@ export function drawCurves(out: string): void {
     { name: 'cat top-3', values: col('val_category_top3'), color: [30, 160, 220] as [number, number, number] },
     { name: 'attr recall@3', values: col('val_attr_recall3_per_image'), color: [40, 160, 60] as [number, number, number] },
     { name: 'landmark nme', values: col('val_landmark_nme'), color: [200, 120, 20] as [number, number, number] },
+    { name: 'box IoU', values: col('val_box_iou'), color: [130, 60, 180] as [number, number, number] },
   ].filter((s) => s.values.some(Number.isFinite));
   if (series.length) plotLines(join(out, 'metrics.png'), 'validation metrics per epoch', series);
 }

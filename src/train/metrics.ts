@@ -22,7 +22,25 @@ export interface EvalResult {
   attributes?: { per_image: RecallTable; per_attribute: RecallTable };
   /** mean_position_nme: the baseline of predicting each slot's training-split mean position. */
   landmarks?: { nme: number; mean_position_nme?: number };
+  /** The box head: mean IoU with the true boxes, beside the whole photo's (the baseline of no box head). */
+  boxes?: { iou: number; iou_whole_image: number; images: number };
+  /** eval --boxes predicted: the label metrics on the list's true boxes, beside these on the found ones. */
+  true_boxes?: Omit<EvalResult, 'images' | 'boxes' | 'true_boxes'>;
   images: number;
+}
+
+/** (cx, cy, w, h) to (x1, y1, x2, y2). */
+export function corners(b: ArrayLike<number>): [number, number, number, number] {
+  return [b[0]! - b[2]! / 2, b[1]! - b[3]! / 2, b[0]! + b[2]! / 2, b[1]! + b[3]! / 2];
+}
+
+/** Intersection over union of two (x1, y1, x2, y2) boxes; 0 for a NaN or empty one. */
+export function iou(a: readonly number[], b: readonly number[]): number {
+  const w = Math.min(a[2]!, b[2]!) - Math.max(a[0]!, b[0]!), h = Math.min(a[3]!, b[3]!) - Math.max(a[1]!, b[1]!);
+  const inter = w > 0 && h > 0 ? w * h : 0;
+  const area = (r: readonly number[]) => Math.max(0, r[2]! - r[0]!) * Math.max(0, r[3]! - r[1]!);
+  const union = area(a) + area(b) - inter;
+  return union > 0 && Number.isFinite(inter / union) ? inter / union : 0;
 }
 
 const KS = [3, 5] as const;
@@ -45,6 +63,15 @@ export class MetricsAccumulator {
   private readonly groups: { name: string; members: number[] }[];
   private nmeSum = 0;
   private nmeCount = 0;
+  private readonly box = { iou: 0, whole: 0, count: 0 };
+
+  /** One photo's predicted and true boxes, both (cx, cy, w, h) fractions of the photo. */
+  addBox(predicted: ArrayLike<number>, truth: ArrayLike<number>): void {
+    const t = corners(truth);
+    this.box.iou += iou(corners(predicted), t);
+    this.box.whole += iou([0, 0, 1, 1], t);
+    this.box.count++;
+  }
 
   constructor(private readonly vocab: Vocabulary) {
     const A = vocab.attributes.length;
@@ -128,6 +155,7 @@ export class MetricsAccumulator {
       r.attributes = { per_image: perImage, per_attribute: perAttribute };
     }
     if (this.nmeCount) r.landmarks = { nme: this.nmeSum / this.nmeCount };
+    if (this.box.count) r.boxes = { iou: this.box.iou / this.box.count, iou_whole_image: this.box.whole / this.box.count, images: this.box.count };
     return r;
   }
 }
@@ -214,5 +242,6 @@ export function formatEval(r: EvalResult): string {
     }
   }
   if (r.landmarks) lines.push(`landmark error (NME, distance / image size): ${r.landmarks.nme.toFixed(4)}${r.landmarks.mean_position_nme !== undefined ? `   (mean-position baseline ${r.landmarks.mean_position_nme.toFixed(4)})` : ''}`);
+  if (r.boxes) lines.push(`garment box mean IoU: ${r.boxes.iou.toFixed(3)}   (the whole photo as the box: ${r.boxes.iou_whole_image.toFixed(3)}; ${r.boxes.images} photos)`);
   return lines.join('\n');
 }

@@ -8,7 +8,9 @@ import type { Engine } from '../engine/engine.js';
 import type { Tensor } from '../engine/tensor.js';
 import type { ClothNet, NetOutput } from '../nets/models.js';
 import { WeightAverage } from './ema.js';
-import { type LossConfig, type LossTerms, type Targets, UncertaintyWeights, multiTaskLoss } from './losses.js';
+import * as ops from '../autograd/ops.js';
+import { BOX_INPUT } from '../nets/locator.js';
+import { type LossConfig, type LossTerms, type Targets, UncertaintyWeights, boxLoss, multiTaskLoss } from './losses.js';
 
 export interface HostBatch {
   n: number;
@@ -20,6 +22,10 @@ export interface HostBatch {
   landmarkMask?: Float32Array | null;
   /** [n, 8, 3] visibility, x, y in the pixels of the size x size input (for the soft-argmax loss). */
   landmarks?: Float32Array | null;
+  /** The box head's input and targets (Batch.photos, boxes, boxMask): whole photos at BOX_INPUT. */
+  photos?: Float32Array | null;
+  boxes?: Float32Array | null;
+  boxMask?: Float32Array | null;
 }
 
 /** [n, 8, 2] points as fractions of the image from [n, 8, 3] (visibility, x, y) in pixels. */
@@ -91,6 +97,11 @@ export class Trainer {
       // first (engine.write), splitting the step into two submissions.
       const images = e.tensor(b.images, [b.n, 3, b.size, b.size], 'images');
       const targets = targetsOf(e, this.net, b);
+      const wb = this.loss.wb ?? 0;
+      const boxed = this.net.hasBox && wb > 0 && b.photos && b.boxes && b.boxMask;
+      const photos = boxed ? e.tensor(b.photos!, [b.n, 3, BOX_INPUT, BOX_INPUT], 'photos') : null;
+      const boxTargets = boxed ? e.tensor(b.boxes!, [b.n, 1, 4], 'targets.box') : null;
+      const boxMask = boxed ? e.tensor(b.boxMask!, [b.n, 1], 'targets.box_mask') : null;
       // Mixed precision: the gradient casts flag an f16 overflow, and Adam then skips the step on
       // the GPU; the caller books the flag (scaler.book) when it reads the losses back.
       if (e.mixedPrecision) this.scaler ??= new GradientScaler(e);
@@ -99,6 +110,11 @@ export class Trainer {
       e.gradientScaling = scaler;
       try {
         const terms = multiTaskLoss(this.net.forward(images), targets, this.loss, this.uncertainty);
+        if (photos) {
+          // The box head learns on the whole photos, beside the labels on the crops.
+          terms.box = boxLoss(this.net.locate(photos), boxTargets!, boxMask!);
+          terms.total = ops.add(terms.total, ops.scale(terms.box, wb));
+        }
         backward(terms.total);
         noGrad(() => {
           this.optimizer.update(scaler?.flag);
@@ -114,10 +130,35 @@ export class Trainer {
 }
 
 /** Eval-mode forward pass of one batch (the outputs are kept; the caller disposes them). */
-export function predictBatch(net: ClothNet, images: Float32Array, n: number, size: number): NetOutput {
+export function predictBatch(net: ClothNet, images: Float32Array, n: number, size: number, o: { features?: boolean } = {}): NetOutput {
   const e = net.engine;
   net.setTraining(false);
-  return e.tidy(() => noGrad(() => net.forward(e.tensor(images, [n, 3, size, size], 'images'))));
+  return e.tidy(() => noGrad(() => net.forward(e.tensor(images, [n, 3, size, size], 'images'), o)));
+}
+
+/**
+ * The box head's boxes [n, 4] (cx, cy, w, h fractions) for whole photos [n, 3, BOX_INPUT,
+ * BOX_INPUT]. Each photo is read with its mirror image and the two boxes (the mirror's mirrored
+ * back) are averaged: a flipped photo gets exactly the flipped box, and the box is steadier.
+ */
+export async function predictBoxes(net: ClothNet, photos: Float32Array, n: number): Promise<Float32Array> {
+  const e = net.engine;
+  const P = BOX_INPUT;
+  const both = new Float32Array(2 * photos.length);
+  both.set(photos);
+  for (let row = 0; row < 3 * n * P; row++) {
+    for (let x = 0; x < P; x++) both[photos.length + row * P + x] = photos[row * P + (P - 1 - x)]!;
+  }
+  net.setTraining(false);
+  const boxes = e.tidy(() => noGrad(() => net.locate(e.tensor(both, [2 * n, 3, P, P], 'photos'))));
+  const values = await boxes.read();
+  boxes.dispose();
+  const out = new Float32Array(4 * n);
+  for (let i = 0; i < n; i++) {
+    const [a, m] = [values.subarray(4 * i, 4 * i + 4), values.subarray(4 * (n + i), 4 * (n + i) + 4)];
+    out.set([(a[0]! + 1 - m[0]!) / 2, (a[1]! + m[1]!) / 2, (a[2]! + m[2]!) / 2, (a[3]! + m[3]!) / 2], 4 * i);
+  }
+  return out;
 }
 
 export function disposeAll(xs: (Tensor | undefined)[]): void {

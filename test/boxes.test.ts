@@ -1,0 +1,133 @@
+// Garment boxes (SPEC 8.2.4): the box head learns the garment's box from whole photos, eval reports
+// its IoU beside the whole photo's and can score the labels on predicted crops, and predict finds
+// the garment before labelling it (or takes a list's boxes, or the whole photo).
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PNG } from 'pngjs';
+import t from 'tap';
+import { drawFrame } from '../src/data/augment.js';
+import { boxInFrame, loadBatch } from '../src/data/batch.js';
+import { openDataset } from '../src/data/dataset.js';
+import { datasetView } from '../src/data/loader.js';
+import { synthesize } from '../src/data/synth.js';
+import { pixelBox } from '../src/label/pixels.js';
+import { BOX_INPUT } from '../src/nets/locator.js';
+import { createNet } from '../src/nets/models.js';
+import { THESIS_LOSS } from '../src/train/losses.js';
+import { MetricsAccumulator, corners, iou } from '../src/train/metrics.js';
+import { Trainer, predictBoxes } from '../src/train/step.js';
+import { clothtag } from './helpers/cli.js';
+import { gpuEngine } from './helpers/gpu.js';
+
+const NO_VOCAB = { categories: [], attributes: [], attributeTypes: [], typeNames: {} };
+
+t.test('IoU, corners, boxes in a window of the photo, and pixel boxes, on hand-computed cases', async (t) => {
+  t.same(corners([0.5, 0.5, 0.2, 0.4]), [0.4, 0.3, 0.6, 0.7]);
+  t.equal(iou([0, 0, 2, 2], [1, 1, 3, 3]), 1 / 7);
+  t.equal(iou([0, 0, 1, 1], [0, 0, 1, 1]), 1);
+  t.equal(iou([0, 0, 1, 1], [2, 2, 3, 3]), 0, 'disjoint');
+  t.equal(iou([0, 0, NaN, 1], [0, 0, 1, 1]), 0, 'a NaN box scores nothing');
+  const m = new MetricsAccumulator(NO_VOCAB);
+  m.addBox([0.5, 0.5, 0.5, 0.5], [0.5, 0.5, 0.5, 0.5]);
+  m.addBox([0.25, 0.25, 0.5, 0.5], [0.75, 0.75, 0.5, 0.5]);
+  t.same(m.result().boxes, { iou: 0.5, iou_whole_image: 0.25, images: 2 }, 'mean IoU, and the whole photo as the baseline');
+  const whole = { x: 0, y: 0, w: 200, h: 100 };
+  t.same(boxInFrame([20, 10, 120, 60], whole, false), [0.35, 0.35, 0.5, 0.5]);
+  t.same(boxInFrame([20, 10, 120, 60], whole, true), [0.65, 0.35, 0.5, 0.5], 'mirrored with the photo');
+  const clipped = boxInFrame([0, 0, 200, 100], { x: 50, y: 25, w: 100, h: 50 }, false);
+  t.same(clipped, [0.5, 0.5, 1, 1], 'a box larger than the window is clipped to it');
+  t.same(drawFrame({ flip: true, minArea: 1, jitter: 0, rotate: 0, color: 0, frame: 1 }, 300, 200, 5, 7), { x: 0, y: 0, w: 300, h: 200 }, 'frame 1: the whole photo');
+  const spec = { flip: true, minArea: 1, jitter: 0, rotate: 0, color: 0, frame: 0.8 };
+  const a = drawFrame(spec, 300, 200, 5, 7);
+  t.same(drawFrame(spec, 300, 200, 5, 7), a, 'the same window from the same (seed, item)');
+  t.ok(a.w >= 240 && a.w <= 300 && a.x >= 0 && a.x + a.w <= 300 && a.y + a.h <= 200 + 1e-9 && Math.abs(a.w / 300 - a.h / 200) < 1e-9, `a window inside the photo, one scale both ways: ${JSON.stringify(a)}`);
+  t.same(pixelBox([0.5, 0.5, 0.5, 0.5], 200, 100), [50, 25, 150, 75]);
+  const tiny = pixelBox([0.999, 0.5, 0.001, 0.001], 200, 100);
+  t.ok(tiny[2] - tiny[0] >= 1 && tiny[3] - tiny[1] >= 1 && tiny[2] <= 200 && tiny[0] === 199, `at least a pixel each way, inside the photo: ${tiny}`);
+});
+
+t.test('the box head learns boxes from whole photos: a batch is fitted far beyond the whole-photo baseline', async (t) => {
+  const e = await gpuEngine(t);
+  const dir = mkdtempSync(join(tmpdir(), 'clothtag-boxfit-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  synthesize(join(dir, 'data'), { images: 16, size: 96, seed: 4 });
+  const ds = await openDataset(join(dir, 'data'));
+  const n = 16;
+  const batch = loadBatch(datasetView(ds), Array.from({ length: n }, (_, i) => i), { size: 32, augment: false, heatmaps: false, photoSize: BOX_INPUT }, 0);
+  const net = createNet(e, { net: 'cloth_resnet_a', categories: ds.categories.length, attributes: 0, width: 0.125, seed: 3, box: true });
+  const trainer = new Trainer(net, { ...THESIS_LOSS, wb: 1 }, 3e-3);
+  const meanIoU = async () => {
+    const boxes = await predictBoxes(net, batch.photos!, n);
+    const m = new MetricsAccumulator(NO_VOCAB);
+    for (let i = 0; i < n; i++) m.addBox(boxes.subarray(4 * i, 4 * i + 4), batch.boxes!.subarray(4 * i, 4 * i + 4));
+    return m.result().boxes!;
+  };
+  const before = await meanIoU();
+  for (let k = 0; k < 60; k++) {
+    const terms = trainer.step({ n, ...batch }, k);
+    t.ok(terms.box, 'a box term in every step');
+    for (const x of new Set(Object.values(terms))) x?.dispose();
+  }
+  const after = await meanIoU();
+  t.ok(after.iou > 0.7 && after.iou > after.iou_whole_image + 0.2, `IoU on the batch ${before.iou.toFixed(3)} -> ${after.iou.toFixed(3)} in 60 steps (whole photo ${after.iou_whole_image.toFixed(3)})`);
+
+  // A mirrored photo gets the mirrored box (predictBoxes reads each photo with its mirror image).
+  const P = BOX_INPUT, mirrored = new Float32Array(batch.photos!.length);
+  for (let row = 0; row < 3 * n * P; row++) for (let x = 0; x < P; x++) mirrored[row * P + x] = batch.photos![row * P + P - 1 - x]!;
+  const [plain, flipped] = [await predictBoxes(net, batch.photos!, n), await predictBoxes(net, mirrored, n)];
+  let worst = 0;
+  for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(plain[4 * i]! - (1 - flipped[4 * i]!)), ...[1, 2, 3].map((k) => Math.abs(plain[4 * i + k]! - flipped[4 * i + k]!)));
+  t.ok(worst < 1e-5, `a mirrored photo's box is the mirrored box (largest difference ${worst.toExponential(1)})`);
+  trainer.dispose();
+  net.dispose();
+});
+
+t.test('eval reports the box IoU and scores labels on predicted crops; predict finds the garment first', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'clothtag-boxes-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const data = join(dir, 'data');
+  synthesize(data, { images: 60, size: 96, seed: 2 });
+  const run = join(dir, 'run');
+  const train = clothtag(['train', '--data', data, '--net', 'cloth_resnet_a', '--width', '0.125', '--img-size', '32', '--batch-size', '16', '--epochs', '2', '--workers', '0', '--augment', 'light', '--out', run]);
+  t.equal(train.code, 0, train.stderr);
+  t.match(train.stdout, /box IoU \d\.\d+ \(whole photo \d\.\d+\)/, 'every epoch reports the box IoU beside the whole photo\'s');
+  t.match(readFileSync(join(run, 'metrics.csv'), 'utf8').split('\n')[0]!, /,train_box,val_box_iou$/);
+  const checkpoint = join(run, 'weights', 'best.safetensors');
+  const ev = clothtag(['eval', '--checkpoint', checkpoint, '--data', data, '--split', 'val', '--workers', '0', '--json', join(dir, 'eval.json')]);
+  t.equal(ev.code, 0, ev.stderr);
+  t.match(ev.stdout, /garment box mean IoU: \d\.\d+ {3}\(the whole photo as the box: \d\.\d+; \d+ photos\)/);
+  const r = JSON.parse(readFileSync(join(dir, 'eval.json'), 'utf8')) as { boxes: { iou: number; iou_whole_image: number }; attributes: unknown };
+  t.ok(r.boxes.iou > 0 && r.boxes.iou_whole_image > 0, `eval --json: "boxes": {"iou": ${r.boxes.iou.toFixed(3)}, "iou_whole_image": ${r.boxes.iou_whole_image.toFixed(3)}}`);
+  const predicted = clothtag(['eval', '--checkpoint', checkpoint, '--data', data, '--split', 'val', '--workers', '0', '--boxes', 'predicted', '--json', join(dir, 'eval-predicted.json')]);
+  t.equal(predicted.code, 0, predicted.stderr);
+  t.match(predicted.stdout, /labels on the boxes the network found[\s\S]*the same labels on the list's true boxes/);
+  const p = JSON.parse(readFileSync(join(dir, 'eval-predicted.json'), 'utf8')) as { boxes: { iou: number }; attributes: unknown; true_boxes: { attributes: unknown } };
+  t.equal(p.boxes.iou, r.boxes.iou, 'the same box IoU');
+  t.same(p.true_boxes.attributes, (r as { attributes: unknown }).attributes, 'the true-box figures, as plain eval gives them');
+  t.ok(p.attributes, 'and the attribute recall on the predicted crops');
+
+  // predict: the box head finds the garment (no list given); --bbox whole turns it off; a list's box wins.
+  const image = join(data, (readFileSync(join(data, 'Anno', 'list_bbox.txt'), 'utf8').split('\n')[2] ?? '').split(/\s+/)[0]!);
+  const found = clothtag(['predict', image, '--checkpoint', checkpoint, '--out', join(dir, 'overlays')]);
+  t.equal(found.code, 0, found.stderr);
+  const row = JSON.parse(found.stdout.split('\n')[0]!) as { box: number[]; box_source: string; overlay: string };
+  t.equal(row.box_source, 'predicted');
+  t.ok(row.box.length === 4 && row.box[0]! >= 0 && row.box[2]! <= 96 && row.box[0]! < row.box[2]! && row.box[1]! < row.box[3]!, `a box inside the 96x96 photo: ${row.box}`);
+  const overlay = PNG.sync.read(readFileSync(row.overlay));
+  const [x1, y1] = row.box.map((v) => Math.round(v * (overlay.width / 96))) as [number, number];
+  const at = (overlay.width * y1 + x1) * 4;
+  t.same([...overlay.data.subarray(at, at + 3)], [40, 200, 60], 'the overlay draws the found box in green');
+  const whole = clothtag(['predict', image, '--checkpoint', checkpoint, '--bbox', 'whole']);
+  t.same(JSON.parse(whole.stdout.split('\n')[0]!).box, [0, 0, 96, 96], '--bbox whole: the whole photo');
+  const listed = clothtag(['predict', image, '--checkpoint', checkpoint, '--bbox', join(data, 'Anno', 'list_bbox.txt')]);
+  t.equal((JSON.parse(listed.stdout.split('\n')[0]!) as { box_source: string }).box_source, 'list');
+  // --wb 0 (or data without boxes): no box head, and --boxes predicted says why it cannot.
+  const off = clothtag(['train', '--data', data, '--net', 'cloth_resnet_a', '--width', '0.125', '--img-size', '32', '--batch-size', '16', '--epochs', '1', '--steps-per-epoch', '1', '--workers', '0', '--wb', '0', '--out', join(dir, 'off')]);
+  t.equal(off.code, 0, off.stderr);
+  t.notMatch(off.stdout, /box IoU/);
+  const noBox = clothtag(['eval', '--checkpoint', join(dir, 'off', 'weights', 'last.safetensors'), '--data', data, '--boxes', 'predicted', '--workers', '0']);
+  t.not(noBox.code, 0);
+  t.match(noBox.stderr, /--boxes predicted needs a network with a garment-box head/);
+  t.ok(existsSync(join(dir, 'off', 'weights', 'last.safetensors')));
+});

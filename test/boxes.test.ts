@@ -129,5 +129,13 @@ t.test('eval reports the box IoU and scores labels on predicted crops; predict f
   const noBox = clothtag(['eval', '--checkpoint', join(dir, 'off', 'weights', 'last.safetensors'), '--data', data, '--boxes', 'predicted', '--workers', '0']);
   t.not(noBox.code, 0);
   t.match(noBox.stderr, /--boxes predicted needs a network with a garment-box head/);
-  t.ok(existsSync(join(dir, 'off', 'weights', 'last.safetensors')));
+  const exported = clothtag(['export', '--checkpoint', checkpoint, '--onnx', join(dir, 'box.onnx'), '--part', 'box']);
+  t.equal(exported.code, 0, exported.stderr);
+  t.match(exported.stdout, /garment-box head, input photo Nx3x64x64 .* output box \[N, 4\]/);
+  t.ok(existsSync(join(dir, 'box.onnx')), 'export --part box writes the box head as ONNX');
+  const labels = clothtag(['export', '--checkpoint', checkpoint, '--onnx', join(dir, 'labels.onnx')]);
+  t.match(labels.stdout, /export it on its own with --part box/, 'the label graph says where the box head went');
+  const refused = clothtag(['export', '--checkpoint', join(dir, 'off', 'weights', 'last.safetensors'), '--onnx', join(dir, 'none.onnx'), '--part', 'box']);
+  t.not(refused.code, 0);
+  t.match(refused.stderr, /has no garment-box head/);
 });

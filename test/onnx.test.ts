@@ -9,6 +9,7 @@ import * as ort from 'onnxruntime-node';
 import t from 'tap';
 import { noGrad } from '../src/autograd/tape.js';
 import { ONNX_OUTPUTS, adaptivePoolMatrix, exportOnnx } from '../src/interop/onnx.js';
+import { BOX_INPUT } from '../src/nets/locator.js';
 import { NET_NAMES, createNet } from '../src/nets/models.js';
 import { saveCheckpoint } from '../src/nets/weights.js';
 import { clothtag } from './helpers/cli.js';
@@ -69,6 +70,27 @@ for (const name of NET_NAMES) {
     net.dispose();
   });
 }
+
+t.test('the garment-box head exports as a graph of its own (--part box) that ONNX Runtime agrees with', async (t) => {
+  const e = await gpuEngine();
+  const net = createNet(e, { net: 'cloth_repvgg', categories: 5, attributes: 0, width: 1 / 8, seed: 2, box: true });
+  randomizeBatchNorms(e, net, 3);
+  for (const p of net.find('box_locator.box').stateEntries()) for (const part of p.parts) e.write(part, randn(part.size, 9).map((v) => v * 0.05));
+  net.setTraining(false);
+  const batch = 3, input = randn(batch * 3 * BOX_INPUT * BOX_INPUT, 6);
+  const x = e.tensor(input, [batch, 3, BOX_INPUT, BOX_INPUT]).keep();
+  const box = noGrad(() => net.locate(x));
+  const want = await box.read();
+  box.dispose();
+  x.dispose();
+  const session = await ort.InferenceSession.create(await exportOnnx(net, { size: 64, batch: 'dynamic', part: 'box' }), { executionProviders: ['cpu'] });
+  t.same([...session.inputNames, ...session.outputNames], ['photo', 'box']);
+  const got = (await session.run({ photo: new ort.Tensor('float32', input, [batch, 3, BOX_INPUT, BOX_INPUT]) })).box!.data as Float32Array;
+  const err = relativeError(got, want);
+  t.ok(err <= 1e-4 && want.some((v) => Math.abs(v - 0.5) > 1e-3), `box: relative error ${err.toExponential(2)} <= 1e-4`);
+  await session.release();
+  net.dispose();
+});
 
 t.test('clothtag export writes a checkpoint as ONNX that ONNX Runtime runs, at a fixed batch', async (t) => {
   const e = await gpuEngine();

@@ -7,6 +7,7 @@ import { checkpointLabeling } from '../label/labels.js';
 import { loadCheckpoint } from '../nets/weights.js';
 import { createNodeGpu } from '../node/gpu.js';
 import { writeAtomic } from '../run/train.js';
+import { BOX_INPUT } from '../nets/locator.js';
 import { UsageError, positiveInt, readFileOrThrow } from './util.js';
 
 function batchFlag(v: string): number | 'dynamic' {
@@ -17,9 +18,11 @@ function batchFlag(v: string): number | 'dynamic' {
 }
 
 export async function exportVerb(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { checkpoint: { type: 'string' }, onnx: { type: 'string' }, batch: { type: 'string', default: 'dynamic' }, size: { type: 'string' } } });
+  const { values } = parseArgs({ args, options: { checkpoint: { type: 'string' }, onnx: { type: 'string' }, batch: { type: 'string', default: 'dynamic' }, size: { type: 'string' }, part: { type: 'string', default: 'labels' } } });
   if (!values.checkpoint || !values.onnx) throw new UsageError('--checkpoint and --onnx are required');
   const batch = batchFlag(values.batch!);
+  if (values.part !== 'labels' && values.part !== 'box') throw new UsageError(`--part is labels or box, got "${values.part}"`);
+  const part = values.part;
   const bytes = readFileOrThrow(values.checkpoint);
   const gpu = await createNodeGpu();
   try {
@@ -28,11 +31,17 @@ export async function exportVerb(args: string[]): Promise<number> {
     const size = values.size ? positiveInt(values.size, '--size') : checkpointLabeling(meta.extra, values.checkpoint).size;
     const repvgg = net.repBlocks().length > 0;
     if (repvgg && !meta.deployed) await net.reparameterize();
-    const onnx = await exportOnnx(net, { size, batch });
+    if (part === 'box' && !net.hasBox) throw new UsageError(`--part box: ${values.checkpoint} has no garment-box head (it was trained without boxes)`);
+    const onnx = await exportOnnx(net, { size, batch, part });
     writeAtomic(values.onnx, onnx);
     const N = batch === 'dynamic' ? 'N' : batch;
+    if (part === 'box') {
+      console.log(`${values.onnx}: ${net.config.net}'s garment-box head, input photo ${N}x3x${BOX_INPUT}x${BOX_INPUT} (the whole photo, ImageNet-normalized RGB), output box [${N}, 4] (centre x, centre y, width, height as fractions of the photo); ONNX opset 18, ${(onnx.length / 2 ** 20).toFixed(1)} MB`);
+      net.dispose();
+      return 0;
+    }
     const outputs = [net.config.categories ? `category [${N}, ${net.config.categories}]` : '', net.config.attributes ? `attributes [${N}, ${net.config.attributes}]` : '', net.hasLandmarks ? `heatmaps [${N}, 8, ${size}, ${size}]` : ''].filter(Boolean);
-    console.log(`${values.onnx}: ${net.config.net}${repvgg ? ' (deployed)' : ''}, input image ${N}x3x${size}x${size} (ImageNet-normalized RGB), outputs ${outputs.join(', ')}; ONNX opset 18, ${(onnx.length / 2 ** 20).toFixed(1)} MB`);
+    console.log(`${values.onnx}: ${net.config.net}${repvgg ? ' (deployed)' : ''}, input image ${N}x3x${size}x${size} (ImageNet-normalized RGB), outputs ${outputs.join(', ')}; ONNX opset 18, ${(onnx.length / 2 ** 20).toFixed(1)} MB${net.hasBox ? '\n(the garment-box head reads the whole photo, not the crop: export it on its own with --part box)' : ''}`);
     net.dispose();
     return 0;
   } finally {

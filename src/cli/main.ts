@@ -80,7 +80,7 @@ const verbs: Record<string, Verb> = {
   },
   export: {
     summary: 'write a checkpoint as an ONNX graph (eval mode; RepVGG deployed) for ONNX Runtime and other runtimes',
-    usage: 'clothtag export --checkpoint FILE --onnx OUT.onnx [--batch N|dynamic] [--size S]',
+    usage: 'clothtag export --checkpoint FILE --onnx OUT.onnx [--batch N|dynamic] [--size S] [--part labels|box]',
     run: exportVerb,
   },
   convert: {

@@ -6,12 +6,13 @@
 import onnxProto from 'onnx-proto';
 import { traceOps, type TracedOp } from '../autograd/trace.js';
 import type { Tensor } from '../engine/tensor.js';
-import type { ClothNet } from '../nets/models.js';
+import { BOX_INPUT } from '../nets/locator.js';
+import type { ClothNet, NetOutput } from '../nets/models.js';
 
 const { onnx } = onnxProto;
 
 export const ONNX_OPSET = 18;
-/** The outputs a network may have, by name (its NetOutput keys). */
+/** The outputs a network may have, by name (its NetOutput keys; the box head's `box` is a graph of its own). */
 export const ONNX_OUTPUTS = ['category', 'attributes', 'heatmaps'] as const;
 
 export interface OnnxExportOptions {
@@ -19,6 +20,12 @@ export interface OnnxExportOptions {
   size: number;
   /** A fixed batch size, or 'dynamic' (the batch axis is named N). */
   batch: number | 'dynamic';
+  /**
+   * 'labels' (the default): input `image`, the label outputs. 'box': the garment-box head alone,
+   * input `photo` [N, 3, BOX_INPUT, BOX_INPUT] (the whole photo), output `box` [N, 4] (cx, cy, w, h
+   * fractions; one pass: clothtag also averages the mirror image's box, predictBoxes).
+   */
+  part?: 'labels' | 'box';
 }
 
 export class OnnxExportError extends Error {
@@ -215,14 +222,17 @@ export async function exportOnnx(net: ClothNet, o: OnnxExportOptions): Promise<U
   // A dynamic graph is traced at batch 2, so that the batch axis cannot be taken for a 1 elsewhere.
   const batch = dynamic ? 2 : (o.batch as number);
   net.setTraining(false);
-  const x = engine.empty([batch, 3, o.size, o.size], 'image');
+  const box = o.part === 'box';
+  const input = box ? 'photo' : 'image';
+  const side = box ? BOX_INPUT : o.size;
+  const x = engine.empty([batch, 3, side, side], input);
   // Gradients stay on while tracing: the eval-mode shortcut that folds BatchNorm into the
   // convolution's epilogue (layers.ts convBN) runs outside the ops and would not be traced.
-  const { result, trace } = traceOps(() => net.forward(x));
+  const { result, trace } = traceOps((): NetOutput & { box?: Tensor } => (box ? { box: net.locate(x) } : net.forward(x)));
   try {
-    const names = new Map<Tensor, string>([[x, 'image']]);
+    const names = new Map<Tensor, string>([[x, input]]);
     for (const e of net.stateEntries()) e.parts.forEach((p, i) => names.set(p, e.parts.length > 1 ? `${e.name}.part${i}` : e.name));
-    const outputs = ONNX_OUTPUTS.filter((k) => result[k]);
+    const outputs = box ? (['box'] as const) : ONNX_OUTPUTS.filter((k) => result[k]);
     for (const k of outputs) names.set(result[k]!, k);
     const b = new GraphBuilder(batch, dynamic);
     // Constants: the network's state under its own names, anything else (a 0.5, a split weight) numbered.
@@ -249,7 +259,7 @@ export async function exportOnnx(net: ClothNet, o: OnnxExportOptions): Promise<U
       name: net.config.net,
       node: b.nodes,
       initializer: b.initializers,
-      input: [valueInfo('image', x.shape)],
+      input: [valueInfo(input, x.shape)],
       output: outputs.map((k) => valueInfo(k, result[k]!.shape)),
     };
     const model = onnx.ModelProto.create({
@@ -257,12 +267,12 @@ export async function exportOnnx(net: ClothNet, o: OnnxExportOptions): Promise<U
       opsetImport: [{ domain: '', version: ONNX_OPSET }],
       producerName: 'clothtag',
       graph,
-      docString: `clothtag ${net.config.net} (width ${net.config.width}), eval mode, input ${o.size}x${o.size}`,
+      docString: `clothtag ${net.config.net} (width ${net.config.width})${box ? ' garment-box head' : ''}, eval mode, input ${side}x${side}`,
     });
     return onnx.ModelProto.encode(model).finish();
   } finally {
     trace.dispose();
-    for (const k of ONNX_OUTPUTS) result[k]?.dispose();
+    for (const k of [...ONNX_OUTPUTS, 'box'] as const) result[k]?.dispose();
     x.dispose();
   }
 }

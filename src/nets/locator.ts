@@ -6,8 +6,9 @@
 // and a second pass of whole photos through it mixes two image distributions in every BatchNorm's
 // running statistics. Tried first (a 2x2-pooled head on the trunk's last map): the eval-mode
 // boxes lagged the training ones, mean IoU 0.55 on deepfashion-fine against 0.53 for always
-// answering the training split's mean box. A locator with its own BatchNorms has no such mixing,
-// costs about 1/20 of a width-1/4 trunk's forward pass, and stays out of RepVGG fusion.
+// answering the training split's mean box. A locator with its own BatchNorms has no such mixing
+// and stays out of RepVGG fusion. Its cost is fixed, 37 MFLOP a photo (forward): about 1% of a
+// width-1 trunk at 224x224, but about twice a width-1/4 trunk at 64x64, where `--wb 0` saves it.
 import * as ops from '../autograd/ops.js';
 import type { Tensor } from '../engine/tensor.js';
 import { type Context, ConvBN, Linear } from './layers.js';

@@ -129,6 +129,15 @@ t.test('eval reports the box IoU and scores labels on predicted crops; predict f
   const noBox = clothtag(['eval', '--checkpoint', join(dir, 'off', 'weights', 'last.safetensors'), '--data', data, '--boxes', 'predicted', '--workers', '0']);
   t.not(noBox.code, 0);
   t.match(noBox.stderr, /--boxes predicted needs a network with a garment-box head/);
+  // A landmark network: on predicted crops the landmark error and its mean-position baseline are
+  // both scored in the crops the box head chose.
+  const lm = clothtag(['train', '--data', data, '--net', 'new_fashionnet', '--width', '0.125', '--img-size', '32', '--batch-size', '16', '--epochs', '1', '--steps-per-epoch', '2', '--workers', '0', '--landmark-loss', 'softargmax', '--out', join(dir, 'lm')]);
+  t.equal(lm.code, 0, lm.stderr);
+  const lmEval = clothtag(['eval', '--checkpoint', join(dir, 'lm', 'weights', 'last.safetensors'), '--data', data, '--split', 'val', '--workers', '0', '--boxes', 'predicted', '--json', join(dir, 'lm.json')]);
+  t.equal(lmEval.code, 0, lmEval.stderr);
+  const lr = JSON.parse(readFileSync(join(dir, 'lm.json'), 'utf8')) as { landmarks: { nme: number; mean_position_nme: number }; true_boxes: { landmarks: { nme: number; mean_position_nme: number } } };
+  t.ok([lr.landmarks.nme, lr.landmarks.mean_position_nme, lr.true_boxes.landmarks.nme, lr.true_boxes.landmarks.mean_position_nme].every(Number.isFinite), `NME on found crops ${lr.landmarks.nme.toFixed(3)} (baseline ${lr.landmarks.mean_position_nme.toFixed(3)}), on true boxes ${lr.true_boxes.landmarks.nme.toFixed(3)} (baseline ${lr.true_boxes.landmarks.mean_position_nme.toFixed(3)})`);
+  t.not(lr.landmarks.mean_position_nme, lr.true_boxes.landmarks.mean_position_nme, 'each baseline in its own crops');
   const exported = clothtag(['export', '--checkpoint', checkpoint, '--onnx', join(dir, 'box.onnx'), '--part', 'box']);
   t.equal(exported.code, 0, exported.stderr);
   t.match(exported.stdout, /garment-box head, input photo Nx3x64x64 .* output box \[N, 4\]/);

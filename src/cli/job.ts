@@ -262,19 +262,22 @@ export async function evalVerb(args: string[]): Promise<number> {
     const foundBoxes = new Map<number, [number, number, number, number]>();
     let result: EvalResult = await evaluate(net, loader, indices, vocab, { batchSize, size, decode, foundBoxes }, (d, t) => progress.update(`evaluating ${d}/${t}`));
     await loader.close();
-    const meanPosition = (r: EvalResult) => {
-      const baseline = r.landmarks && splits.train.length ? meanPositionBaseline(ds, meanPositions(ds, splits.train, size), indices, size) : null;
+    // The landmark baseline: the training split's mean positions, scored in the same crops.
+    const means = result.landmarks && splits.train.length ? meanPositions(ds, splits.train, size) : null;
+    const meanPosition = (r: EvalResult, items: Dataset['items']) => {
+      const baseline = r.landmarks && means ? meanPositionBaseline({ ...ds, items }, means, indices, size) : null;
       if (r.landmarks && baseline) r.landmarks.mean_position_nme = baseline.nme;
     };
-    meanPosition(result);
+    meanPosition(result, ds.items);
     if (boxes === 'predicted') {
       // The labels again, on the crops the box head chose instead of the list's boxes: the cost of
       // labelling uncropped photos, as a number (the true-box figures stay under "true_boxes").
       const onTrue = result;
-      const found = new BatchLoader({ ...view, items: view.items.map((it, i) => (foundBoxes.has(i) ? { ...it, bbox: foundBoxes.get(i)! } : it)) }, { size, augment: false, heatmaps: false }, workers);
+      const items = view.items.map((it, i) => (foundBoxes.has(i) ? { ...it, bbox: foundBoxes.get(i)! } : it));
+      const found = new BatchLoader({ ...view, items }, { size, augment: false, heatmaps: false }, workers);
       result = await evaluate(net, found, indices, vocab, { batchSize, size, decode }, (d, t) => progress.update(`evaluating on predicted boxes ${d}/${t}`));
       await found.close();
-      meanPosition(result);
+      meanPosition(result, items);
       const { boxes: box, images: _images, ...labels } = onTrue;
       result = { ...result, boxes: box, true_boxes: labels };
     }

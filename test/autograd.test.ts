@@ -1,6 +1,6 @@
 import t from 'tap';
 import * as ops from '../src/autograd/ops.js';
-import { backward, noGrad } from '../src/autograd/tape.js';
+import { backward, noGrad, record } from '../src/autograd/tape.js';
 import { gpuEngine } from './helpers/gpu.js';
 
 t.test('shared subexpressions get their gradients summed once', async (t) => {
@@ -92,4 +92,22 @@ t.test("backward frees each intermediate gradient once it is passed on: the step
     x.grad?.dispose();
   });
   t.ok(e.stats.peakBytes >= e.stats.allocatedBytes, 'the high-water mark is never below what is live');
+});
+
+t.test('the tape undoes broadcasting for every op, and names a backward that gives a wrong shape', async (t) => {
+  const e = await gpuEngine(t);
+  // A custom op whose backward hands back the output's gradient as it is, [2, 3], for inputs
+  // [2, 3] and [3] (a broadcast row) and [1, 1]: the tape sums each down to its input.
+  const a = e.tensor(new Float32Array(6).fill(1), [2, 3]), row = e.tensor(new Float32Array([1, 2, 3]), [3]), one = e.tensor(new Float32Array([1]), [1, 1]);
+  for (const x of [a, row, one]) x.requiresGrad = true;
+  const out = record(e.zeros([2, 3]), 'custom', [a, row, one], (g) => [g.view(g.shape), g.view(g.shape), g.view(g.shape)]);
+  backward(out, e.tensor(Float32Array.from([1, 2, 3, 4, 5, 6]), [2, 3]));
+  t.same([...(await a.grad!.read())], [1, 2, 3, 4, 5, 6], 'same shape: as is');
+  t.same([...(await row.grad!.read())], [5, 7, 9], 'a broadcast row: summed over the rows');
+  t.same([...(await one.grad!.read())], [21], '[1, 1]: summed over everything');
+  t.same(row.grad!.shape, [3]);
+  const bad = e.tensor(new Float32Array(6), [3, 2]);
+  bad.requiresGrad = true;
+  const wrong = record(e.zeros([2, 3]), 'wrong_op', [bad], (g) => [g.view(g.shape)]);
+  t.throws(() => backward(wrong, e.full([2, 3], 1)), /backward of wrong_op gave a gradient .*\[2, ?3\].* for input .*\[3, ?2\]/);
 });

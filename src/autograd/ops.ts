@@ -7,7 +7,7 @@ import * as ew from '../engine/elementwise.js';
 import { matmul as gemm, type GemmOptions } from '../engine/gemm.js';
 import * as L from '../engine/loss.js';
 import * as Nm from '../engine/norm.js';
-import { normalizeAxes, reduce, sumToShape } from '../engine/reduce.js';
+import { normalizeAxes, reduce } from '../engine/reduce.js';
 import * as S from '../engine/spatial.js';
 import * as Sa from '../engine/softargmax.js';
 import * as Ss from '../engine/ssim.js';
@@ -17,8 +17,11 @@ import { traced } from './trace.js';
 
 // ------------------------------------------------------------ elementwise
 
+// Binary ops broadcast; their backward functions return gradients in the output's shape, and the
+// tape sums each down to its input's shape (tape.ts, backward): broadcasting is undone in one place.
+
 export function add(a: Tensor, b: Tensor): Tensor {
-  return traced('add', [a, b], record(ew.binary('add', a, b), 'add', [a, b], (g) => [sumToShape(g, a.shape), sumToShape(g, b.shape)]));
+  return traced('add', [a, b], record(ew.binary('add', a, b), 'add', [a, b], (g) => [g.view(g.shape), g.view(g.shape)]));
 }
 
 /** max(a + b, 0) in one pass (a residual join and its ReLU); the gradient mask is out > 0. */
@@ -26,20 +29,20 @@ export function addRelu(a: Tensor, b: Tensor): Tensor {
   const out = traced('add', [a, b], ew.binary('add_relu', a, b), { relu: true });
   return record(out, 'add+relu', [a, b], (g) => {
     const masked = ew.binary('relu_grad', out, g);
-    const grads = [sumToShape(masked, a.shape), sumToShape(masked, b.shape)];
-    masked.dispose(); // views of it (no sum needed) keep its buffer until they go
+    const grads = [masked.view(masked.shape), masked.view(masked.shape)];
+    masked.dispose(); // the views keep its buffer until they go
     return grads;
   });
 }
 
 export function sub(a: Tensor, b: Tensor): Tensor {
-  return traced('sub', [a, b], record(ew.binary('sub', a, b), 'sub', [a, b], (g) => [sumToShape(g, a.shape), reduced(ew.unary('neg', g), b.shape)]));
+  return traced('sub', [a, b], record(ew.binary('sub', a, b), 'sub', [a, b], (g) => [g.view(g.shape), ew.unary('neg', g)]));
 }
 
 export function mul(a: Tensor, b: Tensor): Tensor {
   return traced('mul', [a, b], record(ew.binary('mul', a, b), 'mul', [a, b], (g) => [
-    a.requiresGrad ? reduced(ew.binary('mul', g, b), a.shape) : null,
-    b.requiresGrad ? reduced(ew.binary('mul', g, a), b.shape) : null,
+    a.requiresGrad ? ew.binary('mul', g, b) : null,
+    b.requiresGrad ? ew.binary('mul', g, a) : null,
   ]));
 }
 
@@ -71,13 +74,6 @@ export function exp(x: Tensor): Tensor {
 export function sigmoid(x: Tensor): Tensor {
   const y = traced('sigmoid', [x], ew.unary('sigmoid', x));
   return record(y, 'sigmoid', [x], (g) => [ew.binary('sigmoid_grad', y, g)]);
-}
-
-/** Sums g (the gradient of a broadcast result) down to `shape`, disposing g unless it is kept. */
-function reduced(g: Tensor, shape: readonly number[], dispose = true): Tensor {
-  const out = sumToShape(g, shape);
-  if (dispose) g.dispose();
-  return out;
 }
 
 // ------------------------------------------------------------ reductions

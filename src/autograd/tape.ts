@@ -2,6 +2,7 @@
 // a backward function); backward() sorts the graph once and walks it in reverse, so a tensor used
 // twice (every ResNet skip) gets its gradients summed before it passes them on.
 import { accumulate, binary } from '../engine/elementwise.js';
+import { sumToShape } from '../engine/reduce.js';
 import type { GradNode, Tensor } from '../engine/tensor.js';
 
 let gradEnabled = true;
@@ -42,6 +43,21 @@ function sum(prev: Tensor, g: Tensor): Tensor {
   }
   const out = binary('add', prev, g);
   prev.dispose();
+  return out;
+}
+
+/**
+ * A backward function's gradient for one input, in that input's shape. Broadcasting is undone here
+ * for every op at once: a gradient in the broadcast output's shape is summed over the axes the
+ * input was stretched along (tinygrad's choice). Any other mismatch is a bug in `op`'s backward.
+ */
+function toInputShape(g: Tensor, input: Tensor, op: string): Tensor {
+  const [gs, xs] = [g.shape, input.shape];
+  if (gs.length === xs.length && gs.every((d, j) => d === xs[j])) return g;
+  const lead = gs.length - xs.length;
+  if (lead < 0 || xs.some((d, j) => d !== 1 && d !== gs[lead + j])) throw new Error(`backward of ${op} gave a gradient ${g.describe()} for input ${input.describe()}`);
+  const out = sumToShape(g, xs);
+  g.dispose();
   return out;
 }
 
@@ -104,14 +120,12 @@ export function backward(root: Tensor, seed?: Tensor): void {
         gi.dispose();
         return;
       }
-      if (gi.shape.length !== input.shape.length || gi.shape.some((d, j) => d !== input.shape[j])) {
-        throw new Error(`backward of ${node.op} gave a gradient ${gi.describe()} for input ${input.describe()}`);
-      }
+      const shaped = toInputShape(gi, input, node.op);
       const prev = grads.get(input);
       if (prev) {
-        grads.set(input, sum(prev, gi));
-        gi.dispose();
-      } else grads.set(input, gi);
+        grads.set(input, sum(prev, shaped));
+        shaped.dispose();
+      } else grads.set(input, shaped);
     });
     t.node = null;
   }

@@ -37,6 +37,14 @@ if ! command -v chromium >/dev/null 2>&1; then
     || echo "setup: chromium could not be installed; the browser test will be skipped"
 fi
 
+# better-sqlite3 (the catalog index) is compiled at install (below): node-gyp needs a C++ compiler,
+# make and Python.
+if ! command -v g++ >/dev/null 2>&1 || ! command -v make >/dev/null 2>&1 || ! command -v python3 >/dev/null 2>&1; then
+  echo "setup: installing g++, make and python3 to build better-sqlite3"
+  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq g++ make python3; } \
+    || echo "setup: the compiler could not be installed; npm ci will fail to build better-sqlite3"
+fi
+
 if [ ! -d node_modules/webgpu ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm packages"
   # onnxruntime-node (the ONNX check) would fetch CUDA libraries from outside the registries: skip them.

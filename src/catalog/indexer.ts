@@ -9,6 +9,8 @@ import type { Engine } from '../engine/engine.js';
 import { readRegularFile } from '../data/files.js';
 import { MAX_FILE_BYTES, type RgbaImage, decodeImage } from '../data/image.js';
 import { checkpointLabeling, locateGarments, rawLabels, wholeImage } from '../label/labels.js';
+import type { ClothNet } from '../nets/models.js';
+import type { Box } from '../label/pixels.js';
 import { loadCheckpoint } from '../nets/weights.js';
 import { Catalog, CatalogError, type PhotoRow } from './catalog.js';
 
@@ -28,7 +30,14 @@ export interface IndexResult {
   failed: { file: string; error: string }[];
   pruned: string[];
   total: number;
+  /** Photos in the catalog when the run ended. */
+  count: number;
   seconds: number;
+}
+
+/** Where each photo is labelled: the box head's box, or the whole photo for a network without one. */
+async function garmentBoxes(net: ClothNet, images: RgbaImage[]): Promise<Box[]> {
+  return net.hasBox ? locateGarments(net, images) : images.map(wholeImage);
 }
 
 export const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
@@ -58,11 +67,11 @@ export async function indexPhotos(engine: Engine, files: string[], o: IndexOptio
         catalog = catalog.setSource(source, !!before);
       }
       const started = performance.now();
-      const result: IndexResult = { labelled: 0, unchanged: 0, failed: [], pruned: [], total: files.length, seconds: 0 };
+      const result: IndexResult = { labelled: 0, unchanged: 0, failed: [], pruned: [], total: files.length, count: 0, seconds: 0 };
       if (o.prune) result.pruned = catalog.prune((p) => existsSync(p));
       const flush = async (batch: Pending[]) => {
         if (!batch.length) return;
-        const boxes = net.hasBox ? await locateGarments(net, batch.map((p) => p.img)) : batch.map((p) => wholeImage(p.img));
+        const boxes = await garmentBoxes(net, batch.map((p) => p.img));
         const raw = await rawLabels(net, batch.map((p, i) => ({ img: p.img, box: boxes[i]! })), size, decode, { embedding: true, mirror: true });
         const rows: PhotoRow[] = batch.map((p, i) => {
           const b = boxes[i]!, r = raw[i]!;
@@ -107,6 +116,7 @@ export async function indexPhotos(engine: Engine, files: string[], o: IndexOptio
       }
       await flush(batch);
       result.seconds = (performance.now() - started) / 1000;
+      result.count = catalog.count;
       return result;
     } finally {
       catalog.close();
@@ -140,7 +150,7 @@ export async function embeddingOf(catalog: Catalog, photo: string, engine: () =>
   const { net } = await loadCheckpoint(e, checkpointBytes, source.path);
   try {
     const img = decodeImage(bytes, photo);
-    const [box] = net.hasBox ? await locateGarments(net, [img]) : [wholeImage(img)];
+    const [box] = await garmentBoxes(net, [img]);
     const [raw] = await rawLabels(net, [{ img, box: box! }], source.size, 'peak', { embedding: true, mirror: true });
     return raw!.embedding!;
   } finally {

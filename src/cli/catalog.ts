@@ -29,10 +29,7 @@ export async function indexVerb(args: string[]): Promise<number> {
       }
     });
     progress.done();
-    const catalog = Catalog.open(values.db, { readonly: true });
-    const count = catalog.count;
-    catalog.close();
-    console.log(`${values.db}: labelled ${r.labelled} photos (${r.labelled ? (r.labelled / r.seconds).toFixed(1) : '0'} images/s), ${r.unchanged} unchanged, ${r.failed.length} could not be read${r.pruned.length ? `, ${r.pruned.length} gone and forgotten` : ''}; ${count} photos in the catalog`);
+    console.log(`${values.db}: labelled ${r.labelled} photos (${r.labelled ? (r.labelled / r.seconds).toFixed(1) : '0'} images/s), ${r.unchanged} unchanged, ${r.failed.length} could not be read${r.pruned.length ? `, ${r.pruned.length} gone and forgotten` : ''}; ${r.count} photos in the catalog`);
     return r.failed.length && !r.labelled && !r.unchanged ? 1 : 0;
   } finally {
     await gpu.close();

@@ -1,9 +1,11 @@
 // `clothtag bench net`: a network's training throughput and where one step's time goes —
 // GPU kernels by family, the CPU's recording and submission overhead, and the data loading
 // (decode + crop + resize + targets) that the loader threads must hide.
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Engine, KernelTiming } from '../src/engine/engine.js';
 import { loadBatch } from '../src/data/batch.js';
 import { openDataset } from '../src/data/dataset.js';
@@ -54,12 +56,40 @@ export function layerProfile(timings: readonly KernelTiming[], keyOf: (scope: st
   return [...rows.values()].sort((a, b) => b.forward + b.backward - a.forward - a.backward);
 }
 
+/** What bench/torch_cpu.py reports: the same network's training step in PyTorch on this CPU. */
+export interface TorchCpuResult {
+  torch: string;
+  threads: number;
+  parameters: number;
+  imagesPerSecond: number;
+  stepMs: number;
+}
+
+/**
+ * Runs bench/torch_cpu.py with the first Python that has PyTorch (CLOTHTAG_PYTHON, Debian's
+ * /usr/bin/python3, then python3 on the PATH); null, with the reason, where there is none.
+ */
+export function torchCpuStep(o: { net: NetName; width: number; size: number; batch: number; steps: number }): { result: TorchCpuResult } | { skipped: string } {
+  const script = [new URL('./torch_cpu.py', import.meta.url), new URL('../../bench/torch_cpu.py', import.meta.url)].map((u) => fileURLToPath(u)).find(existsSync);
+  if (!script) return { skipped: 'bench/torch_cpu.py is not beside this build' };
+  const pythons = [process.env.CLOTHTAG_PYTHON, '/usr/bin/python3', 'python3'].filter((p): p is string => !!p);
+  const python = pythons.find((p) => spawnSync(p, ['-c', 'import torch'], { stdio: 'ignore', timeout: 60_000 }).status === 0);
+  if (!python) return { skipped: `no Python with PyTorch (tried ${pythons.join(', ')}; Debian: apt-get install python3-torch)` };
+  const args = [script, '--net', o.net, '--width', String(o.width), '--size', String(o.size), '--batch', String(o.batch), '--steps', String(o.steps), '--threads', String(cpus().length)];
+  const r = spawnSync(python, args, { encoding: 'utf8', timeout: 1_800_000 });
+  const line = r.stdout?.trim().split('\n').at(-1) ?? '';
+  if (r.status !== 0 || !line.startsWith('{')) return { skipped: `${python} ${args.join(' ')} failed (exit ${r.status}): ${(r.stderr || r.stdout || '').trim().split('\n').at(-1)}` };
+  return { result: JSON.parse(line) as TorchCpuResult };
+}
+
 export interface NetBenchOptions {
   net: NetName;
   width: number;
   size: number;
   batch: number;
   steps: number;
+  /** false: leave out the PyTorch CPU comparison (bench/torch_cpu.py). */
+  torch?: boolean;
   log: (s: string) => void;
 }
 
@@ -108,6 +138,7 @@ export async function benchNet(engine: Engine, o: NetBenchOptions): Promise<Reco
   const l0 = performance.now();
   loadBatch(view, Array.from({ length: n }, (_, i) => i % view.items.length), { size: S, augment: true, heatmaps: net.hasLandmarks }, 0);
   const loadMs = performance.now() - l0;
+  const parameters = net.parameterCount();
   trainer.dispose();
   net.dispose();
 
@@ -126,6 +157,13 @@ export async function benchNet(engine: Engine, o: NetBenchOptions): Promise<Reco
       `(${timings.length} dispatches, each timed in a pass of its own, which adds a little per dispatch); submission and readback the rest.`,
   );
   o.log(`device memory: a step's peak of live tensors ${(peakBytes / 2 ** 20).toFixed(1)} MB, of which the weights' state (parameters, gradients, Adam's moments) is ${(stateBytes / 2 ** 20).toFixed(1)} MB; the rest is activations kept for backward and temporaries (buffers rounded up to their pool size class).`);
+  // The CPU path a user could take instead: the same network, width, size and batch in PyTorch.
+  const torch = o.torch === false ? { skipped: 'not asked for' } : torchCpuStep({ net: o.net, width: o.width, size: S, batch: n, steps: o.steps });
+  if ('result' in torch) {
+    const t = torch.result;
+    const same = t.parameters === parameters ? 'the same parameter count' : `${t.parameters} parameters against our ${parameters}: NOT the same network`;
+    o.log(`PyTorch ${t.torch} on this CPU (${t.threads} threads, bench/torch_cpu.py, ${same}): ${t.imagesPerSecond.toFixed(1)} training images/s; clothtag on this adapter / PyTorch on the CPU = ${((1000 * n) / stepMs / t.imagesPerSecond).toFixed(2)}x`);
+  } else o.log(`PyTorch on this CPU: skipped (${torch.skipped})`);
   o.log(`data loading: ${loadMs.toFixed(0)} ms to decode, crop, resize and build targets for ${n} images in one thread (${((100 * loadMs) / stepMs).toFixed(0)}% of a step; the loader threads overlap it with the GPU).`);
-  return { net: o.net, width: o.width, size: S, batch: n, imagesPerSecond: (1000 * n) / stepMs, stepMs, recordMs, kernelMs, peakBytes, stateBytes, dispatches: timings.length, loadMs, families: Object.fromEntries(families), blocks, layers: layers.slice(0, 40) };
+  return { net: o.net, width: o.width, size: S, batch: n, imagesPerSecond: (1000 * n) / stepMs, stepMs, recordMs, kernelMs, peakBytes, stateBytes, dispatches: timings.length, loadMs, torchCpu: 'result' in torch ? torch.result : null, families: Object.fromEntries(families), blocks, layers: layers.slice(0, 40) };
 }

@@ -315,3 +315,42 @@ t.test('module hooks read an activation and a gradient by layer path, and are re
   x.dispose();
   net.dispose();
 });
+
+t.test('stem stride 1: every trunk keeps twice the resolution with the same weights, and a checkpoint remembers it', async (t) => {
+  const e = await gpuEngine(t);
+  // The last module of each trunk, whose output is the map the heads pool.
+  const lastOfTrunk: Record<string, string> = { cloth_resnet_a: 'layer4.2', cloth_resnet_b: 'layer4.2', cloth_repvgg: 'stage4.0', fashionnet: 'features.28', new_fashionnet: 'layer4.2' };
+  const x = e.tensor(randn(2 * 3 * 64 * 64, 3), [2, 3, 64, 64]).keep();
+  for (const name of NET_NAMES) {
+    const sides: number[] = [];
+    const names: string[][] = [];
+    for (const stemStride of [2, 1] as const) {
+      const net = createNet(e, { net: name, categories: 3, attributes: 4, width: W, seed: 2, stemStride }).setTraining(false);
+      names.push(net.stateEntries().map((s) => `${s.name}[${s.shape.join(',')}]`));
+      const remove = net.find(lastOfTrunk[name]!).onForward((out) => sides.push((out as Tensor).shape[3]!));
+      const out = e.tidy(() => noGrad(() => net.forward(x)));
+      t.same(out.category?.shape, [2, 3], `${name}, stem stride ${stemStride}: category logits`);
+      if (net.hasLandmarks) t.same(out.heatmaps?.shape, [2, 8, 64, 64], `${name}, stem stride ${stemStride}: heatmaps the size of the input`);
+      t.ok((await outputs(out)).every(Number.isFinite), `${name}, stem stride ${stemStride}: finite`);
+      for (const y of [out.category, out.attributes, out.heatmaps]) y?.dispose();
+      remove();
+      if (stemStride === 1 && name === 'cloth_repvgg') {
+        const bytes = await saveCheckpoint(net, {});
+        const { net: back, meta } = await loadCheckpoint(e, bytes, 'stride1.safetensors');
+        t.equal(meta.config.stemStride, 1, 'the checkpoint records the stem stride');
+        const again: number[] = [];
+        back.find('stage4.0').onForward((o) => again.push((o as Tensor).shape[3]!));
+        e.tidy(() => noGrad(() => back.setTraining(false).forward(x)));
+        t.same(again, [4], 'and the reloaded network runs with it');
+        back.dispose();
+      }
+      net.dispose();
+    }
+    // FashionNet's VGG ends in a max-pool outside any module: its last convolution is read instead.
+    const expected = name === 'fashionnet' ? [4, 8] : [2, 4];
+    t.same(sides, expected, `${name}: the trunk's last map is ${expected[1]} pixels wide with stem stride 1, ${expected[0]} with 2`);
+    t.same(names[1], names[0], `${name}: the same tensors, names and shapes (checkpoints and ImageNet weights load either way)`);
+  }
+  t.throws(() => createNet(e, { net: 'cloth_repvgg', categories: 3, attributes: 0, width: W, stemStride: 4 as never }), /stem stride must be 1 or 2, got 4/);
+  x.dispose();
+});

@@ -1,6 +1,6 @@
-// The training recipe's pure parts: schedules, augmentation (reproducible, landmarks moved with
-// every geometric change), landmark decoding, and the mean-position baseline.
-import { mkdtempSync } from 'node:fs';
+// The training recipe: schedules, augmentation (reproducible, landmarks moved with every geometric
+// change), landmark decoding, the mean-position baseline, and the small-photo stem.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -10,9 +10,11 @@ import { makeSplits, openDataset } from '../src/data/dataset.js';
 import { datasetView } from '../src/data/loader.js';
 import { synthesize } from '../src/data/synth.js';
 import { meanPositionBaseline, meanPositions } from '../src/run/baselines.js';
+import { parseSafetensors } from '../src/nets/safetensors.js';
 import { decodeLandmarks } from '../src/train/metrics.js';
 import { ONE_CYCLE, learningRate } from '../src/train/schedule.js';
 import { pointFractions } from '../src/train/step.js';
+import { clothtag } from './helpers/cli.js';
 
 t.test('learning-rate schedules', async (t) => {
   const base = { lr: 0.01, lrDecay: 0.5, warmupEpochs: 0, epochs: 10 };
@@ -133,4 +135,23 @@ t.test('why heatmaps collapsed: MSE against a sparse Gaussian prefers a flat map
   const distance = (x: number) => Math.abs(softArgmaxRef(logits(x), 1, S, S)[0]! - 30.5 / S);
   const far = [50, 45, 40, 35, 31].map(distance);
   t.ok(far.every((d, i) => i === 0 || d < far[i - 1]!), `soft-argmax error falls all the way in (${far.map((d) => d.toFixed(3)).join(' > ')})`);
+});
+
+t.test('--stem-stride 1 trains, is kept in config.json and the checkpoint, and evaluates; other values are refused', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'clothtag-stem-'));
+  const data = join(dir, 'synth');
+  synthesize(data, { images: 12, size: 48, seed: 4 });
+  const run = join(dir, 'run');
+  const common = ['--data', data, '--net', 'cloth_repvgg', '--width', '0.125', '--img-size', '32', '--batch-size', '4', '--workers', '0'];
+  const train = clothtag(['train', ...common, '--epochs', '1', '--steps-per-epoch', '1', '--stem-stride', '1', '--out', run]);
+  t.equal(train.code, 0, train.stderr);
+  t.equal(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).stemStride, 1, 'config.json');
+  const checkpoint = join(run, 'weights', 'last.safetensors');
+  t.equal(JSON.parse(parseSafetensors(readFileSync(checkpoint)).metadata.config!).stemStride, 1, 'the checkpoint');
+  const ev = clothtag(['eval', '--checkpoint', checkpoint, '--data', data, '--workers', '0']);
+  t.equal(ev.code, 0, ev.stderr);
+  const bad = clothtag(['train', ...common, '--stem-stride', '3', '--out', join(dir, 'bad')]);
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /--stem-stride is 1 or 2, got 3/);
+  rmSync(dir, { recursive: true, force: true });
 });

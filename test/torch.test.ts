@@ -2,14 +2,16 @@
 // read back value for value - every dtype widened to float32, strided and offset tensors, the
 // legacy format, a wrapped training checkpoint - a pickle that would run a command refused, and a
 // trunk loaded with --pretrained FILE.pth. torchvision's ResNet-50 and VGG-16 name lists check
-// that their real state dicts load by their own names.
+// that their real state dicts load by their own names. bench net's PyTorch replicas (bench/torch_cpu.py)
+// are the same networks.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
+import { torchCpuStep } from '../bench/net.js';
 import { PickleError, unpickle } from '../src/interop/pickle.js';
 import { readTorchCheckpoint } from '../src/interop/torch.js';
-import { createNet } from '../src/nets/models.js';
+import { NET_NAMES, createNet } from '../src/nets/models.js';
 import { parseSafetensors } from '../src/nets/safetensors.js';
 import { isTrunkName } from '../src/nets/weights.js';
 import { clothtag } from './helpers/cli.js';
@@ -128,4 +130,20 @@ t.test("cloth_repvgg's trunk has the official RepVGG-A0 state names and shapes",
   t.same([...ours.keys()].sort(), [...expected.keys()].sort(), `the same ${expected.size} names`);
   t.same([...expected].filter(([k, v]) => JSON.stringify(ours.get(k)) !== JSON.stringify(v)), [], 'the same shapes');
   net.dispose();
+});
+
+const probe = torchCpuStep({ net: 'cloth_repvgg', width: 1 / 16, size: 32, batch: 2, steps: 1 });
+t.test("bench net's PyTorch CPU comparison builds the same five networks (bench/torch_cpu.py)", { skip: 'skipped' in probe ? `no PyTorch here: ${probe.skipped}` : false }, async (t) => {
+  const e = await gpuEngine(t);
+  for (const name of NET_NAMES) {
+    const r = name === 'cloth_repvgg' ? probe : torchCpuStep({ net: name, width: 1 / 16, size: 32, batch: 2, steps: 1 });
+    if ('skipped' in r) {
+      t.fail(`${name}: ${r.skipped}`);
+      continue;
+    }
+    const net = createNet(e, { net: name, categories: 50, attributes: 1000, width: 1 / 16 });
+    t.equal(r.result.parameters, net.parameterCount(), `${name}: PyTorch's replica has our parameter count`);
+    t.ok(r.result.imagesPerSecond > 0, `${name}: timed`);
+    net.dispose();
+  }
 });

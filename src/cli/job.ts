@@ -112,6 +112,12 @@ function precisionOf(value: string | undefined): 'f32' | 'mixed' {
   throw new UsageError(`--precision is f32 or mixed, got ${value}`);
 }
 
+export function stemStrideOf(value: string | undefined): 1 | 2 {
+  if (value === undefined || value === '2') return 2;
+  if (value === '1') return 1;
+  throw new UsageError(`--stem-stride is 1 or 2, got ${value}`);
+}
+
 /** What `train --resume` accepts beside the run folder. */
 const RESUME_FLAGS = ['resume', 'epochs', 'workers'];
 
@@ -126,7 +132,7 @@ export async function trainVerb(args: string[]): Promise<number> {
       seed: { type: 'string' }, out: { type: 'string' }, workers: { type: 'string' }, 'steps-per-epoch': { type: 'string' }, 'val-limit': { type: 'string' },
       precision: { type: 'string' }, schedule: { type: 'string' }, warmup: { type: 'string' }, 'weight-decay': { type: 'string' },
       'label-smoothing': { type: 'string' }, 'clip-norm': { type: 'string' }, augment: { type: 'string' }, 'train-on': { type: 'string' }, ema: { type: 'string' },
-      wb: { type: 'string' },
+      wb: { type: 'string' }, 'stem-stride': { type: 'string' },
     },
   });
   let config: TrainConfig;
@@ -189,6 +195,7 @@ export async function trainVerb(args: string[]): Promise<number> {
       augment: oneOf(values.augment, AUGMENT_NAMES, '--augment') ?? DEFAULT_TRAIN.augment,
       trainOn: oneOf(values['train-on'], ['train', 'train+val'] as const, '--train-on') ?? DEFAULT_TRAIN.trainOn,
       ema: values.ema ? emaDecay(values.ema) : DEFAULT_TRAIN.ema,
+      stemStride: stemStrideOf(values['stem-stride']),
     };
     out = values.out ?? join('runs', `${config.net}-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`);
     if (existsSync(join(out, 'config.json'))) throw new UsageError(`${out} already holds a run: continue it with --resume ${out}, or choose another --out`);

@@ -6,7 +6,7 @@ import { matmul } from '../engine/gemm.js';
 import { createNodeGpu, INSTALL_HINT } from '../node/gpu.js';
 import { NET_NAMES, isNetName } from '../nets/models.js';
 import { demoVerb } from './demo.js';
-import { dataVerb, evalVerb, predictVerb, trainVerb } from './job.js';
+import { dataVerb, evalVerb, predictVerb, stemStrideOf, trainVerb } from './job.js';
 import { forwardVerb, netsVerb } from './nets.js';
 import { UsageError, positiveInt, readFileOrThrow } from './util.js';
 import { serveDemo } from '../node/serve.js';
@@ -30,7 +30,7 @@ const verbs: Record<string, Verb> = {
   },
   train: {
     summary: 'train a network on a DeepFashion-layout or ImageFolder dataset (or --resume a run)',
-    usage: 'clothtag train --data PATH --net NAME [--epochs 8] [--batch-size 16] [--img-size 224] [--width 1] [--lr 3e-3] [--schedule onecycle|cosine|exp] [--lr-decay 0.95] [--warmup EPOCHS] [--weight-decay 0.05] [--label-smoothing 0] [--clip-norm 0] [--augment none|flip|light|strong] [--train-on train|train+val] [--ema DECAY] [--wc 1] [--ws 20] [--wl 20|2000] [--wb 1] [--landmark-loss softargmax|mse|ssim] [--weighting fixed|uncertainty] [--pretrained FILE.safetensors|FILE.pth] [--split official|random:0.7:200000] [--seed 0] [--workers N] [--steps-per-epoch N] [--val-limit N] [--precision f32|mixed] [--out DIR]\n       clothtag train --resume DIR [--epochs N] [--workers N]',
+    usage: 'clothtag train --data PATH --net NAME [--epochs 8] [--batch-size 16] [--img-size 224] [--width 1] [--stem-stride 2|1] [--lr 3e-3] [--schedule onecycle|cosine|exp] [--lr-decay 0.95] [--warmup EPOCHS] [--weight-decay 0.05] [--label-smoothing 0] [--clip-norm 0] [--augment none|flip|light|strong] [--train-on train|train+val] [--ema DECAY] [--wc 1] [--ws 20] [--wl 20|2000] [--wb 1] [--landmark-loss softargmax|mse|ssim] [--weighting fixed|uncertainty] [--pretrained FILE.safetensors|FILE.pth] [--split official|random:0.7:200000] [--seed 0] [--workers N] [--steps-per-epoch N] [--val-limit N] [--precision f32|mixed] [--out DIR]\n       clothtag train --resume DIR [--epochs N] [--workers N]',
     run: trainVerb,
   },
   eval: {
@@ -95,7 +95,7 @@ const verbs: Record<string, Verb> = {
   },
   bench: {
     summary: 'benchmarks: gemm, conv (against TensorFlow.js WebGPU in the same process), roof (the adapter\'s peaks), memory (bandwidth-bound kernels), net (a training step\'s profile per layer), train-step (a small CNN against TensorFlow.js), infer (labelling against ONNX Runtime WebGPU), real-data (accuracy), catalog (a similarity scan at 100k and 1M photos)',
-    usage: 'clothtag bench gemm [--quick] [--reps N] [--json FILE]\n       clothtag bench roof [--reps N] [--json FILE]\n       clothtag bench memory [--reps N] [--json FILE]\n       clothtag bench train-step [--steps 5] [--json FILE]\n       clothtag bench net [--net cloth_resnet_a] [--width 0.25] [--size 64] [--batch 16] [--steps 5] [--json FILE]\n       clothtag bench infer [--net cloth_resnet_a] [--width 1] [--size 64,224] [--batches 1,16] [--reps N] [--quick: f32 only] [--json FILE]\n       clothtag bench catalog [--rows 100000,1000000] [--dim 512] [--reps N] [--json FILE]\n       clothtag bench real-data [--epochs 12] [--size 64] [--width 0.25] [--landmark-width 0.125] [--only clothing-small,deepfashion-fine,deepfashion-fine-landmarks] [--runs DIR] [--shared ../shared/data] [--json FILE]\n       clothtag bench conv [--batch 16] [--size S] [--nets resnet50,vgg16,repvgg_a0] [--passes forward,backward_data,backward_weight] [--layouts] [--reps N] [--json FILE]',
+    usage: 'clothtag bench gemm [--quick] [--reps N] [--json FILE]\n       clothtag bench roof [--reps N] [--json FILE]\n       clothtag bench memory [--reps N] [--json FILE]\n       clothtag bench train-step [--steps 5] [--json FILE]\n       clothtag bench net [--net cloth_resnet_a] [--width 0.25] [--size 64] [--batch 16] [--steps 5] [--json FILE]\n       clothtag bench infer [--net cloth_resnet_a] [--width 1] [--size 64,224] [--batches 1,16] [--reps N] [--quick: f32 only] [--json FILE]\n       clothtag bench catalog [--rows 100000,1000000] [--dim 512] [--reps N] [--json FILE]\n       clothtag bench real-data [--epochs 12] [--size 64] [--width 0.25] [--landmark-width 0.125] [--stem-stride 1|2 (all jobs)] [--only clothing-small,deepfashion-fine,deepfashion-fine-landmarks] [--runs DIR] [--shared ../shared/data] [--json FILE]\n       clothtag bench conv [--batch 16] [--size S] [--nets resnet50,vgg16,repvgg_a0] [--passes forward,backward_data,backward_weight] [--layouts] [--reps N] [--json FILE]',
     run: bench,
   },
 };
@@ -161,7 +161,7 @@ async function bench(args: string[]): Promise<number> {
       passes: { type: 'string', default: 'forward,backward_data,backward_weight' },
       layouts: { type: 'boolean' },
       epochs: { type: 'string', default: '12' },
-      'landmark-width': { type: 'string', default: '0.125' },
+      'landmark-width': { type: 'string', default: '0.125' }, 'stem-stride': { type: 'string' },
       only: { type: 'string' },
       runs: { type: 'string' },
       net: { type: 'string', default: 'cloth_resnet_a' },
@@ -234,7 +234,7 @@ async function bench(args: string[]): Promise<number> {
       const results = await benchRealData(gpu.engine, {
         shared: values.shared!, epochs: positiveInt(values.epochs!, '--epochs'), size: values.size ? positiveInt(values.size, '--size') : 64,
         width: Number(values.width), landmarkWidth: Number(values['landmark-width']), workers: 1, log: (s: string) => console.log(s),
-        only: values.only?.split(','), runs: values.runs,
+        stemStride: values['stem-stride'] === undefined ? undefined : stemStrideOf(values['stem-stride']), only: values.only?.split(','), runs: values.runs,
       });
       if (values.json) writeResults(values.json, results);
       return 0;

@@ -157,11 +157,13 @@ export class RepVGGBlock extends Module {
     readonly outChannels: number,
     readonly stride = 1,
     readonly relu = true,
+    /** Whether an identity branch may be added (where shapes allow); the trunk's first block never has one. */
+    withIdentity = true,
   ) {
     super(c.engine, path);
     this.dense = this.add('rbr_dense', new ConvBN(c, this.child('rbr_dense'), inChannels, outChannels, 3, stride, 1));
     this.oneByOne = this.add('rbr_1x1', new ConvBN(c, this.child('rbr_1x1'), inChannels, outChannels, 1, stride, 0));
-    if (inChannels === outChannels && stride === 1) this.identity = this.add('rbr_identity', new BatchNorm2d(c, this.child('rbr_identity'), outChannels));
+    if (withIdentity && inChannels === outChannels && stride === 1) this.identity = this.add('rbr_identity', new BatchNorm2d(c, this.child('rbr_identity'), outChannels));
   }
 
   get deployed(): boolean {

@@ -29,6 +29,13 @@ export interface NetConfig {
   attributes: number;
   /** Channel multiplier: 1 is the thesis's network; tests and CPU runs use narrow ones. */
   width: number;
+  /**
+   * Stride of the trunk's first downsampling: 2 is the thesis's (and ImageNet's) trunk, which
+   * shrinks a photo 32x; 1 keeps the first stage at full resolution (total 16x), as CIFAR-size
+   * ResNets do, so a 64x64 photo ends in a 4x4 map instead of 2x2 and the landmark branch reads
+   * 1/4-size features. Weights are the same shapes either way (absent: 2).
+   */
+  stemStride?: 1 | 2;
   /** Seed of the initial weights. */
   seed?: number;
   /** Landmark networks: add a learned location prior to the heatmaps (LocationPrior; the soft-argmax recipe). */
@@ -169,7 +176,7 @@ class ClothResNetA extends ClothNet {
   private readonly head: Heads;
   constructor(c: Context, config: NetConfig) {
     super(c.engine, config);
-    this.trunk = this.add('trunk', new ResNet50(c, config.width));
+    this.trunk = this.add('trunk', new ResNet50(c, config.width, config.stemStride));
     this.head = this.add('heads', new Heads(c, this.trunk.outChannels, config));
   }
 
@@ -188,7 +195,7 @@ class ClothResNetB extends ClothNet {
   constructor(c: Context, config: NetConfig) {
     super(c.engine, config);
     const w = config.width;
-    this.trunk = this.add('trunk', new ResNet50(c, w));
+    this.trunk = this.add('trunk', new ResNet50(c, w, config.stemStride));
     const trunkOut = this.trunk.outChannels;
     if (config.categories > 0) this.categoryFc = this.add('category_fc', new Linear(c, 'category_fc', trunkOut, scaled(1024, w)));
     let inC = trunkOut;
@@ -226,7 +233,7 @@ class ClothRepVGG extends ClothNet {
   private readonly head: Heads;
   constructor(c: Context, config: NetConfig) {
     super(c.engine, config);
-    this.trunk = this.add('trunk', new RepVGGA0(c, config.width));
+    this.trunk = this.add('trunk', new RepVGGA0(c, config.width, config.stemStride));
     this.head = this.add('heads', new Heads(c, this.trunk.outChannels, config));
   }
 
@@ -250,7 +257,7 @@ class FashionNet extends ClothNet {
   constructor(c: Context, config: NetConfig) {
     super(c.engine, config);
     const w = config.width;
-    this.trunk = this.add('trunk', new VGG16Features(c, w));
+    this.trunk = this.add('trunk', new VGG16Features(c, w, config.stemStride));
     this.landmarks = this.add('landmarks', new LandmarkBranch(c, 'landmarks', this.trunk.midChannels, w, false));
     if (config.landmarkPrior) this.prior = this.add('landmark_prior', new LocationPrior(c, 'landmark_prior'));
     this.attention = this.add('attention', new AttentionBranch(c, 'attention', this.trunk.midChannels, w));
@@ -279,7 +286,7 @@ class NewFashionNet extends ClothNet {
   constructor(c: Context, config: NetConfig) {
     super(c.engine, config);
     const w = config.width;
-    this.trunk = this.add('trunk', new ResNet50(c, w));
+    this.trunk = this.add('trunk', new ResNet50(c, w, config.stemStride));
     this.landmarks = this.add('landmarks', new LandmarkBranch(c, 'landmarks', this.trunk.midChannels, w, true));
     if (config.landmarkPrior) this.prior = this.add('landmark_prior', new LocationPrior(c, 'landmark_prior'));
     this.attention = this.add('attention', new AttentionBranch(c, 'attention', this.trunk.midChannels, w));
@@ -306,6 +313,7 @@ const BUILDERS: Record<NetName, new (c: Context, config: NetConfig) => ClothNet>
 export function createNet(engine: Engine, config: NetConfig): ClothNet {
   if (!isNetName(config.net)) throw new Error(`unknown network "${config.net}": one of ${NET_NAMES.join(', ')}`);
   if (!(config.width > 0 && config.width <= 4)) throw new Error(`width must be in (0, 4], got ${config.width}`);
+  if (config.stemStride !== undefined && config.stemStride !== 1 && config.stemStride !== 2) throw new Error(`stem stride must be 1 or 2, got ${config.stemStride}`);
   if (config.categories <= 0 && config.attributes <= 0) throw new Error(`${config.net} needs at least one head: categories or attributes`);
   const c = { engine, init: new Init(config.seed ?? 0) };
   const net = new BUILDERS[config.net](c, config);

@@ -16,10 +16,11 @@ export class ResNet50 extends Module {
   /** Channels after layer2 (the fusion point of New FashionNet) and after layer4. */
   readonly midChannels: number;
   readonly outChannels: number;
-  constructor(c: Context, width: number) {
+  /** stemStride: conv1's stride (2, torchvision's; 1 for small photos, NetConfig.stemStride). */
+  constructor(c: Context, width: number, stemStride: 1 | 2 = 2) {
     super(c.engine, '');
     const base = scaled(64, width);
-    this.conv1 = this.add('conv1', new Conv2d(c, 'conv1', 3, base, 7, 2, 3));
+    this.conv1 = this.add('conv1', new Conv2d(c, 'conv1', 3, base, 7, stemStride, 3));
     this.bn1 = this.add('bn1', new BatchNorm2d(c, 'bn1', base));
     let inplanes = base;
     ([[64, 3, 1], [128, 4, 2], [256, 6, 2], [512, 3, 2]] as const).forEach(([planes, blocks, stride], i) => {
@@ -36,7 +37,7 @@ export class ResNet50 extends Module {
     this.outChannels = inplanes;
   }
 
-  /** Stem, layer1 and layer2: [N, 3, S, S] -> [N, 512w, S/8, S/8]. */
+  /** Stem, layer1 and layer2: [N, 3, S, S] -> [N, 512w, S/8, S/8] (S/4 with stem stride 1). */
   toLayer2(x: Tensor): Tensor {
     let y = convBN(this.conv1, this.bn1, x, true);
     y = ops.maxPool2d(y, { kernel: 3, stride: 2, pad: 1 });
@@ -44,7 +45,7 @@ export class ResNet50 extends Module {
     return y;
   }
 
-  /** layer3 and layer4: -> [N, 2048w, S/32, S/32]. */
+  /** layer3 and layer4: -> [N, 2048w, S/32, S/32] (S/16 with stem stride 1). */
   fromLayer3(x: Tensor): Tensor {
     let y = x;
     for (const block of [...this.layers[2]!, ...this.layers[3]!]) y = block.forward(y);
@@ -59,11 +60,14 @@ export class ResNet50 extends Module {
 /** torchvision VGG-16 `features`: 13 convolutions (with bias) and 5 max-pools, indices as torchvision's. */
 export class VGG16Features extends Module {
   private readonly convs = new Map<number, Conv2d>();
+  /** The max-pools that run: torchvision's five, less the first with stem stride 1. */
+  private readonly pools: number[];
   /** Channels at conv4_3 (the fusion point of FashionNet) and at the end. */
   readonly midChannels: number;
   readonly outChannels: number;
-  constructor(c: Context, width: number) {
+  constructor(c: Context, width: number, stemStride: 1 | 2 = 2) {
     super(c.engine, '');
+    this.pools = stemStride === 1 ? [9, 16, 23, 30] : [4, 9, 16, 23, 30];
     // torchvision's layout: conv at these indices of `features`, ReLU after each, max-pool at 4, 9, 16, 23, 30.
     const plan: [number, number][] = [[0, 64], [2, 64], [5, 128], [7, 128], [10, 256], [12, 256], [14, 256], [17, 512], [19, 512], [21, 512], [24, 512], [26, 512], [28, 512]];
     let inC = 3;
@@ -80,12 +84,12 @@ export class VGG16Features extends Module {
     for (let i = from; i <= to; i++) {
       const conv = this.convs.get(i);
       if (conv) y = conv.forward(y, true);
-      else if ([4, 9, 16, 23, 30].includes(i)) y = ops.maxPool2d(y, { kernel: 2, stride: 2, pad: 0 });
+      else if (this.pools.includes(i)) y = ops.maxPool2d(y, { kernel: 2, stride: 2, pad: 0 });
     }
     return y;
   }
 
-  /** conv1_1 .. conv4_3 (features 0..22): [N, 3, S, S] -> [N, 512w, S/8, S/8]. */
+  /** conv1_1 .. conv4_3 (features 0..22): [N, 3, S, S] -> [N, 512w, S/8, S/8] (S/4 with stem stride 1). */
   toConv4_3(x: Tensor): Tensor {
     return this.run(x, 0, 22);
   }
@@ -100,7 +104,8 @@ export class VGG16Features extends Module {
 export class RepVGGA0 extends Module {
   readonly blocks: RepVGGBlock[] = [];
   readonly outChannels: number;
-  constructor(c: Context, width: number) {
+  /** stemStride: stage0's stride (2, the official; 1 for small photos, NetConfig.stemStride). */
+  constructor(c: Context, width: number, stemStride: 1 | 2 = 2) {
     super(c.engine, '');
     const widths = [48, 48, 96, 192, 1280].map((w) => scaled(w, width));
     const depths = [1, 2, 4, 14, 1];
@@ -108,7 +113,7 @@ export class RepVGGA0 extends Module {
     widths.forEach((w, stage) => {
       for (let b = 0; b < depths[stage]!; b++) {
         const name = stage === 0 ? 'stage0' : `stage${stage}.${b}`;
-        this.blocks.push(this.add(name, new RepVGGBlock(c, name, inC, w, b === 0 ? 2 : 1)));
+        this.blocks.push(this.add(name, new RepVGGBlock(c, name, inC, w, b > 0 ? 1 : stage === 0 ? stemStride : 2, true, stage > 0)));
         inC = w;
       }
     });

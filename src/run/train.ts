@@ -56,6 +56,8 @@ export interface TrainConfig {
   trainOn?: 'train' | 'train+val';
   /** Decay of the weights' moving average used for evaluation and weights/best (0: off). */
   ema?: number;
+  /** The trunk's first downsampling (NetConfig.stemStride): 2, the thesis's; 1 for small photos. */
+  stemStride?: 1 | 2;
 }
 
 /**
@@ -152,6 +154,7 @@ export async function runTraining(engine: Engine, out: string, config: TrainConf
 
   const netConfig = {
     net: config.net, categories: vocab.categories.length, attributes: vocab.attributes.length, width: config.width, seed: config.seed,
+    ...(config.stemStride === 1 ? { stemStride: 1 as const } : {}),
     ...(config.loss.landmarkLoss === 'softargmax' ? { landmarkPrior: true } : {}),
     // The garment-box head, where the data has boxes to learn from (--wb 0: none).
     ...(ds.tasks.bbox && (config.loss.wb ?? 0) > 0 ? { box: true } : {}),

@@ -1,0 +1,253 @@
+#!/usr/bin/python3
+"""The CPU path a user could take instead: one of clothtag's five networks trained in PyTorch on this CPU.
+
+`clothtag bench net` runs this where Debian's python3-torch is installed, with the same network,
+width, size and batch, and prints clothtag's images/s against PyTorch's. The networks are built
+here as clothtag builds them (src/nets: the same layers, channel counts and parameter names; the
+parameter count is printed so that the two can be compared), and a step is what clothtag's bench
+step is: forward, the thesis's loss (cross-entropy, BCE with w_pos 1 and w_neg 0.1 weighted by
+Ws = 20, and for the landmark networks the heatmaps' MSE: PyTorch has no SSIM, so New FashionNet's
+SSIM term is an MSE here, a negligible share of the step), backward, Adam. Prints one line of JSON.
+
+    /usr/bin/python3 bench/torch_cpu.py --net cloth_resnet_a --width 0.25 --size 64 --batch 16
+"""
+import argparse, json, os, time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def scaled(c, w):
+    return max(1, round(c * w))
+
+
+def conv_bn(i, o, k, s, p):
+    return nn.Sequential(nn.Conv2d(i, o, k, s, p, bias=False), nn.BatchNorm2d(o))
+
+
+class Bottleneck(nn.Module):
+    def __init__(self, inplanes, planes, stride):
+        super().__init__()
+        out = planes * 4
+        self.conv1, self.bn1 = nn.Conv2d(inplanes, planes, 1, bias=False), nn.BatchNorm2d(planes)
+        self.conv2, self.bn2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False), nn.BatchNorm2d(planes)
+        self.conv3, self.bn3 = nn.Conv2d(planes, out, 1, bias=False), nn.BatchNorm2d(out)
+        self.downsample = conv_bn(inplanes, out, 1, stride, 0) if stride != 1 or inplanes != out else None
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = F.relu(self.bn2(self.conv2(y)))
+        y = self.bn3(self.conv3(y))
+        return F.relu(y + (self.downsample(x) if self.downsample is not None else x))
+
+
+class ResNet50(nn.Module):
+    def __init__(self, w):
+        super().__init__()
+        base = scaled(64, w)
+        self.conv1, self.bn1 = nn.Conv2d(3, base, 7, 2, 3, bias=False), nn.BatchNorm2d(base)
+        inplanes, stages = base, []
+        for planes, blocks, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
+            p = scaled(planes, w)
+            stage = []
+            for b in range(blocks):
+                stage.append(Bottleneck(inplanes, p, stride if b == 0 else 1))
+                inplanes = p * 4
+            stages.append(nn.Sequential(*stage))
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.mid, self.out = scaled(128, w) * 4, inplanes
+
+    def to_layer2(self, x):
+        y = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 3, 2, 1)
+        return self.layer2(self.layer1(y))
+
+    def from_layer3(self, x):
+        return self.layer4(self.layer3(x))
+
+
+class VGG16(nn.Module):
+    PLAN = ((0, 64), (2, 64), (5, 128), (7, 128), (10, 256), (12, 256), (14, 256), (17, 512), (19, 512), (21, 512), (24, 512), (26, 512), (28, 512))
+
+    def __init__(self, w):
+        super().__init__()
+        layers, c = [], 3
+        for index, out in self.PLAN:
+            while len(layers) < index:
+                layers.append(nn.MaxPool2d(2) if len(layers) in (4, 9, 16, 23) else nn.ReLU())
+            layers.append(nn.Conv2d(c, scaled(out, w), 3, 1, 1))
+            c = scaled(out, w)
+        layers += [nn.ReLU(), nn.MaxPool2d(2)]
+        self.features = nn.Sequential(*layers)
+        self.mid = self.out = c
+
+
+class RepVGGBlock(nn.Module):
+    def __init__(self, i, o, stride, relu=True, identity=True):
+        super().__init__()
+        self.rbr_dense, self.rbr_1x1 = conv_bn(i, o, 3, stride, 1), conv_bn(i, o, 1, stride, 0)
+        self.rbr_identity = nn.BatchNorm2d(o) if identity and i == o and stride == 1 else None
+        self.relu = relu
+
+    def forward(self, x):
+        y = self.rbr_dense(x) + self.rbr_1x1(x) + (self.rbr_identity(x) if self.rbr_identity is not None else 0)
+        return F.relu(y) if self.relu else y
+
+
+class LandmarkBranch(nn.Module):
+    """src/nets/branches.ts LandmarkBranch: 1x1 32, 3x3 64 64 128, up, 64 64, up, 32 32, up, 16, 8 maps."""
+
+    def __init__(self, cin, w, rep):
+        super().__init__()
+        steps, c = [nn.Conv2d(cin, scaled(32, w), 1), nn.ReLU()], scaled(32, w)
+        plan = [64, 64, 128, 'up64', 64, 64, 'up32', 32, 32, 'up16', 16, 'last8']
+        for p in plan:
+            if isinstance(p, str) and p.startswith('up'):
+                o = scaled(int(p[2:]), w)
+                steps += [nn.ConvTranspose2d(c, o, 4, 2, 1), nn.ReLU()]
+            else:
+                last = p == 'last8'
+                o = 8 if last else scaled(p, w)
+                steps.append(RepVGGBlock(c, o, 1, not last) if rep else nn.Conv2d(c, o, 3, 1, 1))
+                if not rep and not last:
+                    steps.append(nn.ReLU())
+            c = o
+        self.steps = nn.Sequential(*steps)
+
+    def forward(self, x):
+        return self.steps(x)
+
+
+class AttentionBranch(nn.Module):
+    def __init__(self, C, w):
+        super().__init__()
+        s = lambda n: scaled(n, w)
+        self.conv_in = nn.Conv2d(C + 1, s(32), 1)
+        self.down1, self.bn_down1 = nn.Conv2d(s(32), s(64), 4, 2, 1), nn.BatchNorm2d(s(64))
+        self.down2, self.bn_down2 = nn.Conv2d(s(64), s(128), 4, 2, 1), nn.BatchNorm2d(s(128))
+        self.up1, self.bn_up1 = nn.ConvTranspose2d(s(128), s(64), 4, 2, 1), nn.BatchNorm2d(s(64))
+        self.mix1, self.mix2 = nn.ConvTranspose2d(s(64), s(128), 1), nn.ConvTranspose2d(s(128), s(128), 1)
+        self.up2, self.bn_up2 = nn.ConvTranspose2d(s(128), C, 4, 2, 1), nn.BatchNorm2d(C)
+
+    def forward(self, f, heatmaps):
+        H, W = f.shape[2:]
+        strongest = F.interpolate(heatmaps.amax(1, keepdim=True), (H, W), mode='bilinear', align_corners=False)
+        y = F.relu(self.conv_in(torch.cat([f, strongest], 1)))
+        y = F.relu(self.bn_down1(self.down1(y)))
+        y = F.relu(self.bn_down2(self.down2(y)))
+        y = F.relu(self.bn_up1(self.up1(y)))
+        y = F.relu(self.mix2(F.relu(self.mix1(y))))
+        y = self.bn_up2(self.up2(y))
+        if y.shape[2:] != (H, W):
+            y = F.interpolate(y, (H, W), mode='bilinear', align_corners=False)
+        return torch.sigmoid(y)
+
+
+class ClothNet(nn.Module):
+    def __init__(self, net, w, categories, attributes):
+        super().__init__()
+        self.net = net
+        if net in ('cloth_resnet_a', 'cloth_resnet_b', 'new_fashionnet'):
+            self.trunk = ResNet50(w)
+        elif net == 'fashionnet':
+            self.trunk = VGG16(w)
+        else:
+            widths = [scaled(c, w) for c in (48, 48, 96, 192, 1280)]
+            blocks, c = [], 3
+            for stage, (o, depth) in enumerate(zip(widths, (1, 2, 4, 14, 1))):
+                for b in range(depth):
+                    blocks.append(RepVGGBlock(c, o, 2 if b == 0 else 1, True, stage > 0))
+                    c = o
+            self.trunk = nn.Sequential(*blocks)
+            self.trunk.out = c
+        feat = self.trunk.out
+        cat_in = feat
+        if net == 'cloth_resnet_b':
+            self.category_fc = nn.Linear(feat, scaled(1024, w))
+            cat_in = scaled(1024, w)
+            convs, c = [], feat
+            for o in (512, 512, 2048):
+                convs += [conv_bn(c, scaled(o, w), 3, 1, 1), nn.ReLU()]
+                c = scaled(o, w)
+            self.attribute_convs = nn.Sequential(*convs)
+            feat = c
+        if net in ('fashionnet', 'new_fashionnet'):
+            self.landmarks = LandmarkBranch(self.trunk.mid, w, net == 'new_fashionnet')
+            self.attention = AttentionBranch(self.trunk.mid, w)
+        if net == 'fashionnet':
+            self.fc = nn.Linear(self.trunk.out * 49, scaled(4096, w))
+            feat = cat_in = scaled(4096, w)
+        self.category = nn.Linear(cat_in, categories)
+        self.attributes = nn.Linear(feat, attributes)
+
+    def forward(self, x):
+        gap = lambda t: t.mean((2, 3))
+        if self.net in ('cloth_resnet_a', 'cloth_repvgg'):
+            f = self.trunk.from_layer3(self.trunk.to_layer2(x)) if self.net == 'cloth_resnet_a' else self.trunk(x)
+            p = gap(f)
+            return self.category(p), self.attributes(p), None
+        if self.net == 'cloth_resnet_b':
+            f = self.trunk.from_layer3(self.trunk.to_layer2(x))
+            c = self.category(F.relu(self.category_fc(gap(f))))
+            return c, self.attributes(gap(self.attribute_convs(f))), None
+        if self.net == 'fashionnet':
+            f = self.trunk.features[:23](x)
+        else:
+            f = self.trunk.to_layer2(x)
+        heatmaps = self.landmarks(f)
+        if heatmaps.shape[2:] != x.shape[2:]:
+            heatmaps = F.interpolate(heatmaps, x.shape[2:], mode='bilinear', align_corners=False)
+        fused = f * (0.5 + self.attention(f, heatmaps))
+        if self.net == 'fashionnet':
+            pooled = F.adaptive_avg_pool2d(self.trunk.features[23:](fused), 7).flatten(1)
+            hidden = F.dropout(F.relu(self.fc(pooled)), 0.5, self.training)
+            return self.category(hidden), self.attributes(hidden), heatmaps
+        p = gap(self.trunk.from_layer3(fused))
+        return self.category(p), self.attributes(p), heatmaps
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--net', required=True, choices=('cloth_resnet_a', 'cloth_resnet_b', 'cloth_repvgg', 'fashionnet', 'new_fashionnet'))
+    ap.add_argument('--width', type=float, default=0.25)
+    ap.add_argument('--size', type=int, default=64)
+    ap.add_argument('--batch', type=int, default=16)
+    ap.add_argument('--steps', type=int, default=5)
+    ap.add_argument('--categories', type=int, default=50)
+    ap.add_argument('--attributes', type=int, default=1000)
+    ap.add_argument('--threads', type=int, default=os.cpu_count())
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(1)
+    net = ClothNet(a.net, a.width, a.categories, a.attributes)
+    opt = torch.optim.Adam(net.parameters(), 1e-4)
+    n, S = a.batch, a.size
+    x = torch.randn(n, 3, S, S)
+    category = torch.randint(0, a.categories, (n,))
+    attributes = (torch.rand(n, a.attributes) < 0.05).float()
+    targets = torch.rand(n, 8, S, S)
+
+    def step():
+        c, at, heatmaps = net(x)
+        bce = F.binary_cross_entropy_with_logits(at, attributes, reduction='none')
+        loss = F.cross_entropy(c, category) + 20 * (bce * (0.1 + 0.9 * attributes)).mean()
+        if heatmaps is not None:
+            loss = loss + 2000 * F.mse_loss(heatmaps, targets)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    net.train()
+    first = [step() for _ in range(2)][0]  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(a.steps):
+        last = step()
+    ms = (time.perf_counter() - t0) * 1000 / a.steps
+    print(json.dumps({'net': a.net, 'width': a.width, 'size': S, 'batch': n, 'threads': a.threads, 'torch': torch.__version__,
+                      'parameters': sum(p.numel() for p in net.parameters()), 'stepMs': ms, 'imagesPerSecond': 1000 * n / ms,
+                      'firstLoss': first, 'lastLoss': last}))
+
+
+if __name__ == '__main__':
+    main()

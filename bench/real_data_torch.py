@@ -19,6 +19,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
+from torch_cpu import ClothNet
+
 MEAN = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
 STD = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
 
@@ -40,29 +42,10 @@ def load(root, size):
     return (x - MEAN) / STD, torch.tensor(labels), torch.tensor(is_val), len(classes)
 
 
-class RepVGGBlock(nn.Module):
-    """3x3 conv-BN + 1x1 conv-BN (+ BN identity where shapes allow), ReLU: clothtag's RepVGGBlock."""
-
-    def __init__(self, cin, cout, stride, identity):
-        super().__init__()
-        self.dense = nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout))
-        self.one = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, 0, bias=False), nn.BatchNorm2d(cout))
-        self.identity = nn.BatchNorm2d(cout) if identity and cin == cout and stride == 1 else None
-
-    def forward(self, x):
-        y = self.dense(x) + self.one(x)
-        return F.relu(y + self.identity(x) if self.identity is not None else y)
-
-
 def repvgg(width, stem_stride, classes):
-    widths = [max(1, round(w * width)) for w in (48, 48, 96, 192, 1280)]
-    layers, cin = [], 3
-    for stage, (w, depth) in enumerate(zip(widths, (1, 2, 4, 14, 1))):
-        for b in range(depth):
-            stride = 1 if b else stem_stride if stage == 0 else 2
-            layers.append(RepVGGBlock(cin, w, stride, stage > 0))
-            cin = w
-    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, classes))
+    """cloth_repvgg with a category head only, as bench/torch_cpu.py builds it."""
+    net = ClothNet('cloth_repvgg', width, classes, 0, stem_stride)
+    return lambda x: net(x)[0], net
 
 
 def plain(width, classes):
@@ -74,7 +57,7 @@ def plain(width, classes):
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(d, classes))
 
 
-def multiply_adds(net, x):
+def multiply_adds(net, model, x):
     total = [0]
 
     def count(m, _inputs, out):
@@ -82,7 +65,7 @@ def multiply_adds(net, x):
     hooks = [m.register_forward_hook(count) for m in net.modules() if isinstance(m, nn.Conv2d)]
     net.eval()
     with torch.no_grad():
-        net(x[:1])
+        model(x[:1])
     for h in hooks:
         h.remove()
     return total[0]
@@ -106,10 +89,10 @@ def main():
     torch.manual_seed(a.seed)
     x, y, is_val, classes = load(a.data, a.size)
     train, val = torch.where(~is_val)[0], torch.where(is_val)[0]
-    net = repvgg(a.width, a.stem_stride, classes) if a.arch == 'repvgg' else plain(a.width, classes)
+    model, net = repvgg(a.width, a.stem_stride, classes) if a.arch == 'repvgg' else (plain(a.width, classes),) * 2
     params = sum(p.numel() for p in net.parameters())
     print(f'{a.arch} width {a.width}' + (f', stem stride {a.stem_stride}' if a.arch == 'repvgg' else '') +
-          f': {params} parameters, {multiply_adds(net, x) / 1e6:.1f} M multiply-adds per {a.size}x{a.size} image', flush=True)
+          f': {params} parameters, {multiply_adds(net, model, x) / 1e6:.1f} M multiply-adds per {a.size}x{a.size} image', flush=True)
     decay = [p for p in net.parameters() if p.dim() > 1]
     rest = [p for p in net.parameters() if p.dim() <= 1]
     opt = torch.optim.AdamW([{'params': decay, 'weight_decay': a.weight_decay}, {'params': rest, 'weight_decay': 0}], a.lr)
@@ -124,7 +107,7 @@ def main():
             batch = order[k * a.batch:(k + 1) * a.batch]
             flip = torch.rand(len(batch)) < 0.5
             images = torch.where(flip[:, None, None, None], x[batch].flip(3), x[batch])
-            loss = F.cross_entropy(net(images), y[batch])
+            loss = F.cross_entropy(model(images), y[batch])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -132,7 +115,7 @@ def main():
             total += loss.item()
         net.eval()
         with torch.no_grad():
-            top1 = (net(x[val]).argmax(1) == y[val]).float().mean().item()
+            top1 = (model(x[val]).argmax(1) == y[val]).float().mean().item()
         print(f'epoch {epoch + 1}: train loss {total / steps:.3f}, val top-1 {100 * top1:.1f}%, {time.time() - start:.0f} s', flush=True)
 
 

@@ -43,10 +43,10 @@ class Bottleneck(nn.Module):
 
 
 class ResNet50(nn.Module):
-    def __init__(self, w):
+    def __init__(self, w, stem_stride=2):
         super().__init__()
         base = scaled(64, w)
-        self.conv1, self.bn1 = nn.Conv2d(3, base, 7, 2, 3, bias=False), nn.BatchNorm2d(base)
+        self.conv1, self.bn1 = nn.Conv2d(3, base, 7, stem_stride, 3, bias=False), nn.BatchNorm2d(base)
         inplanes, stages = base, []
         for planes, blocks, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
             p = scaled(planes, w)
@@ -144,11 +144,13 @@ class AttentionBranch(nn.Module):
 
 
 class ClothNet(nn.Module):
-    def __init__(self, net, w, categories, attributes):
+    """stem_stride: clothtag's --stem-stride (the ResNet and RepVGG trunks; bench/real_data_torch.py)."""
+
+    def __init__(self, net, w, categories, attributes, stem_stride=2):
         super().__init__()
         self.net = net
         if net in ('cloth_resnet_a', 'cloth_resnet_b', 'new_fashionnet'):
-            self.trunk = ResNet50(w)
+            self.trunk = ResNet50(w, stem_stride)
         elif net == 'fashionnet':
             self.trunk = VGG16(w)
         else:
@@ -156,7 +158,7 @@ class ClothNet(nn.Module):
             blocks, c = [], 3
             for stage, (o, depth) in enumerate(zip(widths, (1, 2, 4, 14, 1))):
                 for b in range(depth):
-                    blocks.append(RepVGGBlock(c, o, 2 if b == 0 else 1, True, stage > 0))
+                    blocks.append(RepVGGBlock(c, o, 1 if b else stem_stride if stage == 0 else 2, True, stage > 0))
                     c = o
             self.trunk = nn.Sequential(*blocks)
             self.trunk.out = c
@@ -177,15 +179,15 @@ class ClothNet(nn.Module):
         if net == 'fashionnet':
             self.fc = nn.Linear(self.trunk.out * 49, scaled(4096, w))
             feat = cat_in = scaled(4096, w)
-        self.category = nn.Linear(cat_in, categories)
-        self.attributes = nn.Linear(feat, attributes)
+        self.category = nn.Linear(cat_in, categories) if categories else None
+        self.attributes = nn.Linear(feat, attributes) if attributes else None
 
     def forward(self, x):
         gap = lambda t: t.mean((2, 3))
         if self.net in ('cloth_resnet_a', 'cloth_repvgg'):
             f = self.trunk.from_layer3(self.trunk.to_layer2(x)) if self.net == 'cloth_resnet_a' else self.trunk(x)
             p = gap(f)
-            return self.category(p), self.attributes(p), None
+            return self.category(p), self.attributes(p) if self.attributes else None, None
         if self.net == 'cloth_resnet_b':
             f = self.trunk.from_layer3(self.trunk.to_layer2(x))
             c = self.category(F.relu(self.category_fc(gap(f))))
@@ -203,7 +205,7 @@ class ClothNet(nn.Module):
             hidden = F.dropout(F.relu(self.fc(pooled)), 0.5, self.training)
             return self.category(hidden), self.attributes(hidden), heatmaps
         p = gap(self.trunk.from_layer3(fused))
-        return self.category(p), self.attributes(p), heatmaps
+        return self.category(p) if self.category else None, self.attributes(p), heatmaps
 
 
 def main():

@@ -1,15 +1,26 @@
 #!/usr/bin/python3
-"""clothing-small in PyTorch on the CPU: the architecture question behind `bench real-data`.
+"""`bench real-data`'s jobs replicated in PyTorch on the CPU: what limits them, measured in minutes.
 
-Trains, from scratch at 64x64, either a replica of cloth_repvgg's trunk (RepVGG-A0 at a width
-multiplier, training-time branches, with the first downsampling's stride as clothtag's
---stem-stride) or the plain 8-layer CNN of issue #11's reference (3x3 conv-BN-ReLU pairs at
-32-64-128-256 channels times --width, max-pools between), with clothtag's recipe: whole photos
-resized to 64x64 (bicubic), ImageNet normalization, flips, AdamW without decay on BatchNorm and
-biases, a one-cycle rate. Prints the multiply-adds per image and, per epoch, the training loss and
-the validation top-1. Runs where Debian's python3-torch is installed; never in tests:
+A 12-epoch run of clothtag on lavapipe takes 30-250 minutes here; the same training in PyTorch
+on the same two cores takes 5-20, so the questions "is it the recipe or the network?" and "what
+would a change give?" are asked here first and the answer is then run in clothtag. The networks
+are bench/torch_cpu.py's (built as src/nets builds them, parameter counts checked by a test), with
+clothtag's --stem-stride; the data is read as clothtag reads it (box crops or whole photos resized
+to 64x64 bicubic, ImageNet normalization, landmarks in 8 slots in the box's frame, flips that swap
+left and right); the recipe is AdamW without decay on BatchNorm and biases and a one-cycle rate.
+Jobs (one seed each; printed per epoch):
+  clothing-small  category top-1; --arch repvgg (cloth_repvgg) or plain: the 8-layer CNN of issue
+                  #11's reference (3x3 conv-BN-ReLU pairs at 32-64-128-256 channels times --width,
+                  max-pools between)
+  attributes      deepfashion-fine, cloth_repvgg, per-image attribute recall@3 and @5 (BCE with
+                  w_pos 1, w_neg 0.1)
+  landmarks       deepfashion-fine, new_fashionnet with attributes, soft-argmax landmarks (L1 in
+                  units of the frame, visible points) with the learned location prior started at
+                  the training split's mean positions: NME beside the mean-position baseline
+Runs where Debian's python3-torch is installed; never in tests:
 
-    /usr/bin/python3 bench/real_data_torch.py --arch repvgg --width 0.25 --stem-stride 1 --batch 16
+    /usr/bin/python3 bench/real_data_torch.py --job clothing-small --width 0.25 --stem-stride 1 --batch 16
+    /usr/bin/python3 bench/real_data_torch.py --job landmarks --width 0.125 --stem-stride 1 --batch 32
 """
 import argparse, os, time
 
@@ -25,8 +36,14 @@ MEAN = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
 STD = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
 
 
-def load(root, size):
-    """Every photo of train/ and val/ as normalized [N, 3, size, size], its class, and whether it is val."""
+def normalized(images):
+    # contiguous: a channels-last batch takes another convolution path, which crashed this PyTorch (1.13)
+    x = torch.tensor(np.stack(images)).permute(0, 3, 1, 2).contiguous().float() / 255
+    return (x - MEAN) / STD
+
+
+def load_folders(root, size):
+    """clothing-small: every photo of train/ and val/ resized whole, its class, and whether it is val."""
     classes = sorted(os.listdir(os.path.join(root, 'train')))
     images, labels, is_val = [], [], []
     for split in ('train', 'val'):
@@ -37,32 +54,91 @@ def load(root, size):
                 images.append(np.asarray(im, dtype=np.uint8))
                 labels.append(index)
                 is_val.append(split == 'val')
-    # contiguous: a channels-last batch takes another convolution path, which crashed this PyTorch (1.13)
-    x = torch.tensor(np.stack(images)).permute(0, 3, 1, 2).contiguous().float() / 255
-    return (x - MEAN) / STD, torch.tensor(labels), torch.tensor(is_val), len(classes)
+    return {'x': normalized(images), 'category': torch.tensor(labels), 'is_val': torch.tensor(is_val), 'classes': len(classes)}
 
 
-def repvgg(width, stem_stride, classes):
-    """cloth_repvgg with a category head only, as bench/torch_cpu.py builds it."""
-    net = ClothNet('cloth_repvgg', width, classes, 0, stem_stride)
-    return lambda x: net(x)[0], net
+# The slots of clothtag's 8 landmarks (left/right collar, sleeve, waistline, hem) by point count.
+SLOTS = {6: (0, 1, 2, 3, 6, 7), 4: (4, 5, 6, 7), 8: tuple(range(8))}
+MIRROR = [1, 0, 3, 2, 5, 4, 7, 6]
+
+
+def rows(path):
+    return [line.split() for line in open(path).read().split('\n')[2:] if line.strip()]
+
+
+def load_deepfashion(root, size):
+    """deepfashion-fine: box crops, attributes (1/0), landmarks [8, (visibility, x, y)] in the box's frame."""
+    boxes = {r[0]: list(map(int, r[1:])) for r in rows(os.path.join(root, 'Anno', 'list_bbox.txt'))}
+    split = {r[0]: r[1] for r in rows(os.path.join(root, 'Eval', 'list_eval_partition.txt'))}
+    marks = {r[0]: r[3:] for r in rows(os.path.join(root, 'Anno', 'list_landmarks.txt'))}
+    images, attributes, landmarks, is_val = [], [], [], []
+    for name, *values in rows(os.path.join(root, 'Anno', 'list_attr_img.txt')):
+        x1, y1, x2, y2 = boxes[name]
+        im = Image.open(os.path.join(root, name)).convert('RGB').crop((x1, y1, x2, y2)).resize((size, size), Image.BICUBIC)
+        points = np.full((8, 3), -1.0)
+        v = marks.get(name, [])
+        for j, slot in enumerate(SLOTS.get(len(v) // 3, ())):
+            visibility, px, py = map(float, v[3 * j:3 * j + 3])
+            points[slot] = (visibility, (px - x1) / (x2 - x1), (py - y1) / (y2 - y1))
+        images.append(np.asarray(im, dtype=np.uint8))
+        attributes.append([1.0 if a == '1' else 0.0 for a in values])
+        landmarks.append(points)
+        is_val.append(split[name] == 'val')
+    return {'x': normalized(images), 'attributes': torch.tensor(attributes), 'landmarks': torch.tensor(np.stack(landmarks), dtype=torch.float32), 'is_val': torch.tensor(is_val)}
 
 
 def plain(width, classes):
     def cbr(i, o):
         return nn.Sequential(nn.Conv2d(i, o, 3, 1, 1, bias=False), nn.BatchNorm2d(o), nn.ReLU())
     a, b, c, d = (max(1, int(width * v)) for v in (32, 64, 128, 256))
-    return nn.Sequential(cbr(3, a), cbr(a, a), nn.MaxPool2d(2), cbr(a, b), cbr(b, b), nn.MaxPool2d(2),
+    body = nn.Sequential(cbr(3, a), cbr(a, a), nn.MaxPool2d(2), cbr(a, b), cbr(b, b), nn.MaxPool2d(2),
                          cbr(b, c), cbr(c, c), nn.MaxPool2d(2), cbr(c, d), cbr(d, d),
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(d, classes))
+    return body, lambda x: (body(x), None, None)
+
+
+class LocationPrior(nn.Module):
+    """src/nets/branches.ts LocationPrior: a learned [1, 8, 16, 16] map x 10 added to the heatmap logits."""
+
+    def __init__(self, means, spread=0.1):
+        super().__init__()
+        g = (torch.arange(16) + 0.5) / 16
+        maps = [-((g[None, :] - mx) ** 2 + (g[:, None] - my) ** 2) / (2 * spread ** 2) / 10 for mx, my in means.tolist()]
+        self.map = nn.Parameter(torch.stack(maps)[None])
+
+    def points(self, heatmaps):
+        """Soft-argmax of heatmaps + prior: the expected pixel centre [N, 8, 2] as fractions of the frame."""
+        S = heatmaps.shape[-1]
+        logits = heatmaps + 10 * F.interpolate(self.map, heatmaps.shape[2:], mode='bilinear', align_corners=False)
+        p = F.softmax(logits.flatten(2), 2).view(logits.shape)
+        centres = (torch.arange(S) + 0.5) / S
+        return torch.stack([(p.sum(2) * centres).sum(2), (p.sum(3) * centres).sum(2)], 2)
+
+
+def mean_positions(landmarks):
+    """Each slot's mean visible position [8, 2] (0.5 where a slot is never seen)."""
+    visible = landmarks[:, :, 0] == 0
+    return torch.stack([landmarks[visible[:, s], s, 1:].mean(0) if visible[:, s].any() else torch.full((2,), 0.5) for s in range(8)])
+
+
+def nme(points, landmarks):
+    visible = landmarks[:, :, 0] == 0
+    return (points - landmarks[:, :, 1:]).norm(dim=2)[visible].mean().item()
+
+
+def recall(logits, attributes, k):
+    hits = attributes.gather(1, logits.topk(k, 1).indices).sum(1)
+    return (hits / attributes.sum(1).clamp(min=1)).mean().item()
 
 
 def multiply_adds(net, model, x):
     total = [0]
 
-    def count(m, _inputs, out):
-        total[0] += out[0].numel() * m.in_channels * m.kernel_size[0] * m.kernel_size[1] // m.groups
-    hooks = [m.register_forward_hook(count) for m in net.modules() if isinstance(m, nn.Conv2d)]
+    def count(m, inputs, out):
+        # A convolution: each output value sums C_in x k x k products; a transposed one: each input value spreads to C_out x k x k.
+        each, n = (m.in_channels, out[0].numel()) if isinstance(m, nn.Conv2d) else (m.out_channels, inputs[0][0].numel())
+        total[0] += n * each * m.kernel_size[0] * m.kernel_size[1] // m.groups
+    hooks = [m.register_forward_hook(count) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
     net.eval()
     with torch.no_grad():
         model(x[:1])
@@ -72,32 +148,53 @@ def multiply_adds(net, model, x):
 
 
 def main():
+    here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser()
-    ap.add_argument('--data', default=os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data', 'clothing-small'))
-    ap.add_argument('--arch', choices=('repvgg', 'plain'), default='repvgg')
+    ap.add_argument('--job', choices=('clothing-small', 'attributes', 'landmarks'), default='clothing-small')
+    ap.add_argument('--shared', default=os.path.join(here, '..', '..', 'shared', 'data'))
+    ap.add_argument('--arch', choices=('repvgg', 'plain'), default='repvgg', help='clothing-small only')
     ap.add_argument('--width', type=float, default=0.25)
     ap.add_argument('--stem-stride', type=int, choices=(1, 2), default=2)
     ap.add_argument('--size', type=int, default=64)
     ap.add_argument('--epochs', type=int, default=12)
     ap.add_argument('--batch', type=int, default=16)
-    ap.add_argument('--lr', type=float, default=2e-3)
-    ap.add_argument('--weight-decay', type=float, default=5e-4)
-    ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--lr', type=float, help='default 2e-3 (the reference CNN\'s), 5e-3 for landmarks (clothtag\'s landmark job)')
+    ap.add_argument('--weight-decay', type=float, help='default 5e-4, 0.05 for landmarks')
+    ap.add_argument('--threads', type=int, default=os.cpu_count())
     ap.add_argument('--seed', type=int, default=0)
     a = ap.parse_args()
+    landmark_job = a.job == 'landmarks'
+    lr = a.lr or (5e-3 if landmark_job else 2e-3)
+    decay_rate = a.weight_decay if a.weight_decay is not None else 0.05 if landmark_job else 5e-4
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    x, y, is_val, classes = load(a.data, a.size)
+    if a.job == 'clothing-small':
+        data = load_folders(os.path.join(a.shared, 'clothing-small'), a.size)
+        if a.arch == 'plain':
+            net, model = plain(a.width, data['classes'])
+        else:
+            net = ClothNet('cloth_repvgg', a.width, data['classes'], 0, a.stem_stride)
+            model = net
+    else:
+        data = load_deepfashion(os.path.join(a.shared, 'deepfashion-fine'), a.size)
+        net = ClothNet('new_fashionnet' if landmark_job else 'cloth_repvgg', a.width, 0, data['attributes'].shape[1], a.stem_stride)
+        model = net
+    x, is_val = data['x'], data['is_val']
     train, val = torch.where(~is_val)[0], torch.where(is_val)[0]
-    model, net = repvgg(a.width, a.stem_stride, classes) if a.arch == 'repvgg' else (plain(a.width, classes),) * 2
+    prior = LocationPrior(mean_positions(data['landmarks'][train])) if landmark_job else None
+    what = 'the plain CNN' if a.arch == 'plain' and a.job == 'clothing-small' else f'{net.net}, stem stride {a.stem_stride}'
     params = sum(p.numel() for p in net.parameters())
-    print(f'{a.arch} width {a.width}' + (f', stem stride {a.stem_stride}' if a.arch == 'repvgg' else '') +
-          f': {params} parameters, {multiply_adds(net, model, x) / 1e6:.1f} M multiply-adds per {a.size}x{a.size} image', flush=True)
+    print(f'{a.job}: {what}, width {a.width}, batch {a.batch}, lr {lr}, weight decay {decay_rate}: {params} parameters, '
+          f'{multiply_adds(net, model, x) / 1e6:.1f} M multiply-adds per {a.size}x{a.size} image', flush=True)
+    if landmark_job:
+        baseline = nme(mean_positions(data['landmarks'][train])[None].expand(len(val), 8, 2), data['landmarks'][val])
+        print(f'mean-position baseline NME {baseline:.4f}', flush=True)
+    extra = list(prior.parameters()) if prior else []
     decay = [p for p in net.parameters() if p.dim() > 1]
-    rest = [p for p in net.parameters() if p.dim() <= 1]
-    opt = torch.optim.AdamW([{'params': decay, 'weight_decay': a.weight_decay}, {'params': rest, 'weight_decay': 0}], a.lr)
+    rest = [p for p in net.parameters() if p.dim() <= 1] + extra
+    opt = torch.optim.AdamW([{'params': decay, 'weight_decay': decay_rate}, {'params': rest, 'weight_decay': 0}], lr)
     steps = len(train) // a.batch
-    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, a.lr, total_steps=a.epochs * steps)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=a.epochs * steps)
     start = time.time()
     for epoch in range(a.epochs):
         net.train()
@@ -107,7 +204,21 @@ def main():
             batch = order[k * a.batch:(k + 1) * a.batch]
             flip = torch.rand(len(batch)) < 0.5
             images = torch.where(flip[:, None, None, None], x[batch].flip(3), x[batch])
-            loss = F.cross_entropy(model(images), y[batch])
+            category, attribute_logits, heatmaps = model(images)
+            if a.job == 'clothing-small':
+                loss = F.cross_entropy(category, data['category'][batch])
+            else:
+                truth = data['attributes'][batch]
+                bce = F.binary_cross_entropy_with_logits(attribute_logits, truth, reduction='none')
+                loss = 20 * (bce * (0.1 + 0.9 * truth)).mean()
+            if landmark_job:
+                marks = data['landmarks'][batch]
+                mirrored = marks[:, MIRROR].clone()
+                mirrored[:, :, 1] = torch.where(mirrored[:, :, 0] >= 0, 1 - mirrored[:, :, 1], mirrored[:, :, 1])
+                marks = torch.where(flip[:, None, None], mirrored, marks)
+                visible = (marks[:, :, 0] == 0).float()
+                distance = (prior.points(heatmaps) - marks[:, :, 1:]).abs().sum(2)
+                loss = loss + 20 * (distance * visible).sum() / visible.sum().clamp(min=1)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -115,8 +226,19 @@ def main():
             total += loss.item()
         net.eval()
         with torch.no_grad():
-            top1 = (model(x[val]).argmax(1) == y[val]).float().mean().item()
-        print(f'epoch {epoch + 1}: train loss {total / steps:.3f}, val top-1 {100 * top1:.1f}%, {time.time() - start:.0f} s', flush=True)
+            outs = [model(x[val[i:i + 200]]) for i in range(0, len(val), 200)]
+        line = f'epoch {epoch + 1}: train loss {total / steps:.3f}'
+        if a.job == 'clothing-small':
+            top1 = (torch.cat([o[0] for o in outs]).argmax(1) == data['category'][val]).float().mean().item()
+            line += f', val top-1 {100 * top1:.1f}%'
+        else:
+            logits = torch.cat([o[1] for o in outs])
+            line += f', val attribute recall@3 {100 * recall(logits, data["attributes"][val], 3):.1f}% @5 {100 * recall(logits, data["attributes"][val], 5):.1f}%'
+        if landmark_job:
+            with torch.no_grad():
+                points = torch.cat([prior.points(o[2]) for o in outs])
+            line += f', landmark NME {nme(points, data["landmarks"][val]):.4f}'
+        print(f'{line}, {time.time() - start:.0f} s', flush=True)
 
 
 if __name__ == '__main__':

@@ -183,11 +183,13 @@ class ClothNet(nn.Module):
         self.attributes = nn.Linear(feat, attributes) if attributes else None
 
     def forward(self, x):
+        """(category logits, attribute logits, heatmaps); None for what the network lacks."""
         gap = lambda t: t.mean((2, 3))
+        head = lambda layer, v: layer(v) if layer is not None else None
         if self.net in ('cloth_resnet_a', 'cloth_repvgg'):
             f = self.trunk.from_layer3(self.trunk.to_layer2(x)) if self.net == 'cloth_resnet_a' else self.trunk(x)
             p = gap(f)
-            return self.category(p), self.attributes(p) if self.attributes else None, None
+            return head(self.category, p), head(self.attributes, p), None
         if self.net == 'cloth_resnet_b':
             f = self.trunk.from_layer3(self.trunk.to_layer2(x))
             c = self.category(F.relu(self.category_fc(gap(f))))
@@ -203,9 +205,9 @@ class ClothNet(nn.Module):
         if self.net == 'fashionnet':
             pooled = F.adaptive_avg_pool2d(self.trunk.features[23:](fused), 7).flatten(1)
             hidden = F.dropout(F.relu(self.fc(pooled)), 0.5, self.training)
-            return self.category(hidden), self.attributes(hidden), heatmaps
+            return head(self.category, hidden), head(self.attributes, hidden), heatmaps
         p = gap(self.trunk.from_layer3(fused))
-        return self.category(p) if self.category else None, self.attributes(p), heatmaps
+        return head(self.category, p), head(self.attributes, p), heatmaps
 
 
 def main():

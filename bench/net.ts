@@ -67,7 +67,7 @@ export interface TorchCpuResult {
 
 /**
  * Runs bench/torch_cpu.py with the first Python that has PyTorch (CLOTHTAG_PYTHON, Debian's
- * /usr/bin/python3, then python3 on the PATH); null, with the reason, where there is none.
+ * /usr/bin/python3, then python3 on the PATH); `skipped`, with the reason, where there is none.
  */
 export function torchCpuStep(o: { net: NetName; width: number; size: number; batch: number; steps: number }): { result: TorchCpuResult } | { skipped: string } {
   const script = [new URL('./torch_cpu.py', import.meta.url), new URL('../../bench/torch_cpu.py', import.meta.url)].map((u) => fileURLToPath(u)).find(existsSync);
@@ -88,8 +88,6 @@ export interface NetBenchOptions {
   size: number;
   batch: number;
   steps: number;
-  /** false: leave out the PyTorch CPU comparison (bench/torch_cpu.py). */
-  torch?: boolean;
   log: (s: string) => void;
 }
 
@@ -158,7 +156,7 @@ export async function benchNet(engine: Engine, o: NetBenchOptions): Promise<Reco
   );
   o.log(`device memory: a step's peak of live tensors ${(peakBytes / 2 ** 20).toFixed(1)} MB, of which the weights' state (parameters, gradients, Adam's moments) is ${(stateBytes / 2 ** 20).toFixed(1)} MB; the rest is activations kept for backward and temporaries (buffers rounded up to their pool size class).`);
   // The CPU path a user could take instead: the same network, width, size and batch in PyTorch.
-  const torch = o.torch === false ? { skipped: 'not asked for' } : torchCpuStep({ net: o.net, width: o.width, size: S, batch: n, steps: o.steps });
+  const torch = torchCpuStep({ net: o.net, width: o.width, size: S, batch: n, steps: o.steps });
   if ('result' in torch) {
     const t = torch.result;
     const same = t.parameters === parameters ? 'the same parameter count' : `${t.parameters} parameters against our ${parameters}: NOT the same network`;

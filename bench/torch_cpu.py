@@ -69,12 +69,15 @@ class ResNet50(nn.Module):
 class VGG16(nn.Module):
     PLAN = ((0, 64), (2, 64), (5, 128), (7, 128), (10, 256), (12, 256), (14, 256), (17, 512), (19, 512), (21, 512), (24, 512), (26, 512), (28, 512))
 
-    def __init__(self, w):
+    def __init__(self, w, stem_stride=2):
         super().__init__()
         layers, c = [], 3
+        # Stem stride 1 drops the first max-pool (an identity keeps torchvision's indices).
+        pools = (4, 9, 16, 23) if stem_stride == 2 else (9, 16, 23)
         for index, out in self.PLAN:
             while len(layers) < index:
-                layers.append(nn.MaxPool2d(2) if len(layers) in (4, 9, 16, 23) else nn.ReLU())
+                n = len(layers)
+                layers.append(nn.MaxPool2d(2) if n in pools else nn.Identity() if n == 4 else nn.ReLU())
             layers.append(nn.Conv2d(c, scaled(out, w), 3, 1, 1))
             c = scaled(out, w)
         layers += [nn.ReLU(), nn.MaxPool2d(2)]
@@ -144,7 +147,7 @@ class AttentionBranch(nn.Module):
 
 
 class ClothNet(nn.Module):
-    """stem_stride: clothtag's --stem-stride (the ResNet and RepVGG trunks; bench/real_data_torch.py)."""
+    """stem_stride: clothtag's --stem-stride (bench/real_data_torch.py)."""
 
     def __init__(self, net, w, categories, attributes, stem_stride=2):
         super().__init__()
@@ -152,7 +155,7 @@ class ClothNet(nn.Module):
         if net in ('cloth_resnet_a', 'cloth_resnet_b', 'new_fashionnet'):
             self.trunk = ResNet50(w, stem_stride)
         elif net == 'fashionnet':
-            self.trunk = VGG16(w)
+            self.trunk = VGG16(w, stem_stride)
         else:
             widths = [scaled(c, w) for c in (48, 48, 96, 192, 1280)]
             blocks, c = [], 3

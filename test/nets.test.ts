@@ -343,6 +343,9 @@ t.test('stem stride 1: every trunk keeps twice the resolution with the same weig
         e.tidy(() => noGrad(() => back.setTraining(false).forward(x)));
         t.same(again, [4], 'and the reloaded network runs with it');
         back.dispose();
+        const { tensors, metadata } = parseSafetensors(bytes);
+        const lying = serializeSafetensors(tensors, { ...metadata, config: JSON.stringify({ ...meta.config, stemStride: 3 }) });
+        await t.rejects(loadCheckpoint(e, lying, 'lying.safetensors'), /lying.safetensors: its metadata's stemStride must be 1 or 2, got 3/);
       }
       net.dispose();
     }

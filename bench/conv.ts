@@ -4,7 +4,7 @@ import type { Engine } from '../src/engine/engine.js';
 import { conv2d, conv2dGradInput, conv2dGradWeight, convOutSize } from '../src/engine/conv.js';
 import { matmul } from '../src/engine/gemm.js';
 import { geomean } from './gemm.js';
-import { type ConvLayer, convFlops, repvggA0Layers, resnet50Layers, vgg16Layers } from './layers.js';
+import { convFlops, repvggA0Layers, resnet50Layers, vgg16Layers } from './layers.js';
 import { type TfTensor, type Tfjs, loadTfjs, timeTfjs } from './tfjs.js';
 import { measureRoof } from './roof.js';
 import { table, timeKernels } from './timing.js';
@@ -138,21 +138,4 @@ export function convSummary(records: ConvRecord[]): string[] {
     }
   }
   return lines;
-}
-
-/** NCHW against NHWC for our forward kernel on the 3x3 layers: the measurement behind the layout choice. */
-export async function layoutStudy(engine: Engine, o: ConvBenchOptions): Promise<{ layer: string; nchw: number; nhwc: number }[]> {
-  const out: { layer: string; nchw: number; nhwc: number }[] = [];
-  const layers = [...resnet50Layers(o.size), ...vgg16Layers(o.size), ...repvggA0Layers(o.size)].filter((l: ConvLayer) => o.nets.includes(l.net) && l.kernel === 3);
-  for (const l of layers) {
-    const N = o.batch, g = { stride: l.stride, pad: l.pad }, flops = convFlops(l, N);
-    const w = engine.full([l.K, l.C, 3, 3], 0.01);
-    const xc = engine.full([N, l.C, l.H, l.H], 0.5), xh = engine.full([N, l.H, l.H, l.C], 0.5);
-    const nchw = flops / (await timeKernels(engine, () => void conv2d(xc, w, undefined, g, { layout: 'NCHW' }), o.reps)) / 1e6;
-    const nhwc = flops / (await timeKernels(engine, () => void conv2d(xh, w, undefined, g, { layout: 'NHWC' }), o.reps)) / 1e6;
-    out.push({ layer: `${l.net} ${l.name}`, nchw, nhwc });
-    o.log(`  ${`${l.net} ${l.name}`.padEnd(34)} NCHW ${nchw.toFixed(2)}  NHWC ${nhwc.toFixed(2)} GFLOP/s`);
-    for (const t of [w, xc, xh]) t.dispose();
-  }
-  return out;
 }

@@ -28,7 +28,7 @@ export async function benchMemory(engine: Engine, o: { reps: number; log: (s: st
   const MB = n * 4;
   const x = engine.full(shape, 0.5), y = engine.full(shape, 0.25), dy = engine.full(shape, 0.1);
   const copyOut = engine.empty(shape);
-  const copyMs = await timeKernels(engine, () => engine.run({ kernel: 'roof', entry: 'copy', uniforms: [n / 4, 0], inputs: [x], outputs: [copyOut], workgroups: Math.ceil(n / 4 / 256) }), o.reps);
+  const copyMs = await timeKernels(engine, () => engine.run({ kernel: 'roof', entry: 'copy', uniforms: { n: n / 4, iters: 0 }, inputs: { x }, outputs: { out: copyOut }, workgroups: Math.ceil(n / 4 / 256) }), o.reps);
   const copyGBs = (2 * MB) / copyMs / 1e6;
   o.log(`copy on this adapter: ${copyGBs.toFixed(2)} GB/s on ${(MB / 2 ** 20).toFixed(0)} MiB, ${roof.copyGBs.toFixed(2)} GB/s streaming 128 MiB`);
   const C = shape[1]!;

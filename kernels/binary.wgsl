@@ -5,7 +5,7 @@
 // size that is a multiple of 4) each invocation takes 4 values as vec4s. Expressions are written
 // in terms of T (f32 or vec4<f32>) so that one text serves both.
 struct U {
-  n: u32, alpha: f32, beta: f32, _pad: u32,
+  n: u32, alpha: f32, beta: f32,
   d0: u32, d1: u32, d2: u32, d3: u32,      // output shape
   a0: u32, a1: u32, a2: u32, a3: u32,      // strides of a (0 where broadcast)
   b0: u32, b1: u32, b2: u32, b3: u32,      // strides of b (0 where broadcast)

@@ -9,8 +9,8 @@
 // Fused epilogue: bias (or, with AFFINE, a per-channel scale and shift: an eval-mode BatchNorm
 // folded in), then ReLU when RELU is set. With HALF, x and w are f16 (the mixed-precision
 // path), accumulated in f32; the output is f32.
-// KH and KW are compile-time constants (1, 3, 4, 7 in the networks). NHWC switches the
-// activation layout for the layout measurement in bench/conv.ts; the networks use NCHW.
+// KH and KW are compile-time constants (1, 3, 4, 7 in the networks). Activations are NCHW (the
+// layout chosen by measurement: README, "Layout: NCHW").
 // Also the backward-data pass of a transposed convolution.
 #if ${HALF}
 enable f16;
@@ -60,11 +60,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       let p = min(p0 + 4u * v + j, P - 1u);
       let n = p / OHW;
       let r = p % OHW;
-#if ${NHWC}
-      img[v][j] = n * u.H * u.W * u.C;
-#else
       img[v][j] = n * u.C * u.H * u.W;
-#endif
       y0[v][j] = i32((r / u.OW) * u.stride) - i32(u.pad);
       x0[v][j] = i32((r % u.OW) * u.stride) - i32(u.pad);
     }
@@ -85,18 +81,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         let ix = x0[v] + vec4<i32>(i32(kx));
         ok[v] = (iy >= vec4<i32>(0)) & (iy < vec4<i32>(i32(u.H))) & (ix >= vec4<i32>(0)) & (ix < vec4<i32>(i32(u.W)));
         any_ok = any_ok || any(ok[v]);
-#if ${NHWC}
-        off[v] = select(vec4<u32>(0u), img[v] + (vec4<u32>(iy) * u.W + vec4<u32>(ix)) * u.C, ok[v]);
-#else
         off[v] = select(vec4<u32>(0u), img[v] + vec4<u32>(iy) * u.W + vec4<u32>(ix), ok[v]);
-#endif
       }
       if (!any_ok) { continue; }
-#if ${NHWC}
-      let cstride = 1u;
-#else
       let cstride = HW;
-#endif
       let tap = ky * KW + kx;
       for (var c = 0u; c < u.C; c++) {
         let co = c * cstride;
@@ -131,11 +119,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 #if ${RELU}
       value = max(value, 0.0);
 #endif
-#if ${NHWC}
-      out[(n * OHW + r) * u.K + k] = value;
-#else
       out[(n * u.K + k) * OHW + r] = value;
-#endif
     }
   }
 }

@@ -20,7 +20,7 @@ struct U { M: u32, N: u32, K: u32, batch_a: u32, batch_b: u32, batch_c: u32, alp
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> A: array<In>;
 #if ${VEC_B}
-@group(0) @binding(2) var<storage, read> B4: array<vec4<In>>;
+@group(0) @binding(2) var<storage, read> B: array<vec4<In>>;  // VEC_B: B read 4 columns at a time
 #else
 @group(0) @binding(2) var<storage, read> B: array<In>;
 #endif
@@ -46,7 +46,7 @@ fn b_row(base: u32, k: u32, col: u32) -> vec4<f32> {
   // Four neighbouring columns of op(B) at depth k.
 #if ${VEC_B}
   // N is a multiple of 4: clamp the whole vec4 to the last one in the row.
-  return vec4<f32>(B4[(base + k * u.N + min(col, u.N - 4u)) / 4u]);
+  return vec4<f32>(B[(base + k * u.N + min(col, u.N - 4u)) / 4u]);
 #else
   // Clamped one by one at the right edge.
   let last = u.N - 1u;

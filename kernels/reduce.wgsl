@@ -6,14 +6,12 @@ enable subgroups;
 // The input is seen as 4 dims. Each output element has "kept" coordinates (k0..k3, 1 on reduced
 // axes) and walks the "reduced" coordinates (r0..r3, 1 on kept axes); the input offset is
 // sum((kept_i + reduced_i) * stride_i).
-// Three strategies, chosen on the CPU by reduceStrategy(): "per_thread" (one invocation per output,
-// for many outputs with short reductions), "per_workgroup" (256 invocations share one output and
-// combine through workgroup memory, for few outputs with long reductions), and "leading" (the
-// reduced axes all come before the kept ones, so output o sums x[r * n_out + o]: no index
-// arithmetic at all, 4 outputs per invocation as vec4s - the split-K partial sums of a weight
-// gradient and a linear layer's bias gradient).
+// Two strategies, chosen on the CPU by reduceStrategy(): "per_thread" (one invocation per output,
+// for many outputs with short reductions) and "per_workgroup" (256 invocations share one output and
+// combine through workgroup memory, for few outputs with long reductions). The third, reductions
+// over leading axes only, is reduce_leading.wgsl.
 struct U {
-  n_out: u32, n_red: u32, scale: f32, _pad: u32,
+  n_out: u32, n_red: u32, scale: f32,
   k0: u32, k1: u32, k2: u32, k3: u32,
   r0: u32, r1: u32, r2: u32, r3: u32,
   s0: u32, s1: u32, s2: u32, s3: u32,
@@ -113,35 +111,3 @@ fn per_workgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
   if (lid == 0u && o < u.n_out) { out[o] = partial[0] * u.scale; }
 #endif
 }
-
-#if ${VEC4}
-@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> out4: array<vec4<f32>>;
-
-@compute @workgroup_size(256)
-fn leading(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-           @builtin(local_invocation_index) lid: u32) {
-  let o = (wid.x + wid.y * nwg.x) * 256u + lid;   // the o-th vec4 of outputs
-  let n4 = u.n_out / 4u;
-  if (o >= n4) { return; }
-  var acc = vec4<f32>(identity());
-  for (var r = 0u; r < u.n_red; r++) {
-#if ${IS_MAX}
-    acc = max(acc, x4[r * n4 + o]);
-#else
-    acc += x4[r * n4 + o];
-#endif
-  }
-  out4[o] = acc * u.scale;
-}
-#else
-@compute @workgroup_size(256)
-fn leading(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-           @builtin(local_invocation_index) lid: u32) {
-  let o = (wid.x + wid.y * nwg.x) * 256u + lid;
-  if (o >= u.n_out) { return; }
-  var acc = identity();
-  for (var r = 0u; r < u.n_red; r++) { acc = combine(acc, x[r * u.n_out + o]); }
-  out[o] = acc * u.scale;
-}
-#endif

@@ -44,21 +44,6 @@ t.test('conv2d forward, backward-data and backward-weight against references', a
   }
 });
 
-t.test('NHWC forward matches NCHW', async (t) => {
-  const e = await gpuEngine(t);
-  const [N, C, H, W, K] = [2, 5, 7, 6, 6];
-  const x = randn(N * C * H * W, 5), w = randn(K * C * 9, 6);
-  const s = { N, C, H, W, K, KH: 3, KW: 3, stride: 2, pad: 1 };
-  const nhwc = new Float32Array(x.length);
-  for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) for (let i = 0; i < H * W; i++) nhwc[(n * H * W + i) * C + c] = x[(n * C + c) * H * W + i]!;
-  const out = await conv2d(e.tensor(nhwc, [N, H, W, C]), e.tensor(w, [K, C, 3, 3]), undefined, s, { layout: 'NHWC' }).read();
-  const ref = conv2dRef(Float64Array.from(x), Float64Array.from(w), null, s);
-  const OH = 4, OW = 3;
-  const refNhwc = new Float64Array(ref.length);
-  for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) for (let i = 0; i < OH * OW; i++) refNhwc[(n * OH * OW + i) * K + k] = ref[(n * K + k) * OH * OW + i]!;
-  assertClose(t, out, refNhwc, 'NHWC conv', 1e-4, 1e-4);
-});
-
 t.test('split-K choice is a pure function of the shape', async (t) => {
   t.equal(weightGradSplits(64, 64 * 9, 16 * 56 * 56), 15, 'a mid-size layer gets a few splits');
   t.equal(weightGradSplits(512, 512 * 9, 16 * 7 * 7), 1, 'a wide layer needs none');
@@ -68,7 +53,6 @@ t.test('split-K choice is a pure function of the shape', async (t) => {
   t.equal(convIsGemm(1, 1, { stride: 1, pad: 0 }, 16), false, 'but not on 4x4 planes');
   t.equal(convIsGemm(1, 1, { stride: 2, pad: 0 }, 256), false, 'nor at stride 2');
   t.equal(convIsGemm(3, 3, { stride: 1, pad: 1 }, 256), false);
-  t.equal(convIsGemm(1, 1, { stride: 1, pad: 0 }, 256, 'NHWC'), false);
   t.equal(weightGradSplits(64, 64 * 9, 16 * 56 * 56, { tm: 8, tn: 8 }), 57, '8x8 blocks: 4x fewer invocations, more splits');
   t.equal(weightGradSplits(64, 64 * 9, 16 * 56 * 56, { tm: 8, tn: 8 }, 1024), 2, 'a CPU adapter wants 1k invocations, not 32k');
 });

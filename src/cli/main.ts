@@ -95,7 +95,7 @@ const verbs: Record<string, Verb> = {
   },
   bench: {
     summary: 'benchmarks: gemm, conv (against TensorFlow.js WebGPU in the same process), roof (the adapter\'s peaks), memory (bandwidth-bound kernels), net (a training step\'s profile per layer), train-step (a small CNN against TensorFlow.js), infer (labelling against ONNX Runtime WebGPU), real-data (accuracy), catalog (a similarity scan at 100k and 1M photos)',
-    usage: 'clothtag bench gemm [--quick] [--reps N] [--json FILE]\n       clothtag bench roof [--reps N] [--json FILE]\n       clothtag bench memory [--reps N] [--json FILE]\n       clothtag bench train-step [--steps 5] [--json FILE]\n       clothtag bench net [--net cloth_resnet_a] [--width 0.25] [--size 64] [--batch 16] [--steps 5] [--json FILE]\n       clothtag bench infer [--net cloth_resnet_a] [--width 1] [--size 64,224] [--batches 1,16] [--reps N] [--quick: f32 only] [--json FILE]\n       clothtag bench catalog [--rows 100000,1000000] [--dim 512] [--reps N] [--json FILE]\n       clothtag bench real-data [--epochs 12] [--size 64] [--width 0.25] [--landmark-width 0.125] [--stem-stride 1|2 (all jobs)] [--only clothing-small,deepfashion-fine,deepfashion-fine-landmarks] [--runs DIR] [--shared ../shared/data] [--json FILE]\n       clothtag bench conv [--batch 16] [--size S] [--nets resnet50,vgg16,repvgg_a0] [--passes forward,backward_data,backward_weight] [--layouts] [--reps N] [--json FILE]',
+    usage: 'clothtag bench gemm [--quick] [--reps N] [--json FILE]\n       clothtag bench roof [--reps N] [--json FILE]\n       clothtag bench memory [--reps N] [--json FILE]\n       clothtag bench train-step [--steps 5] [--json FILE]\n       clothtag bench net [--net cloth_resnet_a] [--width 0.25] [--size 64] [--batch 16] [--steps 5] [--json FILE]\n       clothtag bench infer [--net cloth_resnet_a] [--width 1] [--size 64,224] [--batches 1,16] [--reps N] [--quick: f32 only] [--json FILE]\n       clothtag bench catalog [--rows 100000,1000000] [--dim 512] [--reps N] [--json FILE]\n       clothtag bench real-data [--epochs 12] [--size 64] [--width 0.25] [--landmark-width 0.125] [--stem-stride 1|2 (all jobs)] [--only clothing-small,deepfashion-fine,deepfashion-fine-landmarks] [--runs DIR] [--shared ../shared/data] [--json FILE]\n       clothtag bench conv [--batch 16] [--size S] [--nets resnet50,vgg16,repvgg_a0] [--passes forward,backward_data,backward_weight] [--reps N] [--json FILE]',
     run: bench,
   },
 };
@@ -159,7 +159,6 @@ async function bench(args: string[]): Promise<number> {
       size: { type: 'string' },
       nets: { type: 'string', default: 'resnet50,vgg16,repvgg_a0' },
       passes: { type: 'string', default: 'forward,backward_data,backward_weight' },
-      layouts: { type: 'boolean' },
       epochs: { type: 'string', default: '12' },
       'landmark-width': { type: 'string', default: '0.125' }, 'stem-stride': { type: 'string' },
       only: { type: 'string' },
@@ -249,7 +248,7 @@ async function bench(args: string[]): Promise<number> {
       if (values.json) writeFileSync(values.json, JSON.stringify({ adapter: gpu.info, results }, null, 2));
       return 0;
     }
-    const { benchConv, convSummary, convTable, layoutStudy } = await import('../../bench/conv.js');
+    const { benchConv, convSummary, convTable } = await import('../../bench/conv.js');
     // A CPU adapter runs the layers at 64x64 instead of 224x224 (the same channels and strides).
     const cpu = gpu.info.architecture === 'software' || /llvmpipe|swiftshader|lavapipe/i.test(adapter);
     const size = values.size ? positiveInt(values.size, '--size') : cpu ? 64 : 224;
@@ -263,11 +262,6 @@ async function bench(args: string[]): Promise<number> {
       log: (s: string) => console.log(s),
     };
     console.log(`conv layers at batch ${opts.batch}, ${size}x${size} input${cpu && !values.size ? ' (scaled down from 224: CPU adapter)' : ''}, on ${adapter} (timestamp queries, median of ${reps})`);
-    if (values.layouts) {
-      const rows = await layoutStudy(gpu.engine, opts);
-      if (values.json) writeFileSync(values.json, JSON.stringify({ adapter: gpu.info, size, batch: opts.batch, layouts: rows }, null, 2));
-      return 0;
-    }
     const records = await benchConv(gpu.engine, opts);
     console.log('\n' + convTable(records) + '\n\n' + convSummary(records).join('\n'));
     if (values.json) writeFileSync(values.json, JSON.stringify({ adapter: gpu.info, size, batch: opts.batch, records }, null, 2));

@@ -1,6 +1,5 @@
 // Adam's kernels (kernels/adam.wgsl): the per-step counter and the fused per-parameter update.
 import { perInvocation } from './elementwise.js';
-import { f32 } from './engine.js';
 import type { Tensor } from './tensor.js';
 
 export interface AdamHyper {
@@ -19,7 +18,8 @@ export interface AdamHyper {
 /** The counter's layout: [t, 1 - beta1^t, 1 - beta2^t, lr, clip factor, 0, 0, 0]. */
 export const ADAM_COUNTER_SIZE = 8;
 
-const uniformsOf = (n: number, lr: number, h: AdamHyper, weightDecay: number) => [n, f32(lr), f32(h.beta1), f32(h.beta2), f32(h.eps), f32(weightDecay), f32(h.maxGradNorm ?? 0)];
+const uniformsOf = (n: number, lr: number, h: AdamHyper, weightDecay: number) =>
+  ({ n, lr, beta1: h.beta1, beta2: h.beta2, eps: h.eps, weight_decay: weightDecay, max_norm: h.maxGradNorm ?? 0 });
 
 /** Adam's step count, bias corrections, learning rate and clip factor, kept on the GPU. */
 export function adamCounterValues(t: number, h: Pick<AdamHyper, 'beta1' | 'beta2' | 'lr'>): Float32Array {
@@ -38,8 +38,8 @@ export function adamBegin(counter: Tensor, h: AdamHyper, skipIf?: Tensor, norm2?
     entry: 'begin',
     params: { VEC4: false, SKIPPABLE: !!skipIf, CLIP: !!norm2, DECOUPLED: false },
     uniforms: uniformsOf(1, h.lr, h, 0),
-    inputs: [...(skipIf ? [skipIf] : []), ...(norm2 ? [norm2] : [])],
-    outputs: [counter],
+    inputs: { begin_flag: skipIf, begin_norm2: norm2 },
+    outputs: { begin_counter: counter },
     workgroups: 1,
   });
 }
@@ -57,8 +57,8 @@ export function adamStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, h: A
     params: { VEC4: per === 4, SKIPPABLE: !!skipIf, CLIP: false, DECOUPLED: !!h.decoupled },
     // The rate is the counter's (set by begin): 0 here keeps these uniforms fixed across steps.
     uniforms: uniformsOf(param.size, 0, h, weightDecay),
-    inputs: skipIf ? [grad, counter, skipIf] : [grad, counter],
-    outputs: [param, m, v],
+    inputs: { grad, counter, flag: skipIf },
+    outputs: { param, m, v },
     workgroups: Math.ceil(param.size / per / 256),
   });
 }

@@ -1,5 +1,5 @@
 // float32 <-> float16 copies of tensors (kernels/cast.wgsl), for the mixed-precision path.
-import { KernelError, f32 } from './engine.js';
+import { KernelError } from './engine.js';
 import type { DType, Tensor } from './tensor.js';
 
 /**
@@ -14,15 +14,11 @@ export function castTensor(x: Tensor, dtype: DType, scale = 1, overflow?: Tensor
   if (!e.hasF16) throw new KernelError(`cannot cast ${x.describe()} to ${dtype}: this adapter has no shader-f16 feature`);
   const out = e.empty(x.shape, x.name, dtype);
   if (x.size === 0) return out;
-  e.run({
-    kernel: 'cast',
-    entry: dtype === 'f32' ? 'to_float' : overflow ? 'to_half_checked' : 'to_half',
-    uniforms: [x.size, f32(scale)],
-    inputs: [x],
-    outputs: overflow && dtype === 'f16' ? [out, overflow] : [out],
-    workgroups: Math.ceil(x.size / 2 / 256),
-    half: true,
-  });
+  const uniforms = { n: x.size, scale };
+  const common = { kernel: 'cast', uniforms, workgroups: Math.ceil(x.size / 2 / 256), half: true } as const;
+  if (dtype === 'f32') e.run({ ...common, entry: 'to_float', inputs: { x16: x }, outputs: { out32: out } });
+  else if (overflow) e.run({ ...common, entry: 'to_half_checked', inputs: { x32: x }, outputs: { out16: out, flag: overflow } });
+  else e.run({ ...common, entry: 'to_half', inputs: { x32: x }, outputs: { out16: out } });
   return out;
 }
 

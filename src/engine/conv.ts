@@ -4,7 +4,7 @@ import { matmul } from './gemm.js';
 import { reduce } from './reduce.js';
 import { Tensor, shapeString } from './tensor.js';
 import { operandType } from './cast.js';
-import { type Engine, f32 } from './engine.js';
+import type { Engine } from './engine.js';
 import { type ConvShape, adapterKind, chooseConvTile, type Tile } from './tune.js';
 
 export interface ConvGeometry {
@@ -48,8 +48,8 @@ export function weightGradSplits(outChannels: number, taps: number, pixels: numb
  * too narrow for the tiles (4x4 planes ran at 0.6x), and the conv kernel, which spans the batch,
  * stays. A pure function of the geometry, tested.
  */
-export function convIsGemm(KH: number, KW: number, g: ConvGeometry, pixels: number, layout: 'NCHW' | 'NHWC' = 'NCHW'): boolean {
-  return KH === 1 && KW === 1 && g.stride === 1 && g.pad === 0 && layout === 'NCHW' && pixels >= 64;
+export function convIsGemm(KH: number, KW: number, g: ConvGeometry, pixels: number): boolean {
+  return KH === 1 && KW === 1 && g.stride === 1 && g.pad === 0 && pixels >= 64;
 }
 
 /** Reports a shape to the engine's tracer (the tuner collects a network's shapes this way). */
@@ -67,7 +67,6 @@ function checkSpatial(H: number, W: number, KH: number, KW: number, g: ConvGeome
 }
 
 export interface ConvOptions {
-  layout?: 'NCHW' | 'NHWC';
   /** Applies max(0, ·) after the bias, in the same kernel. */
   relu?: boolean;
   /** Instead of a bias: out = conv * scale[k] + shift[k] (an eval-mode BatchNorm folded in). */
@@ -78,8 +77,7 @@ export interface ConvOptions {
 
 /** y = conv2d(x, w) + bias (then ReLU). x [N, C, H, W], w [K, C, KH, KW]. */
 export function conv2d(x: Tensor, w: Tensor, bias: Tensor | undefined, g: ConvGeometry, options: ConvOptions = {}): Tensor {
-  const layout = options.layout ?? 'NCHW';
-  const [N, C, H, W] = layout === 'NCHW' ? dims(x, 'conv2d') : ((s) => [s[0]!, s[3]!, s[1]!, s[2]!] as const)(dims(x, 'conv2d'));
+  const [N, C, H, W] = dims(x, 'conv2d');
   const [K, C2, KH, KW] = dims(w, 'conv2d weight');
   if (C !== C2) throw new Error(`conv2d: input ${x.describe()} has ${C} channels, weight ${w.describe()} expects ${C2}`);
   if (bias && (bias.size !== K || bias.dtype !== 'f32')) throw new Error(`conv2d: bias ${bias.describe()} is not a float32 vector of ${K} output channels`);
@@ -88,28 +86,27 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | undefined, g: ConvGe
   if (affine && (affine.scale.size !== K || affine.shift.size !== K)) throw new Error(`conv2d: the folded BatchNorm has ${affine.scale.size} channels, the convolution ${K}`);
   const [OH, OW] = checkSpatial(H, W, KH, KW, g, x, w);
   const engine = x.engine;
-  if (convIsGemm(KH, KW, g, H * W, layout) && !bias && !affine && !options.tile) {
+  if (convIsGemm(KH, KW, g, H * W) && !bias && !affine && !options.tile) {
     // y[n] = W [K, C] x[n] [C, HW], every image at once (the weight shared across the batch).
     const y = matmul(w.view([K, C]), x.view([N, C, H * W]), { relu: options.relu });
     const out = y.view([N, K, OH, OW]);
     y.dispose();
     return out;
   }
-  const chosen = options.tile ?? chooseConvTile(traced(engine, { pass: 'forward', N, C, H, W, K, KH, KW, stride: g.stride, pad: g.pad }), engine.adapter, engine.tuning);
-  // The workgroup-memory kernel reads NCHW only (NHWC is kept for the layout measurement).
-  const tile = chosen.shared && layout === 'NHWC' ? { ...chosen, shared: false } : chosen;
+  const tile = options.tile ?? chooseConvTile(traced(engine, { pass: 'forward', N, C, H, W, K, KH, KW, stride: g.stride, pad: g.pad }), engine.adapter, engine.tuning);
   const half = operandType('conv2d', x, w) === 'f16';
-  const out = engine.empty(layout === 'NCHW' ? [N, K, OH, OW] : [N, OH, OW, K]);
+  const out = engine.empty([N, K, OH, OW]);
   const specialization = { HALF: half, KH, KW, HAS_BIAS: !!bias, AFFINE: !!affine, RELU: !!options.relu, TM: tile.tm, TN: tile.tn, WG_X: tile.wgX, WG_Y: tile.wgY };
-  engine.run({
-    ...(tile.shared ? { kernel: 'conv2d_tiled', params: specialization } : { kernel: 'conv2d', params: { ...specialization, NHWC: layout === 'NHWC' } }),
+  const common = {
     half,
-    uniforms: [N, C, H, W, K, OH, OW, g.stride, g.pad],
-    inputs: bias ? [x, w, bias] : affine ? [x, w, affine.scale, affine.shift] : [x, w],
-    outputs: [out],
-    workgroups: [Math.ceil((N * OH * OW) / tile.tn / tile.wgX), Math.ceil(K / tile.tm / tile.wgY), 1],
+    uniforms: { N, C, H, W, K, OH, OW, stride: g.stride, pad: g.pad },
+    inputs: { x, w, bias, scale: affine?.scale, shift: affine?.shift },
+    outputs: { out },
+    workgroups: [Math.ceil((N * OH * OW) / tile.tn / tile.wgX), Math.ceil(K / tile.tm / tile.wgY), 1] as const,
     flops: 2 * N * K * OH * OW * C * KH * KW,
-  });
+  };
+  if (tile.shared) engine.run({ ...common, kernel: 'conv2d_tiled', params: specialization });
+  else engine.run({ ...common, kernel: 'conv2d', params: specialization });
   return out;
 }
 
@@ -140,9 +137,9 @@ export function conv2dGradInput(dy: Tensor, w: Tensor, inputShape: readonly numb
     kernel: 'conv2d_grad_input',
     half,
     params: { HALF: half, KH, KW, HAS_BIAS: !!bias, TM: tile.tm, TN: tile.tn, WG_X: tile.wgX, WG_Y: tile.wgY },
-    uniforms: [N, C, H, W, K, OH, OW, g.stride, g.pad, f32(outScale)],
-    inputs: bias ? [dy, w, bias] : [dy, w],
-    outputs: [dx],
+    uniforms: { N, C, H, W, K, OH, OW, stride: g.stride, pad: g.pad, out_scale: outScale },
+    inputs: { dy, w, bias },
+    outputs: { dx },
     workgroups: [Math.ceil((N * H * W) / tile.tn / tile.wgX), Math.ceil(C / tile.tm / tile.wgY), 1],
     flops: 2 * N * K * OH * OW * C * KH * KW,
   });
@@ -170,9 +167,9 @@ export function conv2dGradWeight(dy: Tensor, x: Tensor, weightShape: readonly nu
     kernel: 'conv2d_grad_weight',
     half,
     params: { HALF: half, KH, KW, TM: tile.tm, TN: tile.tn, WG_X: tile.wgX, WG_Y: tile.wgY },
-    uniforms: [N, C, H, W, K, OH, OW, g.stride, g.pad, chunk, f32(outScale)],
-    inputs: [dy, x],
-    outputs: [partial],
+    uniforms: { N, C, H, W, K, OH, OW, stride: g.stride, pad: g.pad, chunk, out_scale: outScale },
+    inputs: { dy, x },
+    outputs: { partial },
     workgroups: [Math.ceil(taps / tile.tn / tile.wgX), Math.ceil(K / tile.tm / tile.wgY), splits],
     flops: 2 * pixels * K * taps,
   });

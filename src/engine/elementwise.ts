@@ -1,5 +1,4 @@
 // Elementwise launchers: one WGSL program (unary.wgsl, binary.wgsl) specialized by an expression.
-import { f32 } from './engine.js';
 import { Tensor, shapeString } from './tensor.js';
 
 /**
@@ -53,9 +52,9 @@ export function unary(op: UnaryOp, a: Tensor, alpha = 1, beta = 0): Tensor {
   a.engine.run({
     kernel: 'unary',
     params: { EXPR: UNARY[op], VEC4: perInvocation(a.size) === 4 },
-    uniforms: [a.size, f32(alpha), f32(beta)],
-    inputs: [a],
-    outputs: [out],
+    uniforms: { n: a.size, alpha, beta },
+    inputs: { a },
+    outputs: { out },
     workgroups: Math.ceil(a.size / perInvocation(a.size) / WG),
   });
   return out;
@@ -95,13 +94,15 @@ export function binary(op: BinaryOp, a: Tensor, b: Tensor, alpha = 1, beta = 1):
   const out = a.engine.empty(shape);
   const same = a.size === out.size && b.size === out.size;
   const per = same ? perInvocation(out.size) : 1;
-  const dims = [...Array(4 - shape.length).fill(1), ...shape];
+  const [d0, d1, d2, d3] = [...Array(4 - shape.length).fill(1), ...shape] as number[];
+  const [a0, a1, a2, a3] = broadcastStrides(a.shape, shape);
+  const [b0, b1, b2, b3] = broadcastStrides(b.shape, shape);
   a.engine.run({
     kernel: 'binary',
     params: { EXPR: BINARY[op], BROADCAST: !same, VEC4: per === 4 },
-    uniforms: [out.size, f32(alpha), f32(beta), 0, ...dims, ...broadcastStrides(a.shape, shape), ...broadcastStrides(b.shape, shape)],
-    inputs: [a, b],
-    outputs: [out],
+    uniforms: { n: out.size, alpha, beta, d0: d0!, d1: d1!, d2: d2!, d3: d3!, a0: a0!, a1: a1!, a2: a2!, a3: a3!, b0: b0!, b1: b1!, b2: b2!, b3: b3! },
+    inputs: { A: a, B: b },
+    outputs: { out },
     workgroups: Math.ceil(out.size / per / WG),
   });
   return out;
@@ -113,9 +114,9 @@ export function accumulate(acc: Tensor, x: Tensor, alpha = 1, lerp = false): voi
   acc.engine.run({
     kernel: 'accumulate',
     params: { VEC4: perInvocation(acc.size) === 4, LERP: lerp },
-    uniforms: [acc.size, f32(alpha)],
-    inputs: [x],
-    outputs: [acc],
+    uniforms: { n: acc.size, alpha },
+    inputs: { x },
+    outputs: { acc },
     workgroups: Math.ceil(acc.size / perInvocation(acc.size) / WG),
   });
 }

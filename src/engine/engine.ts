@@ -1,36 +1,12 @@
 // The engine: one GPUDevice, a buffer pool, a pipeline cache and one command encoder per step.
 // It imports nothing from Node: whoever embeds it hands it a GPUDevice.
-import * as wgslKernels from './wgsl.gen.js';
-import type { KernelParam } from './wgsl.gen.js';
+import { type AnyDispatch, type Dispatch, KernelError, type KernelKey, boundTensors, entryBindings, hasUniforms, kernelSource, pipelineKey, uniformWords } from './dispatch.js';
 import { decodeHalf, encodeHalf } from './half.js';
 import { type DType, Storage, Tensor, byteSize, shapeString, sizeOf } from './tensor.js';
 import type { ConvShape, GemmShape, TuningTable } from './tune.js';
+import type { BindingInfo } from './reflect.js';
 
-export type KernelName = Exclude<keyof typeof wgslKernels, 'kernelNames'>;
-
-/** A uniform field: a plain number is a u32; wrap floats and signed ints. */
-export type UniformValue = number | { f32: number } | { i32: number };
-export const f32 = (value: number) => ({ f32: value });
-export const i32 = (value: number) => ({ i32: value });
-
-export interface Dispatch {
-  kernel: KernelName;
-  /** Specialization: placeholders of the .wgsl file. Part of the pipeline cache key. */
-  params?: Record<string, KernelParam>;
-  entry?: string;
-  /** Shapes and scalars, in the order of the kernel's `U` struct. Not part of the cache key. */
-  uniforms?: readonly UniformValue[];
-  /** Bound read-only after the uniforms, in order. */
-  inputs: readonly Tensor[];
-  /** Bound read-write after the inputs, in order. */
-  outputs: readonly Tensor[];
-  /** Workgroup counts; a single count over the 65535 limit is folded into x and y. */
-  workgroups: number | readonly [number, number, number];
-  /** Floating-point operations this dispatch performs (2 per multiply-add), for stats.flops. */
-  flops?: number;
-  /** The kernel takes f16 tensors (where its parameters say so); any other refuses them. */
-  half?: boolean;
-}
+export { KernelError, type Dispatch, type KernelName } from './dispatch.js';
 
 export interface KernelTiming {
   kernel: string;
@@ -40,9 +16,6 @@ export interface KernelTiming {
   ms: number;
 }
 
-export class KernelError extends Error {
-  override name = 'KernelError';
-}
 export class DeviceLostError extends Error {
   override name = 'DeviceLostError';
 }
@@ -107,8 +80,8 @@ export class Engine {
   readonly maxTensorBytes: number;
 
   private readonly free = new Map<number, GPUBuffer[]>();
-  private readonly pipelines = new Map<string, { pipeline: GPUComputePipeline; id: number }>();
-  private readonly layouts = new Map<string, { group: GPUBindGroupLayout; pipeline: GPUPipelineLayout }>();
+  /** Per specialization: the pipeline, its bind group layout and the bindings its entry point uses. */
+  private readonly pipelines = new Map<string, { pipeline: GPUComputePipeline; id: number; group: GPUBindGroupLayout; bindings: BindingInfo[] }>();
   private readonly uniformBuffers = new Map<string, GPUBuffer>();
   private readonly bindGroups = new Map<string, GPUBindGroup>();
   private readonly bufferIds = new WeakMap<GPUBuffer, number>();
@@ -231,9 +204,9 @@ export class Engine {
     if (t.size === 0) return;
     this.run({
       kernel: 'fill',
-      uniforms: [t.size, f32(value)],
-      inputs: [],
-      outputs: [t],
+      uniforms: { n: t.size, value },
+      inputs: {},
+      outputs: { out: t },
       workgroups: Math.ceil(t.size / 256),
     });
   }
@@ -415,21 +388,24 @@ export class Engine {
   // ------------------------------------------------------------- kernels
 
   /** Records one dispatch into the current command encoder. Nothing runs until flush() or a read. */
-  run(d: Dispatch): void {
+  run(dispatch: Dispatch): void {
+    const d = dispatch as AnyDispatch;
     if (this.lost) throw new DeviceLostError(`the GPU device was lost (${this.lost}); last kernel: ${this.lastKernel}`);
     this.stats.flops += d.flops ?? 0;
     if (this.countOnly) {
       this.stats.dispatches++;
       return;
     }
-    if (!d.half) {
-      const wrong = d.inputs.find((t) => t.dtype !== 'f32') ?? d.outputs.find((t) => t.dtype !== 'f32');
-      if (wrong) throw new KernelError(`kernel ${d.kernel} takes float32 tensors, got ${wrong.describe()}: cast it first (castTensor)`);
-    }
     const key = pipelineKey(d);
     this.lastKernel = key;
-    const { pipeline, id } = this.pipeline(d, key);
-    const bindGroup = this.bindGroup(d, id);
+    const entry = this.pipeline(d, key);
+    const tensors = boundTensors(d, entry.bindings, key);
+    if (!d.half) {
+      const wrong = tensors.find((t) => t.dtype !== 'f32');
+      if (wrong) throw new KernelError(`kernel ${d.kernel} takes float32 tensors, got ${wrong.describe()}: cast it first (castTensor)`);
+    }
+    const pipeline = entry.pipeline;
+    const bindGroup = this.bindGroup(d, key, entry, tensors);
     const [x, y, z] = typeof d.workgroups === 'number' ? foldWorkgroups(d.workgroups) : d.workgroups;
     if (x === 0 || y === 0 || z === 0) return;
 
@@ -456,7 +432,7 @@ export class Engine {
   }
 
   /** Compiles a kernel now and reports WGSL errors (with the kernel's name and specialization). */
-  async compile(d: Pick<Dispatch, 'kernel' | 'params' | 'entry'>): Promise<void> {
+  async compile(d: KernelKey): Promise<void> {
     const key = pipelineKey(d);
     this.device.pushErrorScope('validation');
     const module = this.device.createShaderModule({ code: kernelSource(d, key), label: key });
@@ -547,85 +523,60 @@ export class Engine {
     this.pass = null;
   }
 
-  private pipeline(d: Dispatch, key: string) {
+  private pipeline(d: AnyDispatch, key: string) {
     let entry = this.pipelines.get(key);
     if (!entry) {
-      const layout = this.layout(d);
+      const code = kernelSource(d, key);
+      // The bindings this specialization's entry point uses, numbered as its text numbers them.
+      const bindings = entryBindings(d, code, key);
+      const layoutEntries: GPUBindGroupLayoutEntry[] = [];
+      if (hasUniforms(d.kernel)) layoutEntries.push({ binding: 0, visibility: SHADER_STAGE_COMPUTE, buffer: { type: 'uniform' } });
+      for (const b of bindings) {
+        layoutEntries.push({ binding: b.binding, visibility: SHADER_STAGE_COMPUTE, buffer: { type: b.access === 'read' ? 'read-only-storage' : 'storage' } });
+      }
+      const group = this.device.createBindGroupLayout({ entries: layoutEntries, label: key });
       this.device.pushErrorScope('validation');
-      const module = this.device.createShaderModule({ code: kernelSource(d, key), label: key });
+      const module = this.device.createShaderModule({ code, label: key });
       const pipeline = this.device.createComputePipeline({
         label: key,
-        layout: layout.pipeline,
+        layout: this.device.createPipelineLayout({ bindGroupLayouts: [group] }),
         compute: { module, entryPoint: d.entry ?? 'main' },
       });
       this.device.popErrorScope().then((error) => {
         if (error) this.errors.unshift(new KernelError(`kernel ${key} failed to build: ${error.message}`));
       });
-      entry = { pipeline, id: this.nextId++ };
+      entry = { pipeline, id: this.nextId++, group, bindings };
       this.pipelines.set(key, entry);
     }
     return entry;
   }
 
-  private layout(d: Dispatch) {
-    const hasUniforms = (d.uniforms?.length ?? 0) > 0;
-    const key = `${hasUniforms ? 1 : 0}/${d.inputs.length}/${d.outputs.length}`;
-    let layout = this.layouts.get(key);
-    if (!layout) {
-      const entries: GPUBindGroupLayoutEntry[] = [];
-      if (hasUniforms) entries.push({ binding: 0, visibility: SHADER_STAGE_COMPUTE, buffer: { type: 'uniform' } });
-      let binding = 1;
-      for (let i = 0; i < d.inputs.length; i++) entries.push({ binding: binding++, visibility: SHADER_STAGE_COMPUTE, buffer: { type: 'read-only-storage' } });
-      for (let i = 0; i < d.outputs.length; i++) entries.push({ binding: binding++, visibility: SHADER_STAGE_COMPUTE, buffer: { type: 'storage' } });
-      const group = this.device.createBindGroupLayout({ entries });
-      layout = { group, pipeline: this.device.createPipelineLayout({ bindGroupLayouts: [group] }) };
-      this.layouts.set(key, layout);
-    }
-    return layout;
-  }
-
-  private bindGroup(d: Dispatch, pipelineId: number): GPUBindGroup {
+  private bindGroup(d: AnyDispatch, key: string, p: { id: number; group: GPUBindGroupLayout; bindings: BindingInfo[] }, tensors: Tensor[]): GPUBindGroup {
     // The key (pipeline, uniform buffer, each buffer and its bound size) first: a fixed-shape
     // step finds every group in the cache, and then builds nothing else.
-    const u = d.uniforms?.length ? this.uniformBuffer(d.uniforms) : null;
-    let key = `${pipelineId}${u ? `,${u.key}` : ''}`;
-    for (const tensors of [d.inputs, d.outputs]) {
-      for (const t of tensors) {
-        if (t.disposed) throw new KernelError(`kernel ${d.kernel} was given tensor ${t.describe()} after it was disposed`);
-        key += `,${this.bufferIds.get(t.buffer)!}:${byteSize(t.size, t.dtype)}`;
-      }
-    }
-    let group = this.bindGroups.get(key);
+    const u = this.uniformBuffer(d, key);
+    let cacheKey = `${p.id}${u ? `,${u.key}` : ''}`;
+    for (const t of tensors) cacheKey += `,${this.bufferIds.get(t.buffer)!}:${byteSize(t.size, t.dtype)}`;
+    let group = this.bindGroups.get(cacheKey);
     if (!group) {
       const entries: GPUBindGroupEntry[] = u ? [{ binding: 0, resource: { buffer: u.buffer } }] : [];
-      [...d.inputs, ...d.outputs].forEach((t, i) => entries.push({ binding: i + 1, resource: { buffer: t.buffer, size: Math.max(byteSize(t.size, t.dtype), 4) } }));
+      tensors.forEach((t, i) => entries.push({ binding: p.bindings[i]!.binding, resource: { buffer: t.buffer, size: Math.max(byteSize(t.size, t.dtype), 4) } }));
       if (this.bindGroups.size > 16384) this.bindGroups.clear();
-      group = this.device.createBindGroup({ layout: this.layout(d).group, entries });
-      this.bindGroups.set(key, group);
+      group = this.device.createBindGroup({ layout: p.group, entries });
+      this.bindGroups.set(cacheKey, group);
     }
     return group;
   }
 
   /** Uniform buffers are immutable and cached by content: a fixed-shape step reuses them all. */
-  private uniformBuffer(values: readonly UniformValue[]): { buffer: GPUBuffer; key: string } {
-    const words = Math.ceil(values.length / 4) * 4;
-    if (words > UNIFORM_SCRATCH.u32.length) throw new KernelError(`${values.length} uniforms is more than a kernel takes here`);
-    const { u32, f32: asF32, i32: asI32 } = UNIFORM_SCRATCH;
-    let key = '';
-    for (let i = 0; i < words; i++) {
-      const v = values[i];
-      if (v === undefined) u32[i] = 0;
-      else if (typeof v === 'number') {
-        if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new KernelError(`uniform ${i} = ${v} is not a u32`);
-        u32[i] = v;
-      } else if ('f32' in v) asF32[i] = v.f32;
-      else asI32[i] = v.i32;
-      key += `${u32[i]}:`;
-    }
+  private uniformBuffer(d: AnyDispatch, kernelKey: string): { buffer: GPUBuffer; key: string } | null {
+    const words = uniformWords(d, kernelKey);
+    if (!words) return null;
+    const key = words.join(':');
     let buffer = this.uniformBuffers.get(key);
     if (!buffer) {
-      buffer = this.device.createBuffer({ size: words * 4, usage: UNIFORM, mappedAtCreation: true });
-      new Uint32Array(buffer.getMappedRange()).set(u32.subarray(0, words));
+      buffer = this.device.createBuffer({ size: words.byteLength, usage: UNIFORM, mappedAtCreation: true });
+      new Uint32Array(buffer.getMappedRange()).set(words);
       buffer.unmap();
       this.bufferIds.set(buffer, this.nextId++);
       this.uniformBuffers.set(key, buffer);
@@ -638,27 +589,6 @@ export class Engine {
     for (const b of this.uniformBuffers.values()) b.destroy();
     this.uniformBuffers.clear();
     this.bindGroups.clear();
-  }
-}
-
-/** Where uniforms are assembled (one set at a time: recording is synchronous), seen as u32, f32, i32. */
-const UNIFORM_SCRATCH = (() => {
-  const buffer = new ArrayBuffer(64 * 4);
-  return { u32: new Uint32Array(buffer), f32: new Float32Array(buffer), i32: new Int32Array(buffer) };
-})();
-
-function pipelineKey(d: Pick<Dispatch, 'kernel' | 'params' | 'entry'>): string {
-  const params = d.params ? Object.entries(d.params).map(([k, v]) => `${k}=${v}`).join(',') : '';
-  return `${d.kernel}${d.entry ? `.${d.entry}` : ''}${params ? `{${params}}` : ''}`;
-}
-
-function kernelSource(d: Pick<Dispatch, 'kernel' | 'params'>, key: string): string {
-  const build = wgslKernels[d.kernel] as (p: Record<string, KernelParam>) => string;
-  if (typeof build !== 'function') throw new KernelError(`no kernel named ${d.kernel}`);
-  try {
-    return build(d.params ?? {});
-  } catch (e) {
-    throw new KernelError(`kernel ${key}: ${(e as Error).message}`);
   }
 }
 

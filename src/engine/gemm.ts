@@ -1,5 +1,4 @@
 // Matrix products: C = alpha * op(A) op(B) (+ bias), 2-d or batched 3-d.
-import { f32 } from './engine.js';
 import { Tensor, shapeString } from './tensor.js';
 import { operandType } from './cast.js';
 import { chooseGemmTile, type Tile } from './tune.js';
@@ -41,24 +40,26 @@ export function matmul(a: Tensor, b: Tensor, o: GemmOptions = {}): Tensor {
   const half = operandType('matmul', a, b) === 'f16';
   const out = engine.empty(batched ? [batch, M, N] : [M, N]);
   const specialization = { HALF: half, TRANS_A: transA, TRANS_B: transB, HAS_BIAS: !!o.bias, RELU: !!o.relu, TM: tile.tm, TN: tile.tn, WG_X: tile.wgX, WG_Y: tile.wgY };
-  engine.run({
-    ...(tile.shared
-      ? { kernel: 'gemm_tiled', params: specialization }
-      : {
-          kernel: 'gemm',
-          params: {
-            ...specialization,
-            K_BLOCKED: transB && !transA,
-            // Whole-vec4 reads of B need every row (and every batch) of B to start on a vec4.
-            VEC_B: !transB && N % 4 === 0,
-          },
-        }),
+  const common = {
     half,
-    uniforms: [M, N, K, a.rank === 3 ? M * K : 0, b.rank === 3 ? K * N : 0, M * N, f32(o.alpha ?? 1)],
-    inputs: o.bias ? [a, b, o.bias] : [a, b],
-    outputs: [out],
-    workgroups: [Math.ceil(N / tile.tn / tile.wgX), Math.ceil(M / tile.tm / tile.wgY), batch],
+    uniforms: { M, N, K, batch_a: a.rank === 3 ? M * K : 0, batch_b: b.rank === 3 ? K * N : 0, batch_c: M * N, alpha: o.alpha ?? 1 },
+    inputs: { A: a, B: b, bias: o.bias },
+    outputs: { C: out },
+    workgroups: [Math.ceil(N / tile.tn / tile.wgX), Math.ceil(M / tile.tm / tile.wgY), batch] as const,
     flops: 2 * batch * M * N * K,
-  });
+  };
+  if (tile.shared) engine.run({ ...common, kernel: 'gemm_tiled', params: specialization });
+  else {
+    engine.run({
+      ...common,
+      kernel: 'gemm',
+      params: {
+        ...specialization,
+        K_BLOCKED: transB && !transA,
+        // Whole-vec4 reads of B need every row (and every batch) of B to start on a vec4.
+        VEC_B: !transB && N % 4 === 0,
+      },
+    });
+  }
   return out;
 }

@@ -2,7 +2,6 @@
 // one reduction sums both and loss_mean.wgsl divides, so every loss is a mean over what counts
 // (masked rows, unknown attributes and invisible landmarks drop out of numerator and denominator).
 import type { Engine } from './engine.js';
-import { f32 } from './engine.js';
 import { reduce } from './reduce.js';
 import { Tensor, shapeString } from './tensor.js';
 
@@ -18,7 +17,7 @@ export function meanOfPair(engine: Engine, pair: Tensor): LossResult {
   const sums = reduce('sum', pair, [1]);
   pair.dispose();
   const loss = engine.empty([1]);
-  engine.run({ kernel: 'loss_mean', inputs: [sums], outputs: [loss], workgroups: 1 });
+  engine.run({ kernel: 'loss_mean', inputs: { sums }, outputs: { loss }, workgroups: 1 });
   return { loss, sums };
 }
 
@@ -33,14 +32,14 @@ export function softmaxCrossEntropy(logits: Tensor, labels: Tensor, smoothing = 
   const e = logits.engine;
   const pair = e.empty([2, N]);
   if (!(smoothing >= 0 && smoothing < 1)) throw new Error(`label smoothing must be in [0, 1), got ${smoothing}`);
-  e.run({ kernel: 'xent', entry: 'forward', uniforms: [N, C, f32(smoothing)], inputs: [logits, labels], outputs: [pair], workgroups: Math.ceil(N / 64) });
+  e.run({ kernel: 'xent', entry: 'forward', uniforms: { N, C, smoothing }, inputs: { logits, labels }, outputs: { pair }, workgroups: Math.ceil(N / 64) });
   return meanOfPair(e, pair);
 }
 
 export function softmaxCrossEntropyBackward(logits: Tensor, labels: Tensor, sums: Tensor, gradLoss: Tensor, smoothing = 0): Tensor {
   const [N, C] = logits.shape as [number, number];
   const dx = logits.engine.empty(logits.shape);
-  logits.engine.run({ kernel: 'xent', entry: 'backward', uniforms: [N, C, f32(smoothing)], inputs: [logits, labels, sums, gradLoss], outputs: [dx], workgroups: Math.ceil(N / 64) });
+  logits.engine.run({ kernel: 'xent', entry: 'backward', uniforms: { N, C, smoothing }, inputs: { logits, labels, sums, grad_loss: gradLoss }, outputs: { dx }, workgroups: Math.ceil(N / 64) });
   return dx;
 }
 
@@ -53,13 +52,13 @@ export function bceWithLogits(logits: Tensor, targets: Tensor, w: BceWeights): L
   if (logits.size !== targets.size) throw new Error(`BCE logits ${logits.describe()} and targets ${targets.describe()} differ in size`);
   const e = logits.engine;
   const pair = e.empty([2, logits.size]);
-  e.run({ kernel: 'bce', entry: 'forward', uniforms: [logits.size, f32(w.positive), f32(w.negative)], inputs: [logits, targets], outputs: [pair], workgroups: blocks(logits.size) });
+  e.run({ kernel: 'bce', entry: 'forward', uniforms: { n: logits.size, w_pos: w.positive, w_neg: w.negative }, inputs: { logits, targets }, outputs: { pair }, workgroups: blocks(logits.size) });
   return meanOfPair(e, pair);
 }
 
 export function bceWithLogitsBackward(logits: Tensor, targets: Tensor, w: BceWeights, sums: Tensor, gradLoss: Tensor): Tensor {
   const dx = logits.engine.empty(logits.shape);
-  logits.engine.run({ kernel: 'bce', entry: 'backward', uniforms: [logits.size, f32(w.positive), f32(w.negative)], inputs: [logits, targets, sums, gradLoss], outputs: [dx], workgroups: blocks(logits.size) });
+  logits.engine.run({ kernel: 'bce', entry: 'backward', uniforms: { n: logits.size, w_pos: w.positive, w_neg: w.negative }, inputs: { logits, targets, sums, grad_loss: gradLoss }, outputs: { dx }, workgroups: blocks(logits.size) });
   return dx;
 }
 
@@ -76,12 +75,12 @@ export function mse(pred: Tensor, target: Tensor, mask: Tensor, l1 = false): Los
   if (pred.size !== target.size) throw new Error(`${l1 ? 'L1' : 'MSE'} prediction ${pred.describe()} and target ${target.describe()} differ (${shapeString(pred.shape)})`);
   const e = pred.engine;
   const pair = e.empty([2, pred.size]);
-  e.run({ kernel: 'mse', entry: 'forward', params: { L1: l1 }, uniforms: [pred.size, maskPlane(pred, mask)], inputs: [pred, target, mask], outputs: [pair], workgroups: blocks(pred.size) });
+  e.run({ kernel: 'mse', entry: 'forward', params: { L1: l1 }, uniforms: { n: pred.size, plane: maskPlane(pred, mask) }, inputs: { pred, truth: target, mask }, outputs: { pair }, workgroups: blocks(pred.size) });
   return meanOfPair(e, pair);
 }
 
 export function mseBackward(pred: Tensor, target: Tensor, mask: Tensor, sums: Tensor, gradLoss: Tensor, l1 = false): Tensor {
   const dp = pred.engine.empty(pred.shape);
-  pred.engine.run({ kernel: 'mse', entry: 'backward', params: { L1: l1 }, uniforms: [pred.size, maskPlane(pred, mask)], inputs: [pred, target, mask, sums, gradLoss], outputs: [dp], workgroups: blocks(pred.size) });
+  pred.engine.run({ kernel: 'mse', entry: 'backward', params: { L1: l1 }, uniforms: { n: pred.size, plane: maskPlane(pred, mask) }, inputs: { pred, truth: target, mask, sums, grad_loss: gradLoss }, outputs: { dp }, workgroups: blocks(pred.size) });
   return dp;
 }

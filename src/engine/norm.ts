@@ -1,5 +1,6 @@
-// BatchNorm2d launchers (kernels/batchnorm.wgsl).
-import { type Engine, f32 } from './engine.js';
+// BatchNorm2d launchers: kernels/batchnorm_stats.wgsl (per-channel sums of both passes),
+// batchnorm_forward.wgsl and batchnorm_backward.wgsl (elementwise), batchnorm_eval.wgsl (eval mode).
+import type { Engine } from './engine.js';
 import { perInvocation } from './elementwise.js';
 import { adapterKind } from './tune.js';
 import type { Tensor } from './tensor.js';
@@ -23,17 +24,12 @@ export function batchNormThreadPerChannel(values: number, adapter: string): bool
   return values <= (adapterKind(adapter) === 'cpu' ? 4096 : 256);
 }
 
+/** The elementwise passes take a vec4 per invocation when a plane holds whole vec4s (then so does every channel's run). */
+const vec4 = (HW: number) => perInvocation(HW) === 4;
 
-/** The elementwise passes' specialization: vec4 or scalar, and zero in that type. */
-function elementwise(HW: number) {
-  // A vec4 per invocation when a plane holds whole vec4s (then so does every channel's run).
-  const vec4 = perInvocation(HW) === 4;
-  return { VEC4: vec4, ZERO: vec4 ? 'vec4<f32>(0.0)' : '0.0' };
-}
-
-/** The specialization shared by a BatchNorm's kernels (one module per shape class). */
-function specialize(e: Engine, N: number, HW: number, o: { updateRunning: boolean; training: boolean; relu: boolean }) {
-  return { ...elementwise(HW), SUBGROUPS: e.useSubgroups, THREAD_PER_CHANNEL: batchNormThreadPerChannel(N * HW, e.adapter), RWG: batchNormReduceWorkgroup(HW), UPDATE_RUNNING: o.updateRunning, TRAINING: o.training, RELU: o.relu };
+/** The per-channel sums' specialization (batchnorm_stats.wgsl). */
+function sums(e: Engine, N: number, HW: number, relu: boolean) {
+  return { SUBGROUPS: e.useSubgroups, THREAD_PER_CHANNEL: batchNormThreadPerChannel(N * HW, e.adapter), RWG: batchNormReduceWorkgroup(HW), RELU: relu };
 }
 
 /** Workgroups of a per-channel pass. */
@@ -69,16 +65,30 @@ function nchw(x: Tensor, s: BatchNormState): [number, number, number] {
 export function batchNorm(x: Tensor, s: BatchNormState, training: boolean, relu = false): BatchNormForward {
   const [N, C, HW] = nchw(x, s);
   const e = x.engine;
-  const uniforms = [N, C, HW, f32(s.eps), f32(s.momentum)];
   const mean = e.empty([C]), invstd = e.empty([C]);
   if (training) {
     if (N * HW < 2) throw new Error(`batch norm in training mode needs more than one value per channel, got ${x.describe()}`);
-    e.run({ kernel: 'batchnorm', entry: 'stats', params: specialize(e, N, HW, { updateRunning: true, training: true, relu: false }), uniforms, inputs: [x], outputs: [mean, invstd, s.runningMean, s.runningVar], workgroups: reduceGroups(e, N, HW, C) });
+    e.run({
+      kernel: 'batchnorm_stats',
+      entry: 'forward',
+      params: sums(e, N, HW, false),
+      uniforms: { N, C, HW, eps: s.eps, momentum: s.momentum },
+      inputs: { x },
+      outputs: { batch_mean: mean, batch_invstd: invstd, running_mean: s.runningMean, running_var: s.runningVar },
+      workgroups: reduceGroups(e, N, HW, C),
+    });
   } else {
-    e.run({ kernel: 'batchnorm', entry: 'eval_stats', params: specialize(e, N, HW, { updateRunning: false, training: false, relu: false }), uniforms, inputs: [s.runningMean, s.runningVar], outputs: [mean, invstd], workgroups: Math.ceil(C / 64) });
+    e.run({ kernel: 'batchnorm_eval', entry: 'stats', uniforms: { C, eps: s.eps }, inputs: { running_mean: s.runningMean, running_var: s.runningVar }, outputs: { mean, invstd }, workgroups: Math.ceil(C / 64) });
   }
   const y = e.empty(x.shape);
-  e.run({ kernel: 'batchnorm', entry: 'apply', params: specialize(e, N, HW, { updateRunning: false, training, relu }), uniforms, inputs: [x, mean, invstd, s.gamma, s.beta], outputs: [y], workgroups: Math.ceil(x.size / perInvocation(HW) / 256) });
+  e.run({
+    kernel: 'batchnorm_forward',
+    params: { VEC4: vec4(HW), RELU: relu },
+    uniforms: { N, C, HW },
+    inputs: { x, mean, invstd, gamma: s.gamma, beta: s.beta },
+    outputs: { y },
+    workgroups: Math.ceil(x.size / perInvocation(HW) / 256),
+  });
   return { y, mean, invstd };
 }
 
@@ -86,12 +96,26 @@ export function batchNorm(x: Tensor, s: BatchNormState, training: boolean, relu 
 export function batchNormBackward(dy: Tensor, x: Tensor, f: BatchNormForward, s: BatchNormState, training: boolean, relu = false): { dx: Tensor; dgamma: Tensor; dbeta: Tensor } {
   const [N, C, HW] = nchw(x, s);
   const e = x.engine;
-  const uniforms = [N, C, HW, f32(s.eps), f32(s.momentum)];
-  const params = specialize(e, N, HW, { updateRunning: false, training, relu });
   const dgamma = e.empty([C]), dbeta = e.empty([C]);
-  e.run({ kernel: 'batchnorm', entry: 'backward_reduce', params, uniforms, inputs: [dy, x, f.mean, f.invstd, f.y], outputs: [dgamma, dbeta], workgroups: reduceGroups(e, N, HW, C) });
+  const { mean, invstd, y } = f;
+  e.run({
+    kernel: 'batchnorm_stats',
+    entry: 'backward',
+    params: sums(e, N, HW, relu),
+    uniforms: { N, C, HW, eps: s.eps, momentum: s.momentum },
+    inputs: { dy, x, mean, invstd, y },
+    outputs: { dgamma, dbeta },
+    workgroups: reduceGroups(e, N, HW, C),
+  });
   const dx = e.empty(x.shape);
-  e.run({ kernel: 'batchnorm', entry: 'backward_apply', params, uniforms, inputs: [dy, x, f.mean, f.invstd, s.gamma, dgamma, dbeta, f.y], outputs: [dx], workgroups: Math.ceil(x.size / perInvocation(HW) / 256) });
+  e.run({
+    kernel: 'batchnorm_backward',
+    params: { VEC4: vec4(HW), RELU: relu, TRAINING: training },
+    uniforms: { N, C, HW },
+    inputs: { dy, x, mean, invstd, gamma: s.gamma, dgamma, dbeta, y },
+    outputs: { dx },
+    workgroups: Math.ceil(x.size / perInvocation(HW) / 256),
+  });
   return { dx, dgamma, dbeta };
 }
 
@@ -104,12 +128,11 @@ export function foldBatchNorm(s: BatchNormState): { scale: Tensor; shift: Tensor
   const C = s.gamma.size;
   const scale = e.empty([C]), shift = e.empty([C]);
   e.run({
-    kernel: 'batchnorm',
+    kernel: 'batchnorm_eval',
     entry: 'fold',
-    params: specialize(e, 1, 1, { updateRunning: false, training: false, relu: false }),
-    uniforms: [1, C, 1, f32(s.eps), f32(s.momentum)],
-    inputs: [s.runningMean, s.runningVar, s.gamma, s.beta],
-    outputs: [scale, shift],
+    uniforms: { C, eps: s.eps },
+    inputs: { running_mean: s.runningMean, running_var: s.runningVar, gamma: s.gamma, beta: s.beta },
+    outputs: { scale, shift },
     workgroups: Math.ceil(C / 64),
   });
   return { scale, shift };

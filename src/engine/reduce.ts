@@ -1,5 +1,4 @@
 // Sum / mean / max over axes, and summing a broadcast gradient back to its operand's shape.
-import { f32 } from './engine.js';
 import { Tensor, shapeString } from './tensor.js';
 
 export type ReduceOp = 'sum' | 'mean' | 'max';
@@ -50,15 +49,30 @@ export function reduce(op: ReduceOp, x: Tensor, axes: readonly number[], keepDim
   const outShape = keepDims ? x.shape.map((d, i) => (ax.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !ax.includes(i));
   const out = x.engine.empty(outShape);
   const strategy = reduceStrategy(nOut, nRed, reducesLeadingAxes(x.shape, ax));
-  const vec4 = strategy === 'leading' && nOut % 4 === 0;
+  const scale = op === 'mean' ? 1 / Math.max(nRed, 1) : 1;
+  if (strategy === 'leading') {
+    const vec4 = nOut % 4 === 0;
+    x.engine.run({
+      kernel: 'reduce_leading',
+      params: { IS_MAX: op === 'max', VEC4: vec4 },
+      uniforms: { n_out: nOut, n_red: nRed, scale },
+      inputs: { x },
+      outputs: { out },
+      workgroups: Math.ceil(nOut / (vec4 ? 4 : 1) / 256),
+    });
+    return out;
+  }
+  const [k0, k1, k2, k3] = kept as [number, number, number, number];
+  const [r0, r1, r2, r3] = red as [number, number, number, number];
+  const [s0, s1, s2, s3] = strides as [number, number, number, number];
   x.engine.run({
     kernel: 'reduce',
     entry: strategy,
-    params: { IS_MAX: op === 'max', VEC4: vec4, SUBGROUPS: strategy === 'per_workgroup' && x.engine.useSubgroups },
-    uniforms: [nOut, nRed, f32(op === 'mean' ? 1 / Math.max(nRed, 1) : 1), 0, ...kept, ...red, ...strides],
-    inputs: [x],
-    outputs: [out],
-    workgroups: strategy === 'per_workgroup' ? nOut : Math.ceil(nOut / (vec4 ? 4 : 1) / 256),
+    params: { IS_MAX: op === 'max', SUBGROUPS: strategy === 'per_workgroup' && x.engine.useSubgroups },
+    uniforms: { n_out: nOut, n_red: nRed, scale, k0, k1, k2, k3, r0, r1, r2, r3, s0, s1, s2, s3 },
+    inputs: { x },
+    outputs: { out },
+    workgroups: strategy === 'per_workgroup' ? nOut : Math.ceil(nOut / 256),
   });
   return out;
 }

@@ -15,7 +15,7 @@ export function softArgmax(x: Tensor): SoftArgmaxResult {
   const e = x.engine;
   const coords = e.empty([N, K, 2], 'soft_argmax.coords');
   const stats = e.empty([N, K, 2], 'soft_argmax.stats');
-  e.run({ kernel: 'soft_argmax', entry: 'forward', uniforms: [N * K, H, W], inputs: [x], outputs: [coords, stats], workgroups: N * K, flops: 8 * x.size });
+  e.run({ kernel: 'soft_argmax', entry: 'forward', uniforms: { planes: N * K, H, W }, inputs: { x }, outputs: { coords, stats }, workgroups: N * K, flops: 8 * x.size });
   return { coords, stats };
 }
 
@@ -23,6 +23,6 @@ export function softArgmaxBackward(x: Tensor, f: SoftArgmaxResult, gradCoords: T
   const [N, K, H, W] = x.shape as [number, number, number, number];
   if (gradCoords.size !== N * K * 2) throw new Error(`soft-argmax gradient ${gradCoords.describe()} does not match ${x.describe()}`);
   const dx = x.engine.empty(x.shape);
-  x.engine.run({ kernel: 'soft_argmax', entry: 'backward', uniforms: [N * K, H, W], inputs: [x, f.stats, f.coords, gradCoords], outputs: [dx], workgroups: N * K, flops: 8 * x.size });
+  x.engine.run({ kernel: 'soft_argmax', entry: 'backward', uniforms: { planes: N * K, H, W }, inputs: { x, saved_stats: f.stats, saved_coords: f.coords, grad_coords: gradCoords }, outputs: { dx }, workgroups: N * K, flops: 8 * x.size });
   return dx;
 }

@@ -1,6 +1,5 @@
 // Pooling, bilinear resize, channel copies and dropout (kernels/pool.wgsl, resize.wgsl,
 // copy_channels.wgsl, dropout.wgsl).
-import { f32 } from './engine.js';
 import { convOutSize } from './conv.js';
 import { Tensor, shapeString } from './tensor.js';
 
@@ -19,35 +18,35 @@ function poolShape(x: Tensor, g: PoolGeometry, what: string) {
   const [N, C, H, W] = planes(x, what);
   const OH = convOutSize(H, g.kernel, g.stride, g.pad), OW = convOutSize(W, g.kernel, g.stride, g.pad);
   if (OH <= 0 || OW <= 0 || g.pad * 2 > g.kernel) throw new Error(`${what} ${g.kernel}x${g.kernel}/${g.stride} pad ${g.pad} does not fit ${x.describe()}`);
-  return { N, C, H, W, OH, OW, uniforms: [N * C, H, W, OH, OW, g.kernel, g.stride, g.pad] };
+  return { N, C, H, W, OH, OW, uniforms: { P: N * C, H, W, OH, OW, k: g.kernel, stride: g.stride, pad: g.pad } };
 }
 
 /** Max pooling; returns the output and the argmax (flat index in each plane) for the backward pass. */
 export function maxPool(x: Tensor, g: PoolGeometry): { y: Tensor; argmax: Tensor } {
   const s = poolShape(x, g, 'max pool');
   const y = x.engine.empty([s.N, s.C, s.OH, s.OW]), argmax = x.engine.empty(y.shape);
-  x.engine.run({ kernel: 'pool', entry: 'max_forward', uniforms: s.uniforms, inputs: [x], outputs: [y, argmax], workgroups: Math.ceil(y.size / 256) });
+  x.engine.run({ kernel: 'pool', entry: 'max_forward', uniforms: s.uniforms, inputs: { src: x }, outputs: { out: y, arg: argmax }, workgroups: Math.ceil(y.size / 256) });
   return { y, argmax };
 }
 
 export function maxPoolBackward(dy: Tensor, argmax: Tensor, x: Tensor, g: PoolGeometry): Tensor {
   const s = poolShape(x, g, 'max pool');
   const dx = x.engine.empty(x.shape);
-  x.engine.run({ kernel: 'pool', entry: 'max_backward', uniforms: s.uniforms, inputs: [dy, argmax], outputs: [dx], workgroups: Math.ceil(dx.size / 256) });
+  x.engine.run({ kernel: 'pool', entry: 'max_backward', uniforms: s.uniforms, inputs: { src: dy, argmax }, outputs: { dx }, workgroups: Math.ceil(dx.size / 256) });
   return dx;
 }
 
 export function avgPool(x: Tensor, g: PoolGeometry): Tensor {
   const s = poolShape(x, g, 'average pool');
   const y = x.engine.empty([s.N, s.C, s.OH, s.OW]);
-  x.engine.run({ kernel: 'pool', entry: 'avg_forward', uniforms: s.uniforms, inputs: [x], outputs: [y], workgroups: Math.ceil(y.size / 256) });
+  x.engine.run({ kernel: 'pool', entry: 'avg_forward', uniforms: s.uniforms, inputs: { src: x }, outputs: { out: y }, workgroups: Math.ceil(y.size / 256) });
   return y;
 }
 
 export function avgPoolBackward(dy: Tensor, x: Tensor, g: PoolGeometry): Tensor {
   const s = poolShape(x, g, 'average pool');
   const dx = x.engine.empty(x.shape);
-  x.engine.run({ kernel: 'pool', entry: 'avg_backward', uniforms: s.uniforms, inputs: [dy], outputs: [dx], workgroups: Math.ceil(dx.size / 256) });
+  x.engine.run({ kernel: 'pool', entry: 'avg_backward', uniforms: s.uniforms, inputs: { src: dy }, outputs: { avg_dx: dx }, workgroups: Math.ceil(dx.size / 256) });
   return dx;
 }
 
@@ -55,7 +54,7 @@ export function avgPoolBackward(dy: Tensor, x: Tensor, g: PoolGeometry): Tensor 
 export function adaptiveAvgPool(x: Tensor, OH: number, OW: number): Tensor {
   const [N, C, H, W] = planes(x, 'adaptive average pool');
   const y = x.engine.empty([N, C, OH, OW]);
-  x.engine.run({ kernel: 'pool', entry: 'adaptive_forward', uniforms: [N * C, H, W, OH, OW, 1, 1, 0], inputs: [x], outputs: [y], workgroups: Math.ceil(y.size / 256) });
+  x.engine.run({ kernel: 'pool', entry: 'adaptive_forward', uniforms: { P: N * C, H, W, OH, OW, k: 1, stride: 1, pad: 0 }, inputs: { src: x }, outputs: { out: y }, workgroups: Math.ceil(y.size / 256) });
   return y;
 }
 
@@ -63,7 +62,7 @@ export function adaptiveAvgPoolBackward(dy: Tensor, x: Tensor): Tensor {
   const [N, C, H, W] = planes(x, 'adaptive average pool');
   const [, , OH, OW] = dy.shape as [number, number, number, number];
   const dx = x.engine.empty(x.shape);
-  x.engine.run({ kernel: 'pool', entry: 'adaptive_backward', uniforms: [N * C, H, W, OH, OW, 1, 1, 0], inputs: [dy], outputs: [dx], workgroups: Math.ceil(dx.size / 256) });
+  x.engine.run({ kernel: 'pool', entry: 'adaptive_backward', uniforms: { P: N * C, H, W, OH, OW, k: 1, stride: 1, pad: 0 }, inputs: { src: dy }, outputs: { avg_dx: dx }, workgroups: Math.ceil(dx.size / 256) });
   return dx;
 }
 
@@ -72,7 +71,7 @@ export function resizeBilinear(x: Tensor, OH: number, OW: number): Tensor {
   const [N, C, H, W] = planes(x, 'resize');
   if (!(OH > 0 && OW > 0 && Number.isInteger(OH) && Number.isInteger(OW))) throw new Error(`cannot resize ${x.describe()} to ${OH}x${OW}`);
   const y = x.engine.empty([N, C, OH, OW]);
-  x.engine.run({ kernel: 'resize', entry: 'forward', uniforms: [N * C, H, W, OH, OW], inputs: [x], outputs: [y], workgroups: Math.ceil(y.size / 256) });
+  x.engine.run({ kernel: 'resize', entry: 'forward', uniforms: { P: N * C, H, W, OH, OW }, inputs: { src: x }, outputs: { dst: y }, workgroups: Math.ceil(y.size / 256) });
   return y;
 }
 
@@ -80,7 +79,7 @@ export function resizeBilinearBackward(dy: Tensor, inputShape: readonly number[]
   const [N, C, OH, OW] = planes(dy, 'resize backward');
   const [, , H, W] = inputShape as [number, number, number, number];
   const dx = dy.engine.empty(inputShape);
-  dy.engine.run({ kernel: 'resize', entry: 'backward', uniforms: [N * C, H, W, OH, OW], inputs: [dy], outputs: [dx], workgroups: Math.ceil(dx.size / 256) });
+  dy.engine.run({ kernel: 'resize', entry: 'backward', uniforms: { P: N * C, H, W, OH, OW }, inputs: { src: dy }, outputs: { dst: dx }, workgroups: Math.ceil(dx.size / 256) });
   return dx;
 }
 
@@ -92,9 +91,9 @@ export function copyChannels(src: Tensor, srcOffset: number, dst: Tensor, dstOff
   }
   src.engine.run({
     kernel: 'copy_channels',
-    uniforms: [N, count, HW, src.shape[1]!, srcOffset, dst.shape[1]!, dstOffset],
-    inputs: [src],
-    outputs: [dst],
+    uniforms: { N, count, HW, src_C: src.shape[1]!, src_off: srcOffset, dst_C: dst.shape[1]!, dst_off: dstOffset },
+    inputs: { src },
+    outputs: { dst },
     workgroups: Math.ceil((N * count * HW) / 256),
   });
 }
@@ -129,6 +128,6 @@ export function sliceChannels(x: Tensor, offset: number, count: number): Tensor 
 export function dropout(x: Tensor, p: number, seed: number): { y: Tensor; mask: Tensor } {
   if (!(p >= 0 && p < 1)) throw new Error(`dropout probability must be in [0, 1), got ${p}`);
   const y = x.engine.empty(x.shape), mask = x.engine.empty(x.shape);
-  x.engine.run({ kernel: 'dropout', uniforms: [x.size, seed >>> 0, f32(p)], inputs: [x], outputs: [y, mask], workgroups: Math.ceil(x.size / 256) });
+  x.engine.run({ kernel: 'dropout', uniforms: { n: x.size, seed: seed >>> 0, p }, inputs: { x }, outputs: { y, mask }, workgroups: Math.ceil(x.size / 256) });
   return { y, mask };
 }

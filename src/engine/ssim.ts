@@ -1,5 +1,4 @@
 // SSIM heatmap loss launchers (kernels/ssim.wgsl).
-import { f32 } from './engine.js';
 import { unary } from './elementwise.js';
 import { maskPlane, meanOfPair } from './loss.js';
 import type { Tensor } from './tensor.js';
@@ -35,7 +34,7 @@ function setup(x: Tensor, o: SsimOptions) {
   if (!(window % 2 === 1 && window >= 1)) throw new Error(`SSIM window must be odd, got ${window}`);
   return {
     params: { WINDOW: window, WEIGHTS: gaussianWindow(window, sigma).map((g) => g.toPrecision(9)).join(', '), VEC4: W % 4 === 0 },
-    uniforms: [N * C, H, W, f32((0.01 * L) ** 2), f32((0.03 * L) ** 2)],
+    uniforms: { P: N * C, H, W, c1: (0.01 * L) ** 2, c2: (0.03 * L) ** 2 },
     /** The horizontal window passes: a 2-D grid of columns x stacked rows, 32 x 8 a workgroup. */
     grid: [Math.ceil(W / 32), Math.ceil((N * C * H) / 8), 1] as [number, number, number],
     /** The vertical ones: 4 columns an invocation where the width allows (VEC4), 16 x 16 a workgroup. */
@@ -55,11 +54,12 @@ export function ssimLoss(x: Tensor, y: Tensor, mask: Tensor, o: SsimOptions = {}
     // A single weight for everything: all planes count the same.
     if (mask.size !== 1) throw new Error(`SSIM mask ${mask.describe()} must have one weight per heatmap or one in all`);
   }
-  const h = [0, 1, 2, 3, 4].map(() => e.empty(x.shape));
-  e.run({ kernel: 'ssim', entry: 'moments_h', params: s.params, uniforms: s.uniforms, inputs: [x, y], outputs: h, workgroups: s.grid });
+  const h = [0, 1, 2, 3, 4].map(() => e.empty(x.shape)) as [Tensor, Tensor, Tensor, Tensor, Tensor];
+  const [hx, hy, hxx, hyy, hxy] = h;
+  e.run({ kernel: 'ssim', entry: 'moments_h', params: s.params, uniforms: s.uniforms, inputs: { x, y }, outputs: { hx, hy, hxx, hyy, hxy }, workgroups: s.grid });
   const pair = e.empty([2, x.size]);
   const d: [Tensor, Tensor, Tensor] = [e.empty(x.shape), e.empty(x.shape), e.empty(x.shape)];
-  e.run({ kernel: 'ssim', entry: 'moments_v', params: s.params, uniforms: s.uniforms, inputs: [...h, planeMask], outputs: [pair, ...d], workgroups: s.gridV });
+  e.run({ kernel: 'ssim', entry: 'moments_v', params: s.params, uniforms: s.uniforms, inputs: { vx: hx, vy: hy, vxx: hxx, vyy: hyy, vxy: hxy, mask: planeMask }, outputs: { pair, d1: d[0], d2: d[1], d3: d[2] }, workgroups: s.gridV });
   for (const t of h) t.dispose();
   if (!maskPerPlane) planeMask.dispose();
   const { loss: meanS, sums } = meanOfPair(e, pair);
@@ -71,10 +71,11 @@ export function ssimLoss(x: Tensor, y: Tensor, mask: Tensor, o: SsimOptions = {}
 export function ssimLossBackward(x: Tensor, y: Tensor, f: SsimForward, gradLoss: Tensor, o: SsimOptions = {}): Tensor {
   const s = setup(x, o);
   const e = x.engine;
-  const gh = [0, 1, 2].map(() => e.empty(x.shape));
-  e.run({ kernel: 'ssim', entry: 'grad_h', params: s.params, uniforms: s.uniforms, inputs: f.d, outputs: gh, workgroups: s.grid });
+  const gh = [0, 1, 2].map(() => e.empty(x.shape)) as [Tensor, Tensor, Tensor];
+  const [gh1, gh2, gh3] = gh;
+  e.run({ kernel: 'ssim', entry: 'grad_h', params: s.params, uniforms: s.uniforms, inputs: { gd1: f.d[0], gd2: f.d[1], gd3: f.d[2] }, outputs: { gh1, gh2, gh3 }, workgroups: s.grid });
   const dx = e.empty(x.shape);
-  e.run({ kernel: 'ssim', entry: 'grad_v', params: s.params, uniforms: s.uniforms, inputs: [...gh, x, y, f.sums, gradLoss], outputs: [dx], workgroups: s.gridV });
+  e.run({ kernel: 'ssim', entry: 'grad_v', params: s.params, uniforms: s.uniforms, inputs: { v1: gh1, v2: gh2, v3: gh3, px: x, py: y, sums: f.sums, grad_loss: gradLoss }, outputs: { dx }, workgroups: s.gridV });
   for (const t of gh) t.dispose();
   return dx;
 }

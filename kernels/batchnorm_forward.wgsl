@@ -1,0 +1,38 @@
+// BatchNorm2d's elementwise forward pass over NCHW: y = (x - mean) * invstd * gamma + beta, then
+// max(y, 0) with RELU (a following ReLU fused). mean and invstd are the batch's in training
+// (batchnorm_stats.wgsl) and the running statistics' in eval (batchnorm_eval.wgsl).
+// With VEC4 (planes a multiple of 4) each invocation takes 4 values of one plane as a vec4: one
+// channel lookup and one set of per-channel loads per 4 values - on lavapipe the pass ran at a sixth
+// of the copy bandwidth one value at a time.
+struct U { N: u32, C: u32, HW: u32 }
+@group(0) @binding(0) var<uniform> u: U;
+#if ${VEC4}
+alias T = vec4<f32>;
+const PER = 4u;
+#else
+alias T = f32;
+const PER = 1u;
+#endif
+@group(0) @binding(1) var<storage, read> x: array<T>;
+@group(0) @binding(2) var<storage, read> mean: array<f32>;
+@group(0) @binding(3) var<storage, read> invstd: array<f32>;
+@group(0) @binding(4) var<storage, read> gamma: array<f32>;
+@group(0) @binding(5) var<storage, read> beta: array<f32>;
+@group(0) @binding(6) var<storage, read_write> y: array<T>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.x + wid.y * nwg.x) * 256u + lid;   // the i-th value (or vec4 of values)
+  if (i * PER >= u.N * u.C * u.HW) { return; }
+  let c = (i * PER / u.HW) % u.C;
+  // y = x * scale + shift, with the per-channel scale and shift worked out once.
+  let scale = invstd[c] * gamma[c];
+  let shift = beta[c] - mean[c] * scale;
+  let v = x[i] * scale + shift;
+#if ${RELU}
+  y[i] = max(v, T(0.0));
+#else
+  y[i] = v;
+#endif
+}

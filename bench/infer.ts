@@ -59,7 +59,6 @@ function ortImagesPerSecond(model: string, provider: string, batch: number, size
 export async function benchInfer(engine: Engine, o: InferOptions): Promise<{ rows: InferRow[] }> {
   const rows: InferRow[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'clothtag-infer-'));
-  const mixedBefore = engine.mixedPrecision;
   try {
     // DeepFashion's heads: 50 categories, 1000 attributes.
     const net = createNet(engine, { net: o.net, categories: 50, attributes: 1000, width: o.width, seed: 0 });
@@ -68,7 +67,7 @@ export async function benchInfer(engine: Engine, o: InferOptions): Promise<{ row
     for (const size of o.sizes) {
       for (const batch of o.batches) {
         const input = new Float32Array(batch * 3 * size * size).map((_, i) => Math.sin(i) * 0.5);
-        const timeClothtag = async () => {
+        const timeClothtag = async (mixedPrecision: boolean) => engine.with({ mixedPrecision }, async () => {
           const once = async () => {
             const out = predictBatch(net, input, batch, size);
             await engine.readMany([out.category, out.attributes, out.heatmaps].filter((t) => t !== undefined));
@@ -82,9 +81,8 @@ export async function benchInfer(engine: Engine, o: InferOptions): Promise<{ row
             times.push(performance.now() - t0);
           }
           return (1000 * batch) / median(times);
-        };
-        engine.mixedPrecision = false;
-        const f32 = await timeClothtag();
+        });
+        const f32 = await timeClothtag(false);
         const model = join(dir, `${o.net}-${size}-${batch}.onnx`);
         writeFileSync(model, await exportOnnx(net, { size, batch }));
         const webgpu = ortImagesPerSecond(model, 'webgpu', batch, size, o.reps, o.log);
@@ -107,8 +105,7 @@ export async function benchInfer(engine: Engine, o: InferOptions): Promise<{ row
         o.log(`${o.net} ${size}x${size} batch ${batch} f32: clothtag ${f32.toFixed(1)} img/s, ORT WebGPU ${webgpu?.toFixed(1) ?? '-'}, ORT CPU ${cpu?.toFixed(1) ?? '-'}${webgpu ? ` (${(f32 / webgpu).toFixed(2)}x ORT WebGPU)` : ''}`);
         if (o.f16 && engine.hasF16) {
           // ORT runs the fp32 graph only (an f16 graph would be another export): clothtag's mixed path alone.
-          engine.mixedPrecision = true;
-          const f16 = await timeClothtag();
+          const f16 = await timeClothtag(true);
           rows.push({ net: o.net, batch, size, precision: 'f16', clothtag: f16, ort_webgpu: null, ort_cpu: null });
           o.log(`${o.net} ${size}x${size} batch ${batch} f16 operands: clothtag ${f16.toFixed(1)} img/s`);
         }
@@ -116,7 +113,6 @@ export async function benchInfer(engine: Engine, o: InferOptions): Promise<{ row
     }
     net.dispose();
   } finally {
-    engine.mixedPrecision = mixedBefore;
     rmSync(dir, { recursive: true, force: true });
   }
   const fmt = (v: number | null) => (v === null ? '-' : v.toFixed(1));

@@ -1,16 +1,18 @@
-// `clothtag bench train-step`: one training step of the same small CNN in clothtag and in
-// TensorFlow.js WebGPU, same adapter, same process, same batch: images per second of the whole
-// step (forward, backward, Adam, reading the loss back), which is what a user waits for.
+// `clothtag bench train-step`: one training step of the same small CNN in clothtag, in jax-js
+// (its whole step jit-compiled: bench/jaxjs.ts) and in TensorFlow.js WebGPU - same adapter, same
+// process, same batch: images per second of the whole step (forward, backward, Adam, reading the
+// loss back), which is what a user waits for.
 //
 // The CNN: three 3x3 convolutions (3->16, 16->32 stride 2, 32->64 stride 2), each followed by
 // training-mode BatchNorm and ReLU, global average pooling, a linear layer to 10 classes, softmax
 // cross-entropy, Adam. Batch 32 of 32x32 images.
 import * as ops from '../src/autograd/ops.js';
 import { Adam } from '../src/autograd/optim.js';
-import { backward, noGrad } from '../src/autograd/tape.js';
+import { backward } from '../src/autograd/tape.js';
 import type { Engine } from '../src/engine/engine.js';
 import { Init } from '../src/nets/module.js';
 import { ConvBN, Linear } from '../src/nets/layers.js';
+import { jaxjsStep } from './jaxjs.js';
 import { type TfTensor, loadTfjs, median, registerTfjsGradients } from './tfjs.js';
 
 export const SMALL_CNN = { batch: 32, size: 32, classes: 10, channels: [3, 16, 32, 64], strides: [1, 2, 2] };
@@ -60,7 +62,7 @@ export async function clothtagStep(engine: Engine, steps: number, batch = SMALL_
       for (const conv of convs) h = conv.forward(h, true);
       const l = ops.softmaxCrossEntropy(fc.forward(ops.globalAvgPool(h)), y);
       backward(l);
-      noGrad(() => adam.update());
+      engine.noGrad(() => adam.update());
       adam.zeroGrad();
       return l;
     });
@@ -140,7 +142,12 @@ export interface TrainStepResult {
   /** The same step in mixed precision (f16 operands, f32 accumulation), where the adapter has shader-f16. */
   mixed: { imagesPerSecond: number; ms: number; firstLoss: number; lastLoss: number } | null;
   tfjs: { imagesPerSecond: number; ms: number; firstLoss: number; lastLoss: number } | null;
+  /** The same network, batch and adapter in jax-js, its whole step jit-compiled (bench/jaxjs.ts). */
+  jaxjs: { imagesPerSecond: number; ms: number; firstLoss: number; lastLoss: number } | null;
+  /** clothtag's images/s over TensorFlow.js's. */
   ratio: number | null;
+  /** clothtag's images/s over jax-js's. */
+  ratioJaxjs: number | null;
 }
 
 export async function benchTrainStep(engine: Engine, o: { steps: number; log: (s: string) => void }): Promise<TrainStepResult> {
@@ -150,19 +157,21 @@ export async function benchTrainStep(engine: Engine, o: { steps: number; log: (s
   o.log(`clothtag:        ${ours.imagesPerSecond.toFixed(1).padStart(7)} images/s (${ours.ms.toFixed(1)} ms a step; loss ${ours.firstLoss.toFixed(3)} -> ${ours.lastLoss.toFixed(3)})`);
   let mixed: TrainStepResult['mixed'] = null;
   if (engine.hasF16) {
-    engine.mixedPrecision = true;
-    try {
-      mixed = summary(await clothtagStep(engine, o.steps));
-    } finally {
-      engine.mixedPrecision = false;
-    }
+    mixed = summary(await engine.with({ mixedPrecision: true }, () => clothtagStep(engine, o.steps)));
     o.log(`clothtag mixed:  ${mixed.imagesPerSecond.toFixed(1).padStart(7)} images/s (${mixed.ms.toFixed(1)} ms a step; loss ${mixed.firstLoss.toFixed(3)} -> ${mixed.lastLoss.toFixed(3)}; f16 operands, f32 accumulation)`);
   }
+  // jax-js first: it needs the real navigator.gpu, where TensorFlow.js's loader leaves a stand-in.
+  const jaxRun = await jaxjsStep(SMALL_CNN, inputs(batch, size), o.steps, timeSteps);
+  const jaxjs = jaxRun ? summary(jaxRun) : null;
+  if (jaxjs) o.log(`jax-js webgpu:   ${jaxjs.imagesPerSecond.toFixed(1).padStart(7)} images/s (${jaxjs.ms.toFixed(1)} ms a step, jit-compiled; loss ${jaxjs.firstLoss.toFixed(3)} -> ${jaxjs.lastLoss.toFixed(3)})`);
+  else o.log('jax-js is not installed (npm install --include=dev): no jax-js baseline.');
   const tfRun = await tfjsStep(engine, o.steps);
   const theirs = tfRun ? summary(tfRun) : null;
   if (theirs) o.log(`tfjs-webgpu:     ${theirs.imagesPerSecond.toFixed(1).padStart(7)} images/s (${theirs.ms.toFixed(1)} ms a step; loss ${theirs.firstLoss.toFixed(3)} -> ${theirs.lastLoss.toFixed(3)})`);
   else o.log('TensorFlow.js is not installed (npm install --include=dev): no baseline.');
   const ratio = theirs ? ours.imagesPerSecond / theirs.imagesPerSecond : null;
   if (ratio) o.log(`ratio: ${ratio.toFixed(2)}x TensorFlow.js WebGPU`);
-  return { batch, size, clothtag: ours, mixed, tfjs: theirs, ratio };
+  const ratioJaxjs = jaxjs ? ours.imagesPerSecond / jaxjs.imagesPerSecond : null;
+  if (ratioJaxjs) o.log(`ratio: ${ratioJaxjs.toFixed(2)}x jax-js WebGPU`);
+  return { batch, size, clothtag: ours, mixed, tfjs: theirs, ratio, jaxjs, ratioJaxjs };
 }

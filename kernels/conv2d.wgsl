@@ -42,6 +42,7 @@ const KH = ${KH}u;
 const KW = ${KW}u;
 const TM = ${TM}u;          // output channels per invocation
 const NV = ${TN}u / 4u;     // groups of 4 output pixels per invocation
+//! include core/register_tile.wgsl
 
 @compute @workgroup_size(${WG_X}, ${WG_Y})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -69,7 +70,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   for (var i = 0u; i < TM; i++) { wrow[i] = min(k0 + i, u.K - 1u) * u.C * KH * KW; }
 
   let HW = u.H * u.W;
-  var acc: array<array<vec4<f32>, NV>, TM>;   // acc[i][v][j]: channel k0 + i, pixel p0 + 4v + j
+  var acc: Tile;   // acc[i][v][j]: channel k0 + i, pixel p0 + 4v + j
   for (var ky = 0u; ky < KH; ky++) {
     for (var kx = 0u; kx < KW; kx++) {
       // Out-of-window pixels read offset 0 (always valid) and are zeroed by the select.
@@ -84,20 +85,18 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         off[v] = select(vec4<u32>(0u), img[v] + vec4<u32>(iy) * u.W + vec4<u32>(ix), ok[v]);
       }
       if (!any_ok) { continue; }
-      let cstride = HW;
       let tap = ky * KW + kx;
       for (var c = 0u; c < u.C; c++) {
-        let co = c * cstride;
+        let co = c * HW;
         var xv: array<vec4<f32>, NV>;
         for (var v = 0u; v < NV; v++) {
           let o = off[v] + vec4<u32>(co);
           xv[v] = select(vec4<f32>(0.0), vec4<f32>(f32(x[o.x]), f32(x[o.y]), f32(x[o.z]), f32(x[o.w])), ok[v]);
         }
         let wc = c * KH * KW + tap;
-        for (var i = 0u; i < TM; i++) {
-          let wv = vec4<f32>(f32(w[wrow[i] + wc]));
-          for (var v = 0u; v < NV; v++) { acc[i][v] = fma(wv, xv[v], acc[i][v]); }
-        }
+        var wv: array<f32, TM>;
+        for (var i = 0u; i < TM; i++) { wv[i] = f32(w[wrow[i] + wc]); }
+        mm_step(&acc, wv, xv);
       }
     }
   }

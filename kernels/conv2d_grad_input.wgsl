@@ -36,6 +36,7 @@ const KH = ${KH}u;
 const KW = ${KW}u;
 const TM = ${TM}u;          // input channels per invocation
 const NV = ${TN}u / 4u;     // groups of 4 input pixels per invocation
+//! include core/register_tile.wgsl
 
 // The q-th column of a row in phase order: all x with x % stride == 0, then 1, ...
 fn column(q: u32) -> u32 {
@@ -79,7 +80,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let s = vec4<i32>(i32(u.stride));
   let filter_size = u.C * KH * KW;
 
-  var acc: array<array<vec4<f32>, NV>, TM>;   // acc[i][v][j]: channel c0 + i, pixel p0 + 4v + j
+  var acc: Tile;   // acc[i][v][j]: channel c0 + i, pixel p0 + 4v + j
   for (var ky = 0u; ky < KH; ky++) {
     for (var kx = 0u; kx < KW; kx++) {
       var off: array<vec4<u32>, NV>;
@@ -105,10 +106,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
           g[v] = select(vec4<f32>(0.0), vec4<f32>(f32(dy[o.x]), f32(dy[o.y]), f32(dy[o.z]), f32(dy[o.w])), ok[v]);
         }
         let wk = k * filter_size + tap;
-        for (var i = 0u; i < TM; i++) {
-          let wv = vec4<f32>(f32(w[wk + wcol[i]]));
-          for (var v = 0u; v < NV; v++) { acc[i][v] = fma(wv, g[v], acc[i][v]); }
-        }
+        var wv: array<f32, TM>;
+        for (var i = 0u; i < TM; i++) { wv[i] = f32(w[wk + wcol[i]]); }
+        mm_step(&acc, wv, g);
       }
     }
   }

@@ -29,6 +29,7 @@ const KH = ${KH}u;
 const KW = ${KW}u;
 const TM = ${TM}u;          // output channels per invocation
 const NV = ${TN}u / 4u;     // groups of 4 taps per invocation
+//! include core/register_tile.wgsl
 
 @compute @workgroup_size(${WG_X}, ${WG_Y})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -60,7 +61,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 
   let first = split * u.chunk;
   let last = min(first + u.chunk, P);
-  var acc: array<array<vec4<f32>, NV>, TM>;   // acc[i][v][j]: channel k0 + i, tap t0 + 4v + j
+  var acc: Tile;   // acc[i][v][j]: channel k0 + i, tap t0 + 4v + j
   if (first < last) {
     // Walk the pixels with counters instead of dividing at every step.
     var n = first / OHW;
@@ -78,10 +79,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         let off = select(vec4<u32>(0u), image + cplane[v] + vec4<u32>(iy) * u.W + vec4<u32>(ix), ok);
         xv[v] = select(vec4<f32>(0.0), vec4<f32>(f32(x[off.x]), f32(x[off.y]), f32(x[off.z]), f32(x[off.w])), ok);
       }
-      for (var i = 0u; i < TM; i++) {
-        let g = vec4<f32>(f32(dy[gbase + krow[i]]));
-        for (var v = 0u; v < NV; v++) { acc[i][v] = fma(g, xv[v], acc[i][v]); }
-      }
+      var g: array<f32, TM>;
+      for (var i = 0u; i < TM; i++) { g[i] = f32(dy[gbase + krow[i]]); }
+      mm_step(&acc, g, xv);
       ox++;
       if (ox == u.OW) {
         ox = 0u;

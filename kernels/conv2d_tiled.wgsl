@@ -39,19 +39,23 @@ const TM = ${TM}u;              // output channels per invocation
 const NV = ${TN}u / 4u;         // groups of 4 output pixels per invocation
 const WX = ${WG_X}u;
 const WY = ${WG_Y}u;
-const TILE_M = TM * WY;         // output channels per workgroup
-const TILE_N = NV * 4u * WX;    // output pixels per workgroup
-const BK = 16u;                 // depth staged per step
-const THREADS = WX * WY;
+//! include core/workgroup_tile.wgsl
 
-var<workgroup> Ws: array<f32, BK * TILE_M>;            // Ws[r * TILE_M + channel]
-var<workgroup> Xs: array<vec4<f32>, BK * TILE_N / 4u>; // Xs[r * TILE_N / 4 + pixel / 4]
+fn mm_rows() -> u32 { return u.K; }
+fn mm_cols() -> u32 { return u.N * u.OH * u.OW; }
+fn mm_depth() -> u32 { return u.C * KH * KW; }
+
+const A_K_FASTEST = true;       // a filter's depths are contiguous in w
+
+// The weights: output channel k, depth r = (c, ky, kx).
+fn mm_read_a(batch: u32, k: u32, r: u32) -> f32 {
+  if (k >= u.K || r >= mm_depth()) { return 0.0; }
+  return f32(w[k * mm_depth() + r]);
+}
 
 // One value of the im2col matrix: depth r, output pixel p (zero outside the image or the matrix).
-fn im2col(r: u32, p: u32) -> f32 {
-  let depth = u.C * KH * KW;
-  let P = u.N * u.OH * u.OW;
-  if (r >= depth || p >= P) { return 0.0; }
+fn mm_read_b(batch: u32, r: u32, p: u32) -> f32 {
+  if (r >= mm_depth() || p >= mm_cols()) { return 0.0; }
   let c = r / (KH * KW);
   let tap = r % (KH * KW);
   let OHW = u.OH * u.OW;
@@ -63,61 +67,22 @@ fn im2col(r: u32, p: u32) -> f32 {
   return f32(x[((n * u.C + c) * u.H + u32(iy)) * u.W + u32(ix)]);
 }
 
+fn mm_write(batch: u32, k: u32, p: u32, acc: f32) {
+  let OHW = u.OH * u.OW;
+  var value = acc;
+#if ${HAS_BIAS}
+  value += bias[k];
+#elif ${AFFINE}
+  value = value * scale[k] + shift[k];
+#endif
+#if ${RELU}
+  value = max(value, 0.0);
+#endif
+  out[((p / OHW) * u.K + k) * OHW + p % OHW] = value;
+}
+
 @compute @workgroup_size(WX, WY)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
-  let k0 = wid.y * TILE_M;        // the workgroup's first output channel and pixel
-  let p0 = wid.x * TILE_N;
-  let depth = u.C * KH * KW;
-  var acc: array<array<vec4<f32>, NV>, TM>;
-
-  for (var r0 = 0u; r0 < depth; r0 += BK) {
-    // Weights: consecutive invocations take consecutive depths (w's memory order).
-    for (var e = li; e < BK * TILE_M; e += THREADS) {
-      let r = e % BK;
-      let k = e / BK;
-      var v = 0.0;
-      if (k0 + k < u.K && r0 + r < depth) { v = f32(w[(k0 + k) * depth + r0 + r]); }
-      Ws[r * TILE_M + k] = v;
-    }
-    // Patches: consecutive invocations take consecutive pixels (neighbours in x's rows).
-    for (var e = li; e < BK * TILE_N / 4u; e += THREADS) {
-      let r = e / (TILE_N / 4u);
-      let p = p0 + (e % (TILE_N / 4u)) * 4u;
-      Xs[e] = vec4<f32>(im2col(r0 + r, p), im2col(r0 + r, p + 1u), im2col(r0 + r, p + 2u), im2col(r0 + r, p + 3u));
-    }
-    workgroupBarrier();
-    for (var r = 0u; r < BK; r++) {
-      var xv: array<vec4<f32>, NV>;
-      for (var v = 0u; v < NV; v++) { xv[v] = Xs[r * (TILE_N / 4u) + lid.x * NV + v]; }
-      for (var i = 0u; i < TM; i++) {
-        let wv = vec4<f32>(Ws[r * TILE_M + lid.y * TM + i]);
-        for (var v = 0u; v < NV; v++) { acc[i][v] = fma(wv, xv[v], acc[i][v]); }
-      }
-    }
-    workgroupBarrier();
-  }
-
-  let OHW = u.OH * u.OW;
-  let P = u.N * OHW;
-  for (var j = 0u; j < NV * 4u; j++) {
-    let p = p0 + lid.x * NV * 4u + j;
-    if (p >= P) { break; }
-    let n = p / OHW;
-    let q = p % OHW;
-    for (var i = 0u; i < TM; i++) {
-      let k = k0 + lid.y * TM + i;
-      if (k >= u.K) { break; }
-      var value = acc[i][j / 4u][j % 4u];
-#if ${HAS_BIAS}
-      value += bias[k];
-#elif ${AFFINE}
-      value = value * scale[k] + shift[k];
-#endif
-#if ${RELU}
-      value = max(value, 0.0);
-#endif
-      out[(n * u.K + k) * OHW + q] = value;
-    }
-  }
+  mm_tiled(wid, lid, li);
 }

@@ -33,6 +33,7 @@ struct U { M: u32, N: u32, K: u32, batch_a: u32, batch_b: u32, batch_c: u32, alp
 
 const TM = ${TM}u;
 const NV = ${TN}u / 4u;   // vec4 columns per invocation
+//! include core/register_tile.wgsl
 
 fn a_at(base: u32, row: u32, k: u32) -> f32 {
 #if ${TRANS_A}
@@ -71,37 +72,41 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (col >= u.N || row >= u.M) { return; }
   let base_a = batch * u.batch_a;
   let base_b = batch * u.batch_b;
-  var acc: array<array<vec4<f32>, NV>, TM>;
+  var acc: Tile;
   var rows: array<u32, TM>;
   for (var i = 0u; i < TM; i++) { rows[i] = min(row + i, u.M - 1u); }
   var k = 0u;
 #if ${K_BLOCKED}
-  // A x Bᵀ (a linear layer's x·Wᵀ): both operands run along K in memory, so step K by 4 and
-  // take 4-long dot products - contiguous reads instead of four strided ones per step.
+  // A x Bᵀ (a linear layer's x·Wᵀ): both operands run along K in memory, so read 4 steps of K at
+  // once - contiguous reads instead of four strided ones per step - and take them one by one.
   var bcol: array<u32, ${TN}>;
   for (var j = 0u; j < NV * 4u; j++) { bcol[j] = base_b + min(col + j, u.N - 1u) * u.K; }
   for (; k + 4u <= u.K; k += 4u) {
-    var b: array<vec4<f32>, ${TN}>;
+    var b4: array<vec4<f32>, ${TN}>;   // b4[j]: column j at depths k .. k + 3
     for (var j = 0u; j < NV * 4u; j++) {
-      b[j] = vec4<f32>(f32(B[bcol[j] + k]), f32(B[bcol[j] + k + 1u]), f32(B[bcol[j] + k + 2u]), f32(B[bcol[j] + k + 3u]));
+      b4[j] = vec4<f32>(f32(B[bcol[j] + k]), f32(B[bcol[j] + k + 1u]), f32(B[bcol[j] + k + 2u]), f32(B[bcol[j] + k + 3u]));
     }
+    var a4: array<vec4<f32>, TM>;      // a4[i]: row i at depths k .. k + 3
     for (var i = 0u; i < TM; i++) {
       let ra = base_a + rows[i] * u.K + k;
-      let a = vec4<f32>(f32(A[ra]), f32(A[ra + 1u]), f32(A[ra + 2u]), f32(A[ra + 3u]));
-      for (var v = 0u; v < NV; v++) {
-        acc[i][v] += vec4<f32>(dot(a, b[4u * v]), dot(a, b[4u * v + 1u]), dot(a, b[4u * v + 2u]), dot(a, b[4u * v + 3u]));
-      }
+      a4[i] = vec4<f32>(f32(A[ra]), f32(A[ra + 1u]), f32(A[ra + 2u]), f32(A[ra + 3u]));
+    }
+    for (var t = 0u; t < 4u; t++) {
+      var a: array<f32, TM>;
+      for (var i = 0u; i < TM; i++) { a[i] = a4[i][t]; }
+      var b: array<vec4<f32>, NV>;
+      for (var v = 0u; v < NV; v++) { b[v] = vec4<f32>(b4[4u * v][t], b4[4u * v + 1u][t], b4[4u * v + 2u][t], b4[4u * v + 3u][t]); }
+      mm_step(&acc, a, b);
     }
   }
 #endif
   // (The remaining K steps, or all of them for the other layouts.)
   for (; k < u.K; k++) {
+    var a: array<f32, TM>;
+    for (var i = 0u; i < TM; i++) { a[i] = a_at(base_a, rows[i], k); }
     var b: array<vec4<f32>, NV>;
     for (var v = 0u; v < NV; v++) { b[v] = b_row(base_b, k, col + 4u * v); }
-    for (var i = 0u; i < TM; i++) {
-      let a = vec4<f32>(a_at(base_a, rows[i], k));
-      for (var v = 0u; v < NV; v++) { acc[i][v] = fma(a, b[v], acc[i][v]); }
-    }
+    mm_step(&acc, a, b);
   }
   let base_c = batch * u.batch_c;
   for (var i = 0u; i < TM; i++) {

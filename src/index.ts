@@ -4,7 +4,7 @@ export { Engine, adapterName, KernelError, DeviceLostError, TensorTooLargeError,
 export { requestEngineDevice } from './engine/device.js';
 export { Tensor } from './engine/tensor.js';
 export * as ops from './autograd/ops.js';
-export { backward, noGrad } from './autograd/tape.js';
+export { backward } from './autograd/tape.js';
 export { Adam } from './autograd/optim.js';
 export { GradientScaler } from './autograd/scaler.js';
 export { castTensor } from './engine/cast.js';

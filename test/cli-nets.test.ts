@@ -2,7 +2,6 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { noGrad } from '../src/autograd/tape.js';
 import { createNet } from '../src/nets/models.js';
 import { parseSafetensors, serializeSafetensors } from '../src/nets/safetensors.js';
 import { readState } from '../src/nets/weights.js';
@@ -48,7 +47,7 @@ t.test('clothtag forward matches the in-process forward pass; a wrong weights fi
   t.equal(r.code, 0, r.stderr);
   const { readFileSync } = await import('node:fs');
   const y = parseSafetensors(readFileSync(join(dir, 'y.safetensors'))).tensors;
-  const ref = noGrad(() => net.forward(e.tensor(input, [2, 3, 32, 32])));
+  const ref = e.noGrad(() => net.forward(e.tensor(input, [2, 3, 32, 32])));
   for (const key of ['category', 'attributes', 'heatmaps'] as const) {
     const mine = await ref[key]!.read();
     const theirs = y.get(key)!.data;

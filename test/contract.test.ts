@@ -105,3 +105,25 @@ t.test('dispatches built at run time get the same checks when their pipeline is 
   // A binding that only some specializations declare: conv2d's bias exists with HAS_BIAS alone.
   t.same(kernelSpecs.conv2d.entries.main.inputs, { x: true, w: true, bias: false, scale: false, shift: false });
 });
+
+t.test('one GEMM core: the six GEMM and convolution kernels take their tile loop from kernels/core', async (t) => {
+  const { readFileSync, readdirSync } = await import('node:fs');
+  const dir = new URL('../kernels/', import.meta.url);
+  const register = ['gemm', 'conv2d', 'conv2d_grad_input', 'conv2d_grad_weight'];
+  const workgroup = ['gemm_tiled', 'conv2d_tiled'];
+  for (const name of readdirSync(dir).filter((f) => f.endsWith('.wgsl'))) {
+    const text = readFileSync(new URL(name, dir), 'utf8');
+    const kernel = name.replace('.wgsl', '');
+    // (roof.wgsl's FMA chain measures the adapter's peak; it multiplies no matrices.)
+    if (kernel !== 'roof') t.notMatch(text, /fma\(/, `${name} multiplies and accumulates through the core, not a loop of its own`);
+    if (register.includes(kernel)) t.match(text, /^\/\/! include core\/register_tile\.wgsl$/m, `${name} includes the register core`);
+    if (workgroup.includes(kernel)) t.match(text, /^\/\/! include core\/workgroup_tile\.wgsl$/m, `${name} includes the workgroup-memory core`);
+  }
+  // The generator composes them: each kernel's source holds the core's mm_step once.
+  const wgsl = await import('../src/engine/wgsl.gen.js');
+  const sources: Record<string, string> = {
+    gemm: wgsl.gemm({ HALF: false, HAS_BIAS: false, K_BLOCKED: true, RELU: false, TM: 4, TN: 4, TRANS_A: false, TRANS_B: true, VEC_B: false, WG_X: 8, WG_Y: 8 }),
+    gemm_tiled: wgsl.gemm_tiled({ HALF: false, HAS_BIAS: false, RELU: false, TM: 4, TN: 4, TRANS_A: false, TRANS_B: false, WG_X: 8, WG_Y: 8 }),
+  };
+  for (const [name, source] of Object.entries(sources)) t.equal(source.match(/fn mm_step\(/g)?.length, 1, `${name}: one mm_step`);
+});

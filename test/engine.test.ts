@@ -1,5 +1,6 @@
 import t from 'tap';
 import { foldWorkgroups, sizeClass } from '../src/engine/engine.js';
+import * as ops from '../src/autograd/ops.js';
 import { gpuEngine } from './helpers/gpu.js';
 
 t.test('tensors round-trip, views share storage, pool reuses buffers', async (t) => {
@@ -114,4 +115,43 @@ t.test('profiles attribute each dispatch to the layer that recorded it, forward 
   t.ok(Math.abs(blocks.reduce((s, b) => s + b.forward + b.backward, 0) - total) < 1e-6 * Math.max(1, total), 'the blocks add up to the step');
   t.ok(blocks.find((b) => b.key === 'layer1.0')!.backward > 0, 'layer1.0 has backward time');
   net.dispose();
+});
+
+t.test('modes are scoped: engine.with sets them for a call and restores them however it ends', async (t) => {
+  const e = await gpuEngine(t);
+  t.same(e.modes, { mixedPrecision: false, gradientScaling: null, countOnly: false, traceShapes: null, grad: true }, 'the defaults');
+  const dispatches = e.stats.dispatches;
+  const counted = e.with({ countOnly: true }, () => {
+    e.zeros([8]).dispose();
+    // Nested: the inner call changes grad only, and the outer countOnly holds inside it.
+    return e.noGrad(() => [e.modes.countOnly, e.modes.grad]);
+  });
+  t.same(counted, [true, false], 'nested modes combine');
+  t.equal(e.stats.dispatches, dispatches + 1, 'the fill was counted');
+  t.same([e.countOnly, e.modes.grad], [false, true], 'both restored on return');
+  t.throws(() => e.with({ countOnly: true }, () => {
+    throw new Error('boom');
+  }), /boom/);
+  t.equal(e.countOnly, false, 'restored when fn throws');
+  let resolve!: () => void;
+  const pending = e.with({ grad: false }, () => new Promise<void>((r) => (resolve = r)));
+  t.equal(e.modes.grad, false, 'an async fn keeps its modes until its promise settles');
+  resolve();
+  await pending;
+  t.equal(e.modes.grad, true, 'and loses them then');
+  const traced: unknown[] = [];
+  e.with({ traceShapes: (s) => void traced.push(s) }, () => e.tidy(() => ops.matmul(e.zeros([2, 3]), e.zeros([3, 4]))));
+  t.equal(traced.length, 1, 'the launchers report shapes while traceShapes is set');
+  t.equal(e.traceShapes, null);
+  if (!e.hasF16) t.throws(() => e.with({ mixedPrecision: true }, () => 0), /needs the adapter's shader-f16/);
+});
+
+t.test('grad mode belongs to the engine: autograd records nothing inside engine.noGrad', async (t) => {
+  const e = await gpuEngine(t);
+  const w = e.tensor([1, 2], [2]);
+  w.requiresGrad = true;
+  t.ok(ops.mul(w, w).requiresGrad, 'recorded outside');
+  const inside = e.noGrad(() => ops.mul(w, w));
+  t.equal(inside.node, null, 'nothing recorded inside');
+  t.ok(ops.mul(w, w).requiresGrad, 'recorded again after');
 });

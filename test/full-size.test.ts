@@ -3,7 +3,7 @@
 // networks fit the adapter's binding limits (VGG's 25088x4096 classifier is held in row chunks).
 import t from 'tap';
 import { Adam } from '../src/autograd/optim.js';
-import { backward, noGrad } from '../src/autograd/tape.js';
+import { backward } from '../src/autograd/tape.js';
 import { NET_NAMES, createNet } from '../src/nets/models.js';
 import { THESIS_LOSS, multiTaskLoss } from '../src/train/losses.js';
 import { gpuEngine } from './helpers/gpu.js';
@@ -25,7 +25,7 @@ t.test('each network at full width, 224x224, batch 1: one training step', async 
       };
       const terms = multiTaskLoss(out, targets, { ...THESIS_LOSS, landmarkLoss: name === 'new_fashionnet' ? 'ssim' : 'mse' });
       backward(terms.total);
-      noGrad(() => adam.update());
+      e.noGrad(() => adam.update());
       adam.zeroGrad();
       return terms.total;
     });

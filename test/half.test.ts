@@ -115,21 +115,17 @@ t.test('mixed precision: gradients close to f32 through convolutions and a linea
   const params = [...convs.flatMap((m) => m.parameters()), ...fc.parameters()];
   const x = e.tensor(randn(8 * 3 * 12 * 12, 9), [8, 3, 12, 12]).keep();
   const y = e.tensor([0, 1, 2, 3, 0, 1, 2, 3], [8]).keep();
-  const gradients = async (mixed: boolean) => {
-    e.mixedPrecision = mixed;
-    try {
-      return await e.tidyAsync(async () => {
+  const gradients = (mixed: boolean) =>
+    e.with({ mixedPrecision: mixed }, () =>
+      e.tidyAsync(async () => {
         let h = x;
         for (const m of convs) h = m.forward(h);
         backward(ops.softmaxCrossEntropy(fc.forward(ops.globalAvgPool(h)), y));
         const out = await Promise.all(params.map((p) => p.grad!.read()));
         for (const p of params) (p.grad!.dispose(), (p.grad = null));
         return out;
-      });
-    } finally {
-      e.mixedPrecision = false;
-    }
-  };
+      }),
+    );
   const full = await gradients(false), mixed = await gradients(true);
   full.forEach((g, i) => {
     const scale = Math.max(...Array.from(g, Math.abs));
@@ -144,14 +140,10 @@ t.test('mixed precision: a small CNN with BatchNorm and ReLU trains', async (t) 
   const e = await gpuEngine(t);
   if (!e.hasF16) return void t.pass('skipped: this adapter has no shader-f16');
   // bench train-step's network and step, 18 steps of batch 8 at 16x16, in mixed precision.
-  e.mixedPrecision = true;
-  try {
-    const { losses } = await clothtagStep(e, 15, 8, 16);
-    t.ok(losses.every(Number.isFinite), `${losses.length} finite losses`);
-    t.ok(losses.at(-1)! < losses[0]! - 0.1, `the loss falls in mixed precision: ${losses[0]!.toFixed(3)} -> ${losses.at(-1)!.toFixed(3)}`);
-  } finally {
-    e.mixedPrecision = false;
-  }
+  const { losses } = await e.with({ mixedPrecision: true }, () => clothtagStep(e, 15, 8, 16));
+  t.ok(losses.every(Number.isFinite), `${losses.length} finite losses`);
+  t.ok(losses.at(-1)! < losses[0]! - 0.1, `the loss falls in mixed precision: ${losses[0]!.toFixed(3)} -> ${losses.at(-1)!.toFixed(3)}`);
+  t.equal(e.mixedPrecision, false, 'and the engine is back in f32 after it');
 });
 
 t.test('gradient scaling: the casts flag an f16 overflow, Adam skips, the scaler halves', async (t) => {
@@ -199,8 +191,7 @@ t.test('gradient scaling: the casts flag an f16 overflow, Adam skips, the scaler
   const batch = syntheticBatch(net, 4, 64);
   batch.category = Float32Array.from([0, 3, 1, 2]);
   batch.attributes = new Float32Array(4 * 6).fill(1);
-  e.mixedPrecision = true;
-  try {
+  await e.with({ mixedPrecision: true }, async () => {
     const first = trainer.step(batch, 0);
     const [loss, overflow] = await e.readMany([first.total, trainer.scaler!.flag]);
     t.ok(Number.isFinite(loss![0]!), `loss ${loss![0]!.toFixed(3)}`);
@@ -216,9 +207,7 @@ t.test('gradient scaling: the casts flag an f16 overflow, Adam skips, the scaler
     t.same(Array.from(await weight.read()), Array.from(before), 'the update was skipped on the GPU');
     t.equal(trainer.scaler!.book(overflow2![0]!), true);
     t.equal(trainer.scaler!.scale, 2 ** 39, 'and the scale halves');
-  } finally {
-    e.mixedPrecision = false;
-  }
+  });
   trainer.dispose();
   net.dispose();
 });

@@ -2,7 +2,6 @@
 // float64 references, with gradients by finite differences.
 import t from 'tap';
 import * as ops from '../src/autograd/ops.js';
-import { noGrad } from '../src/autograd/tape.js';
 import type { Engine } from '../src/engine/engine.js';
 import type { BatchNormState } from '../src/engine/norm.js';
 import { assertClose } from './helpers/close.js';
@@ -55,7 +54,7 @@ t.test('BatchNorm2d: training and eval forward, running statistics over several 
     let runMean = Float64Array.from(await s.runningMean.read()), runVar = Float64Array.from(await s.runningVar.read());
     for (let step = 0; step < 3; step++) {
       const x = randn(size(shape), 20 + step, 3).map((v) => v + 2); // a large mean: tests the two-pass variance
-      const y = noGrad(() => ops.batchNorm2d(e.tensor(x, shape), s, true));
+      const y = e.noGrad(() => ops.batchNorm2d(e.tensor(x, shape), s, true));
       const ref = batchNormRef(Float64Array.from(x), shape, gamma, beta, s.eps);
       assertClose(t, await y.read(), ref.y, `training forward ${shape} step ${step}`, 1e-4, 1e-4);
       runMean = runMean.map((m, c) => 0.9 * m + 0.1 * ref.means[c]!);
@@ -64,7 +63,7 @@ t.test('BatchNorm2d: training and eval forward, running statistics over several 
     assertClose(t, await s.runningMean.read(), runMean, `running mean after 3 steps ${shape}`, 1e-5, 1e-4);
     assertClose(t, await s.runningVar.read(), runVar, `running var after 3 steps ${shape}`, 1e-5, 1e-4);
     const x = randn(size(shape), 99);
-    const y = noGrad(() => ops.batchNorm2d(e.tensor(x, shape), s, false));
+    const y = e.noGrad(() => ops.batchNorm2d(e.tensor(x, shape), s, false));
     const ref = batchNormRef(Float64Array.from(x), shape, gamma, beta, s.eps, { mean: runMean, variance: runVar });
     assertClose(t, await y.read(), ref.y, `eval forward ${shape} (${kind} choices)`, 1e-4, 1e-4);
   }
@@ -86,7 +85,7 @@ t.test('BatchNorm per-channel reductions follow the plane size and the adapter k
     for (const shape of [[3, 5, 4, 4], [2, 3, 40, 40], [1, 2, 100, 50], [3, 4, 7, 7]]) {
       const s = bnState(e, shape[1]!, 50);
       const x = randn(size(shape), 51, 2);
-      const y = noGrad(() => ops.batchNorm2d(e.tensor(x, shape), s, true));
+      const y = e.noGrad(() => ops.batchNorm2d(e.tensor(x, shape), s, true));
       assertClose(t, await y.read(), batchNormRef(Float64Array.from(x), shape, await s.gamma.read(), await s.beta.read(), s.eps).y, `training forward ${shape} (${kind} choices)`, 1e-4, 1e-4);
     }
   });

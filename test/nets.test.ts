@@ -2,7 +2,7 @@
 // RepVGG re-parameterization, safetensors and weight-loading errors.
 import t from 'tap';
 import * as ops from '../src/autograd/ops.js';
-import { backward, noGrad } from '../src/autograd/tape.js';
+import { backward } from '../src/autograd/tape.js';
 import type { Tensor } from '../src/engine/tensor.js';
 import { type Context, RepVGGBlock } from '../src/nets/layers.js';
 import { Init } from '../src/nets/module.js';
@@ -46,7 +46,7 @@ t.test('every network: output shapes at narrow width, any size from 32, missing 
     }
     const attrsOnly = createNet(e, { net: name, categories: 0, attributes: 6, width: W });
     t.notOk(attrsOnly.stateEntries().some((s) => s.name.startsWith('category')), `${name}: no category head without categories`);
-    const out = e.tidy(() => noGrad(() => attrsOnly.setTraining(false).forward(e.full([1, 3, 64, 64], 0.1))));
+    const out = e.tidy(() => e.noGrad(() => attrsOnly.setTraining(false).forward(e.full([1, 3, 64, 64], 0.1))));
     t.notOk(out.category);
     t.same(out.attributes?.shape, [1, 6]);
     attrsOnly.dispose();
@@ -57,7 +57,7 @@ t.test('every network: output shapes at narrow width, any size from 32, missing 
   for (const name of ['fashionnet', 'new_fashionnet'] as const) {
     const net = createNet(e, { net: name, categories: 3, attributes: 0, width: W });
     for (const [h, w] of [[100, 100], [40, 72]] as const) {
-      const out = e.tidy(() => noGrad(() => net.forward(e.zeros([1, 3, h, w]))));
+      const out = e.tidy(() => e.noGrad(() => net.forward(e.zeros([1, 3, h, w]))));
       t.same(out.heatmaps!.shape, [1, 8, h, w], `${name} at ${h}x${w}: heatmaps the size of the input`);
       t.ok((await out.heatmaps!.read()).every(Number.isFinite));
     }
@@ -105,7 +105,7 @@ t.test('gradients through whole narrow networks match finite differences (spot c
         const copy = values.slice();
         copy[index] = v;
         e.write(p, copy);
-        return e.tidyAsync(async () => (await noGrad(() => lossOf(net.forward(x))).read())[0]!);
+        return e.tidyAsync(async () => (await e.noGrad(() => lossOf(net.forward(x))).read())[0]!);
       };
       // float32 forward passes through many ReLUs: the finite difference errs by the kinks it
       // crosses (in proportion to the step) and by rounding (in inverse proportion). A coordinate
@@ -131,11 +131,11 @@ t.test('RepVGG re-parameterization keeps eval outputs (single blocks)', async (t
     const block = new RepVGGBlock(c, 'b', inC, outC, stride).setTraining(false);
     randomizeBatchNorms(e, block, inC * 10 + outC);
     const x = e.tensor(randn(2 * inC * 9 * 11, 1), [2, inC, 9, 11]).keep();
-    const before = await e.tidy(() => noGrad(() => block.forward(x))).read();
+    const before = await e.tidy(() => e.noGrad(() => block.forward(x))).read();
     await block.reparameterize();
     t.ok(block.deployed);
     t.ok(block.stateEntries().every((s) => s.name.startsWith('b.rbr_reparam')), 'only the fused convolution remains');
-    const after = await e.tidy(() => noGrad(() => block.forward(x))).read();
+    const after = await e.tidy(() => e.noGrad(() => block.forward(x))).read();
     const err = relativeError(after, before);
     t.ok(err <= 1e-4, `${label}: relative error ${err.toExponential(2)}`);
     block.dispose();
@@ -149,12 +149,12 @@ t.test('RepVGG re-parameterization keeps eval outputs (whole networks)', async (
     const net = createNet(e, { net: name, categories: 6, attributes: 9, width: W, seed: 5 }).setTraining(false);
     randomizeBatchNorms(e, net, 100);
     const x = e.tensor(randn(2 * 3 * 64 * 64, 2), [2, 3, 64, 64]).keep();
-    const before = await e.tidyAsync(async () => outputs(noGrad(() => net.forward(x))));
+    const before = await e.tidyAsync(async () => outputs(e.noGrad(() => net.forward(x))));
     const paramsBefore = net.parameterCount();
     const expectedDeploy = net.deployParameterCount();
     await net.reparameterize();
     t.equal(net.parameterCount(), expectedDeploy, `${name}: deploy parameter count predicted (${paramsBefore} -> ${expectedDeploy})`);
-    const after = await e.tidyAsync(async () => outputs(noGrad(() => net.forward(x))));
+    const after = await e.tidyAsync(async () => outputs(e.noGrad(() => net.forward(x))));
     const err = relativeError(after, before);
     t.ok(err <= 1e-4, `${name}: relative error ${err.toExponential(2)} over ${after.length} outputs`);
     // A deployed checkpoint loads back as deployed.
@@ -162,7 +162,7 @@ t.test('RepVGG re-parameterization keeps eval outputs (whole networks)', async (
     const { net: back, meta } = await loadCheckpoint(e, bytes, 'deployed.safetensors');
     t.ok(meta.deployed);
     back.setTraining(false);
-    const again = await e.tidyAsync(async () => outputs(noGrad(() => back.forward(x))));
+    const again = await e.tidyAsync(async () => outputs(e.noGrad(() => back.forward(x))));
     t.ok(relativeError(again, after) < 1e-6, `${name}: deployed checkpoint round trip`);
     back.dispose();
     net.dispose();
@@ -180,7 +180,7 @@ t.test('eval without gradients folds each BatchNorm into its convolution: the sa
     const d0 = e.stats.dispatches;
     const separate = await e.tidyAsync(async () => outputs(net.forward(x)));
     const d1 = e.stats.dispatches;
-    const folded = await e.tidyAsync(async () => outputs(noGrad(() => net.forward(x))));
+    const folded = await e.tidyAsync(async () => outputs(e.noGrad(() => net.forward(x))));
     const d2 = e.stats.dispatches;
     const err = relativeError(folded, separate);
     t.ok(err <= 1e-4, `${name}: relative error ${err.toExponential(2)} over ${folded.length} outputs`);
@@ -227,13 +227,13 @@ t.test('weights: checkpoint round trip, and a wrong file lists what is wrong', a
   const net = createNet(e, { net: 'cloth_resnet_a', categories: 4, attributes: 6, width: W, seed: 9 }).setTraining(false);
   randomizeBatchNorms(e, net, 3);
   const x = e.tensor(randn(3 * 32 * 32, 4), [1, 3, 32, 32]).keep();
-  const ref = await e.tidyAsync(async () => outputs(noGrad(() => net.forward(x))));
+  const ref = await e.tidyAsync(async () => outputs(e.noGrad(() => net.forward(x))));
   const bytes = await saveCheckpoint(net, { vocabulary: '["a"]' });
   const { net: back, meta } = await loadCheckpoint(e, bytes, 'ckpt.safetensors');
   t.same(meta.config, net.config);
   t.equal(meta.extra?.vocabulary, '["a"]');
   back.setTraining(false);
-  t.same(Array.from(await e.tidyAsync(async () => outputs(noGrad(() => back.forward(x))))), Array.from(ref), 'same outputs after reload');
+  t.same(Array.from(await e.tidyAsync(async () => outputs(e.noGrad(() => back.forward(x))))), Array.from(ref), 'same outputs after reload');
   t.ok(parseSafetensors(bytes).tensors.has('layer1.0.conv2.weight'), 'torchvision names');
 
   const state = await readState(net);
@@ -269,14 +269,15 @@ t.test('weights: checkpoint round trip, and a wrong file lists what is wrong', a
 
 t.test('parameter counts at full width are those of the standard trunks', async (t) => {
   const e = await gpuEngine(t);
-  e.countOnly = true; // nothing runs; tensors are still created
   const counts: Record<string, [number, number]> = {};
-  for (const name of ['cloth_resnet_a', 'cloth_repvgg'] as const) {
-    const net: ClothNet = createNet(e, { net: name, categories: 1000, attributes: 0, width: 1 });
-    counts[name] = [net.parameterCount(), net.deployParameterCount()];
-    net.dispose();
-  }
-  e.countOnly = false;
+  // Nothing runs; tensors are still created.
+  e.with({ countOnly: true }, () => {
+    for (const name of ['cloth_resnet_a', 'cloth_repvgg'] as const) {
+      const net: ClothNet = createNet(e, { net: name, categories: 1000, attributes: 0, width: 1 });
+      counts[name] = [net.parameterCount(), net.deployParameterCount()];
+      net.dispose();
+    }
+  });
   t.equal(counts.cloth_resnet_a![0], 25_557_032, 'ResNet-50 with a 1000-class head has torchvision resnet50\'s 25,557,032 parameters');
   t.equal(counts.cloth_repvgg![1], 8_309_384, 'RepVGG-A0 with a 1000-class head, deployed, has the paper\'s 8.30M');
   t.equal(counts.cloth_repvgg![0], 9_108_968, 'and 9,108,968 in its training form (the BatchNorms of three branches)');
@@ -328,7 +329,7 @@ t.test('stem stride 1: every trunk keeps twice the resolution with the same weig
       const net = createNet(e, { net: name, categories: 3, attributes: 4, width: W, seed: 2, stemStride }).setTraining(false);
       names.push(net.stateEntries().map((s) => `${s.name}[${s.shape.join(',')}]`));
       const remove = net.find(lastOfTrunk[name]!).onForward((out) => sides.push((out as Tensor).shape[3]!));
-      const out = e.tidy(() => noGrad(() => net.forward(x)));
+      const out = e.tidy(() => e.noGrad(() => net.forward(x)));
       t.same(out.category?.shape, [2, 3], `${name}, stem stride ${stemStride}: category logits`);
       if (net.hasLandmarks) t.same(out.heatmaps?.shape, [2, 8, 64, 64], `${name}, stem stride ${stemStride}: heatmaps the size of the input`);
       t.ok((await outputs(out)).every(Number.isFinite), `${name}, stem stride ${stemStride}: finite`);
@@ -340,7 +341,7 @@ t.test('stem stride 1: every trunk keeps twice the resolution with the same weig
         t.equal(meta.config.stemStride, 1, 'the checkpoint records the stem stride');
         const again: number[] = [];
         back.find('stage4.0').onForward((o) => again.push((o as Tensor).shape[3]!));
-        e.tidy(() => noGrad(() => back.setTraining(false).forward(x)));
+        e.tidy(() => e.noGrad(() => back.setTraining(false).forward(x)));
         t.same(again, [4], 'and the reloaded network runs with it');
         back.dispose();
         const { tensors, metadata } = parseSafetensors(bytes);

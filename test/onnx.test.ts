@@ -7,7 +7,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import t from 'tap';
-import { noGrad } from '../src/autograd/tape.js';
 import { ONNX_OUTPUTS, adaptivePoolMatrix, exportOnnx } from '../src/interop/onnx.js';
 import { BOX_INPUT } from '../src/nets/locator.js';
 import { NET_NAMES, createNet } from '../src/nets/models.js';
@@ -45,7 +44,7 @@ for (const name of NET_NAMES) {
     const size = 64, batch = 2;
     const input = randn(batch * 3 * size * size, 5);
     const x = e.tensor(input, [batch, 3, size, size]).keep();
-    const out = noGrad(() => net.forward(x));
+    const out = e.noGrad(() => net.forward(x));
     const expected: Record<string, Float32Array> = {};
     for (const k of ONNX_OUTPUTS) if (out[k]) expected[k] = await out[k]!.read();
     for (const k of ONNX_OUTPUTS) out[k]?.dispose();
@@ -79,7 +78,7 @@ t.test('the garment-box head exports as a graph of its own (--part box) that ONN
   net.setTraining(false);
   const batch = 3, input = randn(batch * 3 * BOX_INPUT * BOX_INPUT, 6);
   const x = e.tensor(input, [batch, 3, BOX_INPUT, BOX_INPUT]).keep();
-  const box = noGrad(() => net.locate(x));
+  const box = e.noGrad(() => net.locate(x));
   const want = await box.read();
   box.dispose();
   x.dispose();

@@ -4,7 +4,7 @@ import type { Engine } from '../engine/engine.js';
 import type { Tensor } from '../engine/tensor.js';
 import * as ops from './ops.js';
 import { Adam } from './optim.js';
-import { backward, noGrad } from './tape.js';
+import { backward } from './tape.js';
 
 /** Two spirals, `n` points each, labels 0 and 1; deterministic. */
 export function spirals(n: number): { x: Float32Array; y: Float32Array } {
@@ -48,7 +48,7 @@ export async function trainSpiralMlp(engine: Engine, steps: number, onProgress?:
     const loss = engine.tidy(() => {
       const l = ops.softmaxCrossEntropy(forward(), y);
       backward(l);
-      noGrad(() => adam.update());
+      engine.noGrad(() => adam.update());
       adam.zeroGrad();
       return l;
     });
@@ -58,7 +58,7 @@ export async function trainSpiralMlp(engine: Engine, steps: number, onProgress?:
     losses.push(value);
     onProgress?.(step, value);
   }
-  const logits = noGrad(forward);
+  const logits = engine.noGrad(forward);
   const out = await logits.read();
   let correct = 0;
   for (let i = 0; i < 2 * n; i++) if ((out[2 * i + 1]! > out[2 * i]! ? 1 : 0) === data.y[i]) correct++;

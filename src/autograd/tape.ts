@@ -5,26 +5,12 @@ import { accumulate, binary } from '../engine/elementwise.js';
 import { sumToShape } from '../engine/reduce.js';
 import type { GradNode, Tensor } from '../engine/tensor.js';
 
-let gradEnabled = true;
-
-export function isGradEnabled(): boolean {
-  return gradEnabled;
-}
-
-/** Runs `fn` without recording anything for autograd (evaluation, optimizer steps). */
-export function noGrad<T>(fn: () => T): T {
-  const before = gradEnabled;
-  gradEnabled = false;
-  try {
-    return fn();
-  } finally {
-    gradEnabled = before;
-  }
-}
-
-/** Marks `out` as computed by `op` from `inputs` when any of them needs a gradient. */
+/**
+ * Marks `out` as computed by `op` from `inputs` when any of them needs a gradient, unless the
+ * engine's grad mode is off (engine.noGrad).
+ */
 export function record(out: Tensor, op: string, inputs: readonly Tensor[], backward: GradNode['backward']): Tensor {
-  if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
+  if (out.engine.modes.grad && inputs.some((t) => t.requiresGrad)) {
     out.requiresGrad = true;
     // The layer that made `out` (engine.scope) is kept, so that profiles attribute its backward too.
     out.node = { op, inputs, backward, scope: out.engine.currentScope };

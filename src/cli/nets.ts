@@ -1,7 +1,6 @@
 // `clothtag nets` and `clothtag forward`.
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { noGrad } from '../autograd/tape.js';
 import type { Engine } from '../engine/engine.js';
 import { NET_NAMES, type NetName, THESIS_PARAMS, createNet, isNetName } from '../nets/models.js';
 import { parseSafetensors, serializeSafetensors, type TensorMap } from '../nets/safetensors.js';
@@ -19,18 +18,15 @@ export interface NetSummary {
 
 /** Parameters and forward GFLOPs (2 per multiply-add, convolutions and linear layers) at 224x224. */
 export function summarizeNet(engine: Engine, name: NetName, categories = 50, attributes = 1000): NetSummary {
-  const before = engine.countOnly;
-  engine.countOnly = true; // count the dispatches of one forward pass without running them
-  try {
+  // Count the dispatches of one forward pass without running them.
+  return engine.with({ countOnly: true }, () => {
     const net = createNet(engine, { net: name, categories, attributes, width: 1 }).setTraining(false);
     const flopsBefore = engine.stats.flops;
-    engine.tidy(() => noGrad(() => net.forward(engine.empty([1, 3, 224, 224]))));
+    engine.tidy(() => engine.noGrad(() => net.forward(engine.empty([1, 3, 224, 224]))));
     const summary = { name, params: net.parameterCount(), params_thesis: THESIS_PARAMS[name], params_deploy: net.deployParameterCount(), gflops: (engine.stats.flops - flopsBefore) / 1e9 };
     net.dispose();
     return summary;
-  } finally {
-    engine.countOnly = before;
-  }
+  });
 }
 
 export async function netsVerb(args: string[]): Promise<number> {
@@ -80,7 +76,7 @@ export async function forwardVerb(args: string[]): Promise<number> {
     if (weights.metadata.deployed === 'true') await net.reparameterize();
     loadState(net, weights.tensors, 'strict', values.weights!);
     net.setTraining(false);
-    const out = noGrad(() => net.forward(e.tensor(input.data, input.shape, 'input')));
+    const out = e.noGrad(() => net.forward(e.tensor(input.data, input.shape, 'input')));
     const result: TensorMap = new Map();
     for (const key of ['category', 'attributes', 'heatmaps'] as const) {
       const t = out[key];

@@ -1,6 +1,5 @@
 // Layers with torchvision's parameter names and initializations.
 import * as ops from '../autograd/ops.js';
-import { isGradEnabled } from '../autograd/tape.js';
 import { conv2d as convolve } from '../engine/conv.js';
 import { type BatchNormState, foldBatchNorm } from '../engine/norm.js';
 import type { Engine } from '../engine/engine.js';
@@ -115,7 +114,7 @@ export class Linear extends Module {
  * two. Training, or eval with gradients, runs the two layers as they are.
  */
 export function convBN(conv: Conv2d, bn: BatchNorm2d, x: Tensor, relu = false): Tensor {
-  if (bn.training || conv.bias || isGradEnabled()) return bn.forward(conv.forward(x), relu);
+  if (bn.training || conv.bias || x.engine.modes.grad) return bn.forward(conv.forward(x), relu);
   return conv.engine.scope(conv.path, () => {
     const affine = foldBatchNorm(bn.normState());
     const y = convolve(x, conv.weight, undefined, { stride: conv.stride, pad: conv.pad }, { relu, affine });

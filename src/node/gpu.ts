@@ -51,6 +51,14 @@ function environment(): void {
   }
 }
 
+/**
+ * The Dawn instance behind the open engines, for another WebGPU library to request the same
+ * adapter from (bench train-step's jax-js, which looks for navigator.gpu). Null when none is open.
+ */
+export function dawnInstance(): GPU | null {
+  return instance;
+}
+
 /** Starts Dawn and returns an engine on the adapter's maximum limits. */
 export async function createNodeGpu(options: { powerPreference?: GPUPowerPreference } = {}): Promise<NodeGpu> {
   environment();

@@ -131,7 +131,12 @@ export interface TrainResult {
 }
 
 /** Starts a new run in `out`, or continues the one there (resume). */
-export async function runTraining(engine: Engine, out: string, config: TrainConfig, hooks: TrainHooks, resume: boolean): Promise<TrainResult> {
+export function runTraining(engine: Engine, out: string, config: TrainConfig, hooks: TrainHooks, resume: boolean): Promise<TrainResult> {
+  if (config.precision === 'mixed' && !engine.hasF16) throw new Error('--precision mixed needs an adapter with shader-f16; this one has none');
+  return engine.with({ mixedPrecision: config.precision === 'mixed' }, () => train(engine, out, config, hooks, resume));
+}
+
+async function train(engine: Engine, out: string, config: TrainConfig, hooks: TrainHooks, resume: boolean): Promise<TrainResult> {
   const ds = await openDataset(config.data);
   if (ds.problems.items.length) hooks.log(`note: ${ds.problems.items.length} problems in the lists (clothtag data check ${config.data} lists them); those rows are left out`);
   const vocab = vocabularyOf(ds);
@@ -148,9 +153,6 @@ export async function runTraining(engine: Engine, out: string, config: TrainConf
     const change = vocabularyChange(readVocabulary(join(out, 'weights', 'vocabulary.json')), vocab);
     if (change) throw new Error(`${config.data} has changed since ${out} started: ${change}. Resume with the data it was trained on, or start a new run`);
   }
-  if (config.precision === 'mixed' && !engine.hasF16) throw new Error('--precision mixed needs an adapter with shader-f16; this one has none');
-  const precisionBefore = engine.mixedPrecision;
-  engine.mixedPrecision = config.precision === 'mixed';
 
   const netConfig = {
     net: config.net, categories: vocab.categories.length, attributes: vocab.attributes.length, width: config.width, seed: config.seed,
@@ -300,7 +302,6 @@ export async function runTraining(engine: Engine, out: string, config: TrainConf
   } finally {
     await Promise.all([loader.close(), evalLoader.close()]);
     rmSync(join(out, RUN_LOCK), { force: true });
-    engine.mixedPrecision = precisionBefore;
     trainer.dispose();
     net.dispose();
   }

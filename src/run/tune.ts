@@ -26,19 +26,14 @@ export type TracedShape = { gemm: GemmShape } | { conv: ConvShape };
 /** The distinct GEMM and convolution shapes (by tuning key) of one training step, without running it. */
 export function traceTrainingShapes(engine: Engine, o: { net: NetName; width: number; size: number; batch: number }): Map<string, TracedShape> {
   const shapes = new Map<string, TracedShape>();
-  const before = engine.countOnly;
-  engine.countOnly = true;
-  engine.traceShapes = (s) => shapes.set('gemm' in s ? gemmKey(s.gemm) : convKey(s.conv), s);
-  try {
+  const traceShapes = (s: TracedShape) => void shapes.set('gemm' in s ? gemmKey(s.gemm) : convKey(s.conv), s);
+  engine.with({ countOnly: true, traceShapes }, () => {
     const net = createNet(engine, { net: o.net, categories: 50, attributes: 1000, width: o.width, seed: 1 });
     const trainer = new Trainer(net, { ...THESIS_LOSS, landmarkLoss: o.net === 'new_fashionnet' ? 'ssim' : 'mse' }, 1e-4);
     engine.tidy(() => trainer.step(syntheticBatch(net, o.batch, o.size), 0));
     trainer.dispose();
     net.dispose();
-  } finally {
-    engine.countOnly = before;
-    engine.traceShapes = null;
-  }
+  });
   return shapes;
 }
 

@@ -3,7 +3,7 @@
 import { GradientScaler } from '../autograd/scaler.js';
 import { Adam } from '../autograd/optim.js';
 import type { AdamHyper } from '../engine/adam.js';
-import { backward, noGrad } from '../autograd/tape.js';
+import { backward } from '../autograd/tape.js';
 import type { Engine } from '../engine/engine.js';
 import type { Tensor } from '../engine/tensor.js';
 import type { ClothNet, NetOutput } from '../nets/models.js';
@@ -107,8 +107,7 @@ export class Trainer {
       if (e.mixedPrecision) this.scaler ??= new GradientScaler(e);
       const scaler = e.mixedPrecision ? this.scaler : null;
       scaler?.begin();
-      e.gradientScaling = scaler;
-      try {
+      return e.with({ gradientScaling: scaler }, () => {
         const terms = multiTaskLoss(this.net.forward(images), targets, this.loss, this.uncertainty);
         if (photos) {
           // The box head learns on the whole photos, beside the labels on the crops.
@@ -116,15 +115,13 @@ export class Trainer {
           terms.total = ops.add(terms.total, ops.scale(terms.box, wb));
         }
         backward(terms.total);
-        noGrad(() => {
+        e.noGrad(() => {
           this.optimizer.update(scaler?.flag);
           this.average?.update();
         });
         this.optimizer.zeroGrad();
         return terms;
-      } finally {
-        e.gradientScaling = null;
-      }
+      });
     });
   }
 }
@@ -133,7 +130,7 @@ export class Trainer {
 export function predictBatch(net: ClothNet, images: Float32Array, n: number, size: number, o: { features?: boolean } = {}): NetOutput {
   const e = net.engine;
   net.setTraining(false);
-  return e.tidy(() => noGrad(() => net.forward(e.tensor(images, [n, 3, size, size], 'images'), o)));
+  return e.tidy(() => e.noGrad(() => net.forward(e.tensor(images, [n, 3, size, size], 'images'), o)));
 }
 
 /**
@@ -150,7 +147,7 @@ export async function predictBoxes(net: ClothNet, photos: Float32Array, n: numbe
     for (let x = 0; x < P; x++) both[photos.length + row * P + x] = photos[row * P + (P - 1 - x)]!;
   }
   net.setTraining(false);
-  const boxes = e.tidy(() => noGrad(() => net.locate(e.tensor(both, [2 * n, 3, P, P], 'photos'))));
+  const boxes = e.tidy(() => e.noGrad(() => net.locate(e.tensor(both, [2 * n, 3, P, P], 'photos'))));
   const values = await boxes.read();
   boxes.dispose();
   const out = new Float32Array(4 * n);

@@ -201,7 +201,7 @@ async function bench(args: string[]): Promise<number> {
     }
     if (what === 'train-step') {
       const { benchTrainStep } = await import('../../bench/train-step.js');
-      console.log(`a small CNN's training step, clothtag against TensorFlow.js WebGPU on ${adapter} (median of ${values.steps} steps after 3 of warm-up)`);
+      console.log(`a small CNN's training step, clothtag against jax-js and TensorFlow.js WebGPU on ${adapter} (median of ${values.steps} steps after 3 of warm-up)`);
       const r = await benchTrainStep(gpu.engine, { steps: positiveInt(values.steps!, '--steps'), log: (s: string) => console.log(s) });
       if (values.json) writeFileSync(values.json, JSON.stringify({ adapter: gpu.info, ...r }, null, 2));
       return 0;

@@ -3,13 +3,7 @@
 // With VEC4 (a size that is a multiple of 4) each invocation takes 4 values as one vec4.
 struct U { n: u32, alpha: f32 }
 @group(0) @binding(0) var<uniform> u: U;
-#if ${VEC4}
-alias T = vec4<f32>;
-const PER = 4u;
-#else
-alias T = f32;
-const PER = 1u;
-#endif
+//! include core/vec4.wgsl
 @group(0) @binding(1) var<storage, read> x: array<T>;
 @group(0) @binding(2) var<storage, read_write> acc: array<T>;
 

@@ -12,13 +12,7 @@
 // gradients overflowed f16 (set by the gradient casts).
 struct U { n: u32, lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32, max_norm: f32 }
 @group(0) @binding(0) var<uniform> u: U;
-#if ${VEC4}
-alias T = vec4<f32>;
-const PER = 4u;
-#else
-alias T = f32;
-const PER = 1u;
-#endif
+//! include core/vec4.wgsl
 @group(0) @binding(1) var<storage, read> grad: array<T>;
 @group(0) @binding(2) var<storage, read> counter: array<f32>;
 #if ${SKIPPABLE}

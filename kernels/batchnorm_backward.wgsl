@@ -6,13 +6,7 @@
 // BatchNorm followed by a ReLU costs no separate elementwise passes. VEC4 as in the forward pass.
 struct U { N: u32, C: u32, HW: u32 }
 @group(0) @binding(0) var<uniform> u: U;
-#if ${VEC4}
-alias T = vec4<f32>;
-const PER = 4u;
-#else
-alias T = f32;
-const PER = 1u;
-#endif
+//! include core/vec4.wgsl
 @group(0) @binding(1) var<storage, read> dy: array<T>;
 @group(0) @binding(2) var<storage, read> x: array<T>;
 @group(0) @binding(3) var<storage, read> mean: array<f32>;

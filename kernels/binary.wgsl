@@ -11,13 +11,7 @@ struct U {
   b0: u32, b1: u32, b2: u32, b3: u32,      // strides of b (0 where broadcast)
 }
 @group(0) @binding(0) var<uniform> u: U;
-#if ${VEC4}
-alias T = vec4<f32>;
-const PER = 4u;
-#else
-alias T = f32;
-const PER = 1u;
-#endif
+//! include core/vec4.wgsl
 @group(0) @binding(1) var<storage, read> A: array<T>;
 @group(0) @binding(2) var<storage, read> B: array<T>;
 @group(0) @binding(3) var<storage, read_write> out: array<T>;

@@ -5,13 +5,7 @@
 // any other reduction is reduce.wgsl.
 struct U { n_out: u32, n_red: u32, scale: f32 }
 @group(0) @binding(0) var<uniform> u: U;
-#if ${VEC4}
-alias T = vec4<f32>;
-const PER = 4u;
-#else
-alias T = f32;
-const PER = 1u;
-#endif
+//! include core/vec4.wgsl
 @group(0) @binding(1) var<storage, read> x: array<T>;
 @group(0) @binding(2) var<storage, read_write> out: array<T>;
 

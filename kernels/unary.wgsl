@@ -5,13 +5,7 @@
 // written in terms of T (f32 or vec4<f32>) so that one text serves both.
 struct U { n: u32, alpha: f32, beta: f32 }
 @group(0) @binding(0) var<uniform> u: U;
-#if ${VEC4}
-alias T = vec4<f32>;
-const PER = 4u;
-#else
-alias T = f32;
-const PER = 1u;
-#endif
+//! include core/vec4.wgsl
 @group(0) @binding(1) var<storage, read> a: array<T>;
 @group(0) @binding(2) var<storage, read_write> out: array<T>;
 

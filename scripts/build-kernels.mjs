@@ -9,7 +9,8 @@
 // bindings it reads (inputs) and writes (outputs), true where every specialization has them.
 // src/engine/reflect.ts reads the kernels; the engine runs the same reader on each specialization.
 // WGSL has no includes: a kernel that says `//! include core/NAME.wgsl` on a line of its own gets
-// that file's text there (kernels/core/ holds the GEMM cores the GEMM and convolution kernels share).
+// that file's text there (kernels/core/: the GEMM cores that the GEMM and convolution kernels
+// share, and the vec4-or-scalar element type of the elementwise kernels).
 // Shipping the kernels as strings inside the build is what lets the core run where there is no
 // file system (a browser, Deno).
 import { readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';

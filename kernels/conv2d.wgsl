@@ -96,7 +96,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         let wc = c * KH * KW + tap;
         var wv: array<f32, TM>;
         for (var i = 0u; i < TM; i++) { wv[i] = f32(w[wrow[i] + wc]); }
-        mm_step(&acc, wv, xv);
+        mm_step(&acc, &wv, &xv);
       }
     }
   }

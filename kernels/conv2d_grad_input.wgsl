@@ -108,7 +108,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         let wk = k * filter_size + tap;
         var wv: array<f32, TM>;
         for (var i = 0u; i < TM; i++) { wv[i] = f32(w[wk + wcol[i]]); }
-        mm_step(&acc, wv, g);
+        mm_step(&acc, &wv, &g);
       }
     }
   }

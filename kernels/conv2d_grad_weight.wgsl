@@ -81,7 +81,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       }
       var g: array<f32, TM>;
       for (var i = 0u; i < TM; i++) { g[i] = f32(dy[gbase + krow[i]]); }
-      mm_step(&acc, g, xv);
+      mm_step(&acc, &g, &xv);
       ox++;
       if (ox == u.OW) {
         ox = 0u;

@@ -96,7 +96,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       for (var i = 0u; i < TM; i++) { a[i] = a4[i][t]; }
       var b: array<vec4<f32>, NV>;
       for (var v = 0u; v < NV; v++) { b[v] = vec4<f32>(b4[4u * v][t], b4[4u * v + 1u][t], b4[4u * v + 2u][t], b4[4u * v + 3u][t]); }
-      mm_step(&acc, a, b);
+      mm_step(&acc, &a, &b);
     }
   }
 #endif
@@ -106,7 +106,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var i = 0u; i < TM; i++) { a[i] = a_at(base_a, rows[i], k); }
     var b: array<vec4<f32>, NV>;
     for (var v = 0u; v < NV; v++) { b[v] = b_row(base_b, k, col + 4u * v); }
-    mm_step(&acc, a, b);
+    mm_step(&acc, &a, &b);
   }
   let base_c = batch * u.batch_c;
   for (var i = 0u; i < TM; i++) {

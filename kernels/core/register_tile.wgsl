@@ -7,10 +7,11 @@
 // out with its own epilogue (bias, folded BatchNorm, ReLU, the output's layout).
 alias Tile = array<array<vec4<f32>, NV>, TM>;
 
-// acc += a (a column of TM values) x b (a row of NV * 4 values): one depth step.
-fn mm_step(acc: ptr<function, Tile>, a: array<f32, TM>, b: array<vec4<f32>, NV>) {
+// acc += a (a column of TM values) x b (a row of NV * 4 values): one depth step. Everything is
+// passed by pointer, so that the inlined call copies no array.
+fn mm_step(acc: ptr<function, Tile>, a: ptr<function, array<f32, TM>>, b: ptr<function, array<vec4<f32>, NV>>) {
   for (var i = 0u; i < TM; i++) {
-    let ai = vec4<f32>(a[i]);
-    for (var v = 0u; v < NV; v++) { (*acc)[i][v] = fma(ai, b[v], (*acc)[i][v]); }
+    let ai = vec4<f32>((*a)[i]);
+    for (var v = 0u; v < NV; v++) { (*acc)[i][v] = fma(ai, (*b)[v], (*acc)[i][v]); }
   }
 }

@@ -43,7 +43,7 @@ fn mm_tiled(wid: vec3<u32>, lid: vec3<u32>, li: u32) {
       for (var i = 0u; i < TM; i++) { a[i] = As[k * TILE_M + lid.y * TM + i]; }
       var b: array<vec4<f32>, NV>;
       for (var v = 0u; v < NV; v++) { b[v] = Bs[k * (TILE_N / 4u) + lid.x * NV + v]; }
-      mm_step(&acc, a, b);
+      mm_step(&acc, &a, &b);
     }
     workgroupBarrier();
   }

@@ -14,7 +14,9 @@ import { synthesize } from '../src/data/synth.js';
 import { type NetName, createNet } from '../src/nets/models.js';
 import { syntheticBatch } from '../src/run/tune.js';
 import { THESIS_LOSS } from '../src/train/losses.js';
+import { savedBytes } from '../src/autograd/tape.js';
 import { Trainer } from '../src/train/step.js';
+import { measureRoof } from './roof.js';
 import { table } from './timing.js';
 
 /** Which family a kernel belongs to, from its pipeline key. */
@@ -88,30 +90,42 @@ export interface NetBenchOptions {
   size: number;
   batch: number;
   steps: number;
+  /** f32, or mixed precision (f16 operands and saved activations; needs shader-f16). */
+  precision?: 'f32' | 'mixed';
+  /** Also time the same step in PyTorch on this CPU where it is installed (default true). */
+  torch?: boolean;
   log: (s: string) => void;
 }
 
 export async function benchNet(engine: Engine, o: NetBenchOptions): Promise<Record<string, unknown>> {
+  const mixed = o.precision === 'mixed';
+  return engine.with({ mixedPrecision: mixed }, () => benchNetIn(engine, o));
+}
+
+async function benchNetIn(engine: Engine, o: NetBenchOptions): Promise<Record<string, unknown>> {
   const net = createNet(engine, { net: o.net, categories: 50, attributes: 1000, width: o.width, seed: 1 });
   const trainer = new Trainer(net, { ...THESIS_LOSS, landmarkLoss: o.net === 'new_fashionnet' ? 'ssim' : 'mse' }, 1e-4);
   const n = o.batch, S = o.size;
   const batch = syntheticBatch(net, n, S);
   // The CPU's part of a step: recording it (trainer.step returns once every dispatch is encoded).
   let recordMs = 0;
-  const step = async (k: number) => {
+  let activationBytes = 0;
+  const step = async (k: number, measure = false) => {
     const r0 = performance.now();
-    const terms = trainer.step(batch, k);
+    const terms = trainer.step(batch, k, measure ? (total) => (activationBytes = savedBytes(total)) : undefined);
     recordMs += performance.now() - r0;
     await terms.total.read();
     for (const t of new Set(Object.values(terms))) t?.dispose();
   };
   for (let k = 0; k < 2; k++) await step(k); // warm-up: pipelines, buffers
-  // Device memory: the high-water mark of live tensors over one step, beside what the weights'
-  // state alone takes (parameters, their gradients, Adam's two moments: 4 x the parameters).
+  // Device memory: the high-water mark of live tensors over one step, beside its analytic floor:
+  // the weights' state (parameters, their gradients, Adam's two moments: 4 x the parameters in
+  // f32) and the activations backward reads (what the recorded ops saved, savedBytes).
   engine.resetPeak();
-  await step(2);
+  await step(2, true);
   const peakBytes = engine.stats.peakBytes;
   const stateBytes = 4 * 4 * net.parameterCount();
+  const floorBytes = stateBytes + activationBytes;
   recordMs = 0;
   const t0 = performance.now();
   for (let k = 0; k < o.steps; k++) await step(k + 2);
@@ -122,13 +136,18 @@ export async function benchNet(engine: Engine, o: NetBenchOptions): Promise<Reco
   const t = terms as ReturnType<Trainer['step']> | null;
   for (const x of new Set(Object.values(t ?? {}))) x?.dispose();
   const kernelMs = timings.reduce((s, k) => s + k.ms, 0);
-  const families = new Map<string, { ms: number; count: number }>();
+  const stepFlops = timings.reduce((s, k) => s + k.flops, 0);
+  const families = new Map<string, { ms: number; count: number; flops: number }>();
   for (const k of timings) {
-    const f = families.get(kernelFamily(k.key)) ?? { ms: 0, count: 0 };
+    const f = families.get(kernelFamily(k.key)) ?? { ms: 0, count: 0, flops: 0 };
     f.ms += k.ms;
     f.count++;
+    f.flops += k.flops;
     families.set(kernelFamily(k.key), f);
   }
+  // The adapter's arithmetic peak, measured now: the step's kernels as a fraction of it.
+  const roof = await measureRoof(engine, 3);
+  const ofPeak = (flops: number, ms: number) => (ms > 0 ? (100 * flops) / ms / 1e6 / roof.fmaGflops : 0);
   // Data loading for the same batch size, one thread (the loader spreads it over its threads).
   const dir = mkdtempSync(join(tmpdir(), 'clothtag-bench-net-'));
   synthesize(dir, { images: Math.max(n, 8), size: 128, seed: 1 });
@@ -141,8 +160,9 @@ export async function benchNet(engine: Engine, o: NetBenchOptions): Promise<Reco
   net.dispose();
 
   o.log(`${o.net} width ${o.width}, ${S}x${S}, batch ${n}: ${((1000 * n) / stepMs).toFixed(1)} training images/s (${stepMs.toFixed(0)} ms a step, mean of ${o.steps})`);
-  const rows = [...families].sort((a, b) => b[1].ms - a[1].ms).map(([f, v]) => [f, v.count, v.ms.toFixed(1), `${((100 * v.ms) / kernelMs).toFixed(0)}%`]);
-  o.log(table(rows, ['kernels', 'dispatches', 'ms', 'share']));
+  const rows = [...families].sort((a, b) => b[1].ms - a[1].ms).map(([f, v]) => [f, v.count, v.ms.toFixed(1), `${((100 * v.ms) / kernelMs).toFixed(0)}%`, v.flops ? (v.flops / 1e9).toFixed(2) : '-', v.flops ? `${ofPeak(v.flops, v.ms).toFixed(1)}%` : '-']);
+  o.log(table(rows, ['kernels', 'dispatches', 'ms', 'share', 'GFLOP', 'of FMA peak']));
+  o.log(`the step's kernels: ${(stepFlops / 1e9).toFixed(2)} GFLOP in ${kernelMs.toFixed(0)} ms = ${(stepFlops / kernelMs / 1e6).toFixed(2)} GFLOP/s, ${ofPeak(stepFlops, kernelMs).toFixed(1)}% of this adapter's FMA peak (${roof.fmaGflops.toFixed(1)} GFLOP/s, bench roof, measured now)`);
   const blocks = layerProfile(timings, layerBlock);
   const layers = layerProfile(timings, (scope) => scope.replace(/ \(backward\)$/, '') || '(outside any layer: losses, optimizer)');
   const profileRow = (r: (typeof blocks)[number]) => [r.key, r.dispatches, r.forward.toFixed(1), r.backward.toFixed(1), `${((100 * (r.forward + r.backward)) / kernelMs).toFixed(0)}%`];
@@ -154,14 +174,19 @@ export async function benchNet(engine: Engine, o: NetBenchOptions): Promise<Reco
     `a ${stepMs.toFixed(0)} ms step: recording it on the CPU ${recordMs.toFixed(1)} ms; the GPU kernels ${kernelMs.toFixed(0)} ms ` +
       `(${timings.length} dispatches, each timed in a pass of its own, which adds a little per dispatch); submission and readback the rest.`,
   );
-  o.log(`device memory: a step's peak of live tensors ${(peakBytes / 2 ** 20).toFixed(1)} MB, of which the weights' state (parameters, gradients, Adam's moments) is ${(stateBytes / 2 ** 20).toFixed(1)} MB; the rest is activations kept for backward and temporaries (buffers rounded up to their pool size class).`);
+  const mb = (b: number) => `${(b / 2 ** 20).toFixed(1)} MB`;
+  o.log(
+    `device memory (${o.precision ?? 'f32'}): a step's peak of live tensors ${mb(peakBytes)} against an analytic floor of ${mb(floorBytes)} = ${(peakBytes / floorBytes).toFixed(2)}x ` +
+      `(the floor: the weights' state - parameters, gradients, Adam's moments - ${mb(stateBytes)}, and the activations backward reads ${mb(activationBytes)}; ` +
+      `the peak adds the gradients in flight, temporaries, and buffers rounded up to their pool size class).`,
+  );
   // The CPU path a user could take instead: the same network, width, size and batch in PyTorch.
-  const torch = torchCpuStep({ net: o.net, width: o.width, size: S, batch: n, steps: o.steps });
+  const torch = o.torch === false ? { skipped: 'not asked for' } : torchCpuStep({ net: o.net, width: o.width, size: S, batch: n, steps: o.steps });
   if ('result' in torch) {
     const t = torch.result;
     const same = t.parameters === parameters ? 'the same parameter count' : `${t.parameters} parameters against our ${parameters}: NOT the same network`;
     o.log(`PyTorch ${t.torch} on this CPU (${t.threads} threads, bench/torch_cpu.py, ${same}): ${t.imagesPerSecond.toFixed(1)} training images/s; clothtag on this adapter / PyTorch on the CPU = ${((1000 * n) / stepMs / t.imagesPerSecond).toFixed(2)}x`);
   } else o.log(`PyTorch on this CPU: skipped (${torch.skipped})`);
   o.log(`data loading: ${loadMs.toFixed(0)} ms to decode, crop, resize and build targets for ${n} images in one thread (${((100 * loadMs) / stepMs).toFixed(0)}% of a step; the loader threads overlap it with the GPU).`);
-  return { net: o.net, width: o.width, size: S, batch: n, imagesPerSecond: (1000 * n) / stepMs, stepMs, recordMs, kernelMs, peakBytes, stateBytes, dispatches: timings.length, loadMs, torchCpu: 'result' in torch ? torch.result : null, families: Object.fromEntries(families), blocks, layers: layers.slice(0, 40) };
+  return { net: o.net, width: o.width, size: S, batch: n, precision: o.precision ?? 'f32', imagesPerSecond: (1000 * n) / stepMs, stepMs, recordMs, kernelMs, peakBytes, floorBytes, stateBytes, activationBytes, stepFlops, fmaPeakGflops: roof.fmaGflops, fractionOfPeak: ofPeak(stepFlops, kernelMs) / 100, dispatches: timings.length, loadMs, torchCpu: 'result' in torch ? torch.result : null, families: Object.fromEntries(families), blocks, layers: layers.slice(0, 40) };
 }

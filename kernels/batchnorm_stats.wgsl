@@ -1,6 +1,12 @@
 #if ${SUBGROUPS}
 enable subgroups;
 #endif
+#if ${HALF}
+enable f16;
+alias Act = f16;  // mixed precision: the activations x and y are f16; every sum stays f32
+#else
+alias Act = f32;
+#endif
 // BatchNorm2d's per-channel sums over NCHW (M = N*H*W values a channel), one entry per pass:
 //   forward:  the batch mean and 1/sqrt(var + eps) (biased var, as used for normalizing), and
 //             running = (1 - momentum) * running + momentum * batch (unbiased var), as PyTorch
@@ -14,7 +20,7 @@ enable subgroups;
 // The elementwise halves are batchnorm_forward.wgsl and batchnorm_backward.wgsl.
 struct U { N: u32, C: u32, HW: u32, eps: f32, momentum: f32 }
 @group(0) @binding(0) var<uniform> u: U;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<Act>;
 // forward
 @group(0) @binding(2) var<storage, read_write> batch_mean: array<f32>;
 @group(0) @binding(3) var<storage, read_write> batch_invstd: array<f32>;
@@ -24,7 +30,7 @@ struct U { N: u32, C: u32, HW: u32, eps: f32, momentum: f32 }
 @group(0) @binding(2) var<storage, read> dy: array<f32>;
 @group(0) @binding(3) var<storage, read> mean: array<f32>;
 @group(0) @binding(4) var<storage, read> invstd: array<f32>;
-@group(0) @binding(5) var<storage, read> y: array<f32>;              // the output (RELU's mask)
+@group(0) @binding(5) var<storage, read> y: array<Act>;              // the output (RELU's mask)
 @group(0) @binding(6) var<storage, read_write> dgamma: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dbeta: array<f32>;
 
@@ -77,14 +83,14 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
   var s = 0.0;
   for (var n = 0u; n < u.N; n++) {
     let base = (n * u.C + c) * u.HW;
-    for (var p = 0u; p < u.HW; p++) { s += x[base + p]; }
+    for (var p = 0u; p < u.HW; p++) { s += f32(x[base + p]); }
   }
   let mu = s / f32(u.N * u.HW);
   var q = 0.0;
   for (var n = 0u; n < u.N; n++) {
     let base = (n * u.C + c) * u.HW;
     for (var p = 0u; p < u.HW; p++) {
-      let d = x[base + p] - mu;
+      let d = f32(x[base + p]) - mu;
       q += d * d;
     }
   }
@@ -106,7 +112,7 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
   var s = 0.0;
   for (var n = 0u; n < u.N; n++) {
     let base = (n * u.C + c) * u.HW;
-    for (var p = lid; p < u.HW; p += RWG) { s += x[base + p]; }
+    for (var p = lid; p < u.HW; p += RWG) { s += f32(x[base + p]); }
   }
   let sum = workgroup_sum(lid, s);
   let mu = sum / f32(u.N * u.HW);
@@ -114,7 +120,7 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
   for (var n = 0u; n < u.N; n++) {
     let base = (n * u.C + c) * u.HW;
     for (var p = lid; p < u.HW; p += RWG) {
-      let d = x[base + p] - mu;
+      let d = f32(x[base + p]) - mu;
       q += d * d;
     }
   }
@@ -143,9 +149,9 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
   for (var n = 0u; n < u.N; n++) {
     let base = (n * u.C + c) * u.HW;
     for (var p = 0u; p < u.HW; p++) {
-      let g = masked(dy[base + p], y[base + p]);
+      let g = masked(dy[base + p], f32(y[base + p]));
       sg += g;
-      sgx += g * (x[base + p] - mu) * inv;
+      sgx += g * (f32(x[base + p]) - mu) * inv;
     }
   }
   dbeta[c] = sg;
@@ -170,9 +176,9 @@ fn backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_ind
   for (var n = 0u; n < u.N; n++) {
     let base = (n * u.C + c) * u.HW;
     for (var p = lid; p < u.HW; p += RWG) {
-      let g = masked(dy[base + p], y[base + p]);
+      let g = masked(dy[base + p], f32(y[base + p]));
       sg += g;
-      sgx += g * (x[base + p] - mu) * inv;
+      sgx += g * (f32(x[base + p]) - mu) * inv;
     }
   }
   let total_g = workgroup_sum(lid, sg);

@@ -3,7 +3,13 @@
 // kernel serves "same shape", "bias over channels" and "scalar" alike. When BROADCAST is false
 // both operands have the output's shape and the index arithmetic is skipped, and with VEC4 (a
 // size that is a multiple of 4) each invocation takes 4 values as vec4s. Expressions are written
-// in terms of T (f32 or vec4<f32>) so that one text serves both.
+// in terms of T (f32 or vec4<f32>) so that one text serves both. Mixed precision's f16 activations:
+// with A_HALF, B_HALF, OUT_HALF that operand (or the result) is f16 - a forward op on two f16
+// activations gives one (add, mul), a gradient read against a saved f16 activation is f32 (the
+// ReLU's mask) - and the expression is computed in f32. HALF: any of them (enables f16).
+#if ${HALF}
+enable f16;
+#endif
 struct U {
   n: u32, alpha: f32, beta: f32,
   d0: u32, d1: u32, d2: u32, d3: u32,      // output shape
@@ -12,9 +18,27 @@ struct U {
 }
 @group(0) @binding(0) var<uniform> u: U;
 //! include core/vec4.wgsl
-@group(0) @binding(1) var<storage, read> A: array<T>;
-@group(0) @binding(2) var<storage, read> B: array<T>;
-@group(0) @binding(3) var<storage, read_write> out: array<T>;
+#if ${HALF}
+//! include core/vec4_half.wgsl
+#endif
+#if ${A_HALF}
+alias TA = T16;
+#else
+alias TA = T;
+#endif
+#if ${B_HALF}
+alias TB = T16;
+#else
+alias TB = T;
+#endif
+#if ${OUT_HALF}
+alias TOut = T16;
+#else
+alias TOut = T;
+#endif
+@group(0) @binding(1) var<storage, read> A: array<TA>;
+@group(0) @binding(2) var<storage, read> B: array<TB>;
+@group(0) @binding(3) var<storage, read_write> out: array<TOut>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -28,11 +52,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let r1 = r2 / u.d2;
   let c1 = r1 % u.d1;
   let c0 = r1 / u.d1;
-  let a = A[c0 * u.a0 + c1 * u.a1 + c2 * u.a2 + c3 * u.a3];
-  let b = B[c0 * u.b0 + c1 * u.b1 + c2 * u.b2 + c3 * u.b3];
+  let a = T(A[c0 * u.a0 + c1 * u.a1 + c2 * u.a2 + c3 * u.a3]);
+  let b = T(B[c0 * u.b0 + c1 * u.b1 + c2 * u.b2 + c3 * u.b3]);
 #else
-  let a = A[i];
-  let b = B[i];
+  let a = T(A[i]);
+  let b = T(B[i]);
 #endif
-  out[i] = ${EXPR};
+  out[i] = TOut(${EXPR});
 }

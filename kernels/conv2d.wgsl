@@ -8,7 +8,7 @@
 // inside, so the window arithmetic and the padding test are paid once per (ky, kx), not per FMA.
 // Fused epilogue: bias (or, with AFFINE, a per-channel scale and shift: an eval-mode BatchNorm
 // folded in), then ReLU when RELU is set. With HALF, x and w are f16 (the mixed-precision
-// path), accumulated in f32; the output is f32.
+// path), accumulated in f32; the output is f32, or f16 with OUT_HALF (an activation kept in f16).
 // KH and KW are compile-time constants (1, 3, 4, 7 in the networks). Activations are NCHW (the
 // layout chosen by measurement: README, "Layout: NCHW").
 // Also the backward-data pass of a transposed convolution.
@@ -17,6 +17,11 @@ enable f16;
 alias In = f16;   // the operands are f16 copies (mixed precision); every load widens to f32
 #else
 alias In = f32;
+#endif
+#if ${OUT_HALF}
+alias Out = f16;  // mixed precision's activations: the result is stored in f16
+#else
+alias Out = f32;
 #endif
 struct U {
   N: u32, C: u32, H: u32, W: u32,      // input
@@ -28,14 +33,14 @@ struct U {
 @group(0) @binding(2) var<storage, read> w: array<In>;           // [K, C, KH, KW]
 #if ${HAS_BIAS}
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<Out>;
 #elif ${AFFINE}
 // An eval-mode BatchNorm folded into the epilogue: out = acc * scale[k] + shift[k].
 @group(0) @binding(3) var<storage, read> scale: array<f32>;
 @group(0) @binding(4) var<storage, read> shift: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<Out>;
 #else
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<Out>;
 #endif
 
 const KH = ${KH}u;
@@ -118,7 +123,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 #if ${RELU}
       value = max(value, 0.0);
 #endif
-      out[(n * u.K + k) * OHW + r] = value;
+      out[(n * u.K + k) * OHW + r] = Out(value);
     }
   }
 }

@@ -9,12 +9,18 @@
 // that halves the work of every row and column.
 // The same kernel is the forward pass of a transposed convolution (dy = its input, w = its
 // weight [Cin, Cout, KH, KW] read as [K, C, KH, KW]), with an optional bias over C.
-// With HALF, dy and w are f16 (the mixed-precision path), accumulated in f32; dx is f32.
+// With HALF, dy and w are f16 (the mixed-precision path), accumulated in f32; dx is f32, or f16
+// with OUT_HALF (a transposed convolution's output kept in f16).
 #if ${HALF}
 enable f16;
 alias In = f16;   // the operands are f16 copies (mixed precision); every load widens to f32
 #else
 alias In = f32;
+#endif
+#if ${OUT_HALF}
+alias Out = f16;  // a transposed convolution's activation in mixed precision: stored in f16
+#else
+alias Out = f32;
 #endif
 struct U {
   N: u32, C: u32, H: u32, W: u32,      // dx (the convolution's input)
@@ -27,9 +33,9 @@ struct U {
 @group(0) @binding(2) var<storage, read> w: array<In>;           // [K, C, KH, KW]
 #if ${HAS_BIAS}
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dx: array<Out>;
 #else
-@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dx: array<Out>;
 #endif
 
 const KH = ${KH}u;
@@ -124,7 +130,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 #if ${HAS_BIAS}
       value += bias[c];
 #endif
-      dx[(n * u.C + c) * HW + at[j / 4u][j % 4u]] = value;
+      dx[(n * u.C + c) * HW + at[j / 4u][j % 4u]] = Out(value);
     }
   }
 }

@@ -13,6 +13,11 @@ alias In = f16;   // the operands are f16 copies (mixed precision); every load w
 #else
 alias In = f32;
 #endif
+#if ${OUT_HALF}
+alias Out = f16;  // mixed precision's activations: the result is stored in f16
+#else
+alias Out = f32;
+#endif
 struct U {
   N: u32, C: u32, H: u32, W: u32,      // input
   K: u32, OH: u32, OW: u32,            // output channels and size
@@ -23,14 +28,14 @@ struct U {
 @group(0) @binding(2) var<storage, read> w: array<In>;           // [K, C*KH*KW]
 #if ${HAS_BIAS}
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<Out>;
 #elif ${AFFINE}
 // An eval-mode BatchNorm folded into the epilogue: out = acc * scale[k] + shift[k].
 @group(0) @binding(3) var<storage, read> scale: array<f32>;
 @group(0) @binding(4) var<storage, read> shift: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<Out>;
 #else
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<Out>;
 #endif
 
 const KH = ${KH}u;
@@ -78,7 +83,7 @@ fn mm_write(batch: u32, k: u32, p: u32, acc: f32) {
 #if ${RELU}
   value = max(value, 0.0);
 #endif
-  out[((p / OHW) * u.K + k) * OHW + p % OHW] = value;
+  out[((p / OHW) * u.K + k) * OHW + p % OHW] = Out(value);
 }
 
 @compute @workgroup_size(WX, WY)

@@ -9,12 +9,18 @@
 // stores outside it are skipped.
 // VEC_B reads B as vec4s, one load per four columns; the launcher sets it only when B is K x N
 // with N a multiple of 4 (so every row and every batch starts on a vec4).
-// With HALF, A and B are f16 (the mixed-precision path), accumulated in f32; C is f32.
+// With HALF, A and B are f16 (the mixed-precision path), accumulated in f32; C is f32, or f16 with
+// OUT_HALF (a 1x1 convolution's activation kept in f16).
 #if ${HALF}
 enable f16;
 alias In = f16;   // the operands are f16 copies (mixed precision); every load widens to f32
 #else
 alias In = f32;
+#endif
+#if ${OUT_HALF}
+alias Out = f16;  // mixed precision's activations: the result is stored in f16
+#else
+alias Out = f32;
 #endif
 struct U { M: u32, N: u32, K: u32, batch_a: u32, batch_b: u32, batch_c: u32, alpha: f32 }
 @group(0) @binding(0) var<uniform> u: U;
@@ -26,9 +32,9 @@ struct U { M: u32, N: u32, K: u32, batch_a: u32, batch_b: u32, batch_c: u32, alp
 #endif
 #if ${HAS_BIAS}
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> C: array<f32>;
+@group(0) @binding(4) var<storage, read_write> C: array<Out>;
 #else
-@group(0) @binding(3) var<storage, read_write> C: array<f32>;
+@group(0) @binding(3) var<storage, read_write> C: array<Out>;
 #endif
 
 const TM = ${TM}u;
@@ -122,7 +128,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 #if ${RELU}
       value = max(value, 0.0);
 #endif
-      C[base_c + r * u.N + c] = value;
+      C[base_c + r * u.N + c] = Out(value);
     }
   }
 }

@@ -13,15 +13,20 @@ alias In = f16;   // the operands are f16 copies (mixed precision); every load w
 #else
 alias In = f32;
 #endif
+#if ${OUT_HALF}
+alias Out = f16;  // mixed precision's activations: the result is stored in f16
+#else
+alias Out = f32;
+#endif
 struct U { M: u32, N: u32, K: u32, batch_a: u32, batch_b: u32, batch_c: u32, alpha: f32 }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> A: array<In>;
 @group(0) @binding(2) var<storage, read> B: array<In>;
 #if ${HAS_BIAS}
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> C: array<f32>;
+@group(0) @binding(4) var<storage, read_write> C: array<Out>;
 #else
-@group(0) @binding(3) var<storage, read_write> C: array<f32>;
+@group(0) @binding(3) var<storage, read_write> C: array<Out>;
 #endif
 
 const TM = ${TM}u;              // rows of C per invocation
@@ -66,7 +71,7 @@ fn mm_write(batch: u32, row: u32, col: u32, acc: f32) {
 #if ${RELU}
   value = max(value, 0.0);
 #endif
-  C[batch * u.batch_c + row * u.N + col] = value;
+  C[batch * u.batch_c + row * u.N + col] = Out(value);
 }
 
 @compute @workgroup_size(WX, WY)

@@ -6,10 +6,18 @@
 //   avg_backward: dx[i] = sum of dy / (k*k) over the windows that contain i
 //   adaptive_forward / adaptive_backward: adaptive average pooling to OH x OW (torchvision's VGG
 //                 pools to 7x7 before its classifier): cell o averages [floor(o*H/OH), ceil((o+1)*H/OH))
+// With HALF (the forward entries only) src and out are mixed precision's f16 activations; the
+// sums and comparisons are f32, and the gradients always are.
+#if ${HALF}
+enable f16;
+alias Act = f16;  // mixed precision's f16 activations
+#else
+alias Act = f32;
+#endif
 struct U { P: u32, H: u32, W: u32, OH: u32, OW: u32, k: u32, stride: u32, pad: u32 }
 @group(0) @binding(0) var<uniform> u: U;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> src: array<Act>;
+@group(0) @binding(2) var<storage, read_write> out: array<Act>;
 @group(0) @binding(3) var<storage, read_write> arg: array<f32>;      // max_forward only
 @group(0) @binding(2) var<storage, read> argmax: array<f32>;         // max_backward
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;       // max_backward
@@ -37,11 +45,11 @@ fn max_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
       let x = x0 + kx;
       if (x < 0 || x >= i32(u.W)) { continue; }
       let at = u32(y) * u.W + u32(x);
-      let v = src[plane * u.H * u.W + at];
+      let v = f32(src[plane * u.H * u.W + at]);
       if (v > best) { best = v; best_at = at; }
     }
   }
-  out[i] = best;
+  out[i] = Act(best);
   arg[i] = f32(best_at);
 }
 
@@ -65,7 +73,7 @@ fn max_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
   for (var oy = ys.x; oy <= ys.y; oy++) {
     for (var ox = xs.x; ox <= xs.y; ox++) {
       let o = plane * u.OH * u.OW + u32(oy) * u.OW + u32(ox);
-      if (u32(argmax[o]) == at) { g += src[o]; }
+      if (u32(argmax[o]) == at) { g += f32(src[o]); }
     }
   }
   dx[i] = g;
@@ -87,10 +95,10 @@ fn avg_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     for (var kx = 0; kx < i32(u.k); kx++) {
       let x = x0 + kx;
       if (x < 0 || x >= i32(u.W)) { continue; }
-      s += src[plane * u.H * u.W + u32(y) * u.W + u32(x)];
+      s += f32(src[plane * u.H * u.W + u32(y) * u.W + u32(x)]);
     }
   }
-  out[i] = s / f32(u.k * u.k);
+  out[i] = Act(s / f32(u.k * u.k));
 }
 
 @compute @workgroup_size(256)
@@ -105,7 +113,7 @@ fn avg_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
   var g = 0.0;
   for (var oy = ys.x; oy <= ys.y; oy++) {
     for (var ox = xs.x; ox <= xs.y; ox++) {
-      g += src[plane * u.OH * u.OW + u32(oy) * u.OW + u32(ox)];
+      g += f32(src[plane * u.OH * u.OW + u32(oy) * u.OW + u32(ox)]);
     }
   }
   avg_dx[i] = g / f32(u.k * u.k);
@@ -127,9 +135,9 @@ fn adaptive_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
   let xs = cell(r % u.OW, u.W, u.OW);
   var s = 0.0;
   for (var y = ys.x; y < ys.y; y++) {
-    for (var x = xs.x; x < xs.y; x++) { s += src[(plane * u.H + y) * u.W + x]; }
+    for (var x = xs.x; x < xs.y; x++) { s += f32(src[(plane * u.H + y) * u.W + x]); }
   }
-  out[i] = s / f32((ys.y - ys.x) * (xs.y - xs.x));
+  out[i] = Act(s / f32((ys.y - ys.x) * (xs.y - xs.x)));
 }
 
 @compute @workgroup_size(256)
@@ -150,7 +158,7 @@ fn adaptive_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     for (var ox = select(0u, ox0 - 1u, ox0 > 0u); ox < min(ox0 + 2u + u.OW / u.W, u.OW); ox++) {
       let xs = cell(ox, u.W, u.OW);
       if (ix < xs.x || ix >= xs.y) { continue; }
-      g += src[(plane * u.OH + oy) * u.OW + ox] / f32((ys.y - ys.x) * (xs.y - xs.x));
+      g += f32(src[(plane * u.OH + oy) * u.OW + ox]) / f32((ys.y - ys.x) * (xs.y - xs.x));
     }
   }
   avg_dx[i] = g;

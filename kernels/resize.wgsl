@@ -3,10 +3,18 @@
 //   forward:  out = the weighted four neighbours
 //   backward: dx[i] = sum over the output pixels that sampled i of dy * its weight (a gather: each
 //             input pixel searches the few output pixels that can reach it; no atomics)
+// With HALF (the forward entry only) src and dst are mixed precision's f16 activations; the
+// arithmetic is f32, and the gradients always are.
+#if ${HALF}
+enable f16;
+alias Act = f16;  // mixed precision's f16 activations
+#else
+alias Act = f32;
+#endif
 struct U { P: u32, H: u32, W: u32, OH: u32, OW: u32 }
 @group(0) @binding(0) var<uniform> u: U;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(1) var<storage, read> src: array<Act>;
+@group(0) @binding(2) var<storage, read_write> dst: array<Act>;
 
 // For output coordinate o along an axis of in -> out: the two input taps and the second's weight.
 struct Taps { a: u32, b: u32, t: f32 }
@@ -36,9 +44,9 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
   let ty = taps(r / u.OW, u.H, u.OH);
   let tx = taps(r % u.OW, u.W, u.OW);
   let base = plane * u.H * u.W;
-  let top = mix(src[base + ty.a * u.W + tx.a], src[base + ty.a * u.W + tx.b], tx.t);
-  let bottom = mix(src[base + ty.b * u.W + tx.a], src[base + ty.b * u.W + tx.b], tx.t);
-  dst[i] = mix(top, bottom, ty.t);
+  let top = mix(f32(src[base + ty.a * u.W + tx.a]), f32(src[base + ty.a * u.W + tx.b]), tx.t);
+  let bottom = mix(f32(src[base + ty.b * u.W + tx.a]), f32(src[base + ty.b * u.W + tx.b]), tx.t);
+  dst[i] = Act(mix(top, bottom, ty.t));
 }
 
 // Output coordinates that may sample input coordinate t (a superset; weight_at filters).
@@ -67,8 +75,8 @@ fn backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     for (var ox = rx.x; ox <= rx.y; ox++) {
       let wx = weight_at(ix, ox, u.W, u.OW);
       if (wx == 0.0) { continue; }
-      g += wy * wx * src[plane * u.OH * u.OW + oy * u.OW + ox];
+      g += wy * wx * f32(src[plane * u.OH * u.OW + oy * u.OW + ox]);
     }
   }
-  dst[i] = g;
+  dst[i] = Act(g);
 }

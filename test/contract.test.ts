@@ -11,7 +11,7 @@ import { gpuEngine } from './helpers/gpu.js';
 
 // Never called: type-checked only.
 export function wrongDispatches(e: Engine, x: Tensor, y: Tensor): void {
-  const conv = { HALF: false, KH: 3, KW: 3, HAS_BIAS: false, AFFINE: false, TM: 4, TN: 4, WG_X: 8, WG_Y: 8 };
+  const conv = { HALF: false, OUT_HALF: false, KH: 3, KW: 3, HAS_BIAS: false, AFFINE: false, TM: 4, TN: 4, WG_X: 8, WG_Y: 8 };
   const uniforms = { N: 1, C: 1, H: 4, W: 4, K: 1, OH: 4, OW: 4, stride: 1, pad: 1 };
   e.run({ kernel: 'conv2d', params: { ...conv, RELU: true }, uniforms, inputs: { x, w: y }, outputs: { out: y }, workgroups: 1 });
   // @ts-expect-error the misspelled flag RELLU leaves RELU missing (it used to drop the fused ReLU silently)
@@ -84,14 +84,14 @@ t.test('dispatches built at run time get the same checks when their pipeline is 
   const e = await gpuEngine(t);
   const x = e.tensor([1, -2, 3, -4], [4]), y = e.empty([4]);
   const unary = (over: Partial<AnyDispatch>): AnyDispatch => ({
-    kernel: 'unary', params: { EXPR: 'max(x, T(0.0))', VEC4: false }, uniforms: { n: 4, alpha: 1, beta: 0 }, inputs: { a: x }, outputs: { out: y }, workgroups: 1, ...over,
+    kernel: 'unary', params: { EXPR: 'max(x, T(0.0))', VEC4: false, HALF: false }, uniforms: { n: 4, alpha: 1, beta: 0 }, inputs: { a: x }, outputs: { out: y }, workgroups: 1, ...over,
   });
   const run = (d: AnyDispatch) => () => e.run(d as Dispatch);
   run(unary({}))();
   t.same([...(await y.read())], [1, 0, 3, 0], 'a well-formed dispatch runs');
-  t.throws(run(unary({ params: { EXPR: 'x', VEC4: false, RELLU: true } })), { name: 'KernelError', message: /kernel unary\{.*\}: unknown parameter RELLU \(it takes EXPR, VEC4\)/ });
-  t.throws(run(unary({ params: { EXPR: 'x' } })), /parameter VEC4 is missing/);
-  t.throws(run(unary({ params: { EXPR: 'x', VEC4: 1 } })), /flag VEC4 must be true or false, got 1/);
+  t.throws(run(unary({ params: { EXPR: 'x', VEC4: false, HALF: false, RELLU: true } })), { name: 'KernelError', message: /kernel unary\{.*\}: unknown parameter RELLU \(it takes EXPR, HALF, VEC4\)/ });
+  t.throws(run(unary({ params: { EXPR: 'x', HALF: false } })), /parameter VEC4 is missing/);
+  t.throws(run(unary({ params: { EXPR: 'x', VEC4: 1, HALF: false } })), /flag VEC4 must be true or false, got 1/);
   t.throws(run(unary({ inputs: {} })), /kernel unary\{.*\}: inputs\.a is missing \(binding 1\)/);
   t.throws(run(unary({ inputs: { a: x, b: x } })), /inputs has no binding named b \(it has a\)/);
   t.throws(run(unary({ uniforms: { n: 4, alpha: 1 } })), /uniform beta is missing/);
@@ -122,8 +122,8 @@ t.test('one GEMM core: the six GEMM and convolution kernels take their tile loop
   // The generator composes them: each kernel's source holds the core's mm_step once.
   const wgsl = await import('../src/engine/wgsl.gen.js');
   const sources: Record<string, string> = {
-    gemm: wgsl.gemm({ HALF: false, HAS_BIAS: false, K_BLOCKED: true, RELU: false, TM: 4, TN: 4, TRANS_A: false, TRANS_B: true, VEC_B: false, WG_X: 8, WG_Y: 8 }),
-    gemm_tiled: wgsl.gemm_tiled({ HALF: false, HAS_BIAS: false, RELU: false, TM: 4, TN: 4, TRANS_A: false, TRANS_B: false, WG_X: 8, WG_Y: 8 }),
+    gemm: wgsl.gemm({ HALF: false, OUT_HALF: false, HAS_BIAS: false, K_BLOCKED: true, RELU: false, TM: 4, TN: 4, TRANS_A: false, TRANS_B: true, VEC_B: false, WG_X: 8, WG_Y: 8 }),
+    gemm_tiled: wgsl.gemm_tiled({ HALF: false, OUT_HALF: false, HAS_BIAS: false, RELU: false, TM: 4, TN: 4, TRANS_A: false, TRANS_B: false, WG_X: 8, WG_Y: 8 }),
   };
   for (const [name, source] of Object.entries(sources)) t.equal(source.match(/fn mm_step\(/g)?.length, 1, `${name}: one mm_step`);
 });

@@ -5,11 +5,11 @@ import { createNodeGpu, gpuEngine } from './helpers/gpu.js';
 
 t.test('a WGSL compile error names the kernel and its specialization', async (t) => {
   const e = await gpuEngine(t);
-  await t.rejects(e.compile({ kernel: 'unary', params: { EXPR: 'x +* 2.0', VEC4: false } }), /kernel unary\{EXPR=x \+\* 2\.0,VEC4=false\} does not compile:\n\s+line \d+/);
+  await t.rejects(e.compile({ kernel: 'unary', params: { EXPR: 'x +* 2.0', VEC4: false, HALF: false } }), /kernel unary\{EXPR=x \+\* 2\.0,VEC4=false,HALF=false\} does not compile:\n\s+line \d+/);
   // The same error surfaces at the next read after a dispatch of the broken kernel.
   const x = e.zeros([4]);
-  e.run({ kernel: 'unary', params: { EXPR: 'x +* 3.0', VEC4: false }, uniforms: { n: 4, alpha: 1, beta: 0 }, inputs: { a: x }, outputs: { out: e.empty([4]) }, workgroups: 1 });
-  await t.rejects(x.read(), { name: 'KernelError', message: /kernel unary\{EXPR=x \+\* 3\.0,VEC4=false\} failed to build/ });
+  e.run({ kernel: 'unary', params: { EXPR: 'x +* 3.0', VEC4: false, HALF: false }, uniforms: { n: 4, alpha: 1, beta: 0 }, inputs: { a: x }, outputs: { out: e.empty([4]) }, workgroups: 1 });
+  await t.rejects(x.read(), { name: 'KernelError', message: /kernel unary\{EXPR=x \+\* 3\.0,VEC4=false,HALF=false\} failed to build/ });
 });
 
 t.test('a tensor over the binding limit is refused with its name and the limit', async (t) => {

@@ -9,9 +9,10 @@ import { backward } from '../src/autograd/tape.js';
 import { clothtagStep } from '../bench/train-step.js';
 import { castTensor } from '../src/engine/cast.js';
 import { conv2d, conv2dGradInput, conv2dGradWeight } from '../src/engine/conv.js';
-import { unary } from '../src/engine/elementwise.js';
+import { binary, unary } from '../src/engine/elementwise.js';
 import { KernelError } from '../src/engine/engine.js';
 import { matmul } from '../src/engine/gemm.js';
+import { reduce } from '../src/engine/reduce.js';
 import { decodeHalf, encodeHalf, fromHalfBits, roundToHalf, toHalfBits } from '../src/engine/half.js';
 import { createNet } from '../src/nets/models.js';
 import { Init } from '../src/nets/module.js';
@@ -59,10 +60,23 @@ t.test('f16 tensors, the casts and the float32-only guard', async (t) => {
   t.same(Array.from(await castTensor(f, 'f16').read()), expected, 'f32 -> f16 on the GPU rounds as the CPU does');
   t.same(Array.from(await castTensor(h, 'f32').read()), expected, 'f16 -> f32 is exact');
   t.equal(castTensor(f, 'f32').storage, f.storage, 'a cast to the same type is a view');
-  t.throws(() => unary('relu', h), KernelError, 'a float32 kernel refuses an f16 tensor');
-  t.throws(() => unary('relu', h), /takes float32 tensors, got "h" \[7, 11, 13\] f16/);
+  t.throws(() => reduce('sum', h, [0]), KernelError, 'a float32 kernel refuses an f16 tensor');
+  t.throws(() => reduce('sum', h, [0]), /takes float32 tensors, got "h" \[7, 11, 13\] f16/);
   t.throws(() => matmul(e.zeros([2, 3]), e.tensor([1, 2, 3, 4, 5, 6], [3, 2], 'b', 'f16')), /mix f16 and f32/);
-  t.throws(() => e.readMany([h]), /readMany reads float32/);
+  await t.rejects(e.readMany([h]), /readMany reads float32/);
+  // The elementwise ops take f16 activations: two f16 operands give f16, an f16 activation read
+  // against an f32 gradient gives f32 (the ReLU's mask); the arithmetic is f32 either way.
+  const r = unary('relu', h);
+  t.equal(r.dtype, 'f16');
+  t.same(Array.from(await r.read()), expected.map((v) => Math.max(v, 0)), 'relu of an f16 activation');
+  const sum = binary('add', h, h);
+  t.equal(sum.dtype, 'f16');
+  t.same(Array.from(await sum.read()), expected.map((v) => roundToHalf(2 * v)), 'f16 + f16 in f32, stored as the nearest half');
+  const g = e.tensor(randn(1001, 2), [7, 11, 13]);
+  const masked = binary('relu_grad', h, g);
+  t.equal(masked.dtype, 'f32');
+  const gv = await g.read();
+  t.same(Array.from(await masked.read()), expected.map((v, i) => (v > 0 ? gv[i]! : 0)), 'the ReLU mask of an f16 activation on an f32 gradient');
 });
 
 t.test('GEMM with f16 operands accumulates in f32 (every layout, odd sizes, vec4 B)', async (t) => {
@@ -184,13 +198,14 @@ t.test('gradient scaling: the casts flag an f16 overflow, Adam skips, the scaler
 
   // A mixed-precision training step: fine at the default scale (1024) on a sane batch - at batch 2
   // and 32x32, BatchNorm over 1x1 planes of two images makes gradients in the thousands, which the
-  // scaler's first steps would back off from; at 2^40 every gradient cast overflows, and the step
-  // leaves the weights untouched.
+  // scaler's first steps would back off from, and at batch 4 the first convolution's output
+  // gradient (50-90 in f32 and mixed runs) already crosses the default scale's limit of 64; at
+  // 2^40 every gradient cast overflows, and the step leaves the weights untouched.
   const net = createNet(e, { net: 'cloth_resnet_a', categories: 4, attributes: 6, width: 0.125, seed: 2 });
   const trainer = new Trainer(net, THESIS_LOSS, 1e-3);
-  const batch = syntheticBatch(net, 4, 64);
-  batch.category = Float32Array.from([0, 3, 1, 2]);
-  batch.attributes = new Float32Array(4 * 6).fill(1);
+  const batch = syntheticBatch(net, 8, 64);
+  batch.category = Float32Array.from([0, 3, 1, 2, 2, 1, 3, 0]);
+  batch.attributes = new Float32Array(8 * 6).fill(1);
   await e.with({ mixedPrecision: true }, async () => {
     const first = trainer.step(batch, 0);
     const [loss, overflow] = await e.readMany([first.total, trainer.scaler!.flag]);

@@ -4,6 +4,7 @@ import t from 'tap';
 import * as ops from '../src/autograd/ops.js';
 import type { Engine } from '../src/engine/engine.js';
 import type { BatchNormState } from '../src/engine/norm.js';
+import type { Tensor } from '../src/engine/tensor.js';
 import { assertClose } from './helpers/close.js';
 import { gpuEngine } from './helpers/gpu.js';
 import { gradcheck } from './helpers/gradcheck.js';
@@ -120,6 +121,34 @@ t.test('BatchNorm2d gradients (training and eval)', async (t) => {
     }
   }
   });
+});
+
+t.test('BatchNorm2d with a fused residual join (and ReLU): forward and gradients of x, the residual, gamma and beta', async (t) => {
+  const e = await gpuEngine(t);
+  for (const [training, relu, shape] of [[true, true, [2, 3, 4, 5]], [true, false, [2, 3, 5, 7]], [false, true, [2, 3, 3, 3]], [false, false, [3, 2, 4, 4]]] as const) {
+    const C = shape[1]!;
+    const s = bnState(e, C, 90);
+    const gamma = await s.gamma.read(), beta = await s.beta.read();
+    const stats = training ? undefined : { mean: await s.runningMean.read(), variance: await s.runningVar.read() };
+    const join = (y: Float64Array, r: Float64Array) => y.map((v, i) => (relu ? Math.max(v + r[i]!, 0) : v + r[i]!));
+    const name = `batchNorm2d${relu ? '+add+relu' : '+add'} ${training ? 'training' : 'eval'} ${shape}`;
+    await gradcheck(t, e, {
+      name,
+      inputs: [{ shape: [...shape] }, { shape: [...shape] }],
+      gpu: ([x, r]) => ops.batchNorm2d(x!, s, training, relu, r!),
+      ref: ([x, r]) => join(batchNormRef(x!, [...shape], gamma, beta, s.eps, stats).y, r!),
+      atol: 2e-3,
+    });
+    const x = randn(size(shape), 91), r = randn(size(shape), 92);
+    await gradcheck(t, e, {
+      name: `${name} d/dgamma, d/dbeta`,
+      inputs: [{ shape: [C], data: gamma }, { shape: [C], data: beta }],
+      gpu: ([g, b]) => ops.batchNorm2d(e.tensor(x, [...shape]), { ...s, gamma: g!, beta: b! }, training, relu, e.tensor(r, [...shape])),
+      ref: ([g, b]) => join(batchNormRef(Float64Array.from(x), [...shape], g!, b!, s.eps, stats).y, Float64Array.from(r)),
+      atol: 2e-3,
+    });
+  }
+  t.throws(() => ops.batchNorm2d(e.zeros([2, 3, 4, 4]), bnState(e, 3, 1), true, true, e.zeros([2, 3, 4, 5])), /cannot add a residual \[2, 3, 4, 5\]/);
 });
 
 t.test('BatchNorm2d with a fused ReLU: forward and gradients', async (t) => {
@@ -239,4 +268,54 @@ t.test('SSIM loss against a direct 2-d window reference, and its gradient', asyn
       rtol: 1e-2,
     });
   }
+});
+
+t.test("mixed precision's f16 activations: every op that keeps them f16 agrees with f32 on the same values, forward and backward", async (t) => {
+  const e = await gpuEngine(t);
+  if (!e.hasF16) return void t.pass('skipped: this adapter has no shader-f16');
+  const { roundToHalf } = await import('../src/engine/half.js');
+  const { backward } = await import('../src/autograd/tape.js');
+  // op on f16 inputs against op on f32 inputs holding the same (f16-representable) values: the
+  // outputs differ by the final rounding to f16 only, the input gradients (f32) hardly at all.
+  const twin = async (name: string, shapes: number[][], op: (xs: Tensor[]) => Tensor, keepsHalf = true, mixedForHalf = false) =>
+    e.tidyAsync(async () => {
+      const values = shapes.map((s, i) => Float32Array.from(randn(size(s), 300 + i, 1.5), roundToHalf));
+      const run = async (dtype: 'f16' | 'f32') => {
+        const xs = shapes.map((s, i) => {
+          const x = e.tensor(values[i]!, s, `x${i}`, dtype);
+          x.requiresGrad = true;
+          return x;
+        });
+        // mixedForHalf: the f16 run in mixed precision, the f32 one in plain f32.
+        const y = e.with({ mixedPrecision: mixedForHalf && dtype === 'f16' }, () => op(xs));
+        const w = e.tensor(randn(y.size, 400, 1), y.shape);
+        e.with({ mixedPrecision: mixedForHalf && dtype === 'f16' }, () => backward(ops.sumAll(ops.mul(ops.toFloat32(y), w))));
+        return { dtype: y.dtype, y: await y.read(), grads: await Promise.all(xs.map((x) => x.grad!.read())) };
+      };
+      const [h, f] = [await run('f16'), await run('f32')];
+      t.equal(h.dtype, keepsHalf ? 'f16' : 'f32', `${name}: ${keepsHalf ? 'an f16 activation stays f16' : 'f32 out'}`);
+      assertClose(t, h.y, Float64Array.from(f.y, roundToHalf), `${name} forward`, 2e-3, 2e-3);
+      h.grads.forEach((g, i) => assertClose(t, g, f.grads[i]!, `${name} gradient of input ${i}`, 2e-3, 2e-2));
+    });
+  const bn = (C: number) => bnState(e, C, 500 + C);
+  for (const shape of [[2, 3, 4, 4], [2, 3, 5, 5]]) {
+    const s = bn(3);
+    await twin(`batchNorm2d+relu ${shape}`, [shape], ([x]) => ops.batchNorm2d(x!, s, true, true));
+    await twin(`batchNorm2d+add+relu ${shape}`, [shape, shape], ([x, r]) => ops.batchNorm2d(x!, s, true, true, r!));
+    await twin(`batchNorm2d eval ${shape}`, [shape], ([x]) => ops.batchNorm2d(x!, s, false));
+  }
+  await twin('maxPool2d 3x3/2', [[2, 3, 7, 9]], ([x]) => ops.maxPool2d(x!, { kernel: 3, stride: 2, pad: 1 }));
+  await twin('avgPool2d 2x2/2', [[2, 3, 6, 6]], ([x]) => ops.avgPool2d(x!, { kernel: 2, stride: 2, pad: 0 }));
+  await twin('adaptiveAvgPool2d to 3x2', [[1, 2, 7, 5]], ([x]) => ops.adaptiveAvgPool2d(x!, 3, 2));
+  await twin('resizeBilinear to 9x7', [[1, 2, 4, 5]], ([x]) => ops.resizeBilinear(x!, 9, 7));
+  await twin('concatChannels', [[2, 3, 3, 3], [2, 2, 3, 3]], (xs) => ops.concatChannels(xs));
+  await twin('relu, sigmoid', [[3, 5, 7]], ([x]) => ops.sigmoid(ops.relu(x!)));
+  await twin('add, mul', [[2, 4, 6], [2, 4, 6]], ([a, b]) => ops.mul(ops.add(a!, b!), b!));
+  await twin('mean over the planes (read through an f32 copy)', [[2, 3, 5, 5]], ([x]) => ops.globalAvgPool(x!), false);
+  // Convolutions in mixed precision (f16 copies of the weights) write f16 activations, against f32.
+  const w = e.tensor(randn(4 * 3 * 9, 600, 0.3).map(roundToHalf), [4, 3, 3, 3]);
+  const wt = e.tensor(randn(3 * 2 * 16, 601, 0.3).map(roundToHalf), [3, 2, 4, 4]);
+  await twin('conv2d+relu (mixed precision)', [[2, 3, 6, 6]], ([x]) => ops.conv2d(x!, w, undefined, { stride: 1, pad: 1 }, true), true, true);
+  await twin('1x1 conv2d, a GEMM (mixed precision)', [[2, 3, 5, 5]], ([x]) => ops.conv2d(x!, e.tensor(randn(12, 602, 0.3).map(roundToHalf), [4, 3, 1, 1])), true, true);
+  await twin('convTranspose2d (mixed precision)', [[2, 3, 3, 3]], ([x]) => ops.convTranspose2d(x!, wt, undefined, { stride: 2, pad: 1 }), true, true);
 });

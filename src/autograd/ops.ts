@@ -15,6 +15,30 @@ import { Tensor, resolveShape } from '../engine/tensor.js';
 import { record } from './tape.js';
 import { traced } from './trace.js';
 
+// ------------------------------------------------------------ mixed precision's f16 activations
+
+// In mixed precision (engine.mixedPrecision) convolutions write their outputs in f16, and
+// BatchNorm, pooling, resizing, concatenation and the elementwise ops keep them f16: the
+// activations a step saves for backward take half the memory. Gradients, weights and statistics
+// stay f32. The ops below that compute in f32 only (reductions, losses, dropout) read an f16 input
+// through an f32 copy, and a network's outputs come back f32 (toFloat32).
+
+/** x, or an f32 copy of an f16 x (for the kernels that read f32 only). */
+function widened(x: Tensor): Tensor {
+  return x.dtype === 'f16' ? castTensor(x, 'f32') : x;
+}
+
+/** Disposes a copy made by widened() (not x itself). */
+function dropCopy(copy: Tensor, x: Tensor): void {
+  if (copy !== x) copy.dispose();
+}
+
+/** x as float32: an f16 activation widened (the gradient passes through), an f32 one as it is. */
+export function toFloat32(x: Tensor): Tensor {
+  if (x.dtype === 'f32') return x;
+  return record(castTensor(x, 'f32'), 'toFloat32', [x], (g) => [g.view(g.shape)]);
+}
+
 // ------------------------------------------------------------ elementwise
 
 // Binary ops broadcast; their backward functions return gradients in the output's shape, and the
@@ -32,7 +56,7 @@ export function addRelu(a: Tensor, b: Tensor): Tensor {
     const grads = [masked.view(masked.shape), masked.view(masked.shape)];
     masked.dispose(); // the views keep its buffer until they go
     return grads;
-  });
+  }, [out]);
 }
 
 export function sub(a: Tensor, b: Tensor): Tensor {
@@ -43,7 +67,7 @@ export function mul(a: Tensor, b: Tensor): Tensor {
   return traced('mul', [a, b], record(ew.binary('mul', a, b), 'mul', [a, b], (g) => [
     a.requiresGrad ? ew.binary('mul', g, b) : null,
     b.requiresGrad ? ew.binary('mul', g, a) : null,
-  ]));
+  ], [a.requiresGrad ? b : null, b.requiresGrad ? a : null]));
 }
 
 /** x * s for a number s. */
@@ -63,17 +87,17 @@ export function addBias(x: Tensor, bias: Tensor): Tensor {
 }
 
 export function relu(x: Tensor): Tensor {
-  return traced('relu', [x], record(ew.unary('relu', x), 'relu', [x], (g) => [ew.binary('relu_grad', x, g)]));
+  return traced('relu', [x], record(ew.unary('relu', x), 'relu', [x], (g) => [ew.binary('relu_grad', x, g)], [x]));
 }
 
 export function exp(x: Tensor): Tensor {
   const y = traced('exp', [x], ew.unary('exp', x));
-  return record(y, 'exp', [x], (g) => [ew.binary('mul', g, y)]);
+  return record(y, 'exp', [x], (g) => [ew.binary('mul', g, y)], [y]);
 }
 
 export function sigmoid(x: Tensor): Tensor {
   const y = traced('sigmoid', [x], ew.unary('sigmoid', x));
-  return record(y, 'sigmoid', [x], (g) => [ew.binary('sigmoid_grad', y, g)]);
+  return record(y, 'sigmoid', [x], (g) => [ew.binary('sigmoid_grad', y, g)], [y]);
 }
 
 // ------------------------------------------------------------ reductions
@@ -82,7 +106,7 @@ function keptShape(x: Tensor, axes: number[]): number[] {
   return x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
 }
 
-/** Broadcasts g (reduced over `axes`) back to x's shape, times alpha. */
+/** Broadcasts g (reduced over `axes`) back to x's shape, times alpha (x is bound for its shape). */
 function expand(g: Tensor, x: Tensor, axes: number[], alpha: number): Tensor {
   const gk = g.view(keptShape(x, axes));
   const out = ew.binary('scaled_b', x, gk, alpha);
@@ -90,21 +114,29 @@ function expand(g: Tensor, x: Tensor, axes: number[], alpha: number): Tensor {
   return out;
 }
 
+/** reduce() of x, reading an f16 x through a copy it frees at once. */
+function reduced(op: 'sum' | 'mean' | 'max', x: Tensor, ax: number[], keepDims: boolean): Tensor {
+  const xf = widened(x);
+  const out = reduce(op, xf, ax, keepDims);
+  dropCopy(xf, x);
+  return out;
+}
+
 export function sum(x: Tensor, axes: readonly number[], keepDims = false): Tensor {
   const ax = normalizeAxes(axes, x.rank, x);
-  return traced('sum', [x], record(reduce('sum', x, ax, keepDims), 'sum', [x], (g) => [expand(g, x, ax, 1)]), { axes: ax, keepDims });
+  return traced('sum', [x], record(reduced('sum', x, ax, keepDims), 'sum', [x], (g) => [expand(g, x, ax, 1)], [x]), { axes: ax, keepDims });
 }
 
 export function mean(x: Tensor, axes: readonly number[], keepDims = false): Tensor {
   const ax = normalizeAxes(axes, x.rank, x);
   const count = ax.reduce((p, a) => p * x.shape[a]!, 1);
-  return traced('mean', [x], record(reduce('mean', x, ax, keepDims), 'mean', [x], (g) => [expand(g, x, ax, 1 / count)]), { axes: ax, keepDims });
+  return traced('mean', [x], record(reduced('mean', x, ax, keepDims), 'mean', [x], (g) => [expand(g, x, ax, 1 / count)], [x]), { axes: ax, keepDims });
 }
 
 /** Max over axes. The gradient goes to every element equal to the maximum. */
 export function max(x: Tensor, axes: readonly number[], keepDims = false): Tensor {
   const ax = normalizeAxes(axes, x.rank, x);
-  const out = traced('max', [x], reduce('max', x, ax, keepDims), { axes: ax, keepDims });
+  const out = traced('max', [x], reduced('max', x, ax, keepDims), { axes: ax, keepDims });
   return record(out, 'max', [x], (g) => {
     const m = out.view(keptShape(x, ax));
     const mask = ew.binary('equal', x, m);
@@ -112,7 +144,7 @@ export function max(x: Tensor, axes: readonly number[], keepDims = false): Tenso
     const dx = ew.binary('mul', mask, gk);
     for (const t of [m, mask, gk]) t.dispose();
     return [dx];
-  });
+  }, [x, out]);
 }
 
 /** Sum of all elements, shape [1]. */
@@ -142,7 +174,7 @@ export function matmul(a: Tensor, b: Tensor, o: Pick<GemmOptions, 'transA' | 'tr
   return traced('matmul', [a, b], record(gemm(a, b, o), 'matmul', [a, b], (g) => [
     a.requiresGrad ? (tA ? gemm(b, g, { transA: tB, transB: true }) : gemm(g, b, { transB: !tB })) : null,
     b.requiresGrad ? (tB ? gemm(g, a, { transA: true, transB: tA }) : gemm(a, g, { transA: !tA })) : null,
-  ]), { transA: tA, transB: tB });
+  ], [a.requiresGrad ? b : null, b.requiresGrad ? a : null]), { transA: tA, transB: tB });
 }
 
 /**
@@ -155,14 +187,15 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor, relu = false): 
   }
   const { mixed, xo, wo } = operands(x, weight);
   const out = traced('linear', [x, weight, bias], gemm(xo, wo, { transB: true, bias, relu }), { relu });
+  dropWeightCopy(wo, weight);
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return record(out, relu ? 'linear+relu' : 'linear', inputs, (g) =>
     layerBackward(out, g, relu, mixed, (go, gz, unscale) => [
-      x.requiresGrad ? gemm(go, wo, { alpha: unscale }) : null,
+      x.requiresGrad ? withWeight(weight, mixed, (wb) => gemm(go, wb, { alpha: unscale })) : null,
       weight.requiresGrad ? gemm(go, xo, { transA: true, alpha: unscale }) : null,
       bias?.requiresGrad ? reduce('sum', gz, [0]) : null,
     ]),
-  );
+  [xo, relu ? out : null]);
 }
 
 /**
@@ -173,10 +206,28 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor, relu = false): 
  */
 export const MIXED_GRADIENT_SCALE = 1024;
 
-/** What a convolution or a linear layer computes with: f16 copies of x and w in mixed precision. */
+/**
+ * What a convolution or a linear layer computes with: f16 copies of x and w in mixed precision
+ * (x itself, viewed, when it is an f16 activation already). The weight's copy is dropped right
+ * after the forward pass (dropWeightCopy) and cast again in backward (withWeight): a cast costs a
+ * pass over the weights, keeping it would cost their size in f16 for the whole step (VGG's
+ * classifier: 240 MB).
+ */
 function operands(x: Tensor, w: Tensor): { mixed: boolean; xo: Tensor; wo: Tensor } {
   const mixed = x.engine.mixedPrecision;
   return { mixed, xo: mixed ? castTensor(x, 'f16') : x, wo: mixed ? castTensor(w, 'f16') : w };
+}
+
+function dropWeightCopy(wo: Tensor, w: Tensor): void {
+  if (wo !== w) wo.dispose();
+}
+
+/** fn of the weight as the kernels read it in this precision (an f16 copy, freed afterwards). */
+function withWeight(w: Tensor, mixed: boolean, fn: (wo: Tensor) => Tensor): Tensor {
+  const wo = mixed ? castTensor(w, 'f16') : w;
+  const result = fn(wo);
+  dropWeightCopy(wo, w);
+  return result;
 }
 
 /**
@@ -201,28 +252,32 @@ function layerBackward(out: Tensor, g: Tensor, relu: boolean, mixed: boolean, gr
  * with label smoothing `smoothing` (0: none).
  */
 export function softmaxCrossEntropy(logits: Tensor, labels: Tensor, smoothing = 0): Tensor {
-  const { loss, sums } = L.softmaxCrossEntropy(logits, labels, smoothing);
-  return record(loss, 'softmaxCrossEntropy', [logits], (g) => [L.softmaxCrossEntropyBackward(logits, labels, sums, g, smoothing)]);
+  const z = widened(logits);
+  const { loss, sums } = L.softmaxCrossEntropy(z, labels, smoothing);
+  return record(loss, 'softmaxCrossEntropy', [logits], (g) => [L.softmaxCrossEntropyBackward(z, labels, sums, g, smoothing)], [z, labels, sums]);
 }
 
 /** Weighted BCE on logits; targets 1 / 0, negative = unknown (masked). */
 export function bceWithLogits(logits: Tensor, targets: Tensor, weights: L.BceWeights = { positive: 1, negative: 1 }): Tensor {
-  const { loss, sums } = L.bceWithLogits(logits, targets, weights);
-  return record(loss, 'bceWithLogits', [logits], (g) => [L.bceWithLogitsBackward(logits, targets, weights, sums, g)]);
+  const z = widened(logits);
+  const { loss, sums } = L.bceWithLogits(z, targets, weights);
+  return record(loss, 'bceWithLogits', [logits], (g) => [L.bceWithLogitsBackward(z, targets, weights, sums, g)], [z, targets, sums]);
 }
 
 /** Masked mean squared error; mask has one weight per plane of pred (e.g. [N, 8] for heatmaps). */
 export function mse(pred: Tensor, target: Tensor, mask?: Tensor): Tensor {
   const m = mask ?? pred.engine.full([1], 1);
-  const { loss, sums } = L.mse(pred, target, m);
-  return record(loss, 'mse', [pred], (g) => [L.mseBackward(pred, target, m, sums, g)]);
+  const p = widened(pred);
+  const { loss, sums } = L.mse(p, target, m);
+  return record(loss, 'mse', [pred], (g) => [L.mseBackward(p, target, m, sums, g)], [p, target, m, sums]);
 }
 
 /** Masked mean absolute error; mask has one weight per plane of pred (e.g. [N, 8] for [N, 8, 2] points). */
 export function l1(pred: Tensor, target: Tensor, mask?: Tensor): Tensor {
   const m = mask ?? pred.engine.full([1], 1);
-  const { loss, sums } = L.mse(pred, target, m, true);
-  return record(loss, 'l1', [pred], (g) => [L.mseBackward(pred, target, m, sums, g, true)]);
+  const p = widened(pred);
+  const { loss, sums } = L.mse(p, target, m, true);
+  return record(loss, 'l1', [pred], (g) => [L.mseBackward(p, target, m, sums, g, true)], [p, target, m, sums]);
 }
 
 /**
@@ -230,8 +285,9 @@ export function l1(pred: Tensor, target: Tensor, mask?: Tensor): Tensor {
  * [N, K, 2] as fractions of the width and height (integral regression, Sun et al. 2018).
  */
 export function softArgmax(x: Tensor): Tensor {
-  const f = Sa.softArgmax(x);
-  return record(f.coords, 'softArgmax', [x], (g) => [Sa.softArgmaxBackward(x, f, g)]);
+  const z = widened(x);
+  const f = Sa.softArgmax(z);
+  return record(f.coords, 'softArgmax', [x], (g) => [Sa.softArgmaxBackward(z, f, g)], [z, f.stats, f.coords]);
 }
 
 // ------------------------------------------------------------ convolutions
@@ -241,31 +297,40 @@ export type { ConvGeometry } from '../engine/conv.js';
 /**
  * conv2d(x [N, C, H, W], w [K, C, KH, KW]) + bias [K]. `relu` fuses max(0, ·) into the
  * convolution's epilogue (its gradient mask is out > 0). In mixed precision the three passes read
- * f16 copies of x, w and the (scaled) output gradient and accumulate in f32: activations,
- * gradients and the master weights stay f32.
+ * f16 copies of x, w and the (scaled) output gradient and accumulate in f32, and the output is an
+ * f16 activation; gradients and the master weights stay f32.
  */
 export function conv2d(x: Tensor, w: Tensor, bias?: Tensor, g: C.ConvGeometry = { stride: 1, pad: 0 }, relu = false): Tensor {
   const { mixed, xo, wo } = operands(x, w);
-  const out = traced('conv2d', [x, w, bias], C.conv2d(xo, wo, bias, g, { relu }), { stride: g.stride, pad: g.pad, relu });
+  const out = traced('conv2d', [x, w, bias], C.conv2d(xo, wo, bias, g, { relu, outHalf: mixed }), { stride: g.stride, pad: g.pad, relu });
+  dropWeightCopy(wo, w);
   const inputs = bias ? [x, w, bias] : [x, w];
   return record(out, relu ? 'conv2d+relu' : 'conv2d', inputs, (gy) =>
     layerBackward(out, gy, relu, mixed, (go, gz, unscale) => [
-      x.requiresGrad ? C.conv2dGradInput(go, wo, x.shape, g, undefined, undefined, unscale) : null,
+      x.requiresGrad ? withWeight(w, mixed, (wb) => C.conv2dGradInput(go, wb, x.shape, g, undefined, undefined, unscale)) : null,
       w.requiresGrad ? C.conv2dGradWeight(go, xo, w.shape, g, undefined, unscale) : null,
       bias?.requiresGrad ? reduce('sum', gz, [0, 2, 3]) : null,
     ]),
-  );
+  [xo, relu ? out : null]);
 }
 
-/** Transposed convolution (PyTorch's ConvTranspose2d): x [N, Cin, H, W], w [Cin, Cout, KH, KW]. */
+/**
+ * Transposed convolution (PyTorch's ConvTranspose2d): x [N, Cin, H, W], w [Cin, Cout, KH, KW]. In
+ * mixed precision it reads f16 copies and writes f16, as conv2d; its input gradient (a plain
+ * convolution of the f32 gradient) is computed in f32.
+ */
 export function convTranspose2d(x: Tensor, w: Tensor, bias?: Tensor, g: C.ConvGeometry = { stride: 1, pad: 0 }): Tensor {
-  const out = traced('convTranspose2d', [x, w, bias], C.convTranspose2d(x, w, bias, g), { stride: g.stride, pad: g.pad });
+  const { mixed, xo, wo } = operands(x, w);
+  const out = traced('convTranspose2d', [x, w, bias], C.convTranspose2d(xo, wo, bias, g, mixed), { stride: g.stride, pad: g.pad });
+  dropWeightCopy(wo, w);
   const inputs = bias ? [x, w, bias] : [x, w];
-  return record(out, 'convTranspose2d', inputs, (gy) => [
-    x.requiresGrad ? C.convTranspose2dGradInput(gy, w, g) : null,
-    w.requiresGrad ? C.convTranspose2dGradWeight(gy, x, w.shape, g) : null,
-    bias?.requiresGrad ? reduce('sum', gy, [0, 2, 3]) : null,
-  ]);
+  return record(out, 'convTranspose2d', inputs, (gy) =>
+    layerBackward(out, gy, false, mixed, (go, gz, unscale) => [
+      x.requiresGrad ? C.convTranspose2dGradInput(gz, w, g) : null,
+      w.requiresGrad ? C.convTranspose2dGradWeight(go, xo, w.shape, g, unscale) : null,
+      bias?.requiresGrad ? reduce('sum', gz, [0, 2, 3]) : null,
+    ]),
+  [xo]);
 }
 
 // ------------------------------------------------------------ normalization
@@ -275,14 +340,35 @@ export function convTranspose2d(x: Tensor, w: Tensor, bias?: Tensor, g: C.ConvGe
  * eval mode uses the running statistics, which are then constants for the gradient. `relu`
  * fuses a following ReLU into the same kernels (forward and backward).
  */
-export function batchNorm2d(x: Tensor, s: Nm.BatchNormState, training: boolean, relu = false): Tensor {
+export function batchNorm2d(x: Tensor, s: Nm.BatchNormState, training: boolean, relu = false, residual?: Tensor): Tensor {
+  if (residual) return batchNormJoin(x, s, training, relu, residual);
   const f = Nm.batchNorm(x, s, training, relu);
   // Traced in eval mode only (training-mode statistics are not a graph of this pass's constants).
   if (!training) traced('batchNorm2d', [x, s.gamma, s.beta, s.runningMean, s.runningVar], f.y, { eps: s.eps, relu });
   return record(f.y, relu ? 'batchNorm2d+relu' : 'batchNorm2d', [x, s.gamma, s.beta], (gy) => {
     const r = Nm.batchNormBackward(gy, x, f, s, training, relu);
     return [r.dx, r.dgamma, r.dbeta];
-  });
+  }, [x, f.mean, f.invstd, relu ? f.y : null]);
+}
+
+/**
+ * BatchNorm2d(x) + residual, then ReLU with `relu`: a residual join (ResNet's bn3 + identity,
+ * RepVGG's branch sums) in the BatchNorm's own pass, so that the normalized values - which no
+ * backward reads - never take memory of their own. In eval mode it is the two ops (BatchNorm,
+ * then add or addRelu), as an exported graph has them.
+ */
+function batchNormJoin(x: Tensor, s: Nm.BatchNormState, training: boolean, relu: boolean, residual: Tensor): Tensor {
+  if (!training) {
+    const y = batchNorm2d(x, s, false);
+    return relu ? addRelu(y, residual) : add(y, residual);
+  }
+  const f = Nm.batchNorm(x, s, true, relu, residual);
+  return record(f.y, relu ? 'batchNorm2d+add+relu' : 'batchNorm2d+add', [x, s.gamma, s.beta, residual], (gy) => {
+    // The join's gradient (masked by the ReLU) goes to the residual as it is, and through BatchNorm.
+    const g = relu ? ew.binary('relu_grad', f.y, gy) : gy.view(gy.shape);
+    const r = Nm.batchNormBackward(g, x, f, s, true, false);
+    return [r.dx, r.dgamma, r.dbeta, g];
+  }, [x, f.mean, f.invstd, relu ? f.y : null]);
 }
 
 // ------------------------------------------------------------ pooling, resizing, channels
@@ -290,7 +376,7 @@ export function batchNorm2d(x: Tensor, s: Nm.BatchNormState, training: boolean, 
 export function maxPool2d(x: Tensor, g: S.PoolGeometry): Tensor {
   const { y, argmax } = S.maxPool(x, g);
   traced('maxPool2d', [x], y, { kernel: g.kernel, stride: g.stride, pad: g.pad });
-  return record(y, 'maxPool2d', [x], (gy) => [S.maxPoolBackward(gy, argmax, x, g)]);
+  return record(y, 'maxPool2d', [x], (gy) => [S.maxPoolBackward(gy, argmax, x, g)], [argmax]);
 }
 
 export function avgPool2d(x: Tensor, g: S.PoolGeometry): Tensor {
@@ -334,8 +420,10 @@ export function maxOverChannels(x: Tensor): Tensor {
 /** Inverted dropout in training mode (identity otherwise); `seed` makes the mask reproducible. */
 export function dropout(x: Tensor, p: number, seed: number, training: boolean): Tensor {
   if (!training || p === 0) return reshape(x, x.shape);
-  const { y, mask } = S.dropout(x, p, seed);
-  return record(y, 'dropout', [x], (gy) => [ew.binary('mul', gy, mask)]);
+  const xf = widened(x);
+  const { y, mask } = S.dropout(xf, p, seed);
+  dropCopy(xf, x);
+  return record(y, 'dropout', [x], (gy) => [ew.binary('mul', gy, mask)], [mask]);
 }
 
 // ------------------------------------------------------------ SSIM
@@ -343,6 +431,7 @@ export function dropout(x: Tensor, p: number, seed: number, training: boolean): 
 /** 1 - mean SSIM between heatmaps x and targets y, with one mask weight per heatmap (or one in all). */
 export function ssimLoss(x: Tensor, y: Tensor, mask?: Tensor, o: Ss.SsimOptions = {}): Tensor {
   const m = mask ?? x.engine.full([1], 1);
-  const f = Ss.ssimLoss(x, y, m, o);
-  return record(f.loss, 'ssimLoss', [x], (g) => [Ss.ssimLossBackward(x, y, f, g, o)]);
+  const z = widened(x);
+  const f = Ss.ssimLoss(z, y, m, o);
+  return record(f.loss, 'ssimLoss', [x], (g) => [Ss.ssimLossBackward(z, y, f, g, o)], [z, y, f.sums, ...f.d]);
 }

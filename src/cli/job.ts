@@ -107,7 +107,7 @@ function oneOf<T extends string>(value: string | undefined, choices: readonly T[
   return found;
 }
 
-function precisionOf(value: string | undefined): 'f32' | 'mixed' {
+export function precisionOf(value: string | undefined): 'f32' | 'mixed' {
   if (value === undefined || value === 'f32' || value === 'mixed') return value ?? 'f32';
   throw new UsageError(`--precision is f32 or mixed, got ${value}`);
 }

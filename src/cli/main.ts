@@ -4,9 +4,9 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { matmul } from '../engine/gemm.js';
 import { createNodeGpu, INSTALL_HINT } from '../node/gpu.js';
-import { NET_NAMES, isNetName } from '../nets/models.js';
+import { NET_NAMES, type NetName, isNetName } from '../nets/models.js';
 import { demoVerb } from './demo.js';
-import { dataVerb, evalVerb, predictVerb, stemStrideOf, trainVerb } from './job.js';
+import { dataVerb, evalVerb, predictVerb, precisionOf, stemStrideOf, trainVerb } from './job.js';
 import { forwardVerb, netsVerb } from './nets.js';
 import { UsageError, positiveInt, readFileOrThrow } from './util.js';
 import { serveDemo } from '../node/serve.js';
@@ -94,8 +94,8 @@ const verbs: Record<string, Verb> = {
     run: tuneVerb,
   },
   bench: {
-    summary: 'benchmarks: gemm, conv (against TensorFlow.js WebGPU in the same process), roof (the adapter\'s peaks), memory (bandwidth-bound kernels), net (a training step\'s profile per layer), train-step (a small CNN against TensorFlow.js), infer (labelling against ONNX Runtime WebGPU), real-data (accuracy), catalog (a similarity scan at 100k and 1M photos)',
-    usage: 'clothtag bench gemm [--quick] [--reps N] [--json FILE]\n       clothtag bench roof [--reps N] [--json FILE]\n       clothtag bench memory [--reps N] [--json FILE]\n       clothtag bench train-step [--steps 5] [--json FILE]\n       clothtag bench net [--net cloth_resnet_a] [--width 0.25] [--size 64] [--batch 16] [--steps 5] [--json FILE]\n       clothtag bench infer [--net cloth_resnet_a] [--width 1] [--size 64,224] [--batches 1,16] [--reps N] [--quick: f32 only] [--json FILE]\n       clothtag bench catalog [--rows 100000,1000000] [--dim 512] [--reps N] [--json FILE]\n       clothtag bench real-data [--epochs 12] [--size 64] [--width 0.25] [--landmark-width 0.125] [--stem-stride 1|2 (all jobs)] [--only clothing-small,deepfashion-fine,deepfashion-fine-landmarks] [--runs DIR] [--shared ../shared/data] [--json FILE]\n       clothtag bench conv [--batch 16] [--size S] [--nets resnet50,vgg16,repvgg_a0] [--passes forward,backward_data,backward_weight] [--reps N] [--json FILE]',
+    summary: 'benchmarks: gemm, conv (against TensorFlow.js WebGPU in the same process), roof (the adapter\'s peaks), memory (bandwidth-bound kernels), net (a training step\'s profile per layer and its memory against the floor), fit (the largest batch within a memory budget), train-step (a small CNN against TensorFlow.js), infer (labelling against ONNX Runtime WebGPU), real-data (accuracy), catalog (a similarity scan at 100k and 1M photos)',
+    usage: 'clothtag bench gemm [--quick] [--reps N] [--json FILE]\n       clothtag bench roof [--reps N] [--json FILE]\n       clothtag bench memory [--reps N] [--json FILE]\n       clothtag bench train-step [--steps 5] [--json FILE]\n       clothtag bench net [--net cloth_resnet_a] [--width 0.25] [--size 64] [--batch 16] [--steps 5] [--precision f32|mixed] [--no-torch] [--json FILE]\n       clothtag bench fit [--net NAME,... (all five)] [--size 224] [--width 1] [--memory-mib 4096] [--precision f32,mixed] [--json FILE]\n       clothtag bench infer [--net cloth_resnet_a] [--width 1] [--size 64,224] [--batches 1,16] [--reps N] [--quick: f32 only] [--json FILE]\n       clothtag bench catalog [--rows 100000,1000000] [--dim 512] [--reps N] [--json FILE]\n       clothtag bench real-data [--epochs 12] [--size 64] [--width 0.25] [--landmark-width 0.125] [--stem-stride 1|2 (all jobs)] [--only clothing-small,deepfashion-fine,deepfashion-fine-landmarks] [--runs DIR] [--shared ../shared/data] [--json FILE]\n       clothtag bench conv [--batch 16] [--size S] [--nets resnet50,vgg16,repvgg_a0] [--passes forward,backward_data,backward_weight] [--reps N] [--json FILE]',
     run: bench,
   },
 };
@@ -168,11 +168,11 @@ async function bench(args: string[]): Promise<number> {
       width: { type: 'string', default: '0.25' },
       shared: { type: 'string', default: '../shared/data' },
       batches: { type: 'string', default: '1,16' },
-      rows: { type: 'string' }, dim: { type: 'string' },
+      rows: { type: 'string' }, dim: { type: 'string' }, precision: { type: 'string' }, 'memory-mib': { type: 'string', default: '4096' }, 'no-torch': { type: 'boolean' },
     },
   });
   const reps = positiveInt(values.reps!, '--reps');
-  if (!['gemm', 'conv', 'real-data', 'roof', 'memory', 'net', 'train-step', 'infer', 'catalog'].includes(what ?? '')) throw new UsageError(`unknown benchmark "${what ?? ''}": gemm, conv, roof, memory, net, train-step, infer, real-data or catalog`);
+  if (!['gemm', 'conv', 'real-data', 'roof', 'memory', 'net', 'fit', 'train-step', 'infer', 'catalog'].includes(what ?? '')) throw new UsageError(`unknown benchmark "${what ?? ''}": gemm, conv, roof, memory, net, fit, train-step, infer, real-data or catalog`);
   if (what === 'catalog') {
     // No GPU: a scan of stored embeddings.
     const { benchCatalog } = await import('../../bench/catalog.js');
@@ -211,9 +211,22 @@ async function bench(args: string[]): Promise<number> {
       if (!isNetName(values.net!)) throw new UsageError(`--net must be one of ${NET_NAMES.join(', ')}`);
       const r = await benchNet(gpu.engine, {
         net: values.net, width: Number(values.width ?? 1), size: values.size ? positiveInt(values.size, '--size') : 64,
-        batch: positiveInt(values.batch!, '--batch'), steps: positiveInt(values.steps!, '--steps'), log: (s: string) => console.log(s),
+        batch: positiveInt(values.batch!, '--batch'), steps: positiveInt(values.steps!, '--steps'), precision: precisionOf(values.precision), torch: !values['no-torch'], log: (s: string) => console.log(s),
       });
       if (values.json) writeFileSync(values.json, JSON.stringify({ adapter: gpu.info, ...r }, null, 2));
+      return 0;
+    }
+    if (what === 'fit') {
+      const { benchFit } = await import('../../bench/fit.js');
+      const given = (flag: string) => rest.some((a) => a === flag || a.startsWith(`${flag}=`));
+      const nets = given('--net') ? values.net!.split(',') : [...NET_NAMES];
+      const unknown = nets.find((n) => !isNetName(n));
+      if (unknown) throw new UsageError(`--net takes names among ${NET_NAMES.join(', ')}; got ${unknown}`);
+      const precisions = (values.precision ?? (gpu.engine.hasF16 ? 'f32,mixed' : 'f32')).split(',').map(precisionOf);
+      const o = { nets: nets as NetName[], size: values.size ? positiveInt(values.size, '--size') : 224, width: given('--width') ? Number(values.width) : 1, budgetMiB: positiveInt(values['memory-mib']!, '--memory-mib'), precisions };
+      console.log(`the largest batch of each network at ${o.size}x${o.size}, width ${o.width}, whose training step peaks within ${o.budgetMiB} MiB of device memory (dry runs: every tensor counted at its pool size, nothing run)`);
+      const rows = benchFit(gpu.engine, { ...o, log: (s: string) => console.log(s) });
+      if (values.json) writeFileSync(values.json, JSON.stringify({ adapter: gpu.info, rows }, null, 2));
       return 0;
     }
     if (what === 'infer') {

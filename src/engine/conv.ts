@@ -4,6 +4,7 @@ import { matmul } from './gemm.js';
 import { reduce } from './reduce.js';
 import { Tensor, shapeString } from './tensor.js';
 import { operandType } from './cast.js';
+import { KernelError } from './dispatch.js';
 import type { Engine } from './engine.js';
 import { type ConvShape, adapterKind, chooseConvTile, type Tile } from './tune.js';
 
@@ -73,6 +74,8 @@ export interface ConvOptions {
   affine?: { scale: Tensor; shift: Tensor };
   /** Forces a tile (the tuner's candidates); otherwise chooseConvTile decides. */
   tile?: Tile;
+  /** The output in f16 (mixed precision's activations); needs f16 operands. */
+  outHalf?: boolean;
 }
 
 /** y = conv2d(x, w) + bias (then ReLU). x [N, C, H, W], w [K, C, KH, KW]. */
@@ -88,15 +91,16 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | undefined, g: ConvGe
   const engine = x.engine;
   if (convIsGemm(KH, KW, g, H * W) && !bias && !affine && !options.tile) {
     // y[n] = W [K, C] x[n] [C, HW], every image at once (the weight shared across the batch).
-    const y = matmul(w.view([K, C]), x.view([N, C, H * W]), { relu: options.relu });
+    const y = matmul(w.view([K, C]), x.view([N, C, H * W]), { relu: options.relu, outHalf: options.outHalf });
     const out = y.view([N, K, OH, OW]);
     y.dispose();
     return out;
   }
   const tile = options.tile ?? chooseConvTile(traced(engine, { pass: 'forward', N, C, H, W, K, KH, KW, stride: g.stride, pad: g.pad }), engine.adapter, engine.tuning);
   const half = operandType('conv2d', x, w) === 'f16';
-  const out = engine.empty([N, K, OH, OW]);
-  const specialization = { HALF: half, KH, KW, HAS_BIAS: !!bias, AFFINE: !!affine, RELU: !!options.relu, TM: tile.tm, TN: tile.tn, WG_X: tile.wgX, WG_Y: tile.wgY };
+  if (options.outHalf && !half) throw new KernelError(`conv2d: an f16 output needs f16 operands, got ${x.describe()} and ${w.describe()}`);
+  const out = engine.empty([N, K, OH, OW], undefined, options.outHalf ? 'f16' : 'f32');
+  const specialization = { HALF: half, OUT_HALF: !!options.outHalf, KH, KW, HAS_BIAS: !!bias, AFFINE: !!affine, RELU: !!options.relu, TM: tile.tm, TN: tile.tn, WG_X: tile.wgX, WG_Y: tile.wgY };
   const common = {
     half,
     uniforms: { N, C, H, W, K, OH, OW, stride: g.stride, pad: g.pad },
@@ -114,7 +118,7 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | undefined, g: ConvGe
  * The gradient of conv2d with respect to its input: dx [N, C, H, W] from dy [N, K, OH, OW] and
  * w [K, C, KH, KW]. With an input size and bias it is also a transposed convolution's forward.
  */
-export function conv2dGradInput(dy: Tensor, w: Tensor, inputShape: readonly number[], g: ConvGeometry, bias?: Tensor, forcedTile?: Tile, outScale = 1): Tensor {
+export function conv2dGradInput(dy: Tensor, w: Tensor, inputShape: readonly number[], g: ConvGeometry, bias?: Tensor, forcedTile?: Tile, outScale = 1, outHalf = false): Tensor {
   const [N, K, OH, OW] = dims(dy, 'conv2d backward-data');
   const [K2, C, KH, KW] = dims(w, 'conv2d weight');
   const [, , H, W] = inputShape as [number, number, number, number];
@@ -124,7 +128,7 @@ export function conv2dGradInput(dy: Tensor, w: Tensor, inputShape: readonly numb
   const engine = dy.engine;
   if (convIsGemm(KH, KW, g, H * W) && !bias && !forcedTile) {
     // dx[n] = Wᵀ [C, K] dy[n] [K, HW]: the same batched GEMM with the weight transposed.
-    const dx = matmul(w.view([K, C]), dy.view([N, K, H * W]), { transA: true, alpha: outScale });
+    const dx = matmul(w.view([K, C]), dy.view([N, K, H * W]), { transA: true, alpha: outScale, outHalf });
     const out = dx.view([N, C, H, W]);
     dx.dispose();
     return out;
@@ -132,11 +136,12 @@ export function conv2dGradInput(dy: Tensor, w: Tensor, inputShape: readonly numb
   const tile = forcedTile ?? chooseConvTile(traced(engine, { pass: 'backward_data', N, C, H, W, K, KH, KW, stride: g.stride, pad: g.pad }), engine.adapter, engine.tuning);
   const half = operandType('conv2d backward-data', dy, w) === 'f16';
   if (bias && bias.dtype !== 'f32') throw new Error(`conv_transpose2d: bias ${bias.describe()} must be float32`);
-  const dx = engine.empty([N, C, H, W]);
+  if (outHalf && !half) throw new KernelError(`conv_transpose2d: an f16 output needs f16 operands, got ${dy.describe()} and ${w.describe()}`);
+  const dx = engine.empty([N, C, H, W], undefined, outHalf ? 'f16' : 'f32');
   engine.run({
     kernel: 'conv2d_grad_input',
     half,
-    params: { HALF: half, KH, KW, HAS_BIAS: !!bias, TM: tile.tm, TN: tile.tn, WG_X: tile.wgX, WG_Y: tile.wgY },
+    params: { HALF: half, OUT_HALF: outHalf, KH, KW, HAS_BIAS: !!bias, TM: tile.tm, TN: tile.tn, WG_X: tile.wgX, WG_Y: tile.wgY },
     uniforms: { N, C, H, W, K, OH, OW, stride: g.stride, pad: g.pad, out_scale: outScale },
     inputs: { dy, w, bias },
     outputs: { dx },
@@ -186,14 +191,14 @@ export function conv2dGradWeight(dy: Tensor, x: Tensor, weightShape: readonly nu
 }
 
 /** Transposed convolution (PyTorch's ConvTranspose2d): x [N, Cin, H, W], w [Cin, Cout, KH, KW]. */
-export function convTranspose2d(x: Tensor, w: Tensor, bias: Tensor | undefined, g: ConvGeometry): Tensor {
+export function convTranspose2d(x: Tensor, w: Tensor, bias: Tensor | undefined, g: ConvGeometry, outHalf = false): Tensor {
   const [N, Cin, H, W] = dims(x, 'conv_transpose2d');
   const [Cin2, Cout, KH, KW] = dims(w, 'conv_transpose2d weight');
   if (Cin !== Cin2) throw new Error(`conv_transpose2d: input ${x.describe()} has ${Cin} channels, weight ${w.describe()} expects ${Cin2}`);
   const OH = convTransposeOutSize(H, KH, g.stride, g.pad), OW = convTransposeOutSize(W, KW, g.stride, g.pad);
   if (OH <= 0 || OW <= 0) throw new Error(`conv_transpose2d of ${x.describe()} with ${w.describe()} has no output`);
   if (bias && bias.size !== Cout) throw new Error(`conv_transpose2d: bias ${bias.describe()} does not match ${Cout} output channels`);
-  return conv2dGradInput(x, w, [N, Cout, OH, OW], g, bias);
+  return conv2dGradInput(x, w, [N, Cout, OH, OW], g, bias, undefined, 1, outHalf);
 }
 
 /** The gradient of a transposed convolution with respect to its input: a plain convolution. */
@@ -202,8 +207,8 @@ export function convTranspose2dGradInput(dy: Tensor, w: Tensor, g: ConvGeometry)
 }
 
 /** The gradient of a transposed convolution with respect to its weight [Cin, Cout, KH, KW]. */
-export function convTranspose2dGradWeight(dy: Tensor, x: Tensor, weightShape: readonly number[], g: ConvGeometry): Tensor {
+export function convTranspose2dGradWeight(dy: Tensor, x: Tensor, weightShape: readonly number[], g: ConvGeometry, outScale = 1): Tensor {
   // dW[ci, co, ky, kx] = sum x[n, ci, y, x] * dy[n, co, y*s - p + ky, x*s - p + kx]: the conv
   // weight gradient with the transposed convolution's input in the role of the output gradient.
-  return conv2dGradWeight(x, dy, weightShape, g);
+  return conv2dGradWeight(x, dy, weightShape, g, undefined, outScale);
 }

@@ -47,11 +47,14 @@ const WG = 256;
 /** Values per invocation of an elementwise pass: a vec4 when the count is a multiple of 4. */
 export const perInvocation = (n: number) => (n % 4 === 0 ? 4 : 1);
 
+/** op(a), of a's type (mixed precision's f16 activations stay f16; the arithmetic is f32). */
 export function unary(op: UnaryOp, a: Tensor, alpha = 1, beta = 0): Tensor {
-  const out = a.engine.empty(a.shape);
+  const half = a.dtype === 'f16';
+  const out = a.engine.empty(a.shape, undefined, a.dtype);
   a.engine.run({
     kernel: 'unary',
-    params: { EXPR: UNARY[op], VEC4: perInvocation(a.size) === 4 },
+    params: { EXPR: UNARY[op], VEC4: perInvocation(a.size) === 4, HALF: half },
+    half,
     uniforms: { n: a.size, alpha, beta },
     inputs: { a },
     outputs: { out },
@@ -88,10 +91,16 @@ export function broadcastStrides(shape: readonly number[], outShape: readonly nu
   return strides;
 }
 
+/**
+ * op(a, b) with broadcasting. Either operand may be an f16 activation (mixed precision); the
+ * result is f16 when both are (an op between activations), else f32 (a gradient read against a
+ * saved activation). The arithmetic is f32.
+ */
 export function binary(op: BinaryOp, a: Tensor, b: Tensor, alpha = 1, beta = 1): Tensor {
   const shape = broadcastShapes(a.shape, b.shape);
   if (shape.length > 4) throw new Error(`elementwise ops take rank <= 4, got ${shapeString(shape)}`);
-  const out = a.engine.empty(shape);
+  const [aHalf, bHalf] = [a.dtype === 'f16', b.dtype === 'f16'];
+  const out = a.engine.empty(shape, undefined, aHalf && bHalf ? 'f16' : 'f32');
   const same = a.size === out.size && b.size === out.size;
   const per = same ? perInvocation(out.size) : 1;
   const [d0, d1, d2, d3] = [...Array(4 - shape.length).fill(1), ...shape] as number[];
@@ -99,7 +108,8 @@ export function binary(op: BinaryOp, a: Tensor, b: Tensor, alpha = 1, beta = 1):
   const [b0, b1, b2, b3] = broadcastStrides(b.shape, shape);
   a.engine.run({
     kernel: 'binary',
-    params: { EXPR: BINARY[op], BROADCAST: !same, VEC4: per === 4 },
+    params: { EXPR: BINARY[op], BROADCAST: !same, VEC4: per === 4, HALF: aHalf || bHalf, A_HALF: aHalf, B_HALF: bHalf, OUT_HALF: aHalf && bHalf },
+    half: aHalf || bHalf,
     uniforms: { n: out.size, alpha, beta, d0: d0!, d1: d1!, d2: d2!, d3: d3!, a0: a0!, a1: a1!, a2: a2!, a3: a3!, b0: b0!, b1: b1!, b2: b2!, b3: b3! },
     inputs: { A: a, B: b },
     outputs: { out },

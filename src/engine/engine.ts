@@ -47,7 +47,7 @@ export class Engine {
   tuning: TuningTable | undefined;
 
   /** Counters: bytes held (now, at peak since resetPeak(), pooled), buffers created, dispatches, submits, FLOPs. */
-  readonly stats: EngineStats = { allocatedBytes: 0, peakBytes: 0, pooledBytes: 0, buffersCreated: 0, dispatches: 0, submits: 0, flops: 0 };
+  readonly stats: EngineStats = { allocatedBytes: 0, peakBytes: 0, largestTensorBytes: 0, pooledBytes: 0, buffersCreated: 0, dispatches: 0, submits: 0, flops: 0 };
 
   private readonly current: EngineModes = { ...DEFAULT_MODES };
   private readonly pool: BufferPool;
@@ -115,14 +115,15 @@ export class Engine {
     if (shape.some((d) => !Number.isInteger(d) || d < 0)) {
       throw new Error(`impossible shape ${shapeString(shape)}${name ? ` for tensor "${name}"` : ''}`);
     }
-    if (bytes > this.maxTensorBytes) {
+    // A dry run sizes any step: the one-tensor limit of this adapter is reported, not enforced.
+    if (bytes > this.maxTensorBytes && !this.current.countOnly) {
       throw new TensorTooLargeError(
         `tensor ${name ? `"${name}" ` : ''}${shapeString(shape)} needs ${(bytes / 2 ** 20).toFixed(1)} MiB, ` +
           `over this adapter's maxStorageBufferBindingSize of ${(this.maxTensorBytes / 2 ** 20).toFixed(1)} MiB; ` +
           `use a smaller batch or image size`,
       );
     }
-    return new Tensor(this, shape, new Storage(this.pool.acquire(bytes), bytes), false, name, dtype);
+    return new Tensor(this, shape, new Storage(this.pool.acquire(bytes, this.current.countOnly), bytes), false, name, dtype);
   }
 
   /** A tensor holding `data` (copied to the GPU; rounded to the nearest half for f16). */
@@ -152,18 +153,29 @@ export class Engine {
     this.run({ kernel: 'fill', uniforms: { n: t.size, value }, inputs: {}, outputs: { out: t }, workgroups: Math.ceil(t.size / 256) });
   }
 
-  /** Overwrites a tensor's contents from the CPU. */
+  /** Overwrites a tensor's contents from the CPU (nothing in a dry run: engine.countOnly). */
   write(t: Tensor, data: Float32Array): void {
+    if (this.pool.isPlaceholder(t.buffer)) {
+      if (data.length !== t.size) throw new Error(`${data.length} values written to tensor ${t.describe()}`);
+      return;
+    }
     writeTensor(this.device, this.recorder, t, data);
   }
 
-  read(t: Tensor): Promise<Float32Array> {
+  async read(t: Tensor): Promise<Float32Array> {
+    this.refuseDryRun([t]);
     return readTensor(this.device, this.recorder, t);
   }
 
   /** Several tensors in one submission with the work before them (see io.ts). */
-  readMany(tensors: readonly Tensor[]): Promise<Float32Array[]> {
+  async readMany(tensors: readonly Tensor[]): Promise<Float32Array[]> {
+    this.refuseDryRun(tensors);
     return readTensors(this.device, this.recorder, tensors);
+  }
+
+  private refuseDryRun(tensors: readonly Tensor[]): void {
+    const counted = tensors.find((t) => this.pool.isPlaceholder(t.buffer));
+    if (counted) throw new KernelError(`tensor ${counted.describe()} was made in a dry run (countOnly): it has no values on the device`);
   }
 
   /** Waits for all submitted work and reports any GPU error it raised. */
@@ -198,14 +210,20 @@ export class Engine {
     this.scopes.untrack(t);
   }
 
-  /** @internal called when the last view of a storage is disposed */
-  release(storage: Storage): void {
-    this.pool.release(storage.buffer);
+  /** Whether an open tidy() scope will dispose t at its end: t is a temporary of the work in progress. */
+  isTemporary(t: Tensor): boolean {
+    return this.scopes.tracks(t);
   }
 
-  /** Starts a new high-water mark (stats.peakBytes) from what is live now. */
+  /** @internal called when the last view of a storage is disposed */
+  release(storage: Storage): void {
+    this.pool.release(storage.buffer, storage.bytes);
+  }
+
+  /** Starts a new high-water mark (stats.peakBytes, stats.largestTensorBytes) from what is live now. */
   resetPeak(): void {
     this.stats.peakBytes = this.stats.allocatedBytes;
+    this.stats.largestTensorBytes = 0;
   }
 
   /** Frees the pooled buffers (the next allocations create new ones). */

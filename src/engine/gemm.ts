@@ -1,6 +1,7 @@
 // Matrix products: C = alpha * op(A) op(B) (+ bias), 2-d or batched 3-d.
 import { Tensor, shapeString } from './tensor.js';
 import { operandType } from './cast.js';
+import { KernelError } from './dispatch.js';
 import { chooseGemmTile, type Tile } from './tune.js';
 
 export interface GemmOptions {
@@ -13,6 +14,8 @@ export interface GemmOptions {
   relu?: boolean;
   /** Forces a tile (the tuner's candidates); otherwise chooseGemmTile decides. */
   tile?: Tile;
+  /** C in f16 (mixed precision's activations: a 1x1 convolution's output); needs f16 operands. */
+  outHalf?: boolean;
 }
 
 export function gemmDims(a: readonly number[], b: readonly number[], o: GemmOptions) {
@@ -38,8 +41,9 @@ export function matmul(a: Tensor, b: Tensor, o: GemmOptions = {}): Tensor {
   engine.traceShapes?.({ gemm: shape });
   const tile = o.tile ?? chooseGemmTile(shape, engine.adapter, engine.tuning);
   const half = operandType('matmul', a, b) === 'f16';
-  const out = engine.empty(batched ? [batch, M, N] : [M, N]);
-  const specialization = { HALF: half, TRANS_A: transA, TRANS_B: transB, HAS_BIAS: !!o.bias, RELU: !!o.relu, TM: tile.tm, TN: tile.tn, WG_X: tile.wgX, WG_Y: tile.wgY };
+  if (o.outHalf && !half) throw new KernelError(`matmul: an f16 result needs f16 operands, got ${a.describe()} and ${b.describe()}`);
+  const out = engine.empty(batched ? [batch, M, N] : [M, N], undefined, o.outHalf ? 'f16' : 'f32');
+  const specialization = { HALF: half, OUT_HALF: !!o.outHalf, TRANS_A: transA, TRANS_B: transB, HAS_BIAS: !!o.bias, RELU: !!o.relu, TM: tile.tm, TN: tile.tn, WG_X: tile.wgX, WG_Y: tile.wgY };
   const common = {
     half,
     uniforms: { M, N, K, batch_a: a.rank === 3 ? M * K : 0, batch_b: b.rank === 3 ? K * N : 0, batch_c: M * N, alpha: o.alpha ?? 1 },

@@ -7,6 +7,8 @@ export interface EngineStats {
   allocatedBytes: number;
   /** The most they held at once since the last resetPeak(): the high-water mark a step needs. */
   peakBytes: number;
+  /** The largest single tensor since the last resetPeak() (what an adapter's binding limit meets). */
+  largestTensorBytes: number;
   /** Freed buffers kept for reuse. */
   pooledBytes: number;
   buffersCreated: number;
@@ -47,14 +49,22 @@ export function bufferId(buffer: GPUBuffer): number {
 
 export class BufferPool {
   private readonly free = new Map<number, GPUBuffer[]>();
+  /** What a dry run's tensors point at (engine.countOnly): counted, never allocated. */
+  private placeholder: GPUBuffer | null = null;
 
   constructor(private readonly device: GPUDevice, private readonly stats: EngineStats) {}
 
-  acquire(bytes: number): GPUBuffer {
+  /**
+   * A buffer of `bytes`' size class. `dryRun` counts the bytes as allocated but hands out a shared
+   * 16-byte placeholder: a model's memory at any size measured without the device's memory.
+   */
+  acquire(bytes: number, dryRun = false): GPUBuffer {
     const size = sizeClass(bytes);
-    const reused = this.free.get(size)?.pop();
     this.stats.allocatedBytes += size;
     this.stats.peakBytes = Math.max(this.stats.peakBytes, this.stats.allocatedBytes);
+    this.stats.largestTensorBytes = Math.max(this.stats.largestTensorBytes, bytes);
+    if (dryRun) return (this.placeholder ??= this.device.createBuffer({ size: 16, usage: STORAGE }));
+    const reused = this.free.get(size)?.pop();
     if (reused) {
       this.stats.pooledBytes -= size;
       return reused;
@@ -63,9 +73,15 @@ export class BufferPool {
     return this.device.createBuffer({ size, usage: STORAGE | COPY_SRC | COPY_DST });
   }
 
-  release(buffer: GPUBuffer): void {
-    const size = buffer.size;
+  /** Whether `buffer` is a dry run's placeholder (no memory behind it). */
+  isPlaceholder(buffer: GPUBuffer): boolean {
+    return buffer === this.placeholder;
+  }
+
+  release(buffer: GPUBuffer, bytes: number): void {
+    const size = sizeClass(bytes);
     this.stats.allocatedBytes -= size;
+    if (this.isPlaceholder(buffer)) return;
     this.stats.pooledBytes += size;
     const list = this.free.get(size);
     if (list) list.push(buffer);
@@ -115,6 +131,11 @@ export class TensorScopes {
 
   untrack(t: Tensor): void {
     for (const scope of this.scopes) scope.delete(t);
+  }
+
+  /** Whether an open scope will dispose t at its end (t is a temporary of the work in progress). */
+  tracks(t: Tensor): boolean {
+    return this.scopes.some((scope) => scope.has(t));
   }
 
   private end(result: unknown): void {

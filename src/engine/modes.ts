@@ -6,8 +6,10 @@ import type { ConvShape, GemmShape } from './tune.js';
 export interface EngineModes {
   /**
    * Mixed precision: convolutions and linear layers (forward and both backward passes) take f16
-   * copies of their operands and accumulate in f32; activations, gradients and the master weights
-   * stay f32. Needs the adapter's shader-f16.
+   * operands and accumulate in f32; convolutions write f16 activations, which BatchNorm, pooling,
+   * resizing, concatenation and the elementwise ops keep f16 (what backward saves takes half the
+   * memory); gradients, statistics and the master weights stay f32, and a network's outputs come
+   * back f32. Needs the adapter's shader-f16.
    */
   mixedPrecision: boolean;
   /**
@@ -15,7 +17,11 @@ export interface EngineModes {
    * copies and the overflow flag their casts set. Null: a fixed scale of 1024, no flag.
    */
   gradientScaling: { scale: number; flag: Tensor } | null;
-  /** Dispatches are counted (stats.flops, stats.dispatches) but not recorded: a model's FLOPs and shapes traced without running it. */
+  /**
+   * A dry run: dispatches are counted (stats.flops, stats.dispatches) but not recorded, and tensors
+   * are counted in stats (allocatedBytes, peakBytes) but take no device memory (writes do nothing;
+   * reads are refused). A model's FLOPs, shapes and memory at any size, without running it.
+   */
   countOnly: boolean;
   /** When set, the GEMM and convolution launchers report every shape they run (for the tuner). */
   traceShapes: ((shape: { gemm: GemmShape } | { conv: ConvShape }) => void) | null;

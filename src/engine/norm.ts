@@ -4,6 +4,8 @@ import type { Engine } from './engine.js';
 import { perInvocation } from './elementwise.js';
 import { adapterKind } from './tune.js';
 import type { Tensor } from './tensor.js';
+import { castTensor } from './cast.js';
+import { KernelError } from './dispatch.js';
 
 /**
  * Invocations that share one channel's sums in the per-channel passes. Each strides over one
@@ -28,8 +30,8 @@ export function batchNormThreadPerChannel(values: number, adapter: string): bool
 const vec4 = (HW: number) => perInvocation(HW) === 4;
 
 /** The per-channel sums' specialization (batchnorm_stats.wgsl). */
-function sums(e: Engine, N: number, HW: number, relu: boolean) {
-  return { SUBGROUPS: e.useSubgroups, THREAD_PER_CHANNEL: batchNormThreadPerChannel(N * HW, e.adapter), RWG: batchNormReduceWorkgroup(HW), RELU: relu };
+function sums(e: Engine, N: number, HW: number, relu: boolean, half: boolean) {
+  return { SUBGROUPS: e.useSubgroups, THREAD_PER_CHANNEL: batchNormThreadPerChannel(N * HW, e.adapter), RWG: batchNormReduceWorkgroup(HW), RELU: relu, HALF: half };
 }
 
 /** Workgroups of a per-channel pass. */
@@ -60,18 +62,25 @@ function nchw(x: Tensor, s: BatchNormState): [number, number, number] {
 
 /**
  * Training mode normalizes with batch statistics (and updates the running ones); eval mode with the
- * running ones. `relu` fuses a following ReLU.
+ * running ones. `residual` (x's shape) is added to the normalized values, and `relu` fuses a
+ * following ReLU (after the residual). The output has x's type: an f16 activation (mixed
+ * precision) gives an f16 one; the statistics and the arithmetic are f32 either way.
  */
-export function batchNorm(x: Tensor, s: BatchNormState, training: boolean, relu = false): BatchNormForward {
+export function batchNorm(x: Tensor, s: BatchNormState, training: boolean, relu = false, residual?: Tensor): BatchNormForward {
   const [N, C, HW] = nchw(x, s);
+  if (residual && (residual.rank !== x.rank || residual.shape.some((d, i) => d !== x.shape[i]))) throw new Error(`batch norm of ${x.describe()} cannot add a residual ${residual.describe()}: the shapes differ`);
   const e = x.engine;
+  const half = x.dtype === 'f16';
+  // A residual of the other type is read through a copy in x's (never kept: its gradient needs no values).
+  const joined = residual && residual.dtype !== x.dtype ? castTensor(residual, x.dtype) : residual;
   const mean = e.empty([C]), invstd = e.empty([C]);
   if (training) {
     if (N * HW < 2) throw new Error(`batch norm in training mode needs more than one value per channel, got ${x.describe()}`);
     e.run({
       kernel: 'batchnorm_stats',
       entry: 'forward',
-      params: sums(e, N, HW, false),
+      params: sums(e, N, HW, false, half),
+      half,
       uniforms: { N, C, HW, eps: s.eps, momentum: s.momentum },
       inputs: { x },
       outputs: { batch_mean: mean, batch_invstd: invstd, running_mean: s.runningMean, running_var: s.runningVar },
@@ -80,15 +89,17 @@ export function batchNorm(x: Tensor, s: BatchNormState, training: boolean, relu 
   } else {
     e.run({ kernel: 'batchnorm_eval', entry: 'stats', uniforms: { C, eps: s.eps }, inputs: { running_mean: s.runningMean, running_var: s.runningVar }, outputs: { mean, invstd }, workgroups: Math.ceil(C / 64) });
   }
-  const y = e.empty(x.shape);
+  const y = e.empty(x.shape, undefined, x.dtype);
   e.run({
     kernel: 'batchnorm_forward',
-    params: { VEC4: vec4(HW), RELU: relu },
+    params: { VEC4: vec4(HW), RELU: relu, RESIDUAL: !!joined, HALF: half },
+    half,
     uniforms: { N, C, HW },
-    inputs: { x, mean, invstd, gamma: s.gamma, beta: s.beta },
+    inputs: { x, mean, invstd, gamma: s.gamma, beta: s.beta, residual: joined },
     outputs: { y },
     workgroups: Math.ceil(x.size / perInvocation(HW) / 256),
   });
+  if (joined && joined !== residual) joined.dispose();
   return { y, mean, invstd };
 }
 
@@ -97,11 +108,17 @@ export function batchNormBackward(dy: Tensor, x: Tensor, f: BatchNormForward, s:
   const [N, C, HW] = nchw(x, s);
   const e = x.engine;
   const dgamma = e.empty([C]), dbeta = e.empty([C]);
-  const { mean, invstd, y } = f;
+  // The kernels read the output y only for the fused ReLU's mask; without one x stands in for it
+  // (same shape, never read), so that the output need not be kept for backward.
+  const { mean, invstd } = f;
+  const y = relu ? f.y : x;
+  const half = x.dtype === 'f16';
+  if (dy.dtype !== 'f32') throw new KernelError(`batch norm backward takes a float32 gradient, got ${dy.describe()}`);
   e.run({
     kernel: 'batchnorm_stats',
     entry: 'backward',
-    params: sums(e, N, HW, relu),
+    params: sums(e, N, HW, relu, half),
+    half,
     uniforms: { N, C, HW, eps: s.eps, momentum: s.momentum },
     inputs: { dy, x, mean, invstd, y },
     outputs: { dgamma, dbeta },
@@ -110,7 +127,8 @@ export function batchNormBackward(dy: Tensor, x: Tensor, f: BatchNormForward, s:
   const dx = e.empty(x.shape);
   e.run({
     kernel: 'batchnorm_backward',
-    params: { VEC4: vec4(HW), RELU: relu, TRAINING: training },
+    params: { VEC4: vec4(HW), RELU: relu, TRAINING: training, HALF: half },
+    half,
     uniforms: { N, C, HW },
     inputs: { dy, x, mean, invstd, gamma: s.gamma, dgamma, dbeta, y },
     outputs: { dx },

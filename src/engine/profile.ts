@@ -9,6 +9,8 @@ export interface KernelTiming {
   key: string;
   /** The layer that recorded the dispatch (engine.scope), '' outside any. */
   scope: string;
+  /** Floating-point operations the dispatch does (2 per multiply-add; 0 where not counted). */
+  flops: number;
   ms: number;
 }
 
@@ -40,11 +42,11 @@ export class Profiler {
   }
 
   /** A compute pass of its own for one dispatch, with timestamps at its start and end. */
-  timedPass(encoder: GPUCommandEncoder, kernel: string, key: string): GPUComputePassEncoder {
+  timedPass(encoder: GPUCommandEncoder, kernel: string, key: string, flops = 0): GPUComputePassEncoder {
     const s = this.session!;
     const index = s.labels.length;
     if (index >= MAX_DISPATCHES) throw new KernelError(`a profile holds at most ${MAX_DISPATCHES} dispatches; end it sooner`);
-    s.labels.push({ kernel, key, scope: this.currentScope });
+    s.labels.push({ kernel, key, scope: this.currentScope, flops });
     return encoder.beginComputePass({ timestampWrites: { querySet: s.querySet, beginningOfPassWriteIndex: 2 * index, endOfPassWriteIndex: 2 * index + 1 } });
   }
 

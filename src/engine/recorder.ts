@@ -84,7 +84,7 @@ export class Recorder {
     if (this.profiler.active) {
       // One pass per dispatch so that each kernel gets its own pair of timestamps.
       this.endPass();
-      pass = this.pass = this.profiler.timedPass(this.commandEncoder(), d.kernel, key);
+      pass = this.pass = this.profiler.timedPass(this.commandEncoder(), d.kernel, key, d.flops ?? 0);
     } else {
       pass = this.pass ??= this.commandEncoder().beginComputePass();
     }

@@ -1,5 +1,6 @@
 // Pooling, bilinear resize, channel copies and dropout (kernels/pool.wgsl, resize.wgsl,
 // copy_channels.wgsl, dropout.wgsl).
+import { castTensor } from './cast.js';
 import { convOutSize } from './conv.js';
 import { Tensor, shapeString } from './tensor.js';
 
@@ -24,37 +25,40 @@ function poolShape(x: Tensor, g: PoolGeometry, what: string) {
 /** Max pooling; returns the output and the argmax (flat index in each plane) for the backward pass. */
 export function maxPool(x: Tensor, g: PoolGeometry): { y: Tensor; argmax: Tensor } {
   const s = poolShape(x, g, 'max pool');
-  const y = x.engine.empty([s.N, s.C, s.OH, s.OW]), argmax = x.engine.empty(y.shape);
-  x.engine.run({ kernel: 'pool', entry: 'max_forward', uniforms: s.uniforms, inputs: { src: x }, outputs: { out: y, arg: argmax }, workgroups: Math.ceil(y.size / 256) });
+  const half = x.dtype === 'f16';
+  const y = x.engine.empty([s.N, s.C, s.OH, s.OW], undefined, x.dtype), argmax = x.engine.empty(y.shape);
+  x.engine.run({ kernel: 'pool', entry: 'max_forward', params: { HALF: half }, half, uniforms: s.uniforms, inputs: { src: x }, outputs: { out: y, arg: argmax }, workgroups: Math.ceil(y.size / 256) });
   return { y, argmax };
 }
 
 export function maxPoolBackward(dy: Tensor, argmax: Tensor, x: Tensor, g: PoolGeometry): Tensor {
   const s = poolShape(x, g, 'max pool');
   const dx = x.engine.empty(x.shape);
-  x.engine.run({ kernel: 'pool', entry: 'max_backward', uniforms: s.uniforms, inputs: { src: dy, argmax }, outputs: { dx }, workgroups: Math.ceil(dx.size / 256) });
+  x.engine.run({ kernel: 'pool', entry: 'max_backward', params: { HALF: false }, uniforms: s.uniforms, inputs: { src: dy, argmax }, outputs: { dx }, workgroups: Math.ceil(dx.size / 256) });
   return dx;
 }
 
 export function avgPool(x: Tensor, g: PoolGeometry): Tensor {
   const s = poolShape(x, g, 'average pool');
-  const y = x.engine.empty([s.N, s.C, s.OH, s.OW]);
-  x.engine.run({ kernel: 'pool', entry: 'avg_forward', uniforms: s.uniforms, inputs: { src: x }, outputs: { out: y }, workgroups: Math.ceil(y.size / 256) });
+  const half = x.dtype === 'f16';
+  const y = x.engine.empty([s.N, s.C, s.OH, s.OW], undefined, x.dtype);
+  x.engine.run({ kernel: 'pool', entry: 'avg_forward', params: { HALF: half }, half, uniforms: s.uniforms, inputs: { src: x }, outputs: { out: y }, workgroups: Math.ceil(y.size / 256) });
   return y;
 }
 
 export function avgPoolBackward(dy: Tensor, x: Tensor, g: PoolGeometry): Tensor {
   const s = poolShape(x, g, 'average pool');
   const dx = x.engine.empty(x.shape);
-  x.engine.run({ kernel: 'pool', entry: 'avg_backward', uniforms: s.uniforms, inputs: { src: dy }, outputs: { avg_dx: dx }, workgroups: Math.ceil(dx.size / 256) });
+  x.engine.run({ kernel: 'pool', entry: 'avg_backward', params: { HALF: false }, uniforms: s.uniforms, inputs: { src: dy }, outputs: { avg_dx: dx }, workgroups: Math.ceil(dx.size / 256) });
   return dx;
 }
 
 /** Adaptive average pooling to [OH, OW] (PyTorch's AdaptiveAvgPool2d). */
 export function adaptiveAvgPool(x: Tensor, OH: number, OW: number): Tensor {
   const [N, C, H, W] = planes(x, 'adaptive average pool');
-  const y = x.engine.empty([N, C, OH, OW]);
-  x.engine.run({ kernel: 'pool', entry: 'adaptive_forward', uniforms: { P: N * C, H, W, OH, OW, k: 1, stride: 1, pad: 0 }, inputs: { src: x }, outputs: { out: y }, workgroups: Math.ceil(y.size / 256) });
+  const half = x.dtype === 'f16';
+  const y = x.engine.empty([N, C, OH, OW], undefined, x.dtype);
+  x.engine.run({ kernel: 'pool', entry: 'adaptive_forward', params: { HALF: half }, half, uniforms: { P: N * C, H, W, OH, OW, k: 1, stride: 1, pad: 0 }, inputs: { src: x }, outputs: { out: y }, workgroups: Math.ceil(y.size / 256) });
   return y;
 }
 
@@ -62,7 +66,7 @@ export function adaptiveAvgPoolBackward(dy: Tensor, x: Tensor): Tensor {
   const [N, C, H, W] = planes(x, 'adaptive average pool');
   const [, , OH, OW] = dy.shape as [number, number, number, number];
   const dx = x.engine.empty(x.shape);
-  x.engine.run({ kernel: 'pool', entry: 'adaptive_backward', uniforms: { P: N * C, H, W, OH, OW, k: 1, stride: 1, pad: 0 }, inputs: { src: dy }, outputs: { avg_dx: dx }, workgroups: Math.ceil(dx.size / 256) });
+  x.engine.run({ kernel: 'pool', entry: 'adaptive_backward', params: { HALF: false }, uniforms: { P: N * C, H, W, OH, OW, k: 1, stride: 1, pad: 0 }, inputs: { src: dy }, outputs: { avg_dx: dx }, workgroups: Math.ceil(dx.size / 256) });
   return dx;
 }
 
@@ -70,8 +74,9 @@ export function adaptiveAvgPoolBackward(dy: Tensor, x: Tensor): Tensor {
 export function resizeBilinear(x: Tensor, OH: number, OW: number): Tensor {
   const [N, C, H, W] = planes(x, 'resize');
   if (!(OH > 0 && OW > 0 && Number.isInteger(OH) && Number.isInteger(OW))) throw new Error(`cannot resize ${x.describe()} to ${OH}x${OW}`);
-  const y = x.engine.empty([N, C, OH, OW]);
-  x.engine.run({ kernel: 'resize', entry: 'forward', uniforms: { P: N * C, H, W, OH, OW }, inputs: { src: x }, outputs: { dst: y }, workgroups: Math.ceil(y.size / 256) });
+  const half = x.dtype === 'f16';
+  const y = x.engine.empty([N, C, OH, OW], undefined, x.dtype);
+  x.engine.run({ kernel: 'resize', entry: 'forward', params: { HALF: half }, half, uniforms: { P: N * C, H, W, OH, OW }, inputs: { src: x }, outputs: { dst: y }, workgroups: Math.ceil(y.size / 256) });
   return y;
 }
 
@@ -79,7 +84,7 @@ export function resizeBilinearBackward(dy: Tensor, inputShape: readonly number[]
   const [N, C, OH, OW] = planes(dy, 'resize backward');
   const [, , H, W] = inputShape as [number, number, number, number];
   const dx = dy.engine.empty(inputShape);
-  dy.engine.run({ kernel: 'resize', entry: 'backward', uniforms: { P: N * C, H, W, OH, OW }, inputs: { src: dy }, outputs: { dst: dx }, workgroups: Math.ceil(dx.size / 256) });
+  dy.engine.run({ kernel: 'resize', entry: 'backward', params: { HALF: false }, uniforms: { P: N * C, H, W, OH, OW }, inputs: { src: dy }, outputs: { dst: dx }, workgroups: Math.ceil(dx.size / 256) });
   return dx;
 }
 
@@ -89,8 +94,12 @@ export function copyChannels(src: Tensor, srcOffset: number, dst: Tensor, dstOff
   if (dst.shape[0] !== N || dst.size / (N * dst.shape[1]!) !== HW || srcOffset + count > src.shape[1]! || dstOffset + count > dst.shape[1]!) {
     throw new Error(`cannot copy ${count} channels of ${src.describe()} into ${dst.describe()}`);
   }
+  if (src.dtype !== dst.dtype) throw new Error(`cannot copy channels of ${src.describe()} into ${dst.describe()}: the types differ`);
+  const half = src.dtype === 'f16';
   src.engine.run({
     kernel: 'copy_channels',
+    params: { HALF: half },
+    half,
     uniforms: { N, count, HW, src_C: src.shape[1]!, src_off: srcOffset, dst_C: dst.shape[1]!, dst_off: dstOffset },
     inputs: { src },
     outputs: { dst },
@@ -108,10 +117,14 @@ export function concatChannels(xs: readonly Tensor[]): Tensor {
     }
   }
   const total = xs.reduce((s, x) => s + x.shape[1]!, 0);
-  const out = first.engine.empty([first.shape[0]!, total, ...first.shape.slice(2)]);
+  // f16 activations concatenate to f16; beside an f32 tensor they are read through f32 copies.
+  const dtype = xs.every((x) => x.dtype === 'f16') ? 'f16' : 'f32';
+  const out = first.engine.empty([first.shape[0]!, total, ...first.shape.slice(2)], undefined, dtype);
   let offset = 0;
   for (const x of xs) {
-    copyChannels(x, 0, out, offset, x.shape[1]!);
+    const same = x.dtype === dtype ? x : castTensor(x, dtype);
+    copyChannels(same, 0, out, offset, x.shape[1]!);
+    if (same !== x) same.dispose();
     offset += x.shape[1]!;
   }
   return out;
@@ -119,7 +132,7 @@ export function concatChannels(xs: readonly Tensor[]): Tensor {
 
 /** Channels [offset, offset + count) of x as a new tensor. */
 export function sliceChannels(x: Tensor, offset: number, count: number): Tensor {
-  const out = x.engine.empty([x.shape[0]!, count, ...x.shape.slice(2)]);
+  const out = x.engine.empty([x.shape[0]!, count, ...x.shape.slice(2)], undefined, x.dtype);
   copyChannels(x, offset, out, 0, count);
   return out;
 }

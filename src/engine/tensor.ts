@@ -19,6 +19,11 @@ export interface GradNode {
   readonly backward: (gradOutput: Tensor) => (Tensor | null)[];
   /** The layer (engine scope) that recorded it, for profiles. */
   readonly scope?: string;
+  /**
+   * What the backward function reads besides its gradient: the activations (and per-step copies)
+   * a step must keep until backward. Their bytes are the floor of a step's memory (savedBytes).
+   */
+  readonly saved: readonly Tensor[];
 }
 
 /**
@@ -59,6 +64,8 @@ export class Tensor {
    */
   gradHooks: ((grad: Tensor) => void)[] | null = null;
   disposed = false;
+  /** Its buffer went back to the pool (dropValues) while it stays in the graph. */
+  valuesDropped = false;
 
   constructor(
     readonly engine: Engine,
@@ -74,6 +81,7 @@ export class Tensor {
 
   get buffer(): GPUBuffer {
     if (this.disposed) throw new Error(`tensor ${this.describe()} was used after it was disposed`);
+    if (this.valuesDropped) throw new Error(`tensor ${this.describe()} was read after its values were dropped (dropValues)`);
     return this.storage.buffer;
   }
 
@@ -87,6 +95,7 @@ export class Tensor {
 
   /** A view with another shape on the same buffer (no copy). Not recorded for autograd: use ops.reshape. */
   view(shape: readonly number[]): Tensor {
+    if (this.valuesDropped || this.disposed) throw new Error(`cannot view tensor ${this.describe()}: its buffer is gone`);
     const resolved = resolveShape(shape, this.size, this);
     this.storage.refs++;
     return new Tensor(this.engine, resolved, this.storage, false, this.name, this.dtype);
@@ -102,8 +111,20 @@ export class Tensor {
     if (this.disposed) return;
     this.disposed = true;
     this.node = null;
-    if (--this.storage.refs === 0) this.engine.release(this.storage);
+    if (!this.valuesDropped && --this.storage.refs === 0) this.engine.release(this.storage);
     this.engine.untrack(this);
+  }
+
+  /**
+   * Returns the buffer to the pool now but keeps the tensor in the autograd graph (its shape and
+   * node): for an intermediate that has had its last reader and that no backward reads - a
+   * residual join's input once the join is computed - so that a step's forward pass does not hold
+   * it until backward. Reading it afterwards is an error.
+   */
+  dropValues(): void {
+    if (this.disposed || this.valuesDropped) return;
+    this.valuesDropped = true;
+    if (--this.storage.refs === 0) this.engine.release(this.storage);
   }
 
   /** Keeps this tensor alive past the enclosing engine.tidy() scope. */

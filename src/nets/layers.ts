@@ -1,5 +1,6 @@
 // Layers with torchvision's parameter names and initializations.
 import * as ops from '../autograd/ops.js';
+import { castTensor } from '../engine/cast.js';
 import { conv2d as convolve } from '../engine/conv.js';
 import { type BatchNormState, foldBatchNorm } from '../engine/norm.js';
 import type { Engine } from '../engine/engine.js';
@@ -68,9 +69,9 @@ export class BatchNorm2d extends Module {
     this.runningVar = this.buffer('running_var', [channels], new Float32Array(channels).fill(1));
   }
 
-  /** `relu` fuses a following ReLU into the BatchNorm kernels. */
-  forward(x: Tensor, relu = false): Tensor {
-    return ops.batchNorm2d(x, this.normState(), this.training, relu);
+  /** `relu` fuses a following ReLU into the BatchNorm kernels, `residual` a residual join before it. */
+  forward(x: Tensor, relu = false, residual?: Tensor): Tensor {
+    return ops.batchNorm2d(x, this.normState(), this.training, relu, residual);
   }
 
   normState(): BatchNormState {
@@ -113,14 +114,20 @@ export class Linear extends Module {
  * beta - mean * scale, computed on the GPU each call): one pass over the activations instead of
  * two. Training, or eval with gradients, runs the two layers as they are.
  */
-export function convBN(conv: Conv2d, bn: BatchNorm2d, x: Tensor, relu = false): Tensor {
-  if (bn.training || conv.bias || x.engine.modes.grad) return bn.forward(conv.forward(x), relu);
+export function convBN(conv: Conv2d, bn: BatchNorm2d, x: Tensor, relu = false, residual?: Tensor): Tensor {
+  if (bn.training || conv.bias || x.engine.modes.grad) return bn.forward(conv.forward(x), relu, residual);
   return conv.engine.scope(conv.path, () => {
     const affine = foldBatchNorm(bn.normState());
-    const y = convolve(x, conv.weight, undefined, { stride: conv.stride, pad: conv.pad }, { relu, affine });
+    // An f16 activation (mixed precision) meets an f16 copy of the weight.
+    const w = x.dtype === conv.weight.dtype ? conv.weight : castTensor(conv.weight, x.dtype);
+    const y = convolve(x, w, undefined, { stride: conv.stride, pad: conv.pad }, { relu: relu && !residual, affine });
+    if (w !== conv.weight) w.dispose();
     affine.scale.dispose();
     affine.shift.dispose();
-    return y;
+    if (!residual) return y;
+    const joined = relu ? ops.addRelu(y, residual) : ops.add(y, residual);
+    y.dispose();
+    return joined;
   });
 }
 
@@ -134,8 +141,8 @@ export class ConvBN extends Module {
     this.bn = this.add('bn', new BatchNorm2d(c, this.child('bn'), outChannels));
   }
 
-  forward(x: Tensor, relu = false): Tensor {
-    return convBN(this.conv, this.bn, x, relu);
+  forward(x: Tensor, relu = false, residual?: Tensor): Tensor {
+    return convBN(this.conv, this.bn, x, relu, residual);
   }
 }
 
@@ -171,9 +178,15 @@ export class RepVGGBlock extends Module {
 
   forward(x: Tensor): Tensor {
     if (this.fused) return this.fused.forward(x, this.relu); // bias and ReLU in the conv's epilogue
-    let y = ops.add(this.dense!.forward(x), this.oneByOne!.forward(x));
-    if (this.identity) y = ops.add(y, this.identity.forward(x));
-    return this.relu ? ops.relu(y) : y;
+    // The branches summed in the BatchNorms' own passes (the join fused: see ops.batchNorm2d). The
+    // partial sums are read by the next join only, and no backward reads them: their buffers go
+    // back to the pool as soon as the block's output exists, not at the end of the step.
+    const identity = this.identity?.forward(x);
+    const partial = this.oneByOne!.forward(x, false, identity);
+    const y = this.dense!.forward(x, this.relu, partial);
+    identity?.dropValues();
+    partial.dropValues();
+    return y;
   }
 
   /** Fuses the branches into one 3x3 convolution with bias (W = sum of gamma/sigma * W_i, b = sum of beta - mu*gamma/sigma). */
@@ -234,8 +247,10 @@ export class Bottleneck extends Module {
   forward(x: Tensor): Tensor {
     let y = convBN(this.conv1, this.bn1, x, true);
     y = convBN(this.conv2, this.bn2, y, true);
-    y = convBN(this.conv3, this.bn3, y);
     const identity = this.downsample ? convBN(this.downsample[0], this.downsample[1], x) : x;
-    return ops.addRelu(y, identity);
+    const out = convBN(this.conv3, this.bn3, y, true, identity);
+    // The downsampled identity is read by the join only (no backward reads it): freed now.
+    if (identity !== x) identity.dropValues();
+    return out;
   }
 }

@@ -110,6 +110,8 @@ export abstract class ClothNet extends Module {
     this.checkInput(images);
     const out = this.run(images);
     if (!o.features) delete out.features;
+    // Mixed precision's activations are f16; what the network hands out is f32.
+    for (const k of Object.keys(out) as (keyof NetOutput)[]) if (out[k]) out[k] = ops.toFloat32(out[k]!);
     return out;
   }
 
@@ -136,6 +138,7 @@ export abstract class ClothNet extends Module {
    */
   protected fitHeatmaps(heatmaps: Tensor, images: Tensor): Tensor {
     const [, , H, W] = images.shape as [number, number, number, number];
+    heatmaps = ops.toFloat32(heatmaps); // the maps are outputs (and the attention's input) in f32
     const fitted = heatmaps.shape[2] === H && heatmaps.shape[3] === W ? heatmaps : ops.resizeBilinear(heatmaps, H, W);
     return this.prior ? this.prior.forward(fitted) : fitted;
   }

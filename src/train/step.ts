@@ -86,9 +86,10 @@ export class Trainer {
 
   /**
    * Forward, loss, backward and the Adam update, recorded into one submission. Returns the loss
-   * terms (kept; the caller reads and disposes them). `step` seeds dropout.
+   * terms (kept; the caller reads and disposes them). `step` seeds dropout. `beforeBackward`
+   * sees the whole graph (its root, the total loss) before backward releases it.
    */
-  step(b: HostBatch, step: number): LossTerms {
+  step(b: HostBatch, step: number, beforeBackward?: (total: Tensor) => void): LossTerms {
     const e = this.net.engine;
     this.net.setTraining(true);
     this.net.setStep(step);
@@ -114,7 +115,10 @@ export class Trainer {
           terms.box = boxLoss(this.net.locate(photos), boxTargets!, boxMask!);
           terms.total = ops.add(terms.total, ops.scale(terms.box, wb));
         }
-        backward(terms.total);
+        beforeBackward?.(terms.total);
+        // The step reads nothing of the graph afterwards but the loss terms: each activation goes
+        // back to the pool as soon as backward is done with it (the step's peak falls to its floor).
+        backward(terms.total, undefined, { release: { keep: Object.values(terms).filter((t): t is Tensor => !!t) } });
         e.noGrad(() => {
           this.optimizer.update(scaler?.flag);
           this.average?.update();

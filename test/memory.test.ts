@@ -77,6 +77,23 @@ t.test('dropValues frees an intermediate at once and keeps it in the graph', asy
   });
 });
 
+t.test('a fixed-shape training step reuses the same buffers every time: no buffer and no bind group is created after the first', async (t) => {
+  const e = await gpuEngine(t);
+  const net = createNet(e, { net: 'cloth_repvgg', categories: 50, attributes: 1000, width: 1 / 16, seed: 1 });
+  const trainer = new Trainer(net, { ...THESIS_LOSS }, 1e-4);
+  const batch = syntheticBatch(net, 4, 32);
+  const counts: [number, number][] = [];
+  for (let k = 0; k < 4; k++) {
+    const terms = trainer.step(batch, k);
+    await terms.total.read();
+    for (const x of new Set(Object.values(terms))) x?.dispose();
+    counts.push([e.stats.buffersCreated, e.stats.bindGroupsCreated]);
+  }
+  t.same(counts[3], counts[0], `buffers and bind groups created by the end of steps 1-4: ${JSON.stringify(counts)}`);
+  trainer.dispose();
+  net.dispose();
+});
+
 t.test('a dry run (countOnly) counts a training step as a real one allocates it', async (t) => {
   const e = await gpuEngine(t);
   const shape = { net: 'cloth_resnet_a', width: 1 / 16, size: 32, batch: 4, precision: 'f32' } as const;

@@ -47,7 +47,7 @@ export class Engine {
   tuning: TuningTable | undefined;
 
   /** Counters: bytes held (now, at peak since resetPeak(), pooled), buffers created, dispatches, submits, FLOPs. */
-  readonly stats: EngineStats = { allocatedBytes: 0, peakBytes: 0, largestTensorBytes: 0, pooledBytes: 0, buffersCreated: 0, dispatches: 0, submits: 0, flops: 0 };
+  readonly stats: EngineStats = { allocatedBytes: 0, peakBytes: 0, largestTensorBytes: 0, pooledBytes: 0, buffersCreated: 0, bindGroupsCreated: 0, dispatches: 0, submits: 0, flops: 0 };
 
   private readonly current: EngineModes = { ...DEFAULT_MODES };
   private readonly pool: BufferPool;

@@ -12,6 +12,8 @@ export interface EngineStats {
   /** Freed buffers kept for reuse. */
   pooledBytes: number;
   buffersCreated: number;
+  /** Bind groups created (a fixed-shape step finds all of them cached after its first). */
+  bindGroupsCreated: number;
   dispatches: number;
   submits: number;
   /** Floating-point operations recorded (2 per multiply-add). */
@@ -47,6 +49,13 @@ export function bufferId(buffer: GPUBuffer): number {
   return id;
 }
 
+/**
+ * Buffers are handed out lowest number first (each size class's free list is kept sorted, the
+ * lowest at its end): a step of fixed shapes then gets the very same buffers every time, whatever
+ * order the previous step freed them in, so every bind group it needs is already in the
+ * recorder's cache (measured: 507-584 bind groups created in every cloth_resnet_a step with a
+ * last-freed-first pool once backward frees as it goes, none after the first step with this one).
+ */
 export class BufferPool {
   private readonly free = new Map<number, GPUBuffer[]>();
   /** What a dry run's tensors point at (engine.countOnly): counted, never allocated. */
@@ -70,7 +79,9 @@ export class BufferPool {
       return reused;
     }
     this.stats.buffersCreated++;
-    return this.device.createBuffer({ size, usage: STORAGE | COPY_SRC | COPY_DST });
+    const buffer = this.device.createBuffer({ size, usage: STORAGE | COPY_SRC | COPY_DST });
+    bufferId(buffer); // numbered in creation order
+    return buffer;
   }
 
   /** Whether `buffer` is a dry run's placeholder (no memory behind it). */
@@ -84,8 +95,16 @@ export class BufferPool {
     if (this.isPlaceholder(buffer)) return;
     this.stats.pooledBytes += size;
     const list = this.free.get(size);
-    if (list) list.push(buffer);
-    else this.free.set(size, [buffer]);
+    if (!list) return void this.free.set(size, [buffer]);
+    // Sorted by number, highest first: pop() takes the lowest.
+    const id = bufferId(buffer);
+    let lo = 0, hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (bufferId(list[mid]!) > id) lo = mid + 1;
+      else hi = mid;
+    }
+    list.splice(lo, 0, buffer);
   }
 
   /** Destroys the pooled buffers (call after a submit: submitted work keeps them alive). */

@@ -183,6 +183,7 @@ export class Recorder {
       tensors.forEach((t, i) => entries.push({ binding: p.bindings[i]!.binding, resource: { buffer: t.buffer, size: Math.max(byteSize(t.size, t.dtype), 4) } }));
       if (this.bindGroups.size > 16384) this.bindGroups.clear();
       group = this.device.createBindGroup({ layout: p.group, entries });
+      this.stats.bindGroupsCreated++;
       this.bindGroups.set(cacheKey, group);
     }
     return group;

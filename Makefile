@@ -29,7 +29,7 @@ test: typecheck
 demo: build
 	$(CLI) demo
 
-# The whole lavapipe suite, each result beside the README's tables (about 40 minutes on 2 cores, half of it bench infer at 224x224).
+# The whole lavapipe suite, each result beside the README's tables (about 55 minutes on 2 cores, a third of it bench infer at 224x224).
 bench: build
 	$(CLI) bench roof --json bench/results-roof.json
 	$(CLI) bench gemm --json bench/results-gemm.json
@@ -38,6 +38,8 @@ bench: build
 	$(CLI) bench train-step --steps 10 --json bench/results-train-step.json
 	$(CLI) bench net --net cloth_resnet_a --json bench/results-net-resnet.json
 	$(CLI) bench net --net new_fashionnet --json bench/results-net.json
+	$(CLI) bench net --net cloth_resnet_a --width 1 --size 224 --batch 8 --steps 1 --no-torch --json bench/results-net-224.json
+	$(CLI) bench fit --json bench/results-fit.json
 	$(CLI) bench infer --net cloth_resnet_a --json bench/results-infer-resnet.json
 	$(CLI) bench infer --net cloth_repvgg --json bench/results-infer-repvgg.json
 

@@ -13,12 +13,7 @@ enable f16;
 struct U { N: u32, C: u32, HW: u32 }
 @group(0) @binding(0) var<uniform> u: U;
 //! include core/vec4.wgsl
-#if ${HALF}
 //! include core/vec4_half.wgsl
-alias Act = T16;
-#else
-alias Act = T;
-#endif
 @group(0) @binding(1) var<storage, read> x: array<Act>;
 @group(0) @binding(2) var<storage, read> mean: array<f32>;
 @group(0) @binding(3) var<storage, read> invstd: array<f32>;

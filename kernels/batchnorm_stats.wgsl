@@ -1,12 +1,8 @@
 #if ${SUBGROUPS}
 enable subgroups;
 #endif
-#if ${HALF}
-enable f16;
-alias Act = f16;  // mixed precision: the activations x and y are f16; every sum stays f32
-#else
-alias Act = f32;
-#endif
+// Mixed precision: the activations x and y may be f16 (HALF); every sum stays f32.
+//! include core/scalar_half.wgsl
 // BatchNorm2d's per-channel sums over NCHW (M = N*H*W values a channel), one entry per pass:
 //   forward:  the batch mean and 1/sqrt(var + eps) (biased var, as used for normalizing), and
 //             running = (1 - momentum) * running + momentum * batch (unbiased var), as PyTorch

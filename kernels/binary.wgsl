@@ -18,21 +18,19 @@ struct U {
 }
 @group(0) @binding(0) var<uniform> u: U;
 //! include core/vec4.wgsl
-#if ${HALF}
 //! include core/vec4_half.wgsl
-#endif
 #if ${A_HALF}
-alias TA = T16;
+alias TA = Act;
 #else
 alias TA = T;
 #endif
 #if ${B_HALF}
-alias TB = T16;
+alias TB = Act;
 #else
 alias TB = T;
 #endif
 #if ${OUT_HALF}
-alias TOut = T16;
+alias TOut = Act;
 #else
 alias TOut = T;
 #endif

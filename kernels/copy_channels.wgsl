@@ -1,12 +1,7 @@
 // Copies `count` channels of src [N, src_C, HW] starting at src_off into dst [N, dst_C, HW]
 // starting at dst_off: channel concatenation (forward) and its slices (backward).
 // With HALF both are mixed precision's f16 activations (a concatenation of f16 features).
-#if ${HALF}
-enable f16;
-alias Act = f16;  // mixed precision's f16 activations
-#else
-alias Act = f32;
-#endif
+//! include core/scalar_half.wgsl
 struct U { N: u32, count: u32, HW: u32, src_C: u32, src_off: u32, dst_C: u32, dst_off: u32 }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> src: array<Act>;

@@ -8,12 +8,7 @@
 //                 pools to 7x7 before its classifier): cell o averages [floor(o*H/OH), ceil((o+1)*H/OH))
 // With HALF (the forward entries only) src and out are mixed precision's f16 activations; the
 // sums and comparisons are f32, and the gradients always are.
-#if ${HALF}
-enable f16;
-alias Act = f16;  // mixed precision's f16 activations
-#else
-alias Act = f32;
-#endif
+//! include core/scalar_half.wgsl
 struct U { P: u32, H: u32, W: u32, OH: u32, OW: u32, k: u32, stride: u32, pad: u32 }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> src: array<Act>;

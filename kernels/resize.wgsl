@@ -5,12 +5,7 @@
 //             input pixel searches the few output pixels that can reach it; no atomics)
 // With HALF (the forward entry only) src and dst are mixed precision's f16 activations; the
 // arithmetic is f32, and the gradients always are.
-#if ${HALF}
-enable f16;
-alias Act = f16;  // mixed precision's f16 activations
-#else
-alias Act = f32;
-#endif
+//! include core/scalar_half.wgsl
 struct U { P: u32, H: u32, W: u32, OH: u32, OW: u32 }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> src: array<Act>;

@@ -10,12 +10,7 @@ enable f16;
 struct U { n: u32, alpha: f32, beta: f32 }
 @group(0) @binding(0) var<uniform> u: U;
 //! include core/vec4.wgsl
-#if ${HALF}
 //! include core/vec4_half.wgsl
-alias Act = T16;
-#else
-alias Act = T;
-#endif
 @group(0) @binding(1) var<storage, read> a: array<Act>;
 @group(0) @binding(2) var<storage, read_write> out: array<Act>;
 

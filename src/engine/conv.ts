@@ -91,7 +91,7 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | undefined, g: ConvGe
   const engine = x.engine;
   if (convIsGemm(KH, KW, g, H * W) && !bias && !affine && !options.tile) {
     // y[n] = W [K, C] x[n] [C, HW], every image at once (the weight shared across the batch).
-    const y = matmul(w.view([K, C]), x.view([N, C, H * W]), { relu: options.relu, outHalf: options.outHalf });
+    const y = viewed([w.view([K, C]), x.view([N, C, H * W])], (w2, x3) => matmul(w2, x3, { relu: options.relu, outHalf: options.outHalf }));
     const out = y.view([N, K, OH, OW]);
     y.dispose();
     return out;
@@ -128,11 +128,12 @@ export function conv2dGradInput(dy: Tensor, w: Tensor, inputShape: readonly numb
   const engine = dy.engine;
   if (convIsGemm(KH, KW, g, H * W) && !bias && !forcedTile) {
     // dx[n] = Wᵀ [C, K] dy[n] [K, HW]: the same batched GEMM with the weight transposed.
-    const dx = matmul(w.view([K, C]), dy.view([N, K, H * W]), { transA: true, alpha: outScale, outHalf });
+    const dx = viewed([w.view([K, C]), dy.view([N, K, H * W])], (w2, dy3) => matmul(w2, dy3, { transA: true, alpha: outScale, outHalf }));
     const out = dx.view([N, C, H, W]);
     dx.dispose();
     return out;
   }
+  if (KH === 1 && KW === 1 && g.pad === 0 && g.stride > 1 && !bias && !forcedTile && !outHalf) return stridedPointwiseGradInput(dy, w, inputShape, g.stride, outScale);
   const tile = forcedTile ?? chooseConvTile(traced(engine, { pass: 'backward_data', N, C, H, W, K, KH, KW, stride: g.stride, pad: g.pad }), engine.adapter, engine.tuning);
   const half = operandType('conv2d backward-data', dy, w) === 'f16';
   if (bias && bias.dtype !== 'f32') throw new Error(`conv_transpose2d: bias ${bias.describe()} must be float32`);
@@ -148,6 +149,38 @@ export function conv2dGradInput(dy: Tensor, w: Tensor, inputShape: readonly numb
     workgroups: [Math.ceil((N * H * W) / tile.tn / tile.wgX), Math.ceil(C / tile.tm / tile.wgY), 1],
     flops: 2 * N * K * OH * OW * C * KH * KW,
   });
+  return dx;
+}
+
+/** fn of views made for it, disposed as soon as it has recorded its work (a view keeps its buffer). */
+function viewed(views: [Tensor, Tensor], fn: (a: Tensor, b: Tensor) => Tensor): Tensor {
+  const out = fn(views[0], views[1]);
+  for (const v of views) v.dispose();
+  return out;
+}
+
+/**
+ * The input gradient of a 1x1 convolution at stride s > 1 (ResNet's downsamples, RepVGG's strided
+ * 1x1 branches): Wᵀ dy on the pixels the convolution read, zeros on the others - a batched GEMM,
+ * then a scatter onto every s-th pixel, which is exactly pool.wgsl's average-pooling backward with
+ * a 1x1 window. conv2d_grad_input's stride-phase walk visits every pixel to find the quarter that
+ * has a tap; this runs at the GEMM's rate (README, "Benchmarks": the 1x1/2 layers' backward-data).
+ */
+function stridedPointwiseGradInput(dy: Tensor, w: Tensor, inputShape: readonly number[], stride: number, outScale: number): Tensor {
+  const [N, K, OH, OW] = dy.shape as [number, number, number, number];
+  const [, C, H, W] = inputShape as [number, number, number, number];
+  const compact = viewed([w.view([K, C]), dy.view([N, K, OH * OW])], (w2, dy3) => matmul(w2, dy3, { transA: true, alpha: outScale }));
+  const dx = dy.engine.empty([N, C, H, W]);
+  dy.engine.run({
+    kernel: 'pool',
+    entry: 'avg_backward',
+    params: { HALF: false },
+    uniforms: { P: N * C, H, W, OH, OW, k: 1, stride, pad: 0 },
+    inputs: { src: compact },
+    outputs: { avg_dx: dx },
+    workgroups: Math.ceil(dx.size / 256),
+  });
+  compact.dispose();
   return dx;
 }
 

@@ -92,6 +92,8 @@ export abstract class Module {
   /**
    * Calls `hook(output, inputs)` after every forward pass of this module (a registered child),
    * e.g. to read an activation by layer path: `net.find('trunk.layer2.0').onForward(...)`.
+   * An output that only a residual join reads is freed once the join exists (tensor.dropValues):
+   * read it in the hook (`engine.readMany` records the copy at once) rather than keep it.
    * Returns a function that removes the hook.
    */
   onForward(hook: (output: unknown, inputs: unknown[]) => void): () => void {

@@ -4,6 +4,7 @@
 // so 224x224 batches of hundreds are sized in seconds on any adapter.
 import { savedBytes } from '../src/autograd/tape.js';
 import type { Engine } from '../src/engine/engine.js';
+import type { Tensor } from '../src/engine/tensor.js';
 import { type NetName, createNet } from '../src/nets/models.js';
 import { syntheticBatch } from '../src/run/tune.js';
 import { THESIS_LOSS } from '../src/train/losses.js';
@@ -45,7 +46,7 @@ export function stepMemory(engine: Engine, s: StepShape): StepMemory {
     const net = createNet(engine, { net: s.net, categories: 50, attributes: 1000, width: s.width, seed: 1 });
     const trainer = new Trainer(net, { ...THESIS_LOSS, landmarkLoss: s.net === 'new_fashionnet' ? 'ssim' : 'mse' }, 1e-4);
     const batch = syntheticBatch(net, s.batch, s.size);
-    const step = (k: number, seen?: (total: Parameters<typeof savedBytes>[0]) => void) => {
+    const step = (k: number, seen?: (total: Tensor) => void) => {
       const terms = trainer.step(batch, k, seen);
       for (const t of new Set(Object.values(terms))) t?.dispose();
     };

@@ -28,7 +28,7 @@ function widened(x: Tensor): Tensor {
   return x.dtype === 'f16' ? castTensor(x, 'f32') : x;
 }
 
-/** Disposes a copy made by widened() (not x itself). */
+/** Disposes a copy made of x (by widened() or operands()), never x itself. */
 function dropCopy(copy: Tensor, x: Tensor): void {
   if (copy !== x) copy.dispose();
 }
@@ -187,7 +187,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor, relu = false): 
   }
   const { mixed, xo, wo } = operands(x, weight);
   const out = traced('linear', [x, weight, bias], gemm(xo, wo, { transB: true, bias, relu }), { relu });
-  dropWeightCopy(wo, weight);
+  dropCopy(wo, weight);
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return record(out, relu ? 'linear+relu' : 'linear', inputs, (g) =>
     layerBackward(out, g, relu, mixed, (go, gz, unscale) => [
@@ -209,7 +209,7 @@ export const MIXED_GRADIENT_SCALE = 1024;
 /**
  * What a convolution or a linear layer computes with: f16 copies of x and w in mixed precision
  * (x itself, viewed, when it is an f16 activation already). The weight's copy is dropped right
- * after the forward pass (dropWeightCopy) and cast again in backward (withWeight): a cast costs a
+ * after the forward pass (dropCopy) and cast again in backward (withWeight): a cast costs a
  * pass over the weights, keeping it would cost their size in f16 for the whole step (VGG's
  * classifier: 240 MB).
  */
@@ -218,15 +218,11 @@ function operands(x: Tensor, w: Tensor): { mixed: boolean; xo: Tensor; wo: Tenso
   return { mixed, xo: mixed ? castTensor(x, 'f16') : x, wo: mixed ? castTensor(w, 'f16') : w };
 }
 
-function dropWeightCopy(wo: Tensor, w: Tensor): void {
-  if (wo !== w) wo.dispose();
-}
-
 /** fn of the weight as the kernels read it in this precision (an f16 copy, freed afterwards). */
 function withWeight(w: Tensor, mixed: boolean, fn: (wo: Tensor) => Tensor): Tensor {
   const wo = mixed ? castTensor(w, 'f16') : w;
   const result = fn(wo);
-  dropWeightCopy(wo, w);
+  dropCopy(wo, w);
   return result;
 }
 
@@ -303,7 +299,7 @@ export type { ConvGeometry } from '../engine/conv.js';
 export function conv2d(x: Tensor, w: Tensor, bias?: Tensor, g: C.ConvGeometry = { stride: 1, pad: 0 }, relu = false): Tensor {
   const { mixed, xo, wo } = operands(x, w);
   const out = traced('conv2d', [x, w, bias], C.conv2d(xo, wo, bias, g, { relu, outHalf: mixed }), { stride: g.stride, pad: g.pad, relu });
-  dropWeightCopy(wo, w);
+  dropCopy(wo, w);
   const inputs = bias ? [x, w, bias] : [x, w];
   return record(out, relu ? 'conv2d+relu' : 'conv2d', inputs, (gy) =>
     layerBackward(out, gy, relu, mixed, (go, gz, unscale) => [
@@ -322,7 +318,7 @@ export function conv2d(x: Tensor, w: Tensor, bias?: Tensor, g: C.ConvGeometry = 
 export function convTranspose2d(x: Tensor, w: Tensor, bias?: Tensor, g: C.ConvGeometry = { stride: 1, pad: 0 }): Tensor {
   const { mixed, xo, wo } = operands(x, w);
   const out = traced('convTranspose2d', [x, w, bias], C.convTranspose2d(xo, wo, bias, g, mixed), { stride: g.stride, pad: g.pad });
-  dropWeightCopy(wo, w);
+  dropCopy(wo, w);
   const inputs = bias ? [x, w, bias] : [x, w];
   return record(out, 'convTranspose2d', inputs, (gy) =>
     layerBackward(out, gy, false, mixed, (go, gz, unscale) => [

@@ -131,6 +131,9 @@ async function benchNetIn(engine: Engine, o: NetBenchOptions): Promise<Record<st
   for (let k = 0; k < o.steps; k++) await step(k + 2);
   const stepMs = (performance.now() - t0) / o.steps;
   recordMs /= o.steps;
+  // The adapter's arithmetic peak, measured just before and just after the profiled step: the step's
+  // kernels as a fraction of their mean (this machine's speed drifts from one minute to the next).
+  const roofBefore = await measureRoof(engine, 3);
   let terms: ReturnType<Trainer['step']> | null = null;
   const timings = await engine.profileKernels(() => (terms = trainer.step(batch, 99)));
   const t = terms as ReturnType<Trainer['step']> | null;
@@ -145,8 +148,8 @@ async function benchNetIn(engine: Engine, o: NetBenchOptions): Promise<Record<st
     f.flops += k.flops;
     families.set(kernelFamily(k.key), f);
   }
-  // The adapter's arithmetic peak, measured now: the step's kernels as a fraction of it.
-  const roof = await measureRoof(engine, 3);
+  const roofAfter = await measureRoof(engine, 3);
+  const roof = { fmaGflops: (roofBefore.fmaGflops + roofAfter.fmaGflops) / 2 };
   const ofPeak = (flops: number, ms: number) => (ms > 0 ? (100 * flops) / ms / 1e6 / roof.fmaGflops : 0);
   // Data loading for the same batch size, one thread (the loader spreads it over its threads).
   const dir = mkdtempSync(join(tmpdir(), 'clothtag-bench-net-'));
@@ -162,7 +165,7 @@ async function benchNetIn(engine: Engine, o: NetBenchOptions): Promise<Record<st
   o.log(`${o.net} width ${o.width}, ${S}x${S}, batch ${n}: ${((1000 * n) / stepMs).toFixed(1)} training images/s (${stepMs.toFixed(0)} ms a step, mean of ${o.steps})`);
   const rows = [...families].sort((a, b) => b[1].ms - a[1].ms).map(([f, v]) => [f, v.count, v.ms.toFixed(1), `${((100 * v.ms) / kernelMs).toFixed(0)}%`, v.flops ? (v.flops / 1e9).toFixed(2) : '-', v.flops ? `${ofPeak(v.flops, v.ms).toFixed(1)}%` : '-']);
   o.log(table(rows, ['kernels', 'dispatches', 'ms', 'share', 'GFLOP', 'of FMA peak']));
-  o.log(`the step's kernels: ${(stepFlops / 1e9).toFixed(2)} GFLOP in ${kernelMs.toFixed(0)} ms = ${(stepFlops / kernelMs / 1e6).toFixed(2)} GFLOP/s, ${ofPeak(stepFlops, kernelMs).toFixed(1)}% of this adapter's FMA peak (${roof.fmaGflops.toFixed(1)} GFLOP/s, bench roof, measured now)`);
+  o.log(`the step's kernels: ${(stepFlops / 1e9).toFixed(2)} GFLOP in ${kernelMs.toFixed(0)} ms = ${(stepFlops / kernelMs / 1e6).toFixed(2)} GFLOP/s, ${ofPeak(stepFlops, kernelMs).toFixed(1)}% of this adapter's FMA peak (${roof.fmaGflops.toFixed(1)} GFLOP/s, bench roof: ${roofBefore.fmaGflops.toFixed(1)} just before the step, ${roofAfter.fmaGflops.toFixed(1)} just after)`);
   const blocks = layerProfile(timings, layerBlock);
   const layers = layerProfile(timings, (scope) => scope.replace(/ \(backward\)$/, '') || '(outside any layer: losses, optimizer)');
   const profileRow = (r: (typeof blocks)[number]) => [r.key, r.dispatches, r.forward.toFixed(1), r.backward.toFixed(1), `${((100 * (r.forward + r.backward)) / kernelMs).toFixed(0)}%`];
@@ -188,5 +191,5 @@ async function benchNetIn(engine: Engine, o: NetBenchOptions): Promise<Record<st
     o.log(`PyTorch ${t.torch} on this CPU (${t.threads} threads, bench/torch_cpu.py, ${same}): ${t.imagesPerSecond.toFixed(1)} training images/s; clothtag on this adapter / PyTorch on the CPU = ${((1000 * n) / stepMs / t.imagesPerSecond).toFixed(2)}x`);
   } else o.log(`PyTorch on this CPU: skipped (${torch.skipped})`);
   o.log(`data loading: ${loadMs.toFixed(0)} ms to decode, crop, resize and build targets for ${n} images in one thread (${((100 * loadMs) / stepMs).toFixed(0)}% of a step; the loader threads overlap it with the GPU).`);
-  return { net: o.net, width: o.width, size: S, batch: n, precision: o.precision ?? 'f32', imagesPerSecond: (1000 * n) / stepMs, stepMs, recordMs, kernelMs, peakBytes, floorBytes, stateBytes, activationBytes, stepFlops, fmaPeakGflops: roof.fmaGflops, fractionOfPeak: ofPeak(stepFlops, kernelMs) / 100, dispatches: timings.length, loadMs, torchCpu: 'result' in torch ? torch.result : null, families: Object.fromEntries(families), blocks, layers: layers.slice(0, 40) };
+  return { net: o.net, width: o.width, size: S, batch: n, precision: o.precision ?? 'f32', imagesPerSecond: (1000 * n) / stepMs, stepMs, recordMs, kernelMs, peakBytes, floorBytes, stateBytes, activationBytes, stepFlops, fmaPeakGflops: roof.fmaGflops, fmaPeakBeforeAfter: [roofBefore.fmaGflops, roofAfter.fmaGflops], fractionOfPeak: ofPeak(stepFlops, kernelMs) / 100, dispatches: timings.length, loadMs, torchCpu: 'result' in torch ? torch.result : null, families: Object.fromEntries(families), blocks, layers: layers.slice(0, 40) };
 }

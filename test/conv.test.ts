@@ -21,6 +21,8 @@ const CASES: [number, number, number, number, number, number, number, number][] 
   [1, 2, 16, 16, 3, 4, 4, 0], // 4x4 s4
   [1, 64, 6, 6, 65, 3, 1, 1], // many channels, K not a multiple of 4
   [2, 6, 9, 8, 5, 1, 1, 0], // 1x1 on 72 pixels: forward and backward-data run as a batched GEMM
+  [1, 3, 11, 10, 4, 3, 3, 1], // 3x3 s3: nine stride phases of one tap each, sizes not multiples of 3
+  [1, 4, 9, 11, 3, 5, 2, 2], // 5x5 s2 p2: phases of 3x3, 3x2, 2x3 and 2x2 taps
 ];
 
 const shapeOf = ([N, C, H, W, K, k, s, p]: (typeof CASES)[number]): ConvRefShape => ({ N, C, H, W, K, KH: k, KW: k, stride: s, pad: p });

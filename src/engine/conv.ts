@@ -133,7 +133,6 @@ export function conv2dGradInput(dy: Tensor, w: Tensor, inputShape: readonly numb
     dx.dispose();
     return out;
   }
-  if (KH === 1 && KW === 1 && g.pad === 0 && g.stride > 1 && !bias && !forcedTile && !outHalf) return stridedPointwiseGradInput(dy, w, inputShape, g.stride, outScale);
   const tile = forcedTile ?? chooseConvTile(traced(engine, { pass: 'backward_data', N, C, H, W, K, KH, KW, stride: g.stride, pad: g.pad }), engine.adapter, engine.tuning);
   const half = operandType('conv2d backward-data', dy, w) === 'f16';
   if (bias && bias.dtype !== 'f32') throw new Error(`conv_transpose2d: bias ${bias.describe()} must be float32`);
@@ -146,7 +145,8 @@ export function conv2dGradInput(dy: Tensor, w: Tensor, inputShape: readonly numb
     uniforms: { N, C, H, W, K, OH, OW, stride: g.stride, pad: g.pad, out_scale: outScale },
     inputs: { dy, w, bias },
     outputs: { dx },
-    workgroups: [Math.ceil((N * H * W) / tile.tn / tile.wgX), Math.ceil(C / tile.tm / tile.wgY), 1],
+    // One z layer per stride phase (the kernel's header): each covers the largest phase's pixels.
+    workgroups: [Math.ceil((N * Math.ceil(H / g.stride) * Math.ceil(W / g.stride)) / tile.tn / tile.wgX), Math.ceil(C / tile.tm / tile.wgY), g.stride * g.stride],
     flops: 2 * N * K * OH * OW * C * KH * KW,
   });
   return dx;
@@ -157,31 +157,6 @@ function viewed(views: [Tensor, Tensor], fn: (a: Tensor, b: Tensor) => Tensor): 
   const out = fn(views[0], views[1]);
   for (const v of views) v.dispose();
   return out;
-}
-
-/**
- * The input gradient of a 1x1 convolution at stride s > 1 (ResNet's downsamples, RepVGG's strided
- * 1x1 branches): Wᵀ dy on the pixels the convolution read, zeros on the others - a batched GEMM,
- * then a scatter onto every s-th pixel, which is exactly pool.wgsl's average-pooling backward with
- * a 1x1 window. conv2d_grad_input's stride-phase walk visits every pixel to find the quarter that
- * has a tap; this runs at the GEMM's rate (README, "Benchmarks": the 1x1/2 layers' backward-data).
- */
-function stridedPointwiseGradInput(dy: Tensor, w: Tensor, inputShape: readonly number[], stride: number, outScale: number): Tensor {
-  const [N, K, OH, OW] = dy.shape as [number, number, number, number];
-  const [, C, H, W] = inputShape as [number, number, number, number];
-  const compact = viewed([w.view([K, C]), dy.view([N, K, OH * OW])], (w2, dy3) => matmul(w2, dy3, { transA: true, alpha: outScale }));
-  const dx = dy.engine.empty([N, C, H, W]);
-  dy.engine.run({
-    kernel: 'pool',
-    entry: 'avg_backward',
-    params: { HALF: false },
-    uniforms: { P: N * C, H, W, OH, OW, k: 1, stride, pad: 0 },
-    inputs: { src: compact },
-    outputs: { avg_dx: dx },
-    workgroups: Math.ceil(dx.size / 256),
-  });
-  compact.dispose();
-  return dx;
 }
 
 /** The gradient of conv2d with respect to its weight: dw [K, C, KH, KW] (split-K, then a fixed-order sum). */

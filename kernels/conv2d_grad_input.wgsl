@@ -4,12 +4,13 @@
 // Rows are input channels (C), columns input pixels (batch*H*W), depth K*KH*KW. Each invocation
 // computes TM channels x TN pixels (4 or 8 each, chosen by src/engine/tune.ts).
 // With stride s, a pixel is reached only by the taps with ky = iy + p and kx = ix + p (mod s):
-// the pixels fall into s*s stride phases (iy mod s, ix mod s), each reached by its own quarter
-// (for s = 2) of the taps. So the dispatch's z index is the phase: an invocation's pixels all share
-// it and it walks exactly that phase's taps, every one of them useful to all of its pixels - a
-// stride-1 convolution with a smaller kernel. (A walk over all pixels that skipped the taps a group
-// could not reach ran at 0.4-0.6x the forward rate at stride 2: an invocation spanning two phases
-// paid for the union of their taps.) At stride 1 there is one phase and every tap.
+// the pixels fall into s*s stride phases (iy mod s, ix mod s), each reached by its own subset of
+// the taps (a 3x3 kernel at stride 2: 4, 2, 2 and 1 of the 9). So the dispatch's z index is the
+// phase: an invocation's pixels all share it and it walks exactly that phase's taps, every one
+// of them useful to all of its pixels - a stride-1 convolution with a smaller kernel. (A walk over
+// all pixels that skipped the taps a group could not reach ran at 0.4-0.6x the forward rate at
+// stride 2: an invocation spanning two phases paid for the union of their taps.) At stride 1
+// there is one phase and every tap.
 // The same kernel is the forward pass of a transposed convolution (dy = its input, w = its
 // weight [Cin, Cout, KH, KW] read as [K, C, KH, KW]), with an optional bias over C.
 // With HALF, dy and w are f16 (the mixed-precision path), accumulated in f32; dx is f32, or f16

@@ -56,7 +56,8 @@ export interface RealDataJob {
  * The recipe measured best at this budget (README, "Real data": the ablation): AdamW with decay
  * 0.05, a one-cycle rate peaking at 3e-3, flips only — stronger augmentation and label smoothing
  * cost accuracy in 12 epochs, the networks underfit rather than overfit here. The landmark network
- * regresses the soft-argmax of its heatmaps, with augmentation that keeps the garment in view.
+ * regresses the soft-argmax of its heatmaps; it too trains with flips only (README, "Real data":
+ * `light` augmentation's box jitter, rotations and colour cost it NME 0.138 against flips' 0.125).
  */
 const RECIPE: Partial<TrainConfig> = { batchSize: 32, lr: 3e-3, schedule: 'onecycle', weightDecay: 0.05, augment: 'flip' };
 
@@ -67,7 +68,7 @@ export const REAL_DATA_JOBS: RealDataJob[] = [
   { name: 'deepfashion-fine', data: 'deepfashion-fine', net: 'cloth_repvgg', what: '26 attributes in 6 types', config: RECIPE },
   {
     name: 'deepfashion-fine-landmarks', data: 'deepfashion-fine', net: 'new_fashionnet', what: 'attributes and 8 landmarks',
-    config: { ...RECIPE, lr: 5e-3, augment: 'light', loss: { ...THESIS_LOSS, landmarkLoss: 'softargmax', wl: SOFTARGMAX_WL } },
+    config: { ...RECIPE, lr: 5e-3, loss: { ...THESIS_LOSS, landmarkLoss: 'softargmax', wl: SOFTARGMAX_WL } },
   },
 ];
 

@@ -123,9 +123,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 
   for (var j = 0u; j < NV * 4u; j++) {
     let p = p0 + j;
-    let plane_offset = at[j / 4u][j % 4u];
     if (p >= P) { break; }
-    if (plane_offset == HW) { continue; }
+    let plane_offset = at[j / 4u][j % 4u];
+    if (plane_offset == HW) { continue; }   // past the edge of this (smaller) phase
     let n = p / GHW;
     for (var i = 0u; i < TM; i++) {
       let c = c0 + i;

@@ -71,13 +71,13 @@ export interface TorchCpuResult {
  * Runs bench/torch_cpu.py with the first Python that has PyTorch (CLOTHTAG_PYTHON, Debian's
  * /usr/bin/python3, then python3 on the PATH); `skipped`, with the reason, where there is none.
  */
-export function torchCpuStep(o: { net: NetName; width: number; size: number; batch: number; steps: number }): { result: TorchCpuResult } | { skipped: string } {
+export function torchCpuStep(o: { net: NetName; width: number; headWidth?: number; size: number; batch: number; steps: number }): { result: TorchCpuResult } | { skipped: string } {
   const script = [new URL('./torch_cpu.py', import.meta.url), new URL('../../bench/torch_cpu.py', import.meta.url)].map((u) => fileURLToPath(u)).find(existsSync);
   if (!script) return { skipped: 'bench/torch_cpu.py is not beside this build' };
   const pythons = [process.env.CLOTHTAG_PYTHON, '/usr/bin/python3', 'python3'].filter((p): p is string => !!p);
   const python = pythons.find((p) => spawnSync(p, ['-c', 'import torch'], { stdio: 'ignore', timeout: 60_000 }).status === 0);
   if (!python) return { skipped: `no Python with PyTorch (tried ${pythons.join(', ')}; Debian: apt-get install python3-torch)` };
-  const args = [script, '--net', o.net, '--width', String(o.width), '--size', String(o.size), '--batch', String(o.batch), '--steps', String(o.steps), '--threads', String(cpus().length)];
+  const args = [script, '--net', o.net, '--width', String(o.width), '--size', String(o.size), '--batch', String(o.batch), '--steps', String(o.steps), '--threads', String(cpus().length), ...(o.headWidth ? ['--head-width', String(o.headWidth)] : [])];
   const r = spawnSync(python, args, { encoding: 'utf8', timeout: 1_800_000 });
   const line = r.stdout?.trim().split('\n').at(-1) ?? '';
   if (r.status !== 0 || !line.startsWith('{')) return { skipped: `${python} ${args.join(' ')} failed (exit ${r.status}): ${(r.stderr || r.stdout || '').trim().split('\n').at(-1)}` };

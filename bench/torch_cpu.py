@@ -147,10 +147,11 @@ class AttentionBranch(nn.Module):
 
 
 class ClothNet(nn.Module):
-    """stem_stride: clothtag's --stem-stride (bench/real_data_torch.py)."""
+    """stem_stride, head_width: clothtag's --stem-stride and --head-width (bench/real_data_torch.py)."""
 
-    def __init__(self, net, w, categories, attributes, stem_stride=2):
+    def __init__(self, net, w, categories, attributes, stem_stride=2, head_width=None):
         super().__init__()
+        hw = head_width or w
         self.net = net
         if net in ('cloth_resnet_a', 'cloth_resnet_b', 'new_fashionnet'):
             self.trunk = ResNet50(w, stem_stride)
@@ -177,8 +178,8 @@ class ClothNet(nn.Module):
             self.attribute_convs = nn.Sequential(*convs)
             feat = c
         if net in ('fashionnet', 'new_fashionnet'):
-            self.landmarks = LandmarkBranch(self.trunk.mid, w, net == 'new_fashionnet')
-            self.attention = AttentionBranch(self.trunk.mid, w)
+            self.landmarks = LandmarkBranch(self.trunk.mid, hw, net == 'new_fashionnet')
+            self.attention = AttentionBranch(self.trunk.mid, hw)
         if net == 'fashionnet':
             self.fc = nn.Linear(self.trunk.out * 49, scaled(4096, w))
             feat = cat_in = scaled(4096, w)
@@ -217,6 +218,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--net', required=True, choices=('cloth_resnet_a', 'cloth_resnet_b', 'cloth_repvgg', 'fashionnet', 'new_fashionnet'))
     ap.add_argument('--width', type=float, default=0.25)
+    ap.add_argument('--head-width', type=float, help='the landmark and attention branches\' width (default: --width)')
     ap.add_argument('--size', type=int, default=64)
     ap.add_argument('--batch', type=int, default=16)
     ap.add_argument('--steps', type=int, default=5)
@@ -226,7 +228,7 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
-    net = ClothNet(a.net, a.width, a.categories, a.attributes)
+    net = ClothNet(a.net, a.width, a.categories, a.attributes, head_width=a.head_width)
     opt = torch.optim.Adam(net.parameters(), 1e-4)
     n, S = a.batch, a.size
     x = torch.randn(n, 3, S, S)

@@ -358,3 +358,41 @@ t.test('stem stride 1: every trunk keeps twice the resolution with the same weig
   t.throws(() => createNet(e, { net: 'cloth_repvgg', categories: 3, attributes: 0, width: W, stemStride: 4 as never }), /stem stride must be 1 or 2, got 4/);
   x.dispose();
 });
+
+t.test('head width: the landmark and attention branches take their own width, the trunk keeps its own, and a checkpoint remembers it', async (t) => {
+  const e = await gpuEngine(t);
+  const x = e.tensor(randn(2 * 3 * 32 * 32, 5), [2, 3, 32, 32]).keep();
+  for (const name of ['fashionnet', 'new_fashionnet'] as const) {
+    const shapes = (config: { headWidth?: number }) => {
+      const net = createNet(e, { net: name, categories: 3, attributes: 4, width: 1 / 8, seed: 1, ...config });
+      const all = new Map(net.stateEntries().map((s) => [s.name, s.shape.join(',')]));
+      net.dispose();
+      return all;
+    };
+    const narrow = shapes({}), wide = shapes({ headWidth: 1 / 2 });
+    const branch = (n: string) => n.startsWith('landmarks.') || n.startsWith('attention.');
+    const changed = [...narrow.keys()].filter((n) => narrow.get(n) !== wide.get(n));
+    t.ok(changed.length > 0 && changed.every(branch), `${name}: only branch tensors change shape (${changed.length} of them)`);
+    t.same([...narrow.keys()].filter((n) => !branch(n)).map((n) => wide.get(n)), [...narrow.keys()].filter((n) => !branch(n)).map((n) => narrow.get(n)), `${name}: the trunk and heads are the same`);
+    // The branch's first layer, a 1x1 from the trunk's features to 32 x width channels: 4 at width 1/8, 16 at 1/2.
+    t.equal(narrow.get('landmarks.0.weight')!.split(',')[0], '4', `${name}: the branch at the trunk's width 1/8`);
+    t.equal(wide.get('landmarks.0.weight')!.split(',')[0], '16', `${name}: the branch at head width 1/2`);
+    t.same(shapes({ headWidth: 1 / 8 }), narrow, `${name}: head width equal to the width is the network without one`);
+  }
+  const net = createNet(e, { net: 'new_fashionnet', categories: 3, attributes: 4, width: 1 / 8, seed: 1, headWidth: 1 / 2 }).setTraining(false);
+  const before = e.tidy(() => e.noGrad(() => net.forward(x)));
+  t.same(before.heatmaps?.shape, [2, 8, 32, 32], 'heatmaps the size of the input');
+  const bytes = await saveCheckpoint(net, {});
+  const { net: back, meta } = await loadCheckpoint(e, bytes, 'head.safetensors');
+  t.equal(meta.config.headWidth, 1 / 2, 'the checkpoint records the head width');
+  const after = e.tidy(() => e.noGrad(() => back.setTraining(false).forward(x)));
+  t.same(await after.heatmaps!.read(), await before.heatmaps!.read(), 'and the reloaded network gives the same heatmaps');
+  for (const y of [before.category, before.attributes, before.heatmaps, after.category, after.attributes, after.heatmaps]) y?.dispose();
+  const { tensors, metadata } = parseSafetensors(bytes);
+  const lying = serializeSafetensors(tensors, { ...metadata, config: JSON.stringify({ ...meta.config, headWidth: 0 }) });
+  await t.rejects(loadCheckpoint(e, lying, 'lying.safetensors'), /lying.safetensors: its metadata's headWidth must be in \(0, 2\], got 0/);
+  t.throws(() => createNet(e, { net: 'fashionnet', categories: 3, attributes: 0, width: W, headWidth: -1 }), /head width must be in \(0, 4\], got -1/);
+  back.dispose();
+  net.dispose();
+  x.dispose();
+});

@@ -155,3 +155,26 @@ t.test('--stem-stride 1 trains, is kept in config.json and the checkpoint, and e
   t.match(bad.stderr, /--stem-stride is 1 or 2, got 3/);
   rmSync(dir, { recursive: true, force: true });
 });
+
+t.test('--head-width trains a landmark network with wider branches, is kept in config.json and the checkpoint; nonsense is refused', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'clothtag-head-'));
+  const data = join(dir, 'synth');
+  synthesize(data, { images: 12, size: 48, seed: 4 });
+  const run = join(dir, 'run');
+  const common = ['--data', data, '--net', 'new_fashionnet', '--width', '0.0625', '--img-size', '32', '--batch-size', '4', '--workers', '0', '--landmark-loss', 'softargmax'];
+  const train = clothtag(['train', ...common, '--epochs', '1', '--steps-per-epoch', '1', '--head-width', '0.25', '--out', run]);
+  t.equal(train.code, 0, train.stderr);
+  t.equal(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).headWidth, 0.25, 'config.json');
+  const checkpoint = join(run, 'weights', 'last.safetensors');
+  const { tensors, metadata } = parseSafetensors(readFileSync(checkpoint));
+  t.equal(JSON.parse(metadata.config!).headWidth, 0.25, 'the checkpoint');
+  t.same(tensors.get('landmarks.0.weight')?.shape.slice(0, 1), [8], 'its landmark branch is a quarter wide (32 x 0.25 channels)');
+  const ev = clothtag(['eval', '--checkpoint', checkpoint, '--data', data, '--workers', '0']);
+  t.equal(ev.code, 0, ev.stderr);
+  for (const value of ['0', 'wide']) {
+    const bad = clothtag(['train', ...common, '--head-width', value, '--out', join(dir, 'bad')]);
+    t.equal(bad.code, 2, `--head-width ${value}`);
+    t.match(bad.stderr, new RegExp(`--head-width takes a positive number, got "${value}"`));
+  }
+  rmSync(dir, { recursive: true, force: true });
+});

@@ -146,4 +146,15 @@ t.test("bench net's PyTorch CPU comparison builds the same five networks (bench/
     t.ok(r.result.imagesPerSecond > 0, `${name}: timed`);
     net.dispose();
   }
+  // The landmark networks' branches at a width of their own (--head-width; bench/real_data_torch.py's too).
+  for (const name of ['fashionnet', 'new_fashionnet'] as const) {
+    const r = torchCpuStep({ net: name, width: 1 / 16, headWidth: 1 / 4, size: 32, batch: 2, steps: 1 });
+    if ('skipped' in r) {
+      t.fail(`${name}, head width 1/4: ${r.skipped}`);
+      continue;
+    }
+    const net = createNet(e, { net: name, categories: 50, attributes: 1000, width: 1 / 16, headWidth: 1 / 4 });
+    t.equal(r.result.parameters, net.parameterCount(), `${name}, head width 1/4: PyTorch's replica has our parameter count`);
+    net.dispose();
+  }
 });

@@ -132,7 +132,7 @@ export async function trainVerb(args: string[]): Promise<number> {
       seed: { type: 'string' }, out: { type: 'string' }, workers: { type: 'string' }, 'steps-per-epoch': { type: 'string' }, 'val-limit': { type: 'string' },
       precision: { type: 'string' }, schedule: { type: 'string' }, warmup: { type: 'string' }, 'weight-decay': { type: 'string' },
       'label-smoothing': { type: 'string' }, 'clip-norm': { type: 'string' }, augment: { type: 'string' }, 'train-on': { type: 'string' }, ema: { type: 'string' },
-      wb: { type: 'string' }, 'stem-stride': { type: 'string' },
+      wb: { type: 'string' }, 'stem-stride': { type: 'string' }, 'head-width': { type: 'string' },
     },
   });
   let config: TrainConfig;
@@ -196,6 +196,7 @@ export async function trainVerb(args: string[]): Promise<number> {
       trainOn: oneOf(values['train-on'], ['train', 'train+val'] as const, '--train-on') ?? DEFAULT_TRAIN.trainOn,
       ema: values.ema ? emaDecay(values.ema) : DEFAULT_TRAIN.ema,
       stemStride: stemStrideOf(values['stem-stride']),
+      ...(values['head-width'] ? { headWidth: positiveNumber(values['head-width'], '--head-width') } : {}),
     };
     out = values.out ?? join('runs', `${config.net}-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`);
     if (existsSync(join(out, 'config.json'))) throw new UsageError(`${out} already holds a run: continue it with --resume ${out}, or choose another --out`);

@@ -36,6 +36,13 @@ export interface NetConfig {
    * 1/4-size features. Weights are the same shapes either way (absent: 2).
    */
   stemStride?: 1 | 2;
+  /**
+   * FashionNet and New FashionNet: the landmark and attention branches' own channel multiplier
+   * (absent: `width`). A narrow trunk narrows its branches with it, and at width 1/8 the last
+   * full-resolution layers of the landmark branch have 2 channels: the heatmaps' bottleneck, which
+   * a wider branch (0.5: 8) lifts at a fraction of a wider trunk's cost (README, "Real data").
+   */
+  headWidth?: number;
   /** Seed of the initial weights. */
   seed?: number;
   /** Landmark networks: add a learned location prior to the heatmaps (LocationPrior; the soft-argmax recipe). */
@@ -261,9 +268,9 @@ class FashionNet extends ClothNet {
     super(c.engine, config);
     const w = config.width;
     this.trunk = this.add('trunk', new VGG16Features(c, w, config.stemStride));
-    this.landmarks = this.add('landmarks', new LandmarkBranch(c, 'landmarks', this.trunk.midChannels, w, false));
+    this.landmarks = this.add('landmarks', new LandmarkBranch(c, 'landmarks', this.trunk.midChannels, config.headWidth ?? w, false));
     if (config.landmarkPrior) this.prior = this.add('landmark_prior', new LocationPrior(c, 'landmark_prior'));
-    this.attention = this.add('attention', new AttentionBranch(c, 'attention', this.trunk.midChannels, w));
+    this.attention = this.add('attention', new AttentionBranch(c, 'attention', this.trunk.midChannels, config.headWidth ?? w));
     this.fc = this.add('classifier.0', new Linear(c, 'classifier.0', this.trunk.outChannels * 49, scaled(4096, w)));
     this.head = this.add('heads', new Heads(c, scaled(4096, w), config));
   }
@@ -290,9 +297,9 @@ class NewFashionNet extends ClothNet {
     super(c.engine, config);
     const w = config.width;
     this.trunk = this.add('trunk', new ResNet50(c, w, config.stemStride));
-    this.landmarks = this.add('landmarks', new LandmarkBranch(c, 'landmarks', this.trunk.midChannels, w, true));
+    this.landmarks = this.add('landmarks', new LandmarkBranch(c, 'landmarks', this.trunk.midChannels, config.headWidth ?? w, true));
     if (config.landmarkPrior) this.prior = this.add('landmark_prior', new LocationPrior(c, 'landmark_prior'));
-    this.attention = this.add('attention', new AttentionBranch(c, 'attention', this.trunk.midChannels, w));
+    this.attention = this.add('attention', new AttentionBranch(c, 'attention', this.trunk.midChannels, config.headWidth ?? w));
     this.head = this.add('heads', new Heads(c, this.trunk.outChannels, config));
   }
 
@@ -317,6 +324,7 @@ export function createNet(engine: Engine, config: NetConfig): ClothNet {
   if (!isNetName(config.net)) throw new Error(`unknown network "${config.net}": one of ${NET_NAMES.join(', ')}`);
   if (!(config.width > 0 && config.width <= 4)) throw new Error(`width must be in (0, 4], got ${config.width}`);
   if (config.stemStride !== undefined && config.stemStride !== 1 && config.stemStride !== 2) throw new Error(`stem stride must be 1 or 2, got ${config.stemStride}`);
+  if (config.headWidth !== undefined && !(config.headWidth > 0 && config.headWidth <= 4)) throw new Error(`head width must be in (0, 4], got ${config.headWidth}`);
   if (config.categories <= 0 && config.attributes <= 0) throw new Error(`${config.net} needs at least one head: categories or attributes`);
   const c = { engine, init: new Init(config.seed ?? 0) };
   const net = new BUILDERS[config.net](c, config);

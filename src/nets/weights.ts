@@ -90,6 +90,7 @@ function checkConfig(config: NetConfig, tensors: TensorMap, source: string): voi
   if (!count(config.categories) || !count(config.attributes)) throw new WeightsError(`${source}: its metadata's categories and attributes must be whole numbers >= 0 (got ${config.categories}, ${config.attributes})`);
   if (!(typeof config.width === 'number' && config.width > 0 && config.width <= 2)) throw new WeightsError(`${source}: its metadata's width must be in (0, 2], got ${config.width}`);
   if (config.stemStride !== undefined && config.stemStride !== 1 && config.stemStride !== 2) throw new WeightsError(`${source}: its metadata's stemStride must be 1 or 2, got ${config.stemStride}`);
+  if (config.headWidth !== undefined && !(typeof config.headWidth === 'number' && config.headWidth > 0 && config.headWidth <= 2)) throw new WeightsError(`${source}: its metadata's headWidth must be in (0, 2], got ${config.headWidth}`);
   for (const [head, n, what] of [['category', config.categories, 'categories'], ['attributes', config.attributes, 'attributes']] as const) {
     const bias = tensors.get(`${head}.bias`);
     const held = bias ? bias.shape[0] ?? 0 : 0;

@@ -58,6 +58,8 @@ export interface TrainConfig {
   ema?: number;
   /** The trunk's first downsampling (NetConfig.stemStride): 2, the thesis's; 1 for small photos. */
   stemStride?: 1 | 2;
+  /** FashionNet and New FashionNet: the landmark and attention branches' width (NetConfig.headWidth; absent: width). */
+  headWidth?: number;
 }
 
 /**
@@ -157,6 +159,7 @@ async function train(engine: Engine, out: string, config: TrainConfig, hooks: Tr
   const netConfig = {
     net: config.net, categories: vocab.categories.length, attributes: vocab.attributes.length, width: config.width, seed: config.seed,
     ...(config.stemStride === 1 ? { stemStride: 1 as const } : {}),
+    ...(config.headWidth !== undefined ? { headWidth: config.headWidth } : {}),
     ...(config.loss.landmarkLoss === 'softargmax' ? { landmarkPrior: true } : {}),
     // The garment-box head, where the data has boxes to learn from (--wb 0: none).
     ...(ds.tasks.bbox && (config.loss.wb ?? 0) > 0 ? { box: true } : {}),

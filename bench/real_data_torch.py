@@ -12,15 +12,19 @@ Jobs (one seed each; printed per epoch):
   clothing-small  category top-1; --arch repvgg (cloth_repvgg) or plain: the 8-layer CNN of issue
                   #11's reference (3x3 conv-BN-ReLU pairs at 32-64-128-256 channels times --width,
                   max-pools between)
-  attributes      deepfashion-fine, cloth_repvgg, per-image attribute recall@3 and @5 (BCE with
-                  w_pos 1, w_neg 0.1)
-  landmarks       deepfashion-fine, new_fashionnet with attributes, soft-argmax landmarks (L1 in
-                  units of the frame, visible points) with the learned location prior started at
-                  the training split's mean positions: NME beside the mean-position baseline
+  attributes      deepfashion-fine, cloth_repvgg (or --arch plain), per-image attribute recall@3
+                  and @5 (BCE with w_pos 1, w_neg 0.1; or --attribute-loss softmax: cross-entropy
+                  within each attribute type)
+  landmarks       deepfashion-fine, new_fashionnet with attributes (--head-width: its branches'
+                  own width), soft-argmax landmarks (L1 in units of the frame, visible points) with
+                  the learned location prior started at the training split's mean positions: NME
+                  beside the mean-position baseline, and with test-time flips
 Runs where Debian's python3-torch is installed; never in tests:
 
     /usr/bin/python3 bench/real_data_torch.py --job clothing-small --width 0.25 --stem-stride 1 --batch 16
     /usr/bin/python3 bench/real_data_torch.py --job landmarks --width 0.125 --stem-stride 1 --batch 32
+    /usr/bin/python3 bench/real_data_torch.py --job landmarks --width 0.125 --head-width 0.5 --batch 32
+    /usr/bin/python3 bench/real_data_torch.py --job attributes --arch plain --width 0.5 --batch 32
 """
 import argparse, os, time
 
@@ -84,7 +88,17 @@ def load_deepfashion(root, size):
         attributes.append([1.0 if a == '1' else 0.0 for a in values])
         landmarks.append(points)
         is_val.append(split[name] == 'val')
-    return {'x': normalized(images), 'attributes': torch.tensor(attributes), 'landmarks': torch.tensor(np.stack(landmarks), dtype=torch.float32), 'is_val': torch.tensor(is_val)}
+    types = [int(r[-1]) for r in rows(os.path.join(root, 'Anno', 'list_attr_cloth.txt'))]
+    return {'x': normalized(images), 'attributes': torch.tensor(attributes), 'landmarks': torch.tensor(np.stack(landmarks), dtype=torch.float32), 'is_val': torch.tensor(is_val), 'types': torch.tensor(types)}
+
+
+def per_type(logits, types, fn):
+    """fn(logits of one attribute type, its columns) for each type, e.g. a softmax within each type."""
+    out = torch.empty_like(logits)
+    for t in types.unique():
+        columns = torch.where(types == t)[0]
+        out[:, columns] = fn(logits[:, columns])
+    return out
 
 
 def plain(width, classes):
@@ -152,14 +166,17 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--job', choices=('clothing-small', 'attributes', 'landmarks'), default='clothing-small')
     ap.add_argument('--shared', default=os.path.join(here, '..', '..', 'shared', 'data'))
-    ap.add_argument('--arch', choices=('repvgg', 'plain'), default='repvgg', help='clothing-small only')
+    ap.add_argument('--arch', choices=('repvgg', 'plain'), default='repvgg', help='clothing-small and attributes')
     ap.add_argument('--width', type=float, default=0.25)
     ap.add_argument('--stem-stride', type=int, choices=(1, 2), default=2)
+    ap.add_argument('--head-width', type=float, help='the landmark and attention branches\' width (default: --width)')
     ap.add_argument('--size', type=int, default=64)
     ap.add_argument('--epochs', type=int, default=12)
     ap.add_argument('--batch', type=int, default=16)
     ap.add_argument('--lr', type=float, help='default 2e-3 (the reference CNN\'s), 5e-3 for landmarks (clothtag\'s landmark job)')
     ap.add_argument('--weight-decay', type=float, help='default 5e-4, 0.05 for landmarks')
+    ap.add_argument('--attribute-loss', choices=('bce', 'softmax'), default='bce',
+                    help='bce: the thesis\'s weighted BCE; softmax: cross-entropy within each attribute type (its positives share the target), ranked by the per-type probabilities')
     ap.add_argument('--threads', type=int, default=os.cpu_count())
     ap.add_argument('--seed', type=int, default=0)
     a = ap.parse_args()
@@ -177,14 +194,18 @@ def main():
             model = net
     else:
         data = load_deepfashion(os.path.join(a.shared, 'deepfashion-fine'), a.size)
-        net = ClothNet('new_fashionnet' if landmark_job else 'cloth_repvgg', a.width, 0, data['attributes'].shape[1], a.stem_stride)
-        model = net
+        if a.arch == 'plain' and not landmark_job:
+            net, plain_model = plain(a.width, data['attributes'].shape[1])
+            model = lambda v: (None, plain_model(v)[0], None)
+        else:
+            net = ClothNet('new_fashionnet' if landmark_job else 'cloth_repvgg', a.width, 0, data['attributes'].shape[1], a.stem_stride, a.head_width)
+            model = net
     x, is_val = data['x'], data['is_val']
     train, val = torch.where(~is_val)[0], torch.where(is_val)[0]
     prior = LocationPrior(mean_positions(data['landmarks'][train])) if landmark_job else None
-    what = 'the plain CNN' if a.arch == 'plain' and a.job == 'clothing-small' else f'{net.net}, stem stride {a.stem_stride}'
+    what = 'the plain CNN' if a.arch == 'plain' and not landmark_job else f'{net.net}, stem stride {a.stem_stride}'
     params = sum(p.numel() for p in net.parameters())
-    print(f'{a.job}: {what}, width {a.width}, batch {a.batch}, lr {lr}, weight decay {decay_rate}: {params} parameters, '
+    print(f'{a.job}: {what}, width {a.width}, batch {a.batch}, lr {lr}, weight decay {decay_rate}, attribute loss {a.attribute_loss}: {params} parameters, '
           f'{multiply_adds(net, model, x) / 1e6:.1f} M multiply-adds per {a.size}x{a.size} image', flush=True)
     if landmark_job:
         baseline = nme(mean_positions(data['landmarks'][train])[None].expand(len(val), 8, 2), data['landmarks'][val])
@@ -209,8 +230,13 @@ def main():
                 loss = F.cross_entropy(category, data['category'][batch])
             else:
                 truth = data['attributes'][batch]
-                bce = F.binary_cross_entropy_with_logits(attribute_logits, truth, reduction='none')
-                loss = 20 * (bce * (0.1 + 0.9 * truth)).mean()
+                if a.attribute_loss == 'softmax':
+                    # Each type's positives share the target (here exactly one per type); a type without one is left out.
+                    log_p = per_type(attribute_logits, data['types'], lambda v: F.log_softmax(v, 1))
+                    loss = -per_type(truth, data['types'], lambda v: v / v.sum(1, keepdim=True).clamp(min=1)).mul(log_p).sum(1).mean()
+                else:
+                    bce = F.binary_cross_entropy_with_logits(attribute_logits, truth, reduction='none')
+                    loss = 20 * (bce * (0.1 + 0.9 * truth)).mean()
             if landmark_job:
                 marks = data['landmarks'][batch]
                 mirrored = marks[:, MIRROR].clone()
@@ -233,11 +259,17 @@ def main():
             line += f', val top-1 {100 * top1:.1f}%'
         else:
             logits = torch.cat([o[1] for o in outs])
+            if a.attribute_loss == 'softmax':
+                logits = per_type(logits, data['types'], lambda v: F.softmax(v, 1))
             line += f', val attribute recall@3 {100 * recall(logits, data["attributes"][val], 3):.1f}% @5 {100 * recall(logits, data["attributes"][val], 5):.1f}%'
         if landmark_job:
             with torch.no_grad():
                 points = torch.cat([prior.points(o[2]) for o in outs])
-            line += f', landmark NME {nme(points, data["landmarks"][val]):.4f}'
+                # Test-time flips: the mirrored photo's points, mirrored back (x -> 1 - x, left <-> right), averaged in.
+                flipped = torch.cat([prior.points(model(x[val[i:i + 200]].flip(3))[2]) for i in range(0, len(val), 200)])
+                flipped = flipped[:, MIRROR]
+                flipped[:, :, 0] = 1 - flipped[:, :, 0]
+            line += f', landmark NME {nme(points, data["landmarks"][val]):.4f} (with flips {nme((points + flipped) / 2, data["landmarks"][val]):.4f})'
         print(f'{line}, {time.time() - start:.0f} s', flush=True)
 
 

@@ -390,7 +390,7 @@ t.test('head width: the landmark and attention branches take their own width, th
   for (const y of [before.category, before.attributes, before.heatmaps, after.category, after.attributes, after.heatmaps]) y?.dispose();
   const { tensors, metadata } = parseSafetensors(bytes);
   const lying = serializeSafetensors(tensors, { ...metadata, config: JSON.stringify({ ...meta.config, headWidth: 0 }) });
-  await t.rejects(loadCheckpoint(e, lying, 'lying.safetensors'), /lying.safetensors: its metadata's headWidth must be in \(0, 2\], got 0/);
+  await t.rejects(loadCheckpoint(e, lying, 'lying.safetensors'), /lying.safetensors: its metadata's headWidth must be in \(0, 4\], got 0/);
   t.throws(() => createNet(e, { net: 'fashionnet', categories: 3, attributes: 0, width: W, headWidth: -1 }), /head width must be in \(0, 4\], got -1/);
   back.dispose();
   net.dispose();

@@ -88,9 +88,10 @@ export async function saveCheckpoint(net: ClothNet, extra: Record<string, string
 function checkConfig(config: NetConfig, tensors: TensorMap, source: string): void {
   const count = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0;
   if (!count(config.categories) || !count(config.attributes)) throw new WeightsError(`${source}: its metadata's categories and attributes must be whole numbers >= 0 (got ${config.categories}, ${config.attributes})`);
-  if (!(typeof config.width === 'number' && config.width > 0 && config.width <= 2)) throw new WeightsError(`${source}: its metadata's width must be in (0, 2], got ${config.width}`);
+  // The widths' bounds are createNet's: whatever it builds, a checkpoint of it loads.
+  if (!(typeof config.width === 'number' && config.width > 0 && config.width <= 4)) throw new WeightsError(`${source}: its metadata's width must be in (0, 4], got ${config.width}`);
   if (config.stemStride !== undefined && config.stemStride !== 1 && config.stemStride !== 2) throw new WeightsError(`${source}: its metadata's stemStride must be 1 or 2, got ${config.stemStride}`);
-  if (config.headWidth !== undefined && !(typeof config.headWidth === 'number' && config.headWidth > 0 && config.headWidth <= 2)) throw new WeightsError(`${source}: its metadata's headWidth must be in (0, 2], got ${config.headWidth}`);
+  if (config.headWidth !== undefined && !(typeof config.headWidth === 'number' && config.headWidth > 0 && config.headWidth <= 4)) throw new WeightsError(`${source}: its metadata's headWidth must be in (0, 4], got ${config.headWidth}`);
   for (const [head, n, what] of [['category', config.categories, 'categories'], ['attributes', config.attributes, 'attributes']] as const) {
     const bias = tensors.get(`${head}.bias`);
     const held = bias ? bias.shape[0] ?? 0 : 0;

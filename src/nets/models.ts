@@ -267,10 +267,11 @@ class FashionNet extends ClothNet {
   constructor(c: Context, config: NetConfig) {
     super(c.engine, config);
     const w = config.width;
+    const branchWidth = config.headWidth ?? w;
     this.trunk = this.add('trunk', new VGG16Features(c, w, config.stemStride));
-    this.landmarks = this.add('landmarks', new LandmarkBranch(c, 'landmarks', this.trunk.midChannels, config.headWidth ?? w, false));
+    this.landmarks = this.add('landmarks', new LandmarkBranch(c, 'landmarks', this.trunk.midChannels, branchWidth, false));
     if (config.landmarkPrior) this.prior = this.add('landmark_prior', new LocationPrior(c, 'landmark_prior'));
-    this.attention = this.add('attention', new AttentionBranch(c, 'attention', this.trunk.midChannels, config.headWidth ?? w));
+    this.attention = this.add('attention', new AttentionBranch(c, 'attention', this.trunk.midChannels, branchWidth));
     this.fc = this.add('classifier.0', new Linear(c, 'classifier.0', this.trunk.outChannels * 49, scaled(4096, w)));
     this.head = this.add('heads', new Heads(c, scaled(4096, w), config));
   }
@@ -296,10 +297,11 @@ class NewFashionNet extends ClothNet {
   constructor(c: Context, config: NetConfig) {
     super(c.engine, config);
     const w = config.width;
+    const branchWidth = config.headWidth ?? w;
     this.trunk = this.add('trunk', new ResNet50(c, w, config.stemStride));
-    this.landmarks = this.add('landmarks', new LandmarkBranch(c, 'landmarks', this.trunk.midChannels, config.headWidth ?? w, true));
+    this.landmarks = this.add('landmarks', new LandmarkBranch(c, 'landmarks', this.trunk.midChannels, branchWidth, true));
     if (config.landmarkPrior) this.prior = this.add('landmark_prior', new LocationPrior(c, 'landmark_prior'));
-    this.attention = this.add('attention', new AttentionBranch(c, 'attention', this.trunk.midChannels, config.headWidth ?? w));
+    this.attention = this.add('attention', new AttentionBranch(c, 'attention', this.trunk.midChannels, branchWidth));
     this.head = this.add('heads', new Heads(c, this.trunk.outChannels, config));
   }
 

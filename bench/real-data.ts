@@ -2,11 +2,15 @@
 // photos in ../shared/data and prints the evaluation tables beside their baselines.
 // clothing-small (ImageFolder, 10 categories) and deepfashion-fine (26 attributes in 6 types,
 // boxes, landmarks; no categories): attributes alone, then attributes and landmarks together.
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Engine } from '../src/engine/engine.js';
 import { makeSplits, openDataset } from '../src/data/dataset.js';
+import { BatchLoader, datasetView } from '../src/data/loader.js';
+import { checkpointLabeling } from '../src/label/labels.js';
+import { loadCheckpoint } from '../src/nets/weights.js';
+import { evaluate } from '../src/run/evaluate.js';
 import type { NetName } from '../src/nets/models.js';
 import { DEFAULT_TRAIN, type TrainConfig, runTraining, vocabularyOf } from '../src/run/train.js';
 import { SOFTARGMAX_WL, THESIS_LOSS } from '../src/train/losses.js';
@@ -41,6 +45,24 @@ async function mostFrequentBaseline(path: string): Promise<EvalResult> {
   for (const i of splits.val) acc.addAttributes(freq, Array.from(ds.attributes!.subarray(i * A, (i + 1) * A), (v) => (v === 1 ? 1 : v === -1 ? 0 : -1)));
   acc.countImages(splits.val.length);
   return acc.result();
+}
+
+/**
+ * A run's final weights scored again on the validation split with each crop averaged with its
+ * mirror image (`eval --mirror`): what test-time flips give, at twice the labelling cost.
+ */
+async function mirroredEval(engine: Engine, run: string, path: string, workers: number): Promise<EvalResult> {
+  const file = join(run, 'weights', 'last.safetensors');
+  const ds = await openDataset(path);
+  const { net, meta } = await loadCheckpoint(engine, readFileSync(file), file);
+  const { vocab, size, decode } = checkpointLabeling(meta.extra, file);
+  const loader = new BatchLoader(datasetView(ds), { size, augment: false, heatmaps: false }, workers);
+  try {
+    return { ...(await evaluate(net, loader, makeSplits(ds, 'official', 0).val, vocab, { batchSize: 32, size, decode, mirror: true })), mirror: true };
+  } finally {
+    await loader.close();
+    net.dispose();
+  }
 }
 
 /** One training job of the benchmark: a data set, a network, and the recipe it trains with. */
@@ -91,7 +113,10 @@ export async function benchRealData(engine: Engine, o: RealDataOptions): Promise
     const r = await runTraining(engine, join(runs, job.name), config, { log: o.log }, false);
     const minutes = (performance.now() - t0) / 60000;
     o.log(`${job.name}, validation split, after ${minutes.toFixed(1)} minutes:\n${formatEval(r.lastEval!)}`);
-    results[job.name] = { net: job.net, width, ...(job.config.headWidth ? { headWidth: job.config.headWidth } : {}), stemStride, size: o.size, epochs: o.epochs, minutes, recipe: job.config, run: join(runs, job.name), eval: r.lastEval };
+    const mirrored = await mirroredEval(engine, join(runs, job.name), path, o.workers);
+    if (mirrored.landmarks && r.lastEval?.landmarks) mirrored.landmarks.mean_position_nme = r.lastEval.landmarks.mean_position_nme;
+    o.log(`the same weights, each crop averaged with its mirror image (test-time flips, eval --mirror):\n${formatEval(mirrored)}`);
+    results[job.name] = { net: job.net, width, ...(job.config.headWidth ? { headWidth: job.config.headWidth } : {}), stemStride, size: o.size, epochs: o.epochs, minutes, recipe: job.config, run: join(runs, job.name), eval: r.lastEval, eval_mirror: mirrored };
     if (job.data === 'deepfashion-fine' && !results['deepfashion-fine-most-frequent']) {
       const base = await mostFrequentBaseline(path);
       o.log(`most-frequent-attributes baseline (same split):\n${formatEval(base)}`);

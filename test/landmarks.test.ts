@@ -2,9 +2,12 @@
 // small error, a short run starts at the mean-position baseline, and predict and eval report what
 // a person checks (sure/unsure points, the contact sheet, the baseline beside NME). Apart from
 // train.test.ts so that neither file nears tap's time limit on a loaded machine.
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PNG } from 'pngjs';
 import t from 'tap';
+import { decodeImage } from '../src/data/image.js';
+import { MIRROR } from '../src/label/pixels.js';
 import { loadBatch } from '../src/data/batch.js';
 import { openDataset } from '../src/data/dataset.js';
 import { datasetView } from '../src/data/loader.js';
@@ -71,5 +74,29 @@ t.test('soft-argmax regression localizes: a batch is learned to a small error; p
   t.equal(ev.code, 0, ev.stderr);
   t.match(ev.stdout, /landmark error \(NME, distance \/ image size\): \d\.\d{4}\s+\(mean-position baseline \d\.\d{4}\)/, 'eval prints the baseline beside NME');
   t.ok(JSON.parse(readFileSync(join(tmp, 'lm-eval.json'), 'utf8')).landmarks.mean_position_nme > 0, 'and writes it in the JSON');
+
+  // Test-time flips: eval --mirror says so and scores; predict --mirror gives a photo and its
+  // mirror image mirrored answers (the same category, each point its mirror slot's point).
+  const mirrored = clothtag(['eval', '--checkpoint', join(tmp, 'landmarks', 'weights', 'last.safetensors'), '--data', data, '--split', 'test', '--mirror', '--json', join(tmp, 'lm-eval-mirror.json')]);
+  t.equal(mirrored.code, 0, mirrored.stderr);
+  t.match(mirrored.stdout, /each crop averaged with its mirror image/);
+  const mj = JSON.parse(readFileSync(join(tmp, 'lm-eval-mirror.json'), 'utf8'));
+  t.ok(mj.mirror === true && mj.landmarks.nme > 0 && mj.landmarks.nme < 1, `eval --mirror NME ${mj.landmarks.nme}`);
+  const img = decodeImage(readFileSync(photos[0]!), photos[0]!);
+  const flipped = new PNG({ width: img.width, height: img.height });
+  for (let y = 0; y < img.height; y++) for (let x = 0; x < img.width; x++) for (let c = 0; c < 4; c++) flipped.data[(y * img.width + x) * 4 + c] = img.data[(y * img.width + img.width - 1 - x) * 4 + c]!;
+  const flippedFile = join(tmp, 'flipped.png');
+  writeFileSync(flippedFile, PNG.sync.write(flipped));
+  const pm = clothtag(['predict', photos[0]!, flippedFile, '--checkpoint', join(tmp, 'landmarks', 'weights', 'last.safetensors'), '--bbox', 'whole', '--mirror', '--jsonl', join(tmp, 'mirror.jsonl')]);
+  t.equal(pm.code, 0, pm.stderr);
+  const [a, b] = readFileSync(join(tmp, 'mirror.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  t.same(b.category.map((c: { name: string }) => c.name).slice(0, 2), a.category.map((c: { name: string }) => c.name).slice(0, 2), 'the same top categories');
+  const slots = a.landmarks.map((l: { slot: string }) => l.slot);
+  const worst = Math.max(...a.landmarks.map((l: { x: number; y: number }, s: number) => {
+    const m = b.landmarks[MIRROR[s]!];
+    t.equal(m.slot, slots[MIRROR[s]!]);
+    return Math.max(Math.abs(l.x - (img.width - 1 - m.x)), Math.abs(l.y - m.y));
+  }));
+  t.ok(worst <= 0.5, `predict --mirror: the mirror image's points are the photo's, mirrored (worst ${worst} pixels)`);
 });
 

@@ -241,7 +241,7 @@ function matchCategories(ds: Dataset, trained: string[], where: string): void {
 }
 
 export async function evalVerb(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { checkpoint: { type: 'string' }, data: { type: 'string' }, split: { type: 'string', default: 'test' }, json: { type: 'string' }, 'batch-size': { type: 'string', default: '32' }, limit: { type: 'string' }, workers: { type: 'string' }, boxes: { type: 'string', default: 'true' } } });
+  const { values } = parseArgs({ args, options: { checkpoint: { type: 'string' }, data: { type: 'string' }, split: { type: 'string', default: 'test' }, json: { type: 'string' }, 'batch-size': { type: 'string', default: '32' }, limit: { type: 'string' }, workers: { type: 'string' }, boxes: { type: 'string', default: 'true' }, mirror: { type: 'boolean' } } });
   if (!values.checkpoint || !values.data) throw new UsageError('--checkpoint and --data are required');
   const boxes = oneOf(values.boxes, ['true', 'predicted'] as const, '--boxes')!;
   const split = values.split!;
@@ -268,7 +268,7 @@ export async function evalVerb(args: string[]): Promise<number> {
     const loader = new BatchLoader(view, { size, augment: false, heatmaps: false, photoSize: net.hasBox ? BOX_INPUT : 0 }, workers);
     const progress = new Progress();
     const foundBoxes = new Map<number, [number, number, number, number]>();
-    let result: EvalResult = await evaluate(net, loader, indices, vocab, { batchSize, size, decode, foundBoxes }, (d, t) => progress.update(`evaluating ${d}/${t}`));
+    let result: EvalResult = await evaluate(net, loader, indices, vocab, { batchSize, size, decode, foundBoxes, mirror: values.mirror }, (d, t) => progress.update(`evaluating ${d}/${t}`));
     await loader.close();
     // The landmark baseline: the training split's mean positions, scored in the same crops.
     const means = result.landmarks && splits.train.length ? meanPositions(ds, splits.train, size) : null;
@@ -283,14 +283,15 @@ export async function evalVerb(args: string[]): Promise<number> {
       const onTrue = result;
       const items = view.items.map((it, i) => (foundBoxes.has(i) ? { ...it, bbox: foundBoxes.get(i)! } : it));
       const found = new BatchLoader({ ...view, items }, { size, augment: false, heatmaps: false }, workers);
-      result = await evaluate(net, found, indices, vocab, { batchSize, size, decode }, (d, t) => progress.update(`evaluating on predicted boxes ${d}/${t}`));
+      result = await evaluate(net, found, indices, vocab, { batchSize, size, decode, mirror: values.mirror }, (d, t) => progress.update(`evaluating on predicted boxes ${d}/${t}`));
       await found.close();
       meanPosition(result, items);
       const { boxes: box, images: _images, ...labels } = onTrue;
       result = { ...result, boxes: box, true_boxes: labels };
     }
     progress.done();
-    const header = `${values.checkpoint} on ${values.data} (${split} split, ${size}x${size})`;
+    if (values.mirror) result.mirror = true;
+    const header = `${values.checkpoint} on ${values.data} (${split} split, ${size}x${size}${values.mirror ? ', each crop averaged with its mirror image' : ''})`;
     if (result.true_boxes) console.log(`${header}, labels on the boxes the network found\n${formatEval(result)}\n\nthe same labels on the list's true boxes:\n${formatEval({ ...result.true_boxes, images: result.images })}`);
     else console.log(`${header}\n${formatEval(result)}`);
     if (values.json) writeFileSync(values.json, JSON.stringify(result, null, 2));
@@ -302,7 +303,7 @@ export async function evalVerb(args: string[]): Promise<number> {
 }
 
 export async function predictVerb(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { checkpoint: { type: 'string' }, out: { type: 'string' }, jsonl: { type: 'string' }, bbox: { type: 'string' }, threshold: { type: 'string', default: '0.5' }, 'per-type': { type: 'string', default: '3' }, 'batch-size': { type: 'string', default: '8' }, sheet: { type: 'string' }, 'landmark-threshold': { type: 'string' } } });
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { checkpoint: { type: 'string' }, out: { type: 'string' }, jsonl: { type: 'string' }, bbox: { type: 'string' }, threshold: { type: 'string', default: '0.5' }, 'per-type': { type: 'string', default: '3' }, 'batch-size': { type: 'string', default: '8' }, sheet: { type: 'string' }, 'landmark-threshold': { type: 'string' }, mirror: { type: 'boolean' } } });
   if (!values.checkpoint) throw new UsageError('--checkpoint is required');
   if (!positionals.length) throw new UsageError('name images, folders or a .txt list of images');
   readFileOrThrow(values.checkpoint);
@@ -311,7 +312,7 @@ export async function predictVerb(args: string[]): Promise<number> {
   try {
     const progress = new Progress();
     const r = await predictFiles(gpu.engine, files, {
-      checkpoint: values.checkpoint, out: values.out, jsonl: values.jsonl, bbox: values.bbox, sheet: values.sheet,
+      checkpoint: values.checkpoint, out: values.out, jsonl: values.jsonl, bbox: values.bbox, sheet: values.sheet, mirror: values.mirror,
       landmarkThreshold: values['landmark-threshold'] !== undefined ? probability(values['landmark-threshold'], '--landmark-threshold') : undefined,
       threshold: probability(values.threshold!, '--threshold'), perType: positiveInt(values['per-type']!, '--per-type'), batchSize: positiveInt(values['batch-size']!, '--batch-size'),
     }, (s) => (progress.done(), console.log(s)), (d, t) => progress.update(`labelling ${d}/${t}`));

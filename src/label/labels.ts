@@ -3,8 +3,9 @@
 // Runtime-agnostic: `clothtag predict` and the browser page both use labelImages().
 import type { ClothNet } from '../nets/models.js';
 import type { LandmarkDecode } from '../train/losses.js';
-import { type Vocabulary, decodeLandmarks, topK } from '../train/metrics.js';
-import { disposeAll, predictBatch, predictBoxes } from '../train/step.js';
+import { type Vocabulary, topK } from '../train/metrics.js';
+import { readBatch } from '../train/read.js';
+import { predictBoxes } from '../train/step.js';
 import { BOX_INPUT } from '../nets/locator.js';
 import { type Box, LANDMARK_SLOTS, type RgbaImage, cropResize, pixelBox, toImagePixels } from './pixels.js';
 
@@ -28,18 +29,13 @@ export interface LabelOptions {
   perType: number;
   /** Landmarks below this confidence are marked unsure (see Labels.landmarks). */
   landmarkThreshold?: number;
+  /** Also read each crop's mirror image and average the two (test-time flips; twice the cost). */
+  mirror?: boolean;
 }
 
 export const DEFAULT_LABELING: LabelOptions = { threshold: 0.5, perType: 3, landmarkThreshold: 0.5 };
 
 const round = (x: number, digits = 3) => Number(x.toFixed(digits));
-
-function softmax(xs: Float32Array): number[] {
-  const m = Math.max(...xs);
-  const e = Array.from(xs, (x) => Math.exp(x - m));
-  const s = e.reduce((a, b) => a + b, 0);
-  return e.map((x) => x / s);
-}
 
 /** The whole image as the box, when no bounding box is known. */
 export function wholeImage(img: RgbaImage): Box {
@@ -60,43 +56,31 @@ export interface RawLabels {
 
 /**
  * Runs the network on a batch of photos, each cropped to its box, at `size` x `size`. `mirror`
- * also reads each crop's mirror image and averages the two: the probabilities and the embedding
- * are then the same for a photo and its flipped copy (the catalog index's choice, at twice the
- * cost); landmarks come from the crop as it is.
+ * also reads each crop's mirror image and averages the two (readBatch): the probabilities, the
+ * landmarks and the embedding are then the same for a photo and its flipped copy (the catalog
+ * index's choice, and `predict --mirror`), at twice the cost.
  */
 export async function rawLabels(net: ClothNet, images: { img: RgbaImage; box: Box }[], size: number, decode: LandmarkDecode = 'peak', o: { embedding?: boolean; mirror?: boolean } = {}): Promise<RawLabels[]> {
   const n = images.length;
   if (!n) return [];
-  const copies = o.mirror ? 2 : 1, plane = 3 * size * size;
-  const pixels = new Float32Array(copies * n * plane);
+  const plane = 3 * size * size;
+  const pixels = new Float32Array(n * plane);
   images.forEach((p, i) => pixels.set(cropResize(p.img, p.box, size, false), i * plane));
-  if (o.mirror) images.forEach((p, i) => pixels.set(cropResize(p.img, p.box, size, true), (n + i) * plane));
-  const out = predictBatch(net, pixels, copies * n, size, { features: !!o.embedding });
-  const [cat, attrs, heat, features] = await Promise.all([out.category?.read(), out.attributes?.read(), out.heatmaps?.read(), out.features?.read()]);
-  disposeAll([out.category, out.attributes, out.heatmaps, out.features]);
-  const peaks = heat ? decodeLandmarks(heat.subarray(0, n * 8 * size * size), n, size, decode) : null;
-  const C = net.config.categories, A = net.config.attributes;
-  const F = features ? features.length / (copies * n) : 0;
-  // Row i of the batch and, with mirror, its mirror's row n + i, averaged.
-  const mean = (values: Float32Array, width: number, i: number, map: (v: Float32Array) => Float32Array) => {
-    const a = map(values.subarray(i * width, (i + 1) * width));
-    if (!o.mirror) return a;
-    const b = map(values.subarray((n + i) * width, (n + i + 1) * width));
-    return a.map((x, k) => (x + b[k]!) / 2);
-  };
-  const sigmoid = (v: Float32Array) => v.map((x) => 1 / (1 + Math.exp(-x)));
+  const read = await readBatch(net, pixels, n, size, decode, { mirror: o.mirror, features: o.embedding });
+  const row = (values: Float32Array, i: number) => values.subarray((i * values.length) / n, ((i + 1) * values.length) / n);
   return images.map((p, i) => {
     const r: RawLabels = {};
-    if (cat && C) r.category = mean(cat, C, i, (v) => Float32Array.from(softmax(v)));
-    if (attrs && A) r.attributes = mean(attrs, A, i, sigmoid);
-    if (peaks) {
+    if (read.category) r.category = row(read.category, i).slice();
+    if (read.attributes) r.attributes = row(read.attributes, i).slice();
+    if (read.landmarks) {
+      const { points, confidence } = read.landmarks;
       r.landmarks = LANDMARK_SLOTS.map((_, s) => {
-        const [x, y] = toImagePixels(peaks.points[(i * 8 + s) * 2]!, peaks.points[(i * 8 + s) * 2 + 1]!, p.box, size);
-        return { x, y, confidence: peaks.confidence[i * 8 + s]! };
+        const [x, y] = toImagePixels(points[(i * 8 + s) * 2]!, points[(i * 8 + s) * 2 + 1]!, p.box, size);
+        return { x, y, confidence: confidence[i * 8 + s]! };
       });
     }
-    if (features) {
-      const v = mean(features, F, i, (x) => x.slice());
+    if (read.features) {
+      const v = row(read.features, i);
       const norm = Math.hypot(...v) || 1;
       r.embedding = v.map((x) => x / norm);
     }
@@ -106,7 +90,7 @@ export async function rawLabels(net: ClothNet, images: { img: RgbaImage; box: Bo
 
 /** Labels a batch of images (each with its box) with a trained network at `size` x `size`. */
 export async function labelImages(net: ClothNet, vocab: Vocabulary, images: { img: RgbaImage; box: Box }[], size: number, o: LabelOptions = DEFAULT_LABELING, decode: LandmarkDecode = 'peak'): Promise<Labels[]> {
-  const raw = await rawLabels(net, images, size, decode);
+  const raw = await rawLabels(net, images, size, decode, { mirror: o.mirror });
   const sureAt = o.landmarkThreshold ?? DEFAULT_LABELING.landmarkThreshold!;
   return images.map((p, i) => {
     const { category, attributes, landmarks } = raw[i]!;

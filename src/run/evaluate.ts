@@ -3,8 +3,9 @@ import type { BatchLoader } from '../data/loader.js';
 import type { ClothNet } from '../nets/models.js';
 import type { LandmarkDecode } from '../train/losses.js';
 import { pixelBox } from '../label/pixels.js';
-import { type EvalResult, MetricsAccumulator, type Vocabulary, decodeLandmarks } from '../train/metrics.js';
-import { disposeAll, predictBatch, predictBoxes } from '../train/step.js';
+import { type EvalResult, MetricsAccumulator, type Vocabulary } from '../train/metrics.js';
+import { readBatch } from '../train/read.js';
+import { predictBoxes } from '../train/step.js';
 
 export async function evaluate(
   net: ClothNet,
@@ -15,6 +16,8 @@ export async function evaluate(
     batchSize: number;
     size: number;
     decode: LandmarkDecode;
+    /** Also read each crop's mirror image and average the two (test-time flips; twice the cost). */
+    mirror?: boolean;
     /** Filled with each item's box as the box head finds it, [x1, y1, x2, y2] pixels (eval --boxes predicted). */
     foundBoxes?: Map<number, [number, number, number, number]>;
   },
@@ -29,9 +32,7 @@ export async function evaluate(
     const batch = await next!;
     next = c + 1 < chunks.length ? loader.load(chunks[c + 1]!, 0) : null;
     const n = batch.indices.length;
-    const out = predictBatch(net, batch.images, n, o.size);
-    const [category, attributes, heatmaps] = await Promise.all([out.category?.read(), out.attributes?.read(), out.heatmaps?.read()]);
-    disposeAll([out.category, out.attributes, out.heatmaps]);
+    const { category, attributes, landmarks } = await readBatch(net, batch.images, n, o.size, o.decode, { mirror: o.mirror });
     if (net.hasBox && batch.photos && batch.boxMask && batch.photoSizes) {
       // The box head on the whole photos (a loader with photoSize), against the true boxes.
       const boxes = await predictBoxes(net, batch.photos, n);
@@ -42,7 +43,7 @@ export async function evaluate(
         if (W && H) o.foundBoxes?.set(batch.indices[i]!, pixelBox(box, W, H)); // an unreadable photo counts nowhere
       }
     }
-    const peaks = heatmaps ? decodeLandmarks(heatmaps, n, o.size, o.decode).points : null;
+    const peaks = landmarks?.points;
     // Broken images carry no labels (category -1, attributes and landmarks unknown): they count nowhere.
     for (let i = 0; i < n; i++) {
       const C = vocab.categories.length, A = vocab.attributes.length;

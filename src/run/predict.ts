@@ -33,6 +33,8 @@ export interface PredictOptions {
   threshold: number;
   perType: number;
   batchSize: number;
+  /** Also read each crop's mirror image and average the two (LabelOptions.mirror). */
+  mirror?: boolean;
 }
 
 /**

@@ -25,7 +25,9 @@ export interface EvalResult {
   /** The box head: mean IoU with the true boxes, beside the whole photo's (the baseline of no box head). */
   boxes?: { iou: number; iou_whole_image: number; images: number };
   /** eval --boxes predicted: the label metrics on the list's true boxes, beside these on the found ones. */
-  true_boxes?: Omit<EvalResult, 'images' | 'boxes' | 'true_boxes'>;
+  true_boxes?: Omit<EvalResult, 'images' | 'boxes' | 'true_boxes' | 'mirror'>;
+  /** eval --mirror: each crop was read with its mirror image and the two readings averaged. */
+  mirror?: boolean;
   images: number;
 }
 

@@ -147,9 +147,7 @@ export async function predictBoxes(net: ClothNet, photos: Float32Array, n: numbe
   const P = BOX_INPUT;
   const both = new Float32Array(2 * photos.length);
   both.set(photos);
-  for (let row = 0; row < 3 * n * P; row++) {
-    for (let x = 0; x < P; x++) both[photos.length + row * P + x] = photos[row * P + (P - 1 - x)]!;
-  }
+  both.set(mirrorImages(photos, n, P), photos.length);
   net.setTraining(false);
   const boxes = e.tidy(() => e.noGrad(() => net.locate(e.tensor(both, [2 * n, 3, P, P], 'photos'))));
   const values = await boxes.read();
@@ -158,6 +156,15 @@ export async function predictBoxes(net: ClothNet, photos: Float32Array, n: numbe
   for (let i = 0; i < n; i++) {
     const [a, m] = [values.subarray(4 * i, 4 * i + 4), values.subarray(4 * (n + i), 4 * (n + i) + 4)];
     out.set([(a[0]! + 1 - m[0]!) / 2, (a[1]! + m[1]!) / 2, (a[2]! + m[2]!) / 2, (a[3]! + m[3]!) / 2], 4 * i);
+  }
+  return out;
+}
+
+/** Images [n, 3, size, size] mirrored left to right. */
+export function mirrorImages(images: Float32Array, n: number, size: number): Float32Array {
+  const out = new Float32Array(images.length);
+  for (let row = 0; row < 3 * n * size; row++) {
+    for (let x = 0; x < size; x++) out[row * size + x] = images[row * size + (size - 1 - x)]!;
   }
   return out;
 }

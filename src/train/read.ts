@@ -1,0 +1,82 @@
+// What a network says about a batch of images, as probabilities and points rather than raw
+// tensors: the one reading that `eval`, `predict` and the catalog index share. With `mirror`
+// each image is also read as its mirror image (test-time flips) and the two readings are
+// averaged, the mirror's points mapped back first (x -> size - 1 - x, left and right slots
+// swapped): the answers no longer depend on which way the garment faces, at twice the cost.
+import type { ClothNet } from '../nets/models.js';
+import type { LandmarkDecode } from './losses.js';
+import { type DecodedLandmarks, decodeLandmarks } from './metrics.js';
+import { disposeAll, mirrorImages, predictBatch } from './step.js';
+import { MIRROR } from '../label/pixels.js';
+
+export interface BatchReading {
+  /** [n, C] category probabilities (softmax). */
+  category?: Float32Array;
+  /** [n, A] attribute probabilities (sigmoid). */
+  attributes?: Float32Array;
+  /** Points in the pixels of the size x size input, with their confidence. */
+  landmarks?: DecodedLandmarks;
+  /** [n, F] the pooled trunk features (asked for with `features`). */
+  features?: Float32Array;
+}
+
+/**
+ * Landmarks read from mirrored inputs, put back in the unmirrored frame and averaged with the
+ * direct reading: slot s takes the mirror's slot MIRROR[s] (its left is our right) at x mirrored.
+ */
+export function averageWithMirror(direct: DecodedLandmarks, mirrored: DecodedLandmarks, n: number, size: number): DecodedLandmarks {
+  const points = new Float32Array(n * 16), confidence = new Float32Array(n * 8);
+  for (let i = 0; i < n; i++) {
+    for (let s = 0; s < 8; s++) {
+      const p = i * 8 + s, m = i * 8 + MIRROR[s]!;
+      points[2 * p] = (direct.points[2 * p]! + (size - 1 - mirrored.points[2 * m]!)) / 2;
+      points[2 * p + 1] = (direct.points[2 * p + 1]! + mirrored.points[2 * m + 1]!) / 2;
+      confidence[p] = (direct.confidence[p]! + mirrored.confidence[m]!) / 2;
+    }
+  }
+  return { points, confidence };
+}
+
+function softmaxRows(logits: Float32Array, width: number): Float32Array {
+  const out = new Float32Array(logits.length);
+  for (let r = 0; r < logits.length / width; r++) {
+    let max = -Infinity, sum = 0;
+    for (let c = 0; c < width; c++) max = Math.max(max, logits[r * width + c]!);
+    for (let c = 0; c < width; c++) sum += out[r * width + c] = Math.exp(logits[r * width + c]! - max);
+    for (let c = 0; c < width; c++) out[r * width + c]! /= sum;
+  }
+  return out;
+}
+
+const sigmoid = (logits: Float32Array) => logits.map((x) => 1 / (1 + Math.exp(-x)));
+const average = (a: Float32Array, b: Float32Array) => a.map((x, k) => (x + b[k]!) / 2);
+
+async function readOnce(net: ClothNet, images: Float32Array, n: number, size: number, decode: LandmarkDecode, features: boolean): Promise<BatchReading> {
+  const out = predictBatch(net, images, n, size, { features });
+  try {
+    const [category, attributes, heatmaps, pooled] = await Promise.all([out.category?.read(), out.attributes?.read(), out.heatmaps?.read(), out.features?.read()]);
+    return {
+      category: category && net.config.categories ? softmaxRows(category, net.config.categories) : undefined,
+      attributes: attributes && net.config.attributes ? sigmoid(attributes) : undefined,
+      landmarks: heatmaps ? decodeLandmarks(heatmaps, n, size, decode) : undefined,
+      features: pooled,
+    };
+  } finally {
+    disposeAll([out.category, out.attributes, out.heatmaps, out.features]);
+  }
+}
+
+/** Reads a batch of images [n, 3, size, size] (eval mode), with their mirror images when asked. */
+export async function readBatch(net: ClothNet, images: Float32Array, n: number, size: number, decode: LandmarkDecode, o: { mirror?: boolean; features?: boolean } = {}): Promise<BatchReading> {
+  const direct = await readOnce(net, images, n, size, decode, !!o.features);
+  if (!o.mirror) return direct;
+  // Two passes rather than one of twice the batch: mirroring costs no more device memory.
+  const mirrored = await readOnce(net, mirrorImages(images, n, size), n, size, decode, !!o.features);
+  const both = (a?: Float32Array, b?: Float32Array) => (a && b ? average(a, b) : undefined);
+  return {
+    category: both(direct.category, mirrored.category),
+    attributes: both(direct.attributes, mirrored.attributes),
+    landmarks: direct.landmarks && mirrored.landmarks ? averageWithMirror(direct.landmarks, mirrored.landmarks, n, size) : undefined,
+    features: both(direct.features, mirrored.features),
+  };
+}

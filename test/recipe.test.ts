@@ -111,6 +111,8 @@ t.test('mean-position baseline: from the training split, scored on another', asy
   const b = meanPositionBaseline(ds, meanPositions(ds, splits.train, 64), splits.val, 64)!;
   t.ok(b && b.points > 0, `${b.points} visible points scored`);
   t.ok(b.nme > 0.01 && b.nme < 0.5, `NME ${b.nme.toFixed(4)} is a plausible baseline`);
+  const perPoint = Object.values(b.per_point);
+  t.ok(perPoint.length >= 2 && Math.min(...perPoint) <= b.nme && b.nme <= Math.max(...perPoint), `per point ${JSON.stringify(b.per_point)} around ${b.nme}`);
   const self = meanPositionBaseline(ds, meanPositions(ds, splits.val, 64), splits.val, 64)!;
   t.ok(self.nme <= b.nme + 1e-9, 'the mean of the scored split itself is at least as good (the mean minimizes squared, near-minimizes plain distance)');
 });

@@ -9,7 +9,7 @@ import { syntheticBatch } from '../src/run/tune.js';
 import { THESIS_LOSS } from '../src/train/losses.js';
 import { Trainer } from '../src/train/step.js';
 import { parseSafetensors } from '../src/nets/safetensors.js';
-import { MetricsAccumulator, decodeLandmarks } from '../src/train/metrics.js';
+import { MetricsAccumulator, decodeLandmarks, formatEval } from '../src/train/metrics.js';
 import { clothtag } from './helpers/cli.js';
 import { gpuEngine } from './helpers/gpu.js';
 import { quiet, trainingFixture } from './helpers/training.js';
@@ -44,6 +44,19 @@ t.test('metrics on hand-computed cases', async (t) => {
   // per attribute, fabric, top-3: y3 1/1, y4 0/1 -> 0.5
   t.equal(r.attributes!.per_attribute.top3.fabric, 0.5);
   t.equal(r.landmarks!.nme, 0.5, 'one visible point, 5 pixels off in a 10-pixel image');
+  t.same(r.landmarks!.per_point, { 'left collar': 0.5 }, 'per point: only the slot that had a visible point');
+  // Per point against in all: the overall NME weighs points, the per-point figures slots.
+  const lm = new MetricsAccumulator(vocab);
+  lm.addLandmarks([3, 4, 0, 0, ...new Array(12).fill(0)], [0, 0, 0, 0, 0, 1, ...new Array(18).fill(-1)], 10); // 0.5 and 0.1
+  lm.addLandmarks([0, 0, 6, 8, ...new Array(12).fill(0)], [-1, 0, 0, 0, 6, 8, ...new Array(18).fill(-1)], 10); // right collar exact
+  const both = lm.result().landmarks!;
+  t.ok(Math.abs(both.nme - 0.6 / 3) < 1e-12, `three points: ${both.nme}`);
+  t.same(Object.keys(both.per_point!), ['left collar', 'right collar']);
+  t.ok(Math.abs(both.per_point!['left collar']! - 0.5) < 1e-12 && Math.abs(both.per_point!['right collar']! - 0.05) < 1e-12, JSON.stringify(both.per_point));
+  const text = formatEval({ images: 2, landmarks: { ...both, mean_position_nme: 0.3, mean_position_per_point: { 'left collar': 0.25 } } });
+  t.match(text, /landmark error \(NME, distance \/ image size\): 0\.2000\s+\(mean-position baseline 0\.3000\)/);
+  t.match(text, /collar\s+0\.5000 \(0\.2500\)\s+0\.0500\n/, 'left with its baseline, right without one');
+  t.match(text, /sleeve\s+-\s+-/, 'a slot with no visible point');
   const saturated = { images: 1, category: { top1: 0.69, top3: 1, top5: 1 } };
   const better = { images: 1, category: { top1: 0.83, top3: 0.986, top5: 0.986 } };
   t.ok(selectionScore(better) > selectionScore(saturated), 'weights/best prefers top-1 when top-3 saturates');

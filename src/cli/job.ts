@@ -274,7 +274,7 @@ export async function evalVerb(args: string[]): Promise<number> {
     const means = result.landmarks && splits.train.length ? meanPositions(ds, splits.train, size) : null;
     const meanPosition = (r: EvalResult, items: Dataset['items']) => {
       const baseline = r.landmarks && means ? meanPositionBaseline({ ...ds, items }, means, indices, size) : null;
-      if (r.landmarks && baseline) r.landmarks.mean_position_nme = baseline.nme;
+      if (r.landmarks && baseline) Object.assign(r.landmarks, { mean_position_nme: baseline.nme, mean_position_per_point: baseline.per_point });
     };
     meanPosition(result, ds.items);
     if (boxes === 'predicted') {

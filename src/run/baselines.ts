@@ -5,6 +5,7 @@ import { itemBox } from '../data/batch.js';
 import { imageSize } from '../data/check.js';
 import type { Dataset, Item } from '../data/dataset.js';
 import { transformLandmarks } from '../label/pixels.js';
+import { landmarkErrors } from '../train/metrics.js';
 
 /** An item's landmarks in the frame of its box resized to size x size (no augmentation), or null. */
 function framedLandmarks(root: string, item: Item, size: number): Float32Array | null {
@@ -41,6 +42,8 @@ export function meanPositions(ds: Dataset, indices: number[], size: number): Flo
 export interface MeanPositionBaseline {
   /** NME of predicting `mean` for every image of the evaluated split (visible points). */
   nme: number;
+  /** The same per slot (LANDMARK_SLOTS names; slots with no visible point absent). */
+  per_point: Record<string, number>;
   points: number;
 }
 
@@ -50,15 +53,16 @@ export interface MeanPositionBaseline {
  * MetricsAccumulator.addLandmarks computes it; null when no visible point is there to score.
  */
 export function meanPositionBaseline(ds: Dataset, mean: Float32Array, evaluated: number[], size: number): MeanPositionBaseline | null {
-  let total = 0, points = 0;
+  const sum = new Float64Array(8), count = new Float64Array(8);
   for (const i of evaluated) {
     const lm = framedLandmarks(ds.root, ds.items[i]!, size);
     if (!lm) continue;
     for (let s = 0; s < 8; s++) {
       if (lm[3 * s] !== 0) continue;
-      total += Math.hypot(mean[2 * s]! - lm[3 * s + 1]!, mean[2 * s + 1]! - lm[3 * s + 2]!) / size;
-      points++;
+      sum[s]! += Math.hypot(mean[2 * s]! - lm[3 * s + 1]!, mean[2 * s + 1]! - lm[3 * s + 2]!) / size;
+      count[s]!++;
     }
   }
-  return points ? { nme: total / points, points } : null;
+  const errors = landmarkErrors(sum, count);
+  return errors ? { ...errors, points: count.reduce((a, b) => a + b, 0) } : null;
 }

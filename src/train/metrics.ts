@@ -6,7 +6,9 @@
 //   per_attribute: for each attribute, the share of the images having it that rank it in their
 //              top-k, averaged over attributes (the DeepFashion paper's code lineage).
 //   Per-type recall ranks only that type's attributes.
-// - landmarks: mean distance between predicted and true visible points over the image size.
+// - landmarks: mean distance between predicted and true visible points over the image size, in
+//   all and per slot.
+import { LANDMARK_SLOTS } from '../label/pixels.js';
 
 export interface Vocabulary {
   categories: string[];
@@ -20,8 +22,12 @@ export type RecallTable = Record<'top3' | 'top5', Record<string, number>>;
 export interface EvalResult {
   category?: { top1: number; top3: number; top5: number };
   attributes?: { per_image: RecallTable; per_attribute: RecallTable };
-  /** mean_position_nme: the baseline of predicting each slot's training-split mean position. */
-  landmarks?: { nme: number; mean_position_nme?: number };
+  /**
+   * nme over every visible point, and per_point by slot (LANDMARK_SLOTS names; a slot with no
+   * visible point is absent); mean_position_*: the baseline of predicting each slot's
+   * training-split mean position, over the same points.
+   */
+  landmarks?: { nme: number; per_point?: Record<string, number>; mean_position_nme?: number; mean_position_per_point?: Record<string, number> };
   /** The box head: mean IoU with the true boxes, beside the whole photo's (the baseline of no box head). */
   boxes?: { iou: number; iou_whole_image: number; images: number };
   /** eval --boxes predicted: the label metrics on the list's true boxes, beside these on the found ones. */
@@ -45,6 +51,21 @@ export function iou(a: readonly number[], b: readonly number[]): number {
   return union > 0 && Number.isFinite(inter / union) ? inter / union : 0;
 }
 
+/**
+ * NME over all visible points and per slot, from each slot's summed distances (over the image
+ * size) and point count; null when no point was visible.
+ */
+export function landmarkErrors(sum: ArrayLike<number>, count: ArrayLike<number>): { nme: number; per_point: Record<string, number> } | null {
+  let total = 0, points = 0;
+  const per_point: Record<string, number> = {};
+  LANDMARK_SLOTS.forEach((slot, s) => {
+    total += sum[s]!;
+    points += count[s]!;
+    if (count[s]) per_point[slot] = sum[s]! / count[s]!;
+  });
+  return points ? { nme: total / points, per_point } : null;
+}
+
 const KS = [3, 5] as const;
 
 /** Indices of the k largest scores among `candidates` (ties: lower index first). */
@@ -63,8 +84,9 @@ export class MetricsAccumulator {
   private readonly attrHitsTyped: Record<string, Float64Array> = {};
   private readonly attrTotals: Float64Array;
   private readonly groups: { name: string; members: number[] }[];
-  private nmeSum = 0;
-  private nmeCount = 0;
+  /** Per slot: the sum of visible points' distances over the image size, and their count. */
+  private readonly nmeSum = new Float64Array(8);
+  private readonly nmeCount = new Float64Array(8);
   private readonly box = { iou: 0, whole: 0, count: 0 };
 
   /** One photo's predicted and true boxes, both (cx, cy, w, h) fractions of the photo. */
@@ -130,8 +152,8 @@ export class MetricsAccumulator {
   addLandmarks(predicted: ArrayLike<number>, truth: ArrayLike<number>, size: number): void {
     for (let s = 0; s < 8; s++) {
       if (truth[3 * s] !== 0) continue;
-      this.nmeSum += Math.hypot(predicted[2 * s]! - truth[3 * s + 1]!, predicted[2 * s + 1]! - truth[3 * s + 2]!) / size;
-      this.nmeCount++;
+      this.nmeSum[s]! += Math.hypot(predicted[2 * s]! - truth[3 * s + 1]!, predicted[2 * s + 1]! - truth[3 * s + 2]!) / size;
+      this.nmeCount[s]!++;
     }
   }
 
@@ -156,7 +178,8 @@ export class MetricsAccumulator {
       }
       r.attributes = { per_image: perImage, per_attribute: perAttribute };
     }
-    if (this.nmeCount) r.landmarks = { nme: this.nmeSum / this.nmeCount };
+    const landmarks = landmarkErrors(this.nmeSum, this.nmeCount);
+    if (landmarks) r.landmarks = landmarks;
     if (this.box.count) r.boxes = { iou: this.box.iou / this.box.count, iou_whole_image: this.box.whole / this.box.count, images: this.box.count };
     return r;
   }
@@ -243,7 +266,19 @@ export function formatEval(r: EvalResult): string {
       }
     }
   }
-  if (r.landmarks) lines.push(`landmark error (NME, distance / image size): ${r.landmarks.nme.toFixed(4)}${r.landmarks.mean_position_nme !== undefined ? `   (mean-position baseline ${r.landmarks.mean_position_nme.toFixed(4)})` : ''}`);
+  if (r.landmarks) {
+    const lm = r.landmarks;
+    lines.push(`landmark error (NME, distance / image size): ${lm.nme.toFixed(4)}${lm.mean_position_nme !== undefined ? `   (mean-position baseline ${lm.mean_position_nme.toFixed(4)})` : ''}`);
+    if (lm.per_point) {
+      // Left and right side by side, each with its baseline where there is one.
+      const cell = (slot: string) => {
+        const v = lm.per_point![slot], b = lm.mean_position_per_point?.[slot];
+        return (v === undefined ? '-' : v.toFixed(4) + (b === undefined ? '' : ` (${b.toFixed(4)})`)).padStart(18);
+      };
+      lines.push(`  per point${' '.repeat(8)}${'left'.padStart(18)}${'right'.padStart(18)}${lm.mean_position_per_point ? '   (mean-position baseline)' : ''}`);
+      for (const part of ['collar', 'sleeve', 'waistline', 'hem']) lines.push(`    ${part.padEnd(15)}${cell(`left ${part}`)}${cell(`right ${part}`)}`);
+    }
+  }
   if (r.boxes) lines.push(`garment box mean IoU: ${r.boxes.iou.toFixed(3)}   (the whole photo as the box: ${r.boxes.iou_whole_image.toFixed(3)}; ${r.boxes.images} photos)`);
   return lines.join('\n');
 }

@@ -22,7 +22,7 @@ export interface RealDataOptions {
   size: number;
   /** Width of the category and attribute networks. */
   width: number;
-  /** Width of the landmark networks (FashionNet, New FashionNet): slower per image. */
+  /** Width of the landmark networks' trunk (FashionNet, New FashionNet); their branches are the job's headWidth. */
   landmarkWidth: number;
   workers: number;
   /** The trunks' first downsampling (NetConfig.stemStride) for every job; absent: each job's own. */
@@ -90,8 +90,9 @@ export const REAL_DATA_JOBS: RealDataJob[] = [
   { name: 'deepfashion-fine', data: 'deepfashion-fine', net: 'cloth_repvgg', what: '26 attributes in 6 types', config: RECIPE },
   {
     name: 'deepfashion-fine-landmarks', data: 'deepfashion-fine', net: 'new_fashionnet', what: 'attributes and 8 landmarks',
-    // Branches at width 1/2 on the eighth-width trunk: at the trunk's width the landmark branch's
-    // last full-resolution layers have 2 channels (README, "Real data": NME 0.125 -> 0.117 in clothtag).
+    // Branches at width 1/2 (--landmark-width sets the trunk's, 1/4 by default): at an eighth-width
+    // trunk's width the landmark branch's last full-resolution layers have 2 channels (README,
+    // "Real data": NME 0.125 -> 0.117 with 1/2 branches, 0.107 on the quarter-width trunk).
     config: { ...RECIPE, lr: 5e-3, headWidth: 0.5, loss: { ...THESIS_LOSS, landmarkLoss: 'softargmax', wl: SOFTARGMAX_WL } },
   },
 ];

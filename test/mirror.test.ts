@@ -59,6 +59,7 @@ t.test('readBatch: probabilities and points as predictBatch gives them; with mir
   t.ok(plain.attributes!.every((p) => p > 0 && p < 1), 'attribute probabilities in (0, 1)');
   const ranks = (v: Float32Array) => Array.from(v.subarray(0, 5)).map((_, c, r) => r.filter((o) => o > r[c]!).length);
   t.same(ranks(plain.category!), ranks(category), 'softmax keeps the logits\' order');
+  t.same(Array.from(plain.categoryLogits!), Array.from(category), 'and the logits themselves, which rankings use');
   t.same(Array.from(plain.landmarks!.points), Array.from(decodeLandmarks(heatmaps, n, size, 'softargmax').points));
   t.same(Array.from(plain.features!), Array.from(features));
 
@@ -66,6 +67,9 @@ t.test('readBatch: probabilities and points as predictBatch gives them; with mir
   const ofMirror = await readBatch(net, mirrorImages(x, n, size), n, size, 'softargmax', { mirror: true, features: true });
   const close = (a: Float32Array, b: Float32Array, tol: number) => a.every((v, k) => Math.abs(v - b[k]!) <= tol);
   t.ok(close(direct.category!, ofMirror.category!, 1e-5), 'the same category probabilities');
+  t.ok(close(direct.attributeLogits!, ofMirror.attributeLogits!, 1e-4), 'the same attribute logits');
+  const logits = await readBatch(net, mirrorImages(x, n, size), n, size, 'softargmax');
+  t.ok(close(direct.attributeLogits!, plain.attributeLogits!.map((v, k) => (v + logits.attributeLogits![k]!) / 2), 1e-6), 'the mean of the two readings\' logits');
   t.ok(close(direct.attributes!, ofMirror.attributes!, 1e-5), 'the same attribute probabilities');
   t.ok(close(direct.features!, ofMirror.features!, 1e-4), 'the same pooled features');
   let worst = 0;

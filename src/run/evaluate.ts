@@ -32,7 +32,7 @@ export async function evaluate(
     const batch = await next!;
     next = c + 1 < chunks.length ? loader.load(chunks[c + 1]!, 0) : null;
     const n = batch.indices.length;
-    const { category, attributes, landmarks } = await readBatch(net, batch.images, n, o.size, o.decode, { mirror: o.mirror });
+    const { categoryLogits: category, attributeLogits: attributes, landmarks } = await readBatch(net, batch.images, n, o.size, o.decode, { mirror: o.mirror });
     if (net.hasBox && batch.photos && batch.boxMask && batch.photoSizes) {
       // The box head on the whole photos (a loader with photoSize), against the true boxes.
       const boxes = await predictBoxes(net, batch.photos, n);

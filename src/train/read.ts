@@ -1,8 +1,9 @@
 // What a network says about a batch of images, as probabilities and points rather than raw
 // tensors: the one reading that `eval`, `predict` and the catalog index share. With `mirror`
 // each image is also read as its mirror image (test-time flips) and the two readings are
-// averaged, the mirror's points mapped back first (x -> size - 1 - x, left and right slots
-// swapped): the answers no longer depend on which way the garment faces, at twice the cost.
+// averaged (the logits, then the probabilities made from them; the mirror's points mapped back
+// first: x -> size - 1 - x, left and right slots swapped): the answers no longer depend on which
+// way the garment faces, at twice the cost.
 import type { ClothNet } from '../nets/models.js';
 import type { LandmarkDecode } from './losses.js';
 import { type DecodedLandmarks, decodeLandmarks } from './metrics.js';
@@ -10,9 +11,15 @@ import { disposeAll, mirrorImages, predictBatch } from './step.js';
 import { MIRROR } from '../label/pixels.js';
 
 export interface BatchReading {
-  /** [n, C] category probabilities (softmax). */
+  /**
+   * [n, C] category logits (with mirror, the two readings' mean) and their softmax. Rankings use
+   * the logits: in float32 a sigmoid is exactly 1 from a logit of about 17, a softmax exactly 0
+   * some 100 below the top, and ties there would rank by index.
+   */
+  categoryLogits?: Float32Array;
   category?: Float32Array;
-  /** [n, A] attribute probabilities (sigmoid). */
+  /** [n, A] attribute logits (with mirror, the mean) and their sigmoid. */
+  attributeLogits?: Float32Array;
   attributes?: Float32Array;
   /** Points in the pixels of the size x size input, with their confidence. */
   landmarks?: DecodedLandmarks;
@@ -51,13 +58,15 @@ function softmaxRows(logits: Float32Array, width: number): Float32Array {
 const sigmoid = (logits: Float32Array) => logits.map((x) => 1 / (1 + Math.exp(-x)));
 const average = (a: Float32Array, b: Float32Array) => a.map((x, k) => (x + b[k]!) / 2);
 
-async function readOnce(net: ClothNet, images: Float32Array, n: number, size: number, decode: LandmarkDecode, features: boolean): Promise<BatchReading> {
+type Logits = Omit<BatchReading, 'category' | 'attributes'>;
+
+async function readOnce(net: ClothNet, images: Float32Array, n: number, size: number, decode: LandmarkDecode, features: boolean): Promise<Logits> {
   const out = predictBatch(net, images, n, size, { features });
   try {
     const [category, attributes, heatmaps, pooled] = await Promise.all([out.category?.read(), out.attributes?.read(), out.heatmaps?.read(), out.features?.read()]);
     return {
-      category: category && net.config.categories ? softmaxRows(category, net.config.categories) : undefined,
-      attributes: attributes && net.config.attributes ? sigmoid(attributes) : undefined,
+      categoryLogits: category && net.config.categories ? category : undefined,
+      attributeLogits: attributes && net.config.attributes ? attributes : undefined,
       landmarks: heatmaps ? decodeLandmarks(heatmaps, n, size, decode) : undefined,
       features: pooled,
     };
@@ -68,15 +77,21 @@ async function readOnce(net: ClothNet, images: Float32Array, n: number, size: nu
 
 /** Reads a batch of images [n, 3, size, size] (eval mode), with their mirror images when asked. */
 export async function readBatch(net: ClothNet, images: Float32Array, n: number, size: number, decode: LandmarkDecode, o: { mirror?: boolean; features?: boolean } = {}): Promise<BatchReading> {
-  const direct = await readOnce(net, images, n, size, decode, !!o.features);
-  if (!o.mirror) return direct;
-  // Two passes rather than one of twice the batch: mirroring costs no more device memory.
-  const mirrored = await readOnce(net, mirrorImages(images, n, size), n, size, decode, !!o.features);
-  const both = (a?: Float32Array, b?: Float32Array) => (a && b ? average(a, b) : undefined);
+  let read = await readOnce(net, images, n, size, decode, !!o.features);
+  if (o.mirror) {
+    // Two passes rather than one of twice the batch: mirroring costs no more device memory.
+    const mirrored = await readOnce(net, mirrorImages(images, n, size), n, size, decode, !!o.features);
+    const both = (a?: Float32Array, b?: Float32Array) => (a && b ? average(a, b) : undefined);
+    read = {
+      categoryLogits: both(read.categoryLogits, mirrored.categoryLogits),
+      attributeLogits: both(read.attributeLogits, mirrored.attributeLogits),
+      landmarks: read.landmarks && mirrored.landmarks ? averageWithMirror(read.landmarks, mirrored.landmarks, n, size) : undefined,
+      features: both(read.features, mirrored.features),
+    };
+  }
   return {
-    category: both(direct.category, mirrored.category),
-    attributes: both(direct.attributes, mirrored.attributes),
-    landmarks: direct.landmarks && mirrored.landmarks ? averageWithMirror(direct.landmarks, mirrored.landmarks, n, size) : undefined,
-    features: both(direct.features, mirrored.features),
+    ...read,
+    category: read.categoryLogits && softmaxRows(read.categoryLogits, net.config.categories),
+    attributes: read.attributeLogits && sigmoid(read.attributeLogits),
   };
 }

@@ -58,7 +58,7 @@ async function mirroredEval(engine: Engine, run: string, path: string, workers: 
   const { vocab, size, decode } = checkpointLabeling(meta.extra, file);
   const loader = new BatchLoader(datasetView(ds), { size, augment: false, heatmaps: false }, workers);
   try {
-    return { ...(await evaluate(net, loader, makeSplits(ds, 'official', 0).val, vocab, { batchSize: 32, size, decode, mirror: true })), mirror: true };
+    return await evaluate(net, loader, makeSplits(ds, 'official', 0).val, vocab, { batchSize: 32, size, decode, mirror: true });
   } finally {
     await loader.close();
     net.dispose();

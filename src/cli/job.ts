@@ -10,7 +10,7 @@ import { NET_NAMES, isNetName } from '../nets/models.js';
 import { loadCheckpoint } from '../nets/weights.js';
 import { checkpointLabeling } from '../label/labels.js';
 import { createNodeGpu } from '../node/gpu.js';
-import { meanPositionBaseline, meanPositions } from '../run/baselines.js';
+import { attachMeanPosition, meanPositionBaseline, meanPositions } from '../run/baselines.js';
 import { collectInputs, predictFiles } from '../run/predict.js';
 import { evaluate } from '../run/evaluate.js';
 import { DEFAULT_TRAIN, type TrainConfig, runTraining } from '../run/train.js';
@@ -273,8 +273,7 @@ export async function evalVerb(args: string[]): Promise<number> {
     // The landmark baseline: the training split's mean positions, scored in the same crops.
     const means = result.landmarks && splits.train.length ? meanPositions(ds, splits.train, size) : null;
     const meanPosition = (r: EvalResult, items: Dataset['items']) => {
-      const baseline = r.landmarks && means ? meanPositionBaseline({ ...ds, items }, means, indices, size) : null;
-      if (r.landmarks && baseline) Object.assign(r.landmarks, { mean_position_nme: baseline.nme, mean_position_per_point: baseline.per_point });
+      attachMeanPosition(r, r.landmarks && means ? meanPositionBaseline({ ...ds, items }, means, indices, size) : null);
     };
     meanPosition(result, ds.items);
     if (boxes === 'predicted') {
@@ -286,11 +285,10 @@ export async function evalVerb(args: string[]): Promise<number> {
       result = await evaluate(net, found, indices, vocab, { batchSize, size, decode, mirror: values.mirror }, (d, t) => progress.update(`evaluating on predicted boxes ${d}/${t}`));
       await found.close();
       meanPosition(result, items);
-      const { boxes: box, images: _images, ...labels } = onTrue;
+      const { boxes: box, images: _images, mirror: _mirror, ...labels } = onTrue;
       result = { ...result, boxes: box, true_boxes: labels };
     }
     progress.done();
-    if (values.mirror) result.mirror = true;
     const header = `${values.checkpoint} on ${values.data} (${split} split, ${size}x${size}${values.mirror ? ', each crop averaged with its mirror image' : ''})`;
     if (result.true_boxes) console.log(`${header}, labels on the boxes the network found\n${formatEval(result)}\n\nthe same labels on the list's true boxes:\n${formatEval({ ...result.true_boxes, images: result.images })}`);
     else console.log(`${header}\n${formatEval(result)}`);

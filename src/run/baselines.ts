@@ -5,7 +5,7 @@ import { itemBox } from '../data/batch.js';
 import { imageSize } from '../data/check.js';
 import type { Dataset, Item } from '../data/dataset.js';
 import { transformLandmarks } from '../label/pixels.js';
-import { landmarkErrors } from '../train/metrics.js';
+import { type EvalResult, landmarkErrors } from '../train/metrics.js';
 
 /** An item's landmarks in the frame of its box resized to size x size (no augmentation), or null. */
 function framedLandmarks(root: string, item: Item, size: number): Float32Array | null {
@@ -65,4 +65,9 @@ export function meanPositionBaseline(ds: Dataset, mean: Float32Array, evaluated:
   }
   const errors = landmarkErrors(sum, count);
   return errors ? { ...errors, points: count.reduce((a, b) => a + b, 0) } : null;
+}
+
+/** Puts the baseline beside an evaluation's landmark figures (in all and per point); nothing without either. */
+export function attachMeanPosition(r: EvalResult | null, baseline: MeanPositionBaseline | null): void {
+  if (r?.landmarks && baseline) Object.assign(r.landmarks, { mean_position_nme: baseline.nme, mean_position_per_point: baseline.per_point });
 }

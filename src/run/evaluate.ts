@@ -55,5 +55,6 @@ export async function evaluate(
     done += n;
     onProgress?.(done, indices.length);
   }
-  return acc.result();
+  // The result says how it was read, so that no caller has to.
+  return o.mirror ? { ...acc.result(), mirror: true } : acc.result();
 }

@@ -19,7 +19,7 @@ import { type ScheduleName, learningRate } from '../train/schedule.js';
 import { Trainer } from '../train/step.js';
 import { GradientScaler } from '../autograd/scaler.js';
 import { AUGMENTS, type AugmentName } from '../data/augment.js';
-import { meanPositionBaseline, meanPositions } from './baselines.js';
+import { attachMeanPosition, meanPositionBaseline, meanPositions } from './baselines.js';
 import { evaluate } from './evaluate.js';
 
 export interface TrainConfig {
@@ -278,7 +278,7 @@ async function train(engine: Engine, out: string, config: TrainConfig, hooks: Tr
       // With a weight average, it is what gets evaluated and saved as weights/best.
       const averaged = <T>(fn: () => Promise<T>) => (trainer.average ? trainer.average.swapped(fn) : fn());
       lastEval = valIndices.length ? await averaged(() => evaluate(net, evalLoader, valIndices, vocab, { batchSize: config.batchSize, size: config.imgSize, decode: decodeFor(config.loss.landmarkLoss) })) : null;
-      if (lastEval?.landmarks && baseline) Object.assign(lastEval.landmarks, { mean_position_nme: baseline.nme, mean_position_per_point: baseline.per_point });
+      attachMeanPosition(lastEval, baseline);
       const score = lastEval ? selectionScore(lastEval) : -sums.loss / Math.max(sums.n, 1);
       pos = { epoch: epoch + 1, batch: 0, step: pos.step, bestScore: pos.bestScore };
       if (pos.bestScore === null || score > pos.bestScore) {

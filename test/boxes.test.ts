@@ -6,14 +6,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import t from 'tap';
-import { drawFrame } from '../src/data/augment.js';
-import { boxInFrame, loadBatch } from '../src/data/batch.js';
-import { openDataset } from '../src/data/dataset.js';
+import { ZOOM_GROWTH, ZOOM_SHIFT, drawFrame, drawZoomWindow } from '../src/data/augment.js';
+import { boxInFrame, itemPhoto, loadBatch } from '../src/data/batch.js';
+import { makeSplits, openDataset } from '../src/data/dataset.js';
 import { datasetView } from '../src/data/loader.js';
 import { synthesize } from '../src/data/synth.js';
-import { pixelBox } from '../src/label/pixels.js';
-import { BOX_INPUT } from '../src/nets/locator.js';
+import { cropResize, pixelBox, windowInside, windowToPhoto } from '../src/label/pixels.js';
+import { locateGarments, refineGarments, wholeImage } from '../src/label/labels.js';
+import { BOX_INPUT, ZOOM_MARGIN } from '../src/nets/locator.js';
 import { createNet } from '../src/nets/models.js';
+import { loadCheckpoint } from '../src/nets/weights.js';
 import { THESIS_LOSS } from '../src/train/losses.js';
 import { MetricsAccumulator, corners, iou } from '../src/train/metrics.js';
 import { Trainer, predictBoxes } from '../src/train/step.js';
@@ -45,6 +47,81 @@ t.test('IoU, corners, boxes in a window of the photo, and pixel boxes, on hand-c
   t.same(pixelBox([0.5, 0.5, 0.5, 0.5], 200, 100), [50, 25, 150, 75]);
   const tiny = pixelBox([0.999, 0.5, 0.001, 0.001], 200, 100);
   t.ok(tiny[2] - tiny[0] >= 1 && tiny[3] - tiny[1] >= 1 && tiny[2] <= 200 && tiny[0] === 199, `at least a pixel each way, inside the photo: ${tiny}`);
+});
+
+t.test('the second look: windows around the box, in training and in labelling, on hand-computed cases', async (t) => {
+  t.same(windowInside(50, 50, 40, 20, 200, 100), { x: 30, y: 40, w: 40, h: 20 }, 'centred where it fits');
+  t.same(windowInside(10, 95, 40, 20, 200, 100), { x: 0, y: 80, w: 40, h: 20 }, 'moved inside at the edges, not cut');
+  t.same(windowInside(100, 50, 300, 20, 200, 100), { x: 0, y: 40, w: 200, h: 20 }, 'a side longer than the photo\'s is cut to it');
+  t.same(windowToPhoto([0.5, 0.5, 0.5, 0.5], { x: 10, y: 20, w: 100, h: 50 }, 200, 100), [0.3, 0.45, 0.25, 0.25], 'fractions of the window to fractions of the photo');
+  t.same(windowToPhoto([0.3, 0.6, 0.2, 0.4], { x: 0, y: 0, w: 200, h: 100 }, 200, 100), [0.3, 0.6, 0.2, 0.4], 'the whole photo as the window: unchanged');
+
+  const box = { x: 100, y: 80, w: 60, h: 120 };
+  t.equal(drawZoomWindow(0, box, 400, 300, 1, 2), null, 'share 0: never');
+  const windows = Array.from({ length: 200 }, (_, i) => drawZoomWindow(1, box, 400, 300, 1, i)!);
+  t.same(drawZoomWindow(1, box, 400, 300, 1, 7), windows[7], 'the same window from the same (seed, item)');
+  t.not(JSON.stringify(windows[7]), JSON.stringify(windows[8]), 'another item, another window');
+  const [lo, hi] = ZOOM_GROWTH;
+  for (const w of windows) {
+    const ok = w.w >= lo * box.w - 1e-9 && w.w <= hi * box.w + 1e-9 && w.h >= lo * box.h - 1e-9 && w.h <= hi * box.h + 1e-9
+      && Math.abs(w.x + w.w / 2 - (box.x + box.w / 2)) <= ZOOM_SHIFT * box.w + 1e-9 && Math.abs(w.y + w.h / 2 - (box.y + box.h / 2)) <= ZOOM_SHIFT * box.h + 1e-9;
+    if (!ok) t.fail(`window ${JSON.stringify(w)} around ${JSON.stringify(box)}`);
+  }
+  const half = Array.from({ length: 400 }, (_, i) => drawZoomWindow(0.5, box, 400, 300, 3, i)).filter((w) => w).length;
+  t.ok(half > 160 && half < 240, `share 0.5: ${half} of 400 photos zoomed`);
+
+  // loadBatch: with boxZoom 1 in training, every photo with a box is the window, the target box in it.
+  const dir = mkdtempSync(join(tmpdir(), 'clothtag-zoom-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  synthesize(join(dir, 'data'), { images: 8, size: 96, seed: 6 });
+  const ds = await openDataset(join(dir, 'data'));
+  const view = datasetView(ds);
+  const indices = Array.from({ length: 8 }, (_, i) => i);
+  const spec = { size: 16, augment: true, augmentation: { flip: false, minArea: 1, jitter: 0, rotate: 0, color: 0, frame: 1 }, heatmaps: false, photoSize: BOX_INPUT };
+  const plain = loadBatch(view, indices, spec, 4), zoomed = loadBatch(view, indices, { ...spec, boxZoom: 1 }, 4);
+  for (const i of indices) {
+    const item = ds.items[i]!, img = itemPhoto(view, i)!;
+    const [x1, y1, x2, y2] = item.bbox!;
+    const w = drawZoomWindow(1, { x: x1, y: y1, w: x2 - x1, h: y2 - y1 }, img.width, img.height, 4, i)!;
+    t.same(Array.from(zoomed.boxes!.subarray(4 * i, 4 * i + 4)), Array.from(new Float32Array(boxInFrame(item.bbox!, w, false))), `item ${i}: the box in its window`);
+    t.same(zoomed.photos!.subarray(i * 3 * BOX_INPUT * BOX_INPUT, (i + 1) * 3 * BOX_INPUT * BOX_INPUT), cropResize(img, w, BOX_INPUT, false), `item ${i}: the window's pixels`);
+    t.same(Array.from(plain.boxes!.subarray(4 * i, 4 * i + 4)), Array.from(new Float32Array(boxInFrame(item.bbox!, wholeImage(img), false))), `item ${i}: without boxZoom, the whole photo`);
+  }
+  const evalBatch = loadBatch(view, indices, { ...spec, augment: false, boxZoom: 1 }, 4);
+  t.same(evalBatch.boxes, plain.boxes, 'evaluation batches are never zoomed: the first look is at the whole photo');
+
+  // Labelling: a head with boxRefine re-reads the window ZOOM_MARGIN times its first box.
+  const e = await gpuEngine(t);
+  const net = createNet(e, { net: 'cloth_resnet_a', categories: 0, attributes: 2, width: 0.125, seed: 3, box: true, boxRefine: true });
+  // Non-zero box weights, so that the answer depends on what the head sees.
+  const W = net.stateEntries().find((s) => s.name === 'box_locator.box.weight')!.parts[0]!;
+  e.write(W, Float32Array.from({ length: W.size }, (_, k) => 0.05 * Math.sin(k)));
+  const images = indices.map((i) => itemPhoto(view, i)!);
+  const wholes = new Float32Array(images.length * 3 * BOX_INPUT * BOX_INPUT);
+  images.forEach((img, i) => wholes.set(cropResize(img, wholeImage(img), BOX_INPUT, false), i * 3 * BOX_INPUT * BOX_INPUT));
+  const looked = await predictBoxes(net, wholes, images.length);
+  const first = images.map((img, i) => {
+    const [x1, y1, x2, y2] = pixelBox(looked.subarray(4 * i, 4 * i + 4), img.width, img.height);
+    return { x: x1, y: y1, w: x2 - x1, h: y2 - y1 };
+  });
+  const twice = await locateGarments(net, images);
+  const byHand = await refineGarments(net, images, first);
+  t.same(twice, byHand, 'locateGarments: the first look at the whole photo, then the second');
+  t.notSame(twice, first, 'the second look moves the box');
+  const img = images[0]!, b = first[0]!;
+  const win = windowInside(b.x + b.w / 2, b.y + b.h / 2, b.w * ZOOM_MARGIN, b.h * ZOOM_MARGIN, img.width, img.height);
+  const [cx, cy, bw, bh] = await predictBoxes(net, cropResize(img, win, BOX_INPUT, false), 1);
+  // The window's fractions, by hand: x1 = window.x + (cx - w/2) window.w, and so on.
+  const [X1, Y1, X2, Y2] = [win.x + (cx! - bw! / 2) * win.w, win.y + (cy! - bh! / 2) * win.h, win.x + (cx! + bw! / 2) * win.w, win.y + (cy! + bh! / 2) * win.h];
+  const r = byHand[0]!;
+  t.ok(Math.abs(r.x - Math.max(0, X1)) < 1e-3 && Math.abs(r.x + r.w - Math.min(img.width, X2)) < 1e-3 && Math.abs(r.y - Math.max(0, Y1)) < 1e-3 && Math.abs(r.y + r.h - Math.min(img.height, Y2)) < 1e-3, `the second look read from the window ${JSON.stringify(win)}`);
+  // A mirrored photo still gets the mirrored box after two looks.
+  const mirrored = { ...img, data: new Uint8Array(img.data.length) };
+  for (let y = 0; y < img.height; y++) for (let x = 0; x < img.width; x++) mirrored.data.set(img.data.subarray(4 * (y * img.width + x), 4 * (y * img.width + x) + 4), 4 * (y * img.width + img.width - 1 - x));
+  const [m] = await locateGarments(net, [mirrored]);
+  const a = twice[0]!;
+  t.ok(Math.abs(m!.x - (img.width - a.x - a.w)) < 0.05 && Math.abs(m!.w - a.w) < 0.05 && Math.abs(m!.y - a.y) < 0.05, `mirrored: ${JSON.stringify(m)} against ${JSON.stringify(a)}`);
+  net.dispose();
 });
 
 t.test('the box head learns boxes from whole photos: a batch is fitted far beyond the whole-photo baseline', async (t) => {
@@ -99,6 +176,31 @@ t.test('eval reports the box IoU and scores labels on predicted crops; predict f
   t.match(ev.stdout, /garment box mean IoU: \d\.\d+ {3}\(the whole photo as the box: \d\.\d+; \d+ photos\)/);
   const r = JSON.parse(readFileSync(join(dir, 'eval.json'), 'utf8')) as { boxes: { iou: number; iou_whole_image: number }; attributes: unknown };
   t.ok(r.boxes.iou > 0 && r.boxes.iou_whole_image > 0, `eval --json: "boxes": {"iou": ${r.boxes.iou.toFixed(3)}, "iou_whole_image": ${r.boxes.iou_whole_image.toFixed(3)}}`);
+  // The figure is the second look's (training's default --box-zoom 0.5 gave the head boxRefine), as predict takes it.
+  const e = await gpuEngine(t);
+  const { net } = await loadCheckpoint(e, readFileSync(checkpoint), checkpoint);
+  t.equal(net.config.boxRefine, true, 'trained with --box-zoom 0.5 (the default): a head that takes the second look');
+  const ds = await openDataset(data);
+  const val = makeSplits(ds, 'official', 0).val, view = datasetView(ds);
+  const photos = val.map((i) => itemPhoto(view, i)!);
+  const looked = await locateGarments(net, photos);
+  const m = new MetricsAccumulator(NO_VOCAB);
+  val.forEach((index, k) => {
+    const { width: W, height: H } = photos[k]!, b = looked[k]!;
+    m.addBox([(b.x + b.w / 2) / W, (b.y + b.h / 2) / H, b.w / W, b.h / H], boxInFrame(ds.items[index]!.bbox!, wholeImage(photos[k]!), false));
+  });
+  t.ok(Math.abs(m.result().boxes!.iou - r.boxes.iou) < 1e-4, `eval's IoU ${r.boxes.iou.toFixed(4)} is locateGarments' (${m.result().boxes!.iou.toFixed(4)})`);
+  // --box-looks 1: the first look alone, the whole photos read once.
+  const wholes = new Float32Array(photos.length * 3 * BOX_INPUT * BOX_INPUT);
+  photos.forEach((img, k) => wholes.set(cropResize(img, wholeImage(img), BOX_INPUT, false), k * 3 * BOX_INPUT * BOX_INPUT));
+  const firstLook = await predictBoxes(net, wholes, photos.length);
+  const m1 = new MetricsAccumulator(NO_VOCAB);
+  val.forEach((index, k) => m1.addBox(firstLook.subarray(4 * k, 4 * k + 4), boxInFrame(ds.items[index]!.bbox!, wholeImage(photos[k]!), false)));
+  const once = clothtag(['eval', '--checkpoint', checkpoint, '--data', data, '--split', 'val', '--workers', '0', '--box-looks', '1', '--json', join(dir, 'eval-once.json')]);
+  t.equal(once.code, 0, once.stderr);
+  const onceIoU = (JSON.parse(readFileSync(join(dir, 'eval-once.json'), 'utf8')) as { boxes: { iou: number } }).boxes.iou;
+  t.ok(Math.abs(onceIoU - m1.result().boxes!.iou) < 1e-4 && onceIoU !== r.boxes.iou, `--box-looks 1: ${onceIoU.toFixed(4)}, the first look's (${m1.result().boxes!.iou.toFixed(4)}), against two looks' ${r.boxes.iou.toFixed(4)}`);
+  net.dispose();
   const predicted = clothtag(['eval', '--checkpoint', checkpoint, '--data', data, '--split', 'val', '--workers', '0', '--boxes', 'predicted', '--json', join(dir, 'eval-predicted.json')]);
   t.equal(predicted.code, 0, predicted.stderr);
   t.match(predicted.stdout, /labels on the boxes the network found[\s\S]*the same labels on the list's true boxes/);
@@ -122,6 +224,18 @@ t.test('eval reports the box IoU and scores labels on predicted crops; predict f
   t.same(JSON.parse(whole.stdout.split('\n')[0]!).box, [0, 0, 96, 96], '--bbox whole: the whole photo');
   const listed = clothtag(['predict', image, '--checkpoint', checkpoint, '--bbox', join(data, 'Anno', 'list_bbox.txt')]);
   t.equal((JSON.parse(listed.stdout.split('\n')[0]!) as { box_source: string }).box_source, 'list');
+  const noZoom = clothtag(['train', '--data', data, '--net', 'cloth_resnet_a', '--width', '0.125', '--img-size', '32', '--batch-size', '16', '--epochs', '1', '--steps-per-epoch', '1', '--workers', '0', '--box-zoom', '0', '--out', join(dir, 'nozoom')]);
+  t.equal(noZoom.code, 0, noZoom.stderr);
+  const oneLook = await loadCheckpoint(e, readFileSync(join(dir, 'nozoom', 'weights', 'last.safetensors')), 'nozoom');
+  t.equal(oneLook.net.config.boxRefine, undefined, '--box-zoom 0: a head that looks once');
+  t.equal(JSON.parse(readFileSync(join(dir, 'nozoom', 'config.json'), 'utf8')).boxZoom, 0);
+  const twoLooks = clothtag(['eval', '--checkpoint', join(dir, 'nozoom', 'weights', 'last.safetensors'), '--data', data, '--split', 'val', '--workers', '0', '--box-looks', '2']);
+  t.not(twoLooks.code, 0);
+  t.match(twoLooks.stderr, /--box-looks 2: .* box head was trained for one look/);
+  oneLook.net.dispose();
+  const badZoom = clothtag(['train', '--data', data, '--net', 'cloth_resnet_a', '--box-zoom', '1.5', '--out', join(dir, 'bad')]);
+  t.not(badZoom.code, 0);
+  t.match(badZoom.stderr, /--box-zoom is a share in \[0, 1\]/);
   // --wb 0 (or data without boxes): no box head, and --boxes predicted says why it cannot.
   const off = clothtag(['train', '--data', data, '--net', 'cloth_resnet_a', '--width', '0.125', '--img-size', '32', '--batch-size', '16', '--epochs', '1', '--steps-per-epoch', '1', '--workers', '0', '--wb', '0', '--out', join(dir, 'off')]);
   t.equal(off.code, 0, off.stderr);
@@ -140,7 +254,7 @@ t.test('eval reports the box IoU and scores labels on predicted crops; predict f
   t.not(lr.landmarks.mean_position_nme, lr.true_boxes.landmarks.mean_position_nme, 'each baseline in its own crops');
   const exported = clothtag(['export', '--checkpoint', checkpoint, '--onnx', join(dir, 'box.onnx'), '--part', 'box']);
   t.equal(exported.code, 0, exported.stderr);
-  t.match(exported.stdout, /garment-box head, input photo Nx3x64x64 .* output box \[N, 4\]/);
+  t.match(exported.stdout, /garment-box head, input photo Nx3x64x64 .* output box \[N, 4\][\s\S]*clothtag looks twice/);
   t.ok(existsSync(join(dir, 'box.onnx')), 'export --part box writes the box head as ONNX');
   const labels = clothtag(['export', '--checkpoint', checkpoint, '--onnx', join(dir, 'labels.onnx')]);
   t.match(labels.stdout, /export it on its own with --part box/, 'the label graph says where the box head went');

@@ -7,7 +7,7 @@ import { checkpointLabeling } from '../label/labels.js';
 import { loadCheckpoint } from '../nets/weights.js';
 import { createNodeGpu } from '../node/gpu.js';
 import { writeAtomic } from '../run/train.js';
-import { BOX_INPUT } from '../nets/locator.js';
+import { BOX_INPUT, ZOOM_MARGIN } from '../nets/locator.js';
 import { UsageError, positiveInt, readFileOrThrow } from './util.js';
 
 function batchFlag(v: string): number | 'dynamic' {
@@ -36,7 +36,7 @@ export async function exportVerb(args: string[]): Promise<number> {
     writeAtomic(values.onnx, onnx);
     const N = batch === 'dynamic' ? 'N' : batch;
     if (part === 'box') {
-      console.log(`${values.onnx}: ${net.config.net}'s garment-box head, input photo ${N}x3x${BOX_INPUT}x${BOX_INPUT} (the whole photo, ImageNet-normalized RGB), output box [${N}, 4] (centre x, centre y, width, height as fractions of the photo); ONNX opset 18, ${(onnx.length / 2 ** 20).toFixed(1)} MB`);
+      console.log(`${values.onnx}: ${net.config.net}'s garment-box head, input photo ${N}x3x${BOX_INPUT}x${BOX_INPUT} (the whole photo, ImageNet-normalized RGB), output box [${N}, 4] (centre x, centre y, width, height as fractions of the photo); ONNX opset 18, ${(onnx.length / 2 ** 20).toFixed(1)} MB${net.config.boxRefine ? `\n(clothtag looks twice: it runs the head again on the window ${ZOOM_MARGIN} times the first box about its centre, moved inside the photo, and keeps that box)` : ''}`);
       net.dispose();
       return 0;
     }

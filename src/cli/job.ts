@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { checkDataset, formatCheck } from '../data/check.js';
 import { type Dataset, makeSplits, openDataset } from '../data/dataset.js';
 import { BatchLoader, datasetView, defaultWorkers } from '../data/loader.js';
+import { itemPhoto } from '../data/batch.js';
 import { synthesize } from '../data/synth.js';
 import { NET_NAMES, isNetName } from '../nets/models.js';
 import { loadCheckpoint } from '../nets/weights.js';
@@ -99,6 +100,13 @@ function emaDecay(v: string): number {
   return d;
 }
 
+/** A share in [0, 1] (--box-zoom). */
+function shareFlag(v: string, flag: string): number {
+  const n = Number(v);
+  if (!(n >= 0 && n <= 1)) throw new UsageError(`${flag} is a share in [0, 1] (0: off), got "${v}"`);
+  return n;
+}
+
 /** A flag's value from a fixed list (undefined when the flag is absent). */
 function oneOf<T extends string>(value: string | undefined, choices: readonly T[], flag: string): T | undefined {
   if (value === undefined) return undefined;
@@ -132,7 +140,7 @@ export async function trainVerb(args: string[]): Promise<number> {
       seed: { type: 'string' }, out: { type: 'string' }, workers: { type: 'string' }, 'steps-per-epoch': { type: 'string' }, 'val-limit': { type: 'string' },
       precision: { type: 'string' }, schedule: { type: 'string' }, warmup: { type: 'string' }, 'weight-decay': { type: 'string' },
       'label-smoothing': { type: 'string' }, 'clip-norm': { type: 'string' }, augment: { type: 'string' }, 'train-on': { type: 'string' }, ema: { type: 'string' },
-      wb: { type: 'string' }, 'stem-stride': { type: 'string' }, 'head-width': { type: 'string' },
+      wb: { type: 'string' }, 'stem-stride': { type: 'string' }, 'head-width': { type: 'string' }, 'box-zoom': { type: 'string' },
     },
   });
   let config: TrainConfig;
@@ -197,6 +205,7 @@ export async function trainVerb(args: string[]): Promise<number> {
       ema: values.ema ? emaDecay(values.ema) : DEFAULT_TRAIN.ema,
       stemStride: stemStrideOf(values['stem-stride']),
       ...(values['head-width'] ? { headWidth: positiveNumber(values['head-width'], '--head-width') } : {}),
+      boxZoom: values['box-zoom'] ? shareFlag(values['box-zoom'], '--box-zoom') : DEFAULT_TRAIN.boxZoom,
     };
     out = values.out ?? join('runs', `${config.net}-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`);
     if (existsSync(join(out, 'config.json'))) throw new UsageError(`${out} already holds a run: continue it with --resume ${out}, or choose another --out`);
@@ -241,9 +250,10 @@ function matchCategories(ds: Dataset, trained: string[], where: string): void {
 }
 
 export async function evalVerb(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { checkpoint: { type: 'string' }, data: { type: 'string' }, split: { type: 'string', default: 'test' }, json: { type: 'string' }, 'batch-size': { type: 'string', default: '32' }, limit: { type: 'string' }, workers: { type: 'string' }, boxes: { type: 'string', default: 'true' }, mirror: { type: 'boolean' } } });
+  const { values } = parseArgs({ args, options: { checkpoint: { type: 'string' }, data: { type: 'string' }, split: { type: 'string', default: 'test' }, json: { type: 'string' }, 'batch-size': { type: 'string', default: '32' }, limit: { type: 'string' }, workers: { type: 'string' }, boxes: { type: 'string', default: 'true' }, mirror: { type: 'boolean' }, 'box-looks': { type: 'string' } } });
   if (!values.checkpoint || !values.data) throw new UsageError('--checkpoint and --data are required');
   const boxes = oneOf(values.boxes, ['true', 'predicted'] as const, '--boxes')!;
+  const looks = oneOf(values['box-looks'], ['1', '2'] as const, '--box-looks');
   const split = values.split!;
   if (!['train', 'val', 'test'].includes(split)) throw new UsageError('--split is train, val or test');
   const bytes = readFileOrThrow(values.checkpoint);
@@ -262,13 +272,17 @@ export async function evalVerb(args: string[]): Promise<number> {
     if (!indices.length) throw new Error(`${values.data} has no ${split} images${split === 'test' ? '' : ' (try --split test)'}`);
     if (values.limit) indices = indices.slice(0, positiveInt(values.limit, '--limit'));
     if (boxes === 'predicted' && !net.hasBox) throw new UsageError(`--boxes predicted needs a network with a garment-box head; ${values.checkpoint} was trained without boxes`);
+    // --box-looks 1: the first look alone, to measure what the second gives (the default: as trained).
+    if (looks && !net.hasBox) throw new UsageError(`--box-looks needs a network with a garment-box head; ${values.checkpoint} was trained without boxes`);
+    if (looks === '2' && !net.config.boxRefine) throw new UsageError(`--box-looks 2: ${values.checkpoint}'s box head was trained for one look (train --box-zoom 0, or before the second look existed)`);
     const batchSize = positiveInt(values['batch-size']!, '--batch-size');
     const view = datasetView(ds);
     // With a box head, the loader also gives the whole photos, and eval scores the boxes it finds.
     const loader = new BatchLoader(view, { size, augment: false, heatmaps: false, photoSize: net.hasBox ? BOX_INPUT : 0 }, workers);
     const progress = new Progress();
     const foundBoxes = new Map<number, [number, number, number, number]>();
-    let result: EvalResult = await evaluate(net, loader, indices, vocab, { batchSize, size, decode, foundBoxes, mirror: values.mirror }, (d, t) => progress.update(`evaluating ${d}/${t}`));
+    const photo = looks === '1' ? undefined : (i: number) => itemPhoto(view, i);
+    let result: EvalResult = await evaluate(net, loader, indices, vocab, { batchSize, size, decode, foundBoxes, mirror: values.mirror, photo }, (d, t) => progress.update(`evaluating ${d}/${t}`));
     await loader.close();
     // The landmark baseline: the training split's mean positions, scored in the same crops.
     const means = result.landmarks && splits.train.length ? meanPositions(ds, splits.train, size) : null;

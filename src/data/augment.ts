@@ -2,9 +2,8 @@
 // seed gives the same crops, angles and colours in any order and on any thread, which is what
 // keeps --resume exact. Every geometric change moves the landmarks with it, and a point pushed out
 // of the frame becomes "truncated" (2), so it is no longer supervised.
-import type { Box } from '../label/pixels.js';
+import { type Box, IMAGENET_MEAN, IMAGENET_STD, windowInside } from '../label/pixels.js';
 import { xorshift32 } from './dataset.js';
-import { IMAGENET_MEAN, IMAGENET_STD } from '../label/pixels.js';
 
 export interface AugmentSpec {
   /** Random horizontal flips (left/right landmark slots swapped). */
@@ -61,6 +60,27 @@ export function drawFrame(spec: AugmentSpec, width: number, height: number, seed
   const side = spec.frame + (1 - spec.frame) * rand();
   const w = width * side, h = height * side;
   return { x: (width - w) * rand(), y: (height - h) * rand(), w, h };
+}
+
+/** The range of the box head's training windows' growth over the true box, each side drawn on its own. */
+export const ZOOM_GROWTH = [1.1, 1.6] as const;
+/** How far a training window's centre moves from the true box's, as a share of the box's side. */
+export const ZOOM_SHIFT = 0.1;
+
+/**
+ * The box head's second look in training (`train --box-zoom SHARE`): for that share of the photos
+ * with a box, a window around the true box instead of the whole photo, each side ZOOM_GROWTH times
+ * the box's and the centre moved by up to ZOOM_SHIFT of it, kept inside the photo; null for the
+ * others. From the item's own stream, so a resumed run draws the same windows.
+ */
+export function drawZoomWindow(share: number, box: Box, width: number, height: number, seed: number, index: number): Box | null {
+  if (share <= 0) return null;
+  const rand = xorshift32(mix(seed, index, 3));
+  if (rand() >= share) return null;
+  const [lo, hi] = ZOOM_GROWTH;
+  const w = box.w * (lo + (hi - lo) * rand()), h = box.h * (lo + (hi - lo) * rand());
+  const cx = box.x + box.w / 2 + (2 * rand() - 1) * ZOOM_SHIFT * box.w, cy = box.y + box.h / 2 + (2 * rand() - 1) * ZOOM_SHIFT * box.h;
+  return windowInside(cx, cy, w, h, width, height);
 }
 
 export interface Draw {

@@ -1,9 +1,9 @@
 // Turning dataset items into training batches: decode, crop to the box, resize, flip, normalize,
 // landmark targets. Runs inside the loader's worker threads (or in-process with --workers 0).
 import { join } from 'node:path';
-import { type AugmentSpec, AUGMENTS, drawAugment, drawFrame, itemRandom, jitterColor, rotateLandmarks, rotatePixels } from './augment.js';
+import { type AugmentSpec, AUGMENTS, drawAugment, drawFrame, drawZoomWindow, itemRandom, jitterColor, rotateLandmarks, rotatePixels } from './augment.js';
 import type { Item, Tasks } from './dataset.js';
-import { type Box, cropResize, landmarkHeatmaps, loadImageFile, transformLandmarks } from './image.js';
+import { type Box, type RgbaImage, cropResize, landmarkHeatmaps, loadImageFile, transformLandmarks } from './image.js';
 
 /** What a worker needs of a dataset: plain data, cheap to send to a thread. */
 export interface DatasetView {
@@ -23,6 +23,8 @@ export interface BatchSpec {
   heatmaps: boolean;
   /** Also the whole photos at this size with the garment's box (the box head's input); 0 or absent: none. */
   photoSize?: number;
+  /** With augment and photoSize: the share of photos shown as a window around their box instead (drawZoomWindow). */
+  boxZoom?: number;
 }
 
 export interface Batch {
@@ -77,6 +79,17 @@ export function boxInFrame(bbox: readonly number[], frame: Box, flip: boolean): 
   return [(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1];
 }
 
+/** An item's whole photo, or null where it cannot be read (eval's second look at the garment's box). */
+export function itemPhoto(view: DatasetView, index: number): RgbaImage | null {
+  const item = view.items[index];
+  if (!item) return null;
+  try {
+    return loadImageFile(join(view.root, item.path), item.path);
+  } catch {
+    return null; // a broken image counts nowhere (loadBatch has already said why)
+  }
+}
+
 export function loadBatch(view: DatasetView, indices: number[], spec: BatchSpec, seed: number): Batch {
   const n = indices.length, S = spec.size, A = view.attributeCount;
   const plane = 3 * S * S;
@@ -116,7 +129,8 @@ export function loadBatch(view: DatasetView, indices: number[], spec: BatchSpec,
     jitterColor(pixels, S, draw);
     b.images.set(pixels, i * plane);
     if (P) {
-      const frame = drawFrame(aug, img.width, img.height, seed, index);
+      const zoomed = spec.augment && item.bbox ? drawZoomWindow(spec.boxZoom ?? 0, itemBox(item, img.width, img.height), img.width, img.height, seed, index) : null;
+      const frame = zoomed ?? drawFrame(aug, img.width, img.height, seed, index);
       const photo = cropResize(img, frame, P, flip);
       jitterColor(photo, P, draw);
       b.photos!.set(photo, i * 3 * P * P);

@@ -6,8 +6,8 @@ import type { LandmarkDecode } from '../train/losses.js';
 import { type Vocabulary, topK } from '../train/metrics.js';
 import { readBatch } from '../train/read.js';
 import { predictBoxes } from '../train/step.js';
-import { BOX_INPUT } from '../nets/locator.js';
-import { type Box, LANDMARK_SLOTS, type RgbaImage, cropResize, pixelBox, toImagePixels } from './pixels.js';
+import { BOX_INPUT, ZOOM_MARGIN } from '../nets/locator.js';
+import { type Box, LANDMARK_SLOTS, type RgbaImage, cropResize, pixelBox, toImagePixels, windowInside, windowToPhoto } from './pixels.js';
 
 export interface Labels {
   width: number;
@@ -122,16 +122,36 @@ export async function labelImages(net: ClothNet, vocab: Vocabulary, images: { im
 
 /**
  * The garment's box in each photo, as the network's box head finds it on the whole photo (the
- * first of labelling's two passes on uncropped photos), in the photo's pixels.
+ * first of labelling's two passes on uncropped photos), in the photo's pixels. A head trained
+ * with windows around the garment (config.boxRefine) then takes its second look (refineGarments).
  */
 export async function locateGarments(net: ClothNet, images: RgbaImage[]): Promise<Box[]> {
+  const found = await lookAt(net, images, images.map(wholeImage));
+  return net.config.boxRefine ? refineGarments(net, images, found) : found;
+}
+
+/**
+ * The box head's second look: each photo's window ZOOM_MARGIN times the box found so far, about
+ * its centre and moved inside the photo, read at BOX_INPUT again. The garment then fills most of
+ * the head's input, and its edges are placed at about twice the resolution of the first look.
+ */
+export async function refineGarments(net: ClothNet, images: RgbaImage[], found: Box[]): Promise<Box[]> {
+  const windows = images.map((img, i) => {
+    const b = found[i]!;
+    return windowInside(b.x + b.w / 2, b.y + b.h / 2, b.w * ZOOM_MARGIN, b.h * ZOOM_MARGIN, img.width, img.height);
+  });
+  return lookAt(net, images, windows);
+}
+
+/** The box head's boxes for the photos seen through windows of them, in the photos' pixels. */
+async function lookAt(net: ClothNet, images: RgbaImage[], windows: Box[]): Promise<Box[]> {
   if (!images.length) return [];
   const P = BOX_INPUT;
   const photos = new Float32Array(images.length * 3 * P * P);
-  images.forEach((img, i) => photos.set(cropResize(img, wholeImage(img), P, false), i * 3 * P * P));
+  images.forEach((img, i) => photos.set(cropResize(img, windows[i]!, P, false), i * 3 * P * P));
   const boxes = await predictBoxes(net, photos, images.length);
   return images.map((img, i) => {
-    const [x1, y1, x2, y2] = pixelBox(boxes.subarray(4 * i, 4 * i + 4), img.width, img.height);
+    const [x1, y1, x2, y2] = pixelBox(windowToPhoto(boxes.subarray(4 * i, 4 * i + 4), windows[i]!, img.width, img.height), img.width, img.height);
     return { x: x1, y: y1, w: x2 - x1, h: y2 - y1 };
   });
 }

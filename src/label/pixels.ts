@@ -131,6 +131,21 @@ export function toImagePixels(x: number, y: number, box: Box, size: number): [nu
   return [((x + 0.5) * box.w) / size + box.x - 0.5, ((y + 0.5) * box.h) / size + box.y - 0.5];
 }
 
+/**
+ * A w x h window centred on (cx, cy), moved (not cut) to lie inside a W x H photo; only a side
+ * longer than the photo's is cut to it. Cutting would take the garment's edge out of view just
+ * where the box head is to find it.
+ */
+export function windowInside(cx: number, cy: number, w: number, h: number, W: number, H: number): Box {
+  const ww = Math.min(W, Math.max(1, w)), hh = Math.min(H, Math.max(1, h));
+  return { x: Math.min(W - ww, Math.max(0, cx - ww / 2)), y: Math.min(H - hh, Math.max(0, cy - hh / 2)), w: ww, h: hh };
+}
+
+/** The box head's (cx, cy, w, h) fractions of a window of a W x H photo as fractions of the whole photo. */
+export function windowToPhoto(b: ArrayLike<number>, window: Box, W: number, H: number): [number, number, number, number] {
+  return [(window.x + b[0]! * window.w) / W, (window.y + b[1]! * window.h) / H, (b[2]! * window.w) / W, (b[3]! * window.h) / H];
+}
+
 /** The box head's (cx, cy, w, h) fractions as [x1, y1, x2, y2] pixels inside a W x H photo, at least a pixel each way. */
 export function pixelBox(b: ArrayLike<number>, W: number, H: number): [number, number, number, number] {
   const x1 = b[0]! - b[2]! / 2, y1 = b[1]! - b[3]! / 2, x2 = b[0]! + b[2]! / 2, y2 = b[1]! + b[3]! / 2;

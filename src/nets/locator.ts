@@ -17,6 +17,13 @@ import { Module } from './module.js';
 /** The side of the whole-photo input, pixels (measured: 96 gave no better boxes than 64). */
 export const BOX_INPUT = 64;
 
+/**
+ * The second look: the window the box head re-reads is its first box grown this much each way
+ * about its centre (training draws its windows 1.1-1.6x the true box: src/data/augment.ts,
+ * drawZoomWindow).
+ */
+export const ZOOM_MARGIN = 1.3;
+
 /** Output channels of the five 3x3 conv-BN-ReLU blocks; the first four are followed by 2x2 max pooling. */
 const CHANNELS = [16, 32, 64, 128, 128];
 /** The last map is average-pooled to GRID x GRID: where the garment is needs where the features are. */

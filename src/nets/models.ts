@@ -49,6 +49,11 @@ export interface NetConfig {
   landmarkPrior?: boolean;
   /** A garment-box head (BoxLocator, `box_locator.*`): the garment's box in the whole photo. */
   box?: boolean;
+  /**
+   * The box head was also trained on windows around the garment (`train --box-zoom`), so labelling
+   * takes a second look: it re-reads a window ZOOM_MARGIN times the first box and keeps that answer.
+   */
+  boxRefine?: boolean;
 }
 
 export interface NetOutput {

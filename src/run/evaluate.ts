@@ -2,7 +2,8 @@
 import type { BatchLoader } from '../data/loader.js';
 import type { ClothNet } from '../nets/models.js';
 import type { LandmarkDecode } from '../train/losses.js';
-import { pixelBox } from '../label/pixels.js';
+import { type Box, type RgbaImage, pixelBox } from '../label/pixels.js';
+import { refineGarments } from '../label/labels.js';
 import { type EvalResult, MetricsAccumulator, type Vocabulary } from '../train/metrics.js';
 import { readBatch } from '../train/read.js';
 import { predictBoxes } from '../train/step.js';
@@ -20,6 +21,11 @@ export async function evaluate(
     mirror?: boolean;
     /** Filled with each item's box as the box head finds it, [x1, y1, x2, y2] pixels (eval --boxes predicted). */
     foundBoxes?: Map<number, [number, number, number, number]>;
+    /**
+     * An item's whole photo (null: unreadable), for the box head's second look where it has one
+     * (config.boxRefine): the loader's photos are already shrunk to BOX_INPUT.
+     */
+    photo?: (index: number) => RgbaImage | null;
   },
   onProgress?: (done: number, total: number) => void,
 ): Promise<EvalResult> {
@@ -35,7 +41,8 @@ export async function evaluate(
     const { categoryLogits: category, attributeLogits: attributes, landmarks } = await readBatch(net, batch.images, n, o.size, o.decode, { mirror: o.mirror });
     if (net.hasBox && batch.photos && batch.boxMask && batch.photoSizes) {
       // The box head on the whole photos (a loader with photoSize), against the true boxes.
-      const boxes = await predictBoxes(net, batch.photos, n);
+      let boxes = await predictBoxes(net, batch.photos, n);
+      if (net.config.boxRefine && o.photo) boxes = await secondLook(net, batch.indices, boxes, batch.photoSizes, o.photo);
       for (let i = 0; i < n; i++) {
         const box = boxes.subarray(4 * i, 4 * i + 4);
         if (batch.boxMask[i]) acc.addBox(box, batch.boxes!.subarray(4 * i, 4 * i + 4));
@@ -57,4 +64,23 @@ export async function evaluate(
   }
   // The result says how it was read, so that no caller has to.
   return o.mirror ? { ...acc.result(), mirror: true } : acc.result();
+}
+
+/** The first look's boxes (cx, cy, w, h fractions of each photo) after the second look (refineGarments), as fractions again. */
+async function secondLook(net: ClothNet, indices: number[], boxes: Float32Array, sizes: Float32Array, photo: (index: number) => RgbaImage | null): Promise<Float32Array> {
+  const out = boxes.slice();
+  const images: RgbaImage[] = [], first: Box[] = [], at: number[] = [];
+  indices.forEach((index, i) => {
+    const [W, H] = [sizes[2 * i]!, sizes[2 * i + 1]!];
+    const img = W && H ? photo(index) : null;
+    if (!img) return;
+    const [x1, y1, x2, y2] = pixelBox(boxes.subarray(4 * i, 4 * i + 4), img.width, img.height);
+    images.push(img), first.push({ x: x1, y: y1, w: x2 - x1, h: y2 - y1 }), at.push(i);
+  });
+  const found = await refineGarments(net, images, first);
+  found.forEach((b, k) => {
+    const { width: W, height: H } = images[k]!;
+    out.set([(b.x + b.w / 2) / W, (b.y + b.h / 2) / H, b.w / W, b.h / H], 4 * at[k]!);
+  });
+  return out;
 }

@@ -8,6 +8,7 @@ import type { Engine } from '../engine/engine.js';
 import type { Tensor } from '../engine/tensor.js';
 import { type Dataset, makeSplits, openDataset, shuffled } from '../data/dataset.js';
 import { BatchLoader, datasetView } from '../data/loader.js';
+import { itemPhoto } from '../data/batch.js';
 import { type ClothNet, type NetName, createNet } from '../nets/models.js';
 import { BOX_INPUT } from '../nets/locator.js';
 import { parseSafetensors, serializeSafetensors } from '../nets/safetensors.js';
@@ -60,6 +61,12 @@ export interface TrainConfig {
   stemStride?: 1 | 2;
   /** FashionNet and New FashionNet: the landmark and attention branches' width (NetConfig.headWidth; absent: width). */
   headWidth?: number;
+  /**
+   * The share of the box head's training photos shown as a window around the garment
+   * (drawZoomWindow), which teaches it the second look labelling then takes (NetConfig.boxRefine);
+   * 0 or absent (runs made before it): one look.
+   */
+  boxZoom?: number;
 }
 
 /**
@@ -70,7 +77,7 @@ export interface TrainConfig {
 export const DEFAULT_TRAIN: Omit<TrainConfig, 'data' | 'net'> = {
   epochs: 8, batchSize: 16, imgSize: 224, width: 1, lr: 3e-3, lrDecay: 0.95, loss: THESIS_LOSS,
   split: 'official', seed: 0, workers: 1, stepsPerEpoch: 0, valLimit: 0,
-  schedule: 'onecycle', warmupEpochs: 0, weightDecay: 0.05, clipNorm: 0, augment: 'flip', trainOn: 'train', ema: 0,
+  schedule: 'onecycle', warmupEpochs: 0, weightDecay: 0.05, clipNorm: 0, augment: 'flip', trainOn: 'train', ema: 0, boxZoom: 0.5,
 };
 
 /** Where a run stands: saved with weights/last so that --resume continues exactly. */
@@ -162,7 +169,7 @@ async function train(engine: Engine, out: string, config: TrainConfig, hooks: Tr
     ...(config.headWidth !== undefined ? { headWidth: config.headWidth } : {}),
     ...(config.loss.landmarkLoss === 'softargmax' ? { landmarkPrior: true } : {}),
     // The garment-box head, where the data has boxes to learn from (--wb 0: none).
-    ...(ds.tasks.bbox && (config.loss.wb ?? 0) > 0 ? { box: true } : {}),
+    ...(ds.tasks.bbox && (config.loss.wb ?? 0) > 0 ? { box: true, ...((config.boxZoom ?? 0) > 0 ? { boxRefine: true } : {}) } : {}),
   };
   const net = createNet(engine, netConfig);
   const trainer = new Trainer(net, config.loss, config.lr, { weightDecay: config.weightDecay ?? 0, decoupled: true, maxGradNorm: config.clipNorm ?? 0 });
@@ -207,7 +214,7 @@ async function train(engine: Engine, out: string, config: TrainConfig, hooks: Tr
 
   const view = datasetView(ds);
   const photoSize = net.hasBox ? BOX_INPUT : 0;
-  const loader = new BatchLoader(view, { size: config.imgSize, augment: true, augmentation: AUGMENTS[config.augment ?? 'flip'], heatmaps: net.hasLandmarks && needsHeatmapTargets(config.loss.landmarkLoss), photoSize }, config.workers);
+  const loader = new BatchLoader(view, { size: config.imgSize, augment: true, augmentation: AUGMENTS[config.augment ?? 'flip'], heatmaps: net.hasLandmarks && needsHeatmapTargets(config.loss.landmarkLoss), photoSize, boxZoom: config.boxZoom ?? 0 }, config.workers);
   const evalLoader = new BatchLoader(view, { size: config.imgSize, augment: false, heatmaps: false, photoSize }, config.workers);
   const valIndices = config.valLimit > 0 ? splits.val.slice(0, config.valLimit) : splits.val;
   // The landmark figure to beat, printed beside every validation NME.
@@ -277,7 +284,7 @@ async function train(engine: Engine, out: string, config: TrainConfig, hooks: Tr
       const seconds = (performance.now() - started) / 1000;
       // With a weight average, it is what gets evaluated and saved as weights/best.
       const averaged = <T>(fn: () => Promise<T>) => (trainer.average ? trainer.average.swapped(fn) : fn());
-      lastEval = valIndices.length ? await averaged(() => evaluate(net, evalLoader, valIndices, vocab, { batchSize: config.batchSize, size: config.imgSize, decode: decodeFor(config.loss.landmarkLoss) })) : null;
+      lastEval = valIndices.length ? await averaged(() => evaluate(net, evalLoader, valIndices, vocab, { batchSize: config.batchSize, size: config.imgSize, decode: decodeFor(config.loss.landmarkLoss), photo: (i) => itemPhoto(view, i) })) : null;
       attachMeanPosition(lastEval, baseline);
       const score = lastEval ? selectionScore(lastEval) : -sums.loss / Math.max(sums.n, 1);
       pos = { epoch: epoch + 1, batch: 0, step: pos.step, bestScore: pos.bestScore };

@@ -18,7 +18,8 @@ Jobs (one seed each; printed per epoch):
   landmarks       deepfashion-fine, new_fashionnet with attributes (--head-width: its branches'
                   own width), soft-argmax landmarks (L1 in units of the frame, visible points) with
                   the learned location prior started at the training split's mean positions: NME
-                  beside the mean-position baseline, and with test-time flips
+                  beside the mean-position baseline, and with test-time flips; --map-js W adds
+                  DSNT's Jensen-Shannon map regularizer at weight W
 Runs where Debian's python3-torch is installed; never in tests:
 
     /usr/bin/python3 bench/real_data_torch.py --job clothing-small --width 0.25 --stem-stride 1 --batch 16
@@ -129,6 +130,22 @@ class LocationPrior(nn.Module):
         return torch.stack([(p.sum(2) * centres).sum(2), (p.sum(3) * centres).sum(2)], 2)
 
 
+def map_divergence(prior, heatmaps, points, sigma):
+    """[N, 8] Jensen-Shannon divergence between each softmax map (heatmaps + prior) and a Gaussian
+    of `sigma` map pixels at the point (DSNT's regularizer, Nibali et al. 2018)."""
+    logits = heatmaps + 10 * F.interpolate(prior.map, heatmaps.shape[2:], mode='bilinear', align_corners=False)
+    H, W = logits.shape[2:]
+    log_p = F.log_softmax(logits.flatten(2), 2)
+    gx, gy = (torch.arange(W) + 0.5) / W, (torch.arange(H) + 0.5) / H
+    tx, ty = points[:, :, 0].clamp(0, 1), points[:, :, 1].clamp(0, 1)
+    two_s2 = 2 * (sigma / W) ** 2
+    gauss = -((gx[None, None, None, :] - tx[:, :, None, None]) ** 2 + (gy[None, None, :, None] - ty[:, :, None, None]) ** 2) / two_s2
+    q = F.softmax(gauss.flatten(2), 2)
+    p = log_p.exp()
+    log_m = ((p + q) / 2).clamp(min=1e-12).log()
+    return 0.5 * (p * (log_p - log_m)).sum(2) + 0.5 * (q * (q.clamp(min=1e-12).log() - log_m)).sum(2)
+
+
 def mean_positions(landmarks):
     """Each slot's mean visible position [8, 2] (0.5 where a slot is never seen)."""
     visible = landmarks[:, :, 0] == 0
@@ -177,6 +194,9 @@ def main():
     ap.add_argument('--weight-decay', type=float, help='default 5e-4, 0.05 for landmarks')
     ap.add_argument('--attribute-loss', choices=('bce', 'softmax'), default='bce',
                     help='bce: the thesis\'s weighted BCE; softmax: cross-entropy within each attribute type (its positives share the target), ranked by the per-type probabilities')
+    ap.add_argument('--map-js', type=float, default=0,
+                    help='landmarks: weight of a DSNT-style Jensen-Shannon term pulling each softmax map toward a Gaussian at the true point (0: off)')
+    ap.add_argument('--map-sigma', type=float, default=1.0, help='that Gaussian\'s sigma, in map pixels')
     ap.add_argument('--threads', type=int, default=os.cpu_count())
     ap.add_argument('--seed', type=int, default=0)
     a = ap.parse_args()
@@ -245,6 +265,9 @@ def main():
                 visible = (marks[:, :, 0] == 0).float()
                 distance = (prior.points(heatmaps) - marks[:, :, 1:]).abs().sum(2)
                 loss = loss + 20 * (distance * visible).sum() / visible.sum().clamp(min=1)
+                if a.map_js > 0:
+                    js = map_divergence(prior, heatmaps, marks[:, :, 1:], a.map_sigma)
+                    loss = loss + a.map_js * (js * visible).sum() / visible.sum().clamp(min=1)
             opt.zero_grad()
             loss.backward()
             opt.step()

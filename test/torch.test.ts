@@ -4,6 +4,7 @@
 // trunk loaded with --pretrained FILE.pth. torchvision's ResNet-50 and VGG-16 name lists check
 // that their real state dicts load by their own names. bench net's PyTorch replicas (bench/torch_cpu.py)
 // are the same networks.
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -157,4 +158,15 @@ t.test("bench net's PyTorch CPU comparison builds the same five networks (bench/
     t.equal(r.result.parameters, net.parameterCount(), `${name}, head width 1/4: PyTorch's replica has our parameter count`);
     net.dispose();
   }
+});
+
+t.test("the box head's PyTorch replica (bench/box_locator_torch.py) is clothtag's", { skip: 'skipped' in probe ? `no PyTorch here: ${probe.skipped}` : false }, async (t) => {
+  const python = [process.env.CLOTHTAG_PYTHON, '/usr/bin/python3', 'python3'].find((p) => p && spawnSync(p, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0)!;
+  const r = spawnSync(python, ['-c', 'from box_locator_torch import Locator; print(sum(p.numel() for p in Locator().parameters()))'], { cwd: join(import.meta.dirname, '..', 'bench'), encoding: 'utf8' });
+  t.equal(r.status, 0, r.stderr);
+  const e = await gpuEngine(t);
+  const net = createNet(e, { net: 'cloth_resnet_a', categories: 2, attributes: 0, width: 1 / 16, box: true });
+  const ours = net.stateEntries().filter((s) => s.trainable && s.name.startsWith('box_locator.')).reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
+  t.equal(Number(r.stdout.trim()), ours, `the same ${ours} parameters`);
+  net.dispose();
 });

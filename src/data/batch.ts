@@ -124,12 +124,13 @@ export function loadBatch(view: DatasetView, indices: number[], spec: BatchSpec,
     }
     const aug = spec.augment ? (spec.augmentation ?? AUGMENTS.flip) : AUGMENTS.none;
     const flip = aug.flip && flipCoin(seed, index);
-    const draw = drawAugment(aug, itemBox(item, img.width, img.height), itemRandom(seed, index));
+    const box = itemBox(item, img.width, img.height);
+    const draw = drawAugment(aug, box, itemRandom(seed, index));
     const pixels = rotatePixels(cropResize(img, draw.box, S, flip), S, draw.angle);
     jitterColor(pixels, S, draw);
     b.images.set(pixels, i * plane);
     if (P) {
-      const zoomed = spec.augment && item.bbox ? drawZoomWindow(spec.boxZoom ?? 0, itemBox(item, img.width, img.height), img.width, img.height, seed, index) : null;
+      const zoomed = spec.augment && item.bbox ? drawZoomWindow(spec.boxZoom ?? 0, box, img.width, img.height, seed, index) : null;
       const frame = zoomed ?? drawFrame(aug, img.width, img.height, seed, index);
       const photo = cropResize(img, frame, P, flip);
       jitterColor(photo, P, draw);

@@ -3,7 +3,8 @@ import type { BatchLoader } from '../data/loader.js';
 import type { ClothNet } from '../nets/models.js';
 import type { LandmarkDecode } from '../train/losses.js';
 import { type Box, type RgbaImage, pixelBox } from '../label/pixels.js';
-import { refineGarments } from '../label/labels.js';
+import { refineGarments, wholeImage } from '../label/labels.js';
+import { boxInFrame } from '../data/batch.js';
 import { type EvalResult, MetricsAccumulator, type Vocabulary } from '../train/metrics.js';
 import { readBatch } from '../train/read.js';
 import { predictBoxes } from '../train/step.js';
@@ -78,9 +79,7 @@ async function secondLook(net: ClothNet, indices: number[], boxes: Float32Array,
     images.push(img), first.push({ x: x1, y: y1, w: x2 - x1, h: y2 - y1 }), at.push(i);
   });
   const found = await refineGarments(net, images, first);
-  found.forEach((b, k) => {
-    const { width: W, height: H } = images[k]!;
-    out.set([(b.x + b.w / 2) / W, (b.y + b.h / 2) / H, b.w / W, b.h / H], 4 * at[k]!);
-  });
+  // Back to fractions of the photo as the true boxes were made (the loader's boxInFrame).
+  found.forEach((b, k) => out.set(boxInFrame([b.x, b.y, b.x + b.w, b.y + b.h], wholeImage(images[k]!), false), 4 * at[k]!));
   return out;
 }

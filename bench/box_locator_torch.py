@@ -16,6 +16,8 @@ are installed; never in tests:
     /usr/bin/python3 bench/box_locator_torch.py --zoom 0.5 --looks 4 --frame 0.8   # the README's figures
     /usr/bin/python3 bench/box_locator_torch.py --zoom 0            # one look, as before
     /usr/bin/python3 bench/box_locator_torch.py --zoom 0.5 --loss corners
+    /usr/bin/python3 bench/box_locator_torch.py --zoom 0.5 --frame 0.8 --scale 2   # every channel count doubled
+    /usr/bin/python3 bench/box_locator_torch.py --zoom 0.5 --frame 0.8 --bins 32   # each edge a distribution, its mean the edge
 """
 import argparse, os, random, time
 
@@ -39,8 +41,9 @@ def rows(path):
 
 
 class Locator(nn.Module):
-    def __init__(self, channels=(16, 32, 64, 128, 128)):
+    def __init__(self, channels=(16, 32, 64, 128, 128), bins=0):
         super().__init__()
+        self.bins = bins
         layers, c = [], 3
         for i, o in enumerate(channels):
             layers += [nn.Conv2d(c, o, 3, 1, 1, bias=False), nn.BatchNorm2d(o), nn.ReLU()]
@@ -48,12 +51,23 @@ class Locator(nn.Module):
                 layers.append(nn.MaxPool2d(2))
             c = o
         self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(4), nn.Flatten())
-        self.box = nn.Linear(c * 16, 4)
+        self.box = nn.Linear(c * 16, 4 * bins if bins else 4)
         nn.init.zeros_(self.box.weight)
         nn.init.zeros_(self.box.bias)
+        if bins:
+            # Each edge (x1, y1, x2, y2) a distribution over `bins` positions; the edge is its mean.
+            # Started as a bump at the centred half-size box's edges.
+            self.register_buffer('centres', (torch.arange(bins) + 0.5) / bins)
+            with torch.no_grad():
+                start = torch.tensor([0.25, 0.25, 0.75, 0.75])[:, None]
+                self.box.bias.copy_((-(self.centres[None] - start) ** 2 / (2 * 0.1 ** 2)).reshape(-1))
 
     def forward(self, x):
-        return torch.sigmoid(self.box(self.body(x)))
+        if not self.bins:
+            return torch.sigmoid(self.box(self.body(x)))
+        edges = (self.box(self.body(x)).view(-1, 4, self.bins).softmax(-1) * self.centres).sum(-1)
+        x1, y1, x2, y2 = edges.unbind(1)
+        return torch.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], 1)
 
 
 def window_inside(cx, cy, w, h, W, H):
@@ -147,6 +161,8 @@ def main():
     ap.add_argument('--margin', type=float, default=1.3, help='the next look\'s window, times the box found so far')
     ap.add_argument('--frame', type=float, default=1.0, help='the other photos: a random window of this share of the photo\'s side or more (1: whole, as clothtag\'s flip augmentation; 0.8: light/strong)')
     ap.add_argument('--loss', choices=('centre', 'corners'), default='centre', help='L1 on (cx, cy, w, h), as clothtag, or on the corners')
+    ap.add_argument('--scale', type=float, default=1.0, help='channels times this')
+    ap.add_argument('--bins', type=int, default=0, help='each edge a distribution over this many positions, its mean the edge (0: sigmoid of (cx, cy, w, h))')
     ap.add_argument('--threads', type=int, default=os.cpu_count())
     ap.add_argument('--seed', type=int, default=1)
     a = ap.parse_args()
@@ -162,8 +178,8 @@ def main():
     train = [n for n in names if split[n] == 'train']
     val = [n for n in names if split[n] == 'val']
     val_images, val_truth = [photos[n] for n in val], [boxes[n] for n in val]
-    print(f'box head: {len(train)} training photos, {len(val)} validation; zoom {a.zoom}, loss {a.loss}, margin {a.margin}', flush=True)
-    net = Locator()
+    print(f'box head: {len(train)} training photos, {len(val)} validation; zoom {a.zoom}, loss {a.loss}, margin {a.margin}, channels x{a.scale}, bins {a.bins}', flush=True)
+    net = Locator(tuple(round(c * a.scale) for c in (16, 32, 64, 128, 128)), a.bins)
     decay = [p for p in net.parameters() if p.dim() > 1]
     rest = [p for p in net.parameters() if p.dim() <= 1]
     opt = torch.optim.AdamW([{'params': decay, 'weight_decay': 0.05}, {'params': rest, 'weight_decay': 0}], a.lr)

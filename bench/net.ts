@@ -2,7 +2,7 @@
 // GPU kernels by family, the CPU's recording and submission overhead, and the data loading
 // (decode + crop + resize + targets) that the loader threads must hide.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -158,6 +158,7 @@ async function benchNetIn(engine: Engine, o: NetBenchOptions): Promise<Record<st
   const l0 = performance.now();
   loadBatch(view, Array.from({ length: n }, (_, i) => i % view.items.length), { size: S, augment: true, heatmaps: net.hasLandmarks }, 0);
   const loadMs = performance.now() - l0;
+  rmSync(dir, { recursive: true, force: true });
   const parameters = net.parameterCount();
   trainer.dispose();
   net.dispose();

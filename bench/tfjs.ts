@@ -86,12 +86,17 @@ export async function registerTfjsGradients(): Promise<boolean> {
       return true;
     }
     const { buildSync } = require('esbuild') as { buildSync(o: Record<string, unknown>): unknown };
-    const { mkdtempSync } = await import('node:fs');
+    const { mkdtempSync, rmSync } = await import('node:fs');
     const { tmpdir } = await import('node:os');
     const { join } = await import('node:path');
-    const outfile = join(mkdtempSync(join(tmpdir(), 'clothtag-tfjs-')), 'gradients.cjs');
-    buildSync({ entryPoints: [require.resolve('@tensorflow/tfjs-core/dist/register_all_gradients.js')], bundle: true, format: 'cjs', platform: 'node', outfile, logLevel: 'error' });
-    require(outfile);
+    const dir = mkdtempSync(join(tmpdir(), 'clothtag-tfjs-'));
+    const outfile = join(dir, 'gradients.cjs');
+    try {
+      buildSync({ entryPoints: [require.resolve('@tensorflow/tfjs-core/dist/register_all_gradients.js')], bundle: true, format: 'cjs', platform: 'node', outfile, logLevel: 'error' });
+      require(outfile); // loaded once: the file is not needed after
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   } catch {
     return false;
   }

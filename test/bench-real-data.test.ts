@@ -1,15 +1,15 @@
 // `clothtag bench real-data` end to end on a synthesized stand-in for ../shared/data (the real
 // sets take an hour): the landmark job trains, evaluates, and scores its final weights again with
 // test-time flips, and the JSON holds both tables beside the baselines.
-import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { tempDir } from './helpers/tmp.js';
 import { synthesize } from '../src/data/synth.js';
 import { clothtag } from './helpers/cli.js';
 
 t.test('bench real-data: the landmark job, with and without test-time flips', async (t) => {
-  const tmp = mkdtempSync(join(tmpdir(), 'clothtag-bench-real-'));
+  const tmp = tempDir(t, 'clothtag-bench-real-');
   const shared = join(tmp, 'shared');
   mkdirSync(shared);
   synthesize(join(shared, 'deepfashion-fine'), { images: 120, size: 64, seed: 4 });

@@ -3,11 +3,11 @@
 // `clothtag predict` in Node on the same checkpoint and photo.
 // Tolerances: probabilities within 1e-3; each landmark within one heatmap pixel (scaled to the
 // photo) or, where two heatmap positions tie, with the same peak value within 1e-3.
-import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { tempDir } from './helpers/tmp.js';
 import { synthesize } from '../src/data/synth.js';
 import { predictFiles } from '../src/run/predict.js';
 import { DEFAULT_TRAIN, runTraining } from '../src/run/train.js';
@@ -29,7 +29,7 @@ const skip = !existsSync(CHROMIUM) ? `${CHROMIUM} is not installed (apt-get inst
 
 t.test('the browser page labels a photo like clothtag predict does', { skip, timeout: 600_000 }, async (t) => {
   const e = await gpuEngine(t);
-  const tmp = mkdtempSync(join(tmpdir(), 'clothtag-browser-'));
+  const tmp = tempDir(t, 'clothtag-browser-');
   const data = join(tmp, 'synth');
   synthesize(data, { images: 48, size: 64, seed: 2 });
   // A small New FashionNet (category, attributes and landmark heads), briefly trained.

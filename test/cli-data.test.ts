@@ -1,11 +1,11 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { tempDir } from './helpers/tmp.js';
 import { clothtag } from './helpers/cli.js';
 
 t.test('clothtag data synth and data check', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'clothtag-cli-data-'));
+  const dir = tempDir(t, 'clothtag-cli-data-');
   const synth = clothtag(['data', 'synth', join(dir, 'ok'), '--images', '24', '--size', '48']);
   t.equal(synth.code, 0, synth.stderr);
   t.match(synth.stdout, /24 images in the DeepFashion layout \(all seven lists\)/);

@@ -1,7 +1,7 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { tempDir } from './helpers/tmp.js';
 import { createNet } from '../src/nets/models.js';
 import { parseSafetensors, serializeSafetensors } from '../src/nets/safetensors.js';
 import { readState } from '../src/nets/weights.js';
@@ -37,7 +37,7 @@ t.test('clothtag nets --json', async (t) => {
 
 t.test('clothtag forward matches the in-process forward pass; a wrong weights file is explained', async (t) => {
   const e = await gpuEngine(t);
-  const dir = mkdtempSync(join(tmpdir(), 'clothtag-forward-'));
+  const dir = tempDir(t, 'clothtag-forward-');
   const config = { net: 'new_fashionnet' as const, categories: 3, attributes: 4, width: 1 / 16, seed: 2 };
   const net = createNet(e, config).setTraining(false);
   const input = randn(2 * 3 * 32 * 32, 3);

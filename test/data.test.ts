@@ -1,8 +1,8 @@
 // Data: list parsers on bad input, the synthesized dataset, landmark geometry, real data layouts.
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { tempDir } from './helpers/tmp.js';
 import jpeg from 'jpeg-js';
 import { loadBatch } from '../src/data/batch.js';
 import { checkDataset } from '../src/data/check.js';
@@ -17,7 +17,7 @@ const small = join(SHARED, 'clothing-small');
 const { existsSync } = await import('node:fs');
 
 t.test('list parsers report every bad line as file:line and keep the good rows', async (t) => {
-  const root = mkdtempSync(join(tmpdir(), 'clothtag-lists-'));
+  const root = tempDir(t, 'clothtag-lists-');
   mkdirSync(join(root, 'Anno'));
   mkdirSync(join(root, 'Eval'));
   writeFileSync(join(root, 'Anno/list_category_cloth.txt'), '2\ncategory_name category_type\nTee 1\nFaux Fur Coat 3\n');
@@ -41,18 +41,18 @@ t.test('list parsers report every bad line as file:line and keep the good rows',
   t.equal(ds.items.find((i) => i.path === 'img/b.jpg')!.bbox, null, 'the empty box is left out');
   t.ok(ds.tasks.category && !ds.tasks.attributes && ds.tasks.bbox && !ds.tasks.landmarks, 'tasks are what the lists support');
   await t.rejects(openDataset(join(root, 'nope')), /no such folder/);
-  const empty = mkdtempSync(join(tmpdir(), 'clothtag-empty-'));
+  const empty = tempDir(t, 'clothtag-empty-');
   await t.rejects(openDataset(empty), /neither the DeepFashion layout/);
 });
 
 t.test('synthesized dataset: all seven lists, learnable labels that round-trip through the loader', async (t) => {
-  const out = mkdtempSync(join(tmpdir(), 'clothtag-synth-'));
+  const out = tempDir(t, 'clothtag-synth-');
   const s = synthesize(out, { images: 60, size: 64, seed: 3 });
   t.equal(s.images, 60);
   for (const f of ['Anno/list_category_cloth.txt', 'Anno/list_category_img.txt', 'Anno/list_attr_cloth.txt', 'Anno/list_attr_img.txt', 'Anno/list_bbox.txt', 'Anno/list_landmarks.txt', 'Eval/list_eval_partition.txt']) {
     t.ok(existsSync(join(out, f)), f);
   }
-  const again = mkdtempSync(join(tmpdir(), 'clothtag-synth-'));
+  const again = tempDir(t, 'clothtag-synth-');
   synthesize(again, { images: 60, size: 64, seed: 3 });
   const { readFileSync } = await import('node:fs');
   t.equal(readFileSync(join(again, 'Anno/list_landmarks.txt'), 'utf8'), readFileSync(join(out, 'Anno/list_landmarks.txt'), 'utf8'), 'deterministic for a seed');
@@ -88,9 +88,9 @@ t.test('synthesized dataset: all seven lists, learnable labels that round-trip t
 });
 
 t.test('attribute labels are parsed once, then read from the cache', async (t) => {
-  const out = mkdtempSync(join(tmpdir(), 'clothtag-cache-data-'));
+  const out = tempDir(t, 'clothtag-cache-data-');
   synthesize(out, { images: 20, size: 32, seed: 5 });
-  process.env.CLOTHTAG_CACHE = mkdtempSync(join(tmpdir(), 'clothtag-cache-'));
+  process.env.CLOTHTAG_CACHE = tempDir(t, 'clothtag-cache-');
   const first = await openDataset(out);
   const { readdirSync } = await import('node:fs');
   t.equal(readdirSync(process.env.CLOTHTAG_CACHE).filter((f) => f.startsWith('attr-')).length, 2, 'labels and names cached');

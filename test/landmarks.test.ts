@@ -20,7 +20,7 @@ import { clothtag } from './helpers/cli.js';
 import { gpuEngine } from './helpers/gpu.js';
 import { quiet, trainingFixture } from './helpers/training.js';
 
-const { tmp, data, base, recipe } = trainingFixture('clothtag-landmarks-');
+const { tmp, data, base, recipe } = trainingFixture(t, 'clothtag-landmarks-');
 
 t.test('soft-argmax regression localizes: a batch is learned to a small error; predict marks unsure points', async (t) => {
   const e = await gpuEngine(t);

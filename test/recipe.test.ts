@@ -1,9 +1,9 @@
 // The training recipe: schedules, augmentation (reproducible, landmarks moved with every geometric
 // change), landmark decoding, the mean-position baseline, and the small-photo stem.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { tempDir } from './helpers/tmp.js';
 import { AUGMENTS, drawAugment, itemRandom, jitterColor, rotateLandmarks, rotatePixels } from '../src/data/augment.js';
 import { loadBatch } from '../src/data/batch.js';
 import { makeSplits, openDataset } from '../src/data/dataset.js';
@@ -64,7 +64,7 @@ t.test('augmentation: reproducible per (seed, item), landmarks moved with the pi
 });
 
 t.test('augmented batches keep landmarks on the garment, deterministically', async (t) => {
-  const out = mkdtempSync(join(tmpdir(), 'clothtag-aug-'));
+  const out = tempDir(t, 'clothtag-aug-');
   synthesize(out, { images: 12, size: 64, seed: 5 });
   const ds = await openDataset(out);
   const view = datasetView(ds);
@@ -104,7 +104,7 @@ t.test('landmark decoding: soft-argmax with confidence, peaks with sub-pixel ref
 });
 
 t.test('mean-position baseline: from the training split, scored on another', async (t) => {
-  const out = mkdtempSync(join(tmpdir(), 'clothtag-base-'));
+  const out = tempDir(t, 'clothtag-base-');
   synthesize(out, { images: 40, size: 64, seed: 9 });
   const ds = await openDataset(out);
   const splits = makeSplits(ds, 'official', 0);
@@ -140,7 +140,7 @@ t.test('why heatmaps collapsed: MSE against a sparse Gaussian prefers a flat map
 });
 
 t.test('--stem-stride 1 trains, is kept in config.json and the checkpoint, and evaluates; other values are refused', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'clothtag-stem-'));
+  const dir = tempDir(t, 'clothtag-stem-');
   const data = join(dir, 'synth');
   synthesize(data, { images: 12, size: 48, seed: 4 });
   const run = join(dir, 'run');
@@ -155,11 +155,10 @@ t.test('--stem-stride 1 trains, is kept in config.json and the checkpoint, and e
   const bad = clothtag(['train', ...common, '--stem-stride', '3', '--out', join(dir, 'bad')]);
   t.equal(bad.code, 2);
   t.match(bad.stderr, /--stem-stride is 1 or 2, got 3/);
-  rmSync(dir, { recursive: true, force: true });
 });
 
 t.test('--head-width trains a landmark network with wider branches, is kept in config.json and the checkpoint; nonsense is refused', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'clothtag-head-'));
+  const dir = tempDir(t, 'clothtag-head-');
   const data = join(dir, 'synth');
   synthesize(data, { images: 12, size: 48, seed: 4 });
   const run = join(dir, 'run');
@@ -178,5 +177,4 @@ t.test('--head-width trains a landmark network with wider branches, is kept in c
     t.equal(bad.code, 2, `--head-width ${value}`);
     t.match(bad.stderr, new RegExp(`--head-width takes a positive number, got "${value}"`));
   }
-  rmSync(dir, { recursive: true, force: true });
 });

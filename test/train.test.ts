@@ -64,7 +64,7 @@ t.test('metrics on hand-computed cases', async (t) => {
   t.same(Array.from(peaks.points.slice(0, 2)), [2, 1], 'a heatmap peak at flat index 5 of a 3x3 map is (2, 1)');
 });
 
-const { tmp, data, base, recipe } = trainingFixture('clothtag-train-');
+const { tmp, data, base, recipe } = trainingFixture(t, 'clothtag-train-');
 
 t.test('a training step is one submission with its loss readback, and allocates nothing once warm', async (t) => {
   const e = await gpuEngine(t);

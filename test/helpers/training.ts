@@ -1,16 +1,18 @@
 // The synthesized dataset and the two training configurations the training tests share.
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { synthesize } from '../../src/data/synth.js';
 import { DEFAULT_TRAIN, type TrainConfig } from '../../src/run/train.js';
 import { THESIS_LOSS } from '../../src/train/losses.js';
+import { tempDir } from './tmp.js';
 
 export const quiet = { log: () => {} };
 
-/** A fresh folder with 300 synthesized garments (seed 1), and the configurations that train on them. */
-export function trainingFixture(prefix: string): { tmp: string; data: string; base: TrainConfig; recipe: Partial<TrainConfig> } {
-  const tmp = mkdtempSync(join(tmpdir(), prefix));
+/**
+ * A fresh folder with 300 synthesized garments (seed 1), removed when `t` ends, and the
+ * configurations that train on them.
+ */
+export function trainingFixture(t: { teardown(fn: () => void): void }, prefix: string): { tmp: string; data: string; base: TrainConfig; recipe: Partial<TrainConfig> } {
+  const tmp = tempDir(t, prefix);
   const data = join(tmp, 'synth');
   synthesize(data, { images: 300, size: 64, seed: 1 });
   // The thesis's recipe (per-epoch decay, flips only), spelled out: the defaults may move with measurement.

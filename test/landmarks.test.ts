@@ -72,9 +72,10 @@ t.test('soft-argmax regression localizes: a batch is learned to a small error; p
   t.match(pr.stdout, /contact sheet/);
   const ev = clothtag(['eval', '--checkpoint', join(tmp, 'landmarks', 'weights', 'last.safetensors'), '--data', data, '--split', 'test', '--json', join(tmp, 'lm-eval.json')]);
   t.equal(ev.code, 0, ev.stderr);
-  t.match(ev.stdout, /landmark error \(NME, distance \/ image size\): \d\.\d{4}\s+\(mean-position baseline \d\.\d{4}\)/, 'eval prints the baseline beside NME');
+  t.match(ev.stdout, /landmark error \(NME, distance \/ image size\): \d\.\d{4}\s+\(mean-position baseline \d\.\d{4}; per garment type \d\.\d{4}\)/, 'eval prints the baselines beside NME');
   const evJson = JSON.parse(readFileSync(join(tmp, 'lm-eval.json'), 'utf8'));
   t.ok(evJson.landmarks.mean_position_nme > 0, 'and writes it in the JSON');
+  t.ok(evJson.landmarks.mean_position_by_type_nme > 0, 'the per-type one too');
   t.match(ev.stdout, /per point\s+left\s+right\s+\(mean-position baseline\)\n\s+collar\s+\d\.\d{4} \(\d\.\d{4}\)/, 'and per point');
   t.same(Object.keys(evJson.landmarks.per_point).sort(), Object.keys(evJson.landmarks.mean_position_per_point).sort(), 'each point beside its own baseline');
 

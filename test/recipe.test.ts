@@ -1,6 +1,6 @@
 // The training recipe: schedules, augmentation (reproducible, landmarks moved with every geometric
 // change), landmark decoding, the mean-position baseline, and the small-photo stem.
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { tempDir } from './helpers/tmp.js';
@@ -9,7 +9,7 @@ import { loadBatch } from '../src/data/batch.js';
 import { makeSplits, openDataset } from '../src/data/dataset.js';
 import { datasetView } from '../src/data/loader.js';
 import { synthesize } from '../src/data/synth.js';
-import { meanPositionBaseline, meanPositions } from '../src/run/baselines.js';
+import { garmentLayout, meanPositionBaseline, meanPositions, meanPositionsByType } from '../src/run/baselines.js';
 import { parseSafetensors } from '../src/nets/safetensors.js';
 import { decodeLandmarks } from '../src/train/metrics.js';
 import { ONE_CYCLE, learningRate } from '../src/train/schedule.js';
@@ -115,6 +115,37 @@ t.test('mean-position baseline: from the training split, scored on another', asy
   t.ok(perPoint.length >= 2 && Math.min(...perPoint) <= b.nme && b.nme <= Math.max(...perPoint), `per point ${JSON.stringify(b.per_point)} around ${b.nme}`);
   const self = meanPositionBaseline(ds, meanPositions(ds, splits.val, 64), splits.val, 64)!;
   t.ok(self.nme <= b.nme + 1e-9, 'the mean of the scored split itself is at least as good (the mean minimizes squared, near-minimizes plain distance)');
+});
+
+t.test('the per-garment-type baseline: each point at its own type\'s mean (upper, lower or full body)', async (t) => {
+  // Upper-body rows (collars, sleeves, hems) and lower-body rows (waistlines, hems) whose hems sit
+  // in different places: the pooled mean puts every hem between the two, each type's mean on it.
+  const root = tempDir(t, 'clothtag-types-');
+  mkdirSync(join(root, 'Anno'));
+  mkdirSync(join(root, 'Eval'));
+  const upper = (dx: number) => `1 1 0 ${30 + dx} 10 0 ${70 + dx} 10 0 ${10 + dx} 40 0 ${90 + dx} 40 0 ${20 + dx} 90 0 ${80 + dx} 90`;
+  const lower = (dx: number) => `2 1 0 ${25 + dx} 10 0 ${75 + dx} 10 0 ${20 + dx} 50 0 ${80 + dx} 50`;
+  const rows = [['a', upper(0), 'train'], ['b', upper(2), 'train'], ['c', lower(0), 'train'], ['d', lower(2), 'train'], ['e', upper(3), 'val'], ['f', lower(3), 'val']];
+  writeFileSync(join(root, 'Anno/list_bbox.txt'), `${rows.length}\nimage_name x_1 y_1 x_2 y_2\n${rows.map(([n]) => `img/${n}.jpg 0 0 100 100`).join('\n')}\n`);
+  writeFileSync(join(root, 'Anno/list_landmarks.txt'), `${rows.length}\nimage_name clothes_type variation_type [landmark_visibility landmark_location_x landmark_location_y]\n${rows.map(([n, lm]) => `img/${n}.jpg ${lm}`).join('\n')}\n`);
+  writeFileSync(join(root, 'Eval/list_eval_partition.txt'), `${rows.length}\nimage_name evaluation_status\n${rows.map(([n, , split]) => `img/${n}.jpg ${split}`).join('\n')}\n`);
+  const ds = await openDataset(root);
+  const splits = makeSplits(ds, 'official', 0);
+  const at = (name: string) => ds.items.findIndex((i) => i.path === `img/${name}.jpg`);
+  t.equal(garmentLayout(ds.items[at('a')]!.landmarks!), 0b11001111, 'upper body: collars, sleeves, hems');
+  t.equal(garmentLayout(ds.items[at('c')]!.landmarks!), 0b11110000, 'lower body: waistlines, hems');
+  const pooled = meanPositions(ds, splits.train, 100);
+  const byType = meanPositionsByType(ds, splits.train, 100, pooled);
+  t.same([...byType.keys()].sort((x, y) => x - y), [0b11001111, 0b11110000], 'one set of means per type the training split has');
+  // Each type's left hem: x 21 (upper, dx 0 and 2) and 21 (lower); y 90 and 50 (pixel centres: +0.5 - 0.5).
+  t.same(Array.from(byType.get(0b11001111)!.subarray(12, 14)), [21, 90], 'the upper body\'s left hem');
+  t.same(Array.from(byType.get(0b11110000)!.subarray(12, 14)), [21, 50], 'the lower body\'s left hem');
+  t.same(Array.from(pooled.subarray(12, 14)), [21, 70], 'the pooled left hem lies between them');
+  const b = meanPositionBaseline(ds, pooled, splits.val, 100, byType)!;
+  // Every validation point is 2 pixels right of its type's mean: 0.02 of the frame.
+  t.ok(Math.abs(b.by_type_nme! - 0.02) < 1e-6, `per type ${b.by_type_nme}`);
+  t.ok(b.nme > 0.05, `pooled ${b.nme.toFixed(4)}: the hems are 20 pixels off`);
+  t.equal(meanPositionBaseline(ds, pooled, splits.val, 100)!.by_type_nme, undefined, 'absent without per-type means');
 });
 
 t.test('why heatmaps collapsed: MSE against a sparse Gaussian prefers a flat map to a near miss', async (t) => {

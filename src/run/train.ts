@@ -20,7 +20,7 @@ import { type ScheduleName, learningRate } from '../train/schedule.js';
 import { Trainer } from '../train/step.js';
 import { GradientScaler } from '../autograd/scaler.js';
 import { AUGMENTS, type AugmentName } from '../data/augment.js';
-import { attachMeanPosition, meanPositionBaseline, meanPositions } from './baselines.js';
+import { attachMeanPosition, meanPositionBaseline, meanPositions, meanPositionsByType } from './baselines.js';
 import { evaluate } from './evaluate.js';
 
 export interface TrainConfig {
@@ -218,7 +218,7 @@ async function train(engine: Engine, out: string, config: TrainConfig, hooks: Tr
   const evalLoader = new BatchLoader(view, { size: config.imgSize, augment: false, heatmaps: false, photoSize }, config.workers);
   const valIndices = config.valLimit > 0 ? splits.val.slice(0, config.valLimit) : splits.val;
   // The landmark figure to beat, printed beside every validation NME.
-  const baseline = trainMeans && ds.tasks.landmarks && valIndices.length ? meanPositionBaseline(ds, trainMeans, valIndices, config.imgSize) : null;
+  const baseline = trainMeans && ds.tasks.landmarks && valIndices.length ? meanPositionBaseline(ds, trainMeans, valIndices, config.imgSize, meanPositionsByType(ds, splits.train, config.imgSize, trainMeans)) : null;
   let lastEval: EvalResult | null = null;
   const stepLosses: number[] = [];
   let interrupted = false;
@@ -322,7 +322,11 @@ function describeEval(r: EvalResult): string {
   const parts: string[] = [];
   if (r.category) parts.push(`category top-1 ${(100 * r.category.top1).toFixed(1)}% top-3 ${(100 * r.category.top3).toFixed(1)}%`);
   if (r.attributes) parts.push(`attribute recall@3 ${(100 * r.attributes.per_image.top3.all!).toFixed(1)}% (per image)`);
-  if (r.landmarks) parts.push(`landmark NME ${r.landmarks.nme.toFixed(4)}${r.landmarks.mean_position_nme !== undefined ? ` (mean position ${r.landmarks.mean_position_nme.toFixed(4)})` : ''}`);
+  if (r.landmarks) {
+    const lm = r.landmarks;
+    const byType = lm.mean_position_by_type_nme !== undefined ? `, per garment type ${lm.mean_position_by_type_nme.toFixed(4)}` : '';
+    parts.push(`landmark NME ${lm.nme.toFixed(4)}${lm.mean_position_nme !== undefined ? ` (mean position ${lm.mean_position_nme.toFixed(4)}${byType})` : ''}`);
+  }
   if (r.boxes) parts.push(`box IoU ${r.boxes.iou.toFixed(3)} (whole photo ${r.boxes.iou_whole_image.toFixed(3)})`);
   return parts.join(', ');
 }

@@ -25,9 +25,10 @@ export interface EvalResult {
   /**
    * nme over every visible point, and per_point by slot (LANDMARK_SLOTS names; a slot with no
    * visible point is absent); mean_position_*: the baseline of predicting each slot's
-   * training-split mean position, over the same points.
+   * training-split mean position, over the same points; mean_position_by_type_nme: each point at
+   * its garment type's mean (upper, lower or full body, as the landmark list gives the type).
    */
-  landmarks?: { nme: number; per_point?: Record<string, number>; mean_position_nme?: number; mean_position_per_point?: Record<string, number> };
+  landmarks?: { nme: number; per_point?: Record<string, number>; mean_position_nme?: number; mean_position_per_point?: Record<string, number>; mean_position_by_type_nme?: number };
   /** The box head: mean IoU with the true boxes, beside the whole photo's (the baseline of no box head). */
   boxes?: { iou: number; iou_whole_image: number; images: number };
   /** eval --boxes predicted: the label metrics on the list's true boxes, beside these on the found ones. */
@@ -268,7 +269,8 @@ export function formatEval(r: EvalResult): string {
   }
   if (r.landmarks) {
     const lm = r.landmarks;
-    lines.push(`landmark error (NME, distance / image size): ${lm.nme.toFixed(4)}${lm.mean_position_nme !== undefined ? `   (mean-position baseline ${lm.mean_position_nme.toFixed(4)})` : ''}`);
+    const byType = lm.mean_position_by_type_nme !== undefined ? `; per garment type ${lm.mean_position_by_type_nme.toFixed(4)}` : '';
+    lines.push(`landmark error (NME, distance / image size): ${lm.nme.toFixed(4)}${lm.mean_position_nme !== undefined ? `   (mean-position baseline ${lm.mean_position_nme.toFixed(4)}${byType})` : ''}`);
     if (lm.per_point) {
       // Left and right side by side, each with its baseline where there is one.
       const cell = (slot: string) => {

@@ -76,7 +76,7 @@ t.test('soft-argmax regression localizes: a batch is learned to a small error; p
   const evJson = JSON.parse(readFileSync(join(tmp, 'lm-eval.json'), 'utf8'));
   t.ok(evJson.landmarks.mean_position_nme > 0, 'and writes it in the JSON');
   t.ok(evJson.landmarks.mean_position_by_type_nme > 0, 'the per-type one too');
-  t.match(ev.stdout, /per point\s+left\s+right\s+\(mean-position baseline\)\n\s+collar\s+\d\.\d{4} \(\d\.\d{4}\)/, 'and per point');
+  t.match(ev.stdout, /per point\s+left\s+right\s+\(mean-position baselines: pooled, per garment type\)\n\s+collar\s+\d\.\d{4} \(\d\.\d{4}, \d\.\d{4}\)/, 'and per point');
   t.same(Object.keys(evJson.landmarks.per_point).sort(), Object.keys(evJson.landmarks.mean_position_per_point).sort(), 'each point beside its own baseline');
 
   // Test-time flips: eval --mirror says so and scores; predict --mirror gives a photo and its

@@ -144,6 +144,7 @@ t.test('the per-garment-type baseline: each point at its own type\'s mean (upper
   const b = meanPositionBaseline(ds, pooled, splits.val, 100, byType)!;
   // Every validation point is 2 pixels right of its type's mean: 0.02 of the frame.
   t.ok(Math.abs(b.by_type_nme! - 0.02) < 1e-6, `per type ${b.by_type_nme}`);
+  t.ok(Math.abs(b.by_type_per_point!['left hem']! - 0.02) < 1e-6 && b.per_point['left hem']! > 0.15, `left hem: ${b.by_type_per_point!['left hem']} per type, ${b.per_point['left hem']} pooled`);
   t.ok(b.nme > 0.05, `pooled ${b.nme.toFixed(4)}: the hems are 20 pixels off`);
   t.equal(meanPositionBaseline(ds, pooled, splits.val, 100)!.by_type_nme, undefined, 'absent without per-type means');
 });

@@ -57,7 +57,9 @@ t.test('metrics on hand-computed cases', async (t) => {
   t.match(text, /landmark error \(NME, distance \/ image size\): 0\.2000\s+\(mean-position baseline 0\.3000\)/);
   t.match(text, /collar\s+0\.5000 \(0\.2500\)\s+0\.0500\n/, 'left with its baseline, right without one');
   t.match(text, /sleeve\s+-\s+-/, 'a slot with no visible point');
-  t.match(formatEval({ images: 2, landmarks: { ...both, mean_position_nme: 0.3, mean_position_by_type_nme: 0.25 } }), /\(mean-position baseline 0\.3000; per garment type 0\.2500\)/, 'and the per-type baseline beside it');
+  const typed = formatEval({ images: 2, landmarks: { ...both, mean_position_nme: 0.3, mean_position_per_point: { 'left collar': 0.25 }, mean_position_by_type_nme: 0.25, mean_position_by_type_per_point: { 'left collar': 0.2 } } });
+  t.match(typed, /\(mean-position baseline 0\.3000; per garment type 0\.2500\)/, 'and the per-type baseline beside it');
+  t.match(typed, /collar\s+0\.5000 \(0\.2500, 0\.2000\)\s+0\.0500\n/, 'per point: pooled, then per type');
   const saturated = { images: 1, category: { top1: 0.69, top3: 1, top5: 1 } };
   const better = { images: 1, category: { top1: 0.83, top3: 0.986, top5: 0.986 } };
   t.ok(selectionScore(better) > selectionScore(saturated), 'weights/best prefers top-1 when top-3 saturates');

@@ -40,7 +40,7 @@ export async function demoVerb(args: string[]): Promise<number> {
     if ((await predictVerb([...held, '--checkpoint', join(run, 'weights', 'best.safetensors'), '--bbox', join(dataDir, 'Anno', 'list_bbox.txt'), '--out', join(out, 'overlays'), '--jsonl', join(out, 'labels.jsonl'), '--sheet', join(out, 'sheet.png')])) !== 0) return 1;
     const ev = JSON.parse(readFileSync(join(out, 'eval.json'), 'utf8'));
     console.log(`
-done. Test split: category top-1 ${(100 * ev.category.top1).toFixed(1)}% (chance ${(100 / 6).toFixed(1)}%), attribute recall@3 ${(100 * ev.attributes.per_image.top3.all).toFixed(1)}% (per image), landmark NME ${ev.landmarks.nme.toFixed(3)} (predicting each point's mean position: ${ev.landmarks.mean_position_nme?.toFixed(3) ?? '-'}).
+done. Test split: category top-1 ${(100 * ev.category.top1).toFixed(1)}% (chance ${(100 / 6).toFixed(1)}%), attribute recall@3 ${(100 * ev.attributes.per_image.top3.all).toFixed(1)}% (per image), landmark NME ${ev.landmarks.nme.toFixed(3)} (predicting each point's mean position: ${ev.landmarks.mean_position_nme?.toFixed(3) ?? '-'}; its garment type's mean: ${ev.landmarks.mean_position_by_type_nme?.toFixed(3) ?? '-'}).
   curves:    ${join(run, 'loss.png')}, ${join(run, 'metrics.png')}
   metrics:   ${join(run, 'metrics.csv')}
   eval:      ${join(out, 'eval.json')}

@@ -79,8 +79,9 @@ export interface MeanPositionBaseline {
   /** The same per slot (LANDMARK_SLOTS names; slots with no visible point absent). */
   per_point: Record<string, number>;
   points: number;
-  /** With per-type means: the NME of predicting each point at its garment type's mean position. */
+  /** With per-type means: the NME of predicting each point at its garment type's mean position, in all and per slot. */
   by_type_nme?: number;
+  by_type_per_point?: Record<string, number>;
 }
 
 /**
@@ -91,8 +92,7 @@ export interface MeanPositionBaseline {
  * training split never had falls back to `mean`).
  */
 export function meanPositionBaseline(ds: Dataset, mean: Float32Array, evaluated: number[], size: number, byType?: Map<number, Float32Array>): MeanPositionBaseline | null {
-  const sum = new Float64Array(8), count = new Float64Array(8);
-  let typedSum = 0;
+  const sum = new Float64Array(8), typedSum = new Float64Array(8), count = new Float64Array(8);
   for (const i of evaluated) {
     const lm = framedLandmarks(ds.root, ds.items[i]!, size);
     if (!lm) continue;
@@ -100,20 +100,20 @@ export function meanPositionBaseline(ds: Dataset, mean: Float32Array, evaluated:
     for (let s = 0; s < 8; s++) {
       if (lm[3 * s] !== 0) continue;
       sum[s]! += Math.hypot(mean[2 * s]! - lm[3 * s + 1]!, mean[2 * s + 1]! - lm[3 * s + 2]!) / size;
-      typedSum += Math.hypot(typed[2 * s]! - lm[3 * s + 1]!, typed[2 * s + 1]! - lm[3 * s + 2]!) / size;
+      typedSum[s]! += Math.hypot(typed[2 * s]! - lm[3 * s + 1]!, typed[2 * s + 1]! - lm[3 * s + 2]!) / size;
       count[s]!++;
     }
   }
   const errors = landmarkErrors(sum, count);
   if (!errors) return null;
-  const points = count.reduce((a, b) => a + b, 0);
-  return { ...errors, points, ...(byType ? { by_type_nme: typedSum / points } : {}) };
+  const typed = byType ? landmarkErrors(typedSum, count)! : null;
+  return { ...errors, points: count.reduce((a, b) => a + b, 0), ...(typed ? { by_type_nme: typed.nme, by_type_per_point: typed.per_point } : {}) };
 }
 
 /** Puts the baseline beside an evaluation's landmark figures (in all and per point); nothing without either. */
 export function attachMeanPosition(r: EvalResult | null, baseline: MeanPositionBaseline | null): void {
   if (r?.landmarks && baseline) {
     Object.assign(r.landmarks, { mean_position_nme: baseline.nme, mean_position_per_point: baseline.per_point });
-    if (baseline.by_type_nme !== undefined) r.landmarks.mean_position_by_type_nme = baseline.by_type_nme;
+    if (baseline.by_type_nme !== undefined) Object.assign(r.landmarks, { mean_position_by_type_nme: baseline.by_type_nme, mean_position_by_type_per_point: baseline.by_type_per_point });
   }
 }

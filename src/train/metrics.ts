@@ -28,7 +28,7 @@ export interface EvalResult {
    * training-split mean position, over the same points; mean_position_by_type_nme: each point at
    * its garment type's mean (upper, lower or full body, as the landmark list gives the type).
    */
-  landmarks?: { nme: number; per_point?: Record<string, number>; mean_position_nme?: number; mean_position_per_point?: Record<string, number>; mean_position_by_type_nme?: number };
+  landmarks?: { nme: number; per_point?: Record<string, number>; mean_position_nme?: number; mean_position_per_point?: Record<string, number>; mean_position_by_type_nme?: number; mean_position_by_type_per_point?: Record<string, number> };
   /** The box head: mean IoU with the true boxes, beside the whole photo's (the baseline of no box head). */
   boxes?: { iou: number; iou_whole_image: number; images: number };
   /** eval --boxes predicted: the label metrics on the list's true boxes, beside these on the found ones. */
@@ -272,12 +272,16 @@ export function formatEval(r: EvalResult): string {
     const byType = lm.mean_position_by_type_nme !== undefined ? `; per garment type ${lm.mean_position_by_type_nme.toFixed(4)}` : '';
     lines.push(`landmark error (NME, distance / image size): ${lm.nme.toFixed(4)}${lm.mean_position_nme !== undefined ? `   (mean-position baseline ${lm.mean_position_nme.toFixed(4)}${byType})` : ''}`);
     if (lm.per_point) {
-      // Left and right side by side, each with its baseline where there is one.
+      // Left and right side by side, each with its baselines where there are some.
+      const typed = lm.mean_position_by_type_per_point;
+      const width = typed ? 26 : 18;
       const cell = (slot: string) => {
-        const v = lm.per_point![slot], b = lm.mean_position_per_point?.[slot];
-        return (v === undefined ? '-' : v.toFixed(4) + (b === undefined ? '' : ` (${b.toFixed(4)})`)).padStart(18);
+        const v = lm.per_point![slot];
+        const baselines = [lm.mean_position_per_point?.[slot], typed?.[slot]].filter((x) => x !== undefined).map((x) => x!.toFixed(4)).join(', ');
+        return (v === undefined ? '-' : v.toFixed(4) + (baselines ? ` (${baselines})` : '')).padStart(width);
       };
-      lines.push(`  per point${' '.repeat(8)}${'left'.padStart(18)}${'right'.padStart(18)}${lm.mean_position_per_point ? '   (mean-position baseline)' : ''}`);
+      const legend = typed ? '   (mean-position baselines: pooled, per garment type)' : lm.mean_position_per_point ? '   (mean-position baseline)' : '';
+      lines.push(`  per point${' '.repeat(8)}${'left'.padStart(width)}${'right'.padStart(width)}${legend}`);
       for (const part of ['collar', 'sleeve', 'waistline', 'hem']) lines.push(`    ${part.padEnd(15)}${cell(`left ${part}`)}${cell(`right ${part}`)}`);
     }
   }

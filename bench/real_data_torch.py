@@ -157,6 +157,19 @@ def nme(points, landmarks):
     return (points - landmarks[:, :, 1:]).norm(dim=2)[visible].mean().item()
 
 
+def per_part(points, landmarks):
+    """NME of each pair of slots (collars, sleeves, waistlines, hems), visible points."""
+    visible = landmarks[:, :, 0] == 0
+    error = (points - landmarks[:, :, 1:]).norm(dim=2)
+    return [error[:, s:s + 2][visible[:, s:s + 2]].mean().item() for s in (0, 2, 4, 6)]
+
+
+def type_means(landmarks):
+    """Each garment type's mean positions (the type: the slots its row lists), {mask: [8, 2]}."""
+    masks = ((landmarks[:, :, 0] >= 0).long() << torch.arange(8)).sum(1)
+    return masks, {int(m): mean_positions(landmarks[masks == m]) for m in masks.unique()}
+
+
 def recall(logits, attributes, k):
     hits = attributes.gather(1, logits.topk(k, 1).indices).sum(1)
     return (hits / attributes.sum(1).clamp(min=1)).mean().item()
@@ -197,6 +210,7 @@ def main():
     ap.add_argument('--map-js', type=float, default=0,
                     help='landmarks: weight of a DSNT-style Jensen-Shannon term pulling each softmax map toward a Gaussian at the true point (0: off)')
     ap.add_argument('--map-sigma', type=float, default=1.0, help='that Gaussian\'s sigma, in map pixels')
+    ap.add_argument('--landmark-context', action='store_true', help='the landmark branch also reads its input\'s global average (bench/torch_cpu.py LandmarkBranch)')
     ap.add_argument('--threads', type=int, default=os.cpu_count())
     ap.add_argument('--seed', type=int, default=0)
     a = ap.parse_args()
@@ -218,7 +232,7 @@ def main():
             net, plain_model = plain(a.width, data['attributes'].shape[1])
             model = lambda v: (None, plain_model(v)[0], None)
         else:
-            net = ClothNet('new_fashionnet' if landmark_job else 'cloth_repvgg', a.width, 0, data['attributes'].shape[1], a.stem_stride, a.head_width)
+            net = ClothNet('new_fashionnet' if landmark_job else 'cloth_repvgg', a.width, 0, data['attributes'].shape[1], a.stem_stride, a.head_width, a.landmark_context)
             model = net
     x, is_val = data['x'], data['is_val']
     train, val = torch.where(~is_val)[0], torch.where(is_val)[0]
@@ -228,8 +242,13 @@ def main():
     print(f'{a.job}: {what}, width {a.width}, batch {a.batch}, lr {lr}, weight decay {decay_rate}, attribute loss {a.attribute_loss}: {params} parameters, '
           f'{multiply_adds(net, model, x) / 1e6:.1f} M multiply-adds per {a.size}x{a.size} image', flush=True)
     if landmark_job:
-        baseline = nme(mean_positions(data['landmarks'][train])[None].expand(len(val), 8, 2), data['landmarks'][val])
-        print(f'mean-position baseline NME {baseline:.4f}', flush=True)
+        pooled = mean_positions(data['landmarks'][train])[None].expand(len(val), 8, 2)
+        _, means = type_means(data['landmarks'][train])
+        val_masks, _ = type_means(data['landmarks'][val])
+        typed = torch.stack([means.get(int(m), pooled[0]) for m in val_masks])
+        parts = lambda p: ' / '.join(f'{v:.4f}' for v in per_part(p, data['landmarks'][val]))
+        print(f'mean-position baseline NME {nme(pooled, data["landmarks"][val]):.4f} (collars / sleeves / waistlines / hems {parts(pooled)}); '
+              f'per garment type {nme(typed, data["landmarks"][val]):.4f} ({parts(typed)})', flush=True)
     extra = list(prior.parameters()) if prior else []
     decay = [p for p in net.parameters() if p.dim() > 1]
     rest = [p for p in net.parameters() if p.dim() <= 1] + extra
@@ -292,7 +311,7 @@ def main():
                 flipped = torch.cat([prior.points(model(x[val[i:i + 200]].flip(3))[2]) for i in range(0, len(val), 200)])
                 flipped = flipped[:, MIRROR]
                 flipped[:, :, 0] = 1 - flipped[:, :, 0]
-            line += f', landmark NME {nme(points, data["landmarks"][val]):.4f} (with flips {nme((points + flipped) / 2, data["landmarks"][val]):.4f})'
+            line += f', landmark NME {nme(points, data["landmarks"][val]):.4f} (with flips {nme((points + flipped) / 2, data["landmarks"][val]):.4f}; collars / sleeves / waistlines / hems ' + ' / '.join(f'{v:.4f}' for v in per_part(points, data['landmarks'][val])) + ')'
         print(f'{line}, {time.time() - start:.0f} s', flush=True)
 
 

@@ -100,9 +100,16 @@ class RepVGGBlock(nn.Module):
 class LandmarkBranch(nn.Module):
     """src/nets/branches.ts LandmarkBranch: 1x1 32, 3x3 64 64 128, up, 64 64, up, 32 32, up, 16, 8 maps."""
 
-    def __init__(self, cin, w, rep):
+    def __init__(self, cin, w, rep, context=False):
         super().__init__()
         steps, c = [nn.Conv2d(cin, scaled(32, w), 1), nn.ReLU()], scaled(32, w)
+        # context (bench/real_data_torch.py --landmark-context): the input's global average, through a
+        # zero-started linear layer, added to the first layer's output at every pixel, so that each
+        # map can depend on what the whole garment is (a dress's waistline is not a skirt's).
+        self.context = nn.Linear(cin, c) if context else None
+        if context:
+            nn.init.zeros_(self.context.weight)
+            nn.init.zeros_(self.context.bias)
         plan = [64, 64, 128, 'up64', 64, 64, 'up32', 32, 32, 'up16', 16, 'last8']
         for p in plan:
             if isinstance(p, str) and p.startswith('up'):
@@ -118,7 +125,10 @@ class LandmarkBranch(nn.Module):
         self.steps = nn.Sequential(*steps)
 
     def forward(self, x):
-        return self.steps(x)
+        if self.context is None:
+            return self.steps(x)
+        y = F.relu(self.steps[0](x) + self.context(x.mean((2, 3)))[:, :, None, None])
+        return self.steps[2:](y)
 
 
 class AttentionBranch(nn.Module):
@@ -149,7 +159,7 @@ class AttentionBranch(nn.Module):
 class ClothNet(nn.Module):
     """stem_stride, head_width: clothtag's --stem-stride and --head-width (bench/real_data_torch.py)."""
 
-    def __init__(self, net, w, categories, attributes, stem_stride=2, head_width=None):
+    def __init__(self, net, w, categories, attributes, stem_stride=2, head_width=None, landmark_context=False):
         super().__init__()
         hw = head_width or w
         self.net = net
@@ -178,7 +188,7 @@ class ClothNet(nn.Module):
             self.attribute_convs = nn.Sequential(*convs)
             feat = c
         if net in ('fashionnet', 'new_fashionnet'):
-            self.landmarks = LandmarkBranch(self.trunk.mid, hw, net == 'new_fashionnet')
+            self.landmarks = LandmarkBranch(self.trunk.mid, hw, net == 'new_fashionnet', landmark_context)
             self.attention = AttentionBranch(self.trunk.mid, hw)
         if net == 'fashionnet':
             self.fc = nn.Linear(self.trunk.out * 49, scaled(4096, w))

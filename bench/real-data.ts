@@ -116,7 +116,8 @@ export async function benchRealData(engine: Engine, o: RealDataOptions): Promise
     o.log(`${job.name}, validation split, after ${minutes.toFixed(1)} minutes:\n${formatEval(r.lastEval!)}`);
     const mirrored = await mirroredEval(engine, join(runs, job.name), path, o.workers);
     const lm = r.lastEval?.landmarks;
-    if (mirrored.landmarks && lm) Object.assign(mirrored.landmarks, { mean_position_nme: lm.mean_position_nme, mean_position_per_point: lm.mean_position_per_point, mean_position_by_type_nme: lm.mean_position_by_type_nme, mean_position_by_type_per_point: lm.mean_position_by_type_per_point });
+    // The same baselines beside it: every mean_position_* field, whatever attachMeanPosition put there.
+    if (mirrored.landmarks && lm) Object.assign(mirrored.landmarks, Object.fromEntries(Object.entries(lm).filter(([k]) => k.startsWith('mean_position_'))));
     o.log(`the same weights, each crop averaged with its mirror image (test-time flips, eval --mirror):\n${formatEval(mirrored)}`);
     results[job.name] = { net: job.net, width, ...(job.config.headWidth ? { headWidth: job.config.headWidth } : {}), stemStride, size: o.size, epochs: o.epochs, minutes, recipe: job.config, run: join(runs, job.name), eval: r.lastEval, eval_mirror: mirrored };
     if (job.data === 'deepfashion-fine' && !results['deepfashion-fine-most-frequent']) {

@@ -36,40 +36,52 @@ export function garmentLayout(landmarks: Float32Array): number {
   return mask;
 }
 
-/**
- * [8, 2] mean x, y per slot over the visible points of `indices`, in size x size pixels (the
- * centre for a slot never seen); with `layout`, over the rows of that garment type only.
- */
-export function meanPositions(ds: Dataset, indices: number[], size: number, layout?: number): Float32Array {
+/** Per garment type (garmentLayout), the sums of x and y and the count of visible points per slot over `indices`, in one pass. */
+function visibleSums(ds: Dataset, indices: number[], size: number): Map<number, { sum: Float64Array; count: Float64Array }> {
+  const byType = new Map<number, { sum: Float64Array; count: Float64Array }>();
+  for (const i of indices) {
+    const lm = framedLandmarks(ds.root, ds.items[i]!, size);
+    if (!lm) continue;
+    const layout = garmentLayout(lm);
+    let t = byType.get(layout);
+    if (!t) byType.set(layout, (t = { sum: new Float64Array(16), count: new Float64Array(8) }));
+    for (let s = 0; s < 8; s++) {
+      if (lm[3 * s] !== 0) continue;
+      t.sum[2 * s]! += lm[3 * s + 1]!; t.sum[2 * s + 1]! += lm[3 * s + 2]!; t.count[s]!++;
+    }
+  }
+  return byType;
+}
+
+/** Means from sums and counts; a slot never seen takes `fallback(slot)`'s x, y. */
+const meansOf = (sum: Float64Array, count: Float64Array, fallback: (slot: number) => [number, number]) =>
+  Float32Array.from(sum, (v, k) => (count[k >> 1]! ? v / count[k >> 1]! : fallback(k >> 1)[k & 1]!));
+
+/** [8, 2] mean x, y per slot over the visible points of `indices`, in size x size pixels (the centre for a slot never seen). */
+export function meanPositions(ds: Dataset, indices: number[], size: number): Float32Array {
   const sum = new Float64Array(16), count = new Float64Array(8);
   for (const i of indices) {
     const lm = framedLandmarks(ds.root, ds.items[i]!, size);
-    if (!lm || (layout !== undefined && garmentLayout(lm) !== layout)) continue;
+    if (!lm) continue;
     for (let s = 0; s < 8; s++) {
       if (lm[3 * s] !== 0) continue;
       sum[2 * s]! += lm[3 * s + 1]!; sum[2 * s + 1]! += lm[3 * s + 2]!; count[s]!++;
     }
   }
-  return Float32Array.from(sum, (v, k) => (count[k >> 1]! ? v / count[k >> 1]! : (size - 1) / 2));
+  const centre = (size - 1) / 2;
+  return meansOf(sum, count, () => [centre, centre]);
 }
 
 /**
- * The mean positions of each garment type of `indices` (garmentLayout), a slot never seen in its
- * type falling back to `pooled`'s: the stronger baseline that knows whether a garment is worn on the
- * upper body, the lower body or both (the issue's 0.147 on deepfashion-fine is this one).
+ * The mean positions of each garment type of `indices` (garmentLayout): the stronger baseline that
+ * knows whether a garment is worn on the upper body, the lower body or both (the issue's 0.147 on
+ * deepfashion-fine is this one). A slot its type lacks takes `pooled`'s mean (meanPositions of the
+ * same items), one it has but never saw visible the centre, as meanPositions does.
  */
 export function meanPositionsByType(ds: Dataset, indices: number[], size: number, pooled: Float32Array): Map<number, Float32Array> {
-  const layouts = new Set<number>();
-  for (const i of indices) {
-    const lm = ds.items[i]!.landmarks;
-    if (lm) layouts.add(garmentLayout(lm));
-  }
+  const centre = (size - 1) / 2;
   const out = new Map<number, Float32Array>();
-  for (const layout of layouts) {
-    const mean = meanPositions(ds, indices, size, layout);
-    for (let s = 0; s < 8; s++) if (!(layout & (1 << s))) mean.set(pooled.subarray(2 * s, 2 * s + 2), 2 * s);
-    out.set(layout, mean);
-  }
+  for (const [layout, t] of visibleSums(ds, indices, size)) out.set(layout, meansOf(t.sum, t.count, (s) => (layout & (1 << s) ? [centre, centre] : [pooled[2 * s]!, pooled[2 * s + 1]!])));
   return out;
 }
 

@@ -1,11 +1,11 @@
 // Garment boxes (SPEC 8.2.4): the box head learns the garment's box from whole photos, eval reports
 // its IoU beside the whole photo's and can score the labels on predicted crops, and predict finds
 // the garment before labelling it (or takes a list's boxes, or the whole photo).
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import t from 'tap';
+import { tempDir } from './helpers/tmp.js';
 import { ZOOM_GROWTH, ZOOM_SHIFT, drawFrame, drawZoomWindow } from '../src/data/augment.js';
 import { boxInFrame, itemPhoto, loadBatch } from '../src/data/batch.js';
 import { makeSplits, openDataset } from '../src/data/dataset.js';
@@ -71,8 +71,7 @@ t.test('the second look: windows around the box, in training and in labelling, o
   t.ok(half > 160 && half < 240, `share 0.5: ${half} of 400 photos zoomed`);
 
   // loadBatch: with boxZoom 1 in training, every photo with a box is the window, the target box in it.
-  const dir = mkdtempSync(join(tmpdir(), 'clothtag-zoom-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'clothtag-zoom-');
   synthesize(join(dir, 'data'), { images: 8, size: 96, seed: 6 });
   const ds = await openDataset(join(dir, 'data'));
   const view = datasetView(ds);
@@ -126,8 +125,7 @@ t.test('the second look: windows around the box, in training and in labelling, o
 
 t.test('the box head learns boxes from whole photos: a batch is fitted far beyond the whole-photo baseline', async (t) => {
   const e = await gpuEngine(t);
-  const dir = mkdtempSync(join(tmpdir(), 'clothtag-boxfit-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'clothtag-boxfit-');
   synthesize(join(dir, 'data'), { images: 16, size: 96, seed: 4 });
   const ds = await openDataset(join(dir, 'data'));
   const n = 16;
@@ -161,8 +159,7 @@ t.test('the box head learns boxes from whole photos: a batch is fitted far beyon
 });
 
 t.test('eval reports the box IoU and scores labels on predicted crops; predict finds the garment first', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'clothtag-boxes-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'clothtag-boxes-');
   const data = join(dir, 'data');
   synthesize(data, { images: 60, size: 96, seed: 2 });
   const run = join(dir, 'run');

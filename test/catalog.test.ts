@@ -2,19 +2,18 @@
 // resumably; `clothtag search` ranks them by labels and by likeness; bad catalogs and impossible
 // queries get clear errors.
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { PNG } from 'pngjs';
 import t from 'tap';
+import { tempDir } from './helpers/tmp.js';
 import { Catalog } from '../src/catalog/catalog.js';
 import { parseAttributeFilter } from '../src/catalog/search.js';
 import { synthesize } from '../src/data/synth.js';
 import { CLI, clothtag } from './helpers/cli.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'clothtag-catalog-'));
-t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir(t, 'clothtag-catalog-');
 const data = join(dir, 'data');
 synthesize(data, { images: 48, size: 96, seed: 6 });
 const TRAIN = ['--net', 'cloth_resnet_a', '--width', '0.125', '--img-size', '32', '--batch-size', '16', '--workers', '0', '--steps-per-epoch', '2'];

@@ -1,14 +1,14 @@
 // Issue #12: every verb, on success, exits with code 0 run after run - never SIGSEGV or SIGABRT
 // from Dawn's instance being dropped with a callback pending (src/node/gpu.ts). The error paths
 // are in exit-codes.test.ts.
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { tempDir } from './helpers/tmp.js';
 import { synthesize } from '../src/data/synth.js';
 import { clothtag, exits } from './helpers/cli.js';
 
-const tmp = mkdtempSync(join(tmpdir(), 'clothtag-exit-codes-success-'));
+const tmp = tempDir(t, 'clothtag-exit-codes-success-');
 const data = join(tmp, 'synth');
 synthesize(data, { images: 24, size: 48, seed: 5 });
 const TINY = ['--net', 'cloth_resnet_a', '--width', '0.125', '--img-size', '32', '--batch-size', '4', '--workers', '0'];
@@ -29,4 +29,3 @@ t.test('every verb exits with 0 on success, run after run', async (t) => {
   }
 });
 
-t.teardown(() => rmSync(tmp, { recursive: true, force: true }));

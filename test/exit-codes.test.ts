@@ -3,14 +3,14 @@
 // the crash came 9 times in 40 where it was seen). The success paths are in
 // exit-codes-success.test.ts: together the 160 runs took over four minutes on two idle cores, too
 // close to tap's 600-second limit on a loaded machine for one file.
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { tempDir } from './helpers/tmp.js';
 import { synthesize } from '../src/data/synth.js';
 import { exits } from './helpers/cli.js';
 
-const tmp = mkdtempSync(join(tmpdir(), 'clothtag-exit-codes-'));
+const tmp = tempDir(t, 'clothtag-exit-codes-');
 const data = join(tmp, 'synth');
 synthesize(data, { images: 24, size: 48, seed: 5 });
 
@@ -35,4 +35,3 @@ t.test('every verb exits with its own code on error, run after run', async (t) =
   }
 });
 
-t.teardown(() => rmSync(tmp, { recursive: true, force: true }));

@@ -2,18 +2,18 @@
 // the terminal, and the demo server survives hostile requests (exit codes run after run:
 // exit-codes.test.ts).
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { tempDir } from './helpers/tmp.js';
 import { NoticeFilter } from '../src/cli/quiet.js';
 import { synthesize } from '../src/data/synth.js';
 import { serveDemo } from '../src/node/serve.js';
 import { CLI, clothtag } from './helpers/cli.js';
 
-const tmp = mkdtempSync(join(tmpdir(), 'clothtag-exit-'));
+const tmp = tempDir(t, 'clothtag-exit-');
 const data = join(tmp, 'synth');
 synthesize(data, { images: 24, size: 48, seed: 5 });
 const TINY = ['--net', 'cloth_resnet_a', '--width', '0.125', '--img-size', '32', '--batch-size', '4', '--workers', '0'];
@@ -108,4 +108,3 @@ t.test('serve-demo answers hostile requests with 400/403/404/405 and keeps servi
   t.equal((await get(port, '/')).status, 200, 'still serving');
 });
 
-t.teardown(() => rmSync(tmp, { recursive: true, force: true }));

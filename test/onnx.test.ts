@@ -2,11 +2,11 @@
 // runs in onnxruntime-node's CPU provider on the same input as clothtag's own forward pass, and
 // the outputs must agree to a relative error of 1e-4. This catches any layer built differently
 // from what the graph says - for four of the networks, the only outside check there is.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import t from 'tap';
+import { tempDir } from './helpers/tmp.js';
 import { ONNX_OUTPUTS, adaptivePoolMatrix, exportOnnx } from '../src/interop/onnx.js';
 import { BOX_INPUT } from '../src/nets/locator.js';
 import { NET_NAMES, createNet } from '../src/nets/models.js';
@@ -93,8 +93,7 @@ t.test('the garment-box head exports as a graph of its own (--part box) that ONN
 
 t.test('clothtag export writes a checkpoint as ONNX that ONNX Runtime runs, at a fixed batch', async (t) => {
   const e = await gpuEngine();
-  const dir = mkdtempSync(join(tmpdir(), 'clothtag-onnx-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'clothtag-onnx-');
   const net = createNet(e, { net: 'cloth_repvgg', categories: 3, attributes: 4, width: 1 / 8, seed: 2 });
   const vocabulary = JSON.stringify({ categories: ['a', 'b', 'c'], attributes: ['w', 'x', 'y', 'z'], attributeTypes: [1, 1, 2, 2], typeNames: { 1: 'p', 2: 'q' } });
   writeFileSync(join(dir, 'ckpt.safetensors'), await saveCheckpoint(net, { vocabulary, training: JSON.stringify({ imgSize: 32 }) }));

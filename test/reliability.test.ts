@@ -2,17 +2,17 @@
 // outputs over inputs, NaN weights, dead-end runs, lists that lie, metadata that costs memory,
 // raw JavaScript errors, and held-out sets without a training split. Each test names the promise.
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { tempDir } from './helpers/tmp.js';
 import { openDataset } from '../src/data/dataset.js';
 import { synthesize } from '../src/data/synth.js';
 import { parseSafetensors, serializeSafetensors } from '../src/nets/safetensors.js';
 import { MetricsAccumulator, topK } from '../src/train/metrics.js';
 import { CLI, clothtag } from './helpers/cli.js';
 
-const tmp = mkdtempSync(join(tmpdir(), 'clothtag-reliability-'));
+const tmp = tempDir(t, 'clothtag-reliability-');
 const data = join(tmp, 'synth');
 synthesize(data, { images: 40, size: 48, seed: 3 });
 const TINY = ['--net', 'cloth_resnet_a', '--width', '0.125', '--img-size', '32', '--batch-size', '4', '--workers', '0'];
@@ -291,4 +291,3 @@ t.test('held-out sets alone: eval on test/ or val/ class folders, plain class fo
   t.match(r.stdout, /category accuracy/);
 });
 
-t.teardown(() => rmSync(tmp, { recursive: true, force: true }));

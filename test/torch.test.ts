@@ -5,10 +5,11 @@
 // that their real state dicts load by their own names. bench net's PyTorch replicas (bench/torch_cpu.py)
 // are the same networks.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
+import { tempDir } from './helpers/tmp.js';
 import { torchCpuStep } from '../bench/net.js';
 import { PickleError, unpickle } from '../src/interop/pickle.js';
 import { readTorchCheckpoint } from '../src/interop/torch.js';
@@ -67,8 +68,7 @@ t.test('a pickle that would run code is refused by name, and nothing runs', asyn
 });
 
 t.test('clothtag convert and --pretrained FILE.pth: a trunk saved by torch (float16, torchvision names) loads', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'clothtag-torch-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'clothtag-torch-');
   const out = join(dir, 'trunk.safetensors');
   const r = clothtag(['convert', join(FIXTURES, 'resnet-trunk-w16.pth'), out]);
   t.equal(r.code, 0, r.stderr);

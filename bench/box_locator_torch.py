@@ -163,6 +163,7 @@ def main():
     ap.add_argument('--loss', choices=('centre', 'corners'), default='centre', help='L1 on (cx, cy, w, h), as clothtag, or on the corners')
     ap.add_argument('--scale', type=float, default=1.0, help='channels times this')
     ap.add_argument('--bins', type=int, default=0, help='each edge a distribution over this many positions, its mean the edge (0: sigmoid of (cx, cy, w, h))')
+    ap.add_argument('--views', type=int, default=1, help='each photo drawn this many times a step, each view augmented on its own (a box batch of views x --batch)')
     ap.add_argument('--threads', type=int, default=os.cpu_count())
     ap.add_argument('--seed', type=int, default=1)
     a = ap.parse_args()
@@ -178,7 +179,7 @@ def main():
     train = [n for n in names if split[n] == 'train']
     val = [n for n in names if split[n] == 'val']
     val_images, val_truth = [photos[n] for n in val], [boxes[n] for n in val]
-    print(f'box head: {len(train)} training photos, {len(val)} validation; zoom {a.zoom}, loss {a.loss}, margin {a.margin}, channels x{a.scale}, bins {a.bins}', flush=True)
+    print(f'box head: {len(train)} training photos, {len(val)} validation; zoom {a.zoom}, views {a.views}, loss {a.loss}, margin {a.margin}, channels x{a.scale}, bins {a.bins}', flush=True)
     net = Locator(tuple(round(c * a.scale) for c in (16, 32, 64, 128, 128)), a.bins)
     decay = [p for p in net.parameters() if p.dim() > 1]
     rest = [p for p in net.parameters() if p.dim() <= 1]
@@ -193,7 +194,7 @@ def main():
         total = 0.0
         for s in range(steps):
             xs, ys = [], []
-            for n in order[s * a.batch:(s + 1) * a.batch]:
+            for n in order[s * a.batch:(s + 1) * a.batch] * a.views:
                 im = photos[n]
                 flip = rng.random() < 0.5
                 win = zoom_window(boxes[n], *im.size, rng) if rng.random() < a.zoom else frame_window(*im.size, a.frame, rng)

@@ -19,12 +19,16 @@ Jobs (one seed each; printed per epoch):
                   own width), soft-argmax landmarks (L1 in units of the frame, visible points) with
                   the learned location prior started at the training split's mean positions: NME
                   beside the mean-position baseline, and with test-time flips; --map-js W adds
-                  DSNT's Jensen-Shannon map regularizer at weight W
+                  DSNT's Jensen-Shannon map regularizer at weight W; --landmark-context gives the
+                  branch its input's global average; --typed-landmarks a set of 8 maps per garment
+                  type and a head that tells the type (also printed: the type's accuracy, the NME
+                  with the annotated type's maps, and with the box's aspect ratio as more evidence)
 Runs where Debian's python3-torch is installed; never in tests:
 
     /usr/bin/python3 bench/real_data_torch.py --job clothing-small --width 0.25 --stem-stride 1 --batch 16
     /usr/bin/python3 bench/real_data_torch.py --job landmarks --width 0.125 --stem-stride 1 --batch 32
     /usr/bin/python3 bench/real_data_torch.py --job landmarks --width 0.125 --head-width 0.5 --batch 32
+    /usr/bin/python3 bench/real_data_torch.py --job landmarks --width 0.125 --head-width 0.5 --batch 32 --typed-landmarks
     /usr/bin/python3 bench/real_data_torch.py --job attributes --arch plain --width 0.5 --batch 32
 """
 import argparse, os, time
@@ -76,7 +80,7 @@ def load_deepfashion(root, size):
     boxes = {r[0]: list(map(int, r[1:])) for r in rows(os.path.join(root, 'Anno', 'list_bbox.txt'))}
     split = {r[0]: r[1] for r in rows(os.path.join(root, 'Eval', 'list_eval_partition.txt'))}
     marks = {r[0]: r[3:] for r in rows(os.path.join(root, 'Anno', 'list_landmarks.txt'))}
-    images, attributes, landmarks, is_val = [], [], [], []
+    images, attributes, landmarks, is_val, aspects = [], [], [], [], []
     for name, *values in rows(os.path.join(root, 'Anno', 'list_attr_img.txt')):
         x1, y1, x2, y2 = boxes[name]
         im = Image.open(os.path.join(root, name)).convert('RGB').crop((x1, y1, x2, y2)).resize((size, size), Image.BICUBIC)
@@ -89,8 +93,10 @@ def load_deepfashion(root, size):
         attributes.append([1.0 if a == '1' else 0.0 for a in values])
         landmarks.append(points)
         is_val.append(split[name] == 'val')
+        aspects.append(np.log((y2 - y1) / (x2 - x1)))
     types = [int(r[-1]) for r in rows(os.path.join(root, 'Anno', 'list_attr_cloth.txt'))]
-    return {'x': normalized(images), 'attributes': torch.tensor(attributes), 'landmarks': torch.tensor(np.stack(landmarks), dtype=torch.float32), 'is_val': torch.tensor(is_val), 'types': torch.tensor(types)}
+    return {'x': normalized(images), 'attributes': torch.tensor(attributes), 'landmarks': torch.tensor(np.stack(landmarks), dtype=torch.float32), 'is_val': torch.tensor(is_val), 'types': torch.tensor(types),
+            'aspect': torch.tensor(aspects, dtype=torch.float32)}
 
 
 def per_type(logits, types, fn):
@@ -211,6 +217,9 @@ def main():
                     help='landmarks: weight of a DSNT-style Jensen-Shannon term pulling each softmax map toward a Gaussian at the true point (0: off)')
     ap.add_argument('--map-sigma', type=float, default=1.0, help='that Gaussian\'s sigma, in map pixels')
     ap.add_argument('--landmark-context', action='store_true', help='the landmark branch also reads its input\'s global average (bench/torch_cpu.py LandmarkBranch)')
+    ap.add_argument('--typed-landmarks', action='store_true',
+                    help='a set of 8 maps (and location prior) per garment type, trained on the row\'s type; a head tells the type, and its answer picks the maps at evaluation')
+    ap.add_argument('--type-weight', type=float, default=1.0, help='--typed-landmarks: the garment-type cross-entropy\'s weight')
     ap.add_argument('--threads', type=int, default=os.cpu_count())
     ap.add_argument('--seed', type=int, default=0)
     a = ap.parse_args()
@@ -232,11 +241,30 @@ def main():
             net, plain_model = plain(a.width, data['attributes'].shape[1])
             model = lambda v: (None, plain_model(v)[0], None)
         else:
-            net = ClothNet('new_fashionnet' if landmark_job else 'cloth_repvgg', a.width, 0, data['attributes'].shape[1], a.stem_stride, a.head_width, a.landmark_context)
+            net = ClothNet('new_fashionnet' if landmark_job else 'cloth_repvgg', a.width, 0, data['attributes'].shape[1], a.stem_stride, a.head_width, a.landmark_context,
+                           3 if a.typed_landmarks else 0)
             model = net
     x, is_val = data['x'], data['is_val']
     train, val = torch.where(~is_val)[0], torch.where(is_val)[0]
-    prior = LocationPrior(mean_positions(data['landmarks'][train])) if landmark_job else None
+    typed_maps = landmark_job and a.typed_landmarks
+    if landmark_job:
+        # The garment type a row lists points for: 0 upper body (6 points), 1 lower body (4), 2 full body (8).
+        listed = (data['landmarks'][:, :, 0] >= 0).sum(1)
+        garment = torch.where(listed == 4, 1, torch.where(listed == 8, 2, 0))
+        pooled_means = mean_positions(data['landmarks'][train])
+        if typed_maps:
+            means = []
+            for t in range(3):
+                m = mean_positions(data['landmarks'][train][garment[train] == t])
+                seen = (data['landmarks'][train][garment[train] == t][:, :, 0] >= 0).any(0)
+                means.append(torch.where(seen[:, None], m, pooled_means))
+            prior = LocationPrior(torch.cat(means))
+        else:
+            prior = LocationPrior(pooled_means)
+    else:
+        prior = None
+    # With typed maps: the 8 points of each item's type, [N, 24, 2] -> [N, 8, 2].
+    pick = lambda points, t: points.view(len(t), 3, 8, 2)[torch.arange(len(t)), t] if typed_maps else points
     what = 'the plain CNN' if a.arch == 'plain' and not landmark_job else f'{net.net}, stem stride {a.stem_stride}'
     params = sum(p.numel() for p in net.parameters())
     print(f'{a.job}: {what}, width {a.width}, batch {a.batch}, lr {lr}, weight decay {decay_rate}, attribute loss {a.attribute_loss}: {params} parameters, '
@@ -282,9 +310,11 @@ def main():
                 mirrored[:, :, 1] = torch.where(mirrored[:, :, 0] >= 0, 1 - mirrored[:, :, 1], mirrored[:, :, 1])
                 marks = torch.where(flip[:, None, None], mirrored, marks)
                 visible = (marks[:, :, 0] == 0).float()
-                distance = (prior.points(heatmaps) - marks[:, :, 1:]).abs().sum(2)
+                distance = (pick(prior.points(heatmaps), garment[batch]) - marks[:, :, 1:]).abs().sum(2)
                 loss = loss + 20 * (distance * visible).sum() / visible.sum().clamp(min=1)
-                if a.map_js > 0:
+                if typed_maps:
+                    loss = loss + a.type_weight * F.cross_entropy(net.type_logits, garment[batch])
+                if a.map_js > 0 and not typed_maps:
                     js = map_divergence(prior, heatmaps, marks[:, :, 1:], a.map_sigma)
                     loss = loss + a.map_js * (js * visible).sum() / visible.sum().clamp(min=1)
             opt.zero_grad()
@@ -294,7 +324,10 @@ def main():
             total += loss.item()
         net.eval()
         with torch.no_grad():
-            outs = [model(x[val[i:i + 200]]) for i in range(0, len(val), 200)]
+            outs, type_logits = [], []
+            for i in range(0, len(val), 200):
+                outs.append(model(x[val[i:i + 200]]))
+                type_logits.append(net.type_logits if typed_maps else None)
         line = f'epoch {epoch + 1}: train loss {total / steps:.3f}'
         if a.job == 'clothing-small':
             top1 = (torch.cat([o[0] for o in outs]).argmax(1) == data['category'][val]).float().mean().item()
@@ -306,11 +339,31 @@ def main():
             line += f', val attribute recall@3 {100 * recall(logits, data["attributes"][val], 3):.1f}% @5 {100 * recall(logits, data["attributes"][val], 5):.1f}%'
         if landmark_job:
             with torch.no_grad():
-                points = torch.cat([prior.points(o[2]) for o in outs])
+                all_points = torch.cat([prior.points(o[2]) for o in outs])
+                told = torch.cat(type_logits).argmax(1) if typed_maps else None
+                points = pick(all_points, told) if typed_maps else all_points
                 # Test-time flips: the mirrored photo's points, mirrored back (x -> 1 - x, left <-> right), averaged in.
-                flipped = torch.cat([prior.points(model(x[val[i:i + 200]].flip(3))[2]) for i in range(0, len(val), 200)])
+                flipped = pick(torch.cat([prior.points(model(x[val[i:i + 200]].flip(3))[2]) for i in range(0, len(val), 200)]), told) if typed_maps else \
+                    torch.cat([prior.points(model(x[val[i:i + 200]].flip(3))[2]) for i in range(0, len(val), 200)])
                 flipped = flipped[:, MIRROR]
                 flipped[:, :, 0] = 1 - flipped[:, :, 0]
+            if typed_maps:
+                # Hedged: each type's points weighted by the type head's probabilities.
+                p = F.softmax(torch.cat(type_logits), 1)
+                hedged = (all_points.view(-1, 3, 8, 2) * p[:, :, None, None]).sum(1)
+                # The box's shape (lost when the crop is resized to a square) as more evidence of the type:
+                # p(type | photo, aspect) ~ p(type | photo) p(aspect | type), a Gaussian in log aspect per type (training split).
+                la = data['aspect']
+                mu = torch.stack([la[train][garment[train] == t].mean() for t in range(3)])
+                sd = torch.stack([la[train][garment[train] == t].std() for t in range(3)])
+                fused = F.log_softmax(torch.cat(type_logits), 1) - (la[val][:, None] - mu) ** 2 / (2 * sd ** 2) - sd.log()
+                told_fused = fused.argmax(1)
+                pf = F.softmax(fused, 1)
+                hedged_fused = (all_points.view(-1, 3, 8, 2) * pf[:, :, None, None]).sum(1)
+                line += (f', with the box\'s aspect: type right {100 * (told_fused == garment[val]).float().mean().item():.1f}%, NME {nme(pick(all_points, told_fused), data["landmarks"][val]):.4f}, '
+                         f'hedged {nme(hedged_fused, data["landmarks"][val]):.4f}')
+                line += (f', garment type told right {100 * (told == garment[val]).float().mean().item():.1f}% (NME with the true type\'s maps {nme(pick(all_points, garment[val]), data["landmarks"][val]):.4f}, '
+                         f'with the types\' points weighted by their probabilities {nme(hedged, data["landmarks"][val]):.4f})')
             line += f', landmark NME {nme(points, data["landmarks"][val]):.4f} (with flips {nme((points + flipped) / 2, data["landmarks"][val]):.4f}; collars / sleeves / waistlines / hems ' + ' / '.join(f'{v:.4f}' for v in per_part(points, data['landmarks'][val])) + ')'
         print(f'{line}, {time.time() - start:.0f} s', flush=True)
 

@@ -100,7 +100,7 @@ class RepVGGBlock(nn.Module):
 class LandmarkBranch(nn.Module):
     """src/nets/branches.ts LandmarkBranch: 1x1 32, 3x3 64 64 128, up, 64 64, up, 32 32, up, 16, 8 maps."""
 
-    def __init__(self, cin, w, rep, context=False):
+    def __init__(self, cin, w, rep, context=False, maps=8):
         super().__init__()
         steps, c = [nn.Conv2d(cin, scaled(32, w), 1), nn.ReLU()], scaled(32, w)
         # context (bench/real_data_torch.py --landmark-context): the input's global average, through a
@@ -117,7 +117,7 @@ class LandmarkBranch(nn.Module):
                 steps += [nn.ConvTranspose2d(c, o, 4, 2, 1), nn.ReLU()]
             else:
                 last = p == 'last8'
-                o = 8 if last else scaled(p, w)
+                o = maps if last else scaled(p, w)
                 steps.append(RepVGGBlock(c, o, 1, not last) if rep else nn.Conv2d(c, o, 3, 1, 1))
                 if not rep and not last:
                     steps.append(nn.ReLU())
@@ -159,7 +159,7 @@ class AttentionBranch(nn.Module):
 class ClothNet(nn.Module):
     """stem_stride, head_width: clothtag's --stem-stride and --head-width (bench/real_data_torch.py)."""
 
-    def __init__(self, net, w, categories, attributes, stem_stride=2, head_width=None, landmark_context=False):
+    def __init__(self, net, w, categories, attributes, stem_stride=2, head_width=None, landmark_context=False, garment_types=0):
         super().__init__()
         hw = head_width or w
         self.net = net
@@ -188,13 +188,17 @@ class ClothNet(nn.Module):
             self.attribute_convs = nn.Sequential(*convs)
             feat = c
         if net in ('fashionnet', 'new_fashionnet'):
-            self.landmarks = LandmarkBranch(self.trunk.mid, hw, net == 'new_fashionnet', landmark_context)
+            # garment_types > 0 (bench/real_data_torch.py --typed-landmarks): a set of 8 maps per garment
+            # type, and a head that tells the type, so that a dress's waistline has maps of its own.
+            self.landmarks = LandmarkBranch(self.trunk.mid, hw, net == 'new_fashionnet', landmark_context, 8 * max(1, garment_types))
             self.attention = AttentionBranch(self.trunk.mid, hw)
         if net == 'fashionnet':
             self.fc = nn.Linear(self.trunk.out * 49, scaled(4096, w))
             feat = cat_in = scaled(4096, w)
         self.category = nn.Linear(cat_in, categories) if categories else None
         self.attributes = nn.Linear(feat, attributes) if attributes else None
+        self.garment_type = nn.Linear(feat, garment_types) if garment_types else None
+        self.type_logits = None
 
     def forward(self, x):
         """(category logits, attribute logits, heatmaps); None for what the network lacks."""
@@ -221,6 +225,7 @@ class ClothNet(nn.Module):
             hidden = F.dropout(F.relu(self.fc(pooled)), 0.5, self.training)
             return head(self.category, hidden), head(self.attributes, hidden), heatmaps
         p = gap(self.trunk.from_layer3(fused))
+        self.type_logits = head(self.garment_type, p)
         return head(self.category, p), head(self.attributes, p), heatmaps
 
 

@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import t from 'tap';
 import { tempDir } from './helpers/tmp.js';
-import { ZOOM_GROWTH, ZOOM_SHIFT, drawFrame, drawZoomWindow } from '../src/data/augment.js';
-import { boxInFrame, itemPhoto, loadBatch } from '../src/data/batch.js';
+import { ZOOM_GROWTH, ZOOM_SHIFT, drawFrame, drawZoomWindow, viewSeed } from '../src/data/augment.js';
+import { boxInFrame, flipCoin, itemPhoto, loadBatch } from '../src/data/batch.js';
 import { makeSplits, openDataset } from '../src/data/dataset.js';
 import { datasetView } from '../src/data/loader.js';
 import { synthesize } from '../src/data/synth.js';
@@ -88,6 +88,36 @@ t.test('the second look: windows around the box, in training and in labelling, o
   }
   const evalBatch = loadBatch(view, indices, { ...spec, augment: false, boxZoom: 1 }, 4);
   t.same(evalBatch.boxes, plain.boxes, 'evaluation batches are never zoomed: the first look is at the whole photo');
+
+  // boxViews: each item's photo V times in a row; view 0 is the one-view batch's, the others are
+  // drawn from their own seed (flip, window, colours), and evaluation batches keep one view.
+  const frames = { flip: true, minArea: 1, jitter: 0, rotate: 0, color: 0, frame: 0.8 };
+  const viewSpec = { ...spec, augmentation: frames, boxZoom: 0.5 };
+  const one = loadBatch(view, indices, viewSpec, 4), three = loadBatch(view, indices, { ...viewSpec, boxViews: 3 }, 4);
+  const P3 = 3 * BOX_INPUT * BOX_INPUT;
+  t.equal(three.photos!.length, 8 * 3 * P3, '[n * 3, 3, P, P] photos');
+  t.equal(three.boxMask!.length, 24);
+  t.same(three.images, one.images, 'the crops are the one-view batch\'s');
+  let moved = 0;
+  for (const i of indices) {
+    const item = ds.items[i]!, img = itemPhoto(view, i)!;
+    const [x1, y1, x2, y2] = item.bbox!;
+    t.same(three.photos!.subarray(3 * i * P3, (3 * i + 1) * P3), one.photos!.subarray(i * P3, (i + 1) * P3), `item ${i}: view 0 is the one-view batch's photo`);
+    t.same(Array.from(three.boxes!.subarray(12 * i, 12 * i + 4)), Array.from(one.boxes!.subarray(4 * i, 4 * i + 4)), `item ${i}: and its box`);
+    for (const v of [1, 2]) {
+      const s = viewSeed(4, v), flip = flipCoin(s, i);
+      const w = drawZoomWindow(0.5, { x: x1, y: y1, w: x2 - x1, h: y2 - y1 }, img.width, img.height, s, i) ?? drawFrame(frames, img.width, img.height, s, i);
+      const row = 3 * i + v;
+      t.same(Array.from(three.boxes!.subarray(4 * row, 4 * row + 4)), Array.from(new Float32Array(boxInFrame(item.bbox!, w, flip))), `item ${i}, view ${v}: the box in its own window, flipped with it`);
+      t.same(three.photos!.subarray(row * P3, (row + 1) * P3), cropResize(img, w, BOX_INPUT, flip), `item ${i}, view ${v}: that window's pixels`);
+      t.equal(three.boxMask![row], 1);
+      if (three.boxes!.subarray(4 * row, 4 * row + 4).some((x, k) => x !== three.boxes![12 * i + k])) moved++;
+    }
+  }
+  t.ok(moved >= 12, `the extra views are other draws than view 0 (${moved} of 16 differ)`);
+  t.same(loadBatch(view, indices, { ...viewSpec, boxViews: 3 }, 4).boxes, three.boxes, 'the same views from the same seed');
+  t.equal(loadBatch(view, indices, { ...viewSpec, augment: false, boxViews: 3 }, 4).boxMask!.length, 8, 'evaluation batches: one view');
+  t.throws(() => loadBatch(view, indices, { ...viewSpec, boxViews: 0 }, 4), /boxViews must be a whole number of views, 1 or more; got 0/);
 
   // Labelling: a head with boxRefine re-reads the window ZOOM_MARGIN times its first box.
   const e = await gpuEngine(t);
@@ -221,11 +251,13 @@ t.test('eval reports the box IoU and scores labels on predicted crops; predict f
   t.same(JSON.parse(whole.stdout.split('\n')[0]!).box, [0, 0, 96, 96], '--bbox whole: the whole photo');
   const listed = clothtag(['predict', image, '--checkpoint', checkpoint, '--bbox', join(data, 'Anno', 'list_bbox.txt')]);
   t.equal((JSON.parse(listed.stdout.split('\n')[0]!) as { box_source: string }).box_source, 'list');
-  const noZoom = clothtag(['train', '--data', data, '--net', 'cloth_resnet_a', '--width', '0.125', '--img-size', '32', '--batch-size', '16', '--epochs', '1', '--steps-per-epoch', '1', '--workers', '0', '--box-zoom', '0', '--out', join(dir, 'nozoom')]);
+  const noZoom = clothtag(['train', '--data', data, '--net', 'cloth_resnet_a', '--width', '0.125', '--img-size', '32', '--batch-size', '16', '--epochs', '1', '--steps-per-epoch', '1', '--workers', '0', '--box-zoom', '0', '--box-views', '2', '--out', join(dir, 'nozoom')]);
   t.equal(noZoom.code, 0, noZoom.stderr);
   const oneLook = await loadCheckpoint(e, readFileSync(join(dir, 'nozoom', 'weights', 'last.safetensors')), 'nozoom');
   t.equal(oneLook.net.config.boxRefine, undefined, '--box-zoom 0: a head that looks once');
-  t.equal(JSON.parse(readFileSync(join(dir, 'nozoom', 'config.json'), 'utf8')).boxZoom, 0);
+  const noZoomConfig = JSON.parse(readFileSync(join(dir, 'nozoom', 'config.json'), 'utf8'));
+  t.equal(noZoomConfig.boxZoom, 0);
+  t.equal(noZoomConfig.boxViews, 2, '--box-views 2 recorded (the step trained the head on two views of each photo)');
   const twoLooks = clothtag(['eval', '--checkpoint', join(dir, 'nozoom', 'weights', 'last.safetensors'), '--data', data, '--split', 'val', '--workers', '0', '--box-looks', '2']);
   t.not(twoLooks.code, 0);
   t.match(twoLooks.stderr, /--box-looks 2: .* box head was trained for one look/);
@@ -233,6 +265,9 @@ t.test('eval reports the box IoU and scores labels on predicted crops; predict f
   const badZoom = clothtag(['train', '--data', data, '--net', 'cloth_resnet_a', '--box-zoom', '1.5', '--out', join(dir, 'bad')]);
   t.not(badZoom.code, 0);
   t.match(badZoom.stderr, /--box-zoom is a share in \[0, 1\]/);
+  const badViews = clothtag(['train', '--data', data, '--net', 'cloth_resnet_a', '--box-views', '1.5', '--out', join(dir, 'bad')]);
+  t.not(badViews.code, 0);
+  t.match(badViews.stderr, /--box-views is a whole number of views from 1 to 8, got "1.5"/);
   // --wb 0 (or data without boxes): no box head, and --boxes predicted says why it cannot.
   const off = clothtag(['train', '--data', data, '--net', 'cloth_resnet_a', '--width', '0.125', '--img-size', '32', '--batch-size', '16', '--epochs', '1', '--steps-per-epoch', '1', '--workers', '0', '--wb', '0', '--out', join(dir, 'off')]);
   t.equal(off.code, 0, off.stderr);

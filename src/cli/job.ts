@@ -100,6 +100,13 @@ function emaDecay(v: string): number {
   return d;
 }
 
+/** --box-views: how many views of each photo the box head trains on per step, 1 to 8. */
+function boxViewsOf(v: string): number {
+  const n = Number(v);
+  if (!(Number.isInteger(n) && n >= 1 && n <= 8)) throw new UsageError(`--box-views is a whole number of views from 1 to 8, got "${v}"`);
+  return n;
+}
+
 /** A share in [0, 1] (--box-zoom). */
 function shareFlag(v: string, flag: string): number {
   const n = Number(v);
@@ -140,7 +147,7 @@ export async function trainVerb(args: string[]): Promise<number> {
       seed: { type: 'string' }, out: { type: 'string' }, workers: { type: 'string' }, 'steps-per-epoch': { type: 'string' }, 'val-limit': { type: 'string' },
       precision: { type: 'string' }, schedule: { type: 'string' }, warmup: { type: 'string' }, 'weight-decay': { type: 'string' },
       'label-smoothing': { type: 'string' }, 'clip-norm': { type: 'string' }, augment: { type: 'string' }, 'train-on': { type: 'string' }, ema: { type: 'string' },
-      wb: { type: 'string' }, 'stem-stride': { type: 'string' }, 'head-width': { type: 'string' }, 'box-zoom': { type: 'string' },
+      wb: { type: 'string' }, 'stem-stride': { type: 'string' }, 'head-width': { type: 'string' }, 'box-zoom': { type: 'string' }, 'box-views': { type: 'string' },
     },
   });
   let config: TrainConfig;
@@ -206,6 +213,7 @@ export async function trainVerb(args: string[]): Promise<number> {
       stemStride: stemStrideOf(values['stem-stride']),
       ...(values['head-width'] ? { headWidth: positiveNumber(values['head-width'], '--head-width') } : {}),
       boxZoom: values['box-zoom'] ? shareFlag(values['box-zoom'], '--box-zoom') : DEFAULT_TRAIN.boxZoom,
+      ...(values['box-views'] ? { boxViews: boxViewsOf(values['box-views']) } : {}),
     };
     out = values.out ?? join('runs', `${config.net}-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`);
     if (existsSync(join(out, 'config.json'))) throw new UsageError(`${out} already holds a run: continue it with --resume ${out}, or choose another --out`);

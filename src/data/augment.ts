@@ -48,6 +48,14 @@ function mix(seed: number, index: number, stream: number): number {
   return h >>> 0 || 1;
 }
 
+/**
+ * The seed of the box head's extra view `view` of every photo (`train --box-views`): view 0 is the
+ * batch's own seed (the view a run without extra views draws), each other an independent stream.
+ */
+export function viewSeed(seed: number, view: number): number {
+  return view === 0 ? seed : mix(seed, view, 4);
+}
+
 /** Uniform numbers in [0, 1) for one item of one epoch (the shuffle's generator, seeded per item). */
 export function itemRandom(seed: number, index: number): () => number {
   return xorshift32(mix(seed, index, 1));

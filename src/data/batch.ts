@@ -1,7 +1,7 @@
 // Turning dataset items into training batches: decode, crop to the box, resize, flip, normalize,
 // landmark targets. Runs inside the loader's worker threads (or in-process with --workers 0).
 import { join } from 'node:path';
-import { type AugmentSpec, AUGMENTS, drawAugment, drawFrame, drawZoomWindow, itemRandom, jitterColor, rotateLandmarks, rotatePixels } from './augment.js';
+import { type AugmentSpec, AUGMENTS, drawAugment, drawFrame, drawZoomWindow, itemRandom, jitterColor, rotateLandmarks, rotatePixels, viewSeed } from './augment.js';
 import type { Item, Tasks } from './dataset.js';
 import { type Box, type RgbaImage, cropResize, landmarkHeatmaps, loadImageFile, transformLandmarks } from './image.js';
 
@@ -25,6 +25,11 @@ export interface BatchSpec {
   photoSize?: number;
   /** With augment and photoSize: the share of photos shown as a window around their box instead (drawZoomWindow). */
   boxZoom?: number;
+  /**
+   * With augment and photoSize: each photo this many times, each view with its own flip, window
+   * and colours (viewSeed), so that the box head sees that many photos a step (absent: 1).
+   */
+  boxViews?: number;
 }
 
 export interface Batch {
@@ -42,11 +47,14 @@ export interface Batch {
   landmarkMask: Float32Array | null;
   /** Images that could not be read, with the reason (their labels are masked out). */
   broken: { path: string; reason: string }[];
-  /** [n, 3, P, P] the whole photos at spec.photoSize (or a window of each; flipped with the crop). */
+  /**
+   * [n * V, 3, P, P] the whole photos at spec.photoSize (or a window of each), V = spec.boxViews
+   * views of each item in a row: the first flipped with the crop, the others drawn on their own.
+   */
   photos?: Float32Array;
-  /** [n, 4] the garment's box in `photos` as (cx, cy, w, h) fractions; with boxMask. */
+  /** [n * V, 4] the garment's box in each of `photos` as (cx, cy, w, h) fractions; with boxMask. */
   boxes?: Float32Array;
-  /** [n] 1 where the item has a box. */
+  /** [n * V] 1 where the item has a box. */
   boxMask?: Float32Array;
   /** [n, 2] each photo's width and height in pixels (0 for a broken one). */
   photoSizes?: Float32Array;
@@ -105,10 +113,12 @@ export function loadBatch(view: DatasetView, indices: number[], spec: BatchSpec,
     broken: [],
   };
   const P = spec.photoSize ?? 0;
+  const V = P && spec.augment ? (spec.boxViews ?? 1) : 1;
+  if (!(Number.isInteger(V) && V >= 1)) throw new Error(`boxViews must be a whole number of views, 1 or more; got ${V}`);
   if (P) {
-    b.photos = new Float32Array(n * 3 * P * P);
-    b.boxes = new Float32Array(n * 4);
-    b.boxMask = new Float32Array(n);
+    b.photos = new Float32Array(n * V * 3 * P * P);
+    b.boxes = new Float32Array(n * V * 4);
+    b.boxMask = new Float32Array(n * V);
     b.photoSizes = new Float32Array(n * 2);
   }
   indices.forEach((index, i) => {
@@ -130,15 +140,21 @@ export function loadBatch(view: DatasetView, indices: number[], spec: BatchSpec,
     jitterColor(pixels, S, draw);
     b.images.set(pixels, i * plane);
     if (P) {
-      const zoomed = spec.augment && item.bbox ? drawZoomWindow(spec.boxZoom ?? 0, box, img.width, img.height, seed, index) : null;
-      const frame = zoomed ?? drawFrame(aug, img.width, img.height, seed, index);
-      const photo = cropResize(img, frame, P, flip);
-      jitterColor(photo, P, draw);
-      b.photos!.set(photo, i * 3 * P * P);
       b.photoSizes!.set([img.width, img.height], 2 * i);
-      if (item.bbox) {
-        b.boxes!.set(boxInFrame(item.bbox, frame, flip), 4 * i);
-        b.boxMask![i] = 1;
+      for (let v = 0; v < V; v++) {
+        // View 0 shares the crop's flip and colours; the others draw their own from viewSeed.
+        const s = viewSeed(seed, v), row = i * V + v;
+        const viewFlip = v === 0 ? flip : aug.flip && flipCoin(s, index);
+        const colours = v === 0 ? draw : drawAugment(aug, box, itemRandom(s, index));
+        const zoomed = spec.augment && item.bbox ? drawZoomWindow(spec.boxZoom ?? 0, box, img.width, img.height, s, index) : null;
+        const frame = zoomed ?? drawFrame(aug, img.width, img.height, s, index);
+        const photo = cropResize(img, frame, P, viewFlip);
+        jitterColor(photo, P, colours);
+        b.photos!.set(photo, row * 3 * P * P);
+        if (item.bbox) {
+          b.boxes!.set(boxInFrame(item.bbox, frame, viewFlip), 4 * row);
+          b.boxMask![row] = 1;
+        }
       }
     }
     b.category[i] = item.category;

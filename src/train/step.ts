@@ -22,7 +22,7 @@ export interface HostBatch {
   landmarkMask?: Float32Array | null;
   /** [n, 8, 3] visibility, x, y in the pixels of the size x size input (for the soft-argmax loss). */
   landmarks?: Float32Array | null;
-  /** The box head's input and targets (Batch.photos, boxes, boxMask): whole photos at BOX_INPUT. */
+  /** The box head's input and targets (Batch.photos, boxes, boxMask): whole photos at BOX_INPUT, one or more views of each item (as many as boxMask has rows). */
   photos?: Float32Array | null;
   boxes?: Float32Array | null;
   boxMask?: Float32Array | null;
@@ -100,9 +100,10 @@ export class Trainer {
       const targets = targetsOf(e, this.net, b);
       const wb = this.loss.wb ?? 0;
       const boxed = this.net.hasBox && wb > 0 && b.photos && b.boxes && b.boxMask;
-      const photos = boxed ? e.tensor(b.photos!, [b.n, 3, BOX_INPUT, BOX_INPUT], 'photos') : null;
-      const boxTargets = boxed ? e.tensor(b.boxes!, [b.n, 1, 4], 'targets.box') : null;
-      const boxMask = boxed ? e.tensor(b.boxMask!, [b.n, 1], 'targets.box_mask') : null;
+      const views = boxed ? b.boxMask!.length : 0; // n, or n times the views of each photo (train --box-views)
+      const photos = boxed ? e.tensor(b.photos!, [views, 3, BOX_INPUT, BOX_INPUT], 'photos') : null;
+      const boxTargets = boxed ? e.tensor(b.boxes!, [views, 1, 4], 'targets.box') : null;
+      const boxMask = boxed ? e.tensor(b.boxMask!, [views, 1], 'targets.box_mask') : null;
       // Mixed precision: the gradient casts flag an f16 overflow, and Adam then skips the step on
       // the GPU; the caller books the flag (scaler.book) when it reads the losses back.
       if (e.mixedPrecision) this.scaler ??= new GradientScaler(e);

@@ -255,8 +255,9 @@ def main():
         if typed_maps:
             means = []
             for t in range(3):
-                m = mean_positions(data['landmarks'][train][garment[train] == t])
-                seen = (data['landmarks'][train][garment[train] == t][:, :, 0] >= 0).any(0)
+                rows_t = data['landmarks'][train][garment[train] == t]
+                m = mean_positions(rows_t)
+                seen = (rows_t[:, :, 0] >= 0).any(0)
                 means.append(torch.where(seen[:, None], m, pooled_means))
             prior = LocationPrior(torch.cat(means))
         else:
@@ -341,10 +342,9 @@ def main():
             with torch.no_grad():
                 all_points = torch.cat([prior.points(o[2]) for o in outs])
                 told = torch.cat(type_logits).argmax(1) if typed_maps else None
-                points = pick(all_points, told) if typed_maps else all_points
+                points = pick(all_points, told)
                 # Test-time flips: the mirrored photo's points, mirrored back (x -> 1 - x, left <-> right), averaged in.
-                flipped = pick(torch.cat([prior.points(model(x[val[i:i + 200]].flip(3))[2]) for i in range(0, len(val), 200)]), told) if typed_maps else \
-                    torch.cat([prior.points(model(x[val[i:i + 200]].flip(3))[2]) for i in range(0, len(val), 200)])
+                flipped = pick(torch.cat([prior.points(model(x[val[i:i + 200]].flip(3))[2]) for i in range(0, len(val), 200)]), told)
                 flipped = flipped[:, MIRROR]
                 flipped[:, :, 0] = 1 - flipped[:, :, 0]
             if typed_maps:

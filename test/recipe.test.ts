@@ -9,7 +9,7 @@ import { loadBatch } from '../src/data/batch.js';
 import { makeSplits, openDataset } from '../src/data/dataset.js';
 import { datasetView } from '../src/data/loader.js';
 import { synthesize } from '../src/data/synth.js';
-import { garmentLayout, meanPositionBaseline, meanPositions, meanPositionsByType } from '../src/run/baselines.js';
+import { garmentLayout, landmarkMeans, meanPositionBaseline, meanPositions } from '../src/run/baselines.js';
 import { parseSafetensors } from '../src/nets/safetensors.js';
 import { decodeLandmarks } from '../src/train/metrics.js';
 import { ONE_CYCLE, learningRate } from '../src/train/schedule.js';
@@ -134,8 +134,7 @@ t.test('the per-garment-type baseline: each point at its own type\'s mean (upper
   const at = (name: string) => ds.items.findIndex((i) => i.path === `img/${name}.jpg`);
   t.equal(garmentLayout(ds.items[at('a')]!.landmarks!), 0b11001111, 'upper body: collars, sleeves, hems');
   t.equal(garmentLayout(ds.items[at('c')]!.landmarks!), 0b11110000, 'lower body: waistlines, hems');
-  const pooled = meanPositions(ds, splits.train, 100);
-  const byType = meanPositionsByType(ds, splits.train, 100, pooled);
+  const { pooled, byType } = landmarkMeans(ds, splits.train, 100);
   t.same([...byType.keys()].sort((x, y) => x - y), [0b11001111, 0b11110000], 'one set of means per type the training split has');
   // Each type's left hem: x 21 (upper, dx 0 and 2) and 21 (lower); y 90 and 50 (pixel centres: +0.5 - 0.5).
   t.same(Array.from(byType.get(0b11001111)!.subarray(12, 14)), [21, 90], 'the upper body\'s left hem');

@@ -11,7 +11,7 @@ import { NET_NAMES, isNetName } from '../nets/models.js';
 import { loadCheckpoint } from '../nets/weights.js';
 import { checkpointLabeling } from '../label/labels.js';
 import { createNodeGpu } from '../node/gpu.js';
-import { attachMeanPosition, meanPositionBaseline, meanPositions, meanPositionsByType } from '../run/baselines.js';
+import { attachMeanPosition, landmarkMeans, meanPositionBaseline } from '../run/baselines.js';
 import { collectInputs, predictFiles } from '../run/predict.js';
 import { evaluate } from '../run/evaluate.js';
 import { DEFAULT_TRAIN, type TrainConfig, runTraining } from '../run/train.js';
@@ -294,10 +294,9 @@ export async function evalVerb(args: string[]): Promise<number> {
     await loader.close();
     // The landmark baseline: the training split's mean positions, scored in the same crops.
     // Also each garment type's own means: the baseline that knows upper from lower body.
-    const means = result.landmarks && splits.train.length ? meanPositions(ds, splits.train, size) : null;
-    const typedMeans = means ? meanPositionsByType(ds, splits.train, size, means) : undefined;
+    const means = result.landmarks && splits.train.length ? landmarkMeans(ds, splits.train, size) : null;
     const meanPosition = (r: EvalResult, items: Dataset['items']) => {
-      attachMeanPosition(r, r.landmarks && means ? meanPositionBaseline({ ...ds, items }, means, indices, size, typedMeans) : null);
+      attachMeanPosition(r, r.landmarks && means ? meanPositionBaseline({ ...ds, items }, means.pooled, indices, size, means.byType) : null);
     };
     meanPosition(result, ds.items);
     if (boxes === 'predicted') {

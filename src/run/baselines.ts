@@ -36,53 +36,56 @@ export function garmentLayout(landmarks: Float32Array): number {
   return mask;
 }
 
-/** Per garment type (garmentLayout), the sums of x and y and the count of visible points per slot over `indices`, in one pass. */
-function visibleSums(ds: Dataset, indices: number[], size: number): Map<number, { sum: Float64Array; count: Float64Array }> {
-  const byType = new Map<number, { sum: Float64Array; count: Float64Array }>();
+type Sums = { sum: Float64Array; count: Float64Array };
+const emptySums = (): Sums => ({ sum: new Float64Array(16), count: new Float64Array(8) });
+
+/**
+ * The sums of x and y and the count of visible points per slot over `indices`, over all of them
+ * and per garment type (garmentLayout), in one pass: each item's frame (an image header read for
+ * items without a box) is found once.
+ */
+function visibleSums(ds: Dataset, indices: number[], size: number): { pooled: Sums; byType: Map<number, Sums> } {
+  const pooled = emptySums(), byType = new Map<number, Sums>();
   for (const i of indices) {
     const lm = framedLandmarks(ds.root, ds.items[i]!, size);
     if (!lm) continue;
     const layout = garmentLayout(lm);
-    let t = byType.get(layout);
-    if (!t) byType.set(layout, (t = { sum: new Float64Array(16), count: new Float64Array(8) }));
+    let typed = byType.get(layout);
+    if (!typed) byType.set(layout, (typed = emptySums()));
     for (let s = 0; s < 8; s++) {
       if (lm[3 * s] !== 0) continue;
-      t.sum[2 * s]! += lm[3 * s + 1]!; t.sum[2 * s + 1]! += lm[3 * s + 2]!; t.count[s]!++;
+      for (const t of [pooled, typed]) {
+        t.sum[2 * s]! += lm[3 * s + 1]!; t.sum[2 * s + 1]! += lm[3 * s + 2]!; t.count[s]!++;
+      }
     }
   }
-  return byType;
+  return { pooled, byType };
 }
 
 /** Means from sums and counts; a slot never seen takes `fallback(slot)`'s x, y. */
-const meansOf = (sum: Float64Array, count: Float64Array, fallback: (slot: number) => [number, number]) =>
-  Float32Array.from(sum, (v, k) => (count[k >> 1]! ? v / count[k >> 1]! : fallback(k >> 1)[k & 1]!));
-
-/** [8, 2] mean x, y per slot over the visible points of `indices`, in size x size pixels (the centre for a slot never seen). */
-export function meanPositions(ds: Dataset, indices: number[], size: number): Float32Array {
-  const sum = new Float64Array(16), count = new Float64Array(8);
-  for (const i of indices) {
-    const lm = framedLandmarks(ds.root, ds.items[i]!, size);
-    if (!lm) continue;
-    for (let s = 0; s < 8; s++) {
-      if (lm[3 * s] !== 0) continue;
-      sum[2 * s]! += lm[3 * s + 1]!; sum[2 * s + 1]! += lm[3 * s + 2]!; count[s]!++;
-    }
-  }
-  const centre = (size - 1) / 2;
-  return meansOf(sum, count, () => [centre, centre]);
-}
+const meansOf = (t: Sums, fallback: (slot: number) => [number, number]) =>
+  Float32Array.from(t.sum, (v, k) => (t.count[k >> 1]! ? v / t.count[k >> 1]! : fallback(k >> 1)[k & 1]!));
 
 /**
- * The mean positions of each garment type of `indices` (garmentLayout): the stronger baseline that
- * knows whether a garment is worn on the upper body, the lower body or both (the issue's 0.147 on
- * deepfashion-fine is this one). A slot its type lacks takes `pooled`'s mean (meanPositions of the
- * same items), one it has but never saw visible the centre, as meanPositions does.
+ * Mean x, y per slot over the visible points of `indices`, in size x size pixels ([8, 2]):
+ * - `pooled`: over every item, the centre for a slot never seen;
+ * - `byType`: over each garment type's items (garmentLayout), the stronger baseline that knows
+ *   whether a garment is worn on the upper body, the lower body or both (the issue's 0.147 on
+ *   deepfashion-fine is this one). A slot its type lacks takes the pooled mean, one it has but
+ *   never saw visible the centre.
  */
-export function meanPositionsByType(ds: Dataset, indices: number[], size: number, pooled: Float32Array): Map<number, Float32Array> {
+export function landmarkMeans(ds: Dataset, indices: number[], size: number): { pooled: Float32Array; byType: Map<number, Float32Array> } {
   const centre = (size - 1) / 2;
-  const out = new Map<number, Float32Array>();
-  for (const [layout, t] of visibleSums(ds, indices, size)) out.set(layout, meansOf(t.sum, t.count, (s) => (layout & (1 << s) ? [centre, centre] : [pooled[2 * s]!, pooled[2 * s + 1]!])));
-  return out;
+  const sums = visibleSums(ds, indices, size);
+  const pooled = meansOf(sums.pooled, () => [centre, centre]);
+  const byType = new Map<number, Float32Array>();
+  for (const [layout, t] of sums.byType) byType.set(layout, meansOf(t, (s) => (layout & (1 << s) ? [centre, centre] : [pooled[2 * s]!, pooled[2 * s + 1]!])));
+  return { pooled, byType };
+}
+
+/** [8, 2] the pooled mean positions of `indices` (landmarkMeans). */
+export function meanPositions(ds: Dataset, indices: number[], size: number): Float32Array {
+  return landmarkMeans(ds, indices, size).pooled;
 }
 
 export interface MeanPositionBaseline {
@@ -100,7 +103,7 @@ export interface MeanPositionBaseline {
  * Predicting every landmark at `mean` (meanPositions of the training split, normalized to the box)
  * on the images `evaluated`: the landmark figure a network must beat. NME as
  * MetricsAccumulator.addLandmarks computes it; null when no visible point is there to score.
- * With `byType` (meanPositionsByType), also the NME of each garment type's own means (a type the
+ * With `byType` (landmarkMeans), also the NME of each garment type's own means (a type the
  * training split never had falls back to `mean`).
  */
 export function meanPositionBaseline(ds: Dataset, mean: Float32Array, evaluated: number[], size: number, byType?: Map<number, Float32Array>): MeanPositionBaseline | null {

@@ -20,7 +20,7 @@ import { type ScheduleName, learningRate } from '../train/schedule.js';
 import { Trainer } from '../train/step.js';
 import { GradientScaler } from '../autograd/scaler.js';
 import { AUGMENTS, type AugmentName } from '../data/augment.js';
-import { attachMeanPosition, meanPositionBaseline, meanPositions, meanPositionsByType } from './baselines.js';
+import { attachMeanPosition, landmarkMeans, meanPositionBaseline } from './baselines.js';
 import { evaluate } from './evaluate.js';
 
 export interface TrainConfig {
@@ -180,9 +180,9 @@ async function train(engine: Engine, out: string, config: TrainConfig, hooks: Tr
   const trainer = new Trainer(net, config.loss, config.lr, { weightDecay: config.weightDecay ?? 0, decoupled: true, maxGradNorm: config.clipNorm ?? 0 });
   if (config.ema) trainer.useAverage(config.ema);
   const schedule = { schedule: config.schedule ?? 'exp', lr: config.lr, lrDecay: config.lrDecay, warmupEpochs: config.warmupEpochs ?? 0, epochs: config.epochs };
-  // Each landmark's mean position over the training split: where the location prior starts, and
-  // the baseline every validation NME is printed beside.
-  const trainMeans = net.hasLandmarks ? meanPositions(ds, splits.train, config.imgSize) : null;
+  // Each landmark's mean position over the training split, pooled and per garment type: where the
+  // location prior starts (pooled), and the baselines every validation NME is printed beside.
+  const trainMeans = net.hasLandmarks ? landmarkMeans(ds, splits.train, config.imgSize) : null;
   let pos: Position = { epoch: 0, batch: 0, step: 0, bestScore: null };
   const extra = { vocabulary: JSON.stringify(vocab), training: JSON.stringify({ data: config.data, split: config.split, imgSize: config.imgSize, landmarkDecode: decodeFor(config.loss.landmarkLoss) }) };
   const csv = join(out, 'metrics.csv');
@@ -195,7 +195,7 @@ async function train(engine: Engine, out: string, config: TrainConfig, hooks: Tr
   } else {
     if (net.prior && trainMeans) {
       // Start the location prior at the training split's mean positions (LocationPrior.initialize).
-      net.prior.initialize(Array.from(trainMeans, (v) => (v + 0.5) / config.imgSize));
+      net.prior.initialize(Array.from(trainMeans.pooled, (v) => (v + 0.5) / config.imgSize));
     }
     if (config.pretrained) {
       // safetensors, or PyTorch's own file (read by the restricted unpickler: no code runs).
@@ -223,7 +223,7 @@ async function train(engine: Engine, out: string, config: TrainConfig, hooks: Tr
   const evalLoader = new BatchLoader(view, { size: config.imgSize, augment: false, heatmaps: false, photoSize }, config.workers);
   const valIndices = config.valLimit > 0 ? splits.val.slice(0, config.valLimit) : splits.val;
   // The landmark figure to beat, printed beside every validation NME.
-  const baseline = trainMeans && ds.tasks.landmarks && valIndices.length ? meanPositionBaseline(ds, trainMeans, valIndices, config.imgSize, meanPositionsByType(ds, splits.train, config.imgSize, trainMeans)) : null;
+  const baseline = trainMeans && ds.tasks.landmarks && valIndices.length ? meanPositionBaseline(ds, trainMeans.pooled, valIndices, config.imgSize, trainMeans.byType) : null;
   let lastEval: EvalResult | null = null;
   const stepLosses: number[] = [];
   let interrupted = false;

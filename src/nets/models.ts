@@ -102,6 +102,11 @@ export abstract class ClothNet extends Module {
     return !!this.locator;
   }
 
+  /** The box head's trainable tensors (none without one): `train --box-epochs` gives them an optimizer of their own. */
+  boxParameters(): Tensor[] {
+    return this.locator?.parameters() ?? [];
+  }
+
   /** The garment's box [N, 4] (cx, cy, w, h fractions) in whole photos [N, 3, BOX_INPUT, BOX_INPUT]. */
   locate(photos: Tensor): Tensor {
     if (!this.locator) throw new Error(`this ${this.config.net} has no garment-box head (it was built without boxes)`);

@@ -11,7 +11,7 @@ import { BatchLoader, datasetView } from '../data/loader.js';
 import { itemPhoto } from '../data/batch.js';
 import { type ClothNet, type NetName, createNet } from '../nets/models.js';
 import { BOX_INPUT } from '../nets/locator.js';
-import { parseSafetensors, serializeSafetensors } from '../nets/safetensors.js';
+import { type TensorMap, parseSafetensors, serializeSafetensors } from '../nets/safetensors.js';
 import { loadState, saveCheckpoint } from '../nets/weights.js';
 import { plotLines } from '../node/plot.js';
 import { THESIS_LOSS, type LossConfig, decodeFor, needsHeatmapTargets } from '../train/losses.js';
@@ -72,6 +72,13 @@ export interface TrainConfig {
    * own: more box training per epoch, at the head's cost only (absent: 1).
    */
   boxViews?: number;
+  /**
+   * The box head's own budget in epochs, `epochs` or more: it gets an optimizer and a schedule of
+   * its own over these epochs, and after the labelling network's `epochs` it goes on training
+   * alone (the labelling weights stay as they are). Absent: it trains with the labelling network,
+   * on its optimizer and schedule (runs made before it existed).
+   */
+  boxEpochs?: number;
 }
 
 /**
@@ -125,7 +132,7 @@ const CSV_COLUMNS = [
   'epoch', 'lr', 'train_loss', 'train_category', 'train_attributes', 'train_landmarks',
   'val_category_top1', 'val_category_top3', 'val_category_top5', 'val_attr_recall3_per_image', 'val_attr_recall5_per_image',
   'val_attr_recall3_per_attribute', 'val_attr_recall5_per_attribute', 'val_landmark_nme', 'images_per_s', 'seconds',
-  'train_box', 'val_box_iou',
+  'train_box', 'val_box_iou', 'box_lr',
 ];
 
 export interface TrainHooks {
@@ -177,9 +184,16 @@ async function train(engine: Engine, out: string, config: TrainConfig, hooks: Tr
     ...(ds.tasks.bbox && (config.loss.wb ?? 0) > 0 ? { box: true, ...((config.boxZoom ?? 0) > 0 ? { boxRefine: true } : {}) } : {}),
   };
   const net = createNet(engine, netConfig);
-  const trainer = new Trainer(net, config.loss, config.lr, { weightDecay: config.weightDecay ?? 0, decoupled: true, maxGradNorm: config.clipNorm ?? 0 });
+  const boxEpochs = config.boxEpochs ?? 0;
+  if (boxEpochs && !net.hasBox) throw new Error(`--box-epochs needs a box head, and this run has none (${ds.tasks.bbox ? '--wb 0' : `${config.data} has no boxes`})`);
+  if (boxEpochs && boxEpochs < config.epochs) throw new Error(`the box head's --box-epochs ${boxEpochs} is fewer than the run's --epochs ${config.epochs}: give it ${config.epochs} or more`);
+  const trainer = new Trainer(net, config.loss, config.lr, { weightDecay: config.weightDecay ?? 0, decoupled: true, maxGradNorm: config.clipNorm ?? 0 }, { boxOptimizer: boxEpochs > 0 });
   if (config.ema) trainer.useAverage(config.ema);
   const schedule = { schedule: config.schedule ?? 'exp', lr: config.lr, lrDecay: config.lrDecay, warmupEpochs: config.warmupEpochs ?? 0, epochs: config.epochs };
+  // With --box-epochs the box head's rate follows the same schedule stretched over its own epochs,
+  // and the run lasts until the box head is done.
+  const boxSchedule = { ...schedule, epochs: boxEpochs };
+  const totalEpochs = Math.max(config.epochs, boxEpochs);
   // Each landmark's mean position over the training split, pooled and per garment type: where the
   // location prior starts (pooled), and the baselines every validation NME is printed beside.
   const trainMeans = net.hasLandmarks ? landmarkMeans(ds, splits.train, config.imgSize) : null;
@@ -190,7 +204,7 @@ async function train(engine: Engine, out: string, config: TrainConfig, hooks: Tr
   if (resume) {
     lockRun(out);
     pos = restoreState(out, net, trainer);
-    if (pos.epoch >= config.epochs) hooks.log(`${out} has already trained ${pos.epoch} epochs: nothing to do (give --epochs ${pos.epoch + 1} or more to train further)`);
+    if (pos.epoch >= totalEpochs) hooks.log(`${out} has already trained ${pos.epoch} epochs: nothing to do (give --epochs ${pos.epoch + 1} or more to train further)`);
     else hooks.log(`resuming ${out} at epoch ${pos.epoch + 1}, batch ${pos.batch}, step ${pos.step}`);
   } else {
     if (net.prior && trainMeans) {
@@ -229,8 +243,10 @@ async function train(engine: Engine, out: string, config: TrainConfig, hooks: Tr
   let interrupted = false;
   const brokenSeen = new Set<string>();
   try {
-    for (let epoch = pos.epoch; epoch < config.epochs && !interrupted; epoch++) {
-      let lr = learningRate(schedule, epoch, 0, 1);
+    for (let epoch = pos.epoch; epoch < totalEpochs && !interrupted; epoch++) {
+      // Past the labelling network's epochs, the box head trains alone (train --box-epochs).
+      const labels = epoch < config.epochs;
+      let lr = labels ? learningRate(schedule, epoch, 0, 1) : 0;
       const order = shuffled(splits.train, config.seed * 1000 + epoch);
       const batches: number[][] = [];
       for (let i = 0; i < order.length; i += config.batchSize) batches.push(order.slice(i, i + config.batchSize));
@@ -252,11 +268,11 @@ async function train(engine: Engine, out: string, config: TrainConfig, hooks: Tr
           throw new Error(`none of the ${batch.indices.length} images of batch ${bi + 1} (epoch ${epoch + 1}) could be read (${batch.broken[0]!.reason}): nothing to train on. clothtag data check ${config.data} lists every unreadable image`);
         }
         // The schedule counts steps over the whole epoch (also when --steps-per-epoch cuts it short).
-        lr = learningRate(schedule, epoch, bi, total);
-        trainer.optimizer.hyper.lr = lr;
+        if (labels) trainer.optimizer.hyper.lr = lr = learningRate(schedule, epoch, bi, total);
+        if (trainer.boxOptimizer) trainer.boxOptimizer.hyper.lr = learningRate(boxSchedule, epoch, bi, total);
         // Step bi is recorded and submitted with its loss readback; step bi-1's values are booked
         // while the GPU runs it (the CPU never waits on the step it has just recorded).
-        const terms = trainer.step({ n: batch.indices.length, ...batch }, stepNumber++);
+        const terms = trainer.step({ n: batch.indices.length, ...batch }, stepNumber++, undefined, { labels });
         const reading = readTerms(terms, trainer.scaler?.flag);
         const previous = booking as Promise<void> | null;
         const n = batch.indices.length, index = bi;
@@ -274,7 +290,7 @@ async function train(engine: Engine, out: string, config: TrainConfig, hooks: Tr
           pos = { ...pos, epoch, batch: index + 1, step: pos.step + 1 };
           writeFileSync(stepLog, `${pos.step},${epoch + 1},${values.total}\n`, { flag: 'a' });
           const rate = images / ((performance.now() - started) / 1000);
-          hooks.progress?.(`epoch ${epoch + 1}/${config.epochs} [${String(index + 1).padStart(String(total).length)}/${total}] loss ${(sums.loss / sums.n).toFixed(4)} ${rate.toFixed(1)} img/s`);
+          hooks.progress?.(`epoch ${epoch + 1}/${totalEpochs}${labels ? '' : ' (box head)'} [${String(index + 1).padStart(String(total).length)}/${total}] loss ${(sums.loss / sums.n).toFixed(4)} ${rate.toFixed(1)} img/s`);
         });
         booking.catch(() => {}); // handled where it is awaited; this keeps Node from calling it unhandled meanwhile
         if (previous) await previous;
@@ -293,22 +309,29 @@ async function train(engine: Engine, out: string, config: TrainConfig, hooks: Tr
       attachMeanPosition(lastEval, baseline);
       const score = lastEval ? selectionScore(lastEval) : -sums.loss / Math.max(sums.n, 1);
       pos = { epoch: epoch + 1, batch: 0, step: pos.step, bestScore: pos.bestScore };
-      if (pos.bestScore === null || score > pos.bestScore) {
+      const averagedTag: Record<string, string> = trainer.average ? { averaged: String(trainer.average.decay) } : {};
+      if (!labels) {
+        // The labelling weights no longer change: weights/best keeps the best epoch's and takes
+        // the box head as it now is (the last epoch's is the one its schedule ends on).
+        const bestPath = join(out, 'weights', 'best.safetensors');
+        const now = parseSafetensors(await averaged(() => saveCheckpoint(net)), 'the network');
+        writeAtomic(bestPath, withBoxHead(parseSafetensors(readRegularFile(bestPath), bestPath), now.tensors, epoch + 1));
+      } else if (pos.bestScore === null || score > pos.bestScore) {
         pos.bestScore = score;
-        writeAtomic(join(out, 'weights', 'best.safetensors'), await averaged(() => saveCheckpoint(net, { ...extra, epoch: String(epoch + 1), ...(trainer.average ? { averaged: String(trainer.average.decay) } : {}) })));
+        writeAtomic(join(out, 'weights', 'best.safetensors'), await averaged(() => saveCheckpoint(net, { ...extra, epoch: String(epoch + 1), ...averagedTag })));
       }
       await saveState(out, net, trainer, pos, extra);
       const n = Math.max(sums.n, 1);
       const v = lastEval;
       const row = [
-        epoch + 1, lr, sums.loss / n, sums.category / n, sums.attributes / n, sums.landmarks / n,
+        epoch + 1, labels ? lr : undefined, sums.loss / n, sums.category / n, sums.attributes / n, sums.landmarks / n,
         v?.category?.top1, v?.category?.top3, v?.category?.top5, v?.attributes?.per_image.top3.all, v?.attributes?.per_image.top5.all,
         v?.attributes?.per_attribute.top3.all, v?.attributes?.per_attribute.top5.all, v?.landmarks?.nme, images / seconds, seconds,
-        net.hasBox ? sums.box / n : undefined, v?.boxes?.iou,
+        net.hasBox ? sums.box / n : undefined, v?.boxes?.iou, trainer.boxOptimizer?.hyper.lr,
       ];
       writeFileSync(csv, row.map((x) => (x === undefined ? '' : typeof x === 'number' ? +x.toPrecision(6) : x)).join(',') + '\n', { flag: 'a' });
       drawCurves(out);
-      hooks.log(`epoch ${epoch + 1}/${config.epochs}: loss ${(sums.loss / n).toFixed(4)}, ${(images / seconds).toFixed(1)} img/s${v ? `, val ${describeEval(v)}` : ''}`);
+      hooks.log(`epoch ${epoch + 1}/${totalEpochs}${labels ? '' : ' (box head alone)'}: loss ${(sums.loss / n).toFixed(4)}, ${(images / seconds).toFixed(1)} img/s${v ? `, val ${describeEval(v)}` : ''}`);
     }
     if (interrupted) {
       await saveState(out, net, trainer, pos, extra);
@@ -405,12 +428,17 @@ async function saveState(out: string, net: ClothNet, trainer: Trainer, pos: Posi
     state.set(`m.${i}`, { shape: [...params[i]!.shape], data: await trainer.optimizer.m[i]!.read() });
     state.set(`v.${i}`, { shape: [...params[i]!.shape], data: await trainer.optimizer.v[i]!.read() });
   }
+  const box = trainer.boxOptimizer;
+  for (let i = 0; i < (box?.params.length ?? 0); i++) {
+    state.set(`box.m.${i}`, { shape: [...box!.params[i]!.shape], data: await box!.m[i]!.read() });
+    state.set(`box.v.${i}`, { shape: [...box!.params[i]!.shape], data: await box!.v[i]!.read() });
+  }
   for (const [k, t] of Object.entries(trainer.uncertainty?.logVars ?? {})) state.set(`uncertainty.${k}`, { shape: [1], data: await t.read() });
   for (const [i, t] of (trainer.average?.average ?? []).entries()) state.set(`average.${i}`, { shape: [...t.shape], data: await t.read() });
   // Mixed precision's gradient scale (and its clean-step count) goes with the state, so that a
   // resumed run continues with the scale it had reached rather than starting over at 1024.
   const scaler: Record<string, string> = trainer.scaler ? { gradient_scale: JSON.stringify({ scale: trainer.scaler.scale, cleanSteps: trainer.scaler.cleanSteps, overflows: trainer.scaler.overflows }) } : {};
-  writeAtomic(join(out, 'weights', 'last.state.safetensors'), serializeSafetensors(state, { position: JSON.stringify(pos), adam_step: String(await trainer.optimizer.stepCount()), ...scaler }));
+  writeAtomic(join(out, 'weights', 'last.state.safetensors'), serializeSafetensors(state, { position: JSON.stringify(pos), adam_step: String(await trainer.optimizer.stepCount()), ...(box ? { box_adam_step: String(await box.stepCount()) } : {}), ...scaler }));
 }
 
 function restoreState(out: string, net: ClothNet, trainer: Trainer): Position {
@@ -426,6 +454,14 @@ function restoreState(out: string, net: ClothNet, trainer: Trainer): Position {
     net.engine.write(trainer.optimizer.m[i]!, m.data);
     net.engine.write(trainer.optimizer.v[i]!, v.data);
   }
+  const box = trainer.boxOptimizer;
+  for (let i = 0; i < (box?.params.length ?? 0); i++) {
+    const m = tensors.get(`box.m.${i}`), v = tensors.get(`box.v.${i}`);
+    if (!m || !v || m.data.length !== box!.params[i]!.size) throw new Error(`${statePath} does not match this run's box head optimizer (tensor ${i})`);
+    net.engine.write(box!.m[i]!, m.data);
+    net.engine.write(box!.v[i]!, v.data);
+  }
+  if (box) box.setStepCount(Number(metadata.box_adam_step ?? 0));
   for (const [k, t] of Object.entries(trainer.uncertainty?.logVars ?? {})) {
     const saved = tensors.get(`uncertainty.${k}`);
     if (saved) net.engine.write(t, saved.data);
@@ -442,6 +478,23 @@ function restoreState(out: string, net: ClothNet, trainer: Trainer): Position {
     Object.assign(trainer.scaler, saved);
   }
   return JSON.parse(metadata.position ?? '{"epoch":0,"batch":0,"step":0,"bestScore":null}') as Position;
+}
+
+/**
+ * weights/best with the box head's tensors (`box_locator.*`) replaced by `head`'s: the best
+ * labelling epoch's network and the box head of `boxEpoch` (recorded as `box_epoch`).
+ */
+export function withBoxHead(best: { tensors: TensorMap; metadata: Record<string, string> }, head: TensorMap, boxEpoch: number): Uint8Array {
+  const tensors: TensorMap = new Map(best.tensors);
+  let replaced = 0;
+  for (const [name, t] of head) {
+    if (!name.startsWith('box_locator.')) continue;
+    if (!tensors.has(name)) throw new Error(`weights/best has no ${name}: it was not saved by this run's network`);
+    tensors.set(name, t);
+    replaced++;
+  }
+  if (!replaced) throw new Error('withBoxHead: the network has no box head tensors (box_locator.*)');
+  return serializeSafetensors(tensors, { ...best.metadata, box_epoch: String(boxEpoch) });
 }
 
 /** loss.png (per step and per epoch) and metrics.png (validation metrics per epoch). */

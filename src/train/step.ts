@@ -51,8 +51,19 @@ export function targetsOf(engine: Engine, net: ClothNet, b: HostBatch): Targets 
   return t;
 }
 
+export interface StepParts {
+  /** The labelling network's forward, loss and update (false: the box head trains alone). */
+  labels: boolean;
+}
+
 export class Trainer {
+  /** Every parameter's optimizer, or the labelling network's where the box head has its own. */
   readonly optimizer: Adam;
+  /**
+   * The box head's own optimizer (`boxOptimizer: true`), so that it can follow a schedule of its
+   * own and go on training after the labelling network has finished (train --box-epochs).
+   */
+  readonly boxOptimizer: Adam | null = null;
   readonly uncertainty?: UncertaintyWeights;
   /** `optimizer`: Adam's settings beyond the rate (AdamW's decay, gradient clipping). */
   constructor(
@@ -60,9 +71,13 @@ export class Trainer {
     readonly loss: LossConfig,
     lr: number,
     optimizer: Partial<AdamHyper> = {},
+    o: { boxOptimizer?: boolean } = {},
   ) {
     if (loss.weighting === 'uncertainty') this.uncertainty = new UncertaintyWeights(net.engine);
-    this.optimizer = new Adam([...net.parameters(), ...(this.uncertainty?.parameters() ?? [])], { ...optimizer, lr });
+    const boxParams = new Set(o.boxOptimizer ? net.boxParameters() : []);
+    if (o.boxOptimizer && !boxParams.size) throw new Error(`a box head optimizer needs a network with a box head; this ${net.config.net} has none`);
+    this.optimizer = new Adam([...net.parameters().filter((p) => !boxParams.has(p)), ...(this.uncertainty?.parameters() ?? [])], { ...optimizer, lr });
+    if (boxParams.size) this.boxOptimizer = new Adam([...boxParams], { ...optimizer, lr });
   }
 
   /** The weights' moving average, updated after every step (useAverage). */
@@ -80,6 +95,7 @@ export class Trainer {
   /** Frees the optimizer's moments and the scaler's flag (the network is the caller's). */
   dispose(): void {
     this.optimizer.dispose();
+    this.boxOptimizer?.dispose();
     this.scaler?.dispose();
     this.average?.dispose();
   }
@@ -87,44 +103,58 @@ export class Trainer {
   /**
    * Forward, loss, backward and the Adam update, recorded into one submission. Returns the loss
    * terms (kept; the caller reads and disposes them). `step` seeds dropout. `beforeBackward`
-   * sees the whole graph (its root, the total loss) before backward releases it.
+   * sees the whole graph (its root, the total loss) before backward releases it. With
+   * `parts.labels` false only the box head trains (on the batch's photos; it needs its own
+   * optimizer): the labelling network is neither run nor changed.
    */
-  step(b: HostBatch, step: number, beforeBackward?: (total: Tensor) => void): LossTerms {
+  step(b: HostBatch, step: number, beforeBackward?: (total: Tensor) => void, parts: StepParts = { labels: true }): LossTerms {
+    if (!parts.labels && !this.boxOptimizer) throw new Error('a step of the box head alone needs its own optimizer (Trainer option boxOptimizer)');
     const e = this.net.engine;
     this.net.setTraining(true);
     this.net.setStep(step);
     return e.tidy(() => {
       // Every upload before the first dispatch: an upload after one would submit the work so far
       // first (engine.write), splitting the step into two submissions.
-      const images = e.tensor(b.images, [b.n, 3, b.size, b.size], 'images');
-      const targets = targetsOf(e, this.net, b);
+      const images = parts.labels ? e.tensor(b.images, [b.n, 3, b.size, b.size], 'images') : null;
+      const targets = parts.labels ? targetsOf(e, this.net, b) : null;
       const wb = this.loss.wb ?? 0;
       const boxed = this.net.hasBox && wb > 0 && b.photos && b.boxes && b.boxMask;
       const views = boxed ? b.boxMask!.length : 0; // n, or n times the views of each photo (train --box-views)
       const photos = boxed ? e.tensor(b.photos!, [views, 3, BOX_INPUT, BOX_INPUT], 'photos') : null;
       const boxTargets = boxed ? e.tensor(b.boxes!, [views, 1, 4], 'targets.box') : null;
       const boxMask = boxed ? e.tensor(b.boxMask!, [views, 1], 'targets.box_mask') : null;
+      if (!parts.labels && !photos) throw new Error('a step of the box head alone needs the batch\'s photos, boxes and box mask (and --wb above 0)');
       // Mixed precision: the gradient casts flag an f16 overflow, and Adam then skips the step on
       // the GPU; the caller books the flag (scaler.book) when it reads the losses back.
       if (e.mixedPrecision) this.scaler ??= new GradientScaler(e);
       const scaler = e.mixedPrecision ? this.scaler : null;
       scaler?.begin();
       return e.with({ gradientScaling: scaler }, () => {
-        const terms = multiTaskLoss(this.net.forward(images), targets, this.loss, this.uncertainty);
-        if (photos) {
-          // The box head learns on the whole photos, beside the labels on the crops.
-          terms.box = boxLoss(this.net.locate(photos), boxTargets!, boxMask!);
-          terms.total = ops.add(terms.total, ops.scale(terms.box, wb));
+        let terms: LossTerms;
+        if (images && targets) {
+          terms = multiTaskLoss(this.net.forward(images), targets, this.loss, this.uncertainty);
+          if (photos) {
+            // The box head learns on the whole photos, beside the labels on the crops.
+            terms.box = boxLoss(this.net.locate(photos), boxTargets!, boxMask!);
+            terms.total = ops.add(terms.total, ops.scale(terms.box, wb));
+          }
+        } else {
+          const box = boxLoss(this.net.locate(photos!), boxTargets!, boxMask!);
+          terms = { total: ops.scale(box, wb), box };
         }
         beforeBackward?.(terms.total);
         // The step reads nothing of the graph afterwards but the loss terms: each activation goes
         // back to the pool as soon as backward is done with it (the step's peak falls to its floor).
         backward(terms.total, undefined, { release: { keep: Object.values(terms).filter((t): t is Tensor => !!t) } });
         e.noGrad(() => {
-          this.optimizer.update(scaler?.flag);
+          // Parameters without a gradient are left as they are (the labelling network's, when
+          // the box head trains alone), but an update still counts a step: it is not called.
+          if (parts.labels) this.optimizer.update(scaler?.flag);
+          this.boxOptimizer?.update(scaler?.flag);
           this.average?.update();
         });
         this.optimizer.zeroGrad();
+        this.boxOptimizer?.zeroGrad();
         return terms;
       });
     });

@@ -229,7 +229,21 @@ t.test('eval reports the box IoU and scores labels on predicted crops; predict f
   t.equal(once.code, 0, once.stderr);
   const onceIoU = (JSON.parse(readFileSync(join(dir, 'eval-once.json'), 'utf8')) as { boxes: { iou: number } }).boxes.iou;
   t.ok(Math.abs(onceIoU - m1.result().boxes!.iou) < 1e-4 && onceIoU !== r.boxes.iou, `--box-looks 1: ${onceIoU.toFixed(4)}, the first look's (${m1.result().boxes!.iou.toFixed(4)}), against two looks' ${r.boxes.iou.toFixed(4)}`);
-  net.dispose();
+  // --box-looks 3: one more look at the window around the second look's box, as locateGarments takes it.
+  const thrice = await locateGarments(net, photos, 3);
+  const m3 = new MetricsAccumulator(NO_VOCAB);
+  val.forEach((index, k) => {
+    const { width: W, height: H } = photos[k]!, b = thrice[k]!;
+    m3.addBox([(b.x + b.w / 2) / W, (b.y + b.h / 2) / H, b.w / W, b.h / H], boxInFrame(ds.items[index]!.bbox!, wholeImage(photos[k]!), false));
+  });
+  t.notSame(thrice, looked, 'a third look moves the boxes');
+  const three = clothtag(['eval', '--checkpoint', checkpoint, '--data', data, '--split', 'val', '--workers', '0', '--box-looks', '3', '--json', join(dir, 'eval-three.json')]);
+  t.equal(three.code, 0, three.stderr);
+  const threeIoU = (JSON.parse(readFileSync(join(dir, 'eval-three.json'), 'utf8')) as { boxes: { iou: number } }).boxes.iou;
+  t.ok(Math.abs(threeIoU - m3.result().boxes!.iou) < 1e-4, `--box-looks 3: ${threeIoU.toFixed(4)}, locateGarments' three looks (${m3.result().boxes!.iou.toFixed(4)})`);
+  const tooMany = clothtag(['eval', '--checkpoint', checkpoint, '--data', data, '--split', 'val', '--workers', '0', '--box-looks', '5']);
+  t.not(tooMany.code, 0);
+  t.match(tooMany.stderr, /--box-looks is a whole number of looks from 1 to 4, got "5"/);
   const predicted = clothtag(['eval', '--checkpoint', checkpoint, '--data', data, '--split', 'val', '--workers', '0', '--boxes', 'predicted', '--json', join(dir, 'eval-predicted.json')]);
   t.equal(predicted.code, 0, predicted.stderr);
   t.match(predicted.stdout, /labels on the boxes the network found[\s\S]*the same labels on the list's true boxes/);
@@ -249,6 +263,13 @@ t.test('eval reports the box IoU and scores labels on predicted crops; predict f
   const [x1, y1] = row.box.map((v) => Math.round(v * (overlay.width / 96))) as [number, number];
   const at = (overlay.width * y1 + x1) * 4;
   t.same([...overlay.data.subarray(at, at + 3)], [40, 200, 60], 'the overlay draws the found box in green');
+  const img0 = itemPhoto(view, ds.items.findIndex((it) => join(data, it.path) === image))!;
+  const [three0] = await locateGarments(net, [img0], 3);
+  const predicted3 = clothtag(['predict', image, '--checkpoint', checkpoint, '--box-looks', '3']);
+  t.equal(predicted3.code, 0, predicted3.stderr);
+  const box3 = (JSON.parse(predicted3.stdout.split('\n')[0]!) as { box: number[] }).box;
+  t.same(box3, [three0!.x, three0!.y, three0!.x + three0!.w, three0!.y + three0!.h].map((v) => Math.round(v * 10) / 10), `predict --box-looks 3: the box of three looks (${box3})`);
+  net.dispose();
   const whole = clothtag(['predict', image, '--checkpoint', checkpoint, '--bbox', 'whole']);
   t.same(JSON.parse(whole.stdout.split('\n')[0]!).box, [0, 0, 96, 96], '--bbox whole: the whole photo');
   const listed = clothtag(['predict', image, '--checkpoint', checkpoint, '--bbox', join(data, 'Anno', 'list_bbox.txt')]);
@@ -263,6 +284,9 @@ t.test('eval reports the box IoU and scores labels on predicted crops; predict f
   const twoLooks = clothtag(['eval', '--checkpoint', join(dir, 'nozoom', 'weights', 'last.safetensors'), '--data', data, '--split', 'val', '--workers', '0', '--box-looks', '2']);
   t.not(twoLooks.code, 0);
   t.match(twoLooks.stderr, /--box-looks 2: .* box head was trained for one look/);
+  const predictTwo = clothtag(['predict', image, '--checkpoint', join(dir, 'nozoom', 'weights', 'last.safetensors'), '--box-looks', '2']);
+  t.not(predictTwo.code, 0);
+  t.match(predictTwo.stderr, /2 looks: this box head was trained for one look/);
   oneLook.net.dispose();
   const badZoom = clothtag(['train', '--data', data, '--net', 'cloth_resnet_a', '--box-zoom', '1.5', '--out', join(dir, 'bad')]);
   t.not(badZoom.code, 0);

@@ -9,7 +9,7 @@ import { itemPhoto } from '../data/batch.js';
 import { synthesize } from '../data/synth.js';
 import { NET_NAMES, isNetName } from '../nets/models.js';
 import { loadCheckpoint } from '../nets/weights.js';
-import { checkpointLabeling } from '../label/labels.js';
+import { MAX_LOOKS, checkpointLabeling } from '../label/labels.js';
 import { createNodeGpu } from '../node/gpu.js';
 import { attachMeanPosition, landmarkMeans, meanPositionBaseline } from '../run/baselines.js';
 import { collectInputs, predictFiles } from '../run/predict.js';
@@ -98,6 +98,13 @@ function emaDecay(v: string): number {
   const d = Number(v);
   if (!(d === 0 || (d > 0 && d < 1))) throw new UsageError(`--ema is a decay in (0, 1) (e.g. 0.99), or 0 for none; got ${v}`);
   return d;
+}
+
+/** --box-looks: how many looks the box head takes, 1 to MAX_LOOKS. */
+function boxLooksOf(v: string): number {
+  const n = Number(v);
+  if (!(Number.isInteger(n) && n >= 1 && n <= MAX_LOOKS)) throw new UsageError(`--box-looks is a whole number of looks from 1 to ${MAX_LOOKS}, got "${v}"`);
+  return n;
 }
 
 /** --box-views: how many views of each photo the box head trains on per step, 1 to 8. */
@@ -264,7 +271,7 @@ export async function evalVerb(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { checkpoint: { type: 'string' }, data: { type: 'string' }, split: { type: 'string', default: 'test' }, json: { type: 'string' }, 'batch-size': { type: 'string', default: '32' }, limit: { type: 'string' }, workers: { type: 'string' }, boxes: { type: 'string', default: 'true' }, mirror: { type: 'boolean' }, 'box-looks': { type: 'string' } } });
   if (!values.checkpoint || !values.data) throw new UsageError('--checkpoint and --data are required');
   const boxes = oneOf(values.boxes, ['true', 'predicted'] as const, '--boxes')!;
-  const looks = oneOf(values['box-looks'], ['1', '2'] as const, '--box-looks');
+  const looks = values['box-looks'] ? boxLooksOf(values['box-looks']) : undefined;
   const split = values.split!;
   if (!['train', 'val', 'test'].includes(split)) throw new UsageError('--split is train, val or test');
   const bytes = readFileOrThrow(values.checkpoint);
@@ -283,17 +290,17 @@ export async function evalVerb(args: string[]): Promise<number> {
     if (!indices.length) throw new Error(`${values.data} has no ${split} images${split === 'test' ? '' : ' (try --split test)'}`);
     if (values.limit) indices = indices.slice(0, positiveInt(values.limit, '--limit'));
     if (boxes === 'predicted' && !net.hasBox) throw new UsageError(`--boxes predicted needs a network with a garment-box head; ${values.checkpoint} was trained without boxes`);
-    // --box-looks 1: the first look alone, to measure what the second gives (the default: as trained).
+    // --box-looks 1: the first look alone, to measure what the second gives; 3: one more (the default: as trained).
     if (looks && !net.hasBox) throw new UsageError(`--box-looks needs a network with a garment-box head; ${values.checkpoint} was trained without boxes`);
-    if (looks === '2' && !net.config.boxRefine) throw new UsageError(`--box-looks 2: ${values.checkpoint}'s box head was trained for one look (train --box-zoom 0, or before the second look existed)`);
+    if (looks && looks > 1 && !net.config.boxRefine) throw new UsageError(`--box-looks ${looks}: ${values.checkpoint}'s box head was trained for one look (train --box-zoom 0, or before the second look existed)`);
     const batchSize = positiveInt(values['batch-size']!, '--batch-size');
     const view = datasetView(ds);
     // With a box head, the loader also gives the whole photos, and eval scores the boxes it finds.
     const loader = new BatchLoader(view, { size, augment: false, heatmaps: false, photoSize: net.hasBox ? BOX_INPUT : 0 }, workers);
     const progress = new Progress();
     const foundBoxes = new Map<number, [number, number, number, number]>();
-    const photo = looks === '1' ? undefined : (i: number) => itemPhoto(view, i);
-    let result: EvalResult = await evaluate(net, loader, indices, vocab, { batchSize, size, decode, foundBoxes, mirror: values.mirror, photo }, (d, t) => progress.update(`evaluating ${d}/${t}`));
+    const photo = looks === 1 ? undefined : (i: number) => itemPhoto(view, i);
+    let result: EvalResult = await evaluate(net, loader, indices, vocab, { batchSize, size, decode, foundBoxes, mirror: values.mirror, photo, looks }, (d, t) => progress.update(`evaluating ${d}/${t}`));
     await loader.close();
     // The landmark baseline: the training split's mean positions, scored in the same crops.
     // Also each garment type's own means: the baseline that knows upper from lower body.
@@ -327,8 +334,9 @@ export async function evalVerb(args: string[]): Promise<number> {
 }
 
 export async function predictVerb(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { checkpoint: { type: 'string' }, out: { type: 'string' }, jsonl: { type: 'string' }, bbox: { type: 'string' }, threshold: { type: 'string', default: '0.5' }, 'per-type': { type: 'string', default: '3' }, 'batch-size': { type: 'string', default: '8' }, sheet: { type: 'string' }, 'landmark-threshold': { type: 'string' }, mirror: { type: 'boolean' } } });
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { checkpoint: { type: 'string' }, out: { type: 'string' }, jsonl: { type: 'string' }, bbox: { type: 'string' }, threshold: { type: 'string', default: '0.5' }, 'per-type': { type: 'string', default: '3' }, 'batch-size': { type: 'string', default: '8' }, sheet: { type: 'string' }, 'landmark-threshold': { type: 'string' }, mirror: { type: 'boolean' }, 'box-looks': { type: 'string' } } });
   if (!values.checkpoint) throw new UsageError('--checkpoint is required');
+  const boxLooks = values['box-looks'] ? boxLooksOf(values['box-looks']) : undefined;
   if (!positionals.length) throw new UsageError('name images, folders or a .txt list of images');
   readFileOrThrow(values.checkpoint);
   const files = collectInputs(positionals);
@@ -336,7 +344,7 @@ export async function predictVerb(args: string[]): Promise<number> {
   try {
     const progress = new Progress();
     const r = await predictFiles(gpu.engine, files, {
-      checkpoint: values.checkpoint, out: values.out, jsonl: values.jsonl, bbox: values.bbox, sheet: values.sheet, mirror: values.mirror,
+      checkpoint: values.checkpoint, out: values.out, jsonl: values.jsonl, bbox: values.bbox, sheet: values.sheet, mirror: values.mirror, boxLooks,
       landmarkThreshold: values['landmark-threshold'] !== undefined ? probability(values['landmark-threshold'], '--landmark-threshold') : undefined,
       threshold: probability(values.threshold!, '--threshold'), perType: positiveInt(values['per-type']!, '--per-type'), batchSize: positiveInt(values['batch-size']!, '--batch-size'),
     }, (s) => (progress.done(), console.log(s)), (d, t) => progress.update(`labelling ${d}/${t}`));

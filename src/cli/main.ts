@@ -35,12 +35,12 @@ const verbs: Record<string, Verb> = {
   },
   eval: {
     summary: 'evaluate a checkpoint with the DeepFashion protocol',
-    usage: 'clothtag eval --checkpoint FILE --data PATH [--split test] [--boxes true|predicted] [--box-looks 1|2] [--mirror] [--json OUT] [--batch-size 32] [--limit N]',
+    usage: 'clothtag eval --checkpoint FILE --data PATH [--split test] [--boxes true|predicted] [--box-looks 1-4 (default: 2 where trained for it)] [--mirror] [--json OUT] [--batch-size 32] [--limit N]',
     run: evalVerb,
   },
   predict: {
     summary: 'label images: category top-5, attributes by type, landmarks; JSONL and PNG overlays',
-    usage: 'clothtag predict IMAGES... --checkpoint FILE [--out DIR] [--jsonl FILE] [--sheet FILE.png] [--bbox LIST|whole] [--threshold 0.5] [--per-type 3] [--landmark-threshold 0.5] [--mirror]',
+    usage: 'clothtag predict IMAGES... --checkpoint FILE [--out DIR] [--jsonl FILE] [--sheet FILE.png] [--bbox LIST|whole] [--threshold 0.5] [--per-type 3] [--landmark-threshold 0.5] [--mirror] [--box-looks 1-4]',
     run: predictVerb,
   },
   index: {

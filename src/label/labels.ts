@@ -121,13 +121,33 @@ export async function labelImages(net: ClothNet, vocab: Vocabulary, images: { im
 }
 
 /**
+ * The looks the box head takes unless told otherwise: two where it was trained with windows around
+ * the garment (config.boxRefine), else one.
+ */
+export function defaultLooks(net: ClothNet): number {
+  return net.config.boxRefine ? 2 : 1;
+}
+
+/** The most looks `--box-looks` takes (each one more pass of the box head). */
+export const MAX_LOOKS = 4;
+
+/**
  * The garment's box in each photo, as the network's box head finds it on the whole photo (the
  * first of labelling's two passes on uncropped photos), in the photo's pixels. A head trained
- * with windows around the garment (config.boxRefine) then takes its second look (refineGarments).
+ * with windows around the garment (config.boxRefine) then takes its later looks (refineGarments):
+ * `looks` in all, defaultLooks unless given.
  */
-export async function locateGarments(net: ClothNet, images: RgbaImage[]): Promise<Box[]> {
-  const found = await lookAt(net, images, images.map(wholeImage));
-  return net.config.boxRefine ? refineGarments(net, images, found) : found;
+export async function locateGarments(net: ClothNet, images: RgbaImage[], looks = defaultLooks(net)): Promise<Box[]> {
+  checkLooks(net, looks);
+  let found = await lookAt(net, images, images.map(wholeImage));
+  for (let k = 1; k < looks; k++) found = await refineGarments(net, images, found);
+  return found;
+}
+
+/** Refuses a number of looks the network's box head cannot take. */
+export function checkLooks(net: ClothNet, looks: number): void {
+  if (!(Number.isInteger(looks) && looks >= 1 && looks <= MAX_LOOKS)) throw new Error(`the box head takes 1 to ${MAX_LOOKS} looks, not ${looks}`);
+  if (looks > 1 && !net.config.boxRefine) throw new Error(`${looks} looks: this box head was trained for one look (train --box-zoom 0, or before the second look existed)`);
 }
 
 /**

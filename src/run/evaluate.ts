@@ -3,7 +3,7 @@ import type { BatchLoader } from '../data/loader.js';
 import type { ClothNet } from '../nets/models.js';
 import type { LandmarkDecode } from '../train/losses.js';
 import { type Box, type RgbaImage, pixelBox } from '../label/pixels.js';
-import { refineGarments, wholeImage } from '../label/labels.js';
+import { checkLooks, defaultLooks, refineGarments, wholeImage } from '../label/labels.js';
 import { boxInFrame } from '../data/batch.js';
 import { type EvalResult, MetricsAccumulator, type Vocabulary } from '../train/metrics.js';
 import { readBatch } from '../train/read.js';
@@ -27,9 +27,13 @@ export async function evaluate(
      * (config.boxRefine): the loader's photos are already shrunk to BOX_INPUT.
      */
     photo?: (index: number) => RgbaImage | null;
+    /** The box head's looks with `photo` (defaultLooks unless given; eval --box-looks). */
+    looks?: number;
   },
   onProgress?: (done: number, total: number) => void,
 ): Promise<EvalResult> {
+  const looks = o.looks ?? defaultLooks(net);
+  if (net.hasBox) checkLooks(net, looks);
   const acc = new MetricsAccumulator(vocab);
   const chunks: number[][] = [];
   for (let i = 0; i < indices.length; i += o.batchSize) chunks.push(indices.slice(i, i + o.batchSize));
@@ -43,7 +47,7 @@ export async function evaluate(
     if (net.hasBox && batch.photos && batch.boxMask && batch.photoSizes) {
       // The box head on the whole photos (a loader with photoSize), against the true boxes.
       let boxes = await predictBoxes(net, batch.photos, n);
-      if (net.config.boxRefine && o.photo) boxes = await secondLook(net, batch.indices, boxes, batch.photoSizes, o.photo);
+      if (looks > 1 && o.photo) boxes = await laterLooks(net, batch.indices, boxes, batch.photoSizes, o.photo, looks - 1);
       for (let i = 0; i < n; i++) {
         const box = boxes.subarray(4 * i, 4 * i + 4);
         if (batch.boxMask[i]) acc.addBox(box, batch.boxes!.subarray(4 * i, 4 * i + 4));
@@ -67,8 +71,8 @@ export async function evaluate(
   return o.mirror ? { ...acc.result(), mirror: true } : acc.result();
 }
 
-/** The first look's boxes (cx, cy, w, h fractions of each photo) after the second look (refineGarments), as fractions again. */
-async function secondLook(net: ClothNet, indices: number[], boxes: Float32Array, sizes: Float32Array, photo: (index: number) => RgbaImage | null): Promise<Float32Array> {
+/** The first look's boxes (cx, cy, w, h fractions of each photo) after `more` looks (refineGarments), as fractions again. */
+async function laterLooks(net: ClothNet, indices: number[], boxes: Float32Array, sizes: Float32Array, photo: (index: number) => RgbaImage | null, more: number): Promise<Float32Array> {
   const out = boxes.slice();
   const images: RgbaImage[] = [], first: Box[] = [], at: number[] = [];
   indices.forEach((index, i) => {
@@ -78,7 +82,8 @@ async function secondLook(net: ClothNet, indices: number[], boxes: Float32Array,
     const [x1, y1, x2, y2] = pixelBox(boxes.subarray(4 * i, 4 * i + 4), img.width, img.height);
     images.push(img), first.push({ x: x1, y: y1, w: x2 - x1, h: y2 - y1 }), at.push(i);
   });
-  const found = await refineGarments(net, images, first);
+  let found = first;
+  for (let k = 0; k < more; k++) found = await refineGarments(net, images, found);
   // Back to fractions of the photo as the true boxes were made (the loader's boxInFrame).
   found.forEach((b, k) => out.set(boxInFrame([b.x, b.y, b.x + b.w, b.y + b.h], wholeImage(images[k]!), false), 4 * at[k]!));
   return out;

@@ -309,7 +309,6 @@ async function train(engine: Engine, out: string, config: TrainConfig, hooks: Tr
       attachMeanPosition(lastEval, baseline);
       const score = lastEval ? selectionScore(lastEval) : -sums.loss / Math.max(sums.n, 1);
       pos = { epoch: epoch + 1, batch: 0, step: pos.step, bestScore: pos.bestScore };
-      const averagedTag: Record<string, string> = trainer.average ? { averaged: String(trainer.average.decay) } : {};
       if (!labels) {
         // The labelling weights no longer change: weights/best keeps the best epoch's and takes
         // the box head as it now is (the last epoch's is the one its schedule ends on).
@@ -318,7 +317,7 @@ async function train(engine: Engine, out: string, config: TrainConfig, hooks: Tr
         writeAtomic(bestPath, withBoxHead(parseSafetensors(readRegularFile(bestPath), bestPath), now.tensors, epoch + 1));
       } else if (pos.bestScore === null || score > pos.bestScore) {
         pos.bestScore = score;
-        writeAtomic(join(out, 'weights', 'best.safetensors'), await averaged(() => saveCheckpoint(net, { ...extra, epoch: String(epoch + 1), ...averagedTag })));
+        writeAtomic(join(out, 'weights', 'best.safetensors'), await averaged(() => saveCheckpoint(net, { ...extra, epoch: String(epoch + 1), ...(trainer.average ? { averaged: String(trainer.average.decay) } : {}) })));
       }
       await saveState(out, net, trainer, pos, extra);
       const n = Math.max(sums.n, 1);

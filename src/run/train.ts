@@ -12,13 +12,14 @@ import { itemPhoto } from '../data/batch.js';
 import { type ClothNet, type NetName, createNet } from '../nets/models.js';
 import { BOX_INPUT } from '../nets/locator.js';
 import { type TensorMap, parseSafetensors, serializeSafetensors } from '../nets/safetensors.js';
-import { loadState, saveCheckpoint } from '../nets/weights.js';
+import { loadState, readState, saveCheckpoint } from '../nets/weights.js';
 import { plotLines } from '../node/plot.js';
 import { THESIS_LOSS, type LossConfig, decodeFor, needsHeatmapTargets } from '../train/losses.js';
 import type { EvalResult, Vocabulary } from '../train/metrics.js';
 import { type ScheduleName, learningRate } from '../train/schedule.js';
 import { Trainer } from '../train/step.js';
 import { GradientScaler } from '../autograd/scaler.js';
+import type { Adam } from '../autograd/optim.js';
 import { AUGMENTS, type AugmentName } from '../data/augment.js';
 import { attachMeanPosition, landmarkMeans, meanPositionBaseline } from './baselines.js';
 import { evaluate } from './evaluate.js';
@@ -313,8 +314,8 @@ async function train(engine: Engine, out: string, config: TrainConfig, hooks: Tr
         // The labelling weights no longer change: weights/best keeps the best epoch's and takes
         // the box head as it now is (the last epoch's is the one its schedule ends on).
         const bestPath = join(out, 'weights', 'best.safetensors');
-        const now = parseSafetensors(await averaged(() => saveCheckpoint(net)), 'the network');
-        writeAtomic(bestPath, withBoxHead(parseSafetensors(readRegularFile(bestPath), bestPath), now.tensors, epoch + 1));
+        const now = await averaged(() => readState(net));
+        writeAtomic(bestPath, withBoxHead(parseSafetensors(readRegularFile(bestPath), bestPath), now, epoch + 1));
       } else if (pos.bestScore === null || score > pos.bestScore) {
         pos.bestScore = score;
         writeAtomic(join(out, 'weights', 'best.safetensors'), await averaged(() => saveCheckpoint(net, { ...extra, epoch: String(epoch + 1), ...(trainer.average ? { averaged: String(trainer.average.decay) } : {}) })));
@@ -421,17 +422,10 @@ export function vocabularyChange(run: Vocabulary, now: Vocabulary): string | nul
 /** weights/last.safetensors (the network) and weights/last.state.safetensors (Adam, position). */
 async function saveState(out: string, net: ClothNet, trainer: Trainer, pos: Position, extra: Record<string, string>): Promise<void> {
   writeAtomic(join(out, 'weights', 'last.safetensors'), await saveCheckpoint(net, { ...extra, epoch: String(pos.epoch) }));
-  const state = new Map<string, { shape: number[]; data: Float32Array }>();
-  const params = trainer.optimizer.params;
-  for (let i = 0; i < params.length; i++) {
-    state.set(`m.${i}`, { shape: [...params[i]!.shape], data: await trainer.optimizer.m[i]!.read() });
-    state.set(`v.${i}`, { shape: [...params[i]!.shape], data: await trainer.optimizer.v[i]!.read() });
-  }
+  const state: TensorMap = new Map();
+  await saveMoments(state, trainer.optimizer, '');
   const box = trainer.boxOptimizer;
-  for (let i = 0; i < (box?.params.length ?? 0); i++) {
-    state.set(`box.m.${i}`, { shape: [...box!.params[i]!.shape], data: await box!.m[i]!.read() });
-    state.set(`box.v.${i}`, { shape: [...box!.params[i]!.shape], data: await box!.v[i]!.read() });
-  }
+  if (box) await saveMoments(state, box, 'box.');
   for (const [k, t] of Object.entries(trainer.uncertainty?.logVars ?? {})) state.set(`uncertainty.${k}`, { shape: [1], data: await t.read() });
   for (const [i, t] of (trainer.average?.average ?? []).entries()) state.set(`average.${i}`, { shape: [...t.shape], data: await t.read() });
   // Mixed precision's gradient scale (and its clean-step count) goes with the state, so that a
@@ -440,27 +434,37 @@ async function saveState(out: string, net: ClothNet, trainer: Trainer, pos: Posi
   writeAtomic(join(out, 'weights', 'last.state.safetensors'), serializeSafetensors(state, { position: JSON.stringify(pos), adam_step: String(await trainer.optimizer.stepCount()), ...(box ? { box_adam_step: String(await box.stepCount()) } : {}), ...scaler }));
 }
 
+/** An optimizer's moments into the state, as `${prefix}m.${i}` and `${prefix}v.${i}`. */
+async function saveMoments(state: TensorMap, adam: Adam, prefix: string): Promise<void> {
+  for (let i = 0; i < adam.params.length; i++) {
+    const shape = [...adam.params[i]!.shape];
+    state.set(`${prefix}m.${i}`, { shape, data: await adam.m[i]!.read() });
+    state.set(`${prefix}v.${i}`, { shape, data: await adam.v[i]!.read() });
+  }
+}
+
+/** An optimizer's moments back from the state (saveMoments); `mismatch` words the error for tensor i. */
+function restoreMoments(tensors: TensorMap, adam: Adam, prefix: string, mismatch: (i: number) => string): void {
+  for (let i = 0; i < adam.params.length; i++) {
+    const m = tensors.get(`${prefix}m.${i}`), v = tensors.get(`${prefix}v.${i}`);
+    if (!m || !v || m.data.length !== adam.params[i]!.size) throw new Error(mismatch(i));
+    adam.params[i]!.engine.write(adam.m[i]!, m.data);
+    adam.params[i]!.engine.write(adam.v[i]!, v.data);
+  }
+}
+
 function restoreState(out: string, net: ClothNet, trainer: Trainer): Position {
   const weights = join(out, 'weights', 'last.safetensors');
   const statePath = join(out, 'weights', 'last.state.safetensors');
   if (!existsSync(weights) || !existsSync(statePath)) throw new Error(`${out}: nothing to resume (no weights/last.safetensors and last.state.safetensors); remove the folder to start over`);
   loadState(net, parseSafetensors(readRegularFile(weights), weights).tensors, 'strict', weights);
   const { tensors, metadata } = parseSafetensors(readRegularFile(statePath), statePath);
-  const params = trainer.optimizer.params;
-  for (let i = 0; i < params.length; i++) {
-    const m = tensors.get(`m.${i}`), v = tensors.get(`v.${i}`);
-    if (!m || !v || m.data.length !== params[i]!.size) throw new Error(`${statePath} does not match this network's parameters (tensor ${i})`);
-    net.engine.write(trainer.optimizer.m[i]!, m.data);
-    net.engine.write(trainer.optimizer.v[i]!, v.data);
-  }
+  restoreMoments(tensors, trainer.optimizer, '', (i) => `${statePath} does not match this network's parameters (tensor ${i})`);
   const box = trainer.boxOptimizer;
-  for (let i = 0; i < (box?.params.length ?? 0); i++) {
-    const m = tensors.get(`box.m.${i}`), v = tensors.get(`box.v.${i}`);
-    if (!m || !v || m.data.length !== box!.params[i]!.size) throw new Error(`${statePath} does not match this run's box head optimizer (tensor ${i})`);
-    net.engine.write(box!.m[i]!, m.data);
-    net.engine.write(box!.v[i]!, v.data);
+  if (box) {
+    restoreMoments(tensors, box, 'box.', (i) => `${statePath} does not match this run's box head optimizer (tensor ${i})`);
+    box.setStepCount(Number(metadata.box_adam_step ?? 0));
   }
-  if (box) box.setStepCount(Number(metadata.box_adam_step ?? 0));
   for (const [k, t] of Object.entries(trainer.uncertainty?.logVars ?? {})) {
     const saved = tensors.get(`uncertainty.${k}`);
     if (saved) net.engine.write(t, saved.data);

@@ -166,6 +166,7 @@ def main():
     ap.add_argument('--views', type=int, default=1, help='each photo drawn this many times a step, each view augmented on its own (a box batch of views x --batch)')
     ap.add_argument('--threads', type=int, default=os.cpu_count())
     ap.add_argument('--seed', type=int, default=1)
+    ap.add_argument('--cycle-momentum', type=int, default=1, help='1: the one-cycle schedule also cycles Adam\'s beta1 0.95 -> 0.85 -> 0.95 (PyTorch\'s default); 0: beta1 stays 0.9, as clothtag before --cycle-momentum')
     a = ap.parse_args()
     if Image is None:
         raise SystemExit('bench/box_locator_torch.py reads photos with PIL: apt-get install python3-pil')
@@ -185,7 +186,7 @@ def main():
     rest = [p for p in net.parameters() if p.dim() <= 1]
     opt = torch.optim.AdamW([{'params': decay, 'weight_decay': 0.05}, {'params': rest, 'weight_decay': 0}], a.lr)
     steps = (len(train) + a.batch - 1) // a.batch
-    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, a.lr, total_steps=a.epochs * steps)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, a.lr, total_steps=a.epochs * steps, cycle_momentum=bool(a.cycle_momentum))
     start = time.time()
     for epoch in range(a.epochs):
         net.train()

@@ -222,6 +222,7 @@ def main():
     ap.add_argument('--type-weight', type=float, default=1.0, help='--typed-landmarks: the garment-type cross-entropy\'s weight')
     ap.add_argument('--threads', type=int, default=os.cpu_count())
     ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--cycle-momentum', type=int, default=1, help='1: the one-cycle schedule also cycles Adam\'s beta1 0.95 -> 0.85 -> 0.95 (PyTorch\'s default, clothtag train --cycle-momentum on); 0: beta1 stays 0.9')
     a = ap.parse_args()
     landmark_job = a.job == 'landmarks'
     lr = a.lr or (5e-3 if landmark_job else 2e-3)
@@ -283,7 +284,7 @@ def main():
     rest = [p for p in net.parameters() if p.dim() <= 1] + extra
     opt = torch.optim.AdamW([{'params': decay, 'weight_decay': decay_rate}, {'params': rest, 'weight_decay': 0}], lr)
     steps = len(train) // a.batch
-    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=a.epochs * steps)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=a.epochs * steps, cycle_momentum=bool(a.cycle_momentum))
     start = time.time()
     for epoch in range(a.epochs):
         net.train()

@@ -3,8 +3,10 @@
 //   m = b1 m + (1 - b1) g,  v = b2 v + (1 - b2) g^2
 //   p = p - lr * ((m / bc1) / (sqrt(v / bc2) + eps) (+ weight_decay * p   with DECOUPLED: AdamW))
 //   bc = 1 - b^t (bias correction); clip = min(1, max_norm / |all gradients|) or 1.
-// The step count, the bias corrections, the learning rate and the clip factor live on the GPU
-// (counter = [t, bc1, bc2, lr, clip, 0, 0, 0]), set once per step by `begin`: the uniforms of
+// b1 may change from step to step (a one-cycle schedule cycles it, as torch's OneCycleLR does);
+// bc1 then uses this step's b1, as torch.optim.Adam does.
+// The step count, the bias corrections, the learning rate, the clip factor and b1 live on the GPU
+// (counter = [t, bc1, bc2, lr, clip, b1, 0, 0]), set once per step by `begin`: the uniforms of
 // every `main` dispatch then stay the same from step to step (a schedule changes only begin's),
 // so their buffers and bind groups are made once, not once per parameter per step.
 // With VEC4 (a size that is a multiple of 4) each invocation updates 4 values as vec4s.
@@ -37,13 +39,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let bc1 = counter[1];
   let bc2 = counter[2];
   let lr = counter[3];
+  let beta1 = counter[5];
   let p = param[i];
 #if ${DECOUPLED}
   let g = counter[4] * grad[i];
 #else
   let g = counter[4] * grad[i] + u.weight_decay * p;
 #endif
-  let m1 = u.beta1 * m[i] + (1.0 - u.beta1) * g;
+  let m1 = beta1 * m[i] + (1.0 - beta1) * g;
   let v1 = u.beta2 * v[i] + (1.0 - u.beta2) * g * g;
   m[i] = m1;
   v[i] = v1;
@@ -54,7 +57,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 #endif
 }
 
-// begin: t += 1 and the bias corrections for the new t, this step's learning rate, and with CLIP
+// begin: t += 1 and the bias corrections for the new t, this step's learning rate and b1, and with CLIP
 // the factor that brings the gradients' global norm (sqrt of norm2, summed before) to max_norm.
 // Bindings in launch order: the flag (SKIPPABLE), then norm2 (CLIP), then the counter.
 #if ${SKIPPABLE}
@@ -84,6 +87,7 @@ fn begin() {
   begin_counter[1] = 1.0 - pow(u.beta1, t);
   begin_counter[2] = 1.0 - pow(u.beta2, t);
   begin_counter[3] = u.lr;
+  begin_counter[5] = u.beta1;
 #if ${CLIP}
   let norm = sqrt(begin_norm2[0]);
   begin_counter[4] = select(1.0, u.max_norm / norm, norm > u.max_norm);

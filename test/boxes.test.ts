@@ -1,7 +1,7 @@
 // Garment boxes (SPEC 8.2.4): the box head learns the garment's box from whole photos, eval reports
 // its IoU beside the whole photo's and can score the labels on predicted crops, and predict finds
 // the garment before labelling it (or takes a list's boxes, or the whole photo).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import t from 'tap';
@@ -16,7 +16,7 @@ import { locateGarments, refineGarments, wholeImage } from '../src/label/labels.
 import { BOX_INPUT, ZOOM_MARGIN } from '../src/nets/locator.js';
 import { createNet } from '../src/nets/models.js';
 import { loadCheckpoint, readState } from '../src/nets/weights.js';
-import { parseSafetensors } from '../src/nets/safetensors.js';
+import { parseSafetensors, serializeSafetensors } from '../src/nets/safetensors.js';
 import { DEFAULT_TRAIN, type TrainConfig, runTraining } from '../src/run/train.js';
 import { THESIS_LOSS } from '../src/train/losses.js';
 import { MetricsAccumulator, corners, iou } from '../src/train/metrics.js';
@@ -413,4 +413,58 @@ t.test('train --box-epochs: the box head trains on alone after the labels, on an
   const fraction = clothtag(['train', ...flags, '--box-epochs', '2.5', '--out', join(dir, 'bad')]);
   t.not(fraction.code, 0);
   t.match(fraction.stderr, /--box-epochs/);
+});
+
+t.test('graft-box: one checkpoint\'s labels with another\'s box head, which finds the same boxes there; mismatches are refused by name', async (t) => {
+  const dir = tempDir(t, 'clothtag-graft-');
+  const data = join(dir, 'data');
+  synthesize(data, { images: 16, size: 64, seed: 5 });
+  const common = ['--data', data, '--img-size', '32', '--batch-size', '4', '--epochs', '1', '--steps-per-epoch', '2', '--workers', '0'];
+  const trainRun = (name: string, extra: string[]) => {
+    const r = clothtag(['train', ...common, ...extra, '--out', join(dir, name)]);
+    t.equal(r.code, 0, r.stderr);
+    return join(dir, name, 'weights', 'last.safetensors');
+  };
+  // The labels from a one-look RepVGG; the box head from a FashionNet trained for two looks.
+  const labels = trainRun('labels', ['--net', 'cloth_repvgg', '--width', '0.125', '--box-zoom', '0', '--seed', '1']);
+  const boxes = trainRun('boxes', ['--net', 'fashionnet', '--width', '0.0625', '--seed', '2']);
+  const out = join(dir, 'grafted.safetensors');
+  const graft = clothtag(['graft-box', '--from', boxes, '--into', labels, '--out', out]);
+  t.equal(graft.code, 0, graft.stderr);
+  t.match(graft.stdout, /grafted\.safetensors: .*labels.* labelling network with .*boxes.*'s garment-box head \(\d+ tensors, trained 1 epochs; two looks by default\)/);
+  const [a, b, c] = [labels, boxes, out].map((f) => parseSafetensors(readFileSync(f)));
+  const same = (x: Float32Array, y: Float32Array) => x.length === y.length && x.every((v, i) => v === y[i]);
+  const names = [...c!.tensors.keys()];
+  t.same(names.sort(), [...a!.tensors.keys()].sort(), 'the labelling network\'s tensors, no more, no fewer');
+  t.ok(names.every((n) => same(c!.tensors.get(n)!.data, (n.startsWith('box_locator.') ? b! : a!).tensors.get(n)!.data)), 'box_locator.* from --from, everything else from --into, bit for bit');
+  t.equal(JSON.parse(c!.metadata.config!).boxRefine, true, 'the looks come with the head');
+  t.equal(JSON.parse(c!.metadata.config!).net, 'cloth_repvgg');
+  t.equal(c!.metadata.box_from, boxes);
+  t.equal(c!.metadata.vocabulary, a!.metadata.vocabulary, 'the labels\' vocabulary and training record stay');
+  // The grafted checkpoint finds, photo for photo, the boxes the box head's own network finds.
+  const photos = [join(data, 'img', readFileSync(join(data, 'Anno', 'list_bbox.txt'), 'utf8').split('\n')[2]!.split(/\s+/)[0]!.replace(/^img\//, ''))];
+  const boxOf = (checkpoint: string) => {
+    const r = clothtag(['predict', ...photos, '--checkpoint', checkpoint, '--jsonl', join(dir, 'p.jsonl')]);
+    t.equal(r.code, 0, r.stderr);
+    return (JSON.parse(readFileSync(join(dir, 'p.jsonl'), 'utf8').trim()) as { box: number[] }).box;
+  };
+  t.same(boxOf(out), boxOf(boxes), 'the same box as the head\'s own checkpoint gives');
+  // Refusals.
+  const noBox = trainRun('nobox', ['--net', 'cloth_repvgg', '--width', '0.125', '--wb', '0']);
+  const intoNone = clothtag(['graft-box', '--from', boxes, '--into', noBox, '--out', join(dir, 'x.safetensors')]);
+  t.equal(intoNone.code, 1);
+  t.match(intoNone.stderr, /nobox.* has no garment-box head to replace/);
+  const fromNone = clothtag(['graft-box', '--from', noBox, '--into', labels, '--out', join(dir, 'x.safetensors')]);
+  t.match(fromNone.stderr, /nobox.* has no garment-box head \(box_locator\.\*\): it was trained without boxes/);
+  const bent = new Map(b!.tensors);
+  bent.set('box_locator.box.weight', { shape: [4, 7], data: new Float32Array(28) });
+  writeFileSync(join(dir, 'bent.safetensors'), serializeSafetensors(bent, b!.metadata));
+  const mismatch = clothtag(['graft-box', '--from', join(dir, 'bent.safetensors'), '--into', labels, '--out', join(dir, 'x.safetensors')]);
+  t.match(mismatch.stderr, /box_locator\.box\.weight is \[4,7\] in .*bent\.safetensors but \[4,\d+\] in .*: the two heads are not the same network/);
+  const over = clothtag(['graft-box', '--from', boxes, '--into', labels, '--out', labels]);
+  t.equal(over.code, 2);
+  t.match(over.stderr, /--out .* is one of the inputs/);
+  t.notOk(existsSync(join(dir, 'x.safetensors')), 'nothing written by a refused graft');
+  const missing = clothtag(['graft-box', '--from', boxes, '--out', join(dir, 'x.safetensors')]);
+  t.equal(missing.code, 2);
 });

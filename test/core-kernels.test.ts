@@ -253,3 +253,33 @@ t.test('AdamW (decoupled decay) and global-norm clipping against the formula', a
   assertClose(t, await b.read(), [1, 2], 'still no decay', 1e-6, 1e-6);
   t.ok(Math.abs((await adam.counter.read())[3]! - 0.2) < 1e-7, 'the counter holds the new rate');
 });
+
+t.test('Adam with beta1 moved between steps (a one-cycle schedule) against torch.optim.Adam\'s formula', async (t) => {
+  const e = await gpuEngine(t);
+  const n = 7, lr = 0.05, beta2 = 0.999, eps = 1e-8;
+  const start = Array.from({ length: n }, (_, i) => 0.3 * i - 1);
+  const grads = [Array.from({ length: n }, (_, i) => Math.sin(i + 1)), Array.from({ length: n }, (_, i) => 0.5 - 0.2 * i)];
+  const p = e.tensor(start, [n]).keep();
+  const adam = new Adam([p], { lr });
+  // The reference: torch's bias correction 1 - beta1^t uses the current step's beta1.
+  const ref = start.slice(), m = new Array<number>(n).fill(0), v = new Array<number>(n).fill(0);
+  const beta1s = [0.95, 0.86];
+  for (let step = 0; step < 2; step++) {
+    const beta1 = beta1s[step]!, t1 = step + 1;
+    for (let i = 0; i < n; i++) {
+      const g = grads[step]![i]!;
+      m[i] = beta1 * m[i]! + (1 - beta1) * g;
+      v[i] = beta2 * v[i]! + (1 - beta2) * g * g;
+      ref[i] = ref[i]! - (lr * (m[i]! / (1 - beta1 ** t1))) / (Math.sqrt(v[i]! / (1 - beta2 ** t1)) + eps);
+    }
+    adam.hyper.beta1 = beta1;
+    p.grad = e.tensor(grads[step]!, [n]);
+    adam.update();
+    adam.zeroGrad();
+    assertClose(t, await adam.m[0]!.read(), m, `m after step ${t1} (beta1 ${beta1})`, 1e-6, 1e-5);
+    assertClose(t, await p.read(), ref, `parameters after step ${t1} (beta1 ${beta1})`, 1e-5, 1e-4);
+  }
+  t.ok(Math.abs((await adam.counter.read())[5]! - 0.86) < 1e-7, 'the counter holds the step\'s beta1');
+  adam.dispose();
+  p.dispose();
+});

@@ -12,7 +12,7 @@ import { synthesize } from '../src/data/synth.js';
 import { garmentLayout, landmarkMeans, meanPositionBaseline, meanPositions } from '../src/run/baselines.js';
 import { parseSafetensors } from '../src/nets/safetensors.js';
 import { decodeLandmarks } from '../src/train/metrics.js';
-import { ONE_CYCLE, learningRate } from '../src/train/schedule.js';
+import { DEFAULT_BETA1, ONE_CYCLE, adamBeta1, learningRate } from '../src/train/schedule.js';
 import { pointFractions } from '../src/train/step.js';
 import { clothtag } from './helpers/cli.js';
 
@@ -30,6 +30,25 @@ t.test('learning-rate schedules', async (t) => {
   const warm = (b: number) => learningRate({ ...base, schedule: 'exp', warmupEpochs: 1 }, 0, b, 4);
   t.same([warm(0), warm(1), warm(2), warm(3)], [0.0025, 0.005, 0.0075, 0.01], 'linear warm-up over the first epoch');
   t.equal(learningRate({ ...base, schedule: 'exp', warmupEpochs: 1 }, 1, 0, 4), 0.005, 'then the schedule');
+});
+
+t.test('one-cycle momentum: beta1 moves against the rate, as torch\'s OneCycleLR cycles it', async (t) => {
+  const base = { lr: 0.01, lrDecay: 0.5, warmupEpochs: 0, epochs: 10 };
+  const beta1 = (e: number, b: number) => adamBeta1({ ...base, schedule: 'onecycle', cycleMomentum: true }, e, b, 10);
+  t.ok(Math.abs(beta1(0, 0) - 0.95) < 1e-12, 'starts at 0.95 while the rate is lowest');
+  t.ok(Math.abs(beta1(3, 0) - 0.85) < 1e-12, '0.85 where the rate peaks (30%)');
+  t.ok(Math.abs(beta1(1, 5) - (0.85 + 0.05 * (1 + Math.cos(Math.PI / 2)))) < 1e-12, 'half way up: the cosine\'s middle, 0.90');
+  t.ok(Math.abs(beta1(10, 0) - 0.95) < 1e-12, 'back to 0.95 at the end');
+  t.ok(beta1(1, 0) > beta1(2, 0) && beta1(6, 0) > beta1(4, 0) && beta1(9, 9) > beta1(6, 0), 'falls, then climbs');
+  // While the rate rises, beta1 falls along the same cosine: the share of the way each has gone is equal.
+  const rate = (e: number, b: number) => learningRate({ ...base, schedule: 'onecycle' }, e, b, 10);
+  for (let step = 0; step <= 30; step++) {
+    const [e, b] = [Math.floor(step / 10), step % 10];
+    const rateShare = (rate(e, b) - rate(0, 0)) / (0.01 - rate(0, 0)), beta1Share = (0.95 - beta1(e, b)) / 0.1;
+    if (Math.abs(rateShare - beta1Share) > 1e-9) t.fail(`step ${step}: beta1 has gone ${beta1Share} of its way, the rate ${rateShare}`);
+  }
+  t.equal(adamBeta1({ ...base, schedule: 'onecycle' }, 3, 0, 10), DEFAULT_BETA1, 'without cycleMomentum: 0.9 throughout');
+  t.equal(adamBeta1({ ...base, schedule: 'cosine', cycleMomentum: true }, 3, 0, 10), DEFAULT_BETA1, 'other schedules: 0.9');
 });
 
 t.test('augmentation: reproducible per (seed, item), landmarks moved with the pixels', async (t) => {
@@ -186,6 +205,30 @@ t.test('--stem-stride 1 trains, is kept in config.json and the checkpoint, and e
   const bad = clothtag(['train', ...common, '--stem-stride', '3', '--out', join(dir, 'bad')]);
   t.equal(bad.code, 2);
   t.match(bad.stderr, /--stem-stride is 1 or 2, got 3/);
+});
+
+t.test('--cycle-momentum on moves Adam\'s beta1 with the one-cycle rate, is kept in config.json; without a cycle it is refused', async (t) => {
+  const dir = tempDir(t, 'clothtag-momentum-');
+  const data = join(dir, 'synth');
+  synthesize(data, { images: 12, size: 48, seed: 4 });
+  const common = ['--data', data, '--net', 'cloth_repvgg', '--width', '0.125', '--img-size', '32', '--batch-size', '4', '--workers', '0', '--epochs', '1', '--steps-per-epoch', '2', '--seed', '3'];
+  const weights = new Map<string, ReturnType<typeof parseSafetensors>['tensors']>();
+  for (const setting of ['on', 'off']) {
+    const run = join(dir, setting);
+    const train = clothtag(['train', ...common, '--cycle-momentum', setting, '--out', run]);
+    t.equal(train.code, 0, train.stderr);
+    t.equal(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).cycleMomentum, setting === 'on', `config.json: ${setting}`);
+    weights.set(setting, parseSafetensors(readFileSync(join(run, 'weights', 'last.safetensors'))).tensors);
+  }
+  // Adam's first step does not depend on beta1 (its bias correction cancels it); the second does.
+  const moved = [...weights.get('on')!].filter(([name, v]) => v.data.some((x, i) => x !== weights.get('off')!.get(name)!.data[i]));
+  t.ok(moved.length > 0, `two steps with beta1 cycled end elsewhere than with beta1 0.9 (${moved.length} tensors differ)`);
+  const exp = clothtag(['train', ...common, '--schedule', 'exp', '--cycle-momentum', 'on', '--out', join(dir, 'bad')]);
+  t.equal(exp.code, 2);
+  t.match(exp.stderr, /--cycle-momentum on cycles beta1 with the one-cycle rate; --schedule exp has no cycle/);
+  const word = clothtag(['train', ...common, '--cycle-momentum', 'yes', '--out', join(dir, 'bad')]);
+  t.equal(word.code, 2);
+  t.match(word.stderr, /--cycle-momentum/);
 });
 
 t.test('--head-width trains a landmark network with wider branches, is kept in config.json and the checkpoint; nonsense is refused', async (t) => {

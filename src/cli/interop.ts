@@ -1,8 +1,10 @@
-// `clothtag export` (a checkpoint as ONNX) and `clothtag convert` (PyTorch checkpoints to safetensors).
+// `clothtag export` (a checkpoint as ONNX), `clothtag convert` (PyTorch checkpoints to safetensors)
+// and `clothtag graft-box` (one checkpoint's labels with another's garment-box head).
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { exportOnnx } from '../interop/onnx.js';
 import { readTorchCheckpoint } from '../interop/torch.js';
-import { serializeSafetensors } from '../nets/safetensors.js';
+import { type TensorMap, parseSafetensors, serializeSafetensors } from '../nets/safetensors.js';
 import { checkpointLabeling } from '../label/labels.js';
 import { loadCheckpoint } from '../nets/weights.js';
 import { createNodeGpu } from '../node/gpu.js';
@@ -58,5 +60,53 @@ export async function convertVerb(args: string[]): Promise<number> {
   writeAtomic(output, serializeSafetensors(tensors, { source: input }));
   const count = [...tensors.values()].reduce((s, t) => s + t.data.length, 0);
   console.log(`${output}: ${tensors.size} tensors (${(count / 1e6).toFixed(2)}M values, float32) from ${input}`);
+  return 0;
+}
+
+/** The garment-box head's tensors of a checkpoint (src/nets/locator.ts: `box_locator.*`). */
+const boxHeadOf = (tensors: TensorMap) => [...tensors].filter(([name]) => name.startsWith('box_locator.'));
+
+/**
+ * `clothtag graft-box`: a checkpoint with one checkpoint's labelling network and another's
+ * garment-box head. The box head is a network of its own that reads whole photos and shares no
+ * weight with the labels (src/nets/locator.ts), so a head trained long once (train --box-epochs)
+ * can serve every labelling network trained on the same kind of photos, without training each
+ * one's head again. The looks it was trained for (config.boxRefine) come with it.
+ */
+export async function graftBoxVerb(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { from: { type: 'string' }, into: { type: 'string' }, out: { type: 'string' } } });
+  if (!values.from || !values.into || !values.out) throw new UsageError('--from (the box head), --into (the labelling network) and --out are required');
+  if ([values.from, values.into].some((f) => resolve(f) === resolve(values.out!))) throw new UsageError(`--out ${values.out} is one of the inputs: write the grafted checkpoint to a new file`);
+  const from = parseSafetensors(readFileOrThrow(values.from), values.from);
+  const into = parseSafetensors(readFileOrThrow(values.into), values.into);
+  const configOf = (metadata: Record<string, string>, source: string): Record<string, unknown> => {
+    try {
+      if (metadata.config) return JSON.parse(metadata.config) as Record<string, unknown>;
+    } catch {
+      // reported below
+    }
+    throw new Error(`${source} is not a clothtag checkpoint (no valid network configuration in its metadata)`);
+  };
+  const fromConfig = configOf(from.metadata, values.from), intoConfig = configOf(into.metadata, values.into);
+  const head = boxHeadOf(from.tensors), old = boxHeadOf(into.tensors);
+  if (!head.length) throw new Error(`${values.from} has no garment-box head (box_locator.*): it was trained without boxes`);
+  if (!old.length) throw new Error(`${values.into} has no garment-box head to replace (it was trained with --wb 0 or on photos without boxes): a box head goes only into a network built with one`);
+  const names = new Set(head.map(([name]) => name));
+  for (const [name, t] of old) {
+    const other = from.tensors.get(name);
+    if (!other) throw new Error(`${values.from}'s box head has no ${name}, which ${values.into}'s has: the two heads are not the same network`);
+    if (other.shape.join('x') !== t.shape.join('x')) throw new Error(`${name} is [${other.shape}] in ${values.from} but [${t.shape}] in ${values.into}: the two heads are not the same network`);
+    names.delete(name);
+  }
+  if (names.size) throw new Error(`${values.from}'s box head has ${[...names][0]}, which ${values.into}'s has not: the two heads are not the same network`);
+  const tensors: TensorMap = new Map(into.tensors);
+  for (const [name, t] of head) tensors.set(name, t);
+  const config = { ...intoConfig };
+  if (fromConfig.boxRefine) config.boxRefine = true;
+  else delete config.boxRefine;
+  const boxEpoch = from.metadata.box_epoch ?? from.metadata.epoch;
+  const metadata = { ...into.metadata, config: JSON.stringify(config), box_from: values.from, ...(boxEpoch ? { box_epoch: boxEpoch } : {}) };
+  writeAtomic(values.out, serializeSafetensors(tensors, metadata));
+  console.log(`${values.out}: ${values.into}'s labelling network with ${values.from}'s garment-box head (${head.length} tensors${boxEpoch ? `, trained ${boxEpoch} epochs` : ''}; ${config.boxRefine ? 'two looks' : 'one look'} by default)`);
   return 0;
 }

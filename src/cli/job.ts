@@ -155,7 +155,7 @@ export async function trainVerb(args: string[]): Promise<number> {
       precision: { type: 'string' }, schedule: { type: 'string' }, warmup: { type: 'string' }, 'weight-decay': { type: 'string' },
       'label-smoothing': { type: 'string' }, 'clip-norm': { type: 'string' }, augment: { type: 'string' }, 'train-on': { type: 'string' }, ema: { type: 'string' },
       wb: { type: 'string' }, 'stem-stride': { type: 'string' }, 'head-width': { type: 'string' }, 'box-zoom': { type: 'string' }, 'box-views': { type: 'string' },
-      'box-epochs': { type: 'string' },
+      'box-epochs': { type: 'string' }, 'cycle-momentum': { type: 'string' },
     },
   });
   let config: TrainConfig;
@@ -213,6 +213,7 @@ export async function trainVerb(args: string[]): Promise<number> {
       precision: precisionOf(values.precision),
       schedule: oneOf(values.schedule, SCHEDULES, '--schedule') ?? DEFAULT_TRAIN.schedule,
       warmupEpochs: values.warmup ? nonNegative(values.warmup, '--warmup') : DEFAULT_TRAIN.warmupEpochs,
+      cycleMomentum: values['cycle-momentum'] ? oneOf(values['cycle-momentum'], ['on', 'off'] as const, '--cycle-momentum') === 'on' : DEFAULT_TRAIN.cycleMomentum,
       weightDecay: values['weight-decay'] ? nonNegative(values['weight-decay'], '--weight-decay') : DEFAULT_TRAIN.weightDecay,
       clipNorm: values['clip-norm'] ? nonNegative(values['clip-norm'], '--clip-norm') : DEFAULT_TRAIN.clipNorm,
       augment: oneOf(values.augment, AUGMENT_NAMES, '--augment') ?? DEFAULT_TRAIN.augment,
@@ -224,6 +225,7 @@ export async function trainVerb(args: string[]): Promise<number> {
       ...(values['box-views'] ? { boxViews: boxViewsOf(values['box-views']) } : {}),
       ...(values['box-epochs'] ? { boxEpochs: positiveInt(values['box-epochs'], '--box-epochs') } : {}),
     };
+    if (values['cycle-momentum'] === 'on' && config.schedule !== 'onecycle') throw new UsageError(`--cycle-momentum on cycles beta1 with the one-cycle rate; --schedule ${config.schedule} has no cycle (beta1 stays 0.9)`);
     if (config.boxEpochs !== undefined && config.boxEpochs < config.epochs) throw new UsageError(`--box-epochs ${config.boxEpochs} is fewer than --epochs ${config.epochs}: the box head trains at least as long as the labels`);
     out = values.out ?? join('runs', `${config.net}-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`);
     if (existsSync(join(out, 'config.json'))) throw new UsageError(`${out} already holds a run: continue it with --resume ${out}, or choose another --out`);

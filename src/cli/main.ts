@@ -11,7 +11,7 @@ import { forwardVerb, netsVerb } from './nets.js';
 import { UsageError, positiveInt, readFileOrThrow } from './util.js';
 import { serveDemo } from '../node/serve.js';
 import { tuneVerb } from './tune.js';
-import { convertVerb, exportVerb } from './interop.js';
+import { convertVerb, exportVerb, graftBoxVerb } from './interop.js';
 import { indexVerb, searchVerb } from './catalog.js';
 import { followParent, isFilteredChild, runWithQuietStderr } from './quiet.js';
 import { fileURLToPath } from 'node:url';
@@ -30,7 +30,7 @@ const verbs: Record<string, Verb> = {
   },
   train: {
     summary: 'train a network on a DeepFashion-layout or ImageFolder dataset (or --resume a run)',
-    usage: 'clothtag train --data PATH --net NAME [--epochs 8] [--batch-size 16] [--img-size 224] [--width 1] [--stem-stride 2|1] [--head-width W (landmark networks; default: --width)] [--lr 3e-3] [--schedule onecycle|cosine|exp] [--lr-decay 0.95] [--warmup EPOCHS] [--weight-decay 0.05] [--label-smoothing 0] [--clip-norm 0] [--augment none|flip|light|strong] [--train-on train|train+val] [--ema DECAY] [--wc 1] [--ws 20] [--wl 20|2000] [--wb 1] [--box-zoom 0.5] [--box-views 1] [--box-epochs N (default: --epochs)] [--landmark-loss softargmax|mse|ssim] [--weighting fixed|uncertainty] [--pretrained FILE.safetensors|FILE.pth] [--split official|random:0.7:200000] [--seed 0] [--workers N] [--steps-per-epoch N] [--val-limit N] [--precision f32|mixed] [--out DIR]\n       clothtag train --resume DIR [--epochs N] [--workers N]',
+    usage: 'clothtag train --data PATH --net NAME [--epochs 8] [--batch-size 16] [--img-size 224] [--width 1] [--stem-stride 2|1] [--head-width W (landmark networks; default: --width)] [--lr 3e-3] [--schedule onecycle|cosine|exp] [--cycle-momentum on|off] [--lr-decay 0.95] [--warmup EPOCHS] [--weight-decay 0.05] [--label-smoothing 0] [--clip-norm 0] [--augment none|flip|light|strong] [--train-on train|train+val] [--ema DECAY] [--wc 1] [--ws 20] [--wl 20|2000] [--wb 1] [--box-zoom 0.5] [--box-views 1] [--box-epochs N (default: --epochs)] [--landmark-loss softargmax|mse|ssim] [--weighting fixed|uncertainty] [--pretrained FILE.safetensors|FILE.pth] [--split official|random:0.7:200000] [--seed 0] [--workers N] [--steps-per-epoch N] [--val-limit N] [--precision f32|mixed] [--out DIR]\n       clothtag train --resume DIR [--epochs N] [--workers N]',
     run: trainVerb,
   },
   eval: {
@@ -87,6 +87,11 @@ const verbs: Record<string, Verb> = {
     summary: 'convert a PyTorch checkpoint (torch.save: a state dict) to safetensors, without running any of its code',
     usage: 'clothtag convert IN.pth OUT.safetensors',
     run: convertVerb,
+  },
+  'graft-box': {
+    summary: 'write a checkpoint with one checkpoint\'s labelling network and another\'s garment-box head (a head trained long once serves any network)',
+    usage: 'clothtag graft-box --from BOX.safetensors --into LABELS.safetensors --out OUT.safetensors',
+    run: graftBoxVerb,
   },
   tune: {
     summary: 'time every tile on the GEMM and convolution shapes of a network\'s training step; keep the winners for this adapter',

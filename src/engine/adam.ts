@@ -15,20 +15,20 @@ export interface AdamHyper {
   maxGradNorm?: number;
 }
 
-/** The counter's layout: [t, 1 - beta1^t, 1 - beta2^t, lr, clip factor, 0, 0, 0]. */
+/** The counter's layout: [t, 1 - beta1^t, 1 - beta2^t, lr, clip factor, beta1, 0, 0]. */
 export const ADAM_COUNTER_SIZE = 8;
 
 const uniformsOf = (n: number, lr: number, h: AdamHyper, weightDecay: number) =>
   ({ n, lr, beta1: h.beta1, beta2: h.beta2, eps: h.eps, weight_decay: weightDecay, max_norm: h.maxGradNorm ?? 0 });
 
-/** Adam's step count, bias corrections, learning rate and clip factor, kept on the GPU. */
+/** Adam's step count, bias corrections, learning rate, clip factor and beta1, kept on the GPU. */
 export function adamCounterValues(t: number, h: Pick<AdamHyper, 'beta1' | 'beta2' | 'lr'>): Float32Array {
-  return Float32Array.from([t, 1 - h.beta1 ** t, 1 - h.beta2 ** t, h.lr, 1, 0, 0, 0]);
+  return Float32Array.from([t, 1 - h.beta1 ** t, 1 - h.beta2 ** t, h.lr, 1, h.beta1, 0, 0]);
 }
 
 /**
- * Advances `counter` to the next step (t + 1, its bias corrections, h.lr as this step's rate and
- * the clip factor from `norm2`, the squared global gradient norm, when given) on the GPU; with
+ * Advances `counter` to the next step (t + 1, its bias corrections, h.lr and h.beta1 as this
+ * step's rate and first-moment decay, and the clip factor from `norm2`, the squared global gradient norm, when given) on the GPU; with
  * `skipIf` (a [1] tensor), leaves it alone when that holds a non-zero value (an f16 overflow).
  */
 export function adamBegin(counter: Tensor, h: AdamHyper, skipIf?: Tensor, norm2?: Tensor): void {
@@ -45,8 +45,8 @@ export function adamBegin(counter: Tensor, h: AdamHyper, skipIf?: Tensor, norm2?
 }
 
 /**
- * One fused Adam update of `param` (and its moments m, v) in place, with the rate, clip factor
- * and bias corrections of the step `counter` holds (adamBegin), and `weightDecay` for this
+ * One fused Adam update of `param` (and its moments m, v) in place, with the rate, beta1, clip
+ * factor and bias corrections of the step `counter` holds (adamBegin), and `weightDecay` for this
  * parameter. With `skipIf`, nothing changes while it is non-zero.
  */
 export function adamStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, h: AdamHyper, counter: Tensor, skipIf?: Tensor, weightDecay = h.weightDecay): void {
@@ -55,8 +55,9 @@ export function adamStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, h: A
   param.engine.run({
     kernel: 'adam',
     params: { VEC4: per === 4, SKIPPABLE: !!skipIf, CLIP: false, DECOUPLED: !!h.decoupled },
-    // The rate is the counter's (set by begin): 0 here keeps these uniforms fixed across steps.
-    uniforms: uniformsOf(param.size, 0, h, weightDecay),
+    // The rate and beta1 are the counter's (set by begin): 0 here keeps these uniforms fixed
+    // across steps, also where a schedule moves beta1.
+    uniforms: uniformsOf(param.size, 0, { ...h, beta1: 0 }, weightDecay),
     inputs: { grad, counter, flag: skipIf },
     outputs: { param, m, v },
     workgroups: Math.ceil(param.size / per / 256),

@@ -16,7 +16,7 @@ import { loadState, readState, saveCheckpoint } from '../nets/weights.js';
 import { plotLines } from '../node/plot.js';
 import { THESIS_LOSS, type LossConfig, decodeFor, needsHeatmapTargets } from '../train/losses.js';
 import type { EvalResult, Vocabulary } from '../train/metrics.js';
-import { type ScheduleName, learningRate } from '../train/schedule.js';
+import { type ScheduleName, adamBeta1, learningRate } from '../train/schedule.js';
 import { Trainer } from '../train/step.js';
 import { GradientScaler } from '../autograd/scaler.js';
 import type { Adam } from '../autograd/optim.js';
@@ -48,6 +48,8 @@ export interface TrainConfig {
   /** Learning-rate schedule (src/train/schedule.ts); `exp` uses lrDecay. */
   schedule?: ScheduleName;
   warmupEpochs?: number;
+  /** `onecycle`: cycle Adam's beta1 0.95 -> 0.85 -> 0.95 against the rate (absent: beta1 0.9, as runs made before it). */
+  cycleMomentum?: boolean;
   /** AdamW's decoupled weight decay on weights of rank >= 2 (0: plain Adam, as the thesis). */
   weightDecay?: number;
   /** Clip the gradients' global norm to this (0: off). */
@@ -190,7 +192,7 @@ async function train(engine: Engine, out: string, config: TrainConfig, hooks: Tr
   if (boxEpochs && boxEpochs < config.epochs) throw new Error(`the box head's --box-epochs ${boxEpochs} is fewer than the run's --epochs ${config.epochs}: give it ${config.epochs} or more`);
   const trainer = new Trainer(net, config.loss, config.lr, { weightDecay: config.weightDecay ?? 0, decoupled: true, maxGradNorm: config.clipNorm ?? 0 }, { boxOptimizer: boxEpochs > 0 });
   if (config.ema) trainer.useAverage(config.ema);
-  const schedule = { schedule: config.schedule ?? 'exp', lr: config.lr, lrDecay: config.lrDecay, warmupEpochs: config.warmupEpochs ?? 0, epochs: config.epochs };
+  const schedule = { schedule: config.schedule ?? 'exp', lr: config.lr, lrDecay: config.lrDecay, warmupEpochs: config.warmupEpochs ?? 0, epochs: config.epochs, cycleMomentum: config.cycleMomentum ?? false };
   // With --box-epochs the box head's rate follows the same schedule stretched over its own epochs,
   // and the run lasts until the box head is done.
   const boxSchedule = { ...schedule, epochs: boxEpochs };
@@ -269,8 +271,14 @@ async function train(engine: Engine, out: string, config: TrainConfig, hooks: Tr
           throw new Error(`none of the ${batch.indices.length} images of batch ${bi + 1} (epoch ${epoch + 1}) could be read (${batch.broken[0]!.reason}): nothing to train on. clothtag data check ${config.data} lists every unreadable image`);
         }
         // The schedule counts steps over the whole epoch (also when --steps-per-epoch cuts it short).
-        if (labels) trainer.optimizer.hyper.lr = lr = learningRate(schedule, epoch, bi, total);
-        if (trainer.boxOptimizer) trainer.boxOptimizer.hyper.lr = learningRate(boxSchedule, epoch, bi, total);
+        if (labels) {
+          trainer.optimizer.hyper.lr = lr = learningRate(schedule, epoch, bi, total);
+          trainer.optimizer.hyper.beta1 = adamBeta1(schedule, epoch, bi, total);
+        }
+        if (trainer.boxOptimizer) {
+          trainer.boxOptimizer.hyper.lr = learningRate(boxSchedule, epoch, bi, total);
+          trainer.boxOptimizer.hyper.beta1 = adamBeta1(boxSchedule, epoch, bi, total);
+        }
         // Step bi is recorded and submitted with its loss readback; step bi-1's values are booked
         // while the GPU runs it (the CPU never waits on the step it has just recorded).
         const terms = trainer.step({ n: batch.indices.length, ...batch }, stepNumber++, undefined, { labels });

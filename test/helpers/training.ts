@@ -20,9 +20,9 @@ export function trainingFixture(t: { teardown(fn: () => void): void }, prefix: s
     ...DEFAULT_TRAIN, data, net: 'cloth_repvgg', width: 0.25, imgSize: 48, batchSize: 16, epochs: 6, lr: 3e-3, lrDecay: 0.9, loss: THESIS_LOSS, workers: 0,
     schedule: 'exp', warmupEpochs: 0, weightDecay: 0, clipNorm: 0, augment: 'flip', trainOn: 'train',
   };
-  /** Every part of the recipe at once: one-cycle rate, AdamW, clipping, strong augmentation, smoothing, soft-argmax. */
+  /** Every part of the recipe at once: one-cycle rate and momentum, AdamW, clipping, strong augmentation, smoothing, soft-argmax. */
   const recipe: Partial<TrainConfig> = {
-    schedule: 'onecycle', weightDecay: 0.05, clipNorm: 1, augment: 'strong', ema: 0.9, loss: { ...THESIS_LOSS, labelSmoothing: 0.1, landmarkLoss: 'softargmax', wl: 20 },
+    schedule: 'onecycle', cycleMomentum: true, weightDecay: 0.05, clipNorm: 1, augment: 'strong', ema: 0.9, loss: { ...THESIS_LOSS, labelSmoothing: 0.1, landmarkLoss: 'softargmax', wl: 20 },
   };
   return { tmp, data, base, recipe };
 }

@@ -41,17 +41,19 @@ def rows(path):
 
 
 class Locator(nn.Module):
-    def __init__(self, channels=(16, 32, 64, 128, 128), bins=0):
+    def __init__(self, channels=(16, 32, 64, 128, 128), bins=0, pools=4):
         super().__init__()
         self.bins = bins
         layers, c = [], 3
         for i, o in enumerate(channels):
             layers += [nn.Conv2d(c, o, 3, 1, 1, bias=False), nn.BatchNorm2d(o), nn.ReLU()]
-            if i < len(channels) - 1:
+            if i < pools:
                 layers.append(nn.MaxPool2d(2))
             c = o
-        self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(4), nn.Flatten())
-        self.box = nn.Linear(c * 16, 4 * bins if bins else 4)
+        # The last map (64 / 2^pools a side: 4x4 with clothtag's four pools) pooled to a grid that keeps it.
+        grid = SIZE >> pools
+        self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(grid), nn.Flatten())
+        self.box = nn.Linear(c * grid * grid, 4 * bins if bins else 4)
         nn.init.zeros_(self.box.weight)
         nn.init.zeros_(self.box.bias)
         if bins:
@@ -163,6 +165,7 @@ def main():
     ap.add_argument('--loss', choices=('centre', 'corners'), default='centre', help='L1 on (cx, cy, w, h), as clothtag, or on the corners')
     ap.add_argument('--scale', type=float, default=1.0, help='channels times this')
     ap.add_argument('--bins', type=int, default=0, help='each edge a distribution over this many positions, its mean the edge (0: sigmoid of (cx, cy, w, h))')
+    ap.add_argument('--pools', type=int, choices=(3, 4), default=4, help='2x2 max pools between the blocks: 4 (clothtag\'s, a 4x4 last map) or 3 (an 8x8 last map, read as an 8x8 grid: finer edges, 4x the last block\'s cost)')
     ap.add_argument('--views', type=int, default=1, help='each photo drawn this many times a step, each view augmented on its own (a box batch of views x --batch)')
     ap.add_argument('--threads', type=int, default=os.cpu_count())
     ap.add_argument('--seed', type=int, default=1)
@@ -180,8 +183,8 @@ def main():
     train = [n for n in names if split[n] == 'train']
     val = [n for n in names if split[n] == 'val']
     val_images, val_truth = [photos[n] for n in val], [boxes[n] for n in val]
-    print(f'box head: {len(train)} training photos, {len(val)} validation; zoom {a.zoom}, views {a.views}, loss {a.loss}, margin {a.margin}, channels x{a.scale}, bins {a.bins}', flush=True)
-    net = Locator(tuple(round(c * a.scale) for c in (16, 32, 64, 128, 128)), a.bins)
+    print(f'box head: {len(train)} training photos, {len(val)} validation; zoom {a.zoom}, views {a.views}, loss {a.loss}, margin {a.margin}, channels x{a.scale}, bins {a.bins}, pools {a.pools}, cycle momentum {a.cycle_momentum}', flush=True)
+    net = Locator(tuple(round(c * a.scale) for c in (16, 32, 64, 128, 128)), a.bins, a.pools)
     decay = [p for p in net.parameters() if p.dim() > 1]
     rest = [p for p in net.parameters() if p.dim() <= 1]
     opt = torch.optim.AdamW([{'params': decay, 'weight_decay': 0.05}, {'params': rest, 'weight_decay': 0}], a.lr)

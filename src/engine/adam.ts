@@ -28,8 +28,9 @@ export function adamCounterValues(t: number, h: Pick<AdamHyper, 'beta1' | 'beta2
 
 /**
  * Advances `counter` to the next step (t + 1, its bias corrections, h.lr and h.beta1 as this
- * step's rate and first-moment decay, and the clip factor from `norm2`, the squared global gradient norm, when given) on the GPU; with
- * `skipIf` (a [1] tensor), leaves it alone when that holds a non-zero value (an f16 overflow).
+ * step's rate and first-moment decay, and the clip factor from `norm2`, the squared global
+ * gradient norm, when given) on the GPU; with `skipIf` (a [1] tensor), leaves it alone when that
+ * holds a non-zero value (an f16 overflow).
  */
 export function adamBegin(counter: Tensor, h: AdamHyper, skipIf?: Tensor, norm2?: Tensor): void {
   if (counter.size !== ADAM_COUNTER_SIZE) throw new Error(`Adam's counter is [${ADAM_COUNTER_SIZE}], got ${counter.describe()}`);

@@ -112,6 +112,46 @@ t.test('re-indexing labels only what changed; another checkpoint needs --reindex
   t.match(reindexed.stdout, /labelled 24 photos .* 24 photos in the catalog/, 'every photo relabelled with the new checkpoint; the deleted one is gone');
 });
 
+t.test('index --box-looks: the looks are part of the catalog\'s identity, as the checkpoint is', async (t) => {
+  const four = [0, 1, 2, 3].map(photo);
+  const db = (name: string) => join(dir, `looks-${name}.sqlite`);
+  const index = (name: string, extra: string[]) => clothtag(['index', ...four, '--checkpoint', checkpoint, '--db', db(name), ...extra]);
+  const boxesOf = (name: string) => {
+    const catalog = Catalog.open(db(name), { readonly: true });
+    const out = { looks: catalog.source!.looks, boxes: four.map((f) => catalog.row(f)!.box) };
+    catalog.close();
+    return out;
+  };
+  for (const [name, extra] of [['default', []], ['two', ['--box-looks', '2']], ['three', ['--box-looks', '3']]] as const) {
+    const r = index(name, [...extra]);
+    t.equal(r.code, 0, r.stderr);
+  }
+  const [byDefault, two, three] = [boxesOf('default'), boxesOf('two'), boxesOf('three')];
+  t.equal(byDefault.looks, 2, 'without the flag: the two looks the head was trained for, recorded');
+  t.same(two, byDefault, '--box-looks 2 is the default: the same boxes');
+  t.equal(three.looks, 3);
+  t.notSame(three.boxes, byDefault.boxes, 'a third look moves the boxes');
+  // Another number of looks on the same catalog: refused as another checkpoint is, until --reindex.
+  const refused = index('three', []);
+  t.equal(refused.code, 1);
+  t.match(refused.stderr, /looks-three\.sqlite was labelled with 3 looks of the box head; --box-looks 2 would find other boxes\. Give --reindex/);
+  const again = index('three', ['--box-looks', '3']);
+  t.match(again.stdout, /labelled 0 photos .* 4 unchanged/, 'the same looks: nothing to label');
+  const reindexed = index('three', ['--reindex']);
+  t.equal(reindexed.code, 0, reindexed.stderr);
+  t.same(boxesOf('three'), byDefault, 'relabelled with two looks');
+  // A catalog made before the looks were recorded counts as the checkpoint's default.
+  const sqlite = new Database(db('two'));
+  const source = JSON.parse((sqlite.prepare("SELECT value FROM meta WHERE key = 'source'").get() as { value: string }).value) as Record<string, unknown>;
+  delete source.looks;
+  sqlite.prepare("UPDATE meta SET value = ? WHERE key = 'source'").run(JSON.stringify(source));
+  sqlite.close();
+  t.match(index('two', []).stdout, /labelled 0 photos .* 4 unchanged/, 'an older catalog: its default looks, nothing relabelled');
+  const bad = index('bad', ['--box-looks', '5']);
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /--box-looks is a whole number of looks from 1 to 4, got "5"/);
+});
+
 t.test('an index killed midway resumes where it stopped, and no batch is half-written', async (t) => {
   const db = join(dir, 'killed.sqlite');
   // In-process (no stderr filter in between), in a group of its own: the SIGKILL hits the indexer itself.

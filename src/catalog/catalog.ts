@@ -22,6 +22,8 @@ export interface CatalogSource {
   net: string;
   vocabulary: Vocabulary;
   size: number;
+  /** The box head's looks (index --box-looks); absent in catalogs made before it: the checkpoint's default. */
+  looks?: number;
 }
 
 export interface PhotoRow {

@@ -8,7 +8,7 @@ import { existsSync, realpathSync, statSync } from 'node:fs';
 import type { Engine } from '../engine/engine.js';
 import { readRegularFile } from '../data/files.js';
 import { MAX_FILE_BYTES, type RgbaImage, decodeImage } from '../data/image.js';
-import { checkpointLabeling, locateGarments, rawLabels, wholeImage } from '../label/labels.js';
+import { checkLooks, checkpointLabeling, defaultLooks, locateGarments, rawLabels, wholeImage } from '../label/labels.js';
 import type { ClothNet } from '../nets/models.js';
 import type { Box } from '../label/pixels.js';
 import { loadCheckpoint } from '../nets/weights.js';
@@ -22,6 +22,8 @@ export interface IndexOptions {
   /** Forget rows whose files no longer exist. */
   prune: boolean;
   batchSize: number;
+  /** The box head's looks (defaultLooks unless given); part of the catalog's identity, as the checkpoint is. */
+  boxLooks?: number;
 }
 
 export interface IndexResult {
@@ -35,9 +37,9 @@ export interface IndexResult {
   seconds: number;
 }
 
-/** Where each photo is labelled: the box head's box, or the whole photo for a network without one. */
-async function garmentBoxes(net: ClothNet, images: RgbaImage[]): Promise<Box[]> {
-  return net.hasBox ? locateGarments(net, images) : images.map(wholeImage);
+/** Where each photo is labelled: the box head's box after `looks`, or the whole photo for a network without one. */
+async function garmentBoxes(net: ClothNet, images: RgbaImage[], looks?: number): Promise<Box[]> {
+  return net.hasBox ? locateGarments(net, images, looks) : images.map(wholeImage);
 }
 
 export const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
@@ -55,14 +57,24 @@ export async function indexPhotos(engine: Engine, files: string[], o: IndexOptio
   const { net, meta } = await loadCheckpoint(engine, checkpointBytes, o.checkpoint);
   try {
     const { vocab, size, decode } = checkpointLabeling(meta.extra, o.checkpoint);
-    const source = { sha256: sha256(checkpointBytes), path: realpathSync(o.checkpoint), net: net.config.net, vocabulary: vocab, size };
+    if (o.boxLooks !== undefined) {
+      if (!net.hasBox) throw new CatalogError(`--box-looks: ${o.checkpoint} has no garment-box head (it was trained without boxes); its photos are labelled whole`);
+      checkLooks(net, o.boxLooks);
+    }
+    const looks = net.hasBox ? (o.boxLooks ?? defaultLooks(net)) : undefined;
+    const source = { sha256: sha256(checkpointBytes), path: realpathSync(o.checkpoint), net: net.config.net, vocabulary: vocab, size, ...(looks ? { looks } : {}) };
     let catalog = Catalog.open(o.db, { create: true });
     try {
       const before = catalog.source;
       if (before && before.sha256 !== source.sha256 && !o.reindex) {
         throw new CatalogError(`${o.db} was labelled with another checkpoint (${before.path}, sha256 ${before.sha256.slice(0, 12)}); ${o.checkpoint} is ${source.sha256.slice(0, 12)}. Give --reindex to relabel every photo with it, or make a new catalog with another --db`);
       }
-      if (!before || before.sha256 !== source.sha256) {
+      // The same checkpoint with another number of looks finds other boxes: as good as another checkpoint.
+      const lookedBefore = before && (before.looks ?? looks);
+      if (before && before.sha256 === source.sha256 && lookedBefore !== looks && !o.reindex) {
+        throw new CatalogError(`${o.db} was labelled with ${lookedBefore} look${lookedBefore === 1 ? '' : 's'} of the box head; --box-looks ${looks} would find other boxes. Give --reindex to relabel every photo with ${looks}, or index with --box-looks ${lookedBefore}`);
+      }
+      if (!before || before.sha256 !== source.sha256 || lookedBefore !== looks) {
         if (before) log(`${o.db}: --reindex: forgetting ${catalog.count} photos labelled by ${before.path}`);
         catalog = catalog.setSource(source, !!before);
       }
@@ -71,7 +83,7 @@ export async function indexPhotos(engine: Engine, files: string[], o: IndexOptio
       if (o.prune) result.pruned = catalog.prune((p) => existsSync(p));
       const flush = async (batch: Pending[]) => {
         if (!batch.length) return;
-        const boxes = await garmentBoxes(net, batch.map((p) => p.img));
+        const boxes = await garmentBoxes(net, batch.map((p) => p.img), looks);
         const raw = await rawLabels(net, batch.map((p, i) => ({ img: p.img, box: boxes[i]! })), size, decode, { embedding: true, mirror: true });
         const rows: PhotoRow[] = batch.map((p, i) => {
           const b = boxes[i]!, r = raw[i]!;
@@ -150,7 +162,7 @@ export async function embeddingOf(catalog: Catalog, photo: string, engine: () =>
   const { net } = await loadCheckpoint(e, checkpointBytes, source.path);
   try {
     const img = decodeImage(bytes, photo);
-    const [box] = await garmentBoxes(net, [img]);
+    const [box] = await garmentBoxes(net, [img], source.looks);
     const [raw] = await rawLabels(net, [{ img, box: box! }], source.size, 'peak', { embedding: true, mirror: true });
     return raw!.embedding!;
   } finally {

@@ -9,19 +9,20 @@ import { loadImageFile } from '../data/image.js';
 import { createNodeGpu } from '../node/gpu.js';
 import { collectInputs, drawSheet } from '../run/predict.js';
 import { Progress } from './progress.js';
-import { UsageError, positiveInt, readFileOrThrow } from './util.js';
+import { UsageError, boxLooksOf, positiveInt, readFileOrThrow } from './util.js';
 
 export async function indexVerb(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { checkpoint: { type: 'string' }, db: { type: 'string' }, reindex: { type: 'boolean', default: false }, prune: { type: 'boolean', default: false }, 'batch-size': { type: 'string', default: '16' } } });
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { checkpoint: { type: 'string' }, db: { type: 'string' }, reindex: { type: 'boolean', default: false }, prune: { type: 'boolean', default: false }, 'batch-size': { type: 'string', default: '16' }, 'box-looks': { type: 'string' } } });
   if (!values.checkpoint || !values.db) throw new UsageError('--checkpoint and --db are required');
   if (!positionals.length) throw new UsageError('name photos, folders or a .txt list of photos to index');
+  const boxLooks = values['box-looks'] ? boxLooksOf(values['box-looks']) : undefined;
   readFileOrThrow(values.checkpoint);
   const files = collectInputs(positionals);
   const gpu = await createNodeGpu();
   try {
     const progress = new Progress();
     let last = performance.now(), lastDone = 0;
-    const r = await indexPhotos(gpu.engine, files, { checkpoint: values.checkpoint, db: values.db, reindex: values.reindex!, prune: values.prune!, batchSize: positiveInt(values['batch-size']!, '--batch-size') }, (s) => (progress.done(), console.log(s)), (done, total) => {
+    const r = await indexPhotos(gpu.engine, files, { checkpoint: values.checkpoint, db: values.db, reindex: values.reindex!, prune: values.prune!, batchSize: positiveInt(values['batch-size']!, '--batch-size'), boxLooks }, (s) => (progress.done(), console.log(s)), (done, total) => {
       if (done - lastDone >= 16 || done === total) {
         const rate = (done - lastDone) / Math.max(1e-3, (performance.now() - last) / 1000);
         (last = performance.now()), (lastDone = done);

@@ -9,7 +9,7 @@ import { itemPhoto } from '../data/batch.js';
 import { synthesize } from '../data/synth.js';
 import { NET_NAMES, isNetName } from '../nets/models.js';
 import { loadCheckpoint } from '../nets/weights.js';
-import { MAX_LOOKS, checkpointLabeling } from '../label/labels.js';
+import { checkpointLabeling } from '../label/labels.js';
 import { createNodeGpu } from '../node/gpu.js';
 import { attachMeanPosition, landmarkMeans, meanPositionBaseline } from '../run/baselines.js';
 import { collectInputs, predictFiles } from '../run/predict.js';
@@ -22,7 +22,7 @@ import { type EvalResult, formatEval } from '../train/metrics.js';
 import { BOX_INPUT } from '../nets/locator.js';
 import { Progress } from './progress.js';
 import { readJsonFile } from '../data/files.js';
-import { UsageError, positiveInt, readFileOrThrow } from './util.js';
+import { UsageError, boxLooksOf, positiveInt, readFileOrThrow } from './util.js';
 
 function positiveNumber(v: string, flag: string): number {
   const n = Number(v);
@@ -98,13 +98,6 @@ function emaDecay(v: string): number {
   const d = Number(v);
   if (!(d === 0 || (d > 0 && d < 1))) throw new UsageError(`--ema is a decay in (0, 1) (e.g. 0.99), or 0 for none; got ${v}`);
   return d;
-}
-
-/** --box-looks: how many looks the box head takes, 1 to MAX_LOOKS. */
-function boxLooksOf(v: string): number {
-  const n = Number(v);
-  if (!(Number.isInteger(n) && n >= 1 && n <= MAX_LOOKS)) throw new UsageError(`--box-looks is a whole number of looks from 1 to ${MAX_LOOKS}, got "${v}"`);
-  return n;
 }
 
 /** --box-views: how many views of each photo the box head trains on per step, 1 to 8. */

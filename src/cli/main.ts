@@ -45,7 +45,7 @@ const verbs: Record<string, Verb> = {
   },
   index: {
     summary: 'label photos into a catalog (SQLite): box, category and attribute probabilities, landmarks, an embedding; incremental and resumable',
-    usage: 'clothtag index PHOTOS... --checkpoint FILE --db catalog.sqlite [--reindex] [--prune] [--batch-size 16]',
+    usage: 'clothtag index PHOTOS... --checkpoint FILE --db catalog.sqlite [--reindex] [--prune] [--batch-size 16] [--box-looks 1-4 (default: as trained)]',
     run: indexVerb,
   },
   search: {

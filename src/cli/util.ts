@@ -1,4 +1,5 @@
 import { readRegularFile } from '../data/files.js';
+import { MAX_LOOKS } from '../label/labels.js';
 
 /** A mistake in the command line: printed with the command's usage, exit code 2. */
 export class UsageError extends Error {
@@ -8,6 +9,13 @@ export class UsageError extends Error {
 export function positiveInt(v: string, flag: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${flag} takes a positive whole number, got "${v}"`);
+  return n;
+}
+
+/** --box-looks: how many looks the box head takes, 1 to MAX_LOOKS. */
+export function boxLooksOf(v: string): number {
+  const n = Number(v);
+  if (!(Number.isInteger(n) && n >= 1 && n <= MAX_LOOKS)) throw new UsageError(`--box-looks is a whole number of looks from 1 to ${MAX_LOOKS}, got "${v}"`);
   return n;
 }
 

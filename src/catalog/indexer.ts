@@ -8,7 +8,7 @@ import { existsSync, realpathSync, statSync } from 'node:fs';
 import type { Engine } from '../engine/engine.js';
 import { readRegularFile } from '../data/files.js';
 import { MAX_FILE_BYTES, type RgbaImage, decodeImage } from '../data/image.js';
-import { checkLooks, checkpointLabeling, defaultLooks, locateGarments, rawLabels, wholeImage } from '../label/labels.js';
+import { checkBoxLooks, checkpointLabeling, defaultLooks, locateGarments, rawLabels, wholeImage } from '../label/labels.js';
 import type { ClothNet } from '../nets/models.js';
 import type { Box } from '../label/pixels.js';
 import { loadCheckpoint } from '../nets/weights.js';
@@ -57,10 +57,7 @@ export async function indexPhotos(engine: Engine, files: string[], o: IndexOptio
   const { net, meta } = await loadCheckpoint(engine, checkpointBytes, o.checkpoint);
   try {
     const { vocab, size, decode } = checkpointLabeling(meta.extra, o.checkpoint);
-    if (o.boxLooks !== undefined) {
-      if (!net.hasBox) throw new CatalogError(`--box-looks: ${o.checkpoint} has no garment-box head (it was trained without boxes); its photos are labelled whole`);
-      checkLooks(net, o.boxLooks);
-    }
+    if (o.boxLooks !== undefined) checkBoxLooks(net, o.boxLooks, o.checkpoint);
     const looks = net.hasBox ? (o.boxLooks ?? defaultLooks(net)) : undefined;
     const source = { sha256: sha256(checkpointBytes), path: realpathSync(o.checkpoint), net: net.config.net, vocabulary: vocab, size, ...(looks ? { looks } : {}) };
     let catalog = Catalog.open(o.db, { create: true });

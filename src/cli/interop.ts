@@ -4,9 +4,9 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { exportOnnx } from '../interop/onnx.js';
 import { readTorchCheckpoint } from '../interop/torch.js';
-import { type TensorMap, parseSafetensors, serializeSafetensors } from '../nets/safetensors.js';
+import { parseSafetensors, serializeSafetensors } from '../nets/safetensors.js';
 import { checkpointLabeling } from '../label/labels.js';
-import { loadCheckpoint } from '../nets/weights.js';
+import { boxHeadOf, loadCheckpoint, replaceBoxHead } from '../nets/weights.js';
 import { createNodeGpu } from '../node/gpu.js';
 import { writeAtomic } from '../run/train.js';
 import { BOX_INPUT, ZOOM_MARGIN } from '../nets/locator.js';
@@ -63,9 +63,6 @@ export async function convertVerb(args: string[]): Promise<number> {
   return 0;
 }
 
-/** The garment-box head's tensors of a checkpoint (src/nets/locator.ts: `box_locator.*`). */
-const boxHeadOf = (tensors: TensorMap) => [...tensors].filter(([name]) => name.startsWith('box_locator.'));
-
 /**
  * `clothtag graft-box`: a checkpoint with one checkpoint's labelling network and another's
  * garment-box head. The box head is a network of its own that reads whole photos and shares no
@@ -88,25 +85,13 @@ export async function graftBoxVerb(args: string[]): Promise<number> {
     throw new Error(`${source} is not a clothtag checkpoint (no valid network configuration in its metadata)`);
   };
   const fromConfig = configOf(from.metadata, values.from), intoConfig = configOf(into.metadata, values.into);
-  const head = boxHeadOf(from.tensors), old = boxHeadOf(into.tensors);
-  if (!head.length) throw new Error(`${values.from} has no garment-box head (box_locator.*): it was trained without boxes`);
-  if (!old.length) throw new Error(`${values.into} has no garment-box head to replace (it was trained with --wb 0 or on photos without boxes): a box head goes only into a network built with one`);
-  const names = new Set(head.map(([name]) => name));
-  for (const [name, t] of old) {
-    const other = from.tensors.get(name);
-    if (!other) throw new Error(`${values.from}'s box head has no ${name}, which ${values.into}'s has: the two heads are not the same network`);
-    if (other.shape.join('x') !== t.shape.join('x')) throw new Error(`${name} is [${other.shape}] in ${values.from} but [${t.shape}] in ${values.into}: the two heads are not the same network`);
-    names.delete(name);
-  }
-  if (names.size) throw new Error(`${values.from}'s box head has ${[...names][0]}, which ${values.into}'s has not: the two heads are not the same network`);
-  const tensors: TensorMap = new Map(into.tensors);
-  for (const [name, t] of head) tensors.set(name, t);
+  const tensors = replaceBoxHead(into.tensors, from.tensors, { into: values.into, from: values.from });
   const config = { ...intoConfig };
   if (fromConfig.boxRefine) config.boxRefine = true;
   else delete config.boxRefine;
   const boxEpoch = from.metadata.box_epoch ?? from.metadata.epoch;
   const metadata = { ...into.metadata, config: JSON.stringify(config), box_from: values.from, ...(boxEpoch ? { box_epoch: boxEpoch } : {}) };
   writeAtomic(values.out, serializeSafetensors(tensors, metadata));
-  console.log(`${values.out}: ${values.into}'s labelling network with ${values.from}'s garment-box head (${head.length} tensors${boxEpoch ? `, trained ${boxEpoch} epochs` : ''}; ${config.boxRefine ? 'two looks' : 'one look'} by default)`);
+  console.log(`${values.out}: ${values.into}'s labelling network with ${values.from}'s garment-box head (${boxHeadOf(from.tensors).length} tensors${boxEpoch ? `, trained ${boxEpoch} epochs` : ''}; ${config.boxRefine ? 'two looks' : 'one look'} by default)`);
   return 0;
 }

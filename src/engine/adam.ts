@@ -18,8 +18,9 @@ export interface AdamHyper {
 /** The counter's layout: [t, 1 - beta1^t, 1 - beta2^t, lr, clip factor, beta1, 0, 0]. */
 export const ADAM_COUNTER_SIZE = 8;
 
-const uniformsOf = (n: number, lr: number, h: AdamHyper, weightDecay: number) =>
-  ({ n, lr, beta1: h.beta1, beta2: h.beta2, eps: h.eps, weight_decay: weightDecay, max_norm: h.maxGradNorm ?? 0 });
+/** The kernel's uniforms; `lr` and `beta1` are begin's alone (the updates read this step's from the counter). */
+const uniformsOf = (n: number, lr: number, beta1: number, h: AdamHyper, weightDecay: number) =>
+  ({ n, lr, beta1, beta2: h.beta2, eps: h.eps, weight_decay: weightDecay, max_norm: h.maxGradNorm ?? 0 });
 
 /** Adam's step count, bias corrections, learning rate, clip factor and beta1, kept on the GPU. */
 export function adamCounterValues(t: number, h: Pick<AdamHyper, 'beta1' | 'beta2' | 'lr'>): Float32Array {
@@ -38,7 +39,7 @@ export function adamBegin(counter: Tensor, h: AdamHyper, skipIf?: Tensor, norm2?
     kernel: 'adam',
     entry: 'begin',
     params: { VEC4: false, SKIPPABLE: !!skipIf, CLIP: !!norm2, DECOUPLED: false },
-    uniforms: uniformsOf(1, h.lr, h, 0),
+    uniforms: uniformsOf(1, h.lr, h.beta1, h, 0),
     inputs: { begin_flag: skipIf, begin_norm2: norm2 },
     outputs: { begin_counter: counter },
     workgroups: 1,
@@ -58,7 +59,7 @@ export function adamStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, h: A
     params: { VEC4: per === 4, SKIPPABLE: !!skipIf, CLIP: false, DECOUPLED: !!h.decoupled },
     // The rate and beta1 are the counter's (set by begin): 0 here keeps these uniforms fixed
     // across steps, also where a schedule moves beta1.
-    uniforms: uniformsOf(param.size, 0, { ...h, beta1: 0 }, weightDecay),
+    uniforms: uniformsOf(param.size, 0, 0, h, weightDecay),
     inputs: { grad, counter, flag: skipIf },
     outputs: { param, m, v },
     workgroups: Math.ceil(param.size / per / 256),

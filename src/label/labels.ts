@@ -150,6 +150,12 @@ export function checkLooks(net: ClothNet, looks: number): void {
   if (looks > 1 && !net.config.boxRefine) throw new Error(`${looks} looks: this box head was trained for one look (train --box-zoom 0, or before the second look existed)`);
 }
 
+/** Refuses `--box-looks` for a checkpoint (`source`) whose network has no box head, or looks its head cannot take. */
+export function checkBoxLooks(net: ClothNet, looks: number, source: string): void {
+  if (!net.hasBox) throw new Error(`--box-looks: ${source} has no garment-box head (it was trained without boxes)`);
+  checkLooks(net, looks);
+}
+
 /**
  * The box head's second look: each photo's window ZOOM_MARGIN times the box found so far, about
  * its centre and moved inside the photo, read at BOX_INPUT again. The garment then fills most of

@@ -123,3 +123,28 @@ export async function loadCheckpoint(engine: ClothNet['engine'], bytes: ArrayBuf
   const { config: _c, deployed: _d, format: _f, ...extra } = metadata;
   return { net, meta: { config, deployed, extra } };
 }
+
+/** The garment-box head's tensors of a state (src/nets/locator.ts: `box_locator.*`). */
+export const boxHeadOf = (tensors: TensorMap) => [...tensors].filter(([name]) => name.startsWith('box_locator.'));
+
+/**
+ * `into`'s tensors with the garment-box head's (`box_locator.*`) taken from `from`. The box head
+ * shares no weight with the labels, so any network's head can go into any network built with one,
+ * as long as the two heads are the same network, tensor for tensor (else an error naming both).
+ */
+export function replaceBoxHead(into: TensorMap, from: TensorMap, names: { into: string; from: string }): TensorMap {
+  const head = boxHeadOf(from), old = boxHeadOf(into);
+  if (!head.length) throw new WeightsError(`${names.from} has no garment-box head (box_locator.*): it was trained without boxes`);
+  if (!old.length) throw new WeightsError(`${names.into} has no garment-box head to replace (it was trained with --wb 0 or on photos without boxes): a box head goes only into a network built with one`);
+  const unmatched = new Set(head.map(([name]) => name));
+  for (const [name, t] of old) {
+    const other = from.get(name);
+    if (!other) throw new WeightsError(`${names.from}'s box head has no ${name}, which ${names.into}'s has: the two heads are not the same network`);
+    if (other.shape.join('x') !== t.shape.join('x')) throw new WeightsError(`${name} is [${other.shape}] in ${names.from} but [${t.shape}] in ${names.into}: the two heads are not the same network`);
+    unmatched.delete(name);
+  }
+  if (unmatched.size) throw new WeightsError(`${names.from}'s box head has ${[...unmatched][0]}, which ${names.into}'s has not: the two heads are not the same network`);
+  const tensors: TensorMap = new Map(into);
+  for (const [name, t] of head) tensors.set(name, t);
+  return tensors;
+}

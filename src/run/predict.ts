@@ -9,7 +9,7 @@ import { readRegularFile } from '../data/files.js';
 import { Problems, parseImageRows } from '../data/lists.js';
 import { loadCheckpoint } from '../nets/weights.js';
 import { drawText, textWidth } from '../node/font.js';
-import { type Labels, checkLooks, checkpointLabeling, labelImages, locateGarments } from '../label/labels.js';
+import { type Labels, checkBoxLooks, checkpointLabeling, labelImages, locateGarments } from '../label/labels.js';
 
 const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png']);
 
@@ -120,11 +120,7 @@ interface Pending {
 export async function predictFiles(engine: Engine, files: string[], o: PredictOptions, log: (s: string) => void, onProgress?: (done: number, total: number) => void): Promise<{ labelled: number; failed: { file: string; error: string }[]; results: FileLabels[] }> {
   const { net, meta } = await loadCheckpoint(engine, readRegularFile(o.checkpoint), o.checkpoint);
   const { vocab, size, decode } = checkpointLabeling(meta.extra, o.checkpoint);
-  if (o.boxLooks !== undefined) {
-    // Only where the box head is asked to find the garment.
-    if (!net.hasBox) throw new Error(`--box-looks: ${o.checkpoint} has no garment-box head (it was trained without boxes)`);
-    checkLooks(net, o.boxLooks);
-  }
+  if (o.boxLooks !== undefined) checkBoxLooks(net, o.boxLooks, o.checkpoint);
   // --bbox LIST gives the boxes; --bbox whole labels whole photos; otherwise a network with a box
   // head finds the garment first (two passes: the whole photo for the box, the crop for the labels).
   const wholeOnly = o.bbox === 'whole';

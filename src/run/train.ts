@@ -12,7 +12,7 @@ import { itemPhoto } from '../data/batch.js';
 import { type ClothNet, type NetName, createNet } from '../nets/models.js';
 import { BOX_INPUT } from '../nets/locator.js';
 import { type TensorMap, parseSafetensors, serializeSafetensors } from '../nets/safetensors.js';
-import { loadState, readState, saveCheckpoint } from '../nets/weights.js';
+import { loadState, readState, replaceBoxHead, saveCheckpoint } from '../nets/weights.js';
 import { plotLines } from '../node/plot.js';
 import { THESIS_LOSS, type LossConfig, decodeFor, needsHeatmapTargets } from '../train/losses.js';
 import type { EvalResult, Vocabulary } from '../train/metrics.js';
@@ -496,16 +496,7 @@ function restoreState(out: string, net: ClothNet, trainer: Trainer): Position {
  * labelling epoch's network and the box head of `boxEpoch` (recorded as `box_epoch`).
  */
 export function withBoxHead(best: { tensors: TensorMap; metadata: Record<string, string> }, head: TensorMap, boxEpoch: number): Uint8Array {
-  const tensors: TensorMap = new Map(best.tensors);
-  let replaced = 0;
-  for (const [name, t] of head) {
-    if (!name.startsWith('box_locator.')) continue;
-    if (!tensors.has(name)) throw new Error(`weights/best has no ${name}: it was not saved by this run's network`);
-    tensors.set(name, t);
-    replaced++;
-  }
-  if (!replaced) throw new Error('withBoxHead: the network has no box head tensors (box_locator.*)');
-  return serializeSafetensors(tensors, { ...best.metadata, box_epoch: String(boxEpoch) });
+  return serializeSafetensors(replaceBoxHead(best.tensors, head, { into: 'weights/best', from: 'the network' }), { ...best.metadata, box_epoch: String(boxEpoch) });
 }
 
 /** loss.png (per step and per epoch) and metrics.png (validation metrics per epoch). */

@@ -27,6 +27,9 @@ export const DEFAULT_BETA1 = 0.9;
 
 const cosineBetween = (from: number, to: number, t: number) => to + ((from - to) * (1 + Math.cos(Math.PI * Math.min(1, Math.max(0, t))))) / 2;
 
+/** Epochs done before step `batch` of epoch `epoch` (both from 0), with `perEpoch` steps an epoch. */
+const epochsDone = (epoch: number, batch: number, perEpoch: number) => epoch + batch / Math.max(1, perEpoch);
+
 /**
  * The rate for step `batch` of epoch `epoch` (both from 0) with `perEpoch` steps an epoch.
  * - exp: lr * lrDecay^epoch (the thesis's per-epoch decay);
@@ -35,7 +38,7 @@ const cosineBetween = (from: number, to: number, t: number) => to + ((from - to)
  * Warm-up (exp, cosine) multiplies by the share of the warm-up done, counting this step.
  */
 export function learningRate(c: ScheduleConfig, epoch: number, batch: number, perEpoch: number): number {
-  const t = epoch + batch / Math.max(1, perEpoch); // epochs done before this step
+  const t = epochsDone(epoch, batch, perEpoch);
   const progress = t / Math.max(1e-9, c.epochs);
   if (c.schedule === 'onecycle') {
     const peak = c.lr, start = peak / ONE_CYCLE.startDivisor, end = start / ONE_CYCLE.endDivisor;
@@ -53,7 +56,7 @@ export function learningRate(c: ScheduleConfig, epoch: number, batch: number, pe
  */
 export function adamBeta1(c: ScheduleConfig, epoch: number, batch: number, perEpoch: number): number {
   if (c.schedule !== 'onecycle' || !c.cycleMomentum) return DEFAULT_BETA1;
-  const progress = (epoch + batch / Math.max(1, perEpoch)) / Math.max(1e-9, c.epochs);
+  const progress = epochsDone(epoch, batch, perEpoch) / Math.max(1e-9, c.epochs);
   const { highMomentum: high, lowMomentum: low, rise } = ONE_CYCLE;
   return progress < rise ? cosineBetween(high, low, progress / rise) : cosineBetween(low, high, (progress - rise) / (1 - rise));
 }

@@ -167,6 +167,8 @@ def main():
     ap.add_argument('--bins', type=int, default=0, help='each edge a distribution over this many positions, its mean the edge (0: sigmoid of (cx, cy, w, h))')
     ap.add_argument('--pools', type=int, choices=(3, 4), default=4, help='2x2 max pools between the blocks: 4 (clothtag\'s, a 4x4 last map) or 3 (an 8x8 last map, read as an 8x8 grid: finer edges, 4x the last block\'s cost)')
     ap.add_argument('--views', type=int, default=1, help='each photo drawn this many times a step, each view augmented on its own (a box batch of views x --batch)')
+    ap.add_argument('--init', choices=('torch', 'clothtag'), default='torch',
+                    help="torch: PyTorch's default conv init; clothtag: kaiming normal over fan_out, as clothtag starts its box head")
     ap.add_argument('--threads', type=int, default=os.cpu_count())
     ap.add_argument('--seed', type=int, default=1)
     ap.add_argument('--cycle-momentum', type=int, default=1, help='1: the one-cycle schedule also cycles Adam\'s beta1 0.95 -> 0.85 -> 0.95 (PyTorch\'s default); 0: beta1 stays 0.9, as clothtag before --cycle-momentum')
@@ -183,8 +185,12 @@ def main():
     train = [n for n in names if split[n] == 'train']
     val = [n for n in names if split[n] == 'val']
     val_images, val_truth = [photos[n] for n in val], [boxes[n] for n in val]
-    print(f'box head: {len(train)} training photos, {len(val)} validation; zoom {a.zoom}, views {a.views}, loss {a.loss}, margin {a.margin}, channels x{a.scale}, bins {a.bins}, pools {a.pools}, cycle momentum {a.cycle_momentum}', flush=True)
+    print(f'box head: {len(train)} training photos, {len(val)} validation; zoom {a.zoom}, views {a.views}, loss {a.loss}, margin {a.margin}, channels x{a.scale}, bins {a.bins}, pools {a.pools}, cycle momentum {a.cycle_momentum}, init {a.init}', flush=True)
     net = Locator(tuple(round(c * a.scale) for c in (16, 32, 64, 128, 128)), a.bins, a.pools)
+    if a.init == 'clothtag':
+        for m in net.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
     decay = [p for p in net.parameters() if p.dim() > 1]
     rest = [p for p in net.parameters() if p.dim() <= 1]
     opt = torch.optim.AdamW([{'params': decay, 'weight_decay': 0.05}, {'params': rest, 'weight_decay': 0}], a.lr)

@@ -222,6 +222,8 @@ def main():
     ap.add_argument('--type-weight', type=float, default=1.0, help='--typed-landmarks: the garment-type cross-entropy\'s weight')
     ap.add_argument('--threads', type=int, default=os.cpu_count())
     ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--init', choices=('torch', 'clothtag'), default='torch',
+                    help="torch: PyTorch's default conv init (kaiming uniform, a = sqrt(5)); clothtag: kaiming normal over fan_out, as src/nets/layers.ts starts every conv")
     ap.add_argument('--cycle-momentum', type=int, default=1, help='1: the one-cycle schedule also cycles Adam\'s beta1 0.95 -> 0.85 -> 0.95 (PyTorch\'s default, clothtag train --cycle-momentum on); 0: beta1 stays 0.9')
     a = ap.parse_args()
     landmark_job = a.job == 'landmarks'
@@ -268,6 +270,10 @@ def main():
     # With typed maps: the 8 points of each item's type, [N, 24, 2] -> [N, 8, 2].
     pick = lambda points, t: points.view(len(t), 3, 8, 2)[torch.arange(len(t)), t] if typed_maps else points
     what = 'the plain CNN' if a.arch == 'plain' and not landmark_job else f'{net.net}, stem stride {a.stem_stride}'
+    if a.init == 'clothtag':
+        for m in net.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                torch.nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
     params = sum(p.numel() for p in net.parameters())
     print(f'{a.job}: {what}, width {a.width}, batch {a.batch}, lr {lr}, weight decay {decay_rate}, attribute loss {a.attribute_loss}: {params} parameters, '
           f'{multiply_adds(net, model, x) / 1e6:.1f} M multiply-adds per {a.size}x{a.size} image', flush=True)

@@ -4,9 +4,9 @@ import t from 'tap';
 import * as ops from '../src/autograd/ops.js';
 import { backward } from '../src/autograd/tape.js';
 import type { Tensor } from '../src/engine/tensor.js';
-import { type Context, RepVGGBlock } from '../src/nets/layers.js';
+import { type Context, Conv2d, RepVGGBlock } from '../src/nets/layers.js';
 import { Init } from '../src/nets/module.js';
-import { type ClothNet, NET_NAMES, type NetOutput, createNet } from '../src/nets/models.js';
+import { type ClothNet, NET_NAMES, type NetOutput, createNet, defaultConvInit } from '../src/nets/models.js';
 import { parseSafetensors, serializeSafetensors } from '../src/nets/safetensors.js';
 import { loadCheckpoint, loadState, readState, saveCheckpoint } from '../src/nets/weights.js';
 import { gpuEngine } from './helpers/gpu.js';
@@ -357,6 +357,65 @@ t.test('stem stride 1: every trunk keeps twice the resolution with the same weig
   }
   t.throws(() => createNet(e, { net: 'cloth_repvgg', categories: 3, attributes: 0, width: W, stemStride: 4 as never }), /stem stride must be 1 or 2, got 4/);
   x.dispose();
+});
+
+t.test('conv init: PyTorch\'s default (uniform in 1/sqrt(fan_in), biases too) or torchvision\'s fan-out normal; the box head keeps its own; a checkpoint remembers it', async (t) => {
+  const e = await gpuEngine(t);
+  const std = (v: Float32Array) => Math.sqrt(v.reduce((s, x) => s + x * x, 0) / v.length);
+  for (const name of ['cloth_repvgg', 'new_fashionnet'] as const) {
+    const states: Map<string, Float32Array>[] = [];
+    for (const convInit of ['fan-out', 'pytorch'] as const) {
+      const net = createNet(e, { net: name, categories: 3, attributes: 4, width: 0.25, seed: 5, box: true, convInit });
+      const state = new Map([...(await readState(net))].map(([k, v]) => [k, v.data as Float32Array]));
+      states.push(state);
+      let checked = 0, biases = 0;
+      for (const m of net.modules()) {
+        if (!(m instanceof Conv2d) || m.path.startsWith('box_locator.')) continue;
+        const w = state.get(`${m.path}.weight`)!;
+        const fanIn = m.inChannels * m.kernel * m.kernel, fanOut = m.outChannels * m.kernel * m.kernel;
+        if (convInit === 'pytorch') {
+          const bound = 1 / Math.sqrt(fanIn);
+          t.ok(w.every((v) => Math.abs(v) <= bound), `${name} ${m.path}: inside +-1/sqrt(fan_in)`);
+          if (w.length >= 2000) t.ok(Math.abs(std(w) / (bound / Math.sqrt(3)) - 1) < 0.1, `${name} ${m.path}: a uniform's spread (${std(w).toFixed(4)} against ${(bound / Math.sqrt(3)).toFixed(4)})`);
+        } else if (w.length >= 2000) {
+          t.ok(Math.abs(std(w) / Math.sqrt(2 / fanOut) - 1) < 0.1, `${name} ${m.path}: Kaiming normal over fan_out (${std(w).toFixed(4)} against ${Math.sqrt(2 / fanOut).toFixed(4)})`);
+        }
+        const b = state.get(`${m.path}.bias`);
+        if (b) {
+          biases++;
+          if (convInit === 'pytorch') t.ok(b.some((v) => v !== 0) && b.every((v) => Math.abs(v) <= 1 / Math.sqrt(fanIn)), `${name} ${m.path}: bias uniform in +-1/sqrt(fan_in)`);
+          else t.ok(b.every((v) => v === 0), `${name} ${m.path}: bias 0`);
+        }
+        checked++;
+      }
+      t.ok(checked > 10, `${name} (${convInit}): ${checked} convolutions checked`);
+      if (name === 'new_fashionnet') t.ok(biases > 0, `${name}: its branches' biased convolutions checked (${biases})`);
+      if (convInit === 'pytorch') {
+        const bytes = await saveCheckpoint(net, {});
+        const { net: back, meta } = await loadCheckpoint(e, bytes, 'pytorch-init.safetensors');
+        t.equal(meta.config.convInit, 'pytorch', `${name}: the checkpoint records the init`);
+        back.dispose();
+        if (name === 'cloth_repvgg') {
+          const { tensors, metadata } = parseSafetensors(bytes);
+          const lying = serializeSafetensors(tensors, { ...metadata, config: JSON.stringify({ ...meta.config, convInit: 'xavier' }) });
+          await t.rejects(loadCheckpoint(e, lying, 'lying.safetensors'), /lying.safetensors: its metadata's convInit must be one of fan-out, pytorch, got xavier/);
+        }
+      }
+      net.dispose();
+    }
+    const [fanOut, pytorch] = states as [Map<string, Float32Array>, Map<string, Float32Array>];
+    // Unless told, each network starts as the code it was published with: cloth_repvgg as the official RepVGG (PyTorch's default), the others as torchvision's.
+    const plain = createNet(e, { net: name, categories: 3, attributes: 4, width: 0.25, seed: 5, box: true });
+    const own = [...(await readState(plain))];
+    plain.dispose();
+    const expected = name === 'cloth_repvgg' ? pytorch : fanOut;
+    t.equal(defaultConvInit(name), name === 'cloth_repvgg' ? 'pytorch' : 'fan-out', `${name}: its default init`);
+    t.ok(own.every(([k, v]) => (v.data as Float32Array).every((x, i) => x === expected.get(k)![i])), `${name}: without convInit it starts as ${defaultConvInit(name)} does, bit for bit`);
+    const box = [...fanOut.keys()].filter((k) => k.startsWith('box_locator.'));
+    t.ok(box.length > 0 && box.every((k) => fanOut.get(k)!.every((v, i) => v === pytorch.get(k)![i])), `${name}: the box head starts bit for bit the same either way (${box.length} tensors)`);
+    t.ok([...fanOut.keys()].some((k) => k.endsWith('.weight') && !k.startsWith('box_locator.') && fanOut.get(k)!.some((v, i) => v !== pytorch.get(k)![i])), `${name}: the labelling network's convolutions differ`);
+  }
+  t.throws(() => createNet(e, { net: 'cloth_repvgg', categories: 3, attributes: 0, width: W, convInit: 'xavier' as never }), /conv init must be one of fan-out, pytorch, got xavier/);
 });
 
 t.test('head width: the landmark and attention branches take their own width, the trunk keeps its own, and a checkpoint remembers it', async (t) => {

@@ -207,6 +207,28 @@ t.test('--stem-stride 1 trains, is kept in config.json and the checkpoint, and e
   t.match(bad.stderr, /--stem-stride is 1 or 2, got 3/);
 });
 
+t.test('--conv-init pytorch starts the convolutions as PyTorch does, is kept in config.json and the checkpoint; other values are refused', async (t) => {
+  const dir = tempDir(t, 'clothtag-init-');
+  const data = join(dir, 'synth');
+  synthesize(data, { images: 12, size: 48, seed: 4 });
+  const common = ['--data', data, '--net', 'cloth_repvgg', '--width', '0.125', '--img-size', '32', '--batch-size', '4', '--workers', '0', '--epochs', '1', '--steps-per-epoch', '1'];
+  const stem = new Map<string, Float32Array>();
+  for (const init of ['fan-out', 'pytorch']) {
+    const run = join(dir, init);
+    const train = clothtag(['train', ...common, '--conv-init', init, '--out', run]);
+    t.equal(train.code, 0, train.stderr);
+    t.equal(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).convInit, init, `${init}: config.json`);
+    const { tensors, metadata } = parseSafetensors(readFileSync(join(run, 'weights', 'last.safetensors')));
+    t.equal(JSON.parse(metadata.config!).convInit, init, `${init}: the checkpoint's network`);
+    stem.set(init, tensors.get('stage0.rbr_dense.conv.weight')!.data as Float32Array);
+  }
+  const spread = (v: Float32Array) => Math.max(...v.map(Math.abs));
+  t.ok(spread(stem.get('pytorch')!) < spread(stem.get('fan-out')!), `the stem's weights start smaller with PyTorch's init (largest ${spread(stem.get('pytorch')!).toFixed(3)} against ${spread(stem.get('fan-out')!).toFixed(3)})`);
+  const bad = clothtag(['train', ...common, '--conv-init', 'xavier', '--out', join(dir, 'bad')]);
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /--conv-init is fan-out, pytorch; got xavier/);
+});
+
 t.test('--cycle-momentum on moves Adam\'s beta1 with the one-cycle rate, is kept in config.json; without a cycle it is refused', async (t) => {
   const dir = tempDir(t, 'clothtag-momentum-');
   const data = join(dir, 'synth');

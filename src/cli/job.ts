@@ -8,6 +8,7 @@ import { BatchLoader, datasetView, defaultWorkers } from '../data/loader.js';
 import { itemPhoto } from '../data/batch.js';
 import { synthesize } from '../data/synth.js';
 import { NET_NAMES, isNetName } from '../nets/models.js';
+import { CONV_INITS } from '../nets/module.js';
 import { loadCheckpoint } from '../nets/weights.js';
 import { checkpointLabeling } from '../label/labels.js';
 import { createNodeGpu } from '../node/gpu.js';
@@ -148,7 +149,7 @@ export async function trainVerb(args: string[]): Promise<number> {
       precision: { type: 'string' }, schedule: { type: 'string' }, warmup: { type: 'string' }, 'weight-decay': { type: 'string' },
       'label-smoothing': { type: 'string' }, 'clip-norm': { type: 'string' }, augment: { type: 'string' }, 'train-on': { type: 'string' }, ema: { type: 'string' },
       wb: { type: 'string' }, 'stem-stride': { type: 'string' }, 'head-width': { type: 'string' }, 'box-zoom': { type: 'string' }, 'box-views': { type: 'string' },
-      'box-epochs': { type: 'string' }, 'cycle-momentum': { type: 'string' },
+      'box-epochs': { type: 'string' }, 'cycle-momentum': { type: 'string' }, 'conv-init': { type: 'string' },
     },
   });
   let config: TrainConfig;
@@ -213,6 +214,7 @@ export async function trainVerb(args: string[]): Promise<number> {
       trainOn: oneOf(values['train-on'], ['train', 'train+val'] as const, '--train-on') ?? DEFAULT_TRAIN.trainOn,
       ema: values.ema ? emaDecay(values.ema) : DEFAULT_TRAIN.ema,
       stemStride: stemStrideOf(values['stem-stride']),
+      ...(values['conv-init'] ? { convInit: oneOf(values['conv-init'], CONV_INITS, '--conv-init') } : {}),
       ...(values['head-width'] ? { headWidth: positiveNumber(values['head-width'], '--head-width') } : {}),
       boxZoom: values['box-zoom'] ? shareFlag(values['box-zoom'], '--box-zoom') : DEFAULT_TRAIN.boxZoom,
       ...(values['box-views'] ? { boxViews: boxViewsOf(values['box-views']) } : {}),

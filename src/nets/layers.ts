@@ -26,10 +26,9 @@ export class Conv2d extends Module {
     withBias = false,
   ) {
     super(c.engine, path);
-    // Kaiming normal, fan_out, as torchvision initializes ResNet and VGG convolutions.
-    const n = outChannels * inChannels * kernel * kernel;
-    this.weight = this.param('weight', [outChannels, inChannels, kernel, kernel], c.init.normal(this.child('weight'), n, Math.sqrt(2 / (outChannels * kernel * kernel))));
-    if (withBias) this.bias = this.param('bias', [outChannels], new Float32Array(outChannels));
+    // The network's policy (Init.convs): torchvision's Kaiming normal over fan_out unless it says PyTorch's default.
+    this.weight = this.param('weight', [outChannels, inChannels, kernel, kernel], c.init.convWeight(this.child('weight'), outChannels, inChannels, kernel));
+    if (withBias) this.bias = this.param('bias', [outChannels], c.init.convBias(this.child('bias'), outChannels, inChannels, kernel));
   }
 
   /** `relu` fuses a following ReLU into the convolution's epilogue. */

@@ -13,9 +13,36 @@ export interface StateEntry {
   trainable: boolean;
 }
 
+/**
+ * How convolutions start. 'fan-out': Kaiming normal over fan_out, as torchvision initializes
+ * ResNet and VGG (bias 0). 'pytorch': PyTorch's own default for nn.Conv2d, Kaiming uniform with
+ * a = sqrt(5) (weights and bias uniform in +-1/sqrt(fan_in)), which the official RepVGG keeps.
+ * Behind BatchNorm the scale of a weight does not change what the layer computes, but it does set
+ * how far a step of Adam (a fixed size per weight) turns it: the fan-out weights are 2-3x larger,
+ * so the same rate moves them 2-3x less (README, "Real data").
+ */
+export type ConvInit = 'fan-out' | 'pytorch';
+export const CONV_INITS: readonly ConvInit[] = ['fan-out', 'pytorch'];
+
 /** Deterministic initial weights: each module draws from a stream seeded by its full name. */
 export class Init {
-  constructor(readonly seed: number) {}
+  constructor(
+    readonly seed: number,
+    readonly convs: ConvInit = 'fan-out',
+  ) {}
+
+  /** A convolution's weight [out, in, k, k] under this policy. */
+  convWeight(name: string, outChannels: number, inChannels: number, kernel: number): Float32Array {
+    const n = outChannels * inChannels * kernel * kernel;
+    if (this.convs === 'pytorch') return this.uniform(name, n, 1 / Math.sqrt(inChannels * kernel * kernel));
+    return this.normal(name, n, Math.sqrt(2 / (outChannels * kernel * kernel)));
+  }
+
+  /** A convolution's bias [out] under this policy. */
+  convBias(name: string, outChannels: number, inChannels: number, kernel: number): Float32Array {
+    if (this.convs === 'pytorch') return this.uniform(name, outChannels, 1 / Math.sqrt(inChannels * kernel * kernel));
+    return new Float32Array(outChannels);
+  }
 
   private stream(name: string): () => number {
     let h = this.seed >>> 0;

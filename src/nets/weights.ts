@@ -1,6 +1,6 @@
 // Moving a network's state to and from safetensors: strict loading for our own checkpoints,
 // trunk-only loading for converted torchvision / RepVGG ImageNet weights (--pretrained).
-import type { Module, StateEntry } from './module.js';
+import { CONV_INITS, type Module, type StateEntry } from './module.js';
 import { type NetConfig, type NetName, createNet, isNetName, type ClothNet } from './models.js';
 import { type TensorMap, parseSafetensors, serializeSafetensors } from './safetensors.js';
 
@@ -91,6 +91,7 @@ function checkConfig(config: NetConfig, tensors: TensorMap, source: string): voi
   // The widths' bounds are createNet's: whatever it builds, a checkpoint of it loads.
   if (!(typeof config.width === 'number' && config.width > 0 && config.width <= 4)) throw new WeightsError(`${source}: its metadata's width must be in (0, 4], got ${config.width}`);
   if (config.stemStride !== undefined && config.stemStride !== 1 && config.stemStride !== 2) throw new WeightsError(`${source}: its metadata's stemStride must be 1 or 2, got ${config.stemStride}`);
+  if (config.convInit !== undefined && !CONV_INITS.includes(config.convInit)) throw new WeightsError(`${source}: its metadata's convInit must be one of ${CONV_INITS.join(', ')}, got ${String(config.convInit)}`);
   if (config.headWidth !== undefined && !(typeof config.headWidth === 'number' && config.headWidth > 0 && config.headWidth <= 4)) throw new WeightsError(`${source}: its metadata's headWidth must be in (0, 4], got ${config.headWidth}`);
   for (const [head, n, what] of [['category', config.categories, 'categories'], ['attributes', config.attributes, 'attributes']] as const) {
     const bias = tensors.get(`${head}.bias`);

@@ -11,6 +11,7 @@ import { BatchLoader, datasetView } from '../data/loader.js';
 import { itemPhoto } from '../data/batch.js';
 import { type ClothNet, type NetName, createNet } from '../nets/models.js';
 import { BOX_INPUT } from '../nets/locator.js';
+import type { ConvInit } from '../nets/module.js';
 import { type TensorMap, parseSafetensors, serializeSafetensors } from '../nets/safetensors.js';
 import { loadState, readState, replaceBoxHead, saveCheckpoint } from '../nets/weights.js';
 import { plotLines } from '../node/plot.js';
@@ -60,6 +61,8 @@ export interface TrainConfig {
   trainOn?: 'train' | 'train+val';
   /** Decay of the weights' moving average used for evaluation and weights/best (0: off). */
   ema?: number;
+  /** How the network's convolutions start (NetConfig.convInit; absent: the network's own, defaultConvInit). */
+  convInit?: ConvInit;
   /** The trunk's first downsampling (NetConfig.stemStride): 2, the thesis's; 1 for small photos. */
   stemStride?: 1 | 2;
   /** FashionNet and New FashionNet: the landmark and attention branches' width (NetConfig.headWidth; absent: width). */
@@ -181,6 +184,7 @@ async function train(engine: Engine, out: string, config: TrainConfig, hooks: Tr
   const netConfig = {
     net: config.net, categories: vocab.categories.length, attributes: vocab.attributes.length, width: config.width, seed: config.seed,
     ...(config.stemStride === 1 ? { stemStride: 1 as const } : {}),
+    ...(config.convInit ? { convInit: config.convInit } : {}),
     ...(config.headWidth !== undefined ? { headWidth: config.headWidth } : {}),
     ...(config.loss.landmarkLoss === 'softargmax' ? { landmarkPrior: true } : {}),
     // The garment-box head, where the data has boxes to learn from (--wb 0: none).

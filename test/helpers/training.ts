@@ -15,10 +15,10 @@ export function trainingFixture(t: { teardown(fn: () => void): void }, prefix: s
   const tmp = tempDir(t, prefix);
   const data = join(tmp, 'synth');
   synthesize(data, { images: 300, size: 64, seed: 1 });
-  // The thesis's recipe (per-epoch decay, flips only), spelled out: the defaults may move with measurement.
+  // The thesis's recipe (per-epoch decay, flips only, torchvision's init), spelled out: the defaults may move with measurement.
   const base: TrainConfig = {
     ...DEFAULT_TRAIN, data, net: 'cloth_repvgg', width: 0.25, imgSize: 48, batchSize: 16, epochs: 6, lr: 3e-3, lrDecay: 0.9, loss: THESIS_LOSS, workers: 0,
-    schedule: 'exp', warmupEpochs: 0, weightDecay: 0, clipNorm: 0, augment: 'flip', trainOn: 'train',
+    schedule: 'exp', warmupEpochs: 0, weightDecay: 0, clipNorm: 0, augment: 'flip', trainOn: 'train', convInit: 'fan-out',
   };
   /** Every part of the recipe at once: one-cycle rate and momentum, AdamW, clipping, strong augmentation, smoothing, soft-argmax. */
   const recipe: Partial<TrainConfig> = {

@@ -11,6 +11,7 @@ import { datasetView } from '../src/data/loader.js';
 import { synthesize } from '../src/data/synth.js';
 import { garmentLayout, landmarkMeans, meanPositionBaseline, meanPositions } from '../src/run/baselines.js';
 import { parseSafetensors } from '../src/nets/safetensors.js';
+import { defaultConvInit } from '../src/nets/models.js';
 import { decodeLandmarks } from '../src/train/metrics.js';
 import { DEFAULT_BETA1, ONE_CYCLE, adamBeta1, learningRate } from '../src/train/schedule.js';
 import { pointFractions } from '../src/train/step.js';
@@ -207,7 +208,7 @@ t.test('--stem-stride 1 trains, is kept in config.json and the checkpoint, and e
   t.match(bad.stderr, /--stem-stride is 1 or 2, got 3/);
 });
 
-t.test('--conv-init pytorch starts the convolutions as PyTorch does, is kept in config.json and the checkpoint; other values are refused', async (t) => {
+t.test('--conv-init pytorch starts the convolutions as PyTorch does, is kept in config.json (the default too) and the checkpoint; other values are refused', async (t) => {
   const dir = tempDir(t, 'clothtag-init-');
   const data = join(dir, 'synth');
   synthesize(data, { images: 12, size: 48, seed: 4 });
@@ -224,6 +225,12 @@ t.test('--conv-init pytorch starts the convolutions as PyTorch does, is kept in 
   }
   const spread = (v: Float32Array) => Math.max(...v.map(Math.abs));
   t.ok(spread(stem.get('pytorch')!) < spread(stem.get('fan-out')!), `the stem's weights start smaller with PyTorch's init (largest ${spread(stem.get('pytorch')!).toFixed(3)} against ${spread(stem.get('fan-out')!).toFixed(3)})`);
+  // Without the flag the run writes down the network's default, so config.json says how it started
+  // even if a later version defaults otherwise.
+  const defaulted = join(dir, 'default');
+  const train = clothtag(['train', ...common, '--out', defaulted]);
+  t.equal(train.code, 0, train.stderr);
+  t.equal(JSON.parse(readFileSync(join(defaulted, 'config.json'), 'utf8')).convInit, defaultConvInit('cloth_repvgg'), 'no flag: config.json records the network\'s default');
   const bad = clothtag(['train', ...common, '--conv-init', 'xavier', '--out', join(dir, 'bad')]);
   t.equal(bad.code, 2);
   t.match(bad.stderr, /--conv-init is fan-out, pytorch; got xavier/);

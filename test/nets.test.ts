@@ -415,6 +415,10 @@ t.test('conv init: PyTorch\'s default (uniform in 1/sqrt(fan_in), biases too) or
     // Unless told, each network starts as the code it was published with: cloth_repvgg as the official RepVGG (PyTorch's default), the others as torchvision's.
     const plain = createNet(e, { net: name, categories: 3, attributes: 4, width: 0.25, seed: 5, box: true });
     const own = [...(await readState(plain))];
+    // The default is resolved once, in createNet, and kept: the checkpoint names it.
+    t.equal(plain.config.convInit, defaultConvInit(name), `${name}: the built network's config names its default init`);
+    const recorded = JSON.parse(parseSafetensors(await saveCheckpoint(plain)).metadata.config ?? '{}');
+    t.equal(recorded.convInit, defaultConvInit(name), `${name}: so does its checkpoint`);
     plain.dispose();
     const expected = name === 'cloth_repvgg' ? pytorch : fanOut;
     t.equal(defaultConvInit(name), name === 'cloth_repvgg' ? 'pytorch' : 'fan-out', `${name}: its default init`);

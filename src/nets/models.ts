@@ -47,7 +47,7 @@ export interface NetConfig {
   seed?: number;
   /**
    * How the labelling network's convolutions start (Init.convs; absent: the network's own,
-   * defaultConvInit). The box head always starts as torchvision's: its figures were measured so.
+   * defaultConvInit, which createNet writes into the built network's config). The box head always starts as torchvision's: its figures were measured so.
    */
   convInit?: ConvInit;
   /** Landmark networks: add a learned location prior to the heatmaps (LocationPrior; the soft-argmax recipe). */
@@ -358,7 +358,10 @@ export function createNet(engine: Engine, config: NetConfig): ClothNet {
   if (config.categories <= 0 && config.attributes <= 0) throw new Error(`${config.net} needs at least one head: categories or attributes`);
   if (config.convInit !== undefined && !CONV_INITS.includes(config.convInit)) throw new Error(`conv init must be one of ${CONV_INITS.join(', ')}, got ${config.convInit}`);
   const seed = config.seed ?? 0;
-  const net = new BUILDERS[config.net]({ engine, init: new Init(seed, config.convInit ?? defaultConvInit(config.net)) }, config);
+  // The init is resolved here and kept in net.config, so every checkpoint says how its network
+  // started, whatever a later version picks by default.
+  const resolved: NetConfig = { ...config, convInit: config.convInit ?? defaultConvInit(config.net) };
+  const net = new BUILDERS[config.net]({ engine, init: new Init(seed, resolved.convInit) }, resolved);
   if (config.box) net.addLocator({ engine, init: new Init(seed) });
   return net;
 }

@@ -9,7 +9,7 @@ import type { Tensor } from '../engine/tensor.js';
 import { type Dataset, makeSplits, openDataset, shuffled } from '../data/dataset.js';
 import { BatchLoader, datasetView } from '../data/loader.js';
 import { itemPhoto } from '../data/batch.js';
-import { type ClothNet, type NetName, createNet, defaultConvInit } from '../nets/models.js';
+import { type ClothNet, type NetName, createNet } from '../nets/models.js';
 import { BOX_INPUT } from '../nets/locator.js';
 import type { ConvInit } from '../nets/module.js';
 import { type TensorMap, parseSafetensors, serializeSafetensors } from '../nets/safetensors.js';
@@ -181,13 +181,10 @@ async function train(engine: Engine, out: string, config: TrainConfig, hooks: Tr
     if (change) throw new Error(`${config.data} has changed since ${out} started: ${change}. Resume with the data it was trained on, or start a new run`);
   }
 
-  // The init is written down even when defaulted: config.json says how this run started, whatever
-  // a later version picks for the network by default.
-  const convInit = config.convInit ?? defaultConvInit(config.net);
   const netConfig = {
     net: config.net, categories: vocab.categories.length, attributes: vocab.attributes.length, width: config.width, seed: config.seed,
     ...(config.stemStride === 1 ? { stemStride: 1 as const } : {}),
-    convInit,
+    ...(config.convInit ? { convInit: config.convInit } : {}),
     ...(config.headWidth !== undefined ? { headWidth: config.headWidth } : {}),
     ...(config.loss.landmarkLoss === 'softargmax' ? { landmarkPrior: true } : {}),
     // The garment-box head, where the data has boxes to learn from (--wb 0: none).
@@ -238,7 +235,9 @@ async function train(engine: Engine, out: string, config: TrainConfig, hooks: Tr
     // epoch ends, it starts that epoch again with --resume instead of being a dead end. config.json
     // is written last: a folder that has it has everything --resume needs.
     await saveState(out, net, trainer, pos, extra);
-    writeAtomic(join(out, 'config.json'), JSON.stringify({ ...config, convInit, tasks: ds.tasks, images: { train: splits.train.length, val: splits.val.length, test: splits.test.length } }, null, 2));
+    // The init is written down even when defaulted (createNet resolves it): config.json says how
+    // this run started, whatever a later version picks for the network by default.
+    writeAtomic(join(out, 'config.json'), JSON.stringify({ ...config, convInit: net.config.convInit, tasks: ds.tasks, images: { train: splits.train.length, val: splits.val.length, test: splits.test.length } }, null, 2));
   }
 
   const view = datasetView(ds);

@@ -47,7 +47,8 @@ export interface NetConfig {
   seed?: number;
   /**
    * How the labelling network's convolutions start (Init.convs; absent: the network's own,
-   * defaultConvInit, which createNet writes into the built network's config). The box head always starts as torchvision's: its figures were measured so.
+   * defaultConvInit, which createNet writes into the built network's config). The box head
+   * always starts as torchvision's: its figures were measured so.
    */
   convInit?: ConvInit;
   /** Landmark networks: add a learned location prior to the heatmaps (LocationPrior; the soft-argmax recipe). */

@@ -43,11 +43,10 @@ export function benchCatalog(o: { rows: number[]; dim: number; reps: number; log
       for (let at = 0; at < total; at += 10_000) {
         const rows: PhotoRow[] = [];
         for (let i = at; i < Math.min(total, at + 10_000); i++) {
-          const category = Float32Array.from(categories, () => rand());
-          const sum = category.reduce((a, b) => a + b, 0);
+          // Logits, as the index stores them: each attribute above 0 (probability 0.5) half the time.
           rows.push({
             path: `/photos/${i}.jpg`, hash: i.toString(16).padStart(64, '0'), bytes: 30_000, mtimeMs: 0, width: 300, height: 300, box: [10, 10, 290, 290], boxSource: 'predicted',
-            category: category.map((p) => p / sum), attributes: Float32Array.from(attributes, () => rand()), landmarks: null, embedding: unitVector(rand, o.dim),
+            categoryLogits: Float32Array.from(categories, () => 4 * rand() - 2), attributeLogits: Float32Array.from(attributes, () => 8 * rand() - 4), landmarks: null, embedding: unitVector(rand, o.dim),
           });
         }
         catalog.put(rows);

@@ -55,8 +55,8 @@ t.test('index a folder; search by label and by likeness (a photo first, its mirr
   catalog.close();
   t.equal(rows.length, 25);
   const row = rows[0]!;
-  t.equal(row.category!.length, vocab.categories.length, 'every category\'s probability');
-  t.equal(row.attributes!.length, vocab.attributes.length, 'every attribute\'s probability');
+  t.equal(row.categoryLogits!.length, vocab.categories.length, 'every category\'s logit');
+  t.equal(row.attributeLogits!.length, vocab.attributes.length, 'every attribute\'s logit');
   t.ok(Math.abs(Math.hypot(...row.embedding) - 1) < 1e-5, 'the embedding is L2-normalized');
   t.equal(row.boxSource, 'predicted', 'the box head found the box');
   t.match(row.hash, /^[0-9a-f]{64}$/);
@@ -72,11 +72,11 @@ t.test('index a folder; search by label and by likeness (a photo first, its mirr
   const byCategory = hits(['--category', category, '--top', '50']);
   t.ok(byCategory.length >= 1 && byCategory.every((h) => h.category!.name === category), `--category ${category}: only photos whose most likely category it is`);
   t.same(byCategory.map((h) => h.score), [...byCategory.map((h) => h.score)].sort((a, b) => b - a), 'best first');
-  const attribute = vocab.attributes[rows[0]!.attributes!.indexOf(Math.max(...rows[0]!.attributes!))]!;
+  const attribute = vocab.attributes[rows[0]!.attributeLogits!.indexOf(Math.max(...rows[0]!.attributeLogits!))]!;
   const byAttribute = hits(['--attr', `${attribute}>0.5`, '--top', '50']);
   const index = vocab.attributes.indexOf(attribute);
   t.ok(byAttribute.length >= 1, `--attr ${attribute}>0.5 finds photos`);
-  t.equal(byAttribute.length, rows.filter((r) => r.attributes![index]! > 0.5).length, 'exactly the photos above the threshold');
+  t.equal(byAttribute.length, rows.filter((r) => r.attributeLogits![index]! > 0).length, 'exactly the photos above the threshold (a logit above 0)');
   const top2 = hits(['--attr', `${attribute}>0.5`, '--top', '2']);
   t.equal(top2.length, Math.min(2, byAttribute.length), '--top caps the answer');
   const text = search(['--category', category, '--top', '3', '--sheet', join(dir, 'sheet.png')]);

@@ -1,7 +1,9 @@
 // The catalog index (SPEC 8.2.5, labels as a catalog people can search): one SQLite file holding,
 // for every labelled photo, its path, content hash, the garment's box, every category's and
-// attribute's probability, the landmarks and an embedding (the pooled trunk features,
-// L2-normalized). better-sqlite3 (synchronous, one file, no server) is the one dependency added
+// attribute's logit, the landmarks and an embedding (the pooled trunk features, L2-normalized).
+// Logits rather than probabilities: a float32 probability is exactly 1.0 for any logit above about
+// 17, so confident photos would tie and lose their order; search turns logits into probabilities
+// in float64. better-sqlite3 (synchronous, one file, no server) is the one dependency added
 // for it: the owner's packages hold no database, and a catalog must survive a kill mid-write,
 // which SQLite's transactions give.
 import { existsSync, readSync } from 'node:fs';
@@ -11,7 +13,13 @@ import type { Vocabulary } from '../train/metrics.js';
 
 /** What marks a file as a clothtag catalog, and the layout version this code writes and reads. */
 const FORMAT = 'clothtag-catalog';
-const VERSION = '1';
+const VERSION = '2';
+/**
+ * Layout 1 stored float32 probabilities where layout 2 stores logits (the columns are the same).
+ * Such a catalog is read through logitsFromProbabilities, and converted in place when opened for
+ * writing; the order that float32 lost among probabilities of 1.0 stays lost until --reindex.
+ */
+const PROBABILITIES_VERSION = '1';
 
 /** The checkpoint a catalog was labelled with: every row is that network's reading. */
 export interface CatalogSource {
@@ -36,8 +44,10 @@ export interface PhotoRow {
   /** The box the labels were read in, [x1, y1, x2, y2] pixels, and where it came from. */
   box: [number, number, number, number];
   boxSource: 'predicted' | 'whole';
-  category: Float32Array | null;
-  attributes: Float32Array | null;
+  /** Every category's logit (softmax gives the probabilities). */
+  categoryLogits: Float32Array | null;
+  /** Every attribute's logit (a sigmoid each gives the probabilities). */
+  attributeLogits: Float32Array | null;
   landmarks: { x: number; y: number; confidence: number }[] | null;
   embedding: Float32Array;
 }
@@ -57,8 +67,8 @@ CREATE TABLE photos (
   box_x1 REAL NOT NULL, box_y1 REAL NOT NULL, box_x2 REAL NOT NULL, box_y2 REAL NOT NULL,
   box_source TEXT NOT NULL,
   top_category TEXT,
-  category BLOB,
-  attributes BLOB,
+  category BLOB,   -- float32 logits (layout 1: probabilities)
+  attributes BLOB, -- float32 logits (layout 1: probabilities)
   landmarks TEXT,
   embedding BLOB NOT NULL
 );
@@ -69,6 +79,18 @@ const blob = (a: Float32Array | null) => (a ? Buffer.from(a.buffer, a.byteOffset
 /** A BLOB as float32s: a view where the bytes are 4-aligned, else a copy. */
 export const floats = (b: Buffer | null) => (b ? (b.byteOffset % 4 === 0 ? new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4) : new Float32Array(new Uint8Array(b).buffer)) : null);
 
+/** Logits large enough that float64's sigmoid and softmax read them as certain. */
+const CERTAIN = 40;
+
+/**
+ * A layout-1 row's probabilities as logits: log(p / (1 - p)) for attributes, log(p) for categories
+ * (softmax gives p back), clamped to +-CERTAIN where p was exactly 0 or 1.
+ */
+export function logitsFromProbabilities(p: Float32Array, kind: 'category' | 'attributes'): Float32Array {
+  const clamp = (z: number) => Math.max(-CERTAIN, Math.min(CERTAIN, z));
+  return p.map((q) => clamp(kind === 'category' ? Math.log(q) : Math.log(q) - Math.log1p(-q)));
+}
+
 /** The columns a search scan reads (only what its filters and ranking need). */
 export type ScanColumn = 'embedding' | 'attributes' | 'category';
 
@@ -77,6 +99,8 @@ export class Catalog {
     readonly file: string,
     private readonly db: Database.Database,
     readonly source: CatalogSource | null,
+    /** A layout-1 catalog opened read-only: its probabilities are turned into logits as they are read. */
+    private readonly storesProbabilities = false,
   ) {}
 
   /**
@@ -111,9 +135,12 @@ export class Catalog {
       }
       const meta = tables.includes('meta') ? Object.fromEntries((db.prepare('SELECT key, value FROM meta').all() as { key: string; value: string }[]).map((r) => [r.key, r.value])) : {};
       if (meta.format !== FORMAT || !tables.includes('photos')) throw new CatalogError(`${file} is an SQLite database but not a clothtag catalog (its tables: ${tables.join(', ') || 'none'})`);
-      if (meta.version !== VERSION) throw new CatalogError(`${file} is a clothtag catalog of layout version ${meta.version}; this clothtag reads version ${VERSION}`);
-      if (!o.readonly) db.pragma('journal_mode = WAL');
-      return new Catalog(file, db, meta.source ? (JSON.parse(meta.source) as CatalogSource) : null);
+      if (meta.version !== VERSION && meta.version !== PROBABILITIES_VERSION) throw new CatalogError(`${file} is a clothtag catalog of layout version ${meta.version}; this clothtag reads versions ${PROBABILITIES_VERSION} and ${VERSION}`);
+      const source = meta.source ? (JSON.parse(meta.source) as CatalogSource) : null;
+      if (o.readonly) return new Catalog(file, db, source, meta.version === PROBABILITIES_VERSION);
+      db.pragma('journal_mode = WAL');
+      if (meta.version === PROBABILITIES_VERSION) convertToLogits(db);
+      return new Catalog(file, db, source);
     } catch (e) {
       db.close();
       if (e instanceof CatalogError) throw e;
@@ -131,7 +158,7 @@ export class Catalog {
       if (reindex) this.db.exec('DELETE FROM photos');
       this.db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run('source', JSON.stringify(source));
     })();
-    return new Catalog(this.file, this.db, source);
+    return new Catalog(this.file, this.db, source, this.storesProbabilities);
   }
 
   get count(): number {
@@ -156,9 +183,9 @@ export class Catalog {
     this.db.transaction(() => {
       for (const r of rows) {
         let top: string | null = null;
-        if (r.category && vocab?.categories.length) top = vocab.categories[r.category.reduce((best, p, i, a) => (p > a[best]! ? i : best), 0)]!;
+        if (r.categoryLogits && vocab?.categories.length) top = vocab.categories[argmax(r.categoryLogits)]!;
         const [x1, y1, x2, y2] = r.box;
-        insert.run({ ...r, x1, y1, x2, y2, top, category: blob(r.category), attributes: blob(r.attributes), landmarks: r.landmarks ? JSON.stringify(r.landmarks) : null, embedding: blob(r.embedding) });
+        insert.run({ ...r, x1, y1, x2, y2, top, category: blob(r.categoryLogits), attributes: blob(r.attributeLogits), landmarks: r.landmarks ? JSON.stringify(r.landmarks) : null, embedding: blob(r.embedding) });
       }
     })();
   }
@@ -174,32 +201,60 @@ export class Catalog {
   /** One stored row by path (for search --like on an indexed photo). */
   row(path: string): StoredRow | undefined {
     const r = this.db.prepare('SELECT * FROM photos WHERE path = ?').get(path) as RawRow | undefined;
-    return r && stored(r);
+    return r && this.stored(r);
   }
 
   /**
-   * Every row's id and the named columns only, optionally only rows whose most likely category is
-   * `topCategory` (indexed): a search reads what it scores, and fetches whole rows for its hits.
+   * Every row's id and the named columns only (category and attributes as logits), optionally
+   * only rows whose most likely category is `topCategory` (indexed): a search reads what it
+   * scores, and fetches whole rows for its hits.
    */
   *scan(columns: ScanColumn[], topCategory?: string): Generator<{ id: number } & Partial<Record<ScanColumn, Float32Array>>> {
     const q = this.db.prepare(`SELECT id${columns.map((c) => `, ${c}`).join('')} FROM photos${topCategory === undefined ? '' : ' WHERE top_category = ?'}`);
     for (const r of (topCategory === undefined ? q.iterate() : q.iterate(topCategory)) as IterableIterator<Record<string, Buffer | number>>) {
       const out: { id: number } & Partial<Record<ScanColumn, Float32Array>> = { id: r.id as number };
-      for (const c of columns) out[c] = floats(r[c] as Buffer | null) ?? undefined;
+      for (const c of columns) out[c] = (c === 'embedding' ? floats(r[c] as Buffer | null) : this.logits(r[c] as Buffer | null, c)) ?? undefined;
       yield out;
     }
   }
 
   /** Whole rows by id. */
   byId(id: number): StoredRow {
-    return stored(this.db.prepare('SELECT * FROM photos WHERE id = ?').get(id) as RawRow);
+    return this.stored(this.db.prepare('SELECT * FROM photos WHERE id = ?').get(id) as RawRow);
   }
 
   /** Every row, optionally only those whose most likely category is `topCategory` (indexed). */
   *rows(topCategory?: string): Generator<StoredRow> {
     const q = topCategory === undefined ? this.db.prepare('SELECT * FROM photos') : this.db.prepare('SELECT * FROM photos WHERE top_category = ?');
-    for (const r of (topCategory === undefined ? q.iterate() : q.iterate(topCategory)) as IterableIterator<RawRow>) yield stored(r);
+    for (const r of (topCategory === undefined ? q.iterate() : q.iterate(topCategory)) as IterableIterator<RawRow>) yield this.stored(r);
   }
+
+  private logits(b: Buffer | null, kind: 'category' | 'attributes'): Float32Array | null {
+    const values = floats(b);
+    return values && this.storesProbabilities ? logitsFromProbabilities(values, kind) : values;
+  }
+
+  private stored(r: RawRow): StoredRow {
+    return {
+      path: r.path, hash: r.hash, width: r.width, height: r.height, box: [r.box_x1, r.box_y1, r.box_x2, r.box_y2], boxSource: r.box_source,
+      topCategory: r.top_category, categoryLogits: this.logits(r.category, 'category'), attributeLogits: this.logits(r.attributes, 'attributes'), embedding: floats(r.embedding)!,
+    };
+  }
+}
+
+const argmax = (a: Float32Array) => a.reduce((best, x, i) => (x > a[best]! ? i : best), 0);
+
+/** Rewrites a layout-1 catalog's probabilities as logits, every row and the version in one transaction. */
+function convertToLogits(db: Database.Database): void {
+  const update = db.prepare('UPDATE photos SET category = ?, attributes = ? WHERE id = ?');
+  db.transaction(() => {
+    const rows = db.prepare('SELECT id, category, attributes FROM photos').all() as { id: number; category: Buffer | null; attributes: Buffer | null }[];
+    for (const r of rows) {
+      const category = floats(r.category), attributes = floats(r.attributes);
+      update.run(blob(category && logitsFromProbabilities(category, 'category')), blob(attributes && logitsFromProbabilities(attributes, 'attributes')), r.id);
+    }
+    db.prepare("UPDATE meta SET value = ? WHERE key = 'version'").run(VERSION);
+  })();
 }
 
 interface RawRow {
@@ -227,14 +282,7 @@ export interface StoredRow {
   box: [number, number, number, number];
   boxSource: string;
   topCategory: string | null;
-  category: Float32Array | null;
-  attributes: Float32Array | null;
+  categoryLogits: Float32Array | null;
+  attributeLogits: Float32Array | null;
   embedding: Float32Array;
-}
-
-function stored(r: RawRow): StoredRow {
-  return {
-    path: r.path, hash: r.hash, width: r.width, height: r.height, box: [r.box_x1, r.box_y1, r.box_x2, r.box_y2], boxSource: r.box_source,
-    topCategory: r.top_category, category: floats(r.category), attributes: floats(r.attributes), embedding: floats(r.embedding)!,
-  };
 }

@@ -87,7 +87,7 @@ export async function indexPhotos(engine: Engine, files: string[], o: IndexOptio
           return {
             path: p.path, hash: p.hash, bytes: p.bytes, mtimeMs: p.mtimeMs, width: p.img.width, height: p.img.height,
             box: [b.x, b.y, b.x + b.w, b.y + b.h], boxSource: net.hasBox ? 'predicted' : 'whole',
-            category: r.category ?? null, attributes: r.attributes ?? null, landmarks: r.landmarks ?? null, embedding: r.embedding!,
+            categoryLogits: r.categoryLogits ?? null, attributeLogits: r.attributeLogits ?? null, landmarks: r.landmarks ?? null, embedding: r.embedding!,
           };
         });
         catalog.put(rows);

@@ -1,7 +1,9 @@
 // Searching a catalog: filters on label probabilities (the most likely category, attribute
 // thresholds) and ranking by how likely those labels are, or by cosine similarity to a photo's
 // embedding. An exact scan: every candidate row is read and scored (see the README for how its
-// cost grows and where an approximate index would take over).
+// cost grows and where an approximate index would take over). Probabilities come from the stored
+// logits in float64, and the ranking adds log-probabilities, so photos the network is sure of
+// keep their order where float32 probabilities would all be 1.
 import type { Catalog, ScanColumn } from './catalog.js';
 import { CatalogError } from './catalog.js';
 
@@ -22,7 +24,10 @@ export interface Query {
 
 export interface Hit {
   path: string;
-  /** Cosine similarity with --like; otherwise the product of the filters' probabilities. */
+  /**
+   * Cosine similarity with --like; otherwise the product of the filters' probabilities (ranked by
+   * its logarithm, so hits whose product rounds to 1 still come in order).
+   */
   score: number;
   category: { name: string; p: number } | null;
   /** The photo's attributes at probability 0.5 or more, most likely first. */
@@ -41,6 +46,19 @@ export function parseAttributeFilter(text: string): AttributeFilter {
 }
 
 const round = (x: number) => Number(x.toFixed(4));
+
+/** log(1 + e^x) without overflow. */
+const softplus = (x: number) => (x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x)));
+/** log sigmoid(z): an attribute's log-probability from its logit (log(1 - p) is logSigmoid(-z)). */
+export const logSigmoid = (z: number) => -softplus(-z);
+/** log softmax(z)[c]: a category's log-probability from the row's logits. */
+export function logSoftmaxAt(z: Float32Array, c: number): number {
+  let max = -Infinity;
+  for (const x of z) max = Math.max(max, x);
+  let sum = 0;
+  for (const x of z) sum += Math.exp(x - max);
+  return z[c]! - max - Math.log(sum);
+}
 
 /**
  * Checks a query against the catalog's vocabulary: unknown names are named with what exists, and
@@ -78,15 +96,17 @@ export function search(catalog: Catalog, q: Query): Hit[] {
   const filters = q.attributes.map((f) => ({ ...f, index: vocab.attributes.indexOf(f.name) }));
   const categoryIndex = q.category === undefined ? -1 : vocab.categories.indexOf(q.category);
   const columns: ScanColumn[] = [...(categoryIndex >= 0 ? (['category'] as const) : []), ...(filters.length ? (['attributes'] as const) : []), ...(q.like ? (['embedding'] as const) : [])];
+  // score: the log of the product of probabilities (or, with --like, the cosine similarity).
   const best: { score: number; id: number }[] = [];
   for (const row of catalog.scan(columns, q.category)) {
-    let score = categoryIndex >= 0 ? row.category![categoryIndex]! : 1;
+    let score = categoryIndex >= 0 ? logSoftmaxAt(row.category!, categoryIndex) : 0;
     let keep = true;
     for (const f of filters) {
-      const p = row.attributes![f.index]!;
+      const z = row.attributes![f.index]!;
+      const p = Math.exp(logSigmoid(z));
       const ok = f.op === '>' ? p > f.value : f.op === '>=' ? p >= f.value : f.op === '<' ? p < f.value : p <= f.value;
       if (!ok) keep = false;
-      score *= f.op[0] === '>' ? p : 1 - p;
+      score += logSigmoid(f.op[0] === '>' ? z : -z);
     }
     if (!keep) continue;
     if (q.like) {
@@ -106,11 +126,13 @@ export function search(catalog: Catalog, q: Query): Hit[] {
   return best.map(({ score, id }) => {
     const row = catalog.byId(id);
     let category: Hit['category'] = null;
-    if (row.category && vocab.categories.length) {
-      const c = row.category.reduce((b, p, i, a) => (p > a[b]! ? i : b), 0);
-      category = { name: vocab.categories[c]!, p: round(row.category[c]!) };
+    const z = row.categoryLogits;
+    if (z && vocab.categories.length) {
+      const c = z.reduce((b, x, i, a) => (x > a[b]! ? i : b), 0);
+      category = { name: vocab.categories[c]!, p: round(Math.exp(logSoftmaxAt(z, c))) };
     }
-    const attributes = row.attributes ? [...row.attributes].map((p, a) => ({ name: vocab.attributes[a]!, p: round(p) })).filter((a) => a.p >= 0.5).sort((a, b) => b.p - a.p) : [];
-    return { path: row.path, score: round(score), category, attributes, box: row.box, boxSource: row.boxSource, width: row.width, height: row.height };
+    // Sorted by logit, so that attributes whose probabilities round alike keep their order.
+    const attributes = row.attributeLogits ? [...row.attributeLogits].map((z, a) => ({ a, z })).filter(({ z }) => z >= 0).sort((x, y) => y.z - x.z).map(({ a, z }) => ({ name: vocab.attributes[a]!, p: round(Math.exp(logSigmoid(z))) })) : [];
+    return { path: row.path, score: round(q.like ? score : Math.exp(score)), category, attributes, box: row.box, boxSource: row.boxSource, width: row.width, height: row.height };
   });
 }

@@ -50,6 +50,9 @@ export function wholeImage(img: RgbaImage): Box {
 export interface RawLabels {
   category?: Float32Array;
   attributes?: Float32Array;
+  /** The logits behind them (the catalog stores these: float32 probabilities tie at 1.0). */
+  categoryLogits?: Float32Array;
+  attributeLogits?: Float32Array;
   landmarks?: { x: number; y: number; confidence: number }[];
   embedding?: Float32Array;
 }
@@ -72,6 +75,8 @@ export async function rawLabels(net: ClothNet, images: { img: RgbaImage; box: Bo
     const r: RawLabels = {};
     if (read.category) r.category = row(read.category, i).slice();
     if (read.attributes) r.attributes = row(read.attributes, i).slice();
+    if (read.categoryLogits) r.categoryLogits = row(read.categoryLogits, i).slice();
+    if (read.attributeLogits) r.attributeLogits = row(read.attributeLogits, i).slice();
     if (read.landmarks) {
       const { points, confidence } = read.landmarks;
       r.landmarks = LANDMARK_SLOTS.map((_, s) => {

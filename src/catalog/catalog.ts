@@ -242,7 +242,8 @@ export class Catalog {
   }
 }
 
-const argmax = (a: Float32Array) => a.reduce((best, x, i) => (x > a[best]! ? i : best), 0);
+/** The index of the largest value (the first of equals): a row's most likely category. */
+export const argmax = (a: Float32Array) => a.reduce((best, x, i) => (x > a[best]! ? i : best), 0);
 
 /** Rewrites a layout-1 catalog's probabilities as logits, every row and the version in one transaction. */
 function convertToLogits(db: Database.Database): void {

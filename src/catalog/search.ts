@@ -5,7 +5,7 @@
 // logits in float64, and the ranking adds log-probabilities, so photos the network is sure of
 // keep their order where float32 probabilities would all be 1.
 import type { Catalog, ScanColumn } from './catalog.js';
-import { CatalogError } from './catalog.js';
+import { CatalogError, argmax } from './catalog.js';
 
 export interface AttributeFilter {
   name: string;
@@ -103,10 +103,11 @@ export function search(catalog: Catalog, q: Query): Hit[] {
     let keep = true;
     for (const f of filters) {
       const z = row.attributes![f.index]!;
-      const p = Math.exp(logSigmoid(z));
+      const logP = logSigmoid(z);
+      const p = Math.exp(logP);
       const ok = f.op === '>' ? p > f.value : f.op === '>=' ? p >= f.value : f.op === '<' ? p < f.value : p <= f.value;
       if (!ok) keep = false;
-      score += logSigmoid(f.op[0] === '>' ? z : -z);
+      score += f.op[0] === '>' ? logP : logSigmoid(-z);
     }
     if (!keep) continue;
     if (q.like) {
@@ -128,7 +129,7 @@ export function search(catalog: Catalog, q: Query): Hit[] {
     let category: Hit['category'] = null;
     const z = row.categoryLogits;
     if (z && vocab.categories.length) {
-      const c = z.reduce((b, x, i, a) => (x > a[b]! ? i : b), 0);
+      const c = argmax(z);
       category = { name: vocab.categories[c]!, p: round(Math.exp(logSoftmaxAt(z, c))) };
     }
     // Sorted by logit, so that attributes whose probabilities round alike keep their order.

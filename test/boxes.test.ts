@@ -91,6 +91,20 @@ t.test('the second look: windows around the box, in training and in labelling, o
   const evalBatch = loadBatch(view, indices, { ...spec, augment: false, boxZoom: 1 }, 4);
   t.same(evalBatch.boxes, plain.boxes, 'evaluation batches are never zoomed: the first look is at the whole photo');
 
+  // boxFrame: the head's window of the photo, chosen apart from the crops' augmentation (here none).
+  const framed = loadBatch(view, indices, { ...spec, boxFrame: 0.8 }, 4);
+  t.same(framed.images, plain.images, 'boxFrame leaves the crops as they were');
+  let smaller = 0;
+  for (const i of indices) {
+    const item = ds.items[i]!, img = itemPhoto(view, i)!;
+    const w = drawFrame({ ...spec.augmentation, frame: 0.8 }, img.width, img.height, 4, i);
+    t.ok(w.w >= 0.8 * img.width - 1e-9 && w.w <= img.width && w.x >= 0 && w.x + w.w <= img.width + 1e-9, `item ${i}: a window of 80-100% of the photo (${w.w.toFixed(1)} of ${img.width})`);
+    t.same(Array.from(framed.boxes!.subarray(4 * i, 4 * i + 4)), Array.from(new Float32Array(boxInFrame(item.bbox!, w, false))), `item ${i}: the box in that window`);
+    if (w.w < img.width - 1) smaller++;
+  }
+  t.ok(smaller >= 6, `the windows are drawn, not whole photos (${smaller} of 8 smaller)`);
+  t.same(loadBatch(view, indices, { ...spec, augment: false, boxFrame: 0.8 }, 4).boxes, plain.boxes, 'evaluation batches ignore boxFrame: the whole photo');
+
   // boxViews: each item's photo V times in a row; view 0 is the one-view batch's, the others are
   // drawn from their own seed (flip, window, colours), and evaluation batches keep one view.
   const frames = { flip: true, minArea: 1, jitter: 0, rotate: 0, color: 0, frame: 0.8 };
@@ -274,12 +288,13 @@ t.test('eval reports the box IoU and scores labels on predicted crops; predict f
   t.same(JSON.parse(whole.stdout.split('\n')[0]!).box, [0, 0, 96, 96], '--bbox whole: the whole photo');
   const listed = clothtag(['predict', image, '--checkpoint', checkpoint, '--bbox', join(data, 'Anno', 'list_bbox.txt')]);
   t.equal((JSON.parse(listed.stdout.split('\n')[0]!) as { box_source: string }).box_source, 'list');
-  const noZoom = clothtag(['train', '--data', data, '--net', 'cloth_resnet_a', '--width', '0.125', '--img-size', '32', '--batch-size', '16', '--epochs', '1', '--steps-per-epoch', '1', '--workers', '0', '--box-zoom', '0', '--box-views', '2', '--out', join(dir, 'nozoom')]);
+  const noZoom = clothtag(['train', '--data', data, '--net', 'cloth_resnet_a', '--width', '0.125', '--img-size', '32', '--batch-size', '16', '--epochs', '1', '--steps-per-epoch', '1', '--workers', '0', '--box-zoom', '0', '--box-views', '2', '--box-frame', '0.9', '--out', join(dir, 'nozoom')]);
   t.equal(noZoom.code, 0, noZoom.stderr);
   const oneLook = await loadCheckpoint(e, readFileSync(join(dir, 'nozoom', 'weights', 'last.safetensors')), 'nozoom');
   t.equal(oneLook.net.config.boxRefine, undefined, '--box-zoom 0: a head that looks once');
   const noZoomConfig = JSON.parse(readFileSync(join(dir, 'nozoom', 'config.json'), 'utf8'));
   t.equal(noZoomConfig.boxZoom, 0);
+  t.equal(noZoomConfig.boxFrame, 0.9, '--box-frame 0.9 recorded, so --resume draws the same windows');
   t.equal(noZoomConfig.boxViews, 2, '--box-views 2 recorded (the step trained the head on two views of each photo)');
   const twoLooks = clothtag(['eval', '--checkpoint', join(dir, 'nozoom', 'weights', 'last.safetensors'), '--data', data, '--split', 'val', '--workers', '0', '--box-looks', '2']);
   t.not(twoLooks.code, 0);
@@ -291,6 +306,9 @@ t.test('eval reports the box IoU and scores labels on predicted crops; predict f
   const badZoom = clothtag(['train', '--data', data, '--net', 'cloth_resnet_a', '--box-zoom', '1.5', '--out', join(dir, 'bad')]);
   t.not(badZoom.code, 0);
   t.match(badZoom.stderr, /--box-zoom is a share in \[0, 1\]/);
+  const badFrame = clothtag(['train', '--data', data, '--net', 'cloth_resnet_a', '--box-frame', '0', '--out', join(dir, 'bad')]);
+  t.not(badFrame.code, 0);
+  t.match(badFrame.stderr, /--box-frame is the smallest side of the box head's window, a share in \(0, 1\] \(1: whole photos\), got "0"/);
   const badViews = clothtag(['train', '--data', data, '--net', 'cloth_resnet_a', '--box-views', '1.5', '--out', join(dir, 'bad')]);
   t.not(badViews.code, 0);
   t.match(badViews.stderr, /--box-views is a whole number of views from 1 to 8, got "1.5"/);

@@ -108,6 +108,13 @@ function boxViewsOf(v: string): number {
   return n;
 }
 
+/** --box-frame: the smallest side of the box head's window of the photo, a share in (0, 1] (1: whole photos). */
+function boxFrameOf(v: string): number {
+  const n = Number(v);
+  if (!(n > 0 && n <= 1)) throw new UsageError(`--box-frame is the smallest side of the box head's window, a share in (0, 1] (1: whole photos), got "${v}"`);
+  return n;
+}
+
 /** A share in [0, 1] (--box-zoom). */
 function shareFlag(v: string, flag: string): number {
   const n = Number(v);
@@ -148,7 +155,7 @@ export async function trainVerb(args: string[]): Promise<number> {
       seed: { type: 'string' }, out: { type: 'string' }, workers: { type: 'string' }, 'steps-per-epoch': { type: 'string' }, 'val-limit': { type: 'string' },
       precision: { type: 'string' }, schedule: { type: 'string' }, warmup: { type: 'string' }, 'weight-decay': { type: 'string' },
       'label-smoothing': { type: 'string' }, 'clip-norm': { type: 'string' }, augment: { type: 'string' }, 'train-on': { type: 'string' }, ema: { type: 'string' },
-      wb: { type: 'string' }, 'stem-stride': { type: 'string' }, 'head-width': { type: 'string' }, 'box-zoom': { type: 'string' }, 'box-views': { type: 'string' },
+      wb: { type: 'string' }, 'stem-stride': { type: 'string' }, 'head-width': { type: 'string' }, 'box-zoom': { type: 'string' }, 'box-views': { type: 'string' }, 'box-frame': { type: 'string' },
       'box-epochs': { type: 'string' }, 'cycle-momentum': { type: 'string' }, 'conv-init': { type: 'string' },
     },
   });
@@ -218,6 +225,7 @@ export async function trainVerb(args: string[]): Promise<number> {
       ...(values['head-width'] ? { headWidth: positiveNumber(values['head-width'], '--head-width') } : {}),
       boxZoom: values['box-zoom'] ? shareFlag(values['box-zoom'], '--box-zoom') : DEFAULT_TRAIN.boxZoom,
       ...(values['box-views'] ? { boxViews: boxViewsOf(values['box-views']) } : {}),
+      ...(values['box-frame'] ? { boxFrame: boxFrameOf(values['box-frame']) } : {}),
       ...(values['box-epochs'] ? { boxEpochs: positiveInt(values['box-epochs'], '--box-epochs') } : {}),
     };
     if (values['cycle-momentum'] === 'on' && config.schedule !== 'onecycle') throw new UsageError(`--cycle-momentum on cycles beta1 with the one-cycle rate; --schedule ${config.schedule} has no cycle (beta1 stays 0.9)`);

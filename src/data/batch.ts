@@ -30,6 +30,12 @@ export interface BatchSpec {
    * and colours (viewSeed), so that the box head sees that many photos a step (absent: 1).
    */
   boxViews?: number;
+  /**
+   * With augment and photoSize: the smallest side, as a share of the photo's, of the random window
+   * of the whole photo the box head sees (AugmentSpec.frame for the head alone; absent: the
+   * augmentation's own, so the crops' augmentation and the head's window can be chosen apart).
+   */
+  boxFrame?: number;
 }
 
 export interface Batch {
@@ -135,6 +141,7 @@ export function loadBatch(view: DatasetView, indices: number[], spec: BatchSpec,
     const aug = spec.augment ? (spec.augmentation ?? AUGMENTS.flip) : AUGMENTS.none;
     const flip = aug.flip && flipCoin(seed, index);
     const box = itemBox(item, img.width, img.height);
+    const frameSpec = spec.augment && spec.boxFrame !== undefined ? { ...aug, frame: spec.boxFrame } : aug;
     const draw = drawAugment(aug, box, itemRandom(seed, index));
     const pixels = rotatePixels(cropResize(img, draw.box, S, flip), S, draw.angle);
     jitterColor(pixels, S, draw);
@@ -147,7 +154,7 @@ export function loadBatch(view: DatasetView, indices: number[], spec: BatchSpec,
         const viewFlip = v === 0 ? flip : aug.flip && flipCoin(s, index);
         const colours = v === 0 ? draw : drawAugment(aug, box, itemRandom(s, index));
         const zoomed = spec.augment && item.bbox ? drawZoomWindow(spec.boxZoom ?? 0, box, img.width, img.height, s, index) : null;
-        const frame = zoomed ?? drawFrame(aug, img.width, img.height, s, index);
+        const frame = zoomed ?? drawFrame(frameSpec, img.width, img.height, s, index);
         const photo = cropResize(img, frame, P, viewFlip);
         jitterColor(photo, P, colours);
         b.photos!.set(photo, row * 3 * P * P);

@@ -141,13 +141,13 @@ export function loadBatch(view: DatasetView, indices: number[], spec: BatchSpec,
     const aug = spec.augment ? (spec.augmentation ?? AUGMENTS.flip) : AUGMENTS.none;
     const flip = aug.flip && flipCoin(seed, index);
     const box = itemBox(item, img.width, img.height);
-    const frameSpec = spec.augment && spec.boxFrame !== undefined ? { ...aug, frame: spec.boxFrame } : aug;
     const draw = drawAugment(aug, box, itemRandom(seed, index));
     const pixels = rotatePixels(cropResize(img, draw.box, S, flip), S, draw.angle);
     jitterColor(pixels, S, draw);
     b.images.set(pixels, i * plane);
     if (P) {
       b.photoSizes!.set([img.width, img.height], 2 * i);
+      const frameSpec = spec.augment && spec.boxFrame !== undefined ? { ...aug, frame: spec.boxFrame } : aug;
       for (let v = 0; v < V; v++) {
         // View 0 shares the crop's flip and colours; the others draw their own from viewSeed.
         const s = viewSeed(seed, v), row = i * V + v;

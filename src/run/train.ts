@@ -247,7 +247,7 @@ async function train(engine: Engine, out: string, config: TrainConfig, hooks: Tr
 
   const view = datasetView(ds);
   const photoSize = net.hasBox ? BOX_INPUT : 0;
-  const loader = new BatchLoader(view, { size: config.imgSize, augment: true, augmentation: AUGMENTS[config.augment ?? 'flip'], heatmaps: net.hasLandmarks && needsHeatmapTargets(config.loss.landmarkLoss), photoSize, boxZoom: config.boxZoom ?? 0, boxViews: config.boxViews ?? 1, ...(config.boxFrame !== undefined ? { boxFrame: config.boxFrame } : {}) }, config.workers);
+  const loader = new BatchLoader(view, { size: config.imgSize, augment: true, augmentation: AUGMENTS[config.augment ?? 'flip'], heatmaps: net.hasLandmarks && needsHeatmapTargets(config.loss.landmarkLoss), photoSize, boxZoom: config.boxZoom ?? 0, boxViews: config.boxViews ?? 1, boxFrame: config.boxFrame }, config.workers);
   const evalLoader = new BatchLoader(view, { size: config.imgSize, augment: false, heatmaps: false, photoSize }, config.workers);
   const valIndices = config.valLimit > 0 ? splits.val.slice(0, config.valLimit) : splits.val;
   // The landmark figure to beat, printed beside every validation NME.

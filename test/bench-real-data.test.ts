@@ -28,3 +28,37 @@ t.test('bench real-data: the landmark job, with and without test-time flips', as
   t.ok(job.eval_mirror.attributes.per_image.top3.all > 0, 'attribute recall with flips');
   t.ok(out['deepfashion-fine-most-frequent'].attributes, 'the most-frequent baseline');
 });
+
+t.test("bench real-data: the transfer job starts clothing-small's trunk from the deepfashion-fine job's weights", async (t) => {
+  const tmp = tempDir(t, 'clothtag-bench-transfer-');
+  const shared = join(tmp, 'shared');
+  mkdirSync(shared);
+  synthesize(join(shared, 'deepfashion-fine'), { images: 60, size: 48, seed: 5 });
+  // A stand-in for the catalog: any layout with categories will do for the plumbing.
+  synthesize(join(shared, 'clothing-small'), { images: 60, size: 48, seed: 6 });
+  const runs = join(tmp, 'runs');
+  const common = ['bench', 'real-data', '--shared', shared, '--epochs', '1', '--size', '32', '--width', '0.125', '--runs', runs];
+
+  // Alone, with no deepfashion-fine run in the folder: skipped, and the log says what it needs.
+  const alone = clothtag([...common, '--only', 'clothing-small-transfer'], { timeout: 120_000 });
+  t.equal(alone.code, 0, alone.stderr);
+  t.match(alone.stdout, /clothing-small-transfer: skipped, it starts from the deepfashion-fine job's weights and .*deepfashion-fine\/weights\/last\.safetensors is absent/);
+  const typo = clothtag([...common, '--only', 'clothing-small-transfr'], { timeout: 120_000 });
+  t.equal(typo.code, 2);
+  t.match(typo.stderr, /--only: no job named clothing-small-transfr; the jobs are clothing-small, deepfashion-fine, deepfashion-fine-landmarks, clothing-small-transfer/);
+
+  const json = join(tmp, 'real.json');
+  const r = clothtag([...common, '--only', 'deepfashion-fine,clothing-small-transfer', '--json', json], { timeout: 500_000 });
+  t.equal(r.code, 0, r.stderr);
+  const trunk = join(runs, 'deepfashion-fine', 'weights', 'last.safetensors');
+  t.match(r.stdout, `epochs from the trunk of ${trunk}`);
+  // Every one of the trunk's tensors came from the file: RepVGG-A0's 288 (its heads start fresh).
+  const loaded = /pretrained trunk: (\d+) tensors from (\S+)/.exec(r.stdout);
+  t.equal(loaded?.[1], '288', 'the whole trunk is loaded');
+  t.equal(loaded?.[2], trunk);
+  const out = JSON.parse(readFileSync(json, 'utf8'));
+  t.equal(out['clothing-small-transfer'].trunkFrom, trunk);
+  t.equal(out['deepfashion-fine'].trunkFrom, undefined, 'the source job itself trains from scratch');
+  t.ok(out['clothing-small-transfer'].eval.category.top1 >= 0, 'the transfer job is evaluated');
+  t.equal(out['clothing-small-transfer'].recipe.batchSize, 8, "clothing-small's own recipe");
+});

@@ -111,7 +111,7 @@ export const REAL_DATA_JOBS: RealDataJob[] = [
   },
   // A catalog of 3,000 photos is small: a trunk that has already learned garments from
   // deepfashion-fine's 4,000 (sleeves, lengths, necklines) starts it well ahead. The same recipe and
-  // 12 epochs: 76.1% top-1 on three seeds' mean against 71.2% from scratch (README, "Real data": transfer).
+  // 12 epochs: 75.3% top-1 on four seeds' mean against 71.2% from scratch on three (README, "Real data": transfer).
   {
     name: 'clothing-small-transfer', data: 'clothing-small', net: 'cloth_repvgg', what: "category, 10 classes, the trunk started from the deepfashion-fine job's",
     trunkFrom: 'deepfashion-fine', config: CLOTHING_SMALL_RECIPE,

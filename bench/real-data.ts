@@ -13,7 +13,7 @@ import { checkpointLabeling } from '../src/label/labels.js';
 import { loadCheckpoint } from '../src/nets/weights.js';
 import { evaluate } from '../src/run/evaluate.js';
 import type { NetName } from '../src/nets/models.js';
-import { DEFAULT_TRAIN, type TrainConfig, runTraining, vocabularyOf } from '../src/run/train.js';
+import { DEFAULT_TRAIN, type TrainConfig, lastWeightsOf, runTraining, vocabularyOf } from '../src/run/train.js';
 import { SOFTARGMAX_WL, THESIS_LOSS } from '../src/train/losses.js';
 import { type EvalResult, MetricsAccumulator, formatEval } from '../src/train/metrics.js';
 
@@ -53,7 +53,7 @@ async function mostFrequentBaseline(path: string): Promise<EvalResult> {
  * mirror image (`eval --mirror`): what test-time flips give, at twice the labelling cost.
  */
 async function mirroredEval(engine: Engine, run: string, path: string, workers: number): Promise<EvalResult> {
-  const file = join(run, 'weights', 'last.safetensors');
+  const file = lastWeightsOf(run);
   const ds = await openDataset(path);
   const { net, meta } = await loadCheckpoint(engine, readFileSync(file), file);
   const { vocab, size, decode } = checkpointLabeling(meta.extra, file);
@@ -127,7 +127,7 @@ export async function benchRealData(engine: Engine, o: RealDataOptions): Promise
       o.log(`${path} is absent: skipped`);
       continue;
     }
-    const trunk = job.trunkFrom ? join(runs, job.trunkFrom, 'weights', 'last.safetensors') : undefined;
+    const trunk = job.trunkFrom ? lastWeightsOf(join(runs, job.trunkFrom)) : undefined;
     if (trunk && !existsSync(trunk)) {
       o.log(`\n${job.name}: skipped, it starts from the ${job.trunkFrom} job's weights and ${trunk} is absent (run both jobs together, or give the --runs folder that holds ${job.trunkFrom})`);
       continue;

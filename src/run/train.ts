@@ -438,9 +438,12 @@ export function vocabularyChange(run: Vocabulary, now: Vocabulary): string | nul
   return null;
 }
 
+/** A run folder's final (latest) network weights: what `--resume`, `eval` and transfer read. */
+export const lastWeightsOf = (run: string) => join(run, 'weights', 'last.safetensors');
+
 /** weights/last.safetensors (the network) and weights/last.state.safetensors (Adam, position). */
 async function saveState(out: string, net: ClothNet, trainer: Trainer, pos: Position, extra: Record<string, string>): Promise<void> {
-  writeAtomic(join(out, 'weights', 'last.safetensors'), await saveCheckpoint(net, { ...extra, epoch: String(pos.epoch) }));
+  writeAtomic(lastWeightsOf(out), await saveCheckpoint(net, { ...extra, epoch: String(pos.epoch) }));
   const state: TensorMap = new Map();
   await saveMoments(state, trainer.optimizer, '');
   const box = trainer.boxOptimizer;
@@ -473,7 +476,7 @@ function restoreMoments(tensors: TensorMap, adam: Adam, prefix: string, mismatch
 }
 
 function restoreState(out: string, net: ClothNet, trainer: Trainer): Position {
-  const weights = join(out, 'weights', 'last.safetensors');
+  const weights = lastWeightsOf(out);
   const statePath = join(out, 'weights', 'last.state.safetensors');
   if (!existsSync(weights) || !existsSync(statePath)) throw new Error(`${out}: nothing to resume (no weights/last.safetensors and last.state.safetensors); remove the folder to start over`);
   loadState(net, parseSafetensors(readRegularFile(weights), weights).tensors, 'strict', weights);

@@ -59,6 +59,8 @@ t.test("bench real-data: the transfer job starts clothing-small's trunk from the
   const out = JSON.parse(readFileSync(json, 'utf8'));
   t.equal(out['clothing-small-transfer'].trunkFrom, trunk);
   t.equal(out['deepfashion-fine'].trunkFrom, undefined, 'the source job itself trains from scratch');
+  // The source trains as the trunk the transfer figures were measured from did: cyclical momentum.
+  t.equal(JSON.parse(readFileSync(join(runs, 'deepfashion-fine', 'config.json'), 'utf8')).cycleMomentum, true, "the source job's run trains with cyclical momentum");
   t.ok(out['clothing-small-transfer'].eval.category.top1 >= 0, 'the transfer job is evaluated');
   t.equal(out['clothing-small-transfer'].recipe.batchSize, 8, "clothing-small's own recipe");
 });

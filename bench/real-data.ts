@@ -103,7 +103,7 @@ export const REAL_DATA_JOBS: RealDataJob[] = [
   { name: 'clothing-small', data: 'clothing-small', net: 'cloth_repvgg', what: 'category, 10 classes', config: CLOTHING_SMALL_RECIPE },
   // Cyclical momentum: level on its own attributes (README, "Real data"), but the trunk the transfer
   // job below was measured from trained with it; the same job's trunk without it gave clothing-small
-  // 73.6 and 73.0% against 77.1 and 76.0 on seeds 0 and 1 (README, "Real data": transfer).
+  // 72.7% against 76.1 on seeds 0-2's mean (README, "Real data": transfer).
   { name: 'deepfashion-fine', data: 'deepfashion-fine', net: 'cloth_repvgg', what: '26 attributes in 6 types', config: { ...RECIPE, cycleMomentum: true } },
   {
     name: 'deepfashion-fine-landmarks', data: 'deepfashion-fine', net: 'new_fashionnet', what: 'attributes and 8 landmarks',

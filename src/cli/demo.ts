@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { makeSplits, openDataset } from '../data/dataset.js';
 import { createNodeGpu } from '../node/gpu.js';
+import { bestWeightsOf } from '../run/train.js';
 import { dataVerb, evalVerb, predictVerb, trainVerb } from './job.js';
 import { positiveInt } from './util.js';
 
@@ -33,11 +34,11 @@ export async function demoVerb(args: string[]): Promise<number> {
     const trained = await trainVerb(trainArgs);
     if (trained !== 0) return trained;
     step(3, 'evaluate on the held-out test split (DeepFashion protocol)');
-    if ((await evalVerb(['--checkpoint', join(run, 'weights', 'best.safetensors'), '--data', dataDir, '--split', 'test', '--json', join(out, 'eval.json')])) !== 0) return 1;
+    if ((await evalVerb(['--checkpoint', bestWeightsOf(run), '--data', dataDir, '--split', 'test', '--json', join(out, 'eval.json')])) !== 0) return 1;
     step(4, 'label held-back images: JSONL and PNG overlays');
     const ds = await openDataset(dataDir);
     const held = makeSplits(ds, 'official', 0).test.slice(0, 12).map((i) => join(dataDir, ds.items[i]!.path));
-    if ((await predictVerb([...held, '--checkpoint', join(run, 'weights', 'best.safetensors'), '--bbox', join(dataDir, 'Anno', 'list_bbox.txt'), '--out', join(out, 'overlays'), '--jsonl', join(out, 'labels.jsonl'), '--sheet', join(out, 'sheet.png')])) !== 0) return 1;
+    if ((await predictVerb([...held, '--checkpoint', bestWeightsOf(run), '--bbox', join(dataDir, 'Anno', 'list_bbox.txt'), '--out', join(out, 'overlays'), '--jsonl', join(out, 'labels.jsonl'), '--sheet', join(out, 'sheet.png')])) !== 0) return 1;
     const ev = JSON.parse(readFileSync(join(out, 'eval.json'), 'utf8'));
     console.log(`
 done. Test split: category top-1 ${(100 * ev.category.top1).toFixed(1)}% (chance ${(100 / 6).toFixed(1)}%), attribute recall@3 ${(100 * ev.attributes.per_image.top3.all).toFixed(1)}% (per image), landmark NME ${ev.landmarks.nme.toFixed(3)} (predicting each point's mean position: ${ev.landmarks.mean_position_nme?.toFixed(3) ?? '-'}; its garment type's mean: ${ev.landmarks.mean_position_by_type_nme?.toFixed(3) ?? '-'}).
@@ -46,7 +47,7 @@ done. Test split: category top-1 ${(100 * ev.category.top1).toFixed(1)}% (chance
   eval:      ${join(out, 'eval.json')}
   labels:    ${join(out, 'labels.jsonl')}
   overlays:  ${join(out, 'overlays')}/ and the contact sheet ${join(out, 'sheet.png')}
-  weights:   ${join(run, 'weights', 'best.safetensors')}
+  weights:   ${bestWeightsOf(run)}
 Run it again to continue training where it stopped (clothtag demo --epochs N), or remove ${out} to start over.`);
     return 0;
   } finally {

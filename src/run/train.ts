@@ -332,12 +332,12 @@ async function train(engine: Engine, out: string, config: TrainConfig, hooks: Tr
       if (!labels) {
         // The labelling weights no longer change: weights/best keeps the best epoch's and takes
         // the box head as it now is (the last epoch's is the one its schedule ends on).
-        const bestPath = join(out, 'weights', 'best.safetensors');
+        const bestPath = bestWeightsOf(out);
         const now = await averaged(() => readState(net));
         writeAtomic(bestPath, withBoxHead(parseSafetensors(readRegularFile(bestPath), bestPath), now, epoch + 1));
       } else if (pos.bestScore === null || score > pos.bestScore) {
         pos.bestScore = score;
-        writeAtomic(join(out, 'weights', 'best.safetensors'), await averaged(() => saveCheckpoint(net, { ...extra, epoch: String(epoch + 1), ...(trainer.average ? { averaged: String(trainer.average.decay) } : {}) })));
+        writeAtomic(bestWeightsOf(out), await averaged(() => saveCheckpoint(net, { ...extra, epoch: String(epoch + 1), ...(trainer.average ? { averaged: String(trainer.average.decay) } : {}) })));
       }
       await saveState(out, net, trainer, pos, extra);
       const n = Math.max(sums.n, 1);
@@ -440,6 +440,10 @@ export function vocabularyChange(run: Vocabulary, now: Vocabulary): string | nul
 
 /** A run folder's final (latest) network weights: what `--resume`, `eval` and transfer read. */
 export const lastWeightsOf = (run: string) => join(run, 'weights', 'last.safetensors');
+/** A run folder's best epoch's network weights (by selectionScore): what the demo labels with. */
+export const bestWeightsOf = (run: string) => join(run, 'weights', 'best.safetensors');
+/** Beside lastWeightsOf: Adam's moments and the position in the data, what `--resume` also reads. */
+const lastStateOf = (run: string) => join(run, 'weights', 'last.state.safetensors');
 
 /** weights/last.safetensors (the network) and weights/last.state.safetensors (Adam, position). */
 async function saveState(out: string, net: ClothNet, trainer: Trainer, pos: Position, extra: Record<string, string>): Promise<void> {
@@ -453,7 +457,7 @@ async function saveState(out: string, net: ClothNet, trainer: Trainer, pos: Posi
   // Mixed precision's gradient scale (and its clean-step count) goes with the state, so that a
   // resumed run continues with the scale it had reached rather than starting over at 1024.
   const scaler: Record<string, string> = trainer.scaler ? { gradient_scale: JSON.stringify({ scale: trainer.scaler.scale, cleanSteps: trainer.scaler.cleanSteps, overflows: trainer.scaler.overflows }) } : {};
-  writeAtomic(join(out, 'weights', 'last.state.safetensors'), serializeSafetensors(state, { position: JSON.stringify(pos), adam_step: String(await trainer.optimizer.stepCount()), ...(box ? { box_adam_step: String(await box.stepCount()) } : {}), ...scaler }));
+  writeAtomic(lastStateOf(out), serializeSafetensors(state, { position: JSON.stringify(pos), adam_step: String(await trainer.optimizer.stepCount()), ...(box ? { box_adam_step: String(await box.stepCount()) } : {}), ...scaler }));
 }
 
 /** An optimizer's moments into the state, as `${prefix}m.${i}` and `${prefix}v.${i}`. */
@@ -477,7 +481,7 @@ function restoreMoments(tensors: TensorMap, adam: Adam, prefix: string, mismatch
 
 function restoreState(out: string, net: ClothNet, trainer: Trainer): Position {
   const weights = lastWeightsOf(out);
-  const statePath = join(out, 'weights', 'last.state.safetensors');
+  const statePath = lastStateOf(out);
   if (!existsSync(weights) || !existsSync(statePath)) throw new Error(`${out}: nothing to resume (no weights/last.safetensors and last.state.safetensors); remove the folder to start over`);
   loadState(net, parseSafetensors(readRegularFile(weights), weights).tensors, 'strict', weights);
   const { tensors, metadata } = parseSafetensors(readRegularFile(statePath), statePath);

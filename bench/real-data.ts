@@ -3,7 +3,7 @@
 // clothing-small (ImageFolder, 10 categories) and deepfashion-fine (26 attributes in 6 types,
 // boxes, landmarks; no categories): attributes alone, then attributes and landmarks together.
 // Last, clothing-small again with its trunk started from the deepfashion-fine job's (transfer).
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Engine } from '../src/engine/engine.js';
@@ -148,7 +148,7 @@ export async function benchRealData(engine: Engine, o: RealDataOptions): Promise
     // The same baselines beside it: every mean_position_* field, whatever attachMeanPosition put there.
     if (mirrored.landmarks && lm) Object.assign(mirrored.landmarks, Object.fromEntries(Object.entries(lm).filter(([k]) => k.startsWith('mean_position_'))));
     o.log(`the same weights, each crop averaged with its mirror image (test-time flips, eval --mirror):\n${formatEval(mirrored)}`);
-    results[job.name] = { net: job.net, width, ...(job.config.headWidth ? { headWidth: job.config.headWidth } : {}), ...(trunk ? { trunkFrom: trunk } : {}), stemStride, size: o.size, epochs: o.epochs, minutes, recipe: job.config, run: join(runs, job.name), eval: r.lastEval, eval_mirror: mirrored };
+    results[job.name] = { measured: new Date().toISOString(), net: job.net, width, ...(job.config.headWidth ? { headWidth: job.config.headWidth } : {}), ...(trunk ? { trunkFrom: trunk } : {}), stemStride, size: o.size, epochs: o.epochs, minutes, recipe: job.config, run: join(runs, job.name), eval: r.lastEval, eval_mirror: mirrored };
     if (job.data === 'deepfashion-fine' && !results['deepfashion-fine-most-frequent']) {
       const base = await mostFrequentBaseline(path);
       o.log(`most-frequent-attributes baseline (same split):\n${formatEval(base)}`);
@@ -158,6 +158,31 @@ export async function benchRealData(engine: Engine, o: RealDataOptions): Promise
   return results;
 }
 
+/**
+ * The entries of an earlier results file ({} when there is none); a file that is not one is an
+ * error naming it. `bench real-data --json` checks its file with this before training, so that
+ * hours of training never end in a write that cannot merge.
+ */
+export function readResults(file: string): Record<string, unknown> {
+  if (!existsSync(file)) return {};
+  let earlier: unknown;
+  try {
+    earlier = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`${file}: not a results file of bench real-data (${(e as Error).message}); give another --json`);
+  }
+  if (typeof earlier !== 'object' || earlier === null || Array.isArray(earlier)) throw new Error(`${file}: not a results file of bench real-data (not a JSON object); give another --json`);
+  return earlier as Record<string, unknown>;
+}
+
+/**
+ * Writes this run's job results into FILE beside the entries already there: a job rerun alone
+ * (`--only`) replaces its own entry and keeps the other jobs' (each says when it was measured),
+ * since the four jobs together take hours here. Written to a temporary file and renamed, so an
+ * interrupted write never loses the earlier entries.
+ */
 export function writeResults(file: string, results: Record<string, unknown>): void {
-  writeFileSync(file, JSON.stringify(results, null, 2));
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify({ ...readResults(file), ...results }, null, 2));
+  renameSync(tmp, file);
 }

@@ -1,7 +1,7 @@
 // `clothtag bench real-data` end to end on a synthesized stand-in for ../shared/data (the real
 // sets take an hour): the landmark job trains, evaluates, and scores its final weights again with
 // test-time flips, and the JSON holds both tables beside the baselines.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { tempDir } from './helpers/tmp.js';
@@ -47,7 +47,17 @@ t.test("bench real-data: the transfer job starts clothing-small's trunk from the
   t.equal(typo.code, 2);
   t.match(typo.stderr, /--only: no job named clothing-small-transfr; the jobs are clothing-small, deepfashion-fine, deepfashion-fine-landmarks, clothing-small-transfer/);
 
+  // A results file that is not one fails before any training, naming the file.
+  const broken = join(tmp, 'broken.json');
+  writeFileSync(broken, '{"clothing-small": ');
+  const refused = clothtag([...common, '--only', 'deepfashion-fine', '--json', broken], { timeout: 120_000 });
+  t.equal(refused.code, 1);
+  t.match(refused.stderr, `${broken}: not a results file of bench real-data`);
+  t.notMatch(refused.stdout, /epochs from scratch/, 'nothing trained');
+
+  // The jobs run replace their own entries and keep the others' (a job rerun alone keeps the rest).
   const json = join(tmp, 'real.json');
+  writeFileSync(json, JSON.stringify({ 'clothing-small': { measured: 'earlier', eval: {} }, 'clothing-small-transfer': { measured: 'earlier' } }));
   const r = clothtag([...common, '--only', 'deepfashion-fine,clothing-small-transfer', '--json', json], { timeout: 500_000 });
   t.equal(r.code, 0, r.stderr);
   const trunk = join(runs, 'deepfashion-fine', 'weights', 'last.safetensors');
@@ -63,4 +73,7 @@ t.test("bench real-data: the transfer job starts clothing-small's trunk from the
   t.equal(JSON.parse(readFileSync(join(runs, 'deepfashion-fine', 'config.json'), 'utf8')).cycleMomentum, true, "the source job's run trains with cyclical momentum");
   t.ok(out['clothing-small-transfer'].eval.category.top1 >= 0, 'the transfer job is evaluated');
   t.equal(out['clothing-small-transfer'].recipe.batchSize, 8, "clothing-small's own recipe");
+  t.equal(out['clothing-small'].measured, 'earlier', 'the entry of a job not run is kept');
+  t.not(out['clothing-small-transfer'].measured, 'earlier', 'the entry of a job run is replaced');
+  t.ok(!Number.isNaN(Date.parse(out['clothing-small-transfer'].measured)), `measured ${out['clothing-small-transfer'].measured}`);
 });

@@ -100,7 +100,7 @@ const verbs: Record<string, Verb> = {
   },
   bench: {
     summary: 'benchmarks: gemm, conv (against TensorFlow.js WebGPU in the same process), roof (the adapter\'s peaks), memory (bandwidth-bound kernels), net (a training step\'s profile per layer and its memory against the floor), fit (the largest batch within a memory budget), train-step (a small CNN against TensorFlow.js), infer (labelling against ONNX Runtime WebGPU), real-data (accuracy), catalog (a similarity scan at 100k and 1M photos)',
-    usage: 'clothtag bench gemm [--quick] [--reps N] [--json FILE]\n       clothtag bench roof [--reps N] [--json FILE]\n       clothtag bench memory [--reps N] [--json FILE]\n       clothtag bench train-step [--steps 5] [--json FILE]\n       clothtag bench net [--net cloth_resnet_a] [--width 0.25] [--size 64] [--batch 16] [--steps 5] [--precision f32|mixed] [--no-torch] [--json FILE]\n       clothtag bench fit [--net NAME,... (all five)] [--size 224] [--width 1] [--memory-mib 4096] [--precision f32,mixed] [--json FILE]\n       clothtag bench infer [--net cloth_resnet_a] [--width 1] [--size 64,224] [--batches 1,16] [--reps N] [--quick: f32 only] [--json FILE]\n       clothtag bench catalog [--rows 100000,1000000] [--dim 512] [--reps N] [--json FILE]\n       clothtag bench real-data [--epochs 12] [--size 64] [--width 0.25] [--landmark-width 0.25] [--stem-stride 1|2 (all jobs)] [--only clothing-small,deepfashion-fine,deepfashion-fine-landmarks,clothing-small-transfer] [--runs DIR] [--shared ../shared/data] [--json FILE]\n       clothtag bench conv [--batch 16] [--size S] [--nets resnet50,vgg16,repvgg_a0] [--passes forward,backward_data,backward_weight] [--reps N] [--json FILE]',
+    usage: 'clothtag bench gemm [--quick] [--reps N] [--json FILE]\n       clothtag bench roof [--reps N] [--json FILE]\n       clothtag bench memory [--reps N] [--json FILE]\n       clothtag bench train-step [--steps 5] [--json FILE]\n       clothtag bench net [--net cloth_resnet_a] [--width 0.25] [--size 64] [--batch 16] [--steps 5] [--precision f32|mixed] [--no-torch] [--json FILE]\n       clothtag bench fit [--net NAME,... (all five)] [--size 224] [--width 1] [--memory-mib 4096] [--precision f32,mixed] [--json FILE]\n       clothtag bench infer [--net cloth_resnet_a] [--width 1] [--size 64,224] [--batches 1,16] [--reps N] [--quick: f32 only] [--json FILE]\n       clothtag bench catalog [--rows 100000,1000000] [--dim 512] [--reps N] [--json FILE]\n       clothtag bench real-data [--epochs 12] [--size 64] [--width 0.25] [--landmark-width 0.25] [--stem-stride 1|2 (all jobs)] [--only clothing-small,deepfashion-fine,deepfashion-fine-landmarks,clothing-small-transfer] [--runs DIR] [--shared ../shared/data] [--json FILE (the jobs run replace their entries in it)]\n       clothtag bench conv [--batch 16] [--size S] [--nets resnet50,vgg16,repvgg_a0] [--passes forward,backward_data,backward_weight] [--reps N] [--json FILE]',
     run: bench,
   },
 };
@@ -247,7 +247,8 @@ async function bench(args: string[]): Promise<number> {
       return 0;
     }
     if (what === 'real-data') {
-      const { benchRealData, writeResults, REAL_DATA_JOBS } = await import('../../bench/real-data.js');
+      const { benchRealData, readResults, writeResults, REAL_DATA_JOBS } = await import('../../bench/real-data.js');
+      if (values.json) readResults(values.json); // a file that cannot take the results fails now, not after hours of training
       const only = values.only?.split(',');
       const unknown = only?.filter((name) => !REAL_DATA_JOBS.some((j) => j.name === name));
       if (unknown?.length) throw new UsageError(`--only: no job named ${unknown.join(', ')}; the jobs are ${REAL_DATA_JOBS.map((j) => j.name).join(', ')}`);

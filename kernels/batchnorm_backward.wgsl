@@ -8,8 +8,13 @@
 #if ${HALF}
 enable f16;
 #endif
-struct U { N: u32, C: u32, HW: u32 }
+struct U { N: u32 }
 @group(0) @binding(0) var<uniform> u: U;
+// The plane size and the channel count are compiled in: lavapipe divides by a value known only at
+// run time one lane at a time (that division took half of this pass), by a constant with a
+// multiply and a shift across the whole vector.
+const C = ${C}u;
+const HW = ${HW}u;
 //! include core/vec4.wgsl
 //! include core/vec4_half.wgsl
 @group(0) @binding(1) var<storage, read> dy: array<T>;
@@ -26,8 +31,8 @@ struct U { N: u32, C: u32, HW: u32 }
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(local_invocation_index) lid: u32) {
   let i = (wid.x + wid.y * nwg.x) * 256u + lid;   // the i-th value (or vec4 of values)
-  if (i * PER >= u.N * u.C * u.HW) { return; }
-  let c = (i * PER / u.HW) % u.C;
+  if (i * PER >= u.N * C * HW) { return; }
+  let c = (i * PER / HW) % C;
   let inv = invstd[c];
 #if ${RELU}
   let g = select(T(0.0), dy[i], T(y[i]) > T(0.0));
@@ -35,7 +40,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let g = dy[i];
 #endif
 #if ${TRAINING}
-  let M = f32(u.N * u.HW);
+  let M = f32(u.N * HW);
   let xhat = (T(x[i]) - mean[c]) * inv;
   dx[i] = gamma[c] * inv / M * (M * g - dbeta[c] - xhat * dgamma[c]);
 #else

@@ -12,11 +12,16 @@ enable f16;
 #endif
 struct U {
   n: u32, alpha: f32, beta: f32,
-  d0: u32, d1: u32, d2: u32, d3: u32,      // output shape
   a0: u32, a1: u32, a2: u32, a3: u32,      // strides of a (0 where broadcast)
   b0: u32, b1: u32, b2: u32, b3: u32,      // strides of b (0 where broadcast)
 }
 @group(0) @binding(0) var<uniform> u: U;
+// The output's last three dimensions, by which a broadcast splits its index, are compiled in
+// (1 without BROADCAST, so those pipelines stay shared): lavapipe divides by a value known only at
+// run time one lane at a time, by a constant with a multiply and a shift across the vector.
+const D1 = ${D1}u;
+const D2 = ${D2}u;
+const D3 = ${D3}u;
 //! include core/vec4.wgsl
 //! include core/vec4_half.wgsl
 #if ${A_HALF}
@@ -44,12 +49,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let i = (wid.x + wid.y * nwg.x) * 256u + lid;   // the i-th value (or vec4 of values)
   if (i * PER >= u.n) { return; }
 #if ${BROADCAST}
-  let c3 = i % u.d3;
-  let r2 = i / u.d3;
-  let c2 = r2 % u.d2;
-  let r1 = r2 / u.d2;
-  let c1 = r1 % u.d1;
-  let c0 = r1 / u.d1;
+  let c3 = i % D3;
+  let r2 = i / D3;
+  let c2 = r2 % D2;
+  let r1 = r2 / D2;
+  let c1 = r1 % D1;
+  let c0 = r1 / D1;
   let a = T(A[c0 * u.a0 + c1 * u.a1 + c2 * u.a2 + c3 * u.a3]);
   let b = T(B[c0 * u.b0 + c1 * u.b1 + c2 * u.b2 + c3 * u.b3]);
 #else

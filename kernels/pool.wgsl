@@ -9,8 +9,19 @@
 // With HALF (the forward entries only) src and out are mixed precision's f16 activations; the
 // sums and comparisons are f32, and the gradients always are.
 //! include core/scalar_half.wgsl
-struct U { P: u32, H: u32, W: u32, OH: u32, OW: u32, k: u32, stride: u32, pad: u32 }
+struct U { P: u32 }
 @group(0) @binding(0) var<uniform> u: U;
+// The geometry is compiled in: lavapipe divides by a value known only at run time one lane at a
+// time, and every entry splits its index into plane, row and column (max_backward was 15-20x
+// slower than a copy of the same tensor with these in the uniforms); by a constant it is a
+// multiply and a shift across the vector, and the window loops unroll.
+const H = ${H}u;
+const W = ${W}u;
+const OH = ${OH}u;
+const OW = ${OW}u;
+const K = ${K}u;
+const STRIDE = ${STRIDE}u;
+const PAD = ${PAD}u;
 @group(0) @binding(1) var<storage, read> src: array<Act>;
 @group(0) @binding(2) var<storage, read_write> out: array<Act>;
 @group(0) @binding(3) var<storage, read_write> arg: array<f32>;      // max_forward only
@@ -26,21 +37,21 @@ fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
 fn max_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
   let i = linear_id(wid, nwg, lid);
-  if (i >= u.P * u.OH * u.OW) { return; }
-  let plane = i / (u.OH * u.OW);
-  let r = i % (u.OH * u.OW);
-  let y0 = i32((r / u.OW) * u.stride) - i32(u.pad);
-  let x0 = i32((r % u.OW) * u.stride) - i32(u.pad);
+  if (i >= u.P * OH * OW) { return; }
+  let plane = i / (OH * OW);
+  let r = i % (OH * OW);
+  let y0 = i32((r / OW) * STRIDE) - i32(PAD);
+  let x0 = i32((r % OW) * STRIDE) - i32(PAD);
   var best = -3.4e38;
   var best_at = 0u;
-  for (var ky = 0; ky < i32(u.k); ky++) {
+  for (var ky = 0; ky < i32(K); ky++) {
     let y = y0 + ky;
-    if (y < 0 || y >= i32(u.H)) { continue; }
-    for (var kx = 0; kx < i32(u.k); kx++) {
+    if (y < 0 || y >= i32(H)) { continue; }
+    for (var kx = 0; kx < i32(K); kx++) {
       let x = x0 + kx;
-      if (x < 0 || x >= i32(u.W)) { continue; }
-      let at = u32(y) * u.W + u32(x);
-      let v = f32(src[plane * u.H * u.W + at]);
+      if (x < 0 || x >= i32(W)) { continue; }
+      let at = u32(y) * W + u32(x);
+      let v = f32(src[plane * H * W + at]);
       if (v > best) { best = v; best_at = at; }
     }
   }
@@ -48,10 +59,14 @@ fn max_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
   arg[i] = f32(best_at);
 }
 
-// The output windows [lo, hi] that cover input coordinate t (per axis).
+// The most output windows that cover one input coordinate, per axis: the backward entries loop
+// this many times whatever the pixel, so that every lane runs the same unrolled loop.
+const REACH = (K + STRIDE - 1u) / STRIDE;
+
+// The output windows [lo, hi] that cover input coordinate t (per axis), at most REACH of them.
 fn covering(t: u32, size_out: u32) -> vec2<i32> {
-  let lo = (i32(t) + i32(u.pad) - i32(u.k) + i32(u.stride)) / i32(u.stride);   // ceil((t + p - k + 1) / s)
-  let hi = (i32(t) + i32(u.pad)) / i32(u.stride);
+  let lo = (i32(t) + i32(PAD) - i32(K) + i32(STRIDE)) / i32(STRIDE);   // ceil((t + p - k + 1) / s)
+  let hi = (i32(t) + i32(PAD)) / i32(STRIDE);
   return vec2<i32>(max(lo, 0), min(hi, i32(size_out) - 1));
 }
 
@@ -59,16 +74,20 @@ fn covering(t: u32, size_out: u32) -> vec2<i32> {
 fn max_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
   let i = linear_id(wid, nwg, lid);
-  if (i >= u.P * u.H * u.W) { return; }
-  let plane = i / (u.H * u.W);
-  let at = i % (u.H * u.W);
-  let ys = covering(at / u.W, u.OH);
-  let xs = covering(at % u.W, u.OW);
+  if (i >= u.P * H * W) { return; }
+  let plane = i / (H * W);
+  let at = i % (H * W);
+  let ys = covering(at / W, OH);
+  let xs = covering(at % W, OW);
   var g = 0.0;
-  for (var oy = ys.x; oy <= ys.y; oy++) {
-    for (var ox = xs.x; ox <= xs.y; ox++) {
-      let o = plane * u.OH * u.OW + u32(oy) * u.OW + u32(ox);
-      if (u32(argmax[o]) == at) { g += f32(src[o]); }
+  for (var jy = 0; jy < i32(REACH); jy++) {
+    let oy = ys.x + jy;
+    if (oy > ys.y) { break; }
+    for (var jx = 0; jx < i32(REACH); jx++) {
+      let ox = xs.x + jx;
+      if (ox > xs.y) { break; }
+      let o = plane * OH * OW + u32(oy) * OW + u32(ox);
+      if (i32(argmax[o]) == i32(at)) { g += f32(src[o]); }
     }
   }
   dx[i] = g;
@@ -78,40 +97,44 @@ fn max_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 fn avg_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
   let i = linear_id(wid, nwg, lid);
-  if (i >= u.P * u.OH * u.OW) { return; }
-  let plane = i / (u.OH * u.OW);
-  let r = i % (u.OH * u.OW);
-  let y0 = i32((r / u.OW) * u.stride) - i32(u.pad);
-  let x0 = i32((r % u.OW) * u.stride) - i32(u.pad);
+  if (i >= u.P * OH * OW) { return; }
+  let plane = i / (OH * OW);
+  let r = i % (OH * OW);
+  let y0 = i32((r / OW) * STRIDE) - i32(PAD);
+  let x0 = i32((r % OW) * STRIDE) - i32(PAD);
   var s = 0.0;
-  for (var ky = 0; ky < i32(u.k); ky++) {
+  for (var ky = 0; ky < i32(K); ky++) {
     let y = y0 + ky;
-    if (y < 0 || y >= i32(u.H)) { continue; }
-    for (var kx = 0; kx < i32(u.k); kx++) {
+    if (y < 0 || y >= i32(H)) { continue; }
+    for (var kx = 0; kx < i32(K); kx++) {
       let x = x0 + kx;
-      if (x < 0 || x >= i32(u.W)) { continue; }
-      s += f32(src[plane * u.H * u.W + u32(y) * u.W + u32(x)]);
+      if (x < 0 || x >= i32(W)) { continue; }
+      s += f32(src[plane * H * W + u32(y) * W + u32(x)]);
     }
   }
-  out[i] = Act(s / f32(u.k * u.k));
+  out[i] = Act(s / f32(K * K));
 }
 
 @compute @workgroup_size(256)
 fn avg_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
   let i = linear_id(wid, nwg, lid);
-  if (i >= u.P * u.H * u.W) { return; }
-  let plane = i / (u.H * u.W);
-  let at = i % (u.H * u.W);
-  let ys = covering(at / u.W, u.OH);
-  let xs = covering(at % u.W, u.OW);
+  if (i >= u.P * H * W) { return; }
+  let plane = i / (H * W);
+  let at = i % (H * W);
+  let ys = covering(at / W, OH);
+  let xs = covering(at % W, OW);
   var g = 0.0;
-  for (var oy = ys.x; oy <= ys.y; oy++) {
-    for (var ox = xs.x; ox <= xs.y; ox++) {
-      g += f32(src[plane * u.OH * u.OW + u32(oy) * u.OW + u32(ox)]);
+  for (var jy = 0; jy < i32(REACH); jy++) {
+    let oy = ys.x + jy;
+    if (oy > ys.y) { break; }
+    for (var jx = 0; jx < i32(REACH); jx++) {
+      let ox = xs.x + jx;
+      if (ox > xs.y) { break; }
+      g += f32(src[plane * OH * OW + u32(oy) * OW + u32(ox)]);
     }
   }
-  avg_dx[i] = g / f32(u.k * u.k);
+  avg_dx[i] = g / f32(K * K);
 }
 
 // The input range [start, end) that adaptive pooling cell o of size_out averages.
@@ -123,14 +146,14 @@ fn cell(o: u32, size_in: u32, size_out: u32) -> vec2<u32> {
 fn adaptive_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
   let i = linear_id(wid, nwg, lid);
-  if (i >= u.P * u.OH * u.OW) { return; }
-  let plane = i / (u.OH * u.OW);
-  let r = i % (u.OH * u.OW);
-  let ys = cell(r / u.OW, u.H, u.OH);
-  let xs = cell(r % u.OW, u.W, u.OW);
+  if (i >= u.P * OH * OW) { return; }
+  let plane = i / (OH * OW);
+  let r = i % (OH * OW);
+  let ys = cell(r / OW, H, OH);
+  let xs = cell(r % OW, W, OW);
   var s = 0.0;
   for (var y = ys.x; y < ys.y; y++) {
-    for (var x = xs.x; x < xs.y; x++) { s += f32(src[(plane * u.H + y) * u.W + x]); }
+    for (var x = xs.x; x < xs.y; x++) { s += f32(src[(plane * H + y) * W + x]); }
   }
   out[i] = Act(s / f32((ys.y - ys.x) * (xs.y - xs.x)));
 }
@@ -139,21 +162,21 @@ fn adaptive_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
 fn adaptive_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_index) lid: u32) {
   let i = linear_id(wid, nwg, lid);
-  if (i >= u.P * u.H * u.W) { return; }
-  let plane = i / (u.H * u.W);
-  let iy = (i % (u.H * u.W)) / u.W;
-  let ix = i % u.W;
+  if (i >= u.P * H * W) { return; }
+  let plane = i / (H * W);
+  let iy = (i % (H * W)) / W;
+  let ix = i % W;
   // The cells that may contain (iy, ix), a superset checked against each cell's range.
-  let oy0 = (iy * u.OH) / u.H;
-  let ox0 = (ix * u.OW) / u.W;
+  let oy0 = (iy * OH) / H;
+  let ox0 = (ix * OW) / W;
   var g = 0.0;
-  for (var oy = select(0u, oy0 - 1u, oy0 > 0u); oy < min(oy0 + 2u + u.OH / u.H, u.OH); oy++) {
-    let ys = cell(oy, u.H, u.OH);
+  for (var oy = select(0u, oy0 - 1u, oy0 > 0u); oy < min(oy0 + 2u + OH / H, OH); oy++) {
+    let ys = cell(oy, H, OH);
     if (iy < ys.x || iy >= ys.y) { continue; }
-    for (var ox = select(0u, ox0 - 1u, ox0 > 0u); ox < min(ox0 + 2u + u.OW / u.W, u.OW); ox++) {
-      let xs = cell(ox, u.W, u.OW);
+    for (var ox = select(0u, ox0 - 1u, ox0 > 0u); ox < min(ox0 + 2u + OW / W, OW); ox++) {
+      let xs = cell(ox, W, OW);
       if (ix < xs.x || ix >= xs.y) { continue; }
-      g += f32(src[(plane * u.OH + oy) * u.OW + ox]) / f32((ys.y - ys.x) * (xs.y - xs.x));
+      g += f32(src[(plane * OH + oy) * OW + ox]) / f32((ys.y - ys.x) * (xs.y - xs.x));
     }
   }
   avg_dx[i] = g;

@@ -10,34 +10,37 @@ enable subgroups;
 // for many outputs with short reductions) and "per_workgroup" (256 invocations share one output and
 // combine through workgroup memory, for few outputs with long reductions). The third, reductions
 // over leading axes only, is reduce_leading.wgsl.
-struct U {
-  n_out: u32, n_red: u32, scale: f32,
-  k0: u32, k1: u32, k2: u32, k3: u32,
-  r0: u32, r1: u32, r2: u32, r3: u32,
-  s0: u32, s1: u32, s2: u32, s3: u32,
-}
+struct U { scale: f32 }
 @group(0) @binding(0) var<uniform> u: U;
+// The shape is compiled in: every input value's offset takes three divisions and three remainders,
+// which lavapipe does one lane at a time by a value known only at run time, and across the vector
+// with a multiply and a shift by a constant.
+const N_OUT = ${N_OUT}u;
+const N_RED = ${N_RED}u;
+const K0 = ${K0}u; const K1 = ${K1}u; const K2 = ${K2}u; const K3 = ${K3}u;
+const R0 = ${R0}u; const R1 = ${R1}u; const R2 = ${R2}u; const R3 = ${R3}u;
+const S0 = ${S0}u; const S1 = ${S1}u; const S2 = ${S2}u; const S3 = ${S3}u;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
 fn kept_offset(o: u32) -> u32 {
-  let c3 = o % u.k3;
-  let q2 = o / u.k3;
-  let c2 = q2 % u.k2;
-  let q1 = q2 / u.k2;
-  let c1 = q1 % u.k1;
-  let c0 = q1 / u.k1;
-  return c0 * u.s0 + c1 * u.s1 + c2 * u.s2 + c3 * u.s3;
+  let c3 = o % K3;
+  let q2 = o / K3;
+  let c2 = q2 % K2;
+  let q1 = q2 / K2;
+  let c1 = q1 % K1;
+  let c0 = q1 / K1;
+  return c0 * S0 + c1 * S1 + c2 * S2 + c3 * S3;
 }
 
 fn reduced_offset(r: u32) -> u32 {
-  let c3 = r % u.r3;
-  let q2 = r / u.r3;
-  let c2 = q2 % u.r2;
-  let q1 = q2 / u.r2;
-  let c1 = q1 % u.r1;
-  let c0 = q1 / u.r1;
-  return c0 * u.s0 + c1 * u.s1 + c2 * u.s2 + c3 * u.s3;
+  let c3 = r % R3;
+  let q2 = r / R3;
+  let c2 = q2 % R2;
+  let q1 = q2 / R2;
+  let c1 = q1 % R1;
+  let c0 = q1 / R1;
+  return c0 * S0 + c1 * S1 + c2 * S2 + c3 * S3;
 }
 
 fn combine(acc: f32, v: f32) -> f32 {
@@ -60,10 +63,10 @@ fn identity() -> f32 {
 fn per_thread(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
   let o = (wid.x + wid.y * nwg.x) * 256u + lid;
-  if (o >= u.n_out) { return; }
+  if (o >= N_OUT) { return; }
   let base = kept_offset(o);
   var acc = identity();
-  for (var r = 0u; r < u.n_red; r++) {
+  for (var r = 0u; r < N_RED; r++) {
     acc = combine(acc, x[base + reduced_offset(r)]);
   }
   out[o] = acc * u.scale;
@@ -80,9 +83,9 @@ fn per_workgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
 ) {
   let o = wid.x + wid.y * nwg.x;   // uniform across the workgroup, so the barriers below are too
   var acc = identity();
-  if (o < u.n_out) {
+  if (o < N_OUT) {
     let base = kept_offset(o);
-    for (var r = lid; r < u.n_red; r += 256u) {
+    for (var r = lid; r < N_RED; r += 256u) {
       acc = combine(acc, x[base + reduced_offset(r)]);
     }
   }
@@ -96,7 +99,7 @@ fn per_workgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
 #endif
   if (lane == 0u) { partial[lid / width] = s; }
   workgroupBarrier();
-  if (lid == 0u && o < u.n_out) {
+  if (lid == 0u && o < N_OUT) {
     var total = identity();
     for (var i = 0u; i < (256u + width - 1u) / width; i++) { total = combine(total, partial[i]); }
     out[o] = total * u.scale;
@@ -108,6 +111,6 @@ fn per_workgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     if (lid < half) { partial[lid] = combine(partial[lid], partial[lid + half]); }
     workgroupBarrier();
   }
-  if (lid == 0u && o < u.n_out) { out[o] = partial[0] * u.scale; }
+  if (lid == 0u && o < N_OUT) { out[o] = partial[0] * u.scale; }
 #endif
 }

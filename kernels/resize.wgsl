@@ -6,8 +6,14 @@
 // With HALF (the forward entry only) src and dst are mixed precision's f16 activations; the
 // arithmetic is f32, and the gradients always are.
 //! include core/scalar_half.wgsl
-struct U { P: u32, H: u32, W: u32, OH: u32, OW: u32 }
+struct U { P: u32 }
 @group(0) @binding(0) var<uniform> u: U;
+// The sizes are compiled in (as in pool.wgsl): lavapipe divides by a value known only at run time
+// one lane at a time, by a constant with a multiply and a shift across the vector.
+const H = ${H}u;
+const W = ${W}u;
+const OH = ${OH}u;
+const OW = ${OW}u;
 @group(0) @binding(1) var<storage, read> src: array<Act>;
 @group(0) @binding(2) var<storage, read_write> dst: array<Act>;
 
@@ -16,7 +22,7 @@ struct Taps { a: u32, b: u32, t: f32 }
 fn taps(o: u32, size_in: u32, size_out: u32) -> Taps {
   let scale = f32(size_in) / f32(size_out);
   let src_pos = max((f32(o) + 0.5) * scale - 0.5, 0.0);
-  let a = min(u32(floor(src_pos)), size_in - 1u);
+  let a = min(u32(i32(floor(src_pos))), size_in - 1u); // through i32: x86 has no vector f32-to-u32
   let b = min(a + 1u, size_in - 1u);
   return Taps(a, b, src_pos - f32(a));
 }
@@ -33,14 +39,14 @@ fn weight_at(i: u32, o: u32, size_in: u32, size_out: u32) -> f32 {
 fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
   let i = (wid.x + wid.y * nwg.x) * 256u + lid;
-  if (i >= u.P * u.OH * u.OW) { return; }
-  let plane = i / (u.OH * u.OW);
-  let r = i % (u.OH * u.OW);
-  let ty = taps(r / u.OW, u.H, u.OH);
-  let tx = taps(r % u.OW, u.W, u.OW);
-  let base = plane * u.H * u.W;
-  let top = mix(f32(src[base + ty.a * u.W + tx.a]), f32(src[base + ty.a * u.W + tx.b]), tx.t);
-  let bottom = mix(f32(src[base + ty.b * u.W + tx.a]), f32(src[base + ty.b * u.W + tx.b]), tx.t);
+  if (i >= u.P * OH * OW) { return; }
+  let plane = i / (OH * OW);
+  let r = i % (OH * OW);
+  let ty = taps(r / OW, H, OH);
+  let tx = taps(r % OW, W, OW);
+  let base = plane * H * W;
+  let top = mix(f32(src[base + ty.a * W + tx.a]), f32(src[base + ty.a * W + tx.b]), tx.t);
+  let bottom = mix(f32(src[base + ty.b * W + tx.a]), f32(src[base + ty.b * W + tx.b]), tx.t);
   dst[i] = Act(mix(top, bottom, ty.t));
 }
 
@@ -57,20 +63,20 @@ fn backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
             @builtin(local_invocation_index) lid: u32) {
   // Here src is dy [P, OH, OW] and dst is dx [P, H, W].
   let i = (wid.x + wid.y * nwg.x) * 256u + lid;
-  if (i >= u.P * u.H * u.W) { return; }
-  let plane = i / (u.H * u.W);
-  let iy = (i % (u.H * u.W)) / u.W;
-  let ix = i % u.W;
-  let ry = reach(iy, u.H, u.OH);
-  let rx = reach(ix, u.W, u.OW);
+  if (i >= u.P * H * W) { return; }
+  let plane = i / (H * W);
+  let iy = (i % (H * W)) / W;
+  let ix = i % W;
+  let ry = reach(iy, H, OH);
+  let rx = reach(ix, W, OW);
   var g = 0.0;
   for (var oy = ry.x; oy <= ry.y; oy++) {
-    let wy = weight_at(iy, oy, u.H, u.OH);
+    let wy = weight_at(iy, oy, H, OH);
     if (wy == 0.0) { continue; }
     for (var ox = rx.x; ox <= rx.y; ox++) {
-      let wx = weight_at(ix, ox, u.W, u.OW);
+      let wx = weight_at(ix, ox, W, OW);
       if (wx == 0.0) { continue; }
-      g += wy * wx * f32(src[plane * u.OH * u.OW + oy * u.OW + ox]);
+      g += wy * wx * f32(src[plane * OH * OW + oy * OW + ox]);
     }
   }
   dst[i] = Act(g);

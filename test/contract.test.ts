@@ -76,7 +76,7 @@ t.test('every kernel has a descriptor, with its uniform fields in offset order',
     }
   }
   // The two padding words written by hand before this contract are gone; the offsets are computed.
-  t.same(kernelSpecs.binary.uniforms.map((f) => f.name).slice(0, 4), ['n', 'alpha', 'beta', 'd0']);
+  t.same(kernelSpecs.binary.uniforms.map((f) => f.name).slice(0, 4), ['n', 'alpha', 'beta', 'a0']);
   t.equal(kernelSpecs.binary.uniforms[3]!.offset, 12);
 });
 

@@ -103,14 +103,18 @@ export function binary(op: BinaryOp, a: Tensor, b: Tensor, alpha = 1, beta = 1):
   const out = a.engine.empty(shape, undefined, aHalf && bHalf ? 'f16' : 'f32');
   const same = a.size === out.size && b.size === out.size;
   const per = same ? perInvocation(out.size) : 1;
-  const [d0, d1, d2, d3] = [...Array(4 - shape.length).fill(1), ...shape] as number[];
+  const [, d1, d2, d3] = [...Array(4 - shape.length).fill(1), ...shape] as number[];
   const [a0, a1, a2, a3] = broadcastStrides(a.shape, shape);
   const [b0, b1, b2, b3] = broadcastStrides(b.shape, shape);
   a.engine.run({
     kernel: 'binary',
-    params: { EXPR: BINARY[op], BROADCAST: !same, VEC4: per === 4, HALF: aHalf || bHalf, A_HALF: aHalf, B_HALF: bHalf, OUT_HALF: aHalf && bHalf },
+    params: {
+      EXPR: BINARY[op], BROADCAST: !same, VEC4: per === 4, HALF: aHalf || bHalf, A_HALF: aHalf, B_HALF: bHalf, OUT_HALF: aHalf && bHalf,
+      // An empty output launches nothing, but its pipeline divides by 1, never by a constant 0.
+      D1: same ? 1 : d1! || 1, D2: same ? 1 : d2! || 1, D3: same ? 1 : d3! || 1,
+    },
     half: aHalf || bHalf,
-    uniforms: { n: out.size, alpha, beta, d0: d0!, d1: d1!, d2: d2!, d3: d3!, a0: a0!, a1: a1!, a2: a2!, a3: a3!, b0: b0!, b1: b1!, b2: b2!, b3: b3! },
+    uniforms: { n: out.size, alpha, beta, a0: a0!, a1: a1!, a2: a2!, a3: a3!, b0: b0!, b1: b1!, b2: b2!, b3: b3! },
     inputs: { A: a, B: b },
     outputs: { out },
     workgroups: Math.ceil(out.size / per / WG),

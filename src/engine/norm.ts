@@ -29,6 +29,12 @@ export function batchNormThreadPerChannel(values: number, adapter: string): bool
 /** The elementwise passes take a vec4 per invocation when a plane holds whole vec4s (then so does every channel's run). */
 const vec4 = (HW: number) => perInvocation(HW) === 4;
 
+/**
+ * The elementwise passes' compiled-in channel count and plane size (they split each index into its
+ * channel by both); an empty tensor launches nothing, but its pipeline divides by 1, not by 0.
+ */
+const divisors = (C: number, HW: number) => ({ C: C || 1, HW: HW || 1 });
+
 /** The per-channel sums' specialization (batchnorm_stats.wgsl). */
 function sums(e: Engine, N: number, HW: number, relu: boolean, half: boolean) {
   return { SUBGROUPS: e.useSubgroups, THREAD_PER_CHANNEL: batchNormThreadPerChannel(N * HW, e.adapter), RWG: batchNormReduceWorkgroup(HW), RELU: relu, HALF: half };
@@ -92,9 +98,9 @@ export function batchNorm(x: Tensor, s: BatchNormState, training: boolean, relu 
   const y = e.empty(x.shape, undefined, x.dtype);
   e.run({
     kernel: 'batchnorm_forward',
-    params: { VEC4: vec4(HW), RELU: relu, RESIDUAL: !!joined, HALF: half },
+    params: { VEC4: vec4(HW), RELU: relu, RESIDUAL: !!joined, HALF: half, ...divisors(C, HW) },
     half,
-    uniforms: { N, C, HW },
+    uniforms: { N },
     inputs: { x, mean, invstd, gamma: s.gamma, beta: s.beta, residual: joined },
     outputs: { y },
     workgroups: Math.ceil(x.size / perInvocation(HW) / 256),
@@ -127,9 +133,9 @@ export function batchNormBackward(dy: Tensor, x: Tensor, f: BatchNormForward, s:
   const dx = e.empty(x.shape);
   e.run({
     kernel: 'batchnorm_backward',
-    params: { VEC4: vec4(HW), RELU: relu, TRAINING: training, HALF: half },
+    params: { VEC4: vec4(HW), RELU: relu, TRAINING: training, HALF: half, ...divisors(C, HW) },
     half,
-    uniforms: { N, C, HW },
+    uniforms: { N },
     inputs: { dy, x, mean, invstd, gamma: s.gamma, dgamma, dbeta, y },
     outputs: { dx },
     workgroups: Math.ceil(x.size / perInvocation(HW) / 256),

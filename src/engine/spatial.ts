@@ -19,7 +19,7 @@ function poolShape(x: Tensor, g: PoolGeometry, what: string) {
   const [N, C, H, W] = planes(x, what);
   const OH = convOutSize(H, g.kernel, g.stride, g.pad), OW = convOutSize(W, g.kernel, g.stride, g.pad);
   if (OH <= 0 || OW <= 0 || g.pad * 2 > g.kernel) throw new Error(`${what} ${g.kernel}x${g.kernel}/${g.stride} pad ${g.pad} does not fit ${x.describe()}`);
-  return { N, C, H, W, OH, OW, uniforms: { P: N * C, H, W, OH, OW, k: g.kernel, stride: g.stride, pad: g.pad } };
+  return { N, C, H, W, OH, OW, P: N * C, geometry: { H, W, OH, OW, K: g.kernel, STRIDE: g.stride, PAD: g.pad } };
 }
 
 /** Max pooling; returns the output and the argmax (flat index in each plane) for the backward pass. */
@@ -27,14 +27,14 @@ export function maxPool(x: Tensor, g: PoolGeometry): { y: Tensor; argmax: Tensor
   const s = poolShape(x, g, 'max pool');
   const half = x.dtype === 'f16';
   const y = x.engine.empty([s.N, s.C, s.OH, s.OW], undefined, x.dtype), argmax = x.engine.empty(y.shape);
-  x.engine.run({ kernel: 'pool', entry: 'max_forward', params: { HALF: half }, half, uniforms: s.uniforms, inputs: { src: x }, outputs: { out: y, arg: argmax }, workgroups: Math.ceil(y.size / 256) });
+  x.engine.run({ kernel: 'pool', entry: 'max_forward', params: { HALF: half, ...s.geometry }, half, uniforms: { P: s.P }, inputs: { src: x }, outputs: { out: y, arg: argmax }, workgroups: Math.ceil(y.size / 256) });
   return { y, argmax };
 }
 
 export function maxPoolBackward(dy: Tensor, argmax: Tensor, x: Tensor, g: PoolGeometry): Tensor {
   const s = poolShape(x, g, 'max pool');
   const dx = x.engine.empty(x.shape);
-  x.engine.run({ kernel: 'pool', entry: 'max_backward', params: { HALF: false }, uniforms: s.uniforms, inputs: { src: dy, argmax }, outputs: { dx }, workgroups: Math.ceil(dx.size / 256) });
+  x.engine.run({ kernel: 'pool', entry: 'max_backward', params: { HALF: false, ...s.geometry }, uniforms: { P: s.P }, inputs: { src: dy, argmax }, outputs: { dx }, workgroups: Math.ceil(dx.size / 256) });
   return dx;
 }
 
@@ -42,14 +42,14 @@ export function avgPool(x: Tensor, g: PoolGeometry): Tensor {
   const s = poolShape(x, g, 'average pool');
   const half = x.dtype === 'f16';
   const y = x.engine.empty([s.N, s.C, s.OH, s.OW], undefined, x.dtype);
-  x.engine.run({ kernel: 'pool', entry: 'avg_forward', params: { HALF: half }, half, uniforms: s.uniforms, inputs: { src: x }, outputs: { out: y }, workgroups: Math.ceil(y.size / 256) });
+  x.engine.run({ kernel: 'pool', entry: 'avg_forward', params: { HALF: half, ...s.geometry }, half, uniforms: { P: s.P }, inputs: { src: x }, outputs: { out: y }, workgroups: Math.ceil(y.size / 256) });
   return y;
 }
 
 export function avgPoolBackward(dy: Tensor, x: Tensor, g: PoolGeometry): Tensor {
   const s = poolShape(x, g, 'average pool');
   const dx = x.engine.empty(x.shape);
-  x.engine.run({ kernel: 'pool', entry: 'avg_backward', params: { HALF: false }, uniforms: s.uniforms, inputs: { src: dy }, outputs: { avg_dx: dx }, workgroups: Math.ceil(dx.size / 256) });
+  x.engine.run({ kernel: 'pool', entry: 'avg_backward', params: { HALF: false, ...s.geometry }, uniforms: { P: s.P }, inputs: { src: dy }, outputs: { avg_dx: dx }, workgroups: Math.ceil(dx.size / 256) });
   return dx;
 }
 
@@ -58,7 +58,7 @@ export function adaptiveAvgPool(x: Tensor, OH: number, OW: number): Tensor {
   const [N, C, H, W] = planes(x, 'adaptive average pool');
   const half = x.dtype === 'f16';
   const y = x.engine.empty([N, C, OH, OW], undefined, x.dtype);
-  x.engine.run({ kernel: 'pool', entry: 'adaptive_forward', params: { HALF: half }, half, uniforms: { P: N * C, H, W, OH, OW, k: 1, stride: 1, pad: 0 }, inputs: { src: x }, outputs: { out: y }, workgroups: Math.ceil(y.size / 256) });
+  x.engine.run({ kernel: 'pool', entry: 'adaptive_forward', params: { HALF: half, H, W, OH, OW, K: 1, STRIDE: 1, PAD: 0 }, half, uniforms: { P: N * C }, inputs: { src: x }, outputs: { out: y }, workgroups: Math.ceil(y.size / 256) });
   return y;
 }
 
@@ -66,7 +66,7 @@ export function adaptiveAvgPoolBackward(dy: Tensor, x: Tensor): Tensor {
   const [N, C, H, W] = planes(x, 'adaptive average pool');
   const [, , OH, OW] = dy.shape as [number, number, number, number];
   const dx = x.engine.empty(x.shape);
-  x.engine.run({ kernel: 'pool', entry: 'adaptive_backward', params: { HALF: false }, uniforms: { P: N * C, H, W, OH, OW, k: 1, stride: 1, pad: 0 }, inputs: { src: dy }, outputs: { avg_dx: dx }, workgroups: Math.ceil(dx.size / 256) });
+  x.engine.run({ kernel: 'pool', entry: 'adaptive_backward', params: { HALF: false, H, W, OH, OW, K: 1, STRIDE: 1, PAD: 0 }, uniforms: { P: N * C }, inputs: { src: dy }, outputs: { avg_dx: dx }, workgroups: Math.ceil(dx.size / 256) });
   return dx;
 }
 
@@ -76,7 +76,7 @@ export function resizeBilinear(x: Tensor, OH: number, OW: number): Tensor {
   if (!(OH > 0 && OW > 0 && Number.isInteger(OH) && Number.isInteger(OW))) throw new Error(`cannot resize ${x.describe()} to ${OH}x${OW}`);
   const half = x.dtype === 'f16';
   const y = x.engine.empty([N, C, OH, OW], undefined, x.dtype);
-  x.engine.run({ kernel: 'resize', entry: 'forward', params: { HALF: half }, half, uniforms: { P: N * C, H, W, OH, OW }, inputs: { src: x }, outputs: { dst: y }, workgroups: Math.ceil(y.size / 256) });
+  x.engine.run({ kernel: 'resize', entry: 'forward', params: { HALF: half, H, W, OH, OW }, half, uniforms: { P: N * C }, inputs: { src: x }, outputs: { dst: y }, workgroups: Math.ceil(y.size / 256) });
   return y;
 }
 
@@ -84,7 +84,7 @@ export function resizeBilinearBackward(dy: Tensor, inputShape: readonly number[]
   const [N, C, OH, OW] = planes(dy, 'resize backward');
   const [, , H, W] = inputShape as [number, number, number, number];
   const dx = dy.engine.empty(inputShape);
-  dy.engine.run({ kernel: 'resize', entry: 'backward', params: { HALF: false }, uniforms: { P: N * C, H, W, OH, OW }, inputs: { src: dy }, outputs: { dst: dx }, workgroups: Math.ceil(dx.size / 256) });
+  dy.engine.run({ kernel: 'resize', entry: 'backward', params: { HALF: false, H, W, OH, OW }, uniforms: { P: N * C }, inputs: { src: dy }, outputs: { dst: dx }, workgroups: Math.ceil(dx.size / 256) });
   return dx;
 }
 
@@ -98,9 +98,10 @@ export function copyChannels(src: Tensor, srcOffset: number, dst: Tensor, dstOff
   const half = src.dtype === 'f16';
   src.engine.run({
     kernel: 'copy_channels',
-    params: { HALF: half },
+    // An empty copy launches nothing, but its pipeline divides by 1, never by a constant 0.
+    params: { HALF: half, COUNT: count || 1, HW: HW || 1 },
     half,
-    uniforms: { N, count, HW, src_C: src.shape[1]!, src_off: srcOffset, dst_C: dst.shape[1]!, dst_off: dstOffset },
+    uniforms: { N, src_C: src.shape[1]!, src_off: srcOffset, dst_C: dst.shape[1]!, dst_off: dstOffset },
     inputs: { src },
     outputs: { dst },
     workgroups: Math.ceil((N * count * HW) / 256),

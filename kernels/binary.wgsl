@@ -17,11 +17,11 @@ struct U {
 }
 @group(0) @binding(0) var<uniform> u: U;
 // The output's last three dimensions, by which a broadcast splits its index, are compiled in
-// (1 without BROADCAST, so those pipelines stay shared): lavapipe divides by a value known only at
-// run time one lane at a time, by a constant with a multiply and a shift across the vector.
+// (core/split_index.wgsl; 1 without BROADCAST, so those pipelines stay shared).
 const D1 = ${D1}u;
 const D2 = ${D2}u;
 const D3 = ${D3}u;
+//! include core/split_index.wgsl
 //! include core/vec4.wgsl
 //! include core/vec4_half.wgsl
 #if ${A_HALF}
@@ -49,14 +49,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let i = (wid.x + wid.y * nwg.x) * 256u + lid;   // the i-th value (or vec4 of values)
   if (i * PER >= u.n) { return; }
 #if ${BROADCAST}
-  let c3 = i % D3;
-  let r2 = i / D3;
-  let c2 = r2 % D2;
-  let r1 = r2 / D2;
-  let c1 = r1 % D1;
-  let c0 = r1 / D1;
-  let a = T(A[c0 * u.a0 + c1 * u.a1 + c2 * u.a2 + c3 * u.a3]);
-  let b = T(B[c0 * u.b0 + c1 * u.b1 + c2 * u.b2 + c3 * u.b3]);
+  let c = split_index(i, D1, D2, D3);
+  let a = T(A[dot(c, vec4<u32>(u.a0, u.a1, u.a2, u.a3))]);
+  let b = T(B[dot(c, vec4<u32>(u.b0, u.b1, u.b2, u.b3))]);
 #else
   let a = T(A[i]);
   let b = T(B[i]);

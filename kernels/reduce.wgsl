@@ -12,36 +12,19 @@ enable subgroups;
 // over leading axes only, is reduce_leading.wgsl.
 struct U { scale: f32 }
 @group(0) @binding(0) var<uniform> u: U;
-// The shape is compiled in: every input value's offset takes three divisions and three remainders,
-// which lavapipe does one lane at a time by a value known only at run time, and across the vector
-// with a multiply and a shift by a constant.
+// The shape is compiled in: every input value's offset is split by it (core/split_index.wgsl).
 const N_OUT = ${N_OUT}u;
 const N_RED = ${N_RED}u;
-const K0 = ${K0}u; const K1 = ${K1}u; const K2 = ${K2}u; const K3 = ${K3}u;
-const R0 = ${R0}u; const R1 = ${R1}u; const R2 = ${R2}u; const R3 = ${R3}u;
+const K1 = ${K1}u; const K2 = ${K2}u; const K3 = ${K3}u;
+const R1 = ${R1}u; const R2 = ${R2}u; const R3 = ${R3}u;
 const S0 = ${S0}u; const S1 = ${S1}u; const S2 = ${S2}u; const S3 = ${S3}u;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-fn kept_offset(o: u32) -> u32 {
-  let c3 = o % K3;
-  let q2 = o / K3;
-  let c2 = q2 % K2;
-  let q1 = q2 / K2;
-  let c1 = q1 % K1;
-  let c0 = q1 / K1;
-  return c0 * S0 + c1 * S1 + c2 * S2 + c3 * S3;
-}
-
-fn reduced_offset(r: u32) -> u32 {
-  let c3 = r % R3;
-  let q2 = r / R3;
-  let c2 = q2 % R2;
-  let q1 = q2 / R2;
-  let c1 = q1 % R1;
-  let c0 = q1 / R1;
-  return c0 * S0 + c1 * S1 + c2 * S2 + c3 * S3;
-}
+//! include core/split_index.wgsl
+const STRIDES = vec4<u32>(S0, S1, S2, S3);
+fn kept_offset(o: u32) -> u32 { return dot(split_index(o, K1, K2, K3), STRIDES); }
+fn reduced_offset(r: u32) -> u32 { return dot(split_index(r, R1, R2, R3), STRIDES); }
 
 fn combine(acc: f32, v: f32) -> f32 {
 #if ${IS_MAX}

@@ -62,8 +62,8 @@ export function reduce(op: ReduceOp, x: Tensor, axes: readonly number[], keepDim
     });
     return out;
   }
-  const [k0, k1, k2, k3] = kept as [number, number, number, number];
-  const [r0, r1, r2, r3] = red as [number, number, number, number];
+  const [, k1, k2, k3] = kept as [number, number, number, number];
+  const [, r1, r2, r3] = red as [number, number, number, number];
   const [s0, s1, s2, s3] = strides as [number, number, number, number];
   x.engine.run({
     kernel: 'reduce',
@@ -71,7 +71,7 @@ export function reduce(op: ReduceOp, x: Tensor, axes: readonly number[], keepDim
     params: {
       IS_MAX: op === 'max', SUBGROUPS: strategy === 'per_workgroup' && x.engine.useSubgroups,
       // An empty axis walks nothing (N_OUT or N_RED is 0), but divides by 1, never by a constant 0.
-      N_OUT: nOut, N_RED: nRed, K0: k0 || 1, K1: k1 || 1, K2: k2 || 1, K3: k3 || 1, R0: r0 || 1, R1: r1 || 1, R2: r2 || 1, R3: r3 || 1, S0: s0, S1: s1, S2: s2, S3: s3,
+      N_OUT: nOut, N_RED: nRed, K1: k1 || 1, K2: k2 || 1, K3: k3 || 1, R1: r1 || 1, R2: r2 || 1, R3: r3 || 1, S0: s0, S1: s1, S2: s2, S3: s3,
     },
     uniforms: { scale },
     inputs: { x },

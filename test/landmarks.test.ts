@@ -22,6 +22,13 @@ import { quiet, trainingFixture } from './helpers/training.js';
 
 const { tmp, data, base, recipe } = trainingFixture(t, 'clothtag-landmarks-');
 
+t.test("contact sheet captions: the folder (an ImageFolder's true class) and the file's name, cut to 48 characters", async (t) => {
+  const { sheetCaption } = await import('../src/run/predict.js');
+  t.equal(sheetCaption('../shared/data/clothing-small/val/pants/081b5ec1.jpg'), 'pants/081b5ec1.jpg');
+  t.equal(sheetCaption('photo.jpg'), 'photo.jpg', 'no folder given: the name alone');
+  t.equal(sheetCaption('/abs/longsleeve/0c6472ac-e3f8-443b-a884-2e60562c35b1.jpg'), 'longsleeve/0c6472ac-e3f8-443b-a884-2e60562c35...', 'the folder survives the cut');
+});
+
 t.test('soft-argmax regression localizes: a batch is learned to a small error; predict marks unsure points', async (t) => {
   const e = await gpuEngine(t);
   // Learning one batch is the quick check that the objective, its gradient and the decoding fit

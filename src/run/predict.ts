@@ -273,16 +273,27 @@ export function overlayImage(img: RgbaImage, r: Labels & Pick<FileLabels, 'box' 
   return png;
 }
 
-/** Sheet cells: each overlay shrunk to this width, its file name under it. */
+/** Sheet cells: each overlay shrunk to this width, its caption (sheetCaption) under it. */
 const CELL = 200;
 
 /**
- * A contact sheet: the overlays of many results in a grid (up to 6 across), each with its file's
- * name, for judging a run at a glance. `items` are (file, image, labels); returns PNG bytes.
+ * A sheet cell's caption: the file's folder and name, cut to 48 characters. In an ImageFolder
+ * layout the folder is the true class, so a wrong category shows at a glance beside the label
+ * drawn on the overlay.
+ */
+export function sheetCaption(file: string): string {
+  const folder = basename(dirname(file));
+  const name = folder && folder !== '.' ? `${folder}/${basename(file)}` : basename(file);
+  return name.length > 48 ? `${name.slice(0, 45)}...` : name;
+}
+
+/**
+ * A contact sheet: the overlays of many results in a grid (up to 6 across), each with its folder
+ * and file name, for judging a run at a glance. `items` are (file, image, labels); returns PNG bytes.
  */
 export function drawSheet(items: { file: string; img: RgbaImage; labels: Labels & Pick<FileLabels, 'box' | 'box_source'> }[]): Buffer {
   const columns = Math.max(1, Math.min(6, Math.ceil(Math.sqrt(items.length))));
-  const cells = items.map(({ file, img, labels }) => ({ name: basename(file), png: overlayImage(img, labels) }));
+  const cells = items.map(({ file, img, labels }) => ({ name: sheetCaption(file), png: overlayImage(img, labels) }));
   const heightOf = (png: PNG) => Math.ceil((png.height * CELL) / png.width) + 14;
   const rows: number[] = [];
   for (let i = 0; i < cells.length; i += columns) rows.push(Math.max(...cells.slice(i, i + columns).map((c) => heightOf(c.png))));
@@ -299,8 +310,7 @@ export function drawSheet(items: { file: string; img: RgbaImage; labels: Labels 
           sheet.data[d] = c.png.data[s]!; sheet.data[d + 1] = c.png.data[s + 1]!; sheet.data[d + 2] = c.png.data[s + 2]!; sheet.data[d + 3] = 255;
         }
       }
-      const name = c.name.length > 48 ? `${c.name.slice(0, 45)}...` : c.name;
-      drawText(sheet, name, left, top + h + 4, [40, 40, 40], 1);
+      drawText(sheet, c.name, left, top + h + 4, [40, 40, 40], 1);
     });
     top += rowHeight + 6;
   });

@@ -13,7 +13,11 @@ enable subgroups;
 // (the 4x4 and 2x2 planes at the end of a trunk) a workgroup per channel is mostly overhead - on
 // lavapipe each workgroup's barriers cost more than its sums - so with THREAD_PER_CHANNEL one
 // invocation sums a whole channel, 64 channels to a workgroup.
-// The elementwise halves are batchnorm_forward.wgsl and batchnorm_backward.wgsl.
+// The elementwise halves are batchnorm_forward.wgsl and batchnorm_backward.wgsl; with APPLY this
+// pass does them itself once its sums are known (one dispatch instead of two: where a channel holds
+// few values the second dispatch costs more than its work), each invocation walking again the
+// values it summed: forward y = x * scale + shift (+ residual with RESIDUAL, then ReLU with RELU),
+// backward dx as batchnorm_backward.wgsl's training formula.
 struct U { N: u32, C: u32, HW: u32, eps: f32, momentum: f32 }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> x: array<Act>;
@@ -29,6 +33,15 @@ struct U { N: u32, C: u32, HW: u32, eps: f32, momentum: f32 }
 @group(0) @binding(5) var<storage, read> y: array<Act>;              // the output (RELU's mask)
 @group(0) @binding(6) var<storage, read_write> dgamma: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dbeta: array<f32>;
+#if ${APPLY}
+@group(0) @binding(8) var<storage, read> gamma: array<f32>;            // both passes
+@group(0) @binding(9) var<storage, read> beta: array<f32>;             // forward
+#if ${RESIDUAL}
+@group(0) @binding(10) var<storage, read> residual: array<Act>;        // forward
+#endif
+@group(0) @binding(11) var<storage, read_write> out: array<Act>;       // forward: y
+@group(0) @binding(12) var<storage, read_write> dx: array<f32>;        // backward
+#endif
 
 const RWG = ${RWG}u; // invocations per channel in the per-channel passes
 var<workgroup> partial: array<f32, RWG>;
@@ -71,6 +84,32 @@ fn write_stats(c: u32, sum: f32, sq: f32) {
   running_var[c] = (1.0 - u.momentum) * running_var[c] + u.momentum * unbiased;
 }
 
+#if ${APPLY}
+// Channel c's values normalized, from `first` in steps of `step` (the values this invocation summed).
+fn apply_forward(c: u32, sum: f32, sq: f32, first: u32, step: u32) {
+  let M = f32(u.N * u.HW);
+  // As write_stats and batchnorm_forward.wgsl compute them, so that both routes round alike.
+  let inv = 1.0 / sqrt(sq / M + u.eps);
+  let scale = inv * gamma[c];
+  let shift = beta[c] - sum / M * scale;
+  for (var n = 0u; n < u.N; n++) {
+    let base = (n * u.C + c) * u.HW;
+    for (var p = first; p < u.HW; p += step) {
+#if ${RESIDUAL}
+      let v = f32(x[base + p]) * scale + shift + f32(residual[base + p]);
+#else
+      let v = f32(x[base + p]) * scale + shift;
+#endif
+#if ${RELU}
+      out[base + p] = Act(max(v, 0.0));
+#else
+      out[base + p] = Act(v);
+#endif
+    }
+  }
+}
+#endif
+
 #if ${THREAD_PER_CHANNEL}
 @compute @workgroup_size(64)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -91,6 +130,9 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
   }
   write_stats(c, s, q);
+#if ${APPLY}
+  apply_forward(c, s, q, 0u, 1u);
+#endif
 }
 #else
 @compute @workgroup_size(RWG)
@@ -122,6 +164,9 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
   }
   let sq = workgroup_sum(lid, q);
   if (lid == 0u) { write_stats(c, sum, sq); }
+#if ${APPLY}
+  apply_forward(c, sum, sq, lid, RWG);
+#endif
 }
 #endif
 
@@ -132,6 +177,24 @@ fn masked(g: f32, y_out: f32) -> f32 {
   return g;
 #endif
 }
+
+#if ${APPLY}
+// Channel c's input gradient from its sums (dbeta_c, dgamma_c), over the values this invocation summed.
+fn apply_backward(c: u32, dbeta_c: f32, dgamma_c: f32, first: u32, step: u32) {
+  let M = f32(u.N * u.HW);
+  let mu = mean[c];
+  let inv = invstd[c];
+  let k = gamma[c] * inv / M;
+  for (var n = 0u; n < u.N; n++) {
+    let base = (n * u.C + c) * u.HW;
+    for (var p = first; p < u.HW; p += step) {
+      let g = masked(dy[base + p], f32(y[base + p]));
+      let xhat = (f32(x[base + p]) - mu) * inv;
+      dx[base + p] = k * (M * g - dbeta_c - xhat * dgamma_c);
+    }
+  }
+}
+#endif
 
 #if ${THREAD_PER_CHANNEL}
 @compute @workgroup_size(64)
@@ -152,6 +215,9 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
   dbeta[c] = sg;
   dgamma[c] = sgx;
+#if ${APPLY}
+  apply_backward(c, sg, sgx, 0u, 1u);
+#endif
 }
 #else
 @compute @workgroup_size(RWG)
@@ -183,5 +249,8 @@ fn backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_ind
     dbeta[c] = total_g;
     dgamma[c] = total_gx;
   }
+#if ${APPLY}
+  apply_backward(c, total_g, total_gx, lid, RWG);
+#endif
 }
 #endif

@@ -79,6 +79,11 @@ t.test('BatchNorm per-channel reductions follow the plane size and the adapter k
   t.equal(batchNormThreadPerChannel(16 * 32 * 32, PRETEND.cpu), false);
   t.equal(batchNormThreadPerChannel(16 * 4 * 4, PRETEND.gpu), true, 'a GPU: up to 256');
   t.equal(batchNormThreadPerChannel(16 * 8 * 8, PRETEND.gpu), false);
+  const { batchNormOnePass } = await import('../src/engine/norm.js');
+  t.equal(batchNormOnePass(16 * 32 * 32, PRETEND.cpu), true, 'lavapipe: normalized in the per-channel pass up to 16384 values a channel');
+  t.equal(batchNormOnePass(16 * 64 * 64, PRETEND.cpu), false);
+  t.equal(batchNormOnePass(16 * 8 * 8, PRETEND.gpu), true, 'a GPU: up to 1024');
+  t.equal(batchNormOnePass(16 * 16 * 16, PRETEND.gpu), false);
   const e = await gpuEngine(t);
   // Every variant against the reference: 4x4 planes (32 wide), 40x40 (64 wide), 100x50 (beyond
   // 4096 values a channel: a workgroup each even on a CPU), 7x7 (not a whole number of vec4s).
@@ -96,7 +101,8 @@ t.test('BatchNorm2d gradients (training and eval)', async (t) => {
   const e = await gpuEngine(t);
   await asEachKind(e, async (kind) => {
   for (const training of [true, false]) {
-    for (const shape of [[2, 3, 3, 5], [5, 4], [2, 3, 12, 12]]) {
+    // 2x3x40x40: a workgroup per channel, in one pass on the CPU kind's choices and two on the GPU's.
+    for (const shape of [[2, 3, 3, 5], [5, 4], [2, 3, 12, 12], [2, 3, 40, 40]]) {
       const C = shape[1]!;
       const s = bnState(e, C, 30);
       const gamma = await s.gamma.read(), beta = await s.beta.read();
@@ -125,13 +131,15 @@ t.test('BatchNorm2d gradients (training and eval)', async (t) => {
 
 t.test('BatchNorm2d with a fused residual join (and ReLU): forward and gradients of x, the residual, gamma and beta', async (t) => {
   const e = await gpuEngine(t);
-  for (const [training, relu, shape] of [[true, true, [2, 3, 4, 5]], [true, false, [2, 3, 5, 7]], [false, true, [2, 3, 3, 3]], [false, false, [3, 2, 4, 4]]] as const) {
+  // Both kinds' choices: the join in the per-channel pass (one pass) and in the elementwise one.
+  await asEachKind(e, async (kind) => {
+  for (const [training, relu, shape] of [[true, true, [2, 3, 4, 5]], [true, false, [2, 3, 5, 7]], [false, true, [2, 3, 3, 3]], [false, false, [3, 2, 4, 4]], [true, false, [2, 3, 40, 40]]] as const) {
     const C = shape[1]!;
     const s = bnState(e, C, 90);
     const gamma = await s.gamma.read(), beta = await s.beta.read();
     const stats = training ? undefined : { mean: await s.runningMean.read(), variance: await s.runningVar.read() };
     const join = (y: Float64Array, r: Float64Array) => y.map((v, i) => (relu ? Math.max(v + r[i]!, 0) : v + r[i]!));
-    const name = `batchNorm2d${relu ? '+add+relu' : '+add'} ${training ? 'training' : 'eval'} ${shape}`;
+    const name = `batchNorm2d${relu ? '+add+relu' : '+add'} ${training ? 'training' : 'eval'} ${shape} (${kind} choices)`;
     await gradcheck(t, e, {
       name,
       inputs: [{ shape: [...shape] }, { shape: [...shape] }],
@@ -148,13 +156,14 @@ t.test('BatchNorm2d with a fused residual join (and ReLU): forward and gradients
       atol: 2e-3,
     });
   }
+  });
   t.throws(() => ops.batchNorm2d(e.zeros([2, 3, 4, 4]), bnState(e, 3, 1), true, true, e.zeros([2, 3, 4, 5])), /cannot add a residual \[2, 3, 4, 5\]/);
 });
 
 t.test('BatchNorm2d with a fused ReLU: forward and gradients', async (t) => {
   const e = await gpuEngine(t);
   await asEachKind(e, async (kind) => {
-  for (const [training, shape] of [[true, [2, 3, 4, 5]], [false, [2, 3, 4, 5]], [true, [2, 3, 12, 12]], [false, [2, 3, 5, 7]]] as const) {
+  for (const [training, shape] of [[true, [2, 3, 4, 5]], [false, [2, 3, 4, 5]], [true, [2, 3, 12, 12]], [false, [2, 3, 5, 7]], [true, [2, 3, 40, 40]]] as const) {
     const s = bnState(e, 3, 70);
     const gamma = await s.gamma.read(), beta = await s.beta.read();
     const stats = training ? undefined : { mean: await s.runningMean.read(), variance: await s.runningVar.read() };

@@ -35,9 +35,23 @@ const vec4 = (HW: number) => perInvocation(HW) === 4;
  */
 const divisors = (C: number, HW: number) => ({ C: C || 1, HW: HW || 1 });
 
-/** The per-channel sums' specialization (batchnorm_stats.wgsl). */
-function sums(e: Engine, N: number, HW: number, relu: boolean, half: boolean) {
-  return { SUBGROUPS: e.useSubgroups, THREAD_PER_CHANNEL: batchNormThreadPerChannel(N * HW, e.adapter), RWG: batchNormReduceWorkgroup(HW), RELU: relu, HALF: half };
+/**
+ * Whether a training-mode BatchNorm normalizes (forward) or forms dx (backward) inside its
+ * per-channel pass (batchnorm_stats.wgsl's APPLY): one dispatch instead of two. On lavapipe every
+ * dispatch costs about 0.1 ms whatever it does, more than the elementwise pass's own work where a
+ * channel holds few values, and the per-channel pass already walks them all. Where a channel holds
+ * many, the vec4 elementwise pass is the faster half (measured: README, "Kernels"); on a GPU the
+ * per-channel pass runs a workgroup per channel, too few to fill the machine past small planes
+ * (not measured: no GPU was at hand). A pure function of the shape, tested.
+ */
+export function batchNormOnePass(values: number, adapter: string): boolean {
+  return values <= (adapterKind(adapter) === 'cpu' ? ONE_PASS_CPU : 1024);
+}
+const ONE_PASS_CPU = 16384;
+
+/** The per-channel sums' specialization (batchnorm_stats.wgsl); `apply` with residual: APPLY's forward join. */
+function sums(e: Engine, N: number, HW: number, relu: boolean, half: boolean, apply = false, residual = false) {
+  return { SUBGROUPS: e.useSubgroups, THREAD_PER_CHANNEL: batchNormThreadPerChannel(N * HW, e.adapter), RWG: batchNormReduceWorkgroup(HW), RELU: relu, HALF: half, APPLY: apply, RESIDUAL: residual };
 }
 
 /** Workgroups of a per-channel pass. */
@@ -80,6 +94,22 @@ export function batchNorm(x: Tensor, s: BatchNormState, training: boolean, relu 
   // A residual of the other type is read through a copy in x's (never kept: its gradient needs no values).
   const joined = residual && residual.dtype !== x.dtype ? castTensor(residual, x.dtype) : residual;
   const mean = e.empty([C]), invstd = e.empty([C]);
+  if (training && batchNormOnePass(N * HW, e.adapter)) {
+    if (N * HW < 2) throw new Error(`batch norm in training mode needs more than one value per channel, got ${x.describe()}`);
+    const y = e.empty(x.shape, undefined, x.dtype);
+    e.run({
+      kernel: 'batchnorm_stats',
+      entry: 'forward',
+      params: sums(e, N, HW, relu, half, true, !!joined),
+      half,
+      uniforms: { N, C, HW, eps: s.eps, momentum: s.momentum },
+      inputs: { x, gamma: s.gamma, beta: s.beta, residual: joined },
+      outputs: { batch_mean: mean, batch_invstd: invstd, running_mean: s.runningMean, running_var: s.runningVar, out: y },
+      workgroups: reduceGroups(e, N, HW, C),
+    });
+    if (joined && joined !== residual) joined.dispose();
+    return { y, mean, invstd };
+  }
   if (training) {
     if (N * HW < 2) throw new Error(`batch norm in training mode needs more than one value per channel, got ${x.describe()}`);
     e.run({
@@ -120,6 +150,20 @@ export function batchNormBackward(dy: Tensor, x: Tensor, f: BatchNormForward, s:
   const y = relu ? f.y : x;
   const half = x.dtype === 'f16';
   if (dy.dtype !== 'f32') throw new KernelError(`batch norm backward takes a float32 gradient, got ${dy.describe()}`);
+  if (training && batchNormOnePass(N * HW, e.adapter)) {
+    const dx = e.empty(x.shape);
+    e.run({
+      kernel: 'batchnorm_stats',
+      entry: 'backward',
+      params: sums(e, N, HW, relu, half, true),
+      half,
+      uniforms: { N, C, HW, eps: s.eps, momentum: s.momentum },
+      inputs: { dy, x, mean, invstd, y, gamma: s.gamma },
+      outputs: { dgamma, dbeta, dx },
+      workgroups: reduceGroups(e, N, HW, C),
+    });
+    return { dx, dgamma, dbeta };
+  }
   e.run({
     kernel: 'batchnorm_stats',
     entry: 'backward',

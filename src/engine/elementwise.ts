@@ -47,6 +47,13 @@ const WG = 256;
 /** Values per invocation of an elementwise pass: a vec4 when the count is a multiple of 4. */
 export const perInvocation = (n: number) => (n % 4 === 0 ? 4 : 1);
 
+/**
+ * A size that a kernel divides by, as a compiled-in constant (lavapipe divides by a constant with
+ * a multiply and a shift across the vector, by a run-time value one lane at a time). An empty
+ * tensor launches nothing, but its pipeline still compiles: it divides by 1, never by a constant 0.
+ */
+export const compiledDivisor = (n: number) => n || 1;
+
 /** op(a), of a's type (mixed precision's f16 activations stay f16; the arithmetic is f32). */
 export function unary(op: UnaryOp, a: Tensor, alpha = 1, beta = 0): Tensor {
   const half = a.dtype === 'f16';
@@ -110,8 +117,7 @@ export function binary(op: BinaryOp, a: Tensor, b: Tensor, alpha = 1, beta = 1):
     kernel: 'binary',
     params: {
       EXPR: BINARY[op], BROADCAST: !same, VEC4: per === 4, HALF: aHalf || bHalf, A_HALF: aHalf, B_HALF: bHalf, OUT_HALF: aHalf && bHalf,
-      // An empty output launches nothing, but its pipeline divides by 1, never by a constant 0.
-      D1: same ? 1 : d1! || 1, D2: same ? 1 : d2! || 1, D3: same ? 1 : d3! || 1,
+      D1: same ? 1 : compiledDivisor(d1!), D2: same ? 1 : compiledDivisor(d2!), D3: same ? 1 : compiledDivisor(d3!),
     },
     half: aHalf || bHalf,
     uniforms: { n: out.size, alpha, beta, a0: a0!, a1: a1!, a2: a2!, a3: a3!, b0: b0!, b1: b1!, b2: b2!, b3: b3! },

@@ -1,7 +1,7 @@
 // BatchNorm2d launchers: kernels/batchnorm_stats.wgsl (per-channel sums of both passes),
 // batchnorm_forward.wgsl and batchnorm_backward.wgsl (elementwise), batchnorm_eval.wgsl (eval mode).
 import type { Engine } from './engine.js';
-import { perInvocation } from './elementwise.js';
+import { compiledDivisor, perInvocation } from './elementwise.js';
 import { adapterKind } from './tune.js';
 import type { Tensor } from './tensor.js';
 import { castTensor } from './cast.js';
@@ -29,11 +29,8 @@ export function batchNormThreadPerChannel(values: number, adapter: string): bool
 /** The elementwise passes take a vec4 per invocation when a plane holds whole vec4s (then so does every channel's run). */
 const vec4 = (HW: number) => perInvocation(HW) === 4;
 
-/**
- * The elementwise passes' compiled-in channel count and plane size (they split each index into its
- * channel by both); an empty tensor launches nothing, but its pipeline divides by 1, not by 0.
- */
-const divisors = (C: number, HW: number) => ({ C: C || 1, HW: HW || 1 });
+/** The elementwise passes' compiled-in channel count and plane size (they split each index into its channel by both). */
+const divisors = (C: number, HW: number) => ({ C: compiledDivisor(C), HW: compiledDivisor(HW) });
 
 /**
  * Whether a training-mode BatchNorm normalizes (forward) or forms dx (backward) inside its
@@ -94,47 +91,35 @@ export function batchNorm(x: Tensor, s: BatchNormState, training: boolean, relu 
   // A residual of the other type is read through a copy in x's (never kept: its gradient needs no values).
   const joined = residual && residual.dtype !== x.dtype ? castTensor(residual, x.dtype) : residual;
   const mean = e.empty([C]), invstd = e.empty([C]);
-  if (training && batchNormOnePass(N * HW, e.adapter)) {
-    if (N * HW < 2) throw new Error(`batch norm in training mode needs more than one value per channel, got ${x.describe()}`);
-    const y = e.empty(x.shape, undefined, x.dtype);
-    e.run({
-      kernel: 'batchnorm_stats',
-      entry: 'forward',
-      params: sums(e, N, HW, relu, half, true, !!joined),
-      half,
-      uniforms: { N, C, HW, eps: s.eps, momentum: s.momentum },
-      inputs: { x, gamma: s.gamma, beta: s.beta, residual: joined },
-      outputs: { batch_mean: mean, batch_invstd: invstd, running_mean: s.runningMean, running_var: s.runningVar, out: y },
-      workgroups: reduceGroups(e, N, HW, C),
-    });
-    if (joined && joined !== residual) joined.dispose();
-    return { y, mean, invstd };
-  }
+  const y = e.empty(x.shape, undefined, x.dtype);
+  // On small planes the statistics pass also normalizes (batchNormOnePass): no second dispatch.
+  const onePass = training && batchNormOnePass(N * HW, e.adapter);
   if (training) {
     if (N * HW < 2) throw new Error(`batch norm in training mode needs more than one value per channel, got ${x.describe()}`);
     e.run({
       kernel: 'batchnorm_stats',
       entry: 'forward',
-      params: sums(e, N, HW, false, half),
+      params: sums(e, N, HW, onePass && relu, half, onePass, onePass && !!joined),
       half,
       uniforms: { N, C, HW, eps: s.eps, momentum: s.momentum },
-      inputs: { x },
-      outputs: { batch_mean: mean, batch_invstd: invstd, running_mean: s.runningMean, running_var: s.runningVar },
+      inputs: onePass ? { x, gamma: s.gamma, beta: s.beta, residual: joined } : { x },
+      outputs: { batch_mean: mean, batch_invstd: invstd, running_mean: s.runningMean, running_var: s.runningVar, ...(onePass ? { out: y } : {}) },
       workgroups: reduceGroups(e, N, HW, C),
     });
   } else {
     e.run({ kernel: 'batchnorm_eval', entry: 'stats', uniforms: { C, eps: s.eps }, inputs: { running_mean: s.runningMean, running_var: s.runningVar }, outputs: { mean, invstd }, workgroups: Math.ceil(C / 64) });
   }
-  const y = e.empty(x.shape, undefined, x.dtype);
-  e.run({
-    kernel: 'batchnorm_forward',
-    params: { VEC4: vec4(HW), RELU: relu, RESIDUAL: !!joined, HALF: half, ...divisors(C, HW) },
-    half,
-    uniforms: { N },
-    inputs: { x, mean, invstd, gamma: s.gamma, beta: s.beta, residual: joined },
-    outputs: { y },
-    workgroups: Math.ceil(x.size / perInvocation(HW) / 256),
-  });
+  if (!onePass) {
+    e.run({
+      kernel: 'batchnorm_forward',
+      params: { VEC4: vec4(HW), RELU: relu, RESIDUAL: !!joined, HALF: half, ...divisors(C, HW) },
+      half,
+      uniforms: { N },
+      inputs: { x, mean, invstd, gamma: s.gamma, beta: s.beta, residual: joined },
+      outputs: { y },
+      workgroups: Math.ceil(x.size / perInvocation(HW) / 256),
+    });
+  }
   if (joined && joined !== residual) joined.dispose();
   return { y, mean, invstd };
 }
@@ -150,40 +135,30 @@ export function batchNormBackward(dy: Tensor, x: Tensor, f: BatchNormForward, s:
   const y = relu ? f.y : x;
   const half = x.dtype === 'f16';
   if (dy.dtype !== 'f32') throw new KernelError(`batch norm backward takes a float32 gradient, got ${dy.describe()}`);
-  if (training && batchNormOnePass(N * HW, e.adapter)) {
-    const dx = e.empty(x.shape);
-    e.run({
-      kernel: 'batchnorm_stats',
-      entry: 'backward',
-      params: sums(e, N, HW, relu, half, true),
-      half,
-      uniforms: { N, C, HW, eps: s.eps, momentum: s.momentum },
-      inputs: { dy, x, mean, invstd, y, gamma: s.gamma },
-      outputs: { dgamma, dbeta, dx },
-      workgroups: reduceGroups(e, N, HW, C),
-    });
-    return { dx, dgamma, dbeta };
-  }
+  const dx = e.empty(x.shape);
+  // On small planes the sums' pass also forms dx (batchNormOnePass): no second dispatch.
+  const onePass = training && batchNormOnePass(N * HW, e.adapter);
   e.run({
     kernel: 'batchnorm_stats',
     entry: 'backward',
-    params: sums(e, N, HW, relu, half),
+    params: sums(e, N, HW, relu, half, onePass),
     half,
     uniforms: { N, C, HW, eps: s.eps, momentum: s.momentum },
-    inputs: { dy, x, mean, invstd, y },
-    outputs: { dgamma, dbeta },
+    inputs: onePass ? { dy, x, mean, invstd, y, gamma: s.gamma } : { dy, x, mean, invstd, y },
+    outputs: onePass ? { dgamma, dbeta, dx } : { dgamma, dbeta },
     workgroups: reduceGroups(e, N, HW, C),
   });
-  const dx = e.empty(x.shape);
-  e.run({
-    kernel: 'batchnorm_backward',
-    params: { VEC4: vec4(HW), RELU: relu, TRAINING: training, HALF: half, ...divisors(C, HW) },
-    half,
-    uniforms: { N },
-    inputs: { dy, x, mean, invstd, gamma: s.gamma, dgamma, dbeta, y },
-    outputs: { dx },
-    workgroups: Math.ceil(x.size / perInvocation(HW) / 256),
-  });
+  if (!onePass) {
+    e.run({
+      kernel: 'batchnorm_backward',
+      params: { VEC4: vec4(HW), RELU: relu, TRAINING: training, HALF: half, ...divisors(C, HW) },
+      half,
+      uniforms: { N },
+      inputs: { dy, x, mean, invstd, gamma: s.gamma, dgamma, dbeta, y },
+      outputs: { dx },
+      workgroups: Math.ceil(x.size / perInvocation(HW) / 256),
+    });
+  }
   return { dx, dgamma, dbeta };
 }
 

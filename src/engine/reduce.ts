@@ -1,4 +1,5 @@
 // Sum / mean / max over axes, and summing a broadcast gradient back to its operand's shape.
+import { compiledDivisor } from './elementwise.js';
 import { Tensor, shapeString } from './tensor.js';
 
 export type ReduceOp = 'sum' | 'mean' | 'max';
@@ -70,8 +71,8 @@ export function reduce(op: ReduceOp, x: Tensor, axes: readonly number[], keepDim
     entry: strategy,
     params: {
       IS_MAX: op === 'max', SUBGROUPS: strategy === 'per_workgroup' && x.engine.useSubgroups,
-      // An empty axis walks nothing (N_OUT or N_RED is 0), but divides by 1, never by a constant 0.
-      N_OUT: nOut, N_RED: nRed, K1: k1 || 1, K2: k2 || 1, K3: k3 || 1, R1: r1 || 1, R2: r2 || 1, R3: r3 || 1, S0: s0, S1: s1, S2: s2, S3: s3,
+      N_OUT: nOut, N_RED: nRed, K1: compiledDivisor(k1), K2: compiledDivisor(k2), K3: compiledDivisor(k3),
+      R1: compiledDivisor(r1), R2: compiledDivisor(r2), R3: compiledDivisor(r3), S0: s0, S1: s1, S2: s2, S3: s3,
     },
     uniforms: { scale },
     inputs: { x },

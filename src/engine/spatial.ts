@@ -2,6 +2,7 @@
 // copy_channels.wgsl, dropout.wgsl).
 import { castTensor } from './cast.js';
 import { convOutSize } from './conv.js';
+import { compiledDivisor } from './elementwise.js';
 import { Tensor, shapeString } from './tensor.js';
 
 export interface PoolGeometry {
@@ -98,8 +99,7 @@ export function copyChannels(src: Tensor, srcOffset: number, dst: Tensor, dstOff
   const half = src.dtype === 'f16';
   src.engine.run({
     kernel: 'copy_channels',
-    // An empty copy launches nothing, but its pipeline divides by 1, never by a constant 0.
-    params: { HALF: half, COUNT: count || 1, HW: HW || 1 },
+    params: { HALF: half, COUNT: compiledDivisor(count), HW: compiledDivisor(HW) },
     half,
     uniforms: { N, src_C: src.shape[1]!, src_off: srcOffset, dst_C: dst.shape[1]!, dst_off: dstOffset },
     inputs: { src },

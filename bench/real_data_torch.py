@@ -217,6 +217,7 @@ def main():
                     help='landmarks: weight of a DSNT-style Jensen-Shannon term pulling each softmax map toward a Gaussian at the true point (0: off)')
     ap.add_argument('--map-sigma', type=float, default=1.0, help='that Gaussian\'s sigma, in map pixels')
     ap.add_argument('--landmark-context', action='store_true', help='the landmark branch also reads its input\'s global average (bench/torch_cpu.py LandmarkBranch)')
+    ap.add_argument('--landmark-skips', action='store_true', help='the landmark branch also reads the trunk\'s layer1 and stem maps, added after its upsamplings (bench/torch_cpu.py LandmarkBranch)')
     ap.add_argument('--typed-landmarks', action='store_true',
                     help='a set of 8 maps (and location prior) per garment type, trained on the row\'s type; a head tells the type, and its answer picks the maps at evaluation')
     ap.add_argument('--type-weight', type=float, default=1.0, help='--typed-landmarks: the garment-type cross-entropy\'s weight')
@@ -245,7 +246,7 @@ def main():
             model = lambda v: (None, plain_model(v)[0], None)
         else:
             net = ClothNet('new_fashionnet' if landmark_job else 'cloth_repvgg', a.width, 0, data['attributes'].shape[1], a.stem_stride, a.head_width, a.landmark_context,
-                           3 if a.typed_landmarks else 0)
+                           3 if a.typed_landmarks else 0, a.landmark_skips)
             model = net
     x, is_val = data['x'], data['is_val']
     train, val = torch.where(~is_val)[0], torch.where(is_val)[0]

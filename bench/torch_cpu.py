@@ -58,9 +58,12 @@ class ResNet50(nn.Module):
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.mid, self.out = scaled(128, w) * 4, inplanes
 
-    def to_layer2(self, x):
-        y = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 3, 2, 1)
-        return self.layer2(self.layer1(y))
+    def to_layer2(self, x, finer=None):
+        stem = F.relu(self.bn1(self.conv1(x)))
+        l1 = self.layer1(F.max_pool2d(stem, 3, 2, 1))
+        if finer is not None:
+            finer += [l1, stem]
+        return self.layer2(l1)
 
     def from_layer3(self, x):
         return self.layer4(self.layer3(x))
@@ -100,8 +103,12 @@ class RepVGGBlock(nn.Module):
 class LandmarkBranch(nn.Module):
     """src/nets/branches.ts LandmarkBranch: 1x1 32, 3x3 64 64 128, up, 64 64, up, 32 32, up, 16, 8 maps."""
 
-    def __init__(self, cin, w, rep, context=False, maps=8):
+    def __init__(self, cin, w, rep, context=False, maps=8, skips=()):
         super().__init__()
+        # skips (bench/real_data_torch.py --landmark-skips): the channel counts of the trunk's finer
+        # maps (layer1 at twice the branch input's size, the stem at four times), each added through a
+        # 1x1 convolution to the branch after the upsampling that reaches its size, as a U-Net does.
+        self.skip_convs = nn.ModuleList()
         steps, c = [nn.Conv2d(cin, scaled(32, w), 1), nn.ReLU()], scaled(32, w)
         # context (bench/real_data_torch.py --landmark-context): the input's global average, through a
         # zero-started linear layer, added to the first layer's output at every pixel, so that each
@@ -115,6 +122,8 @@ class LandmarkBranch(nn.Module):
             if isinstance(p, str) and p.startswith('up'):
                 o = scaled(int(p[2:]), w)
                 steps += [nn.ConvTranspose2d(c, o, 4, 2, 1), nn.ReLU()]
+                if len(self.skip_convs) < len(skips):
+                    self.skip_convs.append(nn.Conv2d(skips[len(self.skip_convs)], o, 1))
             else:
                 last = p == 'last8'
                 o = maps if last else scaled(p, w)
@@ -124,7 +133,15 @@ class LandmarkBranch(nn.Module):
             c = o
         self.steps = nn.Sequential(*steps)
 
-    def forward(self, x):
+    def forward(self, x, finer=()):
+        if len(self.skip_convs):
+            y, used, previous = x, 0, None
+            for step in self.steps:
+                if isinstance(step, nn.ReLU) and isinstance(previous, nn.ConvTranspose2d) and used < len(self.skip_convs):
+                    y = y + self.skip_convs[used](finer[used])
+                    used += 1
+                y, previous = step(y), step
+            return y
         if self.context is None:
             return self.steps(x)
         y = F.relu(self.steps[0](x) + self.context(x.mean((2, 3)))[:, :, None, None])
@@ -159,7 +176,7 @@ class AttentionBranch(nn.Module):
 class ClothNet(nn.Module):
     """stem_stride, head_width: clothtag's --stem-stride and --head-width (bench/real_data_torch.py)."""
 
-    def __init__(self, net, w, categories, attributes, stem_stride=2, head_width=None, landmark_context=False, garment_types=0):
+    def __init__(self, net, w, categories, attributes, stem_stride=2, head_width=None, landmark_context=False, garment_types=0, landmark_skips=False):
         super().__init__()
         hw = head_width or w
         self.net = net
@@ -190,7 +207,8 @@ class ClothNet(nn.Module):
         if net in ('fashionnet', 'new_fashionnet'):
             # garment_types > 0 (bench/real_data_torch.py --typed-landmarks): a set of 8 maps per garment
             # type, and a head that tells the type, so that a dress's waistline has maps of its own.
-            self.landmarks = LandmarkBranch(self.trunk.mid, hw, net == 'new_fashionnet', landmark_context, 8 * max(1, garment_types))
+            skips = (scaled(64, w) * 4, scaled(64, w)) if landmark_skips else ()
+            self.landmarks = LandmarkBranch(self.trunk.mid, hw, net == 'new_fashionnet', landmark_context, 8 * max(1, garment_types), skips)
             self.attention = AttentionBranch(self.trunk.mid, hw)
         if net == 'fashionnet':
             self.fc = nn.Linear(self.trunk.out * 49, scaled(4096, w))
@@ -215,8 +233,9 @@ class ClothNet(nn.Module):
         if self.net == 'fashionnet':
             f = self.trunk.features[:23](x)
         else:
-            f = self.trunk.to_layer2(x)
-        heatmaps = self.landmarks(f)
+            finer = []
+            f = self.trunk.to_layer2(x, finer)
+        heatmaps = self.landmarks(f, finer) if self.net == 'new_fashionnet' else self.landmarks(f)
         if heatmaps.shape[2:] != x.shape[2:]:
             heatmaps = F.interpolate(heatmaps, x.shape[2:], mode='bilinear', align_corners=False)
         fused = f * (0.5 + self.attention(f, heatmaps))

@@ -32,11 +32,12 @@ t.test("contact sheet captions: the folder (an ImageFolder's true class) and the
 t.test('soft-argmax regression localizes: a batch is learned to a small error; predict marks unsure points', async (t) => {
   const e = await gpuEngine(t);
   // Learning one batch is the quick check that the objective, its gradient and the decoding fit
-  // together: the heatmap losses (MSE, SSIM) gave flat maps decoded to a corner (NME ~0.78).
+  // together: the heatmap losses (MSE, SSIM) gave flat maps decoded to a corner (NME ~0.78). The
+  // branch is joined to the trunk's finer maps, as `train` builds it for soft-argmax.
   const ds = await openDataset(data);
   const S = 48, n = 16;
   const batch = loadBatch(datasetView(ds), Array.from({ length: n }, (_, i) => i), { size: S, augment: false, heatmaps: false }, 0);
-  const net = createNet(e, { net: 'new_fashionnet', categories: ds.categories.length, attributes: ds.attributeNames.length, width: 0.125, seed: 3, landmarkPrior: true });
+  const net = createNet(e, { net: 'new_fashionnet', categories: ds.categories.length, attributes: ds.attributeNames.length, width: 0.125, seed: 3, landmarkPrior: true, landmarkSkips: true });
   const trainer = new Trainer(net, { ...THESIS_LOSS, landmarkLoss: 'softargmax', wl: 20 }, 1e-2);
   const nme = async () => {
     const out = predictBatch(net, batch.images, n, S);

@@ -68,8 +68,10 @@ t.test('every network: output shapes at narrow width, any size from 32, missing 
 
 t.test('gradients through whole narrow networks match finite differences (spot checks)', async (t) => {
   const e = await gpuEngine(t);
-  for (const name of ['cloth_repvgg', 'new_fashionnet', 'cloth_resnet_b', 'fashionnet'] as const) {
-    const net = createNet(e, { net: name, categories: 4, attributes: 5, width: W, seed: 3 });
+  // The last two: the landmark branch joined to the trunk's finer maps (landmarkSkips).
+  const cases = [['cloth_repvgg', false], ['new_fashionnet', false], ['cloth_resnet_b', false], ['fashionnet', false], ['new_fashionnet', true], ['fashionnet', true]] as const;
+  for (const [name, landmarkSkips] of cases) {
+    const net = createNet(e, { net: name, categories: 4, attributes: 5, width: W, seed: 3, ...(landmarkSkips ? { landmarkSkips } : {}) });
     net.setTraining(false); // BatchNorm as fixed affine maps: a smooth function of the weights
     randomizeBatchNorms(e, net, 10);
     const x = e.tensor(randn(2 * 3 * 32 * 32, 5), [2, 3, 32, 32]).keep();
@@ -85,7 +87,11 @@ t.test('gradients through whole narrow networks match finite differences (spot c
     };
     const entries = net.stateEntries().filter((s) => s.trainable);
     // A few parameters spread over the network: first conv, a middle one, a head bias, a branch.
-    const picks = [entries[0]!, entries[Math.floor(entries.length / 3)]!, entries[Math.floor((2 * entries.length) / 3)]!, entries[entries.length - 1]!];
+    // With skips: both joins, and the trunk's first convolution, which reaches the heatmaps through them too.
+    const picks = landmarkSkips
+      ? [entries[0]!, ...entries.filter((s) => /^landmarks\.skip[01]\.weight$/.test(s.name))]
+      : [entries[0]!, entries[Math.floor(entries.length / 3)]!, entries[Math.floor((2 * entries.length) / 3)]!, entries[entries.length - 1]!];
+    if (landmarkSkips) t.equal(picks.length, 3, `${name}: both joins are parameters`);
     const grads = await e.tidyAsync(async () => {
       backward(lossOf(net.forward(x)));
       const g = await Promise.all(picks.map((p) => p.parts[0]!.grad!.read()));
@@ -114,6 +120,8 @@ t.test('gradients through whole narrow networks match finite differences (spot c
       // step a tenth as large is tried too: a true gradient matches one of the two, a wrong one
       // neither.
       const analytic = g[index]!;
+      // A join the forward pass skipped would pass the comparison with zeros on both sides.
+      if (landmarkSkips) t.ok(analytic !== 0, `${name} with skips: ${pick.name} reaches the loss`);
       const center = await evalAt(values[index]!);
       const numerics: number[] = [];
       let ok = false;
@@ -125,7 +133,7 @@ t.test('gradients through whole narrow networks match finite differences (spot c
         ok ||= Math.abs(numeric - analytic) <= 0.05 * Math.abs(numeric) + rounding + 1e-3;
       }
       e.write(p, values);
-      t.ok(ok, `${name} d/d ${pick.name}[${index}]: autograd ${analytic.toPrecision(5)}, finite differences ${numerics.map((n) => n.toPrecision(5)).join(' / ')}`);
+      t.ok(ok, `${name}${landmarkSkips ? ' with skips' : ''} d/d ${pick.name}[${index}]: autograd ${analytic.toPrecision(5)}, finite differences ${numerics.map((n) => n.toPrecision(5)).join(' / ')}`);
     }
     x.dispose();
     net.dispose();
@@ -428,6 +436,52 @@ t.test('conv init: PyTorch\'s default (uniform in 1/sqrt(fan_in), biases too) or
     t.ok([...fanOut.keys()].some((k) => k.endsWith('.weight') && !k.startsWith('box_locator.') && fanOut.get(k)!.some((v, i) => v !== pytorch.get(k)![i])), `${name}: the labelling network's convolutions differ`);
   }
   t.throws(() => createNet(e, { net: 'cloth_repvgg', categories: 3, attributes: 0, width: W, convInit: 'xavier' as never }), /conv init must be one of fan-out, pytorch, got xavier/);
+});
+
+t.test('landmark skips: the branch joins the trunk\'s two finer maps at any input size, only its joins are added, and a checkpoint remembers them', async (t) => {
+  const e = await gpuEngine(t);
+  for (const name of ['fashionnet', 'new_fashionnet'] as const) {
+    const entries = (config: { landmarkSkips?: boolean }) => {
+      const net = createNet(e, { net: name, categories: 3, attributes: 4, width: 1 / 8, seed: 1, headWidth: 1 / 4, ...config });
+      const all = new Map(net.stateEntries().map((s) => [s.name, s.shape.join(',')]));
+      net.dispose();
+      return all;
+    };
+    const plain = entries({}), joined = entries({ landmarkSkips: true });
+    const added = [...joined.keys()].filter((n) => !plain.has(n));
+    // New FashionNet: layer1 (64 x 4 x 1/8 = 32 channels) and the stem (8); FashionNet: conv3_3 (32) and conv2_2 (16);
+    // into the branch's first and second upsamplings (64 and 32 x 1/4: 16 and 8 channels).
+    const finer = name === 'new_fashionnet' ? [32, 8] : [32, 16];
+    t.same(added.sort(), ['landmarks.skip0.weight', 'landmarks.skip1.weight'], `${name}: two 1x1 joins, no bias (the upsampling has one)`);
+    t.equal(joined.get('landmarks.skip0.weight'), `16,${finer[0]},1,1`, `${name}: the first join`);
+    t.equal(joined.get('landmarks.skip1.weight'), `8,${finer[1]},1,1`, `${name}: the second join`);
+    t.same([...plain].filter(([n, shape]) => joined.get(n) !== shape), [], `${name}: every other tensor as without them`);
+    const net = createNet(e, { net: name, categories: 3, attributes: 4, width: 1 / 8, seed: 1, landmarkSkips: true }).setTraining(false);
+    // 44: the trunk's strided layers round up (22, 11, 6) where the branch doubles (12): the join resizes.
+    for (const size of [32, 44]) {
+      const x = e.tensor(randn(2 * 3 * size * size, size), [2, 3, size, size]);
+      const out = e.tidy(() => e.noGrad(() => net.forward(x)));
+      t.same(out.heatmaps?.shape, [2, 8, size, size], `${name} at ${size}x${size}: heatmaps the size of the input`);
+      t.ok((await out.heatmaps!.read()).every(Number.isFinite), `${name} at ${size}x${size}: finite`);
+      for (const y of [out.category, out.attributes, out.heatmaps, x]) y?.dispose();
+    }
+    const x = e.tensor(randn(2 * 3 * 32 * 32, 7), [2, 3, 32, 32]);
+    const before = e.tidy(() => e.noGrad(() => net.forward(x)));
+    const bytes = await saveCheckpoint(net, {});
+    const { net: back, meta } = await loadCheckpoint(e, bytes, 'skips.safetensors');
+    t.equal(meta.config.landmarkSkips, true, `${name}: the checkpoint records the skips`);
+    const after = e.tidy(() => e.noGrad(() => back.setTraining(false).forward(x)));
+    t.same(await after.heatmaps!.read(), await before.heatmaps!.read(), `${name}: the reloaded network gives the same heatmaps`);
+    const { tensors, metadata } = parseSafetensors(bytes);
+    const without = serializeSafetensors(tensors, { ...metadata, config: JSON.stringify({ ...meta.config, landmarkSkips: false }) });
+    await t.rejects(loadCheckpoint(e, without, 'without.safetensors'), /landmarks\.skip0\.weight/, `${name}: a checkpoint whose metadata drops the skips names the tensors left over`);
+    const word = serializeSafetensors(tensors, { ...metadata, config: JSON.stringify({ ...meta.config, landmarkSkips: 'yes' }) });
+    await t.rejects(loadCheckpoint(e, word, 'word.safetensors'), /word.safetensors: its metadata's landmarkSkips must be true or false, got "yes"/);
+    for (const y of [before.category, before.attributes, before.heatmaps, after.category, after.attributes, after.heatmaps, x]) y?.dispose();
+    back.dispose();
+    net.dispose();
+  }
+  t.throws(() => createNet(e, { net: 'cloth_resnet_a', categories: 3, attributes: 0, width: W, landmarkSkips: true }), /landmark skips need a landmark network \(fashionnet, new_fashionnet\), not cloth_resnet_a/);
 });
 
 t.test('head width: the landmark and attention branches take their own width, the trunk keeps its own, and a checkpoint remembers it', async (t) => {

@@ -260,7 +260,7 @@ t.test('--cycle-momentum on moves Adam\'s beta1 with the one-cycle rate, is kept
   t.match(word.stderr, /--cycle-momentum/);
 });
 
-t.test('--head-width trains a landmark network with wider branches, is kept in config.json and the checkpoint; nonsense is refused', async (t) => {
+t.test('--head-width and --landmark-skips (on with soft-argmax unless told) train a landmark network with wider branches joined to the trunk\'s finer maps, are kept in config.json and the checkpoint; nonsense is refused', async (t) => {
   const dir = tempDir(t, 'clothtag-head-');
   const data = join(dir, 'synth');
   synthesize(data, { images: 12, size: 48, seed: 4 });
@@ -268,11 +268,17 @@ t.test('--head-width trains a landmark network with wider branches, is kept in c
   const common = ['--data', data, '--net', 'new_fashionnet', '--width', '0.0625', '--img-size', '32', '--batch-size', '4', '--workers', '0', '--landmark-loss', 'softargmax'];
   const train = clothtag(['train', ...common, '--epochs', '1', '--steps-per-epoch', '1', '--head-width', '0.25', '--out', run]);
   t.equal(train.code, 0, train.stderr);
-  t.equal(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).headWidth, 0.25, 'config.json');
+  const saved = JSON.parse(readFileSync(join(run, 'config.json'), 'utf8'));
+  t.equal(saved.headWidth, 0.25, 'config.json');
+  t.equal(saved.landmarkSkips, true, 'config.json: the skips, the soft-argmax recipe\'s default');
   const checkpoint = join(run, 'weights', 'last.safetensors');
   const { tensors, metadata } = parseSafetensors(readFileSync(checkpoint));
   t.equal(JSON.parse(metadata.config!).headWidth, 0.25, 'the checkpoint');
+  t.equal(JSON.parse(metadata.config!).landmarkSkips, true, 'the checkpoint: the skips');
   t.same(tensors.get('landmarks.0.weight')?.shape.slice(0, 1), [8], 'its landmark branch is a quarter wide (32 x 0.25 channels)');
+  // layer1's 64 x 4 x 0.0625 channels to the first upsampling's 64 x 0.25; the stem's 4 to the second's 8.
+  t.same(tensors.get('landmarks.skip0.weight')?.shape, [16, 16, 1, 1], 'the join of layer1');
+  t.same(tensors.get('landmarks.skip1.weight')?.shape, [8, 4, 1, 1], 'the join of the stem');
   const ev = clothtag(['eval', '--checkpoint', checkpoint, '--data', data, '--workers', '0']);
   t.equal(ev.code, 0, ev.stderr);
   for (const value of ['0', 'wide']) {
@@ -280,4 +286,18 @@ t.test('--head-width trains a landmark network with wider branches, is kept in c
     t.equal(bad.code, 2, `--head-width ${value}`);
     t.match(bad.stderr, new RegExp(`--head-width takes a positive number, got "${value}"`));
   }
+  // The thesis's objectives keep the thesis's branch unless told; --landmark-skips off drops the joins.
+  for (const [flags, want] of [[['--landmark-loss', 'mse'], false], [['--landmark-skips', 'off'], false], [['--landmark-loss', 'mse', '--landmark-skips', 'on'], true]] as const) {
+    const other = join(dir, `run-${flags.join('')}`);
+    const r = clothtag(['train', ...common, ...flags, '--epochs', '1', '--steps-per-epoch', '1', '--val-limit', '4', '--out', other]);
+    t.equal(r.code, 0, r.stderr);
+    t.equal(JSON.parse(readFileSync(join(other, 'config.json'), 'utf8')).landmarkSkips, want, `${flags.join(' ')}: config.json says ${want}`);
+    t.equal(parseSafetensors(readFileSync(join(other, 'weights', 'last.safetensors'))).tensors.has('landmarks.skip0.weight'), want, `${flags.join(' ')}: the checkpoint ${want ? 'has' : 'has no'} joins`);
+  }
+  const word = clothtag(['train', ...common, '--landmark-skips', 'yes', '--out', join(dir, 'bad')]);
+  t.equal(word.code, 2, '--landmark-skips yes');
+  t.match(word.stderr, /--landmark-skips/);
+  const plain = clothtag(['train', ...common.map((v) => (v === 'new_fashionnet' ? 'cloth_repvgg' : v)), '--landmark-skips', 'on', '--out', join(dir, 'bad')]);
+  t.equal(plain.code, 2, '--landmark-skips on a network without landmarks');
+  t.match(plain.stderr, /--landmark-skips on is for the landmark networks \(fashionnet, new_fashionnet\); cloth_repvgg has no landmark branch/);
 });

@@ -122,6 +122,9 @@ function shareFlag(v: string, flag: string): number {
   return n;
 }
 
+/** The networks with a landmark branch. */
+const isLandmarkNet = (net: string) => net === 'fashionnet' || net === 'new_fashionnet';
+
 /** A flag's value from a fixed list (undefined when the flag is absent). */
 function oneOf<T extends string>(value: string | undefined, choices: readonly T[], flag: string): T | undefined {
   if (value === undefined) return undefined;
@@ -157,6 +160,7 @@ export async function trainVerb(args: string[]): Promise<number> {
       'label-smoothing': { type: 'string' }, 'clip-norm': { type: 'string' }, augment: { type: 'string' }, 'train-on': { type: 'string' }, ema: { type: 'string' },
       wb: { type: 'string' }, 'stem-stride': { type: 'string' }, 'head-width': { type: 'string' }, 'box-zoom': { type: 'string' }, 'box-views': { type: 'string' }, 'box-frame': { type: 'string' },
       'box-epochs': { type: 'string' }, 'cycle-momentum': { type: 'string' }, 'conv-init': { type: 'string' },
+      'landmark-skips': { type: 'string' },
     },
   });
   let config: TrainConfig;
@@ -193,6 +197,7 @@ export async function trainVerb(args: string[]): Promise<number> {
       if (values.weighting !== 'fixed' && values.weighting !== 'uncertainty') throw new UsageError('--weighting is fixed or uncertainty');
       loss.weighting = values.weighting;
     }
+    const skips = oneOf(values['landmark-skips'], ['on', 'off'] as const, '--landmark-skips');
     config = {
       ...DEFAULT_TRAIN,
       // Absolute, so that --resume works from any working directory.
@@ -223,11 +228,17 @@ export async function trainVerb(args: string[]): Promise<number> {
       stemStride: stemStrideOf(values['stem-stride']),
       ...(values['conv-init'] ? { convInit: oneOf(values['conv-init'], CONV_INITS, '--conv-init') } : {}),
       ...(values['head-width'] ? { headWidth: positiveNumber(values['head-width'], '--head-width') } : {}),
+      // The landmark branch joined to the trunk's finer maps: part of the soft-argmax recipe unless
+      // told (README, "Landmarks"); the thesis's objectives keep the thesis's branch. Written into
+      // config.json for every landmark run, so that one made before this default (which has no
+      // such field: off) keeps its branch on --resume.
+      ...(skips !== undefined || isLandmarkNet(values.net) ? { landmarkSkips: skips ? skips === 'on' : loss.landmarkLoss === 'softargmax' } : {}),
       boxZoom: values['box-zoom'] ? shareFlag(values['box-zoom'], '--box-zoom') : DEFAULT_TRAIN.boxZoom,
       ...(values['box-views'] ? { boxViews: boxViewsOf(values['box-views']) } : {}),
       ...(values['box-frame'] ? { boxFrame: boxFrameOf(values['box-frame']) } : {}),
       ...(values['box-epochs'] ? { boxEpochs: positiveInt(values['box-epochs'], '--box-epochs') } : {}),
     };
+    if (config.landmarkSkips && !isLandmarkNet(config.net)) throw new UsageError(`--landmark-skips on is for the landmark networks (fashionnet, new_fashionnet); ${config.net} has no landmark branch`);
     if (values['cycle-momentum'] === 'on' && config.schedule !== 'onecycle') throw new UsageError(`--cycle-momentum on cycles beta1 with the one-cycle rate; --schedule ${config.schedule} has no cycle (beta1 stays 0.9)`);
     if (config.boxEpochs !== undefined && config.boxEpochs < config.epochs) throw new UsageError(`--box-epochs ${config.boxEpochs} is fewer than --epochs ${config.epochs}: the box head trains at least as long as the labels`);
     out = values.out ?? join('runs', `${config.net}-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`);

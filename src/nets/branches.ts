@@ -15,10 +15,17 @@ type Step = { kind: 'conv'; m: Conv2d; relu: boolean } | { kind: 'rep'; m: RepVG
  * 1x1 conv 32 -> 3x3 64, 64, 128 -> up x2 (64) -> 3x3 64, 64 -> up x2 (32) -> 3x3 32, 32 ->
  * up x2 (16) -> 3x3 16 -> 3x3 8 heatmaps. ReLU after every layer but the last. In New FashionNet
  * (`rep`) every 3x3 convolution is a RepVGG block.
+ *
+ * `skipChannels` (our addition, NetConfig.landmarkSkips): the channels of the trunk's finer maps,
+ * coarsest first (twice, then four times the branch input's size). Each is added, through a 1x1
+ * convolution, to the branch's output at the upsampling that reaches its size, before the ReLU,
+ * as a U-Net joins its encoder: the thesis's branch rebuilds full-size maps from 1/8-size features
+ * alone, so where a point is within its 8x8 cell has to be guessed; the finer maps still hold it.
  */
 export class LandmarkBranch extends Module {
   private readonly steps: Step[] = [];
-  constructor(c: Context, path: string, inChannels: number, width: number, rep: boolean) {
+  private readonly skips: Conv2d[] = [];
+  constructor(c: Context, path: string, inChannels: number, width: number, rep: boolean, skipChannels: readonly number[] = []) {
     super(c.engine, path);
     const ch = (n: number) => scaled(n, width);
     let inC = inChannels;
@@ -32,6 +39,8 @@ export class LandmarkBranch extends Module {
     const up = (out: number) => {
       const name = `${index++}`;
       this.steps.push({ kind: 'up', m: this.add(name, new ConvTranspose2d(c, this.child(name), inC, out, 4, 2, 1)) });
+      const skip = this.skips.length;
+      if (skip < skipChannels.length) this.skips.push(this.add(`skip${skip}`, new Conv2d(c, this.child(`skip${skip}`), skipChannels[skip]!, out, 1, 1, 0)));
       inC = out;
     };
     const name = `${index++}`;
@@ -47,12 +56,20 @@ export class LandmarkBranch extends Module {
     conv3(LANDMARKS, true);
   }
 
-  forward(features: Tensor): Tensor {
+  /** `finer`: the trunk's finer maps, one for each of `skipChannels`, coarsest first. */
+  forward(features: Tensor, finer: readonly Tensor[] = []): Tensor {
+    if (finer.length !== this.skips.length) throw new Error(`the landmark branch joins ${this.skips.length} finer maps, got ${finer.length}`);
     let y = features;
+    let joined = 0;
     for (const s of this.steps) {
       if (s.kind === 'conv') y = s.m.forward(y, s.relu);
       else if (s.kind === 'rep') y = s.m.forward(y);
-      else y = ops.relu(s.m.forward(y));
+      else {
+        y = s.m.forward(y);
+        const skip = this.skips[joined];
+        if (skip) y = ops.add(y, skip.forward(fitted(finer[joined++]!, y)));
+        y = ops.relu(y);
+      }
     }
     return y;
   }
@@ -60,6 +77,16 @@ export class LandmarkBranch extends Module {
   repBlocks(): RepVGGBlock[] {
     return this.steps.flatMap((s) => (s.kind === 'rep' ? [s.m] : []));
   }
+}
+
+/**
+ * `map` at `like`'s height and width: a trunk map and the upsampled branch differ by a pixel where
+ * the input's size is not a multiple of the trunk's strides (a strided layer rounds up, a doubling
+ * does not).
+ */
+function fitted(map: Tensor, like: Tensor): Tensor {
+  const [, , H, W] = like.shape as [number, number, number, number];
+  return map.shape[2] === H && map.shape[3] === W ? map : ops.resizeBilinear(map, H, W);
 }
 
 /**

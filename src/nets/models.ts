@@ -53,6 +53,13 @@ export interface NetConfig {
   convInit?: ConvInit;
   /** Landmark networks: add a learned location prior to the heatmaps (LocationPrior; the soft-argmax recipe). */
   landmarkPrior?: boolean;
+  /**
+   * FashionNet and New FashionNet: the landmark branch also reads the trunk's two finer maps (New
+   * FashionNet: layer1 and the stem; FashionNet: conv3_3 and conv2_2), each joined through a 1x1
+   * convolution after the upsampling that reaches its size (LandmarkBranch; our addition, absent:
+   * the thesis's branch, which reads the fusion point's features alone).
+   */
+  landmarkSkips?: boolean;
   /** A garment-box head (BoxLocator, `box_locator.*`): the garment's box in the whole photo. */
   box?: boolean;
   /**
@@ -285,7 +292,7 @@ class FashionNet extends ClothNet {
     const w = config.width;
     const branchWidth = config.headWidth ?? w;
     this.trunk = this.add('trunk', new VGG16Features(c, w, config.stemStride));
-    this.landmarks = this.add('landmarks', new LandmarkBranch(c, 'landmarks', this.trunk.midChannels, branchWidth, false));
+    this.landmarks = this.add('landmarks', new LandmarkBranch(c, 'landmarks', this.trunk.midChannels, branchWidth, false, config.landmarkSkips ? this.trunk.finerChannels : []));
     if (config.landmarkPrior) this.prior = this.add('landmark_prior', new LocationPrior(c, 'landmark_prior'));
     this.attention = this.add('attention', new AttentionBranch(c, 'attention', this.trunk.midChannels, branchWidth));
     this.fc = this.add('classifier.0', new Linear(c, 'classifier.0', this.trunk.outChannels * 49, scaled(4096, w)));
@@ -293,8 +300,9 @@ class FashionNet extends ClothNet {
   }
 
   protected run(x: Tensor): NetOutput {
-    const f = this.trunk.toConv4_3(x);
-    const heatmaps = this.fitHeatmaps(this.landmarks.forward(f), x);
+    const finer: Tensor[] | undefined = this.config.landmarkSkips ? [] : undefined;
+    const f = this.trunk.toConv4_3(x, finer);
+    const heatmaps = this.fitHeatmaps(this.landmarks.forward(f, finer), x);
     const fused = fuse(f, this.attention.forward(f, heatmaps));
     const pooled = ops.adaptiveAvgPool2d(this.trunk.fromPool4(fused), 7, 7);
     const flat = ops.reshape(pooled, [pooled.shape[0]!, -1]);
@@ -315,15 +323,16 @@ class NewFashionNet extends ClothNet {
     const w = config.width;
     const branchWidth = config.headWidth ?? w;
     this.trunk = this.add('trunk', new ResNet50(c, w, config.stemStride));
-    this.landmarks = this.add('landmarks', new LandmarkBranch(c, 'landmarks', this.trunk.midChannels, branchWidth, true));
+    this.landmarks = this.add('landmarks', new LandmarkBranch(c, 'landmarks', this.trunk.midChannels, branchWidth, true, config.landmarkSkips ? this.trunk.finerChannels : []));
     if (config.landmarkPrior) this.prior = this.add('landmark_prior', new LocationPrior(c, 'landmark_prior'));
     this.attention = this.add('attention', new AttentionBranch(c, 'attention', this.trunk.midChannels, branchWidth));
     this.head = this.add('heads', new Heads(c, this.trunk.outChannels, config));
   }
 
   protected run(x: Tensor): NetOutput {
-    const f = this.trunk.toLayer2(x);
-    const heatmaps = this.fitHeatmaps(this.landmarks.forward(f), x);
+    const finer: Tensor[] | undefined = this.config.landmarkSkips ? [] : undefined;
+    const f = this.trunk.toLayer2(x, finer);
+    const heatmaps = this.fitHeatmaps(this.landmarks.forward(f, finer), x);
     const fused = fuse(f, this.attention.forward(f, heatmaps));
     return { ...this.heads(this.head, ops.globalAvgPool(this.trunk.fromLayer3(fused))), heatmaps };
   }
@@ -356,6 +365,7 @@ export function createNet(engine: Engine, config: NetConfig): ClothNet {
   if (!(config.width > 0 && config.width <= 4)) throw new Error(`width must be in (0, 4], got ${config.width}`);
   if (config.stemStride !== undefined && config.stemStride !== 1 && config.stemStride !== 2) throw new Error(`stem stride must be 1 or 2, got ${config.stemStride}`);
   if (config.headWidth !== undefined && !(config.headWidth > 0 && config.headWidth <= 4)) throw new Error(`head width must be in (0, 4], got ${config.headWidth}`);
+  if (config.landmarkSkips && config.net !== 'fashionnet' && config.net !== 'new_fashionnet') throw new Error(`landmark skips need a landmark network (fashionnet, new_fashionnet), not ${config.net}`);
   if (config.categories <= 0 && config.attributes <= 0) throw new Error(`${config.net} needs at least one head: categories or attributes`);
   if (config.convInit !== undefined && !CONV_INITS.includes(config.convInit)) throw new Error(`conv init must be one of ${CONV_INITS.join(', ')}, got ${config.convInit}`);
   const seed = config.seed ?? 0;

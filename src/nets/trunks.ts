@@ -35,13 +35,22 @@ export class ResNet50 extends Module {
     });
     this.midChannels = scaled(128, width) * Bottleneck.expansion;
     this.outChannels = inplanes;
+    this.finerChannels = [scaled(64, width) * Bottleneck.expansion, base];
   }
 
-  /** Stem, layer1 and layer2: [N, 3, S, S] -> [N, 512w, S/8, S/8] (S/4 with stem stride 1). */
-  toLayer2(x: Tensor): Tensor {
-    let y = convBN(this.conv1, this.bn1, x, true);
-    y = ops.maxPool2d(y, { kernel: 3, stride: 2, pad: 1 });
-    for (const block of [...this.layers[0]!, ...this.layers[1]!]) y = block.forward(y);
+  /** Channels of the maps toLayer2 hands to `finer`: layer1's, then the stem's. */
+  readonly finerChannels: readonly number[];
+
+  /**
+   * Stem, layer1 and layer2: [N, 3, S, S] -> [N, 512w, S/8, S/8] (S/4 with stem stride 1). With
+   * `finer`, also pushes layer1's output (twice layer2's size) and the stem's (four times) there.
+   */
+  toLayer2(x: Tensor, finer?: Tensor[]): Tensor {
+    const stem = convBN(this.conv1, this.bn1, x, true);
+    let y = ops.maxPool2d(stem, { kernel: 3, stride: 2, pad: 1 });
+    for (const block of this.layers[0]!) y = block.forward(y);
+    finer?.push(y, stem);
+    for (const block of this.layers[1]!) y = block.forward(y);
     return y;
   }
 
@@ -77,7 +86,11 @@ export class VGG16Features extends Module {
       inC = o;
     }
     this.midChannels = this.outChannels = inC;
+    this.finerChannels = [scaled(256, width), scaled(128, width)];
   }
+
+  /** Channels of the maps toConv4_3 hands to `finer`: conv3_3's, then conv2_2's. */
+  readonly finerChannels: readonly number[];
 
   private run(x: Tensor, from: number, to: number): Tensor {
     let y = x;
@@ -89,9 +102,16 @@ export class VGG16Features extends Module {
     return y;
   }
 
-  /** conv1_1 .. conv4_3 (features 0..22): [N, 3, S, S] -> [N, 512w, S/8, S/8] (S/4 with stem stride 1). */
-  toConv4_3(x: Tensor): Tensor {
-    return this.run(x, 0, 22);
+  /**
+   * conv1_1 .. conv4_3 (features 0..22): [N, 3, S, S] -> [N, 512w, S/8, S/8] (S/4 with stem stride
+   * 1). With `finer`, also pushes conv3_3's output (twice conv4_3's size) and conv2_2's (four times).
+   */
+  toConv4_3(x: Tensor, finer?: Tensor[]): Tensor {
+    if (!finer) return this.run(x, 0, 22);
+    const conv2_2 = this.run(x, 0, 8);
+    const conv3_3 = this.run(conv2_2, 9, 15);
+    finer.push(conv3_3, conv2_2);
+    return this.run(conv3_3, 16, 22);
   }
 
   /** pool4, conv5_1 .. conv5_3, pool5 (features 23..30): -> [N, 512w, S/32, S/32]. */

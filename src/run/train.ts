@@ -68,6 +68,12 @@ export interface TrainConfig {
   /** FashionNet and New FashionNet: the landmark and attention branches' width (NetConfig.headWidth; absent: width). */
   headWidth?: number;
   /**
+   * FashionNet and New FashionNet: the landmark branch also reads the trunk's finer maps
+   * (NetConfig.landmarkSkips; absent: off, as runs made before it were built; `clothtag train`
+   * writes it for every landmark run, on by default with the soft-argmax objective).
+   */
+  landmarkSkips?: boolean;
+  /**
    * The share of the box head's training photos shown as a window around the garment
    * (drawZoomWindow), which teaches it the second look labelling then takes (NetConfig.boxRefine);
    * 0 or absent (runs made before it): one look.
@@ -191,6 +197,7 @@ async function train(engine: Engine, out: string, config: TrainConfig, hooks: Tr
     ...(config.stemStride === 1 ? { stemStride: 1 as const } : {}),
     ...(config.convInit ? { convInit: config.convInit } : {}),
     ...(config.headWidth !== undefined ? { headWidth: config.headWidth } : {}),
+    ...(config.landmarkSkips ? { landmarkSkips: true } : {}),
     ...(config.loss.landmarkLoss === 'softargmax' ? { landmarkPrior: true } : {}),
     // The garment-box head, where the data has boxes to learn from (--wb 0: none).
     ...(ds.tasks.bbox && (config.loss.wb ?? 0) > 0 ? { box: true, ...((config.boxZoom ?? 0) > 0 ? { boxRefine: true } : {}) } : {}),

@@ -135,12 +135,13 @@ class LandmarkBranch(nn.Module):
 
     def forward(self, x, finer=()):
         if len(self.skip_convs):
-            y, used, previous = x, 0, None
+            y, joined = x, 0
             for step in self.steps:
-                if isinstance(step, nn.ReLU) and isinstance(previous, nn.ConvTranspose2d) and used < len(self.skip_convs):
-                    y = y + self.skip_convs[used](finer[used])
-                    used += 1
-                y, previous = step(y), step
+                y = step(y)
+                # After an upsampling, before its ReLU (the next step): the finer map of that size.
+                if isinstance(step, nn.ConvTranspose2d) and joined < len(self.skip_convs):
+                    y = y + self.skip_convs[joined](finer[joined])
+                    joined += 1
             return y
         if self.context is None:
             return self.steps(x)
@@ -207,7 +208,8 @@ class ClothNet(nn.Module):
         if net in ('fashionnet', 'new_fashionnet'):
             # garment_types > 0 (bench/real_data_torch.py --typed-landmarks): a set of 8 maps per garment
             # type, and a head that tells the type, so that a dress's waistline has maps of its own.
-            skips = (scaled(64, w) * 4, scaled(64, w)) if landmark_skips else ()
+            # landmark_skips (New FashionNet): layer1's and the stem's channels (ResNet50.to_layer2's `finer`).
+            skips = (scaled(64, w) * 4, scaled(64, w)) if landmark_skips and net == 'new_fashionnet' else ()
             self.landmarks = LandmarkBranch(self.trunk.mid, hw, net == 'new_fashionnet', landmark_context, 8 * max(1, garment_types), skips)
             self.attention = AttentionBranch(self.trunk.mid, hw)
         if net == 'fashionnet':

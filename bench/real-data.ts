@@ -12,7 +12,7 @@ import { BatchLoader, datasetView } from '../src/data/loader.js';
 import { checkpointLabeling } from '../src/label/labels.js';
 import { loadCheckpoint } from '../src/nets/weights.js';
 import { evaluate } from '../src/run/evaluate.js';
-import type { NetName } from '../src/nets/models.js';
+import { type NetName, hasLandmarkBranch } from '../src/nets/models.js';
 import { DEFAULT_TRAIN, type TrainConfig, lastWeightsOf, runTraining, vocabularyOf } from '../src/run/train.js';
 import { SOFTARGMAX_WL, THESIS_LOSS } from '../src/train/losses.js';
 import { type EvalResult, MetricsAccumulator, formatEval } from '../src/train/metrics.js';
@@ -137,7 +137,7 @@ export async function benchRealData(engine: Engine, o: RealDataOptions): Promise
       o.log(`\n${job.name}: skipped, it starts from the ${job.trunkFrom} job's weights and ${trunk} is absent (run both jobs together, or give the --runs folder that holds ${job.trunkFrom})`);
       continue;
     }
-    const width = job.net === 'new_fashionnet' || job.net === 'fashionnet' ? o.landmarkWidth : o.width;
+    const width = hasLandmarkBranch(job.net) ? o.landmarkWidth : o.width;
     const stemStride = o.stemStride ?? job.config.stemStride ?? 2;
     o.log(`\n${job.name} (${job.what}): ${job.net}, width ${width}${job.config.headWidth ? ` (branches ${job.config.headWidth}${job.config.landmarkSkips ? ', joined to the trunk\'s finer maps' : ''})` : ''}, stem stride ${stemStride}, ${o.size}x${o.size}, ${o.epochs} epochs from ${trunk ? `the trunk of ${trunk}` : 'scratch'}`);
     const t0 = performance.now();

@@ -7,7 +7,7 @@ import { type Dataset, makeSplits, openDataset } from '../data/dataset.js';
 import { BatchLoader, datasetView, defaultWorkers } from '../data/loader.js';
 import { itemPhoto } from '../data/batch.js';
 import { synthesize } from '../data/synth.js';
-import { NET_NAMES, isNetName } from '../nets/models.js';
+import { NET_NAMES, hasLandmarkBranch, isNetName } from '../nets/models.js';
 import { CONV_INITS } from '../nets/module.js';
 import { loadCheckpoint } from '../nets/weights.js';
 import { checkpointLabeling } from '../label/labels.js';
@@ -122,9 +122,6 @@ function shareFlag(v: string, flag: string): number {
   return n;
 }
 
-/** The networks with a landmark branch. */
-const isLandmarkNet = (net: string) => net === 'fashionnet' || net === 'new_fashionnet';
-
 /** A flag's value from a fixed list (undefined when the flag is absent). */
 function oneOf<T extends string>(value: string | undefined, choices: readonly T[], flag: string): T | undefined {
   if (value === undefined) return undefined;
@@ -232,13 +229,13 @@ export async function trainVerb(args: string[]): Promise<number> {
       // told (README, "Landmarks"); the thesis's objectives keep the thesis's branch. Written into
       // config.json for every landmark run, so that one made before this default (which has no
       // such field: off) keeps its branch on --resume.
-      ...(skips !== undefined || isLandmarkNet(values.net) ? { landmarkSkips: skips ? skips === 'on' : loss.landmarkLoss === 'softargmax' } : {}),
+      ...(skips !== undefined || hasLandmarkBranch(values.net) ? { landmarkSkips: skips ? skips === 'on' : loss.landmarkLoss === 'softargmax' } : {}),
       boxZoom: values['box-zoom'] ? shareFlag(values['box-zoom'], '--box-zoom') : DEFAULT_TRAIN.boxZoom,
       ...(values['box-views'] ? { boxViews: boxViewsOf(values['box-views']) } : {}),
       ...(values['box-frame'] ? { boxFrame: boxFrameOf(values['box-frame']) } : {}),
       ...(values['box-epochs'] ? { boxEpochs: positiveInt(values['box-epochs'], '--box-epochs') } : {}),
     };
-    if (config.landmarkSkips && !isLandmarkNet(config.net)) throw new UsageError(`--landmark-skips on is for the landmark networks (fashionnet, new_fashionnet); ${config.net} has no landmark branch`);
+    if (config.landmarkSkips && !hasLandmarkBranch(config.net)) throw new UsageError(`--landmark-skips on is for the landmark networks (fashionnet, new_fashionnet); ${config.net} has no landmark branch`);
     if (values['cycle-momentum'] === 'on' && config.schedule !== 'onecycle') throw new UsageError(`--cycle-momentum on cycles beta1 with the one-cycle rate; --schedule ${config.schedule} has no cycle (beta1 stays 0.9)`);
     if (config.boxEpochs !== undefined && config.boxEpochs < config.epochs) throw new UsageError(`--box-epochs ${config.boxEpochs} is fewer than --epochs ${config.epochs}: the box head trains at least as long as the labels`);
     out = values.out ?? join('runs', `${config.net}-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`);

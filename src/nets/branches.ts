@@ -67,7 +67,7 @@ export class LandmarkBranch extends Module {
       else {
         y = s.m.forward(y);
         const skip = this.skips[joined];
-        if (skip) y = ops.add(y, skip.forward(fitted(finer[joined++]!, y)));
+        if (skip) y = ops.add(y, skip.forward(fittedTo(finer[joined++]!, y.shape[2]!, y.shape[3]!)));
         y = ops.relu(y);
       }
     }
@@ -80,12 +80,11 @@ export class LandmarkBranch extends Module {
 }
 
 /**
- * `map` at `like`'s height and width: a trunk map and the upsampled branch differ by a pixel where
- * the input's size is not a multiple of the trunk's strides (a strided layer rounds up, a doubling
- * does not).
+ * `map` resized to H x W where it differs (itself where it does not): where an input's size is not
+ * a multiple of a network's strides, a strided layer rounds up and a doubling does not, so maps
+ * meant to line up can differ by a pixel.
  */
-function fitted(map: Tensor, like: Tensor): Tensor {
-  const [, , H, W] = like.shape as [number, number, number, number];
+export function fittedTo(map: Tensor, H: number, W: number): Tensor {
   return map.shape[2] === H && map.shape[3] === W ? map : ops.resizeBilinear(map, H, W);
 }
 
@@ -176,8 +175,7 @@ export class AttentionBranch extends Module {
     y = this.bnUp2.forward(this.up2.forward(y));
     // Feature sizes that are not multiples of 4 do not survive two halvings and two doublings
     // exactly: bring the map back to the features' size before the sigmoid.
-    if (y.shape[2] !== H || y.shape[3] !== W) y = ops.resizeBilinear(y, H, W);
-    return ops.sigmoid(y);
+    return ops.sigmoid(fittedTo(y, H, W));
   }
 }
 

@@ -3,7 +3,7 @@
 import * as ops from '../autograd/ops.js';
 import type { Engine } from '../engine/engine.js';
 import type { Tensor } from '../engine/tensor.js';
-import { AttentionBranch, LANDMARKS, LandmarkBranch, LocationPrior, fuse } from './branches.js';
+import { AttentionBranch, LANDMARKS, LandmarkBranch, LocationPrior, fittedTo, fuse } from './branches.js';
 import { type Context, ConvBN, Linear, RepVGGBlock } from './layers.js';
 import { BoxLocator } from './locator.js';
 import { CONV_INITS, type ConvInit, Init, Module } from './module.js';
@@ -82,6 +82,9 @@ export interface NetOutput {
    */
   features?: Tensor;
 }
+
+/** The networks with a landmark branch (and the attention built from it). */
+export const hasLandmarkBranch = (net: string) => net === 'fashionnet' || net === 'new_fashionnet';
 
 export function isNetName(name: string): name is NetName {
   return (NET_NAMES as readonly string[]).includes(name);
@@ -169,7 +172,7 @@ export abstract class ClothNet extends Module {
   protected fitHeatmaps(heatmaps: Tensor, images: Tensor): Tensor {
     const [, , H, W] = images.shape as [number, number, number, number];
     heatmaps = ops.toFloat32(heatmaps); // the maps are outputs (and the attention's input) in f32
-    const fitted = heatmaps.shape[2] === H && heatmaps.shape[3] === W ? heatmaps : ops.resizeBilinear(heatmaps, H, W);
+    const fitted = fittedTo(heatmaps, H, W);
     return this.prior ? this.prior.forward(fitted) : fitted;
   }
 
@@ -365,7 +368,7 @@ export function createNet(engine: Engine, config: NetConfig): ClothNet {
   if (!(config.width > 0 && config.width <= 4)) throw new Error(`width must be in (0, 4], got ${config.width}`);
   if (config.stemStride !== undefined && config.stemStride !== 1 && config.stemStride !== 2) throw new Error(`stem stride must be 1 or 2, got ${config.stemStride}`);
   if (config.headWidth !== undefined && !(config.headWidth > 0 && config.headWidth <= 4)) throw new Error(`head width must be in (0, 4], got ${config.headWidth}`);
-  if (config.landmarkSkips && config.net !== 'fashionnet' && config.net !== 'new_fashionnet') throw new Error(`landmark skips need a landmark network (fashionnet, new_fashionnet), not ${config.net}`);
+  if (config.landmarkSkips && !hasLandmarkBranch(config.net)) throw new Error(`landmark skips need a landmark network (fashionnet, new_fashionnet), not ${config.net}`);
   if (config.categories <= 0 && config.attributes <= 0) throw new Error(`${config.net} needs at least one head: categories or attributes`);
   if (config.convInit !== undefined && !CONV_INITS.includes(config.convInit)) throw new Error(`conv init must be one of ${CONV_INITS.join(', ')}, got ${config.convInit}`);
   const seed = config.seed ?? 0;

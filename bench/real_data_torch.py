@@ -18,7 +18,9 @@ Jobs (one seed each; printed per epoch):
   landmarks       deepfashion-fine, new_fashionnet with attributes (--head-width: its branches'
                   own width), soft-argmax landmarks (L1 in units of the frame, visible points) with
                   the learned location prior started at the training split's mean positions: NME
-                  beside the mean-position baseline, and with test-time flips; --map-js W adds
+                  beside the mean-position baseline, and with test-time flips; --wl W sets that
+                  L1's weight (20); --local-decode R... also prints the NME of a soft-argmax read
+                  within R map pixels of each map's peak; --map-js W adds
                   DSNT's Jensen-Shannon map regularizer at weight W; --landmark-context gives the
                   branch its input's global average; --typed-landmarks a set of 8 maps per garment
                   type and a head that tells the type (also printed: the type's accuracy, the NME
@@ -127,19 +129,36 @@ class LocationPrior(nn.Module):
         maps = [-((g[None, :] - mx) ** 2 + (g[:, None] - my) ** 2) / (2 * spread ** 2) / 10 for mx, my in means.tolist()]
         self.map = nn.Parameter(torch.stack(maps)[None])
 
+    def logits(self, heatmaps):
+        """The heatmaps with the prior added, the logits every softmax below reads."""
+        return heatmaps + 10 * F.interpolate(self.map, heatmaps.shape[2:], mode='bilinear', align_corners=False)
+
     def points(self, heatmaps):
         """Soft-argmax of heatmaps + prior: the expected pixel centre [N, 8, 2] as fractions of the frame."""
         S = heatmaps.shape[-1]
-        logits = heatmaps + 10 * F.interpolate(self.map, heatmaps.shape[2:], mode='bilinear', align_corners=False)
+        logits = self.logits(heatmaps)
         p = F.softmax(logits.flatten(2), 2).view(logits.shape)
         centres = (torch.arange(S) + 0.5) / S
+        return torch.stack([(p.sum(2) * centres).sum(2), (p.sum(3) * centres).sum(2)], 2)
+
+    def local_points(self, heatmaps, radius):
+        """The soft-argmax within `radius` map pixels (a square window) of each map's peak: a broad or
+        two-peaked map's far mass no longer pulls the point towards the frame's middle."""
+        S = heatmaps.shape[-1]
+        logits = self.logits(heatmaps)
+        peak = logits.flatten(2).argmax(2)
+        py, px = peak // S, peak % S
+        grid = torch.arange(S)
+        inside = ((grid[None, None, :, None] - py[:, :, None, None]).abs() <= radius) & ((grid[None, None, None, :] - px[:, :, None, None]).abs() <= radius)
+        p = F.softmax(logits.masked_fill(~inside, float('-inf')).flatten(2), 2).view(logits.shape)
+        centres = (grid + 0.5) / S
         return torch.stack([(p.sum(2) * centres).sum(2), (p.sum(3) * centres).sum(2)], 2)
 
 
 def map_divergence(prior, heatmaps, points, sigma):
     """[N, 8] Jensen-Shannon divergence between each softmax map (heatmaps + prior) and a Gaussian
     of `sigma` map pixels at the point (DSNT's regularizer, Nibali et al. 2018)."""
-    logits = heatmaps + 10 * F.interpolate(prior.map, heatmaps.shape[2:], mode='bilinear', align_corners=False)
+    logits = prior.logits(heatmaps)
     H, W = logits.shape[2:]
     log_p = F.log_softmax(logits.flatten(2), 2)
     gx, gy = (torch.arange(W) + 0.5) / W, (torch.arange(H) + 0.5) / H
@@ -213,6 +232,9 @@ def main():
     ap.add_argument('--weight-decay', type=float, help='default 5e-4, 0.05 for landmarks')
     ap.add_argument('--attribute-loss', choices=('bce', 'softmax'), default='bce',
                     help='bce: the thesis\'s weighted BCE; softmax: cross-entropy within each attribute type (its positives share the target), ranked by the per-type probabilities')
+    ap.add_argument('--wl', type=float, default=20, help='landmarks: the soft-argmax L1\'s weight (clothtag train --wl)')
+    ap.add_argument('--local-decode', type=int, nargs='*', default=[],
+                    help='landmarks: also print the NME of a soft-argmax within R map pixels of each map\'s peak, for each R given')
     ap.add_argument('--map-js', type=float, default=0,
                     help='landmarks: weight of a DSNT-style Jensen-Shannon term pulling each softmax map toward a Gaussian at the true point (0: off)')
     ap.add_argument('--map-sigma', type=float, default=1.0, help='that Gaussian\'s sigma, in map pixels')
@@ -320,7 +342,7 @@ def main():
                 marks = torch.where(flip[:, None, None], mirrored, marks)
                 visible = (marks[:, :, 0] == 0).float()
                 distance = (pick(prior.points(heatmaps), garment[batch]) - marks[:, :, 1:]).abs().sum(2)
-                loss = loss + 20 * (distance * visible).sum() / visible.sum().clamp(min=1)
+                loss = loss + a.wl * (distance * visible).sum() / visible.sum().clamp(min=1)
                 if typed_maps:
                     loss = loss + a.type_weight * F.cross_entropy(net.type_logits, garment[batch])
                 if a.map_js > 0 and not typed_maps:
@@ -372,6 +394,10 @@ def main():
                          f'hedged {nme(hedged_fused, data["landmarks"][val]):.4f}')
                 line += (f', garment type told right {100 * (told == garment[val]).float().mean().item():.1f}% (NME with the true type\'s maps {nme(pick(all_points, garment[val]), data["landmarks"][val]):.4f}, '
                          f'with the types\' points weighted by their probabilities {nme(hedged, data["landmarks"][val]):.4f})')
+            if a.local_decode and not typed_maps:
+                for r in a.local_decode:
+                    local = torch.cat([prior.local_points(o[2], r) for o in outs])
+                    line += f', local decode r{r} NME {nme(local, data["landmarks"][val]):.4f}'
             line += f', landmark NME {nme(points, data["landmarks"][val]):.4f} (with flips {nme((points + flipped) / 2, data["landmarks"][val]):.4f}; collars / sleeves / waistlines / hems ' + ' / '.join(f'{v:.4f}' for v in per_part(points, data['landmarks'][val])) + ')'
         print(f'{line}, {time.time() - start:.0f} s', flush=True)
 

@@ -15,7 +15,8 @@ Jobs (one seed each; printed per epoch):
   attributes      deepfashion-fine, cloth_repvgg (or --arch plain), per-image attribute recall@3
                   and @5 (BCE with w_pos 1, w_neg 0.1; or --attribute-loss softmax: cross-entropy
                   within each attribute type)
-  landmarks       deepfashion-fine, new_fashionnet with attributes (--head-width: its branches'
+  landmarks       deepfashion-fine, new_fashionnet (--landmark-net fashionnet: FashionNet) with
+                  attributes (--head-width: its branches'
                   own width), soft-argmax landmarks (L1 in units of the frame, visible points) with
                   the learned location prior started at the training split's mean positions: NME
                   beside the mean-position baseline, and with test-time flips; --wl W sets that
@@ -223,6 +224,7 @@ def main():
     ap.add_argument('--shared', default=os.path.join(here, '..', '..', 'shared', 'data'))
     ap.add_argument('--arch', choices=('repvgg', 'plain'), default='repvgg', help='clothing-small and attributes')
     ap.add_argument('--width', type=float, default=0.25)
+    ap.add_argument('--landmark-net', choices=('new_fashionnet', 'fashionnet'), default='new_fashionnet', help='the landmarks job\'s network')
     ap.add_argument('--stem-stride', type=int, choices=(1, 2), default=2)
     ap.add_argument('--head-width', type=float, help='the landmark and attention branches\' width (default: --width)')
     ap.add_argument('--size', type=int, default=64)
@@ -239,10 +241,12 @@ def main():
                     help='landmarks: weight of a DSNT-style Jensen-Shannon term pulling each softmax map toward a Gaussian at the true point (0: off)')
     ap.add_argument('--map-sigma', type=float, default=1.0, help='that Gaussian\'s sigma, in map pixels')
     ap.add_argument('--landmark-context', action='store_true', help='the landmark branch also reads its input\'s global average (bench/torch_cpu.py LandmarkBranch)')
-    ap.add_argument('--landmark-skips', action='store_true', help='the landmark branch also reads the trunk\'s layer1 and stem maps, added after its upsamplings (bench/torch_cpu.py LandmarkBranch)')
+    ap.add_argument('--landmark-skips', action='store_true', help='the landmark branch also reads the trunk\'s two finer maps (layer1 and the stem; FashionNet\'s conv3_3 and conv2_2), added after its upsamplings (bench/torch_cpu.py LandmarkBranch)')
     ap.add_argument('--typed-landmarks', action='store_true',
                     help='a set of 8 maps (and location prior) per garment type, trained on the row\'s type; a head tells the type, and its answer picks the maps at evaluation')
     ap.add_argument('--type-weight', type=float, default=1.0, help='--typed-landmarks: the garment-type cross-entropy\'s weight')
+    ap.add_argument('--detach-attention', action='store_true',
+                    help='landmarks: the attention branch reads the heatmaps without sending the labels\' gradient back into them')
     ap.add_argument('--threads', type=int, default=os.cpu_count())
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--init', choices=('torch', 'clothtag'), default='torch',
@@ -267,9 +271,10 @@ def main():
             net, plain_model = plain(a.width, data['attributes'].shape[1])
             model = lambda v: (None, plain_model(v)[0], None)
         else:
-            net = ClothNet('new_fashionnet' if landmark_job else 'cloth_repvgg', a.width, 0, data['attributes'].shape[1], a.stem_stride, a.head_width, a.landmark_context,
+            net = ClothNet(a.landmark_net if landmark_job else 'cloth_repvgg', a.width, 0, data['attributes'].shape[1], a.stem_stride, a.head_width, a.landmark_context,
                            3 if a.typed_landmarks else 0, a.landmark_skips)
             model = net
+            net.detach_attention = a.detach_attention
     x, is_val = data['x'], data['is_val']
     train, val = torch.where(~is_val)[0], torch.where(is_val)[0]
     typed_maps = landmark_job and a.typed_landmarks

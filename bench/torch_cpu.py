@@ -208,8 +208,9 @@ class ClothNet(nn.Module):
         if net in ('fashionnet', 'new_fashionnet'):
             # garment_types > 0 (bench/real_data_torch.py --typed-landmarks): a set of 8 maps per garment
             # type, and a head that tells the type, so that a dress's waistline has maps of its own.
-            # landmark_skips (New FashionNet): layer1's and the stem's channels (ResNet50.to_layer2's `finer`).
-            skips = (scaled(64, w) * 4, scaled(64, w)) if landmark_skips and net == 'new_fashionnet' else ()
+            # landmark_skips: New FashionNet's layer1 and stem (ResNet50.to_layer2's `finer`), FashionNet's
+            # conv3_3 and conv2_2 (src/nets/trunks.ts VGG16Features.toConv4_3's), by their channels.
+            skips = () if not landmark_skips else (scaled(64, w) * 4, scaled(64, w)) if net == 'new_fashionnet' else (scaled(256, w), scaled(128, w))
             self.landmarks = LandmarkBranch(self.trunk.mid, hw, net == 'new_fashionnet', landmark_context, 8 * max(1, garment_types), skips)
             self.attention = AttentionBranch(self.trunk.mid, hw)
         if net == 'fashionnet':
@@ -219,6 +220,9 @@ class ClothNet(nn.Module):
         self.attributes = nn.Linear(feat, attributes) if attributes else None
         self.garment_type = nn.Linear(feat, garment_types) if garment_types else None
         self.type_logits = None
+        # bench/real_data_torch.py --detach-attention: the attention branch reads the heatmaps without
+        # passing its gradient back into them, so the labels' losses cannot reshape the landmark maps.
+        self.detach_attention = False
 
     def forward(self, x):
         """(category logits, attribute logits, heatmaps); None for what the network lacks."""
@@ -233,14 +237,18 @@ class ClothNet(nn.Module):
             c = self.category(F.relu(self.category_fc(gap(f))))
             return c, self.attributes(gap(self.attribute_convs(f))), None
         if self.net == 'fashionnet':
-            f = self.trunk.features[:23](x)
+            # conv2_2 and conv3_3 (after their ReLUs), then conv4_3: the finer maps coarsest first.
+            conv2_2 = self.trunk.features[:9](x)
+            conv3_3 = self.trunk.features[9:16](conv2_2)
+            f = self.trunk.features[16:23](conv3_3)
+            finer = [conv3_3, conv2_2]
         else:
             finer = []
             f = self.trunk.to_layer2(x, finer)
-        heatmaps = self.landmarks(f, finer) if self.net == 'new_fashionnet' else self.landmarks(f)
+        heatmaps = self.landmarks(f, finer)
         if heatmaps.shape[2:] != x.shape[2:]:
             heatmaps = F.interpolate(heatmaps, x.shape[2:], mode='bilinear', align_corners=False)
-        fused = f * (0.5 + self.attention(f, heatmaps))
+        fused = f * (0.5 + self.attention(f, heatmaps.detach() if self.detach_attention else heatmaps))
         if self.net == 'fashionnet':
             pooled = F.adaptive_avg_pool2d(self.trunk.features[23:](fused), 7).flatten(1)
             hidden = F.dropout(F.relu(self.fc(pooled)), 0.5, self.training)

@@ -121,6 +121,12 @@ def plain(width, classes):
     return body, lambda x: (body(x), None, None)
 
 
+def expected_centre(p):
+    """[N, 8, S, S] probability maps -> each map's expected pixel centre [N, 8, 2] (x, y) as fractions of the frame."""
+    centres = (torch.arange(p.shape[-1]) + 0.5) / p.shape[-1]
+    return torch.stack([(p.sum(2) * centres).sum(2), (p.sum(3) * centres).sum(2)], 2)
+
+
 class LocationPrior(nn.Module):
     """src/nets/branches.ts LocationPrior: a learned [1, 8, 16, 16] map x 10 added to the heatmap logits."""
 
@@ -136,11 +142,8 @@ class LocationPrior(nn.Module):
 
     def points(self, heatmaps):
         """Soft-argmax of heatmaps + prior: the expected pixel centre [N, 8, 2] as fractions of the frame."""
-        S = heatmaps.shape[-1]
         logits = self.logits(heatmaps)
-        p = F.softmax(logits.flatten(2), 2).view(logits.shape)
-        centres = (torch.arange(S) + 0.5) / S
-        return torch.stack([(p.sum(2) * centres).sum(2), (p.sum(3) * centres).sum(2)], 2)
+        return expected_centre(F.softmax(logits.flatten(2), 2).view(logits.shape))
 
     def local_points(self, heatmaps, radius):
         """The soft-argmax within `radius` map pixels (a square window) of each map's peak: a broad or
@@ -151,9 +154,7 @@ class LocationPrior(nn.Module):
         py, px = peak // S, peak % S
         grid = torch.arange(S)
         inside = ((grid[None, None, :, None] - py[:, :, None, None]).abs() <= radius) & ((grid[None, None, None, :] - px[:, :, None, None]).abs() <= radius)
-        p = F.softmax(logits.masked_fill(~inside, float('-inf')).flatten(2), 2).view(logits.shape)
-        centres = (grid + 0.5) / S
-        return torch.stack([(p.sum(2) * centres).sum(2), (p.sum(3) * centres).sum(2)], 2)
+        return expected_centre(F.softmax(logits.masked_fill(~inside, float('-inf')).flatten(2), 2).view(logits.shape))
 
 
 def map_divergence(prior, heatmaps, points, sigma):

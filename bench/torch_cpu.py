@@ -57,6 +57,8 @@ class ResNet50(nn.Module):
             stages.append(nn.Sequential(*stage))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.mid, self.out = scaled(128, w) * 4, inplanes
+        # The channels of the maps to_layer2 hands to `finer`: layer1's, then the stem's.
+        self.finer_channels = (scaled(64, w) * 4, base)
 
     def to_layer2(self, x, finer=None):
         stem = F.relu(self.bn1(self.conv1(x)))
@@ -86,6 +88,16 @@ class VGG16(nn.Module):
         layers += [nn.ReLU(), nn.MaxPool2d(2)]
         self.features = nn.Sequential(*layers)
         self.mid = self.out = c
+        # The channels of the maps to_conv4_3 hands to `finer`: conv3_3's, then conv2_2's.
+        self.finer_channels = (scaled(256, w), scaled(128, w))
+
+    def to_conv4_3(self, x, finer=None):
+        """features 0..22; with `finer`, also conv3_3's output and conv2_2's (after their ReLUs)."""
+        conv2_2 = self.features[:9](x)
+        conv3_3 = self.features[9:16](conv2_2)
+        if finer is not None:
+            finer += [conv3_3, conv2_2]
+        return self.features[16:23](conv3_3)
 
 
 class RepVGGBlock(nn.Module):
@@ -208,9 +220,8 @@ class ClothNet(nn.Module):
         if net in ('fashionnet', 'new_fashionnet'):
             # garment_types > 0 (bench/real_data_torch.py --typed-landmarks): a set of 8 maps per garment
             # type, and a head that tells the type, so that a dress's waistline has maps of its own.
-            # landmark_skips: New FashionNet's layer1 and stem (ResNet50.to_layer2's `finer`), FashionNet's
-            # conv3_3 and conv2_2 (src/nets/trunks.ts VGG16Features.toConv4_3's), by their channels.
-            skips = () if not landmark_skips else (scaled(64, w) * 4, scaled(64, w)) if net == 'new_fashionnet' else (scaled(256, w), scaled(128, w))
+            # landmark_skips: the trunk's finer maps (New FashionNet's layer1 and stem, FashionNet's conv3_3 and conv2_2).
+            skips = self.trunk.finer_channels if landmark_skips else ()
             self.landmarks = LandmarkBranch(self.trunk.mid, hw, net == 'new_fashionnet', landmark_context, 8 * max(1, garment_types), skips)
             self.attention = AttentionBranch(self.trunk.mid, hw)
         if net == 'fashionnet':
@@ -236,15 +247,8 @@ class ClothNet(nn.Module):
             f = self.trunk.from_layer3(self.trunk.to_layer2(x))
             c = self.category(F.relu(self.category_fc(gap(f))))
             return c, self.attributes(gap(self.attribute_convs(f))), None
-        if self.net == 'fashionnet':
-            # conv2_2 and conv3_3 (after their ReLUs), then conv4_3: the finer maps coarsest first.
-            conv2_2 = self.trunk.features[:9](x)
-            conv3_3 = self.trunk.features[9:16](conv2_2)
-            f = self.trunk.features[16:23](conv3_3)
-            finer = [conv3_3, conv2_2]
-        else:
-            finer = []
-            f = self.trunk.to_layer2(x, finer)
+        finer = []
+        f = self.trunk.to_conv4_3(x, finer) if self.net == 'fashionnet' else self.trunk.to_layer2(x, finer)
         heatmaps = self.landmarks(f, finer)
         if heatmaps.shape[2:] != x.shape[2:]:
             heatmaps = F.interpolate(heatmaps, x.shape[2:], mode='bilinear', align_corners=False)

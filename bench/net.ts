@@ -13,7 +13,7 @@ import { datasetView } from '../src/data/loader.js';
 import { synthesize } from '../src/data/synth.js';
 import { type NetName, createNet } from '../src/nets/models.js';
 import { syntheticBatch } from '../src/run/tune.js';
-import { THESIS_LOSS } from '../src/train/losses.js';
+import { type LandmarkLoss, SOFTARGMAX_WL, THESIS_LOSS } from '../src/train/losses.js';
 import { savedBytes } from '../src/autograd/tape.js';
 import { Trainer } from '../src/train/step.js';
 import { measureRoof } from './roof.js';
@@ -29,7 +29,7 @@ export function kernelFamily(key: string): string {
   if (key.startsWith('adam')) return 'Adam';
   if (key.startsWith('reduce')) return 'reductions (bias gradients, broadcast sums)';
   if (/^(pool|resize|copy_channels)/.test(key)) return 'pooling, resize, concat';
-  if (/^(xent|bce|mse|ssim|loss_mean)/.test(key)) return 'losses';
+  if (/^(xent|bce|mse|ssim|soft_argmax|loss_mean)/.test(key)) return 'losses';
   return 'elementwise (ReLU, add, gradients)';
 }
 
@@ -71,13 +71,13 @@ export interface TorchCpuResult {
  * Runs bench/torch_cpu.py with the first Python that has PyTorch (CLOTHTAG_PYTHON, Debian's
  * /usr/bin/python3, then python3 on the PATH); `skipped`, with the reason, where there is none.
  */
-export function torchCpuStep(o: { net: NetName; width: number; headWidth?: number; size: number; batch: number; steps: number }): { result: TorchCpuResult } | { skipped: string } {
+export function torchCpuStep(o: { net: NetName; width: number; headWidth?: number; landmarkSkips?: boolean; size: number; batch: number; steps: number }): { result: TorchCpuResult } | { skipped: string } {
   const script = [new URL('./torch_cpu.py', import.meta.url), new URL('../../bench/torch_cpu.py', import.meta.url)].map((u) => fileURLToPath(u)).find(existsSync);
   if (!script) return { skipped: 'bench/torch_cpu.py is not beside this build' };
   const pythons = [process.env.CLOTHTAG_PYTHON, '/usr/bin/python3', 'python3'].filter((p): p is string => !!p);
   const python = pythons.find((p) => spawnSync(p, ['-c', 'import torch'], { stdio: 'ignore', timeout: 60_000 }).status === 0);
   if (!python) return { skipped: `no Python with PyTorch (tried ${pythons.join(', ')}; Debian: apt-get install python3-torch)` };
-  const args = [script, '--net', o.net, '--width', String(o.width), '--size', String(o.size), '--batch', String(o.batch), '--steps', String(o.steps), '--threads', String(cpus().length), ...(o.headWidth ? ['--head-width', String(o.headWidth)] : [])];
+  const args = [script, '--net', o.net, '--width', String(o.width), '--size', String(o.size), '--batch', String(o.batch), '--steps', String(o.steps), '--threads', String(cpus().length), ...(o.headWidth ? ['--head-width', String(o.headWidth)] : []), ...(o.landmarkSkips ? ['--landmark-skips'] : [])];
   const r = spawnSync(python, args, { encoding: 'utf8', timeout: 1_800_000 });
   const line = r.stdout?.trim().split('\n').at(-1) ?? '';
   if (r.status !== 0 || !line.startsWith('{')) return { skipped: `${python} ${args.join(' ')} failed (exit ${r.status}): ${(r.stderr || r.stdout || '').trim().split('\n').at(-1)}` };
@@ -94,6 +94,14 @@ export interface NetBenchOptions {
   precision?: 'f32' | 'mixed';
   /** Also time the same step in PyTorch on this CPU where it is installed (default true). */
   torch?: boolean;
+  /**
+   * The landmark networks as `train` builds them: the branches' own width (--head-width), the
+   * branch joined to the trunk's finer maps (--landmark-skips) and the landmark objective
+   * (default: the thesis's, SSIM for new_fashionnet and MSE for fashionnet, branch unjoined).
+   */
+  headWidth?: number;
+  landmarkSkips?: boolean;
+  landmarkLoss?: LandmarkLoss;
   log: (s: string) => void;
 }
 
@@ -103,10 +111,14 @@ export async function benchNet(engine: Engine, o: NetBenchOptions): Promise<Reco
 }
 
 async function benchNetIn(engine: Engine, o: NetBenchOptions): Promise<Record<string, unknown>> {
-  const net = createNet(engine, { net: o.net, categories: 50, attributes: 1000, width: o.width, seed: 1 });
-  const trainer = new Trainer(net, { ...THESIS_LOSS, landmarkLoss: o.net === 'new_fashionnet' ? 'ssim' : 'mse' }, 1e-4);
+  const net = createNet(engine, {
+    net: o.net, categories: 50, attributes: 1000, width: o.width, seed: 1,
+    ...(o.headWidth ? { headWidth: o.headWidth } : {}), ...(o.landmarkSkips ? { landmarkSkips: true } : {}),
+  });
+  const landmarkLoss = o.landmarkLoss ?? (o.net === 'new_fashionnet' ? 'ssim' : 'mse');
+  const trainer = new Trainer(net, { ...THESIS_LOSS, landmarkLoss, ...(landmarkLoss === 'softargmax' ? { wl: SOFTARGMAX_WL } : {}) }, 1e-4);
   const n = o.batch, S = o.size;
-  const batch = syntheticBatch(net, n, S);
+  const batch = syntheticBatch(net, n, S, landmarkLoss === 'softargmax');
   // The CPU's part of a step: recording it (trainer.step returns once every dispatch is encoded).
   let recordMs = 0;
   let activationBytes = 0;
@@ -163,7 +175,8 @@ async function benchNetIn(engine: Engine, o: NetBenchOptions): Promise<Record<st
   trainer.dispose();
   net.dispose();
 
-  o.log(`${o.net} width ${o.width}, ${S}x${S}, batch ${n}: ${((1000 * n) / stepMs).toFixed(1)} training images/s (${stepMs.toFixed(0)} ms a step, mean of ${o.steps})`);
+  const branches = net.hasLandmarks ? ` (branches ${o.headWidth ?? o.width}, ${o.landmarkSkips ? 'joined to the trunk\'s finer maps' : 'the thesis\'s'}, ${landmarkLoss} loss)` : '';
+  o.log(`${o.net} width ${o.width}${branches}, ${S}x${S}, batch ${n}: ${((1000 * n) / stepMs).toFixed(1)} training images/s (${stepMs.toFixed(0)} ms a step, mean of ${o.steps})`);
   const rows = [...families].sort((a, b) => b[1].ms - a[1].ms).map(([f, v]) => [f, v.count, v.ms.toFixed(1), `${((100 * v.ms) / kernelMs).toFixed(0)}%`, v.flops ? (v.flops / 1e9).toFixed(2) : '-', v.flops ? `${ofPeak(v.flops, v.ms).toFixed(1)}%` : '-']);
   o.log(table(rows, ['kernels', 'dispatches', 'ms', 'share', 'GFLOP', 'of FMA peak']));
   o.log(`the step's kernels: ${(stepFlops / 1e9).toFixed(2)} GFLOP in ${kernelMs.toFixed(0)} ms = ${(stepFlops / kernelMs / 1e6).toFixed(2)} GFLOP/s, ${ofPeak(stepFlops, kernelMs).toFixed(1)}% of this adapter's FMA peak (${roof.fmaGflops.toFixed(1)} GFLOP/s, bench roof: ${roofBefore.fmaGflops.toFixed(1)} just before the step, ${roofAfter.fmaGflops.toFixed(1)} just after)`);
@@ -185,12 +198,12 @@ async function benchNetIn(engine: Engine, o: NetBenchOptions): Promise<Record<st
       `the peak adds the gradients in flight, temporaries, and buffers rounded up to their pool size class).`,
   );
   // The CPU path a user could take instead: the same network, width, size and batch in PyTorch.
-  const torch = o.torch === false ? { skipped: 'not asked for' } : torchCpuStep({ net: o.net, width: o.width, size: S, batch: n, steps: o.steps });
+  const torch = o.torch === false ? { skipped: 'not asked for' } : torchCpuStep({ net: o.net, width: o.width, headWidth: o.headWidth, landmarkSkips: o.landmarkSkips, size: S, batch: n, steps: o.steps });
   if ('result' in torch) {
     const t = torch.result;
     const same = t.parameters === parameters ? 'the same parameter count' : `${t.parameters} parameters against our ${parameters}: NOT the same network`;
     o.log(`PyTorch ${t.torch} on this CPU (${t.threads} threads, bench/torch_cpu.py, ${same}): ${t.imagesPerSecond.toFixed(1)} training images/s; clothtag on this adapter / PyTorch on the CPU = ${((1000 * n) / stepMs / t.imagesPerSecond).toFixed(2)}x`);
   } else o.log(`PyTorch on this CPU: skipped (${torch.skipped})`);
   o.log(`data loading: ${loadMs.toFixed(0)} ms to decode, crop, resize and build targets for ${n} images in one thread (${((100 * loadMs) / stepMs).toFixed(0)}% of a step; the loader threads overlap it with the GPU).`);
-  return { net: o.net, width: o.width, size: S, batch: n, precision: o.precision ?? 'f32', imagesPerSecond: (1000 * n) / stepMs, stepMs, recordMs, kernelMs, peakBytes, floorBytes, stateBytes, activationBytes, stepFlops, fmaPeakGflops: roof.fmaGflops, fmaPeakBeforeAfter: [roofBefore.fmaGflops, roofAfter.fmaGflops], fractionOfPeak: ofPeak(stepFlops, kernelMs) / 100, dispatches: timings.length, loadMs, torchCpu: 'result' in torch ? torch.result : null, families: Object.fromEntries(families), blocks, layers: layers.slice(0, 40) };
+  return { net: o.net, width: o.width, ...(net.hasLandmarks ? { headWidth: o.headWidth ?? o.width, landmarkSkips: !!o.landmarkSkips, landmarkLoss } : {}), size: S, batch: n, precision: o.precision ?? 'f32', parameters, imagesPerSecond: (1000 * n) / stepMs, stepMs, recordMs, kernelMs, peakBytes, floorBytes, stateBytes, activationBytes, stepFlops, fmaPeakGflops: roof.fmaGflops, fmaPeakBeforeAfter: [roofBefore.fmaGflops, roofAfter.fmaGflops], fractionOfPeak: ofPeak(stepFlops, kernelMs) / 100, dispatches: timings.length, loadMs, torchCpu: 'result' in torch ? torch.result : null, families: Object.fromEntries(families), blocks, layers: layers.slice(0, 40) };
 }

@@ -115,11 +115,13 @@ class RepVGGBlock(nn.Module):
 class LandmarkBranch(nn.Module):
     """src/nets/branches.ts LandmarkBranch: 1x1 32, 3x3 64 64 128, up, 64 64, up, 32 32, up, 16, 8 maps."""
 
-    def __init__(self, cin, w, rep, context=False, maps=8, skips=()):
+    def __init__(self, cin, w, rep, context=False, maps=8, skips=(), join_bias=True):
         super().__init__()
         # skips (bench/real_data_torch.py --landmark-skips): the channel counts of the trunk's finer
         # maps (layer1 at twice the branch input's size, the stem at four times), each added through a
         # 1x1 convolution to the branch after the upsampling that reaches its size, as a U-Net does.
+        # join_bias: the replica's joins carry a bias (as its runs were made); clothtag's do not (the
+        # upsampling has one), and bench net's timing (join_bias False) builds clothtag's.
         self.skip_convs = nn.ModuleList()
         steps, c = [nn.Conv2d(cin, scaled(32, w), 1), nn.ReLU()], scaled(32, w)
         # context (bench/real_data_torch.py --landmark-context): the input's global average, through a
@@ -135,7 +137,7 @@ class LandmarkBranch(nn.Module):
                 o = scaled(int(p[2:]), w)
                 steps += [nn.ConvTranspose2d(c, o, 4, 2, 1), nn.ReLU()]
                 if len(self.skip_convs) < len(skips):
-                    self.skip_convs.append(nn.Conv2d(skips[len(self.skip_convs)], o, 1))
+                    self.skip_convs.append(nn.Conv2d(skips[len(self.skip_convs)], o, 1, bias=join_bias))
             else:
                 last = p == 'last8'
                 o = maps if last else scaled(p, w)
@@ -189,7 +191,7 @@ class AttentionBranch(nn.Module):
 class ClothNet(nn.Module):
     """stem_stride, head_width: clothtag's --stem-stride and --head-width (bench/real_data_torch.py)."""
 
-    def __init__(self, net, w, categories, attributes, stem_stride=2, head_width=None, landmark_context=False, garment_types=0, landmark_skips=False):
+    def __init__(self, net, w, categories, attributes, stem_stride=2, head_width=None, landmark_context=False, garment_types=0, landmark_skips=False, join_bias=True):
         super().__init__()
         hw = head_width or w
         self.net = net
@@ -222,7 +224,7 @@ class ClothNet(nn.Module):
             # type, and a head that tells the type, so that a dress's waistline has maps of its own.
             # landmark_skips: the trunk's finer maps (New FashionNet's layer1 and stem, FashionNet's conv3_3 and conv2_2).
             skips = self.trunk.finer_channels if landmark_skips else ()
-            self.landmarks = LandmarkBranch(self.trunk.mid, hw, net == 'new_fashionnet', landmark_context, 8 * max(1, garment_types), skips)
+            self.landmarks = LandmarkBranch(self.trunk.mid, hw, net == 'new_fashionnet', landmark_context, 8 * max(1, garment_types), skips, join_bias)
             self.attention = AttentionBranch(self.trunk.mid, hw)
         if net == 'fashionnet':
             self.fc = nn.Linear(self.trunk.out * 49, scaled(4096, w))
@@ -272,11 +274,12 @@ def main():
     ap.add_argument('--steps', type=int, default=5)
     ap.add_argument('--categories', type=int, default=50)
     ap.add_argument('--attributes', type=int, default=1000)
+    ap.add_argument('--landmark-skips', action='store_true', help='the landmark branch joined to the trunk\'s finer maps (clothtag bench net --landmark-skips on)')
     ap.add_argument('--threads', type=int, default=os.cpu_count())
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
-    net = ClothNet(a.net, a.width, a.categories, a.attributes, head_width=a.head_width)
+    net = ClothNet(a.net, a.width, a.categories, a.attributes, head_width=a.head_width, landmark_skips=a.landmark_skips, join_bias=False)
     opt = torch.optim.Adam(net.parameters(), 1e-4)
     n, S = a.batch, a.size
     x = torch.randn(n, 3, S, S)

@@ -3,7 +3,7 @@
 // peak against its analytic floor for all five networks at 224x224 (bench fit).
 import t from 'tap';
 import { largestBatch, stepMemory } from '../bench/fit.js';
-import { benchNet } from '../bench/net.js';
+import { type NetBenchOptions, benchNet } from '../bench/net.js';
 import * as ops from '../src/autograd/ops.js';
 import { backward, savedBytes } from '../src/autograd/tape.js';
 import { NET_NAMES, createNet } from '../src/nets/models.js';
@@ -157,4 +157,27 @@ t.test('bench net reports the step against its memory floor and the adapter\'s F
   t.ok(r.stepFlops! > 0 && r.fractionOfPeak! > 0 && r.fractionOfPeak! < 1, `${(100 * r.fractionOfPeak!).toFixed(1)}% of the FMA peak`);
   t.match(lines.join('\n'), /analytic floor of [\d.]+ MB = [\d.]+x/);
   t.match(lines.join('\n'), /% of this adapter's FMA peak/);
+});
+
+t.test('bench net times the landmark network as the landmark job trains it (its branches, joins and objective)', async (t) => {
+  const e = await gpuEngine(t);
+  const run = async (o: Partial<NetBenchOptions>) => {
+    const lines: string[] = [];
+    const r = await benchNet(e, { net: 'new_fashionnet', width: 1 / 16, size: 32, batch: 2, steps: 1, torch: false, log: (s) => lines.push(s), ...o });
+    return { r: r as { landmarkLoss: string; landmarkSkips: boolean; headWidth: number; parameters: number; families: Record<string, { count: number }> }, text: lines.join('\n') };
+  };
+  const thesis = await run({});
+  t.same([thesis.r.landmarkLoss, thesis.r.landmarkSkips, thesis.r.headWidth], ['ssim', false, 1 / 16], "the thesis's branch and objective unless told");
+  const job = await run({ headWidth: 1 / 4, landmarkSkips: true, landmarkLoss: 'softargmax' });
+  t.same([job.r.landmarkLoss, job.r.landmarkSkips, job.r.headWidth], ['softargmax', true, 1 / 4]);
+  const built = (landmarkSkips: boolean) => {
+    const net = createNet(e, { net: 'new_fashionnet', categories: 50, attributes: 1000, width: 1 / 16, headWidth: 1 / 4, landmarkSkips });
+    const n = net.parameterCount();
+    net.dispose();
+    return n;
+  };
+  t.equal(job.r.parameters, built(true), 'the network timed is the joined one');
+  t.ok(built(true) > built(false), 'the joins add weights');
+  t.ok(job.r.families.losses!.count > 0, 'the soft-argmax counts as a loss');
+  t.match(job.text, /branches 0\.25, joined to the trunk's finer maps, softargmax loss/);
 });

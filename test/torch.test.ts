@@ -158,6 +158,17 @@ t.test("bench net's PyTorch CPU comparison builds the same five networks (bench/
     t.equal(r.result.parameters, net.parameterCount(), `${name}, head width 1/4: PyTorch's replica has our parameter count`);
     net.dispose();
   }
+  // ... and joined to the trunk's finer maps (bench net --landmark-skips on), as the landmark job trains them.
+  for (const name of ['fashionnet', 'new_fashionnet'] as const) {
+    const r = torchCpuStep({ net: name, width: 1 / 16, headWidth: 1 / 4, landmarkSkips: true, size: 32, batch: 2, steps: 1 });
+    if ('skipped' in r) {
+      t.fail(`${name}, joined branch: ${r.skipped}`);
+      continue;
+    }
+    const net = createNet(e, { net: name, categories: 50, attributes: 1000, width: 1 / 16, headWidth: 1 / 4, landmarkSkips: true });
+    t.equal(r.result.parameters, net.parameterCount(), `${name}, branch joined to the trunk's finer maps: PyTorch's replica has our parameter count`);
+    net.dispose();
+  }
 });
 
 t.test("the box head's PyTorch replica (bench/box_locator_torch.py) is clothtag's", { skip: 'skipped' in probe ? `no PyTorch here: ${probe.skipped}` : false }, async (t) => {

@@ -7,7 +7,7 @@ import { type Dataset, makeSplits, openDataset } from '../data/dataset.js';
 import { BatchLoader, datasetView, defaultWorkers } from '../data/loader.js';
 import { itemPhoto } from '../data/batch.js';
 import { synthesize } from '../data/synth.js';
-import { NET_NAMES, hasLandmarkBranch, isNetName } from '../nets/models.js';
+import { NET_NAMES, type NetName, hasLandmarkBranch, isNetName } from '../nets/models.js';
 import { CONV_INITS } from '../nets/module.js';
 import { loadCheckpoint } from '../nets/weights.js';
 import { checkpointLabeling } from '../label/labels.js';
@@ -16,7 +16,7 @@ import { attachMeanPosition, landmarkMeans, meanPositionBaseline } from '../run/
 import { collectInputs, predictFiles } from '../run/predict.js';
 import { evaluate } from '../run/evaluate.js';
 import { DEFAULT_TRAIN, type TrainConfig, runTraining } from '../run/train.js';
-import { DEFAULT_LANDMARK_LOSS, DEFAULT_WB, LANDMARK_LOSSES, SOFTARGMAX_WL, THESIS_LOSS } from '../train/losses.js';
+import { DEFAULT_LANDMARK_LOSS, DEFAULT_WB, LANDMARK_LOSSES, type LandmarkLoss, SOFTARGMAX_WL, THESIS_LOSS } from '../train/losses.js';
 import { SCHEDULES } from '../train/schedule.js';
 import { AUGMENT_NAMES } from '../data/augment.js';
 import { type EvalResult, formatEval } from '../train/metrics.js';
@@ -128,6 +128,22 @@ function oneOf<T extends string>(value: string | undefined, choices: readonly T[
   const found = choices.find((c) => c === value);
   if (!found) throw new UsageError(`${flag} is ${choices.join(', ')}; got ${value}`);
   return found;
+}
+
+/**
+ * `bench net`'s landmark-branch flags, as `train` takes them: --head-width, --landmark-skips
+ * on|off and --landmark-loss (absent: the thesis's branch and objective).
+ */
+export function landmarkBranchOf(net: NetName, values: { 'head-width'?: string; 'landmark-skips'?: string; 'landmark-loss'?: string }): { headWidth?: number; landmarkSkips?: boolean; landmarkLoss?: LandmarkLoss } {
+  const given = ['head-width', 'landmark-skips', 'landmark-loss'].filter((f) => values[f as keyof typeof values] !== undefined);
+  if (given.length && !hasLandmarkBranch(net)) throw new UsageError(`--${given[0]} is for the landmark networks (fashionnet, new_fashionnet); ${net} has no landmark branch`);
+  const skips = oneOf(values['landmark-skips'], ['on', 'off'] as const, '--landmark-skips');
+  const landmarkLoss = oneOf(values['landmark-loss'], LANDMARK_LOSSES, '--landmark-loss');
+  return {
+    ...(values['head-width'] ? { headWidth: positiveNumber(values['head-width'], '--head-width') } : {}),
+    ...(skips ? { landmarkSkips: skips === 'on' } : {}),
+    ...(landmarkLoss ? { landmarkLoss } : {}),
+  };
 }
 
 export function precisionOf(value: string | undefined): 'f32' | 'mixed' {

@@ -6,7 +6,7 @@ import { matmul } from '../engine/gemm.js';
 import { createNodeGpu, INSTALL_HINT } from '../node/gpu.js';
 import { NET_NAMES, type NetName, isNetName } from '../nets/models.js';
 import { demoVerb } from './demo.js';
-import { dataVerb, evalVerb, predictVerb, precisionOf, stemStrideOf, trainVerb } from './job.js';
+import { dataVerb, evalVerb, landmarkBranchOf, predictVerb, precisionOf, stemStrideOf, trainVerb } from './job.js';
 import { forwardVerb, netsVerb } from './nets.js';
 import { UsageError, positiveInt, readFileOrThrow } from './util.js';
 import { serveDemo } from '../node/serve.js';
@@ -100,7 +100,7 @@ const verbs: Record<string, Verb> = {
   },
   bench: {
     summary: 'benchmarks: gemm, conv (against TensorFlow.js WebGPU in the same process), roof (the adapter\'s peaks), memory (bandwidth-bound kernels), net (a training step\'s profile per layer and its memory against the floor), fit (the largest batch within a memory budget), train-step (a small CNN against TensorFlow.js), infer (labelling against ONNX Runtime WebGPU), real-data (accuracy), catalog (a similarity scan at 100k and 1M photos)',
-    usage: 'clothtag bench gemm [--quick] [--reps N] [--json FILE]\n       clothtag bench roof [--reps N] [--json FILE]\n       clothtag bench memory [--reps N] [--json FILE]\n       clothtag bench train-step [--steps 5] [--json FILE]\n       clothtag bench net [--net cloth_resnet_a] [--width 0.25] [--size 64] [--batch 16] [--steps 5] [--precision f32|mixed] [--no-torch] [--json FILE]\n       clothtag bench fit [--net NAME,... (all five)] [--size 224] [--width 1] [--memory-mib 4096] [--precision f32,mixed] [--json FILE]\n       clothtag bench infer [--net cloth_resnet_a] [--width 1] [--size 64,224] [--batches 1,16] [--reps N] [--quick: f32 only] [--json FILE]\n       clothtag bench catalog [--rows 100000,1000000] [--dim 512] [--reps N] [--json FILE]\n       clothtag bench real-data [--epochs 12] [--size 64] [--width 0.25] [--landmark-width 0.25] [--stem-stride 1|2 (all jobs)] [--only clothing-small,deepfashion-fine,deepfashion-fine-landmarks,clothing-small-transfer] [--runs DIR] [--shared ../shared/data] [--json FILE (the jobs run replace their entries in it)]\n       clothtag bench conv [--batch 16] [--size S] [--nets resnet50,vgg16,repvgg_a0] [--passes forward,backward_data,backward_weight] [--reps N] [--json FILE]',
+    usage: 'clothtag bench gemm [--quick] [--reps N] [--json FILE]\n       clothtag bench roof [--reps N] [--json FILE]\n       clothtag bench memory [--reps N] [--json FILE]\n       clothtag bench train-step [--steps 5] [--json FILE]\n       clothtag bench net [--net cloth_resnet_a] [--width 0.25] [--size 64] [--batch 16] [--steps 5] [--precision f32|mixed] [--no-torch] [--head-width W] [--landmark-skips on|off] [--landmark-loss mse|ssim|softargmax] [--json FILE]\n       clothtag bench fit [--net NAME,... (all five)] [--size 224] [--width 1] [--memory-mib 4096] [--precision f32,mixed] [--json FILE]\n       clothtag bench infer [--net cloth_resnet_a] [--width 1] [--size 64,224] [--batches 1,16] [--reps N] [--quick: f32 only] [--json FILE]\n       clothtag bench catalog [--rows 100000,1000000] [--dim 512] [--reps N] [--json FILE]\n       clothtag bench real-data [--epochs 12] [--size 64] [--width 0.25] [--landmark-width 0.25] [--stem-stride 1|2 (all jobs)] [--only clothing-small,deepfashion-fine,deepfashion-fine-landmarks,clothing-small-transfer] [--runs DIR] [--shared ../shared/data] [--json FILE (the jobs run replace their entries in it)]\n       clothtag bench conv [--batch 16] [--size S] [--nets resnet50,vgg16,repvgg_a0] [--passes forward,backward_data,backward_weight] [--reps N] [--json FILE]',
     run: bench,
   },
 };
@@ -174,6 +174,7 @@ async function bench(args: string[]): Promise<number> {
       shared: { type: 'string', default: '../shared/data' },
       batches: { type: 'string', default: '1,16' },
       rows: { type: 'string' }, dim: { type: 'string' }, precision: { type: 'string' }, 'memory-mib': { type: 'string', default: '4096' }, 'no-torch': { type: 'boolean' },
+      'head-width': { type: 'string' }, 'landmark-skips': { type: 'string' }, 'landmark-loss': { type: 'string' },
     },
   });
   const reps = positiveInt(values.reps!, '--reps');
@@ -217,6 +218,7 @@ async function bench(args: string[]): Promise<number> {
       const r = await benchNet(gpu.engine, {
         net: values.net, width: Number(values.width ?? 1), size: values.size ? positiveInt(values.size, '--size') : 64,
         batch: positiveInt(values.batch!, '--batch'), steps: positiveInt(values.steps!, '--steps'), precision: precisionOf(values.precision), torch: !values['no-torch'], log: (s: string) => console.log(s),
+        ...landmarkBranchOf(values.net, values),
       });
       if (values.json) writeFileSync(values.json, JSON.stringify({ adapter: gpu.info, ...r }, null, 2));
       return 0;

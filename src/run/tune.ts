@@ -9,7 +9,7 @@ import { THESIS_LOSS } from '../train/losses.js';
 import { type HostBatch, Trainer } from '../train/step.js';
 
 /** A batch of made-up inputs and targets of the right shapes (for timing, never for learning). */
-export function syntheticBatch(net: ClothNet, n: number, size: number): HostBatch {
+export function syntheticBatch(net: ClothNet, n: number, size: number, points = false): HostBatch {
   return {
     n,
     size,
@@ -18,6 +18,8 @@ export function syntheticBatch(net: ClothNet, n: number, size: number): HostBatc
     attributes: Float32Array.from({ length: n * 1000 }, (_, i) => (i % 37 === 0 ? 1 : 0)),
     heatmaps: net.hasLandmarks ? new Float32Array(n * 8 * size * size) : null,
     landmarkMask: net.hasLandmarks ? new Float32Array(n * 8).fill(1) : null,
+    // With `points` (the soft-argmax objective): every landmark visible, spread over the frame.
+    landmarks: net.hasLandmarks && points ? Float32Array.from({ length: n * 8 * 3 }, (_, i) => (i % 3 === 0 ? 1 : (i * 7) % size)) : null,
   };
 }
 

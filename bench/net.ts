@@ -13,7 +13,7 @@ import { datasetView } from '../src/data/loader.js';
 import { synthesize } from '../src/data/synth.js';
 import { type NetName, createNet } from '../src/nets/models.js';
 import { syntheticBatch } from '../src/run/tune.js';
-import { type LandmarkLoss, SOFTARGMAX_WL, THESIS_LOSS } from '../src/train/losses.js';
+import { type LandmarkLoss, landmarkWeightFor, THESIS_LOSS } from '../src/train/losses.js';
 import { savedBytes } from '../src/autograd/tape.js';
 import { Trainer } from '../src/train/step.js';
 import { measureRoof } from './roof.js';
@@ -116,7 +116,7 @@ async function benchNetIn(engine: Engine, o: NetBenchOptions): Promise<Record<st
     ...(o.headWidth ? { headWidth: o.headWidth } : {}), ...(o.landmarkSkips ? { landmarkSkips: true } : {}),
   });
   const landmarkLoss = o.landmarkLoss ?? (o.net === 'new_fashionnet' ? 'ssim' : 'mse');
-  const trainer = new Trainer(net, { ...THESIS_LOSS, landmarkLoss, ...(landmarkLoss === 'softargmax' ? { wl: SOFTARGMAX_WL } : {}) }, 1e-4);
+  const trainer = new Trainer(net, { ...THESIS_LOSS, landmarkLoss, wl: landmarkWeightFor(landmarkLoss) }, 1e-4);
   const n = o.batch, S = o.size;
   const batch = syntheticBatch(net, n, S, landmarkLoss === 'softargmax');
   // The CPU's part of a step: recording it (trainer.step returns once every dispatch is encoded).

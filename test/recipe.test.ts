@@ -271,6 +271,7 @@ t.test('--head-width and --landmark-skips (on with soft-argmax unless told) trai
   const saved = JSON.parse(readFileSync(join(run, 'config.json'), 'utf8'));
   t.equal(saved.headWidth, 0.25, 'config.json');
   t.equal(saved.landmarkSkips, true, 'config.json: the skips, the soft-argmax recipe\'s default');
+  t.equal(saved.loss.wl, 20, 'config.json: soft-argmax\'s own landmark weight when --wl is not given');
   const checkpoint = join(run, 'weights', 'last.safetensors');
   const { tensors, metadata } = parseSafetensors(readFileSync(checkpoint));
   t.equal(JSON.parse(metadata.config!).headWidth, 0.25, 'the checkpoint');
@@ -291,7 +292,9 @@ t.test('--head-width and --landmark-skips (on with soft-argmax unless told) trai
     const other = join(dir, `run-${flags.join('')}`);
     const r = clothtag(['train', ...common, ...flags, '--epochs', '1', '--steps-per-epoch', '1', '--val-limit', '4', '--out', other]);
     t.equal(r.code, 0, r.stderr);
-    t.equal(JSON.parse(readFileSync(join(other, 'config.json'), 'utf8')).landmarkSkips, want, `${flags.join(' ')}: config.json says ${want}`);
+    const otherConfig = JSON.parse(readFileSync(join(other, 'config.json'), 'utf8'));
+    t.equal(otherConfig.landmarkSkips, want, `${flags.join(' ')}: config.json says ${want}`);
+    t.equal(otherConfig.loss.wl, (flags as readonly string[]).includes('mse') ? 2000 : 20, `${flags.join(' ')}: the objective's own landmark weight (the thesis's 2000 for MSE)`);
     t.equal(parseSafetensors(readFileSync(join(other, 'weights', 'last.safetensors'))).tensors.has('landmarks.skip0.weight'), want, `${flags.join(' ')}: the checkpoint ${want ? 'has' : 'has no'} joins`);
   }
   const word = clothtag(['train', ...common, '--landmark-skips', 'yes', '--out', join(dir, 'bad')]);

@@ -16,7 +16,7 @@ import { attachMeanPosition, landmarkMeans, meanPositionBaseline } from '../run/
 import { collectInputs, predictFiles } from '../run/predict.js';
 import { evaluate } from '../run/evaluate.js';
 import { DEFAULT_TRAIN, type TrainConfig, runTraining } from '../run/train.js';
-import { DEFAULT_LANDMARK_LOSS, DEFAULT_WB, LANDMARK_LOSSES, type LandmarkLoss, SOFTARGMAX_WL, THESIS_LOSS } from '../train/losses.js';
+import { DEFAULT_LANDMARK_LOSS, DEFAULT_WB, LANDMARK_LOSSES, type LandmarkLoss, landmarkWeightFor, THESIS_LOSS } from '../train/losses.js';
 import { SCHEDULES } from '../train/schedule.js';
 import { AUGMENT_NAMES } from '../data/augment.js';
 import { type EvalResult, formatEval } from '../train/metrics.js';
@@ -130,6 +130,15 @@ function oneOf<T extends string>(value: string | undefined, choices: readonly T[
   return found;
 }
 
+/** The landmark-branch flags as given (absent: undefined), read alike by `train` and `bench net`. */
+function landmarkFlags(values: { 'head-width'?: string; 'landmark-skips'?: string; 'landmark-loss'?: string }): { headWidth?: number; skips?: 'on' | 'off'; landmarkLoss?: LandmarkLoss } {
+  return {
+    headWidth: values['head-width'] ? positiveNumber(values['head-width'], '--head-width') : undefined,
+    skips: oneOf(values['landmark-skips'], ['on', 'off'] as const, '--landmark-skips'),
+    landmarkLoss: oneOf(values['landmark-loss'], LANDMARK_LOSSES, '--landmark-loss'),
+  };
+}
+
 /**
  * `bench net`'s landmark-branch flags, as `train` takes them: --head-width, --landmark-skips
  * on|off and --landmark-loss (absent: the thesis's branch and objective).
@@ -137,10 +146,9 @@ function oneOf<T extends string>(value: string | undefined, choices: readonly T[
 export function landmarkBranchOf(net: NetName, values: { 'head-width'?: string; 'landmark-skips'?: string; 'landmark-loss'?: string }): { headWidth?: number; landmarkSkips?: boolean; landmarkLoss?: LandmarkLoss } {
   const given = ['head-width', 'landmark-skips', 'landmark-loss'].filter((f) => values[f as keyof typeof values] !== undefined);
   if (given.length && !hasLandmarkBranch(net)) throw new UsageError(`--${given[0]} is for the landmark networks (fashionnet, new_fashionnet); ${net} has no landmark branch`);
-  const skips = oneOf(values['landmark-skips'], ['on', 'off'] as const, '--landmark-skips');
-  const landmarkLoss = oneOf(values['landmark-loss'], LANDMARK_LOSSES, '--landmark-loss');
+  const { headWidth, skips, landmarkLoss } = landmarkFlags(values);
   return {
-    ...(values['head-width'] ? { headWidth: positiveNumber(values['head-width'], '--head-width') } : {}),
+    ...(headWidth ? { headWidth } : {}),
     ...(skips ? { landmarkSkips: skips === 'on' } : {}),
     ...(landmarkLoss ? { landmarkLoss } : {}),
   };
@@ -198,10 +206,9 @@ export async function trainVerb(args: string[]): Promise<number> {
     if (values.ws) loss.ws = nonNegative(values.ws, '--ws');
     // The garment-box head is built and trained wherever the data has boxes, unless --wb 0.
     loss.wb = values.wb ? nonNegative(values.wb, '--wb') : DEFAULT_WB;
-    loss.landmarkLoss = oneOf(values['landmark-loss'], LANDMARK_LOSSES, '--landmark-loss') ?? DEFAULT_LANDMARK_LOSS;
-    // Each objective's own scale: the thesis's Wl = 2000 suits the MSE of heatmaps in [0, 1]; the
-    // soft-argmax loss is a distance in image sizes (about 0.1), and Wl = 20 puts it level with Ws.
-    loss.wl = values.wl ? nonNegative(values.wl, '--wl') : loss.landmarkLoss === 'softargmax' ? SOFTARGMAX_WL : THESIS_LOSS.wl;
+    const branch = landmarkFlags(values);
+    loss.landmarkLoss = branch.landmarkLoss ?? DEFAULT_LANDMARK_LOSS;
+    loss.wl = values.wl ? nonNegative(values.wl, '--wl') : landmarkWeightFor(loss.landmarkLoss);
     if (values['label-smoothing']) {
       loss.labelSmoothing = nonNegative(values['label-smoothing'], '--label-smoothing');
       if (loss.labelSmoothing >= 1) throw new UsageError('--label-smoothing is in [0, 1)');
@@ -210,7 +217,7 @@ export async function trainVerb(args: string[]): Promise<number> {
       if (values.weighting !== 'fixed' && values.weighting !== 'uncertainty') throw new UsageError('--weighting is fixed or uncertainty');
       loss.weighting = values.weighting;
     }
-    const skips = oneOf(values['landmark-skips'], ['on', 'off'] as const, '--landmark-skips');
+    const skips = branch.skips;
     config = {
       ...DEFAULT_TRAIN,
       // Absolute, so that --resume works from any working directory.
@@ -240,7 +247,7 @@ export async function trainVerb(args: string[]): Promise<number> {
       ema: values.ema ? emaDecay(values.ema) : DEFAULT_TRAIN.ema,
       stemStride: stemStrideOf(values['stem-stride']),
       ...(values['conv-init'] ? { convInit: oneOf(values['conv-init'], CONV_INITS, '--conv-init') } : {}),
-      ...(values['head-width'] ? { headWidth: positiveNumber(values['head-width'], '--head-width') } : {}),
+      ...(branch.headWidth ? { headWidth: branch.headWidth } : {}),
       // The landmark branch joined to the trunk's finer maps: part of the soft-argmax recipe unless
       // told (README, "Landmarks"); the thesis's objectives keep the thesis's branch. Written into
       // config.json for every landmark run, so that one made before this default (which has no

@@ -66,6 +66,12 @@ export const DEFAULT_WB = 1;
 
 export const THESIS_LOSS: LossConfig = { wc: 1, ws: 20, wl: 2000, wPos: 1, wNeg: 0.1, landmarkLoss: 'mse', weighting: 'fixed' };
 
+/**
+ * Each landmark objective's own weight: the thesis's Wl = 2000 suits the MSE of heatmaps in [0, 1];
+ * the soft-argmax loss is a distance in image sizes (about 0.1), and Wl = 20 puts it level with Ws.
+ */
+export const landmarkWeightFor = (l: LandmarkLoss): number => (l === 'softargmax' ? SOFTARGMAX_WL : THESIS_LOSS.wl);
+
 export interface LossTerms {
   total: Tensor;
   /** Each task's unweighted loss, shape [1]. */

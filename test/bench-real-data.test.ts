@@ -17,7 +17,10 @@ t.test('bench real-data: the landmark job, with and without test-time flips', as
   const r = clothtag(['bench', 'real-data', '--shared', shared, '--only', 'deepfashion-fine-landmarks', '--epochs', '1', '--size', '32', '--landmark-width', '0.125', '--runs', join(tmp, 'runs'), '--json', json], { timeout: 500_000 });
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /deepfashion-fine-landmarks \(attributes and 8 landmarks\): new_fashionnet, width 0\.125 \(branches 0\.5, joined to the trunk's finer maps\)/);
-  t.equal(JSON.parse(readFileSync(join(tmp, 'runs', 'deepfashion-fine-landmarks', 'config.json'), 'utf8')).landmarkSkips, true, 'the job trains the branch with the skips');
+  const config = JSON.parse(readFileSync(join(tmp, 'runs', 'deepfashion-fine-landmarks', 'config.json'), 'utf8'));
+  t.equal(config.landmarkSkips, true, 'the job trains the branch with the skips');
+  t.equal(config.convInit, 'pytorch', "the job starts its convolutions at PyTorch's scale");
+  t.equal(config.cycleMomentum, true, 'the job cycles beta1 with the rate');
   t.match(r.stdout, /each crop averaged with its mirror image \(test-time flips, eval --mirror\):\nimages: \d+/);
   t.match(r.stdout, /most-frequent-attributes baseline/);
   const out = JSON.parse(readFileSync(json, 'utf8'));
@@ -71,7 +74,10 @@ t.test("bench real-data: the transfer job starts clothing-small's trunk from the
   t.equal(out['clothing-small-transfer'].trunkFrom, trunk);
   t.equal(out['deepfashion-fine'].trunkFrom, undefined, 'the source job itself trains from scratch');
   // The source trains as the trunk the transfer figures were measured from did: cyclical momentum.
-  t.equal(JSON.parse(readFileSync(join(runs, 'deepfashion-fine', 'config.json'), 'utf8')).cycleMomentum, true, "the source job's run trains with cyclical momentum");
+  const source = JSON.parse(readFileSync(join(runs, 'deepfashion-fine', 'config.json'), 'utf8'));
+  t.equal(source.cycleMomentum, true, "the source job's run trains with cyclical momentum");
+  t.equal(source.stemStride, 1, "the source job's trunk keeps its first stage at full resolution, as the transfer's does");
+  t.equal(JSON.parse(readFileSync(join(runs, 'clothing-small-transfer', 'config.json'), 'utf8')).stemStride, 1, "the transfer job's too");
   t.ok(out['clothing-small-transfer'].eval.category.top1 >= 0, 'the transfer job is evaluated');
   t.equal(out['clothing-small-transfer'].recipe.batchSize, 8, "clothing-small's own recipe");
   t.equal(out['clothing-small'].measured, 'earlier', 'the entry of a job not run is kept');

@@ -14,7 +14,7 @@ import { loadCheckpoint } from '../src/nets/weights.js';
 import { evaluate } from '../src/run/evaluate.js';
 import { type NetName, hasLandmarkBranch } from '../src/nets/models.js';
 import { DEFAULT_TRAIN, type TrainConfig, lastWeightsOf, runTraining, vocabularyOf } from '../src/run/train.js';
-import { SOFTARGMAX_WL, THESIS_LOSS } from '../src/train/losses.js';
+import { landmarkWeightFor, THESIS_LOSS } from '../src/train/losses.js';
 import { type EvalResult, MetricsAccumulator, formatEval } from '../src/train/metrics.js';
 
 export interface RealDataOptions {
@@ -117,7 +117,7 @@ export const REAL_DATA_JOBS: RealDataJob[] = [
     // replica of this job (README, "Real data": the branch's resolution). PyTorch's initial scale
     // and cyclical momentum, the replica's two settings: 0.1024 -> 0.0972 there (README, "Real
     // data": what separated clothtag's run from the replica's, and clothtag's run with both).
-    config: { ...RECIPE, lr: 5e-3, headWidth: 0.5, landmarkSkips: true, convInit: 'pytorch', cycleMomentum: true, loss: { ...THESIS_LOSS, landmarkLoss: 'softargmax', wl: SOFTARGMAX_WL } },
+    config: { ...RECIPE, lr: 5e-3, headWidth: 0.5, landmarkSkips: true, convInit: 'pytorch', cycleMomentum: true, loss: { ...THESIS_LOSS, landmarkLoss: 'softargmax', wl: landmarkWeightFor('softargmax') } },
   },
   // A catalog of 3,000 photos is small: a trunk that has already learned garments from
   // deepfashion-fine's 4,000 (sleeves, lengths, necklines) starts it well ahead. The same recipe and

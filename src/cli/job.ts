@@ -217,7 +217,6 @@ export async function trainVerb(args: string[]): Promise<number> {
       if (values.weighting !== 'fixed' && values.weighting !== 'uncertainty') throw new UsageError('--weighting is fixed or uncertainty');
       loss.weighting = values.weighting;
     }
-    const skips = branch.skips;
     config = {
       ...DEFAULT_TRAIN,
       // Absolute, so that --resume works from any working directory.
@@ -252,7 +251,7 @@ export async function trainVerb(args: string[]): Promise<number> {
       // told (README, "Landmarks"); the thesis's objectives keep the thesis's branch. Written into
       // config.json for every landmark run, so that one made before this default (which has no
       // such field: off) keeps its branch on --resume.
-      ...(skips !== undefined || hasLandmarkBranch(values.net) ? { landmarkSkips: skips ? skips === 'on' : loss.landmarkLoss === 'softargmax' } : {}),
+      ...(branch.skips !== undefined || hasLandmarkBranch(values.net) ? { landmarkSkips: branch.skips ? branch.skips === 'on' : loss.landmarkLoss === 'softargmax' } : {}),
       boxZoom: values['box-zoom'] ? shareFlag(values['box-zoom'], '--box-zoom') : DEFAULT_TRAIN.boxZoom,
       ...(values['box-views'] ? { boxViews: boxViewsOf(values['box-views']) } : {}),
       ...(values['box-frame'] ? { boxFrame: boxFrameOf(values['box-frame']) } : {}),

@@ -25,7 +25,10 @@ Jobs (one seed each; printed per epoch):
                   DSNT's Jensen-Shannon map regularizer at weight W; --landmark-context gives the
                   branch its input's global average; --typed-landmarks a set of 8 maps per garment
                   type and a head that tells the type (also printed: the type's accuracy, the NME
-                  with the annotated type's maps, and with the box's aspect ratio as more evidence)
+                  with the annotated type's maps, and with the box's aspect ratio as more evidence);
+                  --jitter, --rotate and --color: clothtag's `--augment light` (box jitter 0.1,
+                  rotations up to 10 degrees, colour 0.2), the windows read from crops of the box
+                  grown 1.4 times so that a moved window sees the photo around the box
 Runs where Debian's python3-torch is installed; never in tests:
 
     /usr/bin/python3 bench/real_data_torch.py --job clothing-small --width 0.25 --stem-stride 1 --batch 16
@@ -78,15 +81,24 @@ def rows(path):
     return [line.split() for line in open(path).read().split('\n')[2:] if line.strip()]
 
 
-def load_deepfashion(root, size):
-    """deepfashion-fine: box crops, attributes (1/0), landmarks [8, (visibility, x, y)] in the box's frame."""
+WIDE = 1.4  # --jitter/--rotate: the box grown this much about its centre, so a moved window has the photo around it
+
+
+def load_deepfashion(root, size, wide=False):
+    """deepfashion-fine: box crops, attributes (1/0), landmarks [8, (visibility, x, y)] in the box's frame;
+    with `wide`, also crops of the box grown WIDE times about its centre (x_wide), for --jitter and --rotate."""
     boxes = {r[0]: list(map(int, r[1:])) for r in rows(os.path.join(root, 'Anno', 'list_bbox.txt'))}
     split = {r[0]: r[1] for r in rows(os.path.join(root, 'Eval', 'list_eval_partition.txt'))}
     marks = {r[0]: r[3:] for r in rows(os.path.join(root, 'Anno', 'list_landmarks.txt'))}
-    images, attributes, landmarks, is_val, aspects = [], [], [], [], []
+    images, attributes, landmarks, is_val, aspects, wides = [], [], [], [], [], []
     for name, *values in rows(os.path.join(root, 'Anno', 'list_attr_img.txt')):
         x1, y1, x2, y2 = boxes[name]
-        im = Image.open(os.path.join(root, name)).convert('RGB').crop((x1, y1, x2, y2)).resize((size, size), Image.BICUBIC)
+        photo = Image.open(os.path.join(root, name)).convert('RGB')
+        im = photo.crop((x1, y1, x2, y2)).resize((size, size), Image.BICUBIC)
+        if wide:
+            cx, cy, hw, hh = (x1 + x2) / 2, (y1 + y2) / 2, WIDE * (x2 - x1) / 2, WIDE * (y2 - y1) / 2
+            side = round(size * WIDE)
+            wides.append(np.asarray(photo.crop((round(cx - hw), round(cy - hh), round(cx + hw), round(cy + hh))).resize((side, side), Image.BICUBIC), dtype=np.uint8))
         points = np.full((8, 3), -1.0)
         v = marks.get(name, [])
         for j, slot in enumerate(SLOTS.get(len(v) // 3, ())):
@@ -98,8 +110,50 @@ def load_deepfashion(root, size):
         is_val.append(split[name] == 'val')
         aspects.append(np.log((y2 - y1) / (x2 - x1)))
     types = [int(r[-1]) for r in rows(os.path.join(root, 'Anno', 'list_attr_cloth.txt'))]
-    return {'x': normalized(images), 'attributes': torch.tensor(attributes), 'landmarks': torch.tensor(np.stack(landmarks), dtype=torch.float32), 'is_val': torch.tensor(is_val), 'types': torch.tensor(types),
+    return {'x': normalized(images), 'x_wide': normalized(wides) if wide else None, 'attributes': torch.tensor(attributes), 'landmarks': torch.tensor(np.stack(landmarks), dtype=torch.float32), 'is_val': torch.tensor(is_val), 'types': torch.tensor(types),
             'aspect': torch.tensor(aspects, dtype=torch.float32)}
+
+
+def moved_windows(wide, marks, size, jitter, degrees):
+    """clothtag's --augment light, geometrically: a window of each box's frame with its sides scaled by
+    [1 - jitter, 1 + jitter], its centre moved by up to jitter, turned by up to `degrees`, read from the
+    crops of the box grown WIDE times (bilinear) at size x size; the landmarks [N, 8, 3] moved into it,
+    and a point that leaves it marked truncated (2), so no longer supervised."""
+    n = len(wide)
+    u = lambda lo, hi: lo + (hi - lo) * torch.rand(n)
+    sx, sy = u(1 - jitter, 1 + jitter), u(1 - jitter, 1 + jitter)
+    dx, dy = u(-jitter, jitter), u(-jitter, jitter)
+    t = u(-degrees, degrees) * np.pi / 180
+    cos, sin = t.cos(), t.sin()
+    # Window coordinates o in [-1, 1] -> the box's frame u = (0.5 + d) + R diag(s) o / 2 -> the wide crop's [-1, 1]: (2u - 1) / WIDE.
+    theta = torch.stack([torch.stack([cos * sx, -sin * sy, 2 * dx], 1), torch.stack([sin * sx, cos * sy, 2 * dy], 1)], 1) / WIDE
+    grid = F.affine_grid(theta, [n, 3, size, size], align_corners=False)
+    images = F.grid_sample(wide, grid, mode='bilinear', padding_mode='border', align_corners=False)
+    if marks is None:
+        return images, None
+    marks = marks.clone()
+    rx, ry = 2 * (marks[:, :, 1] - 0.5 - dx[:, None]), 2 * (marks[:, :, 2] - 0.5 - dy[:, None])
+    ox = (cos[:, None] * rx + sin[:, None] * ry) / sx[:, None]
+    oy = (-sin[:, None] * rx + cos[:, None] * ry) / sy[:, None]
+    listed = marks[:, :, 0] >= 0
+    marks[:, :, 1] = torch.where(listed, (ox + 1) / 2, marks[:, :, 1])
+    marks[:, :, 2] = torch.where(listed, (oy + 1) / 2, marks[:, :, 2])
+    outside = listed & ((marks[:, :, 1] < 0) | (marks[:, :, 1] > 1) | (marks[:, :, 2] < 0) | (marks[:, :, 2] > 1))
+    marks[:, :, 0] = torch.where(outside, torch.full_like(marks[:, :, 0], 2), marks[:, :, 0])
+    return images, marks
+
+
+def colour_jitter(x, c):
+    """Brightness, contrast and saturation each scaled by a factor in [1 - c, 1 + c], on the 0-1 pixels."""
+    n = len(x)
+    f = lambda: (1 - c + 2 * c * torch.rand(n))[:, None, None, None]
+    p = x * STD + MEAN
+    p = p * f()
+    grey = (0.299 * p[:, 0] + 0.587 * p[:, 1] + 0.114 * p[:, 2])[:, None]
+    p = (p - grey.mean((2, 3), keepdim=True)) * f() + grey.mean((2, 3), keepdim=True)
+    grey = (0.299 * p[:, 0] + 0.587 * p[:, 1] + 0.114 * p[:, 2])[:, None]
+    p = (grey + (p - grey) * f()).clamp(0, 1)
+    return (p - MEAN) / STD
 
 
 def per_type(logits, types, fn):
@@ -248,12 +302,18 @@ def main():
     ap.add_argument('--type-weight', type=float, default=1.0, help='--typed-landmarks: the garment-type cross-entropy\'s weight')
     ap.add_argument('--detach-attention', action='store_true',
                     help='landmarks: the attention branch reads the heatmaps without sending the labels\' gradient back into them')
+    ap.add_argument('--jitter', type=float, default=0,
+                    help="deepfashion-fine: the box jittered as clothtag's --augment light does: each side scaled by up to this share, the centre moved by up to it (light: 0.1); the landmarks move with it, a point pushed out is no longer supervised")
+    ap.add_argument('--rotate', type=float, default=0, help='deepfashion-fine: random rotations up to this many degrees either way (light: 10)')
+    ap.add_argument('--color', type=float, default=0, help='brightness, contrast and saturation factors in [1 - c, 1 + c] (light: 0.2)')
     ap.add_argument('--threads', type=int, default=os.cpu_count())
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--init', choices=('torch', 'clothtag'), default='torch',
                     help="torch: PyTorch's default conv init (kaiming uniform, a = sqrt(5)); clothtag: kaiming normal over fan_out, as src/nets/layers.ts starts every conv")
     ap.add_argument('--cycle-momentum', type=int, default=1, help='1: the one-cycle schedule also cycles Adam\'s beta1 0.95 -> 0.85 -> 0.95 (PyTorch\'s default, clothtag train --cycle-momentum on); 0: beta1 stays 0.9')
     a = ap.parse_args()
+    if a.job == 'clothing-small' and (a.jitter > 0 or a.rotate > 0):
+        ap.error('--jitter and --rotate move a window within a garment box: deepfashion-fine jobs only')
     landmark_job = a.job == 'landmarks'
     lr = a.lr or (5e-3 if landmark_job else 2e-3)
     decay_rate = a.weight_decay if a.weight_decay is not None else 0.05 if landmark_job else 5e-4
@@ -267,7 +327,7 @@ def main():
             net = ClothNet('cloth_repvgg', a.width, data['classes'], 0, a.stem_stride)
             model = net
     else:
-        data = load_deepfashion(os.path.join(a.shared, 'deepfashion-fine'), a.size)
+        data = load_deepfashion(os.path.join(a.shared, 'deepfashion-fine'), a.size, a.jitter > 0 or a.rotate > 0)
         if a.arch == 'plain' and not landmark_job:
             net, plain_model = plain(a.width, data['attributes'].shape[1])
             model = lambda v: (None, plain_model(v)[0], None)
@@ -328,7 +388,12 @@ def main():
         for k in range(steps):
             batch = order[k * a.batch:(k + 1) * a.batch]
             flip = torch.rand(len(batch)) < 0.5
-            images = torch.where(flip[:, None, None, None], x[batch].flip(3), x[batch])
+            source, marks = x[batch], data['landmarks'][batch] if landmark_job else None
+            if a.jitter > 0 or a.rotate > 0:
+                source, marks = moved_windows(data['x_wide'][batch], marks, a.size, a.jitter, a.rotate)
+            if a.color > 0:
+                source = colour_jitter(source, a.color)
+            images = torch.where(flip[:, None, None, None], source.flip(3), source)
             category, attribute_logits, heatmaps = model(images)
             if a.job == 'clothing-small':
                 loss = F.cross_entropy(category, data['category'][batch])
@@ -342,7 +407,6 @@ def main():
                     bce = F.binary_cross_entropy_with_logits(attribute_logits, truth, reduction='none')
                     loss = 20 * (bce * (0.1 + 0.9 * truth)).mean()
             if landmark_job:
-                marks = data['landmarks'][batch]
                 mirrored = marks[:, MIRROR].clone()
                 mirrored[:, :, 1] = torch.where(mirrored[:, :, 0] >= 0, 1 - mirrored[:, :, 1], mirrored[:, :, 1])
                 marks = torch.where(flip[:, None, None], mirrored, marks)

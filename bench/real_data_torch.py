@@ -28,7 +28,11 @@ Jobs (one seed each; printed per epoch):
                   with the annotated type's maps, and with the box's aspect ratio as more evidence);
                   --jitter, --rotate and --color: clothtag's `--augment light` (box jitter 0.1,
                   rotations up to 10 degrees, colour 0.2), the windows read from crops of the box
-                  grown 1.4 times so that a moved window sees the photo around the box
+                  grown 1.4 times so that a moved window sees the photo around the box;
+                  --map-gain G scales the branch's maps in the soft-argmax's logits;
+                  --deep-supervision W adds the landmark L1 (weight W x --wl) on maps read from
+                  the branch's 16x16 and 32x32 stages; --landmark-distance euclid trains on the
+                  Euclidean distance instead of the L1; --beta2 sets Adam's second-moment decay
 Runs where Debian's python3-torch is installed; never in tests:
 
     /usr/bin/python3 bench/real_data_torch.py --job clothing-small --width 0.25 --stem-stride 1 --batch 16
@@ -190,9 +194,11 @@ class LocationPrior(nn.Module):
         maps = [-((g[None, :] - mx) ** 2 + (g[:, None] - my) ** 2) / (2 * spread ** 2) / 10 for mx, my in means.tolist()]
         self.map = nn.Parameter(torch.stack(maps)[None])
 
+    gain = 1.0  # --map-gain: the heatmaps' scale in the logits
+
     def logits(self, heatmaps):
         """The heatmaps with the prior added, the logits every softmax below reads."""
-        return heatmaps + 10 * F.interpolate(self.map, heatmaps.shape[2:], mode='bilinear', align_corners=False)
+        return self.gain * heatmaps + 10 * F.interpolate(self.map, heatmaps.shape[2:], mode='bilinear', align_corners=False)
 
     def points(self, heatmaps):
         """Soft-argmax of heatmaps + prior: the expected pixel centre [N, 8, 2] as fractions of the frame."""
@@ -306,6 +312,13 @@ def main():
                     help="deepfashion-fine: the box jittered as clothtag's --augment light does: each side scaled by up to this share, the centre moved by up to it (light: 0.1); the landmarks move with it, a point pushed out is no longer supervised")
     ap.add_argument('--rotate', type=float, default=0, help='deepfashion-fine: random rotations up to this many degrees either way (light: 10)')
     ap.add_argument('--color', type=float, default=0, help='brightness, contrast and saturation factors in [1 - c, 1 + c] (light: 0.2)')
+    ap.add_argument('--map-gain', type=float, default=1.0,
+                    help='landmarks: the branch\'s heatmaps multiplied by this before the prior is added and the soft-argmax read (1: as clothtag)')
+    ap.add_argument('--deep-supervision', type=float, default=0,
+                    help='landmarks: weight (a share of --wl) of the same L1 on maps read from the branch\'s 16x16 and 32x32 stages, each through a zero-started 1x1 convolution (0: off)')
+    ap.add_argument('--landmark-distance', choices=('l1', 'euclid'), default='l1',
+                    help='landmarks: the loss per point, |dx| + |dy| (clothtag\'s) or the Euclidean distance the NME measures')
+    ap.add_argument('--beta2', type=float, default=0.999, help="Adam's second-moment decay")
     ap.add_argument('--threads', type=int, default=os.cpu_count())
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--init', choices=('torch', 'clothtag'), default='torch',
@@ -374,10 +387,24 @@ def main():
         parts = lambda p: ' / '.join(f'{v:.4f}' for v in per_part(p, data['landmarks'][val]))
         print(f'mean-position baseline NME {nme(pooled, data["landmarks"][val]):.4f} (collars / sleeves / waistlines / hems {parts(pooled)}); '
               f'per garment type {nme(typed, data["landmarks"][val]):.4f} ({parts(typed)})', flush=True)
-    extra = list(prior.parameters()) if prior else []
-    decay = [p for p in net.parameters() if p.dim() > 1]
+    # --deep-supervision: the outputs of the ReLUs after the branch's first two upsamplings (16x16 and
+    # 32x32 at 64x64), each read by a zero-started 1x1 convolution into 8 maps (the prior alone at first).
+    stages, aux_heads = [], nn.ModuleList()
+    if landmark_job and a.deep_supervision > 0:
+        branch_steps = list(net.landmarks.steps)
+        for k, step in enumerate(branch_steps[:-1]):
+            if isinstance(step, nn.ConvTranspose2d) and len(aux_heads) < 2:
+                head = nn.Conv2d(step.out_channels, 8, 1)
+                nn.init.zeros_(head.weight)
+                nn.init.zeros_(head.bias)
+                aux_heads.append(head)
+                branch_steps[k + 1].register_forward_hook(lambda m, i, o: stages.append(o))
+    if prior:
+        prior.gain = a.map_gain
+    extra = (list(prior.parameters()) if prior else []) + [aux.bias for aux in aux_heads]
+    decay = [p for p in net.parameters() if p.dim() > 1] + [aux.weight for aux in aux_heads]
     rest = [p for p in net.parameters() if p.dim() <= 1] + extra
-    opt = torch.optim.AdamW([{'params': decay, 'weight_decay': decay_rate}, {'params': rest, 'weight_decay': 0}], lr)
+    opt = torch.optim.AdamW([{'params': decay, 'weight_decay': decay_rate}, {'params': rest, 'weight_decay': 0}], lr, betas=(0.9, a.beta2))
     steps = len(train) // a.batch
     schedule = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=a.epochs * steps, cycle_momentum=bool(a.cycle_momentum))
     start = time.time()
@@ -394,6 +421,7 @@ def main():
             if a.color > 0:
                 source = colour_jitter(source, a.color)
             images = torch.where(flip[:, None, None, None], source.flip(3), source)
+            stages.clear()
             category, attribute_logits, heatmaps = model(images)
             if a.job == 'clothing-small':
                 loss = F.cross_entropy(category, data['category'][batch])
@@ -411,8 +439,12 @@ def main():
                 mirrored[:, :, 1] = torch.where(mirrored[:, :, 0] >= 0, 1 - mirrored[:, :, 1], mirrored[:, :, 1])
                 marks = torch.where(flip[:, None, None], mirrored, marks)
                 visible = (marks[:, :, 0] == 0).float()
-                distance = (pick(prior.points(heatmaps), garment[batch]) - marks[:, :, 1:]).abs().sum(2)
+                offset = pick(prior.points(heatmaps), garment[batch]) - marks[:, :, 1:]
+                distance = offset.norm(dim=2) if a.landmark_distance == 'euclid' else offset.abs().sum(2)
                 loss = loss + a.wl * (distance * visible).sum() / visible.sum().clamp(min=1)
+                for aux, stage in zip(aux_heads, stages):
+                    d = (prior.points(aux(stage)) - marks[:, :, 1:]).abs().sum(2)
+                    loss = loss + a.deep_supervision * a.wl * (d * visible).sum() / visible.sum().clamp(min=1)
                 if typed_maps:
                     loss = loss + a.type_weight * F.cross_entropy(net.type_logits, garment[batch])
                 if a.map_js > 0 and not typed_maps:

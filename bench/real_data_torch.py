@@ -327,6 +327,8 @@ def main():
     a = ap.parse_args()
     if a.job == 'clothing-small' and (a.jitter > 0 or a.rotate > 0):
         ap.error('--jitter and --rotate move a window within a garment box: deepfashion-fine jobs only')
+    if a.typed_landmarks and a.deep_supervision > 0:
+        ap.error('--deep-supervision reads 8 maps a stage; --typed-landmarks has 24')
     landmark_job = a.job == 'landmarks'
     lr = a.lr or (5e-3 if landmark_job else 2e-3)
     decay_rate = a.weight_decay if a.weight_decay is not None else 0.05 if landmark_job else 5e-4

@@ -151,12 +151,12 @@ def colour_jitter(x, c):
     """Brightness, contrast and saturation each scaled by a factor in [1 - c, 1 + c], on the 0-1 pixels."""
     n = len(x)
     f = lambda: (1 - c + 2 * c * torch.rand(n))[:, None, None, None]
-    p = x * STD + MEAN
-    p = p * f()
-    grey = (0.299 * p[:, 0] + 0.587 * p[:, 1] + 0.114 * p[:, 2])[:, None]
-    p = (p - grey.mean((2, 3), keepdim=True)) * f() + grey.mean((2, 3), keepdim=True)
-    grey = (0.299 * p[:, 0] + 0.587 * p[:, 1] + 0.114 * p[:, 2])[:, None]
-    p = (grey + (p - grey) * f()).clamp(0, 1)
+    grey = lambda v: (0.299 * v[:, 0] + 0.587 * v[:, 1] + 0.114 * v[:, 2])[:, None]
+    p = (x * STD + MEAN) * f()
+    mean_grey = grey(p).mean((2, 3), keepdim=True)
+    p = (p - mean_grey) * f() + mean_grey
+    g = grey(p)
+    p = (g + (p - g) * f()).clamp(0, 1)
     return (p - MEAN) / STD
 
 
@@ -325,7 +325,8 @@ def main():
                     help="torch: PyTorch's default conv init (kaiming uniform, a = sqrt(5)); clothtag: kaiming normal over fan_out, as src/nets/layers.ts starts every conv")
     ap.add_argument('--cycle-momentum', type=int, default=1, help='1: the one-cycle schedule also cycles Adam\'s beta1 0.95 -> 0.85 -> 0.95 (PyTorch\'s default, clothtag train --cycle-momentum on); 0: beta1 stays 0.9')
     a = ap.parse_args()
-    if a.job == 'clothing-small' and (a.jitter > 0 or a.rotate > 0):
+    moving_windows = a.jitter > 0 or a.rotate > 0
+    if a.job == 'clothing-small' and moving_windows:
         ap.error('--jitter and --rotate move a window within a garment box: deepfashion-fine jobs only')
     if a.typed_landmarks and a.deep_supervision > 0:
         ap.error('--deep-supervision reads 8 maps a stage; --typed-landmarks has 24')
@@ -342,7 +343,7 @@ def main():
             net = ClothNet('cloth_repvgg', a.width, data['classes'], 0, a.stem_stride)
             model = net
     else:
-        data = load_deepfashion(os.path.join(a.shared, 'deepfashion-fine'), a.size, a.jitter > 0 or a.rotate > 0)
+        data = load_deepfashion(os.path.join(a.shared, 'deepfashion-fine'), a.size, moving_windows)
         if a.arch == 'plain' and not landmark_job:
             net, plain_model = plain(a.width, data['attributes'].shape[1])
             model = lambda v: (None, plain_model(v)[0], None)
@@ -418,7 +419,7 @@ def main():
             batch = order[k * a.batch:(k + 1) * a.batch]
             flip = torch.rand(len(batch)) < 0.5
             source, marks = x[batch], data['landmarks'][batch] if landmark_job else None
-            if a.jitter > 0 or a.rotate > 0:
+            if moving_windows:
                 source, marks = moved_windows(data['x_wide'][batch], marks, a.size, a.jitter, a.rotate)
             if a.color > 0:
                 source = colour_jitter(source, a.color)
@@ -441,17 +442,19 @@ def main():
                 mirrored[:, :, 1] = torch.where(mirrored[:, :, 0] >= 0, 1 - mirrored[:, :, 1], mirrored[:, :, 1])
                 marks = torch.where(flip[:, None, None], mirrored, marks)
                 visible = (marks[:, :, 0] == 0).float()
+                # A term's mean over the visible points is weight * visible_sum(v) / seen, in that order, as every run here was made.
+                visible_sum, seen = lambda v: (v * visible).sum(), visible.sum().clamp(min=1)
                 offset = pick(prior.points(heatmaps), garment[batch]) - marks[:, :, 1:]
                 distance = offset.norm(dim=2) if a.landmark_distance == 'euclid' else offset.abs().sum(2)
-                loss = loss + a.wl * (distance * visible).sum() / visible.sum().clamp(min=1)
+                loss = loss + a.wl * visible_sum(distance) / seen
                 for aux, stage in zip(aux_heads, stages):
                     d = (prior.points(aux(stage)) - marks[:, :, 1:]).abs().sum(2)
-                    loss = loss + a.deep_supervision * a.wl * (d * visible).sum() / visible.sum().clamp(min=1)
+                    loss = loss + a.deep_supervision * a.wl * visible_sum(d) / seen
                 if typed_maps:
                     loss = loss + a.type_weight * F.cross_entropy(net.type_logits, garment[batch])
                 if a.map_js > 0 and not typed_maps:
                     js = map_divergence(prior, heatmaps, marks[:, :, 1:], a.map_sigma)
-                    loss = loss + a.map_js * (js * visible).sum() / visible.sum().clamp(min=1)
+                    loss = loss + a.map_js * visible_sum(js) / seen
             opt.zero_grad()
             loss.backward()
             opt.step()

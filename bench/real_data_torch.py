@@ -188,13 +188,12 @@ def expected_centre(p):
 class LocationPrior(nn.Module):
     """src/nets/branches.ts LocationPrior: a learned [1, 8, 16, 16] map x 10 added to the heatmap logits."""
 
-    def __init__(self, means, spread=0.1):
+    def __init__(self, means, spread=0.1, gain=1.0):
         super().__init__()
+        self.gain = gain  # --map-gain: the heatmaps' scale in the logits
         g = (torch.arange(16) + 0.5) / 16
         maps = [-((g[None, :] - mx) ** 2 + (g[:, None] - my) ** 2) / (2 * spread ** 2) / 10 for mx, my in means.tolist()]
         self.map = nn.Parameter(torch.stack(maps)[None])
-
-    gain = 1.0  # --map-gain: the heatmaps' scale in the logits
 
     def logits(self, heatmaps):
         """The heatmaps with the prior added, the logits every softmax below reads."""
@@ -367,9 +366,9 @@ def main():
                 m = mean_positions(rows_t)
                 seen = (rows_t[:, :, 0] >= 0).any(0)
                 means.append(torch.where(seen[:, None], m, pooled_means))
-            prior = LocationPrior(torch.cat(means))
+            prior = LocationPrior(torch.cat(means), gain=a.map_gain)
         else:
-            prior = LocationPrior(pooled_means)
+            prior = LocationPrior(pooled_means, gain=a.map_gain)
     else:
         prior = None
     # With typed maps: the 8 points of each item's type, [N, 24, 2] -> [N, 8, 2].
@@ -402,8 +401,6 @@ def main():
                 nn.init.zeros_(head.bias)
                 aux_heads.append(head)
                 branch_steps[k + 1].register_forward_hook(lambda m, i, o: stages.append(o))
-    if prior:
-        prior.gain = a.map_gain
     extra = (list(prior.parameters()) if prior else []) + [aux.bias for aux in aux_heads]
     decay = [p for p in net.parameters() if p.dim() > 1] + [aux.weight for aux in aux_heads]
     rest = [p for p in net.parameters() if p.dim() <= 1] + extra

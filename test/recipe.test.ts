@@ -11,7 +11,8 @@ import { datasetView } from '../src/data/loader.js';
 import { synthesize } from '../src/data/synth.js';
 import { garmentLayout, landmarkMeans, meanPositionBaseline, meanPositions } from '../src/run/baselines.js';
 import { parseSafetensors } from '../src/nets/safetensors.js';
-import { defaultConvInit } from '../src/nets/models.js';
+import { NET_NAMES, defaultConvInit } from '../src/nets/models.js';
+import { defaultLr } from '../src/run/train.js';
 import { decodeLandmarks } from '../src/train/metrics.js';
 import { DEFAULT_BETA1, ONE_CYCLE, adamBeta1, learningRate } from '../src/train/schedule.js';
 import { pointFractions } from '../src/train/step.js';
@@ -260,6 +261,25 @@ t.test('--cycle-momentum on moves Adam\'s beta1 with the one-cycle rate, is kept
   t.match(word.stderr, /--cycle-momentum/);
 });
 
+t.test('FashionNet (a VGG without BatchNorm) trains at 2e-3 unless told, the others at 3e-3; --lr overrides it; config.json records the rate', async (t) => {
+  t.equal(defaultLr('fashionnet'), 2e-3);
+  for (const net of NET_NAMES.filter((n) => n !== 'fashionnet')) t.equal(defaultLr(net), 3e-3, net);
+  const dir = tempDir(t, 'clothtag-lr-');
+  const data = join(dir, 'synth');
+  synthesize(data, { images: 12, size: 48, seed: 4 });
+  const common = ['--data', data, '--net', 'fashionnet', '--width', '0.0625', '--img-size', '32', '--batch-size', '4', '--workers', '0', '--epochs', '1', '--steps-per-epoch', '1', '--val-limit', '4', '--wb', '0'];
+  for (const [flags, want] of [[[], 2e-3], [['--lr', '4e-3'], 4e-3]] as const) {
+    const run = join(dir, flags.length ? 'told' : 'default');
+    const train = clothtag(['train', ...common, ...flags, '--out', run]);
+    t.equal(train.code, 0, train.stderr);
+    t.equal(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).lr, want, `${flags.join(' ') || 'no --lr'}: config.json says ${want}`);
+    // One step of a one-cycle run starts at a 25th of the peak: the rate the step used is the run's.
+    const metrics = readFileSync(join(run, 'metrics.csv'), 'utf8').trim().split('\n');
+    const lrColumn = metrics[0]!.split(',').indexOf('lr');
+    t.ok(Math.abs(Number(metrics[1]!.split(',')[lrColumn]) - want / 25) < want * 1e-3, `${flags.join(' ') || 'no --lr'}: the step's rate ${metrics[1]!.split(',')[lrColumn]} is ${want} / 25`);
+  }
+});
+
 t.test('--head-width and --landmark-skips (on with soft-argmax unless told) train a landmark network with wider branches joined to the trunk\'s finer maps, are kept in config.json and the checkpoint; nonsense is refused', async (t) => {
   const dir = tempDir(t, 'clothtag-head-');
   const data = join(dir, 'synth');
@@ -272,6 +292,7 @@ t.test('--head-width and --landmark-skips (on with soft-argmax unless told) trai
   t.equal(saved.headWidth, 0.25, 'config.json');
   t.equal(saved.landmarkSkips, true, 'config.json: the skips, the soft-argmax recipe\'s default');
   t.equal(saved.loss.wl, 20, 'config.json: soft-argmax\'s own landmark weight when --wl is not given');
+  t.equal(saved.lr, 3e-3, 'config.json: the default rate of the networks with BatchNorm');
   const checkpoint = join(run, 'weights', 'last.safetensors');
   const { tensors, metadata } = parseSafetensors(readFileSync(checkpoint));
   t.equal(JSON.parse(metadata.config!).headWidth, 0.25, 'the checkpoint');

@@ -15,7 +15,7 @@ import { createNodeGpu } from '../node/gpu.js';
 import { attachMeanPosition, landmarkMeans, meanPositionBaseline } from '../run/baselines.js';
 import { collectInputs, predictFiles } from '../run/predict.js';
 import { evaluate } from '../run/evaluate.js';
-import { DEFAULT_TRAIN, type TrainConfig, runTraining } from '../run/train.js';
+import { DEFAULT_TRAIN, type TrainConfig, defaultLr, runTraining } from '../run/train.js';
 import { DEFAULT_LANDMARK_LOSS, DEFAULT_WB, LANDMARK_LOSSES, type LandmarkLoss, landmarkWeightFor, THESIS_LOSS } from '../train/losses.js';
 import { SCHEDULES } from '../train/schedule.js';
 import { AUGMENT_NAMES } from '../data/augment.js';
@@ -226,7 +226,7 @@ export async function trainVerb(args: string[]): Promise<number> {
       batchSize: values['batch-size'] ? positiveInt(values['batch-size'], '--batch-size') : DEFAULT_TRAIN.batchSize,
       imgSize: values['img-size'] ? imageSizeFlag(values['img-size']) : DEFAULT_TRAIN.imgSize,
       width: values.width ? positiveNumber(values.width, '--width') : 1,
-      lr: values.lr ? positiveNumber(values.lr, '--lr') : DEFAULT_TRAIN.lr,
+      lr: values.lr ? positiveNumber(values.lr, '--lr') : defaultLr(values.net),
       lrDecay: values['lr-decay'] ? positiveNumber(values['lr-decay'], '--lr-decay') : DEFAULT_TRAIN.lrDecay,
       loss,
       pretrained: values.pretrained,

@@ -112,7 +112,9 @@ export const REAL_DATA_JOBS: RealDataJob[] = [
     name: 'deepfashion-fine-landmarks', data: 'deepfashion-fine', net: 'fashionnet', what: 'attributes and 8 landmarks',
     // FashionNet, VGG-16's trunk without BatchNorm, at its own rate of 2e-3 (train's default for it):
     // at 12 epochs it beat New FashionNet's job at 5e-3 in the PyTorch replica (0.0937 against
-    // 0.0972; README, "Real data": FashionNet's rate); at 5e-3 it stalls around the one-cycle peak. Its convolutions start at fan-out (torchvision's VGG init, its default).
+    // 0.0972) and in clothtag (0.0921 against 0.1020; 0.0902 against 0.1001 with test-time flips;
+    // README, "Real data": FashionNet's rate); at 5e-3 it stalls around the one-cycle peak. Its
+    // convolutions start at fan-out (torchvision's VGG init, its default).
     // Branches at width 1/2 (--landmark-width sets the trunk's, 1/4 by default): at an eighth-width
     // trunk's width the landmark branch's last full-resolution layers have 2 channels (README,
     // "Real data": NME 0.125 -> 0.117 with 1/2 branches, 0.107 on the quarter-width trunk). The

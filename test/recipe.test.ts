@@ -275,8 +275,8 @@ t.test('FashionNet (a VGG without BatchNorm) trains at 2e-3 unless told, the oth
     t.equal(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).lr, want, `${flags.join(' ') || 'no --lr'}: config.json says ${want}`);
     // One step of a one-cycle run starts at a 25th of the peak: the rate the step used is the run's.
     const metrics = readFileSync(join(run, 'metrics.csv'), 'utf8').trim().split('\n');
-    const lrColumn = metrics[0]!.split(',').indexOf('lr');
-    t.ok(Math.abs(Number(metrics[1]!.split(',')[lrColumn]) - want / 25) < want * 1e-3, `${flags.join(' ') || 'no --lr'}: the step's rate ${metrics[1]!.split(',')[lrColumn]} is ${want} / 25`);
+    const stepLr = Number(metrics[1]!.split(',')[metrics[0]!.split(',').indexOf('lr')]);
+    t.ok(Math.abs(stepLr - want / 25) < want * 1e-3, `${flags.join(' ') || 'no --lr'}: the step's rate ${stepLr} is ${want} / 25`);
   }
 });
 

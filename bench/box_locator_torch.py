@@ -13,7 +13,7 @@ split's mean IoU after each look: the first at the whole photo, each further one
 does). The last epoch also tries other margins. Runs where Debian's python3-torch and python3-pil
 are installed; never in tests:
 
-    /usr/bin/python3 bench/box_locator_torch.py --zoom 0.5 --looks 4 --frame 0.8   # the README's figures
+    /usr/bin/python3 bench/box_locator_torch.py --zoom 0.5 --looks 4 --frame 0.8   # the figures in docs/boxes.md
     /usr/bin/python3 bench/box_locator_torch.py --zoom 0            # one look, as before
     /usr/bin/python3 bench/box_locator_torch.py --zoom 0.5 --loss corners
     /usr/bin/python3 bench/box_locator_torch.py --zoom 0.5 --frame 0.8 --scale 2   # every channel count doubled

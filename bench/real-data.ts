@@ -81,29 +81,29 @@ export interface RealDataJob {
 }
 
 /**
- * The recipe measured best at this budget (README, "Real data": the ablation): AdamW with decay
+ * The recipe measured best at this budget (docs/real-data.md: the ablation): AdamW with decay
  * 0.05, a one-cycle rate peaking at 3e-3, flips only — stronger augmentation and label smoothing
  * cost accuracy in 12 epochs, the networks underfit rather than overfit here. The landmark network
- * regresses the soft-argmax of its heatmaps; it too trains with flips only (README, "Real data":
+ * regresses the soft-argmax of its heatmaps; it too trains with flips only (docs/real-data.md:
  * `light` augmentation's box jitter, rotations and colour cost it NME 0.138 against flips' 0.125).
  */
 const RECIPE: Partial<TrainConfig> = { batchSize: 32, lr: 3e-3, schedule: 'onecycle', weightDecay: 0.05, augment: 'flip' };
 
 /**
  * clothing-small's recipe. The trunk's first stage at full resolution: 59.2 -> 69.2% top-1 in
- * clothtag at batch 16 (README, "Real data": why the gap); the attribute job trains at it too
+ * clothtag at batch 16 (docs/real-data.md: why the gap); the attribute job trains at it too
  * (below), the landmark job keeps the thesis's stride 2. Then the PyTorch replica's own recipe:
  * RepVGG's PyTorch init (cloth_repvgg's default; 7 points in the replica), the reference CNN's
  * rate and decay with cyclical momentum (4.6 points), batch 8 (level with 16 over the replica's
- * seeds): 70.4, 73.0 and 70.1% over three seeds in clothtag, the replica's mean (README, "Real data").
+ * seeds): 70.4, 73.0 and 70.1% over three seeds in clothtag, the replica's mean (docs/real-data.md).
  */
 const CLOTHING_SMALL_RECIPE: Partial<TrainConfig> = { ...RECIPE, batchSize: 8, lr: 2e-3, weightDecay: 5e-4, cycleMomentum: true, stemStride: 1 };
 
 export const REAL_DATA_JOBS: RealDataJob[] = [
   { name: 'clothing-small', data: 'clothing-small', net: 'cloth_repvgg', what: 'category, 10 classes', config: CLOTHING_SMALL_RECIPE },
-  // Cyclical momentum: level on its own attributes (README, "Real data"), but the trunk the transfer
+  // Cyclical momentum: level on its own attributes (docs/real-data.md), but the trunk the transfer
   // job below was measured from trained with it; the same job's trunk without it gave clothing-small
-  // 72.7% against 76.1 on seeds 0-2's mean (README, "Real data": transfer). Stem stride 1, as the
+  // 72.7% against 76.1 on seeds 0-2's mean (docs/real-data.md: transfer). Stem stride 1, as the
   // transfer job fine-tunes: recall@3 / @5 43.5 / 66.5 and 44.0 / 66.2 on two seeds against 42.7 /
   // 64.9 at stride 2, and clothing-small from it 77.7 and 77.1% against 77.1 and 76.0 (README, "Real
   // data": a stride-1 source again).
@@ -113,20 +113,20 @@ export const REAL_DATA_JOBS: RealDataJob[] = [
     // FashionNet, VGG-16's trunk without BatchNorm, at its own rate of 2e-3 (train's default for it):
     // at 12 epochs it beat New FashionNet's job at 5e-3 in the PyTorch replica (0.0937 against
     // 0.0972) and in clothtag (0.0921 against 0.1020; 0.0902 against 0.1001 with test-time flips;
-    // README, "Real data": FashionNet's rate); at 5e-3 it stalls around the one-cycle peak. Its
+    // docs/real-data.md: FashionNet's rate); at 5e-3 it stalls around the one-cycle peak. Its
     // convolutions start at fan-out (torchvision's VGG init, its default).
     // Branches at width 1/2 (--landmark-width sets the trunk's, 1/4 by default): at an eighth-width
     // trunk's width the landmark branch's last full-resolution layers have 2 channels (README,
     // "Real data": NME 0.125 -> 0.117 with 1/2 branches, 0.107 on the quarter-width trunk). The
     // branch joined to the trunk's finer maps (--landmark-skips on): 0.1043 -> 0.0972 in the PyTorch
-    // replica of New FashionNet's job (README, "Real data": the branch's resolution). Cyclical
-    // momentum, as the replica trains (README, "Real data": what separated clothtag's run from the
+    // replica of New FashionNet's job (docs/real-data.md: the branch's resolution). Cyclical
+    // momentum, as the replica trains (docs/real-data.md: what separated clothtag's run from the
     // replica's).
     config: { ...RECIPE, lr: 2e-3, headWidth: 0.5, landmarkSkips: true, cycleMomentum: true, loss: { ...THESIS_LOSS, landmarkLoss: 'softargmax', wl: landmarkWeightFor('softargmax') } },
   },
   // A catalog of 3,000 photos is small: a trunk that has already learned garments from
   // deepfashion-fine's 4,000 (sleeves, lengths, necklines) starts it well ahead. The same recipe and
-  // 12 epochs: 75.3% top-1 on four seeds' mean against 71.2% from scratch on three (README, "Real data": transfer).
+  // 12 epochs: 75.3% top-1 on four seeds' mean against 71.2% from scratch on three (docs/real-data.md: transfer).
   {
     name: 'clothing-small-transfer', data: 'clothing-small', net: 'cloth_repvgg', what: "category, 10 classes, the trunk started from the deepfashion-fine job's",
     trunkFrom: 'deepfashion-fine', config: CLOTHING_SMALL_RECIPE,

@@ -40,7 +40,7 @@ export interface NetConfig {
    * FashionNet and New FashionNet: the landmark and attention branches' own channel multiplier
    * (absent: `width`). A narrow trunk narrows its branches with it, and at width 1/8 the last
    * full-resolution layers of the landmark branch have 2 channels: the heatmaps' bottleneck, which
-   * a wider branch (0.5: 8) lifts at a fraction of a wider trunk's cost (README, "Real data").
+   * a wider branch (0.5: 8) lifts at a fraction of a wider trunk's cost (docs/real-data.md).
    */
   headWidth?: number;
   /** Seed of the initial weights. */
@@ -354,7 +354,7 @@ const BUILDERS: Record<NetName, new (c: Context, config: NetConfig) => ClothNet>
  * torchvision's ResNet and VGG (the trunks of four of them) draw Kaiming normal over fan_out;
  * the official RepVGG keeps PyTorch's default, and so does cloth_repvgg: behind BatchNorm its
  * weights then start 2-3x smaller, so each Adam step turns them further, and on clothing-small
- * that was worth 6-9 points of top-1 in 12 epochs (README, "Real data"). New FashionNet's
+ * that was worth 6-9 points of top-1 in 12 epochs (docs/real-data.md). New FashionNet's
  * ResNet trunk measured level either way on deepfashion-fine's landmarks and attributes, so the
  * ResNet-based networks keep torchvision's.
  */

@@ -19,7 +19,7 @@ export interface StateEntry {
  * a = sqrt(5) (weights and bias uniform in +-1/sqrt(fan_in)), which the official RepVGG keeps.
  * Behind BatchNorm the scale of a weight does not change what the layer computes, but it does set
  * how far a step of Adam (a fixed size per weight) turns it: the fan-out weights are 2-3x larger,
- * so the same rate moves them 2-3x less (README, "Real data").
+ * so the same rate moves them 2-3x less (docs/real-data.md).
  */
 export type ConvInit = 'fan-out' | 'pytorch';
 export const CONV_INITS: readonly ConvInit[] = ['fan-out', 'pytorch'];

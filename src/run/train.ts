@@ -100,7 +100,7 @@ export interface TrainConfig {
 
 /**
  * `clothtag train`'s defaults. The recipe part (one-cycle rate peaking at 3e-3, AdamW's decay 0.05,
- * flips only) is what measured best on the real sets at CPU scale (README, "Real data"); the
+ * flips only) is what measured best on the real sets at CPU scale (docs/real-data.md); the
  * thesis's own (`--schedule exp --lr 5e-4 --lr-decay 0.95 --weight-decay 0`) is a flag away.
  */
 export const DEFAULT_TRAIN: Omit<TrainConfig, 'data' | 'net'> = {
@@ -113,7 +113,7 @@ export const DEFAULT_TRAIN: Omit<TrainConfig, 'data' | 'net'> = {
  * The peak learning rate `clothtag train` uses when `--lr` is not given. FashionNet's trunk is
  * VGG-16's without BatchNorm, and a plain VGG cannot follow the rate the normalized networks take:
  * at 5e-3 its training loss rose for two epochs around the one-cycle peak, and in the PyTorch
- * replica of the 12-epoch landmark job 2e-3 beat 1e-3, 3e-3 and 5e-3 (README, "Real data":
+ * replica of the 12-epoch landmark job 2e-3 beat 1e-3, 3e-3 and 5e-3 (docs/real-data.md:
  * FashionNet's rate). The others keep DEFAULT_TRAIN's 3e-3.
  */
 export function defaultLr(net: NetName): number {

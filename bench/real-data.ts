@@ -11,11 +11,12 @@ import { makeSplits, openDataset } from '../src/data/dataset.js';
 import { BatchLoader, datasetView } from '../src/data/loader.js';
 import { checkpointLabeling } from '../src/label/labels.js';
 import { loadCheckpoint } from '../src/nets/weights.js';
+import { mostFrequentAttributes } from '../src/run/baselines.js';
 import { evaluate } from '../src/run/evaluate.js';
 import { type NetName, hasLandmarkBranch } from '../src/nets/models.js';
 import { DEFAULT_TRAIN, type TrainConfig, lastWeightsOf, runTraining, vocabularyOf } from '../src/run/train.js';
 import { landmarkWeightFor, THESIS_LOSS } from '../src/train/losses.js';
-import { type EvalResult, MetricsAccumulator, formatEval } from '../src/train/metrics.js';
+import { type EvalResult, formatEval } from '../src/train/metrics.js';
 
 export interface RealDataOptions {
   shared: string;
@@ -39,13 +40,7 @@ export interface RealDataOptions {
 async function mostFrequentBaseline(path: string): Promise<EvalResult> {
   const ds = await openDataset(path);
   const splits = makeSplits(ds, 'official', 0);
-  const A = ds.attributeNames.length;
-  const freq = new Float64Array(A);
-  for (const i of splits.train) for (let a = 0; a < A; a++) if (ds.attributes![i * A + a] === 1) freq[a]!++;
-  const acc = new MetricsAccumulator(vocabularyOf(ds));
-  for (const i of splits.val) acc.addAttributes(freq, Array.from(ds.attributes!.subarray(i * A, (i + 1) * A), (v) => (v === 1 ? 1 : v === -1 ? 0 : -1)));
-  acc.countImages(splits.val.length);
-  return acc.result();
+  return mostFrequentAttributes(ds, vocabularyOf(ds), splits.train, splits.val)!;
 }
 
 /**

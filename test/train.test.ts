@@ -10,6 +10,8 @@ import { THESIS_LOSS } from '../src/train/losses.js';
 import { Trainer } from '../src/train/step.js';
 import { parseSafetensors } from '../src/nets/safetensors.js';
 import { MetricsAccumulator, decodeLandmarks, formatEval } from '../src/train/metrics.js';
+import { mostFrequentAttributes } from '../src/run/baselines.js';
+import type { Dataset } from '../src/data/dataset.js';
 import { clothtag } from './helpers/cli.js';
 import { gpuEngine } from './helpers/gpu.js';
 import { quiet, trainingFixture } from './helpers/training.js';
@@ -43,6 +45,20 @@ t.test('metrics on hand-computed cases', async (t) => {
   t.equal(r.attributes!.per_attribute.top3.all, 0.5);
   // per attribute, fabric, top-3: y3 1/1, y4 0/1 -> 0.5
   t.equal(r.attributes!.per_attribute.top3.fabric, 0.5);
+  // top-1 within each type: texture x1 (image 1) and x2 (image 2) both true -> 1; fabric ranks y1
+  // first in both, absent in image 1 and unknown in image 2 -> 0 (an unknown answer is no hit)
+  t.same(r.attributes!.per_type_top1, { texture: 1, fabric: 0 });
+  t.notOk('all' in r.attributes!.per_type_top1!, 'no top-1 over all types: an image has one answer per type, not one in all');
+  const attrText = formatEval({ images: 2, attributes: { ...r.attributes!, most_frequent: { per_image: { top3: { all: 0.25, texture: 0.5, fabric: 0.75 }, top5: { all: 0.5 } }, per_type_top1: { texture: 0.5, fabric: 0.25 } } } });
+  t.match(attrText, /top-1 in its type\s+-\s+100\.0\s+0\.0\n/, 'each type\'s top-1, none for all');
+  t.match(attrText, /most frequent answers of the training split \(baseline\):\n\s+per_image\s+@3\s+25\.0\s+50\.0\s+75\.0\n\s+per_image\s+@5\s+50\.0\s+-\s+-\n\s+top-1 in its type\s+-\s+50\.0\s+25\.0/);
+  // The baseline: items 0 and 1 train (x1 twice, y2 and y3 once), item 2 is scored by those counts.
+  const listed = { attributes: Int8Array.from([1, -1, -1, 1, -1, -1, 1, -1, -1, -1, 1, -1, -1, 1, 0, 1, -1, -1]) } as unknown as Dataset;
+  const base = mostFrequentAttributes(listed, vocab, [0, 1], [2])!.attributes!;
+  // ranked x1 (2), y2 (1, before y3 on a tie), y3, x2, y1: top-3 finds y2 of x2, y2; top-5 both
+  t.same([base.per_image.top3.all, base.per_image.top5.all], [0.5, 1]);
+  t.same(base.per_type_top1, { texture: 0, fabric: 1 }, 'each type answered with its most frequent member');
+  t.equal(mostFrequentAttributes({ attributes: null } as unknown as Dataset, vocab, [0], [0]), null, 'no attributes, no baseline');
   t.equal(r.landmarks!.nme, 0.5, 'one visible point, 5 pixels off in a 10-pixel image');
   t.same(r.landmarks!.per_point, { 'left collar': 0.5 }, 'per point: only the slot that had a visible point');
   // Per point against in all: the overall NME weighs points, the per-point figures slots.
@@ -162,7 +178,10 @@ t.test('clothtag eval writes the protocol JSON; predict labels real photos and r
   t.match(ev.stdout, /per_attribute\s+@5/);
   const json = JSON.parse(readFileSync(join(tmp, 'eval.json'), 'utf8'));
   t.same(Object.keys(json.category), ['top1', 'top3', 'top5']);
-  t.same(Object.keys(json.attributes), ['per_image', 'per_attribute']);
+  t.same(Object.keys(json.attributes), ['per_image', 'per_attribute', 'per_type_top1', 'most_frequent']);
+  t.match(ev.stdout, /top-1 in its type/);
+  t.match(ev.stdout, /most frequent answers of the training split \(baseline\)/);
+  t.same(Object.keys(json.attributes.most_frequent.per_type_top1), ['texture', 'fabric', 'shape', 'part', 'style']);
   t.same(Object.keys(json.attributes.per_image.top3), ['all', 'texture', 'fabric', 'shape', 'part', 'style']);
   t.ok(json.images > 0);
 

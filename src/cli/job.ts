@@ -12,7 +12,7 @@ import { CONV_INITS } from '../nets/module.js';
 import { loadCheckpoint } from '../nets/weights.js';
 import { checkpointLabeling } from '../label/labels.js';
 import { createNodeGpu } from '../node/gpu.js';
-import { attachMeanPosition, landmarkMeans, meanPositionBaseline } from '../run/baselines.js';
+import { attachMeanPosition, attachMostFrequent, landmarkMeans, meanPositionBaseline, mostFrequentAttributes } from '../run/baselines.js';
 import { collectInputs, predictFiles } from '../run/predict.js';
 import { evaluate } from '../run/evaluate.js';
 import { DEFAULT_TRAIN, type TrainConfig, defaultLr, runTraining } from '../run/train.js';
@@ -344,6 +344,9 @@ export async function evalVerb(args: string[]): Promise<number> {
       attachMeanPosition(r, r.landmarks && means ? meanPositionBaseline({ ...ds, items }, means.pooled, indices, size, means.byType) : null);
     };
     meanPosition(result, ds.items);
+    // The attribute baseline: every image ranked by the training split's attribute frequencies.
+    const mostFrequent = result.attributes && ds.tasks.attributes ? mostFrequentAttributes(ds, vocab, splits.train, indices) : null;
+    attachMostFrequent(result, mostFrequent);
     if (boxes === 'predicted') {
       // The labels again, on the crops the box head chose instead of the list's boxes: the cost of
       // labelling uncropped photos, as a number (the true-box figures stay under "true_boxes").
@@ -353,6 +356,7 @@ export async function evalVerb(args: string[]): Promise<number> {
       result = await evaluate(net, found, indices, vocab, { batchSize, size, decode, mirror: values.mirror }, (d, t) => progress.update(`evaluating on predicted boxes ${d}/${t}`));
       await found.close();
       meanPosition(result, items);
+      attachMostFrequent(result, mostFrequent);
       const { boxes: box, images: _images, mirror: _mirror, ...labels } = onTrue;
       result = { ...result, boxes: box, true_boxes: labels };
     }

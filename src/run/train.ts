@@ -22,7 +22,7 @@ import { Trainer } from '../train/step.js';
 import { GradientScaler } from '../autograd/scaler.js';
 import type { Adam } from '../autograd/optim.js';
 import { AUGMENTS, type AugmentName } from '../data/augment.js';
-import { attachMeanPosition, landmarkMeans, meanPositionBaseline } from './baselines.js';
+import { attachMeanPosition, attachMostFrequent, landmarkMeans, meanPositionBaseline, mostFrequentAttributes } from './baselines.js';
 import { evaluate } from './evaluate.js';
 
 export interface TrainConfig {
@@ -270,6 +270,8 @@ async function train(engine: Engine, out: string, config: TrainConfig, hooks: Tr
   const valIndices = config.valLimit > 0 ? splits.val.slice(0, config.valLimit) : splits.val;
   // The landmark figure to beat, printed beside every validation NME.
   const baseline = trainMeans && ds.tasks.landmarks && valIndices.length ? meanPositionBaseline(ds, trainMeans.pooled, valIndices, config.imgSize, trainMeans.byType) : null;
+  // And the attributes' own: every validation image ranked by the training split's frequencies.
+  const mostFrequent = ds.tasks.attributes && valIndices.length ? mostFrequentAttributes(ds, vocab, splits.train, valIndices) : null;
   let lastEval: EvalResult | null = null;
   const stepLosses: number[] = [];
   let interrupted = false;
@@ -345,6 +347,7 @@ async function train(engine: Engine, out: string, config: TrainConfig, hooks: Tr
       const averaged = <T>(fn: () => Promise<T>) => (trainer.average ? trainer.average.swapped(fn) : fn());
       lastEval = valIndices.length ? await averaged(() => evaluate(net, evalLoader, valIndices, vocab, { batchSize: config.batchSize, size: config.imgSize, decode: decodeFor(config.loss.landmarkLoss), photo: (i) => itemPhoto(view, i) })) : null;
       attachMeanPosition(lastEval, baseline);
+      attachMostFrequent(lastEval, mostFrequent);
       const score = lastEval ? selectionScore(lastEval) : -sums.loss / Math.max(sums.n, 1);
       pos = { epoch: epoch + 1, batch: 0, step: pos.step, bestScore: pos.bestScore };
       if (!labels) {
@@ -386,7 +389,7 @@ async function train(engine: Engine, out: string, config: TrainConfig, hooks: Tr
 function describeEval(r: EvalResult): string {
   const parts: string[] = [];
   if (r.category) parts.push(`category top-1 ${(100 * r.category.top1).toFixed(1)}% top-3 ${(100 * r.category.top3).toFixed(1)}%`);
-  if (r.attributes) parts.push(`attribute recall@3 ${(100 * r.attributes.per_image.top3.all!).toFixed(1)}% (per image)`);
+  if (r.attributes) parts.push(`attribute recall@3 ${(100 * r.attributes.per_image.top3.all!).toFixed(1)}% (per image${r.attributes.most_frequent ? `; most frequent ${(100 * r.attributes.most_frequent.per_image.top3.all!).toFixed(1)}%` : ''})`);
   if (r.landmarks) {
     const lm = r.landmarks;
     const byType = lm.mean_position_by_type_nme !== undefined ? `, per garment type ${lm.mean_position_by_type_nme.toFixed(4)}` : '';

@@ -6,6 +6,10 @@
 //   per_attribute: for each attribute, the share of the images having it that rank it in their
 //              top-k, averaged over attributes (the DeepFashion paper's code lineage).
 //   Per-type recall ranks only that type's attributes.
+//   per_type_top1: for each type, the share of images whose highest-scored attribute of that type
+//              is one they have. DeepFashion's types are one-of-k (every photo has exactly one
+//              answer per type), so this is each type's accuracy: it shows which types a network
+//              learned beyond their most frequent answer, which recall@k over all types hides.
 // - landmarks: mean distance between predicted and true visible points over the image size, in
 //   all and per slot.
 import { LANDMARK_SLOTS } from '../label/pixels.js';
@@ -21,7 +25,17 @@ export type RecallTable = Record<'top3' | 'top5', Record<string, number>>;
 
 export interface EvalResult {
   category?: { top1: number; top3: number; top5: number };
-  attributes?: { per_image: RecallTable; per_attribute: RecallTable };
+  attributes?: {
+    per_image: RecallTable;
+    per_attribute: RecallTable;
+    /** Per type name: the share of images whose top-scored attribute of the type is a true one. */
+    per_type_top1?: Record<string, number>;
+    /**
+     * The baseline beside them: every image scored with the training split's attribute
+     * frequencies (mostFrequentAttributes), on the same images.
+     */
+    most_frequent?: { per_image: RecallTable; per_type_top1: Record<string, number> };
+  };
   /**
    * nme over every visible point, and per_point by slot (LANDMARK_SLOTS names; a slot with no
    * visible point is absent); mean_position_*: the baseline of predicting each slot's
@@ -81,6 +95,8 @@ export class MetricsAccumulator {
   private readonly cat = { hits: [0, 0, 0], count: 0 };
   // per_image[k][group]: sum of recalls and images counted; per_attribute[k][a]: hits and totals
   private readonly perImage = new Map<string, { sum: number; count: number }>();
+  /** Per type name: images whose top-scored attribute of the type is a true one, and images counted. */
+  private readonly typeTop1 = new Map<string, { hits: number; count: number }>();
   private readonly attrHits: Record<string, Float64Array> = {};
   private readonly attrHitsTyped: Record<string, Float64Array> = {};
   private readonly attrTotals: Float64Array;
@@ -131,6 +147,12 @@ export class MetricsAccumulator {
     for (const g of this.groups) {
       const positives = g.members.filter((a) => targets[a]! > 0.5);
       if (!positives.length) continue;
+      if (g.name !== 'all') {
+        const acc = this.typeTop1.get(g.name) ?? { hits: 0, count: 0 };
+        if (targets[topK(scores, g.members, 1)[0]!]! > 0.5) acc.hits++;
+        acc.count++;
+        this.typeTop1.set(g.name, acc);
+      }
       for (const k of KS) {
         const top = new Set(topK(scores, g.members, k));
         const found = positives.filter((a) => top.has(a)).length;
@@ -178,6 +200,9 @@ export class MetricsAccumulator {
         }
       }
       r.attributes = { per_image: perImage, per_attribute: perAttribute };
+      // In the vocabulary's type order, as the recall tables are, whichever type an image showed first.
+      const typed = this.groups.filter((g) => this.typeTop1.has(g.name)).map((g) => [g.name, this.typeTop1.get(g.name)!] as const);
+      if (typed.length) r.attributes.per_type_top1 = Object.fromEntries(typed.map(([name, a]) => [name, a.hits / a.count]));
     }
     const landmarks = landmarkErrors(this.nmeSum, this.nmeCount);
     if (landmarks) r.landmarks = landmarks;
@@ -265,6 +290,14 @@ export function formatEval(r: EvalResult): string {
       for (const k of ['top3', 'top5'] as const) {
         lines.push(`  ${def.padEnd(13)} @${k.slice(3)}  ${groups.map((g) => pct(r.attributes![def][k][g]).padStart(9)).join('')}`);
       }
+    }
+    const row = (label: string, values: Record<string, number>) => `  ${label.padEnd(17)}  ${groups.map((g) => pct(values[g]).padStart(9)).join('')}`;
+    if (r.attributes.per_type_top1) lines.push(row('top-1 in its type', r.attributes.per_type_top1));
+    const base = r.attributes.most_frequent;
+    if (base) {
+      lines.push(`  the most frequent answers of the training split (baseline):`);
+      for (const k of ['top3', 'top5'] as const) lines.push(`  ${'per_image'.padEnd(13)} @${k.slice(3)}  ${groups.map((g) => pct(base.per_image[k][g]).padStart(9)).join('')}`);
+      lines.push(row('top-1 in its type', base.per_type_top1));
     }
   }
   if (r.landmarks) {

@@ -14,7 +14,7 @@ t.test('bench real-data: the landmark job, with and without test-time flips', as
   mkdirSync(shared);
   synthesize(join(shared, 'deepfashion-fine'), { images: 120, size: 64, seed: 4 });
   const json = join(tmp, 'real.json');
-  const r = clothtag(['bench', 'real-data', '--shared', shared, '--only', 'deepfashion-fine-landmarks', '--epochs', '1', '--size', '32', '--landmark-width', '0.125', '--runs', join(tmp, 'runs'), '--json', json], { timeout: 500_000 });
+  const r = clothtag(['bench', 'real-data', '--shared', shared, '--only', 'deepfashion-fine-landmarks', '--epochs', '1', '--size', '32', '--landmark-width', '0.125', '--seed', '3', '--runs', join(tmp, 'runs'), '--json', json], { timeout: 500_000 });
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /deepfashion-fine-landmarks \(attributes and 8 landmarks\): fashionnet, width 0\.125 \(branches 0\.5, joined to the trunk's finer maps\)/);
   const config = JSON.parse(readFileSync(join(tmp, 'runs', 'deepfashion-fine-landmarks', 'config.json'), 'utf8'));
@@ -22,10 +22,13 @@ t.test('bench real-data: the landmark job, with and without test-time flips', as
   t.equal(config.convInit, 'fan-out', "the job starts FashionNet's convolutions as torchvision's VGG does");
   t.equal(config.lr, 2e-3, "the job trains FashionNet at its own rate");
   t.equal(config.cycleMomentum, true, 'the job cycles beta1 with the rate');
+  t.equal(config.seed, 3, '--seed reaches the job');
+  t.match(r.stdout, /from scratch, seed 3\n/);
   t.match(r.stdout, /each crop averaged with its mirror image \(test-time flips, eval --mirror\):\nimages: \d+/);
   t.match(r.stdout, /most-frequent-attributes baseline/);
   const out = JSON.parse(readFileSync(json, 'utf8'));
   const job = out['deepfashion-fine-landmarks'];
+  t.equal(job.seed, 3, 'the entry records its seed');
   t.equal(job.eval.images, job.eval_mirror.images, 'both tables score the same validation photos');
   t.equal(job.eval_mirror.mirror, true);
   t.ok(job.eval.landmarks.nme > 0 && job.eval_mirror.landmarks.nme > 0, `NME ${job.eval.landmarks.nme}, with flips ${job.eval_mirror.landmarks.nme}`);

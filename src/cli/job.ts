@@ -37,7 +37,7 @@ function nonNegative(v: string, flag: string): number {
   return n;
 }
 
-function seedOf(v: string | undefined): number {
+export function seedOf(v: string | undefined): number {
   if (v === undefined) return 0;
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0 || n > 2 ** 31) throw new UsageError(`--seed takes a whole number >= 0, got "${v}"`);

@@ -6,7 +6,7 @@ import { matmul } from '../engine/gemm.js';
 import { createNodeGpu, INSTALL_HINT } from '../node/gpu.js';
 import { NET_NAMES, type NetName, isNetName } from '../nets/models.js';
 import { demoVerb } from './demo.js';
-import { dataVerb, evalVerb, landmarkBranchOf, predictVerb, precisionOf, stemStrideOf, trainVerb } from './job.js';
+import { dataVerb, evalVerb, landmarkBranchOf, predictVerb, precisionOf, seedOf, stemStrideOf, trainVerb } from './job.js';
 import { forwardVerb, netsVerb } from './nets.js';
 import { UsageError, positiveInt, readFileOrThrow } from './util.js';
 import { serveDemo } from '../node/serve.js';
@@ -100,7 +100,7 @@ const verbs: Record<string, Verb> = {
   },
   bench: {
     summary: 'benchmarks: gemm, conv (against TensorFlow.js WebGPU in the same process), roof (the adapter\'s peaks), memory (bandwidth-bound kernels), net (a training step\'s profile per layer and its memory against the floor), fit (the largest batch within a memory budget), train-step (a small CNN against TensorFlow.js), infer (labelling against ONNX Runtime WebGPU), real-data (accuracy), catalog (a similarity scan at 100k and 1M photos)',
-    usage: 'clothtag bench gemm [--quick] [--reps N] [--json FILE]\n       clothtag bench roof [--reps N] [--json FILE]\n       clothtag bench memory [--reps N] [--json FILE]\n       clothtag bench train-step [--steps 5] [--json FILE]\n       clothtag bench net [--net cloth_resnet_a] [--width 0.25] [--size 64] [--batch 16] [--steps 5] [--precision f32|mixed] [--no-torch] [--head-width W] [--landmark-skips on|off] [--landmark-loss mse|ssim|softargmax] [--json FILE]\n       clothtag bench fit [--net NAME,... (all five)] [--size 224] [--width 1] [--memory-mib 4096] [--precision f32,mixed] [--json FILE]\n       clothtag bench infer [--net cloth_resnet_a] [--width 1] [--size 64,224] [--batches 1,16] [--reps N] [--quick: f32 only] [--json FILE]\n       clothtag bench catalog [--rows 100000,1000000] [--dim 512] [--reps N] [--json FILE]\n       clothtag bench real-data [--epochs 12] [--size 64] [--width 0.25] [--landmark-width 0.25] [--stem-stride 1|2 (all jobs)] [--only clothing-small,deepfashion-fine,deepfashion-fine-landmarks,clothing-small-transfer] [--runs DIR] [--shared ../shared/data] [--json FILE (the jobs run replace their entries in it)]\n       clothtag bench conv [--batch 16] [--size S] [--nets resnet50,vgg16,repvgg_a0] [--passes forward,backward_data,backward_weight] [--reps N] [--json FILE]',
+    usage: 'clothtag bench gemm [--quick] [--reps N] [--json FILE]\n       clothtag bench roof [--reps N] [--json FILE]\n       clothtag bench memory [--reps N] [--json FILE]\n       clothtag bench train-step [--steps 5] [--json FILE]\n       clothtag bench net [--net cloth_resnet_a] [--width 0.25] [--size 64] [--batch 16] [--steps 5] [--precision f32|mixed] [--no-torch] [--head-width W] [--landmark-skips on|off] [--landmark-loss mse|ssim|softargmax] [--json FILE]\n       clothtag bench fit [--net NAME,... (all five)] [--size 224] [--width 1] [--memory-mib 4096] [--precision f32,mixed] [--json FILE]\n       clothtag bench infer [--net cloth_resnet_a] [--width 1] [--size 64,224] [--batches 1,16] [--reps N] [--quick: f32 only] [--json FILE]\n       clothtag bench catalog [--rows 100000,1000000] [--dim 512] [--reps N] [--json FILE]\n       clothtag bench real-data [--epochs 12] [--size 64] [--width 0.25] [--landmark-width 0.25] [--stem-stride 1|2 (all jobs)] [--only clothing-small,deepfashion-fine,deepfashion-fine-landmarks,clothing-small-transfer] [--runs DIR] [--seed 0 (every job)] [--shared ../shared/data] [--json FILE (the jobs run replace their entries in it)]\n       clothtag bench conv [--batch 16] [--size S] [--nets resnet50,vgg16,repvgg_a0] [--passes forward,backward_data,backward_weight] [--reps N] [--json FILE]',
     run: bench,
   },
 };
@@ -166,6 +166,7 @@ async function bench(args: string[]): Promise<number> {
       passes: { type: 'string', default: 'forward,backward_data,backward_weight' },
       epochs: { type: 'string', default: '12' },
       'landmark-width': { type: 'string', default: '0.25' }, 'stem-stride': { type: 'string' },
+      seed: { type: 'string', default: '0' },
       only: { type: 'string' },
       runs: { type: 'string' },
       net: { type: 'string', default: 'cloth_resnet_a' },
@@ -258,6 +259,7 @@ async function bench(args: string[]): Promise<number> {
         shared: values.shared!, epochs: positiveInt(values.epochs!, '--epochs'), size: values.size ? positiveInt(values.size, '--size') : 64,
         width: Number(values.width), landmarkWidth: Number(values['landmark-width']), workers: 1, log: (s: string) => console.log(s),
         stemStride: values['stem-stride'] === undefined ? undefined : stemStrideOf(values['stem-stride']), only, runs: values.runs,
+        seed: seedOf(values.seed),
       });
       if (values.json) writeResults(values.json, results);
       return 0;

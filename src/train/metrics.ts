@@ -7,7 +7,7 @@
 //              top-k, averaged over attributes (the DeepFashion paper's code lineage).
 //   Per-type recall ranks only that type's attributes.
 //   per_type_top1: for each type, the share of images whose highest-scored attribute of that type
-//              is one they have. DeepFashion's types are one-of-k (every photo has exactly one
+//              is one they have. deepfashion-fine's types are one-of-k (every photo has exactly one
 //              answer per type), so this is each type's accuracy: it shows which types a network
 //              learned beyond their most frequent answer, which recall@k over all types hides.
 // - landmarks: mean distance between predicted and true visible points over the image size, in

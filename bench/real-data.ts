@@ -146,9 +146,10 @@ export async function benchRealData(engine: Engine, o: RealDataOptions): Promise
     }
     const width = hasLandmarkBranch(job.net) ? o.landmarkWidth : o.width;
     const stemStride = o.stemStride ?? job.config.stemStride ?? 2;
-    o.log(`\n${job.name} (${job.what}): ${job.net}, width ${width}${job.config.headWidth ? ` (branches ${job.config.headWidth}${job.config.landmarkSkips ? ', joined to the trunk\'s finer maps' : ''})` : ''}, stem stride ${stemStride}, ${o.size}x${o.size}, ${o.epochs} epochs from ${trunk ? `the trunk of ${trunk}` : 'scratch'}, seed ${o.seed ?? DEFAULT_TRAIN.seed}`);
+    const seed = o.seed ?? DEFAULT_TRAIN.seed;
+    o.log(`\n${job.name} (${job.what}): ${job.net}, width ${width}${job.config.headWidth ? ` (branches ${job.config.headWidth}${job.config.landmarkSkips ? ', joined to the trunk\'s finer maps' : ''})` : ''}, stem stride ${stemStride}, ${o.size}x${o.size}, ${o.epochs} epochs from ${trunk ? `the trunk of ${trunk}` : 'scratch'}, seed ${seed}`);
     const t0 = performance.now();
-    const config: TrainConfig = { ...DEFAULT_TRAIN, data: path, net: job.net, width, imgSize: o.size, epochs: o.epochs, workers: o.workers, ...job.config, stemStride, pretrained: trunk, seed: o.seed ?? DEFAULT_TRAIN.seed };
+    const config: TrainConfig = { ...DEFAULT_TRAIN, data: path, net: job.net, width, imgSize: o.size, epochs: o.epochs, workers: o.workers, ...job.config, stemStride, pretrained: trunk, seed };
     const r = await runTraining(engine, join(runs, job.name), config, { log: o.log }, false);
     const minutes = (performance.now() - t0) / 60000;
     o.log(`${job.name}, validation split, after ${minutes.toFixed(1)} minutes:\n${formatEval(r.lastEval!)}`);
@@ -157,7 +158,7 @@ export async function benchRealData(engine: Engine, o: RealDataOptions): Promise
     // The same baselines beside it: every mean_position_* field, whatever attachMeanPosition put there.
     if (mirrored.landmarks && lm) Object.assign(mirrored.landmarks, Object.fromEntries(Object.entries(lm).filter(([k]) => k.startsWith('mean_position_'))));
     o.log(`the same weights, each crop averaged with its mirror image (test-time flips, eval --mirror):\n${formatEval(mirrored)}`);
-    results[job.name] = { measured: new Date().toISOString(), net: job.net, width, ...(job.config.headWidth ? { headWidth: job.config.headWidth } : {}), ...(trunk ? { trunkFrom: trunk } : {}), stemStride, seed: config.seed, size: o.size, epochs: o.epochs, minutes, recipe: job.config, run: join(runs, job.name), eval: r.lastEval, eval_mirror: mirrored };
+    results[job.name] = { measured: new Date().toISOString(), net: job.net, width, ...(job.config.headWidth ? { headWidth: job.config.headWidth } : {}), ...(trunk ? { trunkFrom: trunk } : {}), stemStride, seed, size: o.size, epochs: o.epochs, minutes, recipe: job.config, run: join(runs, job.name), eval: r.lastEval, eval_mirror: mirrored };
     if (job.data === 'deepfashion-fine' && !results['deepfashion-fine-most-frequent']) {
       const base = await mostFrequentBaseline(path);
       o.log(`most-frequent-attributes baseline (same split):\n${formatEval(base)}`);

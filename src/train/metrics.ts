@@ -127,6 +127,8 @@ export class MetricsAccumulator {
       const members = all.filter((a) => vocab.attributeTypes[a] === Number(t));
       if (members.length) this.groups.push({ name, members });
     }
+    // Filled in the vocabulary's type order, so that the result lists the types as the recall tables do.
+    for (const g of this.groups.slice(1)) this.typeTop1.set(g.name, { hits: 0, count: 0 });
   }
 
   /** One image's category logits and its label (-1: unknown, not counted). */
@@ -147,14 +149,15 @@ export class MetricsAccumulator {
     for (const g of this.groups) {
       const positives = g.members.filter((a) => targets[a]! > 0.5);
       if (!positives.length) continue;
-      if (g.name !== 'all') {
-        const acc = this.typeTop1.get(g.name) ?? { hits: 0, count: 0 };
-        if (targets[topK(scores, g.members, 1)[0]!]! > 0.5) acc.hits++;
-        acc.count++;
-        this.typeTop1.set(g.name, acc);
+      // One ranking serves every k: the top-k are its first k.
+      const ranked = topK(scores, g.members, Math.max(...KS));
+      const typed = this.typeTop1.get(g.name);
+      if (typed) {
+        if (targets[ranked[0]!]! > 0.5) typed.hits++;
+        typed.count++;
       }
       for (const k of KS) {
-        const top = new Set(topK(scores, g.members, k));
+        const top = new Set(ranked.slice(0, k));
         const found = positives.filter((a) => top.has(a)).length;
         const key = `${k}/${g.name}`;
         const acc = this.perImage.get(key) ?? { sum: 0, count: 0 };
@@ -200,8 +203,7 @@ export class MetricsAccumulator {
         }
       }
       r.attributes = { per_image: perImage, per_attribute: perAttribute };
-      // In the vocabulary's type order, as the recall tables are, whichever type an image showed first.
-      const typed = this.groups.filter((g) => this.typeTop1.has(g.name)).map((g) => [g.name, this.typeTop1.get(g.name)!] as const);
+      const typed = [...this.typeTop1].filter(([, a]) => a.count);
       if (typed.length) r.attributes.per_type_top1 = Object.fromEntries(typed.map(([name, a]) => [name, a.hits / a.count]));
     }
     const landmarks = landmarkErrors(this.nmeSum, this.nmeCount);

@@ -82,6 +82,8 @@ export function landmarkErrors(sum: ArrayLike<number>, count: ArrayLike<number>)
 }
 
 const KS = [3, 5] as const;
+/** The deepest k: one ranking this long serves every k in KS. */
+const K_MAX = Math.max(...KS);
 
 /** Indices of the k largest scores among `candidates` (ties: lower index first). */
 export function topK(scores: ArrayLike<number>, candidates: readonly number[], k: number): number[] {
@@ -150,7 +152,7 @@ export class MetricsAccumulator {
       const positives = g.members.filter((a) => targets[a]! > 0.5);
       if (!positives.length) continue;
       // One ranking serves every k: the top-k are its first k.
-      const ranked = topK(scores, g.members, Math.max(...KS));
+      const ranked = topK(scores, g.members, K_MAX);
       const typed = this.typeTop1.get(g.name);
       if (typed) {
         if (targets[ranked[0]!]! > 0.5) typed.hits++;

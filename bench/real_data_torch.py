@@ -317,6 +317,7 @@ def main():
                     help='landmarks: weight (a share of --wl) of the same L1 on maps read from the branch\'s 16x16 and 32x32 stages, each through a zero-started 1x1 convolution (0: off)')
     ap.add_argument('--landmark-distance', choices=('l1', 'euclid'), default='l1',
                     help='landmarks: the loss per point, |dx| + |dy| (clothtag\'s) or the Euclidean distance the NME measures')
+    ap.add_argument('--vgg-bn', action='store_true', help='--landmark-net fashionnet: a BatchNorm after each of the VGG trunk\'s 13 convolutions (VGG-16-BN)')
     ap.add_argument('--beta2', type=float, default=0.999, help="Adam's second-moment decay")
     ap.add_argument('--threads', type=int, default=os.cpu_count())
     ap.add_argument('--seed', type=int, default=0)
@@ -348,7 +349,7 @@ def main():
             model = lambda v: (None, plain_model(v)[0], None)
         else:
             net = ClothNet(a.landmark_net if landmark_job else 'cloth_repvgg', a.width, 0, data['attributes'].shape[1], a.stem_stride, a.head_width, a.landmark_context,
-                           3 if a.typed_landmarks else 0, a.landmark_skips)
+                           3 if a.typed_landmarks else 0, a.landmark_skips, vgg_bn=a.vgg_bn)
             model = net
             net.detach_attention = a.detach_attention
     x, is_val = data['x'], data['is_val']

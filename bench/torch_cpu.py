@@ -74,7 +74,7 @@ class ResNet50(nn.Module):
 class VGG16(nn.Module):
     PLAN = ((0, 64), (2, 64), (5, 128), (7, 128), (10, 256), (12, 256), (14, 256), (17, 512), (19, 512), (21, 512), (24, 512), (26, 512), (28, 512))
 
-    def __init__(self, w, stem_stride=2):
+    def __init__(self, w, stem_stride=2, batch_norm=False):
         super().__init__()
         layers, c = [], 3
         # Stem stride 1 drops the first max-pool (an identity keeps torchvision's indices).
@@ -83,7 +83,10 @@ class VGG16(nn.Module):
             while len(layers) < index:
                 n = len(layers)
                 layers.append(nn.MaxPool2d(2) if n in pools else nn.Identity() if n == 4 else nn.ReLU())
-            layers.append(nn.Conv2d(c, scaled(out, w), 3, 1, 1))
+            conv = nn.Conv2d(c, scaled(out, w), 3, 1, 1)
+            # batch_norm: each convolution followed by a BatchNorm in the same slot (VGG-16-BN's layers,
+            # torchvision's indices kept so that the slices below still cut at conv2_2, conv3_3, conv4_3).
+            layers.append(nn.Sequential(conv, nn.BatchNorm2d(scaled(out, w))) if batch_norm else conv)
             c = scaled(out, w)
         layers += [nn.ReLU(), nn.MaxPool2d(2)]
         self.features = nn.Sequential(*layers)
@@ -191,14 +194,14 @@ class AttentionBranch(nn.Module):
 class ClothNet(nn.Module):
     """stem_stride, head_width: clothtag's --stem-stride and --head-width (bench/real_data_torch.py)."""
 
-    def __init__(self, net, w, categories, attributes, stem_stride=2, head_width=None, landmark_context=False, garment_types=0, landmark_skips=False, join_bias=True):
+    def __init__(self, net, w, categories, attributes, stem_stride=2, head_width=None, landmark_context=False, garment_types=0, landmark_skips=False, join_bias=True, vgg_bn=False):
         super().__init__()
         hw = head_width or w
         self.net = net
         if net in ('cloth_resnet_a', 'cloth_resnet_b', 'new_fashionnet'):
             self.trunk = ResNet50(w, stem_stride)
         elif net == 'fashionnet':
-            self.trunk = VGG16(w, stem_stride)
+            self.trunk = VGG16(w, stem_stride, vgg_bn)
         else:
             widths = [scaled(c, w) for c in (48, 48, 96, 192, 1280)]
             blocks, c = [], 3

@@ -69,9 +69,10 @@ t.test('every network: output shapes at narrow width, any size from 32, missing 
 t.test('gradients through whole narrow networks match finite differences (spot checks)', async (t) => {
   const e = await gpuEngine(t);
   // The last two: the landmark branch joined to the trunk's finer maps (landmarkSkips).
-  const cases = [['cloth_repvgg', false], ['new_fashionnet', false], ['cloth_resnet_b', false], ['fashionnet', false], ['new_fashionnet', true], ['fashionnet', true]] as const;
-  for (const [name, landmarkSkips] of cases) {
-    const net = createNet(e, { net: name, categories: 4, attributes: 5, width: W, seed: 3, ...(landmarkSkips ? { landmarkSkips } : {}) });
+  // The last: FashionNet's VGG trunk with a BatchNorm after each convolution (vggBatchNorm).
+  const cases = [['cloth_repvgg', false], ['new_fashionnet', false], ['cloth_resnet_b', false], ['fashionnet', false], ['new_fashionnet', true], ['fashionnet', true], ['fashionnet', false, true]] as const;
+  for (const [name, landmarkSkips, vggBatchNorm] of cases) {
+    const net = createNet(e, { net: name, categories: 4, attributes: 5, width: W, seed: 3, ...(landmarkSkips ? { landmarkSkips } : {}), ...(vggBatchNorm ? { vggBatchNorm } : {}) });
     net.setTraining(false); // BatchNorm as fixed affine maps: a smooth function of the weights
     randomizeBatchNorms(e, net, 10);
     const x = e.tensor(randn(2 * 3 * 32 * 32, 5), [2, 3, 32, 32]).keep();
@@ -90,8 +91,11 @@ t.test('gradients through whole narrow networks match finite differences (spot c
     // With skips: both joins, and the trunk's first convolution, which reaches the heatmaps through them too.
     const picks = landmarkSkips
       ? [entries[0]!, ...entries.filter((s) => /^landmarks\.skip[01]\.weight$/.test(s.name))]
-      : [entries[0]!, entries[Math.floor(entries.length / 3)]!, entries[Math.floor((2 * entries.length) / 3)]!, entries[entries.length - 1]!];
+      : vggBatchNorm
+        ? entries.filter((s) => /^features\.(1|41)\.(weight|bias)$/.test(s.name)) // the first and last BatchNorms' scales and shifts
+        : [entries[0]!, entries[Math.floor(entries.length / 3)]!, entries[Math.floor((2 * entries.length) / 3)]!, entries[entries.length - 1]!];
     if (landmarkSkips) t.equal(picks.length, 3, `${name}: both joins are parameters`);
+    if (vggBatchNorm) t.equal(picks.length, 4, `${name}: the trunk's BatchNorms are parameters`);
     const grads = await e.tidyAsync(async () => {
       backward(lossOf(net.forward(x)));
       const g = await Promise.all(picks.map((p) => p.parts[0]!.grad!.read()));
@@ -133,7 +137,7 @@ t.test('gradients through whole narrow networks match finite differences (spot c
         ok ||= Math.abs(numeric - analytic) <= 0.05 * Math.abs(numeric) + rounding + 1e-3;
       }
       e.write(p, values);
-      t.ok(ok, `${name}${landmarkSkips ? ' with skips' : ''} d/d ${pick.name}[${index}]: autograd ${analytic.toPrecision(5)}, finite differences ${numerics.map((n) => n.toPrecision(5)).join(' / ')}`);
+      t.ok(ok, `${name}${landmarkSkips ? ' with skips' : ''}${vggBatchNorm ? ' with BatchNorm' : ''} d/d ${pick.name}[${index}]: autograd ${analytic.toPrecision(5)}, finite differences ${numerics.map((n) => n.toPrecision(5)).join(' / ')}`);
     }
     x.dispose();
     net.dispose();
@@ -482,6 +486,84 @@ t.test('landmark skips: the branch joins the trunk\'s two finer maps at any inpu
     net.dispose();
   }
   t.throws(() => createNet(e, { net: 'cloth_resnet_a', categories: 3, attributes: 0, width: W, landmarkSkips: true }), /landmark skips need a landmark network \(fashionnet, new_fashionnet\), not cloth_resnet_a/);
+});
+
+t.test('VGG BatchNorm (FashionNet): torchvision vgg16_bn\'s layers and names, normalized activations, gradients, and a checkpoint remembers it', async (t) => {
+  const e = await gpuEngine(t);
+  const names = (config: { vggBatchNorm?: boolean }) => {
+    const net = createNet(e, { net: 'fashionnet', categories: 3, attributes: 4, width: W, seed: 1, ...config });
+    const all = net.stateEntries().filter((s) => s.name.startsWith('features.')).map((s) => s.name);
+    net.dispose();
+    return all;
+  };
+  // torchvision's vgg16_bn: conv, bn, relu per layer, max-pools at 6, 13, 23, 33, 43.
+  const convs = [0, 3, 7, 10, 14, 17, 20, 24, 27, 30, 34, 37, 40];
+  const want = convs.flatMap((i) => [`features.${i}.weight`, `features.${i}.bias`, `features.${i + 1}.weight`, `features.${i + 1}.bias`, `features.${i + 1}.running_mean`, `features.${i + 1}.running_var`]);
+  t.same(names({ vggBatchNorm: true }).sort(), want.sort(), 'the trunk\'s tensors are vgg16_bn\'s, by name');
+  t.same(names({}).filter((n) => n.endsWith('running_mean')), [], 'without it: no BatchNorm (the thesis\'s VGG-16)');
+  // At full width the trunk holds vgg16_bn's features: VGG-16's 14,714,688 weights and 2 x 4,224 BatchNorm scales and shifts.
+  let count = 0;
+  e.with({ countOnly: true }, () => {
+    const full = createNet(e, { net: 'fashionnet', categories: 3, attributes: 0, width: 1, vggBatchNorm: true });
+    count = full.stateEntries().filter((s) => s.trainable && s.name.startsWith('features.')).reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
+    full.dispose();
+  });
+  t.equal(count, 14_723_136, 'at width 1: torchvision vgg16_bn.features\' 14,723,136 parameters');
+
+  const x = e.tensor(randn(4 * 3 * 64 * 64, 9), [4, 3, 64, 64]).keep();
+  for (const stemStride of [2, 1] as const) {
+    const net = createNet(e, { net: 'fashionnet', categories: 3, attributes: 4, width: W, seed: 2, stemStride, vggBatchNorm: true, landmarkSkips: true });
+    // In training the first BatchNorm normalizes its convolution's output over the batch (its
+    // scale 1 and shift 0 as it starts), and its ReLU follows: features.1 gives relu((y - mean) /
+    // sqrt(var + eps)) of features.0's y, per channel. So the BatchNorm is in the path, not just in the state.
+    const kept: Tensor[] = [];
+    const sides: number[] = [];
+    const removeConv = net.find('features.0').onForward((out) => kept.push((out as Tensor).keep()));
+    const removeFirst = net.find('features.1').onForward((out) => kept.push((out as Tensor).keep()));
+    const removeLast = net.find('features.40').onForward((out) => sides.push((out as Tensor).shape[3]!));
+    const out = e.tidy(() => e.noGrad(() => net.setTraining(true).forward(x)));
+    t.same(out.heatmaps?.shape, [4, 8, 64, 64], `stem stride ${stemStride}: heatmaps the size of the input`);
+    t.ok((await outputs(out)).every(Number.isFinite), `stem stride ${stemStride}: finite`);
+    t.same(sides, [stemStride === 2 ? 4 : 8], `stem stride ${stemStride}: conv5_3's map is ${stemStride === 2 ? 4 : 8} wide`);
+    t.equal(kept.length, 2, 'features.0 and features.1 each ran once');
+    const [y, normed] = await Promise.all(kept.map((k) => k.read()));
+    const channels = kept[0]!.shape[1]!, plane = 64 * 64, N = 4;
+    let worst = 0;
+    for (let ch = 0; ch < channels; ch++) {
+      const at = (n: number, i: number) => (n * channels + ch) * plane + i;
+      let sum = 0, sq = 0;
+      for (let n = 0; n < N; n++) for (let i = 0; i < plane; i++) sum += y![at(n, i)]!;
+      const mean = sum / (N * plane);
+      for (let n = 0; n < N; n++) for (let i = 0; i < plane; i++) sq += (y![at(n, i)]! - mean) ** 2;
+      const scale = 1 / Math.sqrt(sq / (N * plane) + 1e-5);
+      for (let n = 0; n < N; n++) for (let i = 0; i < plane; i++) worst = Math.max(worst, Math.abs(normed![at(n, i)]! - Math.max(0, (y![at(n, i)]! - mean) * scale)));
+    }
+    t.ok(worst < 1e-3, `stem stride ${stemStride}: features.1 is the ReLU of features.0 normalized over the batch, channel by channel (worst difference ${worst.toExponential(2)})`);
+    for (const k of kept) k.dispose();
+    removeConv();
+    removeFirst();
+    removeLast();
+    for (const y of [out.category, out.attributes, out.heatmaps]) y?.dispose();
+    net.dispose();
+  }
+
+  const net = createNet(e, { net: 'fashionnet', categories: 3, attributes: 4, width: W, seed: 4, vggBatchNorm: true }).setTraining(false);
+  randomizeBatchNorms(e, net, 11);
+  const before = e.tidy(() => e.noGrad(() => net.forward(x)));
+  const bytes = await saveCheckpoint(net, {});
+  const { net: back, meta } = await loadCheckpoint(e, bytes, 'vggbn.safetensors');
+  t.equal(meta.config.vggBatchNorm, true, 'the checkpoint records it');
+  const after = e.tidy(() => e.noGrad(() => back.setTraining(false).forward(x)));
+  t.same(await after.attributes!.read(), await before.attributes!.read(), 'the reloaded network gives the same outputs (its BatchNorms\' statistics with it)');
+  const { tensors, metadata } = parseSafetensors(bytes);
+  const without = serializeSafetensors(tensors, { ...metadata, config: JSON.stringify({ ...meta.config, vggBatchNorm: false }) });
+  await t.rejects(loadCheckpoint(e, without, 'without.safetensors'), /features\.1\./, 'a checkpoint whose metadata drops it names the tensors that no longer fit');
+  const word = serializeSafetensors(tensors, { ...metadata, config: JSON.stringify({ ...meta.config, vggBatchNorm: 'yes' }) });
+  await t.rejects(loadCheckpoint(e, word, 'word.safetensors'), /word.safetensors: its metadata's vggBatchNorm must be true or false, got "yes"/);
+  for (const y of [before.category, before.attributes, before.heatmaps, after.category, after.attributes, after.heatmaps, x]) y?.dispose();
+  back.dispose();
+  net.dispose();
+  t.throws(() => createNet(e, { net: 'new_fashionnet', categories: 3, attributes: 0, width: W, vggBatchNorm: true }), /vggBatchNorm is FashionNet's \(a VGG trunk\), not new_fashionnet's/);
 });
 
 t.test('head width: the landmark and attention branches take their own width, the trunk keeps its own, and a checkpoint remembers it', async (t) => {

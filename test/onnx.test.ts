@@ -34,10 +34,12 @@ t.test('the adaptive pooling matrix averages PyTorch\'s windows', async (t) => {
   t.same(Array.from(adaptivePoolMatrix(1, 4, 1, 2)), [0.5, 0, 0.5, 0, 0, 0.5, 0, 0.5]);
 });
 
-for (const name of NET_NAMES) {
-  t.test(`${name}: the exported graph in ONNX Runtime (CPU) agrees with clothtag's forward pass`, async (t) => {
+// The five networks, and FashionNet with a BatchNorm after each trunk convolution (--vgg-bn on).
+const CASES = [...NET_NAMES.map((name) => [name, false] as const), ['fashionnet', true] as const];
+for (const [name, vggBatchNorm] of CASES) {
+  t.test(`${name}${vggBatchNorm ? ' with VGG BatchNorm' : ''}: the exported graph in ONNX Runtime (CPU) agrees with clothtag's forward pass`, async (t) => {
     const e = await gpuEngine();
-    const net = createNet(e, { net: name, categories: 5, attributes: 7, width: name === 'fashionnet' ? 1 / 16 : 1 / 8, seed: 4, ...(name === 'new_fashionnet' ? { landmarkPrior: true, landmarkSkips: true } : {}) });
+    const net = createNet(e, { net: name, categories: 5, attributes: 7, width: name === 'fashionnet' ? 1 / 16 : 1 / 8, seed: 4, ...(name === 'new_fashionnet' ? { landmarkPrior: true, landmarkSkips: true } : {}), ...(vggBatchNorm ? { vggBatchNorm } : {}) });
     randomizeBatchNorms(e, net, 11);
     net.setTraining(false);
     if (name === 'cloth_repvgg') await net.reparameterize();

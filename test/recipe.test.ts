@@ -209,6 +209,33 @@ t.test('--stem-stride 1 trains, is kept in config.json and the checkpoint, and e
   t.match(bad.stderr, /--stem-stride is 1 or 2, got 3/);
 });
 
+t.test('--vgg-bn on trains FashionNet with a BatchNorm after each trunk convolution, is kept in config.json and the checkpoint, and evaluates; other networks and values are refused', async (t) => {
+  const dir = tempDir(t, 'clothtag-vggbn-');
+  const data = join(dir, 'synth');
+  synthesize(data, { images: 12, size: 48, seed: 4 });
+  const run = join(dir, 'run');
+  const common = ['--data', data, '--net', 'fashionnet', '--width', '0.0625', '--img-size', '32', '--batch-size', '4', '--workers', '0'];
+  const train = clothtag(['train', ...common, '--epochs', '1', '--steps-per-epoch', '1', '--vgg-bn', 'on', '--out', run]);
+  t.equal(train.code, 0, train.stderr);
+  t.equal(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).vggBatchNorm, true, 'config.json');
+  const checkpoint = join(run, 'weights', 'last.safetensors');
+  const { tensors, metadata } = parseSafetensors(readFileSync(checkpoint));
+  t.equal(JSON.parse(metadata.config!).vggBatchNorm, true, 'the checkpoint');
+  t.ok(tensors.has('features.41.running_var'), 'the checkpoint holds the last BatchNorm\'s statistics (vgg16_bn\'s features.41)');
+  const ev = clothtag(['eval', '--checkpoint', checkpoint, '--data', data, '--workers', '0']);
+  t.equal(ev.code, 0, ev.stderr);
+  const off = join(dir, 'off');
+  t.equal(clothtag(['train', ...common, '--epochs', '1', '--steps-per-epoch', '1', '--val-limit', '4', '--vgg-bn', 'off', '--out', off]).code, 0);
+  t.notOk(JSON.parse(readFileSync(join(off, 'config.json'), 'utf8')).vggBatchNorm, '--vgg-bn off: the thesis\'s VGG');
+  t.notOk(parseSafetensors(readFileSync(join(off, 'weights', 'last.safetensors'))).tensors.has('features.1.running_mean'), '--vgg-bn off: no BatchNorm in the checkpoint');
+  const other = clothtag(['train', ...common.map((v) => (v === 'fashionnet' ? 'new_fashionnet' : v)), '--vgg-bn', 'on', '--out', join(dir, 'bad')]);
+  t.equal(other.code, 2, '--vgg-bn on a network without a VGG trunk');
+  t.match(other.stderr, /--vgg-bn on is for fashionnet, whose trunk is VGG-16; new_fashionnet has none/);
+  const word = clothtag(['train', ...common, '--vgg-bn', 'yes', '--out', join(dir, 'bad')]);
+  t.equal(word.code, 2, '--vgg-bn yes');
+  t.match(word.stderr, /--vgg-bn/);
+});
+
 t.test('--conv-init pytorch starts the convolutions as PyTorch does, is kept in config.json (the default too) and the checkpoint; other values are refused', async (t) => {
   const dir = tempDir(t, 'clothtag-init-');
   const data = join(dir, 'synth');

@@ -181,7 +181,7 @@ export async function trainVerb(args: string[]): Promise<number> {
       'label-smoothing': { type: 'string' }, 'clip-norm': { type: 'string' }, augment: { type: 'string' }, 'train-on': { type: 'string' }, ema: { type: 'string' },
       wb: { type: 'string' }, 'stem-stride': { type: 'string' }, 'head-width': { type: 'string' }, 'box-zoom': { type: 'string' }, 'box-views': { type: 'string' }, 'box-frame': { type: 'string' },
       'box-epochs': { type: 'string' }, 'cycle-momentum': { type: 'string' }, 'conv-init': { type: 'string' },
-      'landmark-skips': { type: 'string' },
+      'landmark-skips': { type: 'string' }, 'vgg-bn': { type: 'string' },
     },
   });
   let config: TrainConfig;
@@ -252,11 +252,13 @@ export async function trainVerb(args: string[]): Promise<number> {
       // config.json for every landmark run, so that one made before this default (which has no
       // such field: off) keeps its branch on --resume.
       ...(branch.skips !== undefined || hasLandmarkBranch(values.net) ? { landmarkSkips: branch.skips ? branch.skips === 'on' : loss.landmarkLoss === 'softargmax' } : {}),
+      ...(oneOf(values['vgg-bn'], ['on', 'off'] as const, '--vgg-bn') === 'on' ? { vggBatchNorm: true } : {}),
       boxZoom: values['box-zoom'] ? shareFlag(values['box-zoom'], '--box-zoom') : DEFAULT_TRAIN.boxZoom,
       ...(values['box-views'] ? { boxViews: boxViewsOf(values['box-views']) } : {}),
       ...(values['box-frame'] ? { boxFrame: boxFrameOf(values['box-frame']) } : {}),
       ...(values['box-epochs'] ? { boxEpochs: positiveInt(values['box-epochs'], '--box-epochs') } : {}),
     };
+    if (config.vggBatchNorm && config.net !== 'fashionnet') throw new UsageError(`--vgg-bn on is for fashionnet, whose trunk is VGG-16; ${config.net} has none`);
     if (config.landmarkSkips && !hasLandmarkBranch(config.net)) throw new UsageError(`--landmark-skips on is for the landmark networks (fashionnet, new_fashionnet); ${config.net} has no landmark branch`);
     if (values['cycle-momentum'] === 'on' && config.schedule !== 'onecycle') throw new UsageError(`--cycle-momentum on cycles beta1 with the one-cycle rate; --schedule ${config.schedule} has no cycle (beta1 stays 0.9)`);
     if (config.boxEpochs !== undefined && config.boxEpochs < config.epochs) throw new UsageError(`--box-epochs ${config.boxEpochs} is fewer than --epochs ${config.epochs}: the box head trains at least as long as the labels`);

@@ -43,6 +43,11 @@ export interface NetConfig {
    * a wider branch (0.5: 8) lifts at a fraction of a wider trunk's cost (docs/real-data.md).
    */
   headWidth?: number;
+  /**
+   * FashionNet: a BatchNorm after each of its VGG trunk's 13 convolutions (torchvision's
+   * `vgg16_bn` layout and names; our addition, absent: the thesis's VGG-16 without BatchNorm).
+   */
+  vggBatchNorm?: boolean;
   /** Seed of the initial weights. */
   seed?: number;
   /**
@@ -294,7 +299,7 @@ class FashionNet extends ClothNet {
     super(c.engine, config);
     const w = config.width;
     const branchWidth = config.headWidth ?? w;
-    this.trunk = this.add('trunk', new VGG16Features(c, w, config.stemStride));
+    this.trunk = this.add('trunk', new VGG16Features(c, w, config.stemStride, config.vggBatchNorm));
     this.landmarks = this.add('landmarks', new LandmarkBranch(c, 'landmarks', this.trunk.midChannels, branchWidth, false, config.landmarkSkips ? this.trunk.finerChannels : []));
     if (config.landmarkPrior) this.prior = this.add('landmark_prior', new LocationPrior(c, 'landmark_prior'));
     this.attention = this.add('attention', new AttentionBranch(c, 'attention', this.trunk.midChannels, branchWidth));
@@ -368,6 +373,7 @@ export function createNet(engine: Engine, config: NetConfig): ClothNet {
   if (!(config.width > 0 && config.width <= 4)) throw new Error(`width must be in (0, 4], got ${config.width}`);
   if (config.stemStride !== undefined && config.stemStride !== 1 && config.stemStride !== 2) throw new Error(`stem stride must be 1 or 2, got ${config.stemStride}`);
   if (config.headWidth !== undefined && !(config.headWidth > 0 && config.headWidth <= 4)) throw new Error(`head width must be in (0, 4], got ${config.headWidth}`);
+  if (config.vggBatchNorm && config.net !== 'fashionnet') throw new Error(`vggBatchNorm is FashionNet's (a VGG trunk), not ${config.net}'s`);
   if (config.landmarkSkips && !hasLandmarkBranch(config.net)) throw new Error(`landmark skips need a landmark network (fashionnet, new_fashionnet), not ${config.net}`);
   if (config.categories <= 0 && config.attributes <= 0) throw new Error(`${config.net} needs at least one head: categories or attributes`);
   if (config.convInit !== undefined && !CONV_INITS.includes(config.convInit)) throw new Error(`conv init must be one of ${CONV_INITS.join(', ')}, got ${config.convInit}`);

@@ -66,25 +66,45 @@ export class ResNet50 extends Module {
   }
 }
 
-/** torchvision VGG-16 `features`: 13 convolutions (with bias) and 5 max-pools, indices as torchvision's. */
+/** VGG-16's configuration "D": channels of each convolution, 'M' for a 2x2 max-pool. */
+const VGG16_PLAN: readonly (number | 'M')[] = [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512, 'M'];
+
+/**
+ * torchvision's VGG-16 `features` (13 convolutions with bias, ReLUs, 5 max-pools), indices as
+ * torchvision's. With `batchNorm`, torchvision's `vgg16_bn`: a BatchNorm after every convolution
+ * (each layer conv, bn, relu, so the indices move: conv4_3 is 40 instead of 28), which FashionNet's
+ * trunk lacks in the thesis; without it the trunk follows a lower rate (docs/real-data.md).
+ */
 export class VGG16Features extends Module {
   private readonly convs = new Map<number, Conv2d>();
+  /** With batchNorm: the BatchNorm at each convolution's index + 1. */
+  private readonly norms = new Map<number, BatchNorm2d>();
   /** The max-pools that run: torchvision's five, less the first with stem stride 1. */
-  private readonly pools: number[];
+  private readonly pools: number[] = [];
+  /** The last index of conv2_2's, conv3_3's and conv4_3's layers (their ReLU), and of pool5. */
+  private readonly ends: { conv2_2: number; conv3_3: number; conv4_3: number; pool5: number };
   /** Channels at conv4_3 (the fusion point of FashionNet) and at the end. */
   readonly midChannels: number;
   readonly outChannels: number;
-  constructor(c: Context, width: number, stemStride: 1 | 2 = 2) {
+  constructor(c: Context, width: number, stemStride: 1 | 2 = 2, batchNorm = false) {
     super(c.engine, '');
-    this.pools = stemStride === 1 ? [9, 16, 23, 30] : [4, 9, 16, 23, 30];
-    // torchvision's layout: conv at these indices of `features`, ReLU after each, max-pool at 4, 9, 16, 23, 30.
-    const plan: [number, number][] = [[0, 64], [2, 64], [5, 128], [7, 128], [10, 256], [12, 256], [14, 256], [17, 512], [19, 512], [21, 512], [24, 512], [26, 512], [28, 512]];
-    let inC = 3;
-    for (const [index, out] of plan) {
-      const o = scaled(out, width);
+    let inC = 3, index = 0;
+    const reluAfter: number[] = [], poolAt: number[] = [];
+    for (const step of VGG16_PLAN) {
+      if (step === 'M') {
+        poolAt.push(index++);
+        continue;
+      }
+      const o = scaled(step, width);
       this.convs.set(index, this.add(`features.${index}`, new Conv2d(c, `features.${index}`, inC, o, 3, 1, 1, true)));
+      if (batchNorm) this.norms.set(index + 1, this.add(`features.${index + 1}`, new BatchNorm2d(c, `features.${index + 1}`, o)));
+      index += batchNorm ? 3 : 2;
+      reluAfter.push(index - 1);
       inC = o;
     }
+    this.pools = stemStride === 1 ? poolAt.slice(1) : poolAt;
+    // Convolutions 4, 7 and 10 (1-based) are conv2_2, conv3_3 and conv4_3.
+    this.ends = { conv2_2: reluAfter[3]!, conv3_3: reluAfter[6]!, conv4_3: reluAfter[9]!, pool5: poolAt[4]! };
     this.midChannels = this.outChannels = inC;
     this.finerChannels = [scaled(256, width), scaled(128, width)];
   }
@@ -96,27 +116,30 @@ export class VGG16Features extends Module {
     let y = x;
     for (let i = from; i <= to; i++) {
       const conv = this.convs.get(i);
-      if (conv) y = conv.forward(y, true);
+      const norm = this.norms.get(i + 1);
+      if (conv) y = norm ? convBN(conv, norm, y, true) : conv.forward(y, true);
       else if (this.pools.includes(i)) y = ops.maxPool2d(y, { kernel: 2, stride: 2, pad: 0 });
     }
     return y;
   }
 
   /**
-   * conv1_1 .. conv4_3 (features 0..22): [N, 3, S, S] -> [N, 512w, S/8, S/8] (S/4 with stem stride
-   * 1). With `finer`, also pushes conv3_3's output (twice conv4_3's size) and conv2_2's (four times).
+   * conv1_1 .. conv4_3 (features 0..22; 0..32 with BatchNorm): [N, 3, S, S] -> [N, 512w, S/8, S/8]
+   * (S/4 with stem stride 1). With `finer`, also pushes conv3_3's output (twice conv4_3's size) and
+   * conv2_2's (four times).
    */
   toConv4_3(x: Tensor, finer?: Tensor[]): Tensor {
-    if (!finer) return this.run(x, 0, 22);
-    const conv2_2 = this.run(x, 0, 8);
-    const conv3_3 = this.run(conv2_2, 9, 15);
+    const { conv2_2: a, conv3_3: b, conv4_3: m } = this.ends;
+    if (!finer) return this.run(x, 0, m);
+    const conv2_2 = this.run(x, 0, a);
+    const conv3_3 = this.run(conv2_2, a + 1, b);
     finer.push(conv3_3, conv2_2);
-    return this.run(conv3_3, 16, 22);
+    return this.run(conv3_3, b + 1, m);
   }
 
-  /** pool4, conv5_1 .. conv5_3, pool5 (features 23..30): -> [N, 512w, S/32, S/32]. */
+  /** pool4, conv5_1 .. conv5_3, pool5 (features 23..30; 33..43 with BatchNorm): -> [N, 512w, S/32, S/32]. */
   fromPool4(x: Tensor): Tensor {
-    return this.run(x, 23, 30);
+    return this.run(x, this.ends.conv4_3 + 1, this.ends.pool5);
   }
 }
 

@@ -93,7 +93,7 @@ function checkConfig(config: NetConfig, tensors: TensorMap, source: string): voi
   if (config.stemStride !== undefined && config.stemStride !== 1 && config.stemStride !== 2) throw new WeightsError(`${source}: its metadata's stemStride must be 1 or 2, got ${config.stemStride}`);
   if (config.convInit !== undefined && !CONV_INITS.includes(config.convInit)) throw new WeightsError(`${source}: its metadata's convInit must be one of ${CONV_INITS.join(', ')}, got ${String(config.convInit)}`);
   if (config.headWidth !== undefined && !(typeof config.headWidth === 'number' && config.headWidth > 0 && config.headWidth <= 4)) throw new WeightsError(`${source}: its metadata's headWidth must be in (0, 4], got ${config.headWidth}`);
-  for (const flag of ['landmarkPrior', 'landmarkSkips', 'box', 'boxRefine'] as const) {
+  for (const flag of ['landmarkPrior', 'landmarkSkips', 'vggBatchNorm', 'box', 'boxRefine'] as const) {
     if (config[flag] !== undefined && typeof config[flag] !== 'boolean') throw new WeightsError(`${source}: its metadata's ${flag} must be true or false, got ${JSON.stringify(config[flag])}`);
   }
   for (const [head, n, what] of [['category', config.categories, 'categories'], ['attributes', config.attributes, 'attributes']] as const) {

@@ -73,6 +73,8 @@ export interface TrainConfig {
    * writes it for every landmark run, on by default with the soft-argmax objective).
    */
   landmarkSkips?: boolean;
+  /** FashionNet: a BatchNorm after each trunk convolution (NetConfig.vggBatchNorm; absent: off, the thesis's). */
+  vggBatchNorm?: boolean;
   /**
    * The share of the box head's training photos shown as a window around the garment
    * (drawZoomWindow), which teaches it the second look labelling then takes (NetConfig.boxRefine);
@@ -209,6 +211,7 @@ async function train(engine: Engine, out: string, config: TrainConfig, hooks: Tr
     ...(config.convInit ? { convInit: config.convInit } : {}),
     ...(config.headWidth !== undefined ? { headWidth: config.headWidth } : {}),
     ...(config.landmarkSkips ? { landmarkSkips: true } : {}),
+    ...(config.vggBatchNorm ? { vggBatchNorm: true } : {}),
     ...(config.loss.landmarkLoss === 'softargmax' ? { landmarkPrior: true } : {}),
     // The garment-box head, where the data has boxes to learn from (--wb 0: none).
     ...(ds.tasks.bbox && (config.loss.wb ?? 0) > 0 ? { box: true, ...((config.boxZoom ?? 0) > 0 ? { boxRefine: true } : {}) } : {}),

@@ -66,9 +66,9 @@ def main():
     trunk['fc.weight'] = torch.zeros(10, 2)  # an ImageNet classifier, ignored by --pretrained
     torch.save(trunk, os.path.join(OUT, 'resnet-trunk-w16.pth'))
 
-    # Names and shapes of torchvision's ResNet-50 and VGG-16 (no weights: too large to keep).
+    # Names and shapes of torchvision's ResNet-50, VGG-16 and VGG-16-BN (no weights: too large to keep).
     import torchvision
-    for name, model in (('resnet50', torchvision.models.resnet50()), ('vgg16', torchvision.models.vgg16())):
+    for name, model in (('resnet50', torchvision.models.resnet50()), ('vgg16', torchvision.models.vgg16()), ('vgg16_bn', torchvision.models.vgg16_bn())):
         shapes = [[k, list(v.shape)] for k, v in model.state_dict().items()]
         with open(os.path.join(OUT, f'torchvision-{name}-names.json'), 'w') as f:
             json.dump(shapes, f)

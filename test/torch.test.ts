@@ -88,14 +88,19 @@ t.test('clothtag convert and --pretrained FILE.pth: a trunk saved by torch (floa
   t.ok(Math.abs(conv1[20]! - ramp(21, 1 / 64)[20]!) < 1e-6, `conv1.weight[20] = ${conv1[20]} is the file's`);
 });
 
-t.test("torchvision's ResNet-50 and VGG-16 state dicts fit our trunks by their own names", async (t) => {
+t.test("torchvision's ResNet-50, VGG-16 and VGG-16-BN state dicts fit our trunks by their own names", async (t) => {
   const e = await gpuEngine();
-  for (const [net, file] of [['cloth_resnet_a', 'torchvision-resnet50-names.json'], ['fashionnet', 'torchvision-vgg16-names.json']] as const) {
+  const cases = [['cloth_resnet_a', 'torchvision-resnet50-names.json', false], ['fashionnet', 'torchvision-vgg16-names.json', false], ['fashionnet', 'torchvision-vgg16_bn-names.json', true]] as const;
+  for (const [net, file, vggBatchNorm] of cases) {
     const theirs = new Map((JSON.parse(readFileSync(join(FIXTURES, file), 'utf8')) as [string, number[]][]).map(([k, s]) => [k, s]));
-    const ours = createNet(e, { net, categories: 2, attributes: 2, width: 1, seed: 0 });
+    const ours = createNet(e, { net, categories: 2, attributes: 2, width: 1, seed: 0, ...(vggBatchNorm ? { vggBatchNorm } : {}) });
     const trunk = ours.stateEntries().filter((s) => isTrunkName(s.name));
     const misfits = trunk.filter((s) => JSON.stringify(theirs.get(s.name)) !== JSON.stringify(s.shape)).map((s) => `${s.name} [${s.shape}] vs ${JSON.stringify(theirs.get(s.name))}`);
     t.same(misfits, [], `${net}: all ${trunk.length} trunk tensors are in ${file} with the same shapes`);
+    // And the other way: every trunk tensor of theirs has a place in ours (a VGG-16-BN file into a VGG without BatchNorm would not).
+    const mine = new Set(trunk.map((s) => s.name));
+    const left = [...theirs.keys()].filter((k) => isTrunkName(k) && !k.endsWith('num_batches_tracked') && !mine.has(k));
+    t.same(left, [], `${net}${vggBatchNorm ? ' with VGG BatchNorm' : ''}: nothing of ${file}'s trunk is left over`);
     ours.dispose();
   }
 });

@@ -16,11 +16,12 @@ t.test('bench real-data: the landmark job, with and without test-time flips', as
   const json = join(tmp, 'real.json');
   const r = clothtag(['bench', 'real-data', '--shared', shared, '--only', 'deepfashion-fine-landmarks', '--epochs', '1', '--size', '32', '--landmark-width', '0.125', '--seed', '3', '--runs', join(tmp, 'runs'), '--json', json], { timeout: 500_000 });
   t.equal(r.code, 0, r.stderr);
-  t.match(r.stdout, /deepfashion-fine-landmarks \(attributes and 8 landmarks\): fashionnet, width 0\.125 \(branches 0\.5, joined to the trunk's finer maps\)/);
+  t.match(r.stdout, /deepfashion-fine-landmarks \(attributes and 8 landmarks\): fashionnet with BatchNorm in its VGG trunk, width 0\.125 \(branches 0\.5, joined to the trunk's finer maps\)/);
   const config = JSON.parse(readFileSync(join(tmp, 'runs', 'deepfashion-fine-landmarks', 'config.json'), 'utf8'));
   t.equal(config.landmarkSkips, true, 'the job trains the branch with the skips');
   t.equal(config.convInit, 'fan-out', "the job starts FashionNet's convolutions as torchvision's VGG does");
   t.equal(config.lr, 2e-3, "the job trains FashionNet at its own rate");
+  t.equal(config.vggBatchNorm, true, "the job's FashionNet has a BatchNorm after each trunk convolution");
   t.equal(config.cycleMomentum, true, 'the job cycles beta1 with the rate');
   t.equal(config.seed, 3, '--seed reaches the job');
   t.match(r.stdout, /from scratch, seed 3\n/);

@@ -191,12 +191,17 @@ t.test('why heatmaps collapsed: MSE against a sparse Gaussian prefers a flat map
   t.ok(far.every((d, i) => i === 0 || d < far[i - 1]!), `soft-argmax error falls all the way in (${far.map((d) => d.toFixed(3)).join(' > ')})`);
 });
 
-t.test('--stem-stride 1 trains, is kept in config.json and the checkpoint, and evaluates; other values are refused', async (t) => {
-  const dir = tempDir(t, 'clothtag-stem-');
+/** Twelve synthetic photos in a temporary folder, and `train`'s flags for a small, fast network on them. */
+function tinySet(t: Parameters<typeof tempDir>[0], prefix: string, net: string, width: string) {
+  const dir = tempDir(t, prefix);
   const data = join(dir, 'synth');
   synthesize(data, { images: 12, size: 48, seed: 4 });
+  return { dir, data, common: ['--data', data, '--net', net, '--width', width, '--img-size', '32', '--batch-size', '4', '--workers', '0'] };
+}
+
+t.test('--stem-stride 1 trains, is kept in config.json and the checkpoint, and evaluates; other values are refused', async (t) => {
+  const { dir, data, common } = tinySet(t, 'clothtag-stem-', 'cloth_repvgg', '0.125');
   const run = join(dir, 'run');
-  const common = ['--data', data, '--net', 'cloth_repvgg', '--width', '0.125', '--img-size', '32', '--batch-size', '4', '--workers', '0'];
   const train = clothtag(['train', ...common, '--epochs', '1', '--steps-per-epoch', '1', '--stem-stride', '1', '--out', run]);
   t.equal(train.code, 0, train.stderr);
   t.equal(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).stemStride, 1, 'config.json');
@@ -210,11 +215,8 @@ t.test('--stem-stride 1 trains, is kept in config.json and the checkpoint, and e
 });
 
 t.test('--vgg-bn on trains FashionNet with a BatchNorm after each trunk convolution, is kept in config.json and the checkpoint, and evaluates; other networks and values are refused', async (t) => {
-  const dir = tempDir(t, 'clothtag-vggbn-');
-  const data = join(dir, 'synth');
-  synthesize(data, { images: 12, size: 48, seed: 4 });
+  const { dir, data, common } = tinySet(t, 'clothtag-vggbn-', 'fashionnet', '0.0625');
   const run = join(dir, 'run');
-  const common = ['--data', data, '--net', 'fashionnet', '--width', '0.0625', '--img-size', '32', '--batch-size', '4', '--workers', '0'];
   const train = clothtag(['train', ...common, '--epochs', '1', '--steps-per-epoch', '1', '--vgg-bn', 'on', '--out', run]);
   t.equal(train.code, 0, train.stderr);
   t.equal(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).vggBatchNorm, true, 'config.json');

@@ -80,7 +80,7 @@ export class VGG16Features extends Module {
   /** With batchNorm: the BatchNorm at each convolution's index + 1. */
   private readonly norms = new Map<number, BatchNorm2d>();
   /** The max-pools that run: torchvision's five, less the first with stem stride 1. */
-  private readonly pools: number[] = [];
+  private readonly pools: number[];
   /** The last index of conv2_2's, conv3_3's and conv4_3's layers (their ReLU), and of pool5. */
   private readonly ends: { conv2_2: number; conv3_3: number; conv4_3: number; pool5: number };
   /** Channels at conv4_3 (the fusion point of FashionNet) and at the end. */

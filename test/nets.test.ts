@@ -488,7 +488,7 @@ t.test('landmark skips: the branch joins the trunk\'s two finer maps at any inpu
   t.throws(() => createNet(e, { net: 'cloth_resnet_a', categories: 3, attributes: 0, width: W, landmarkSkips: true }), /landmark skips need a landmark network \(fashionnet, new_fashionnet\), not cloth_resnet_a/);
 });
 
-t.test('VGG BatchNorm (FashionNet): torchvision vgg16_bn\'s layers and names, normalized activations, gradients, and a checkpoint remembers it', async (t) => {
+t.test('VGG BatchNorm (FashionNet): torchvision vgg16_bn\'s layers and names, normalized activations, and a checkpoint remembers it (its gradients: the finite-difference test above)', async (t) => {
   const e = await gpuEngine(t);
   const names = (config: { vggBatchNorm?: boolean }) => {
     const net = createNet(e, { net: 'fashionnet', categories: 3, attributes: 4, width: W, seed: 1, ...config });

@@ -157,8 +157,11 @@ export async function benchRealData(engine: Engine, o: RealDataOptions): Promise
     o.log(`${job.name}, validation split, after ${minutes.toFixed(1)} minutes:\n${formatEval(r.lastEval!)}`);
     const mirrored = await mirroredEval(engine, join(runs, job.name), path, o.workers);
     const lm = r.lastEval?.landmarks;
-    // The same baselines beside it: every mean_position_* field, whatever attachMeanPosition put there.
+    // The same baselines beside it: every mean_position_* field, whatever attachMeanPosition put
+    // there, and the attributes' most-frequent answers.
     if (mirrored.landmarks && lm) Object.assign(mirrored.landmarks, Object.fromEntries(Object.entries(lm).filter(([k]) => k.startsWith('mean_position_'))));
+    const mostFrequent = r.lastEval?.attributes?.most_frequent;
+    if (mirrored.attributes && mostFrequent) mirrored.attributes.most_frequent = mostFrequent;
     o.log(`the same weights, each crop averaged with its mirror image (test-time flips, eval --mirror):\n${formatEval(mirrored)}`);
     results[job.name] = { measured: new Date().toISOString(), net: job.net, width, ...(job.config.headWidth ? { headWidth: job.config.headWidth } : {}), ...(trunk ? { trunkFrom: trunk } : {}), stemStride, seed, size: o.size, epochs: o.epochs, minutes, recipe: job.config, run: join(runs, job.name), eval: r.lastEval, eval_mirror: mirrored };
     if (job.data === 'deepfashion-fine' && !results['deepfashion-fine-most-frequent']) {

@@ -35,6 +35,8 @@ t.test('bench real-data: the landmark job, with and without test-time flips', as
   t.ok(job.eval.landmarks.nme > 0 && job.eval_mirror.landmarks.nme > 0, `NME ${job.eval.landmarks.nme}, with flips ${job.eval_mirror.landmarks.nme}`);
   t.equal(job.eval_mirror.landmarks.mean_position_nme, job.eval.landmarks.mean_position_nme, 'the same mean-position baseline beside both');
   t.ok(job.eval_mirror.attributes.per_image.top3.all > 0, 'attribute recall with flips');
+  t.same(job.eval_mirror.attributes.most_frequent, job.eval.attributes.most_frequent, 'the same most-frequent baseline beside both');
+  t.ok(job.eval.attributes.most_frequent.per_image.top3.all > 0);
   t.ok(out['deepfashion-fine-most-frequent'].attributes, 'the most-frequent baseline');
 });
 

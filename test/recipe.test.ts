@@ -239,10 +239,9 @@ t.test('--vgg-bn on trains FashionNet with a BatchNorm after each trunk convolut
 });
 
 t.test('--conv-init pytorch starts the convolutions as PyTorch does, is kept in config.json (the default too) and the checkpoint; other values are refused', async (t) => {
-  const dir = tempDir(t, 'clothtag-init-');
-  const data = join(dir, 'synth');
-  synthesize(data, { images: 12, size: 48, seed: 4 });
-  const common = ['--data', data, '--net', 'cloth_repvgg', '--width', '0.125', '--img-size', '32', '--batch-size', '4', '--workers', '0', '--epochs', '1', '--steps-per-epoch', '1'];
+  const set = tinySet(t, 'clothtag-init-', 'cloth_repvgg', '0.125');
+  const dir = set.dir;
+  const common = [...set.common, '--epochs', '1', '--steps-per-epoch', '1'];
   const stem = new Map<string, Float32Array>();
   for (const init of ['fan-out', 'pytorch']) {
     const run = join(dir, init);
@@ -267,10 +266,9 @@ t.test('--conv-init pytorch starts the convolutions as PyTorch does, is kept in 
 });
 
 t.test('--cycle-momentum on moves Adam\'s beta1 with the one-cycle rate, is kept in config.json; without a cycle it is refused', async (t) => {
-  const dir = tempDir(t, 'clothtag-momentum-');
-  const data = join(dir, 'synth');
-  synthesize(data, { images: 12, size: 48, seed: 4 });
-  const common = ['--data', data, '--net', 'cloth_repvgg', '--width', '0.125', '--img-size', '32', '--batch-size', '4', '--workers', '0', '--epochs', '1', '--steps-per-epoch', '2', '--seed', '3'];
+  const set = tinySet(t, 'clothtag-momentum-', 'cloth_repvgg', '0.125');
+  const dir = set.dir;
+  const common = [...set.common, '--epochs', '1', '--steps-per-epoch', '2', '--seed', '3'];
   const weights = new Map<string, ReturnType<typeof parseSafetensors>['tensors']>();
   for (const setting of ['on', 'off']) {
     const run = join(dir, setting);
@@ -293,10 +291,9 @@ t.test('--cycle-momentum on moves Adam\'s beta1 with the one-cycle rate, is kept
 t.test('FashionNet (a VGG without BatchNorm) trains at 2e-3 unless told, the others at 3e-3; --lr overrides it; config.json records the rate', async (t) => {
   t.equal(defaultLr('fashionnet'), 2e-3);
   for (const net of NET_NAMES.filter((n) => n !== 'fashionnet')) t.equal(defaultLr(net), 3e-3, net);
-  const dir = tempDir(t, 'clothtag-lr-');
-  const data = join(dir, 'synth');
-  synthesize(data, { images: 12, size: 48, seed: 4 });
-  const common = ['--data', data, '--net', 'fashionnet', '--width', '0.0625', '--img-size', '32', '--batch-size', '4', '--workers', '0', '--epochs', '1', '--steps-per-epoch', '1', '--val-limit', '4', '--wb', '0'];
+  const set = tinySet(t, 'clothtag-lr-', 'fashionnet', '0.0625');
+  const dir = set.dir;
+  const common = [...set.common, '--epochs', '1', '--steps-per-epoch', '1', '--val-limit', '4', '--wb', '0'];
   for (const [flags, want] of [[[], 2e-3], [['--lr', '4e-3'], 4e-3]] as const) {
     const run = join(dir, flags.length ? 'told' : 'default');
     const train = clothtag(['train', ...common, ...flags, '--out', run]);
@@ -310,11 +307,10 @@ t.test('FashionNet (a VGG without BatchNorm) trains at 2e-3 unless told, the oth
 });
 
 t.test('--head-width and --landmark-skips (on with soft-argmax unless told) train a landmark network with wider branches joined to the trunk\'s finer maps, are kept in config.json and the checkpoint; nonsense is refused', async (t) => {
-  const dir = tempDir(t, 'clothtag-head-');
-  const data = join(dir, 'synth');
-  synthesize(data, { images: 12, size: 48, seed: 4 });
+  const set = tinySet(t, 'clothtag-head-', 'new_fashionnet', '0.0625');
+  const { dir, data } = set;
   const run = join(dir, 'run');
-  const common = ['--data', data, '--net', 'new_fashionnet', '--width', '0.0625', '--img-size', '32', '--batch-size', '4', '--workers', '0', '--landmark-loss', 'softargmax'];
+  const common = [...set.common, '--landmark-loss', 'softargmax'];
   const train = clothtag(['train', ...common, '--epochs', '1', '--steps-per-epoch', '1', '--head-width', '0.25', '--out', run]);
   t.equal(train.code, 0, train.stderr);
   const saved = JSON.parse(readFileSync(join(run, 'config.json'), 'utf8'));

@@ -2,7 +2,8 @@
 // photos in ../shared/data and prints the evaluation tables beside their baselines.
 // clothing-small (ImageFolder, 10 categories) and deepfashion-fine (26 attributes in 6 types,
 // boxes, landmarks; no categories): attributes alone, then attributes and landmarks together.
-// Last, clothing-small again with its trunk started from the deepfashion-fine job's (transfer).
+// Last, clothing-small again with its trunk started from the deepfashion-fine job's (transfer), and
+// FashionNet on clothing-small with its trunk started from the landmark job's.
 import { existsSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -129,6 +130,16 @@ export const REAL_DATA_JOBS: RealDataJob[] = [
   {
     name: 'clothing-small-transfer', data: 'clothing-small', net: 'cloth_repvgg', what: "category, 10 classes, the trunk started from the deepfashion-fine job's",
     trunkFrom: 'deepfashion-fine', config: CLOTHING_SMALL_RECIPE,
+  },
+  // The landmark job's trunk knows where a garment's collar, sleeve ends, waistline and hem lie,
+  // which is what tells a t-shirt from a long-sleeved top or shorts from a skirt. FashionNet itself
+  // fine-tunes it, in the landmark job's shape (its branches start fresh and, with no landmarks in
+  // a catalog, learn only what helps its categories) and at its rate, batch 16 (docs/real-data.md:
+  // the landmark network's trunk for a catalog).
+  {
+    name: 'clothing-small-landmark-transfer', data: 'clothing-small', net: 'fashionnet', what: "category, 10 classes, the trunk started from the deepfashion-fine-landmarks job's",
+    trunkFrom: 'deepfashion-fine-landmarks',
+    config: { ...RECIPE, batchSize: 16, lr: 2e-3, vggBatchNorm: true, headWidth: 0.5, landmarkSkips: true, cycleMomentum: true },
   },
 ];
 

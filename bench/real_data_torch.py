@@ -169,6 +169,37 @@ def per_type(logits, types, fn):
     return out
 
 
+def load_clothtag_trunk(net, path):
+    """Starts a FashionNet's VGG trunk (its 13 convolutions, their BatchNorms with --vgg-bn, and the
+    fully connected layer) from a clothtag checkpoint of the same shape, as `clothtag train
+    --pretrained` does: clothtag names them as torchvision's VGG-16(-BN) does, this replica keeps
+    VGG-16's indices with each convolution and its BatchNorm in one slot."""
+    with open(path, 'rb') as f:
+        size = int.from_bytes(f.read(8), 'little')
+        header = __import__('json').loads(f.read(size))
+        body = f.read()
+    def tensor(name):
+        info = header[name]
+        assert info['dtype'] == 'F32', f'{path}: {name} is {info["dtype"]}, not F32'
+        start, end = info['data_offsets']
+        return torch.from_numpy(np.frombuffer(body[start:end], dtype=np.float32).copy()).view(info['shape'])
+    # clothtag's convolutions sit at VGG-16-BN's indices (each followed by its BatchNorm), or at VGG-16's without BatchNorm.
+    bn = any(k.startswith('features.1.') for k in header)
+    theirs = (0, 3, 7, 10, 14, 17, 20, 24, 27, 30, 34, 37, 40) if bn else tuple(i for i, _ in net.trunk.PLAN)
+    slots = [m for m in net.trunk.features if isinstance(m, (nn.Conv2d, nn.Sequential))]
+    with torch.no_grad():
+        for index, slot in zip(theirs, slots):
+            conv = slot[0] if isinstance(slot, nn.Sequential) else slot
+            conv.weight.copy_(tensor(f'features.{index}.weight'))
+            conv.bias.copy_(tensor(f'features.{index}.bias'))
+            if isinstance(slot, nn.Sequential):
+                norm = slot[1]
+                for field in ('weight', 'bias', 'running_mean', 'running_var'):
+                    getattr(norm, field).copy_(tensor(f'features.{index + 1}.{field}'))
+        net.fc.weight.copy_(tensor('classifier.0.weight'))
+        net.fc.bias.copy_(tensor('classifier.0.bias'))
+
+
 def plain(width, classes):
     def cbr(i, o):
         return nn.Sequential(nn.Conv2d(i, o, 3, 1, 1, bias=False), nn.BatchNorm2d(o), nn.ReLU())
@@ -282,7 +313,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--job', choices=('clothing-small', 'attributes', 'landmarks'), default='clothing-small')
     ap.add_argument('--shared', default=os.path.join(here, '..', '..', 'shared', 'data'))
-    ap.add_argument('--arch', choices=('repvgg', 'plain'), default='repvgg', help='clothing-small and attributes')
+    ap.add_argument('--arch', choices=('repvgg', 'plain', 'fashionnet'), default='repvgg',
+                    help='clothing-small and attributes; fashionnet (clothing-small only): FashionNet, its branches unsupervised (no landmarks there), --vgg-bn as for landmarks')
     ap.add_argument('--width', type=float, default=0.25)
     ap.add_argument('--landmark-net', choices=('new_fashionnet', 'fashionnet'), default='new_fashionnet', help='the landmarks job\'s network')
     ap.add_argument('--stem-stride', type=int, choices=(1, 2), default=2)
@@ -324,7 +356,10 @@ def main():
     ap.add_argument('--init', choices=('torch', 'clothtag'), default='torch',
                     help="torch: PyTorch's default conv init (kaiming uniform, a = sqrt(5)); clothtag: kaiming normal over fan_out, as src/nets/layers.ts starts every conv")
     ap.add_argument('--cycle-momentum', type=int, default=1, help='1: the one-cycle schedule also cycles Adam\'s beta1 0.95 -> 0.85 -> 0.95 (PyTorch\'s default, clothtag train --cycle-momentum on); 0: beta1 stays 0.9')
+    ap.add_argument('--pretrained', help='clothing-small --arch fashionnet: the VGG trunk and fully connected layer from this clothtag checkpoint (clothtag train --pretrained)')
     a = ap.parse_args()
+    if a.pretrained and not (a.job == 'clothing-small' and a.arch == 'fashionnet'):
+        ap.error('--pretrained: clothing-small --arch fashionnet only')
     moving_windows = a.jitter > 0 or a.rotate > 0
     if a.job == 'clothing-small' and moving_windows:
         ap.error('--jitter and --rotate move a window within a garment box: deepfashion-fine jobs only')
@@ -339,6 +374,9 @@ def main():
         data = load_folders(os.path.join(a.shared, 'clothing-small'), a.size)
         if a.arch == 'plain':
             net, model = plain(a.width, data['classes'])
+        elif a.arch == 'fashionnet':
+            net = ClothNet('fashionnet', a.width, data['classes'], 0, a.stem_stride, a.head_width, landmark_skips=a.landmark_skips, vgg_bn=a.vgg_bn)
+            model = net
         else:
             net = ClothNet('cloth_repvgg', a.width, data['classes'], 0, a.stem_stride)
             model = net
@@ -379,6 +417,8 @@ def main():
         for m in net.modules():
             if isinstance(m, torch.nn.Conv2d):
                 torch.nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
+    if a.pretrained:
+        load_clothtag_trunk(net, a.pretrained)
     params = sum(p.numel() for p in net.parameters())
     print(f'{a.job}: {what}, width {a.width}, batch {a.batch}, lr {lr}, weight decay {decay_rate}, attribute loss {a.attribute_loss}: {params} parameters, '
           f'{multiply_adds(net, model, x) / 1e6:.1f} M multiply-adds per {a.size}x{a.size} image', flush=True)

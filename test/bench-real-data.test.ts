@@ -56,7 +56,7 @@ t.test("bench real-data: the transfer job starts clothing-small's trunk from the
   t.match(alone.stdout, /clothing-small-transfer: skipped, it starts from the deepfashion-fine job's weights and .*deepfashion-fine\/weights\/last\.safetensors is absent/);
   const typo = clothtag([...common, '--only', 'clothing-small-transfr'], { timeout: 120_000 });
   t.equal(typo.code, 2);
-  t.match(typo.stderr, /--only: no job named clothing-small-transfr; the jobs are clothing-small, deepfashion-fine, deepfashion-fine-landmarks, clothing-small-transfer/);
+  t.match(typo.stderr, /--only: no job named clothing-small-transfr; the jobs are clothing-small, deepfashion-fine, deepfashion-fine-landmarks, clothing-small-transfer, clothing-small-landmark-transfer/);
 
   // A results file that is not one fails before any training, naming the file.
   const broken = join(tmp, 'broken.json');
@@ -90,4 +90,38 @@ t.test("bench real-data: the transfer job starts clothing-small's trunk from the
   t.equal(out['clothing-small'].measured, 'earlier', 'the entry of a job not run is kept');
   t.not(out['clothing-small-transfer'].measured, 'earlier', 'the entry of a job run is replaced');
   t.ok(!Number.isNaN(Date.parse(out['clothing-small-transfer'].measured)), `measured ${out['clothing-small-transfer'].measured}`);
+});
+
+t.test("bench real-data: the landmark transfer job starts FashionNet on clothing-small from the landmark job's trunk", async (t) => {
+  const tmp = tempDir(t, 'clothtag-bench-landmark-transfer-');
+  const shared = join(tmp, 'shared');
+  mkdirSync(shared);
+  synthesize(join(shared, 'deepfashion-fine'), { images: 40, size: 48, seed: 7 });
+  synthesize(join(shared, 'clothing-small'), { images: 40, size: 48, seed: 8 });
+  const runs = join(tmp, 'runs');
+  const common = ['bench', 'real-data', '--shared', shared, '--epochs', '1', '--size', '32', '--landmark-width', '0.125', '--runs', runs];
+  const alone = clothtag([...common, '--only', 'clothing-small-landmark-transfer'], { timeout: 120_000 });
+  t.equal(alone.code, 0, alone.stderr);
+  t.match(alone.stdout, /clothing-small-landmark-transfer: skipped, it starts from the deepfashion-fine-landmarks job's weights/);
+  const json = join(tmp, 'real.json');
+  const r = clothtag([...common, '--only', 'deepfashion-fine-landmarks,clothing-small-landmark-transfer', '--json', json], { timeout: 500_000 });
+  t.equal(r.code, 0, r.stderr);
+  const trunk = join(runs, 'deepfashion-fine-landmarks', 'weights', 'last.safetensors');
+  t.match(r.stdout, `clothing-small-landmark-transfer (category, 10 classes, the trunk started from the deepfashion-fine-landmarks job's): fashionnet with BatchNorm in its VGG trunk, width 0.125`);
+  t.match(r.stdout, `epochs from the trunk of ${trunk}`);
+  // VGG-16-BN's 13 convolutions (weight, bias) and their BatchNorms (4 each), and the fully connected layer.
+  const loaded = /pretrained trunk: (\d+) tensors from (\S+)/.exec(r.stdout);
+  t.equal(loaded?.[1], String(13 * 2 + 13 * 4 + 2), 'the whole trunk is loaded');
+  t.equal(loaded?.[2], trunk);
+  const config = JSON.parse(readFileSync(join(runs, 'clothing-small-landmark-transfer', 'config.json'), 'utf8'));
+  t.equal(config.net, 'fashionnet');
+  t.equal(config.vggBatchNorm, true, "the landmark job's trunk, with its BatchNorms");
+  t.equal(config.headWidth, 0.5, "the landmark job's branch width");
+  t.equal(config.batchSize, 16);
+  t.equal(config.lr, 2e-3, "FashionNet's rate");
+  t.equal(config.tasks.category, true, 'it trains categories');
+  const out = JSON.parse(readFileSync(json, 'utf8'));
+  t.equal(out['clothing-small-landmark-transfer'].trunkFrom, trunk);
+  t.ok(out['clothing-small-landmark-transfer'].eval.category.top1 >= 0, 'evaluated');
+  t.ok(out['clothing-small-landmark-transfer'].eval_mirror.category.top1 >= 0, 'and with test-time flips');
 });

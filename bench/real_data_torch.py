@@ -11,7 +11,9 @@ left and right); the recipe is AdamW without decay on BatchNorm and biases and a
 Jobs (one seed each; printed per epoch):
   clothing-small  category top-1; --arch repvgg (cloth_repvgg) or plain: the 8-layer CNN of issue
                   #11's reference (3x3 conv-BN-ReLU pairs at 32-64-128-256 channels times --width,
-                  max-pools between)
+                  max-pools between), or fashionnet: FashionNet (--vgg-bn, --head-width and
+                  --landmark-skips as for landmarks; its branches unsupervised), whose VGG trunk
+                  --pretrained starts from a clothtag checkpoint's (the landmark job's)
   attributes      deepfashion-fine, cloth_repvgg (or --arch plain), per-image attribute recall@3
                   and @5 (BCE with w_pos 1, w_neg 0.1; or --attribute-loss softmax: cross-entropy
                   within each attribute type)
@@ -40,6 +42,7 @@ Runs where Debian's python3-torch is installed; never in tests:
     /usr/bin/python3 bench/real_data_torch.py --job landmarks --width 0.125 --head-width 0.5 --batch 32
     /usr/bin/python3 bench/real_data_torch.py --job landmarks --width 0.125 --head-width 0.5 --batch 32 --typed-landmarks
     /usr/bin/python3 bench/real_data_torch.py --job attributes --arch plain --width 0.5 --batch 32
+    /usr/bin/python3 bench/real_data_torch.py --job clothing-small --arch fashionnet --vgg-bn --width 0.25 --head-width 0.5 --landmark-skips --init clothtag --batch 16 --lr 2e-3 --weight-decay 0.05 --pretrained runs/bench-L2/deepfashion-fine-landmarks/weights/last.safetensors
 """
 import argparse, os, time
 

@@ -40,15 +40,24 @@ t.test('bench real-data: the landmark job, with and without test-time flips', as
   t.ok(out['deepfashion-fine-most-frequent'].attributes, 'the most-frequent baseline');
 });
 
-t.test("bench real-data: the transfer job starts clothing-small's trunk from the deepfashion-fine job's weights", async (t) => {
-  const tmp = tempDir(t, 'clothtag-bench-transfer-');
+/**
+ * Stand-ins for ../shared/data's two sets, `images` photos each, and the bench command's common
+ * arguments (1 epoch at 32x32, the run folders in `runs`). clothing-small's stand-in is a
+ * DeepFashion layout: any layout with categories will do for the plumbing.
+ */
+function standInSets(t: Parameters<typeof tempDir>[0], prefix: string, images: number, seed: number) {
+  const tmp = tempDir(t, prefix);
   const shared = join(tmp, 'shared');
   mkdirSync(shared);
-  synthesize(join(shared, 'deepfashion-fine'), { images: 60, size: 48, seed: 5 });
-  // A stand-in for the catalog: any layout with categories will do for the plumbing.
-  synthesize(join(shared, 'clothing-small'), { images: 60, size: 48, seed: 6 });
+  synthesize(join(shared, 'deepfashion-fine'), { images, size: 48, seed });
+  synthesize(join(shared, 'clothing-small'), { images, size: 48, seed: seed + 1 });
   const runs = join(tmp, 'runs');
-  const common = ['bench', 'real-data', '--shared', shared, '--epochs', '1', '--size', '32', '--width', '0.125', '--runs', runs];
+  return { tmp, runs, common: ['bench', 'real-data', '--shared', shared, '--epochs', '1', '--size', '32', '--runs', runs] };
+}
+
+t.test("bench real-data: the transfer job starts clothing-small's trunk from the deepfashion-fine job's weights", async (t) => {
+  const { tmp, runs, common } = standInSets(t, 'clothtag-bench-transfer-', 60, 5);
+  common.push('--width', '0.125');
 
   // Alone, with no deepfashion-fine run in the folder: skipped, and the log says what it needs.
   const alone = clothtag([...common, '--only', 'clothing-small-transfer'], { timeout: 120_000 });
@@ -93,13 +102,8 @@ t.test("bench real-data: the transfer job starts clothing-small's trunk from the
 });
 
 t.test("bench real-data: the landmark transfer job starts FashionNet on clothing-small from the landmark job's trunk", async (t) => {
-  const tmp = tempDir(t, 'clothtag-bench-landmark-transfer-');
-  const shared = join(tmp, 'shared');
-  mkdirSync(shared);
-  synthesize(join(shared, 'deepfashion-fine'), { images: 40, size: 48, seed: 7 });
-  synthesize(join(shared, 'clothing-small'), { images: 40, size: 48, seed: 8 });
-  const runs = join(tmp, 'runs');
-  const common = ['bench', 'real-data', '--shared', shared, '--epochs', '1', '--size', '32', '--landmark-width', '0.125', '--runs', runs];
+  const { tmp, runs, common } = standInSets(t, 'clothtag-bench-landmark-transfer-', 40, 7);
+  common.push('--landmark-width', '0.125');
   const alone = clothtag([...common, '--only', 'clothing-small-landmark-transfer'], { timeout: 120_000 });
   t.equal(alone.code, 0, alone.stderr);
   t.match(alone.stdout, /clothing-small-landmark-transfer: skipped, it starts from the deepfashion-fine-landmarks job's weights/);

@@ -97,6 +97,12 @@ const RECIPE: Partial<TrainConfig> = { batchSize: 32, lr: 3e-3, schedule: 'onecy
  */
 const CLOTHING_SMALL_RECIPE: Partial<TrainConfig> = { ...RECIPE, batchSize: 8, lr: 2e-3, weightDecay: 5e-4, cycleMomentum: true, stemStride: 1 };
 
+/**
+ * FashionNet as the landmark job trains it (the reasons are given there), and as the landmark
+ * transfer job fine-tunes it: its trunk must have the same shape as the landmark job's to load.
+ */
+const FASHIONNET_BN: Partial<TrainConfig> = { ...RECIPE, lr: 2e-3, vggBatchNorm: true, headWidth: 0.5, landmarkSkips: true, cycleMomentum: true };
+
 export const REAL_DATA_JOBS: RealDataJob[] = [
   { name: 'clothing-small', data: 'clothing-small', net: 'cloth_repvgg', what: 'category, 10 classes', config: CLOTHING_SMALL_RECIPE },
   // Cyclical momentum: level on its own attributes (docs/real-data.md), but the trunk the transfer
@@ -122,7 +128,7 @@ export const REAL_DATA_JOBS: RealDataJob[] = [
     // replica of New FashionNet's job (docs/real-data.md: the branch's resolution). Cyclical
     // momentum, as the replica trains (docs/real-data.md: what separated clothtag's run from the
     // replica's).
-    config: { ...RECIPE, lr: 2e-3, vggBatchNorm: true, headWidth: 0.5, landmarkSkips: true, cycleMomentum: true, loss: { ...THESIS_LOSS, landmarkLoss: 'softargmax', wl: landmarkWeightFor('softargmax') } },
+    config: { ...FASHIONNET_BN, loss: { ...THESIS_LOSS, landmarkLoss: 'softargmax', wl: landmarkWeightFor('softargmax') } },
   },
   // A catalog of 3,000 photos is small: a trunk that has already learned garments from
   // deepfashion-fine's 4,000 (sleeves, lengths, necklines) starts it well ahead. The same recipe and
@@ -139,7 +145,7 @@ export const REAL_DATA_JOBS: RealDataJob[] = [
   {
     name: 'clothing-small-landmark-transfer', data: 'clothing-small', net: 'fashionnet', what: "category, 10 classes, the trunk started from the deepfashion-fine-landmarks job's",
     trunkFrom: 'deepfashion-fine-landmarks',
-    config: { ...RECIPE, batchSize: 16, lr: 2e-3, vggBatchNorm: true, headWidth: 0.5, landmarkSkips: true, cycleMomentum: true },
+    config: { ...FASHIONNET_BN, batchSize: 16 },
   },
 ];
 

@@ -44,7 +44,7 @@ Runs where Debian's python3-torch is installed; never in tests:
     /usr/bin/python3 bench/real_data_torch.py --job attributes --arch plain --width 0.5 --batch 32
     /usr/bin/python3 bench/real_data_torch.py --job clothing-small --arch fashionnet --vgg-bn --width 0.25 --head-width 0.5 --landmark-skips --init clothtag --batch 16 --lr 2e-3 --weight-decay 0.05 --pretrained runs/bench-L2/deepfashion-fine-landmarks/weights/last.safetensors
 """
-import argparse, os, time
+import argparse, json, os, time
 
 import numpy as np
 import torch
@@ -179,16 +179,16 @@ def load_clothtag_trunk(net, path):
     VGG-16's indices with each convolution and its BatchNorm in one slot."""
     with open(path, 'rb') as f:
         size = int.from_bytes(f.read(8), 'little')
-        header = __import__('json').loads(f.read(size))
+        header = json.loads(f.read(size))
         body = f.read()
     def tensor(name):
         info = header[name]
         assert info['dtype'] == 'F32', f'{path}: {name} is {info["dtype"]}, not F32'
         start, end = info['data_offsets']
         return torch.from_numpy(np.frombuffer(body[start:end], dtype=np.float32).copy()).view(info['shape'])
-    # clothtag's convolutions sit at VGG-16-BN's indices (each followed by its BatchNorm), or at VGG-16's without BatchNorm.
-    bn = any(k.startswith('features.1.') for k in header)
-    theirs = (0, 3, 7, 10, 14, 17, 20, 24, 27, 30, 34, 37, 40) if bn else tuple(i for i, _ in net.trunk.PLAN)
+    # clothtag's convolutions, in order: the features.N whose weight is 4-dimensional (a BatchNorm's
+    # sits at N + 1 after its convolution's in VGG-16-BN's numbering).
+    theirs = sorted(int(k.split('.')[1]) for k, v in header.items() if k.startswith('features.') and k.endswith('.weight') and len(v['shape']) == 4)
     slots = [m for m in net.trunk.features if isinstance(m, (nn.Conv2d, nn.Sequential))]
     with torch.no_grad():
         for index, slot in zip(theirs, slots):

@@ -91,17 +91,37 @@ def rows(path):
 WIDE = 1.4  # --jitter/--rotate: the box grown this much about its centre, so a moved window has the photo around it
 
 
-def load_deepfashion(root, size, wide=False):
+def square_about(x1, y1, x2, y2):
+    """The square about a box's centre whose side is the box's longer side (--crop square)."""
+    cx, cy, half = (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, y2 - y1) / 2
+    return round(cx - half), round(cy - half), round(cx + half), round(cy + half)
+
+
+def edge_crop(photo, x1, y1, x2, y2):
+    """photo.crop, with what lies outside the photo filled by its edge pixels, as clothtag's cropResize does."""
+    w, h = photo.size
+    if x1 >= 0 and y1 >= 0 and x2 <= w and y2 <= h:
+        return photo.crop((x1, y1, x2, y2))
+    a = np.asarray(photo)
+    left, top, right, bottom = max(0, -x1), max(0, -y1), max(0, x2 - w), max(0, y2 - h)
+    a = np.pad(a, ((top, bottom), (left, right), (0, 0)), mode='edge')
+    return Image.fromarray(a[y1 + top:y2 + top, x1 + left:x2 + left])
+
+
+def load_deepfashion(root, size, wide=False, crop='box'):
     """deepfashion-fine: box crops, attributes (1/0), landmarks [8, (visibility, x, y)] in the box's frame;
-    with `wide`, also crops of the box grown WIDE times about its centre (x_wide), for --jitter and --rotate."""
+    with `wide`, also crops of the box grown WIDE times about its centre (x_wide), for --jitter and --rotate.
+    crop 'square': the square about the box (square_about) instead of the box stretched to a square, so
+    that the garment keeps its shape; the landmarks are then in that square's frame."""
     boxes = {r[0]: list(map(int, r[1:])) for r in rows(os.path.join(root, 'Anno', 'list_bbox.txt'))}
     split = {r[0]: r[1] for r in rows(os.path.join(root, 'Eval', 'list_eval_partition.txt'))}
     marks = {r[0]: r[3:] for r in rows(os.path.join(root, 'Anno', 'list_landmarks.txt'))}
     images, attributes, landmarks, is_val, aspects, wides = [], [], [], [], [], []
     for name, *values in rows(os.path.join(root, 'Anno', 'list_attr_img.txt')):
-        x1, y1, x2, y2 = boxes[name]
+        bx1, by1, bx2, by2 = boxes[name]
+        x1, y1, x2, y2 = square_about(bx1, by1, bx2, by2) if crop == 'square' else (bx1, by1, bx2, by2)
         photo = Image.open(os.path.join(root, name)).convert('RGB')
-        im = photo.crop((x1, y1, x2, y2)).resize((size, size), Image.BICUBIC)
+        im = edge_crop(photo, x1, y1, x2, y2).resize((size, size), Image.BICUBIC)
         if wide:
             cx, cy, hw, hh = (x1 + x2) / 2, (y1 + y2) / 2, WIDE * (x2 - x1) / 2, WIDE * (y2 - y1) / 2
             side = round(size * WIDE)
@@ -115,7 +135,7 @@ def load_deepfashion(root, size, wide=False):
         attributes.append([1.0 if a == '1' else 0.0 for a in values])
         landmarks.append(points)
         is_val.append(split[name] == 'val')
-        aspects.append(np.log((y2 - y1) / (x2 - x1)))
+        aspects.append(np.log((by2 - by1) / (bx2 - bx1)))
     types = [int(r[-1]) for r in rows(os.path.join(root, 'Anno', 'list_attr_cloth.txt'))]
     return {'x': normalized(images), 'x_wide': normalized(wides) if wide else None, 'attributes': torch.tensor(attributes), 'landmarks': torch.tensor(np.stack(landmarks), dtype=torch.float32), 'is_val': torch.tensor(is_val), 'types': torch.tensor(types),
             'aspect': torch.tensor(aspects, dtype=torch.float32)}
@@ -295,6 +315,18 @@ def recall(logits, attributes, k):
     return (hits / attributes.sum(1).clamp(min=1)).mean().item()
 
 
+def type_top1(logits, attributes, types):
+    """Each attribute type's top-1 accuracy: the share of photos whose highest-scored answer of the type is
+    theirs (clothtag eval's per-type table), among photos with an answer of that type."""
+    out = []
+    for t in types.unique():
+        cols = (types == t).nonzero().squeeze(1)
+        truth, has = attributes[:, cols], attributes[:, cols].sum(1) > 0
+        hit = truth.gather(1, logits[:, cols].argmax(1, keepdim=True)).squeeze(1)
+        out.append(hit[has].mean().item())
+    return out
+
+
 def multiply_adds(net, model, x):
     total = [0]
 
@@ -323,6 +355,8 @@ def main():
     ap.add_argument('--stem-stride', type=int, choices=(1, 2), default=2)
     ap.add_argument('--head-width', type=float, help='the landmark and attention branches\' width (default: --width)')
     ap.add_argument('--size', type=int, default=64)
+    ap.add_argument('--crop', choices=('box', 'square'), default='box',
+                    help="deepfashion-fine: the garment's box stretched to a square (clothtag's), or the square about it, which keeps the garment's shape")
     ap.add_argument('--epochs', type=int, default=12)
     ap.add_argument('--batch', type=int, default=16)
     ap.add_argument('--lr', type=float, help='default 2e-3 (the reference CNN\'s), 5e-3 for landmarks (clothtag\'s landmark job)')
@@ -384,7 +418,7 @@ def main():
             net = ClothNet('cloth_repvgg', a.width, data['classes'], 0, a.stem_stride)
             model = net
     else:
-        data = load_deepfashion(os.path.join(a.shared, 'deepfashion-fine'), a.size, moving_windows)
+        data = load_deepfashion(os.path.join(a.shared, 'deepfashion-fine'), a.size, moving_windows, a.crop)
         if a.arch == 'plain' and not landmark_job:
             net, plain_model = plain(a.width, data['attributes'].shape[1])
             model = lambda v: (None, plain_model(v)[0], None)
@@ -516,6 +550,8 @@ def main():
             if a.attribute_loss == 'softmax':
                 logits = per_type(logits, data['types'], lambda v: F.softmax(v, 1))
             line += f', val attribute recall@3 {100 * recall(logits, data["attributes"][val], 3):.1f}% @5 {100 * recall(logits, data["attributes"][val], 5):.1f}%'
+            if epoch + 1 == a.epochs:
+                line += ', top-1 per type ' + ' / '.join(f'{100 * v:.1f}' for v in type_top1(logits, data['attributes'][val], data['types']))
         if landmark_job:
             with torch.no_grad():
                 all_points = torch.cat([prior.points(o[2]) for o in outs])

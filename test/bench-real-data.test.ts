@@ -93,6 +93,7 @@ t.test("bench real-data: the transfer job starts clothing-small's trunk from the
   const source = JSON.parse(readFileSync(join(runs, 'deepfashion-fine', 'config.json'), 'utf8'));
   t.equal(source.cycleMomentum, true, "the source job's run trains with cyclical momentum");
   t.equal(source.stemStride, 1, "the source job's trunk keeps its first stage at full resolution, as the transfer's does");
+  t.equal(source.loss.attributeLoss, 'softmax', "the source job's attributes train with a softmax within each type");
   t.equal(JSON.parse(readFileSync(join(runs, 'clothing-small-transfer', 'config.json'), 'utf8')).stemStride, 1, "the transfer job's too");
   t.ok(out['clothing-small-transfer'].eval.category.top1 >= 0, 'the transfer job is evaluated');
   t.equal(out['clothing-small-transfer'].recipe.batchSize, 8, "clothing-small's own recipe");

@@ -3,6 +3,7 @@ import t from 'tap';
 import * as ops from '../src/autograd/ops.js';
 import { gpuEngine } from './helpers/gpu.js';
 import { gradcheck } from './helpers/gradcheck.js';
+import { columnSelector, groupLabels, groupSoftmaxLoss } from '../src/train/losses.js';
 import { randn, uniform } from './helpers/random.js';
 import { assertClose } from './helpers/close.js';
 import { binaryRef, bceRef, l1Ref, matmulRef, mseRef, reduceRef, softArgmaxRef, softmaxXentRef } from './helpers/reference.js';
@@ -94,6 +95,20 @@ t.test('losses', async (t) => {
     inputs: [{ shape: [N, C] }, { shape: [N], data: labels, noGrad: true }],
     gpu: ([x, l]) => ops.softmaxCrossEntropy(x!, l!, 0.1),
     ref: ([x]) => Float64Array.of(softmaxXentRef(x!, labels, N, C, 0.1)),
+  });
+  // The softmax attribute loss: 7 attributes in groups of 3, 1 and 3 (group 1's last photo unmarked).
+  const groups = [1, 1, 3, 2, 3, 1, 3];
+  const marks = Float32Array.from([1, 0, 0, 1, 0, 0, 1, /**/ 0, 1, 1, 1, 0, 0, 0, /**/ 0, 0, 0, 0, 1, 0, 0, /**/ 0, 0, -1, 1, 0, 0, 1, /**/ -1, 0, 1, 1, 0, 0, 0]);
+  const byGroup = groupLabels(marks, 5, groups);
+  await gradcheck(t, e, {
+    name: 'softmax within attribute groups (5 photos, groups of 3, 1 and 3, unmarked photos masked)',
+    inputs: [{ shape: [5, 7] }],
+    gpu: ([x]) => groupSoftmaxLoss(x!, byGroup.map((g) => ({ select: e.tensor(columnSelector(7, g.columns), [7, g.columns.length]), labels: e.tensor(g.labels, [5]) }))),
+    ref: ([x]) => Float64Array.of(byGroup.reduce((total, g) => {
+      const k = g.columns.length;
+      const sub = Float64Array.from({ length: 5 * k }, (_, i) => x![Math.floor(i / k) * 7 + g.columns[i % k]!]!);
+      return total + softmaxXentRef(sub, g.labels, 5, k);
+    }, 0)),
   });
   const targets = Float32Array.from({ length: 4 * 7 }, (_, i) => [1, 0, -1, 0, 0][i % 5]!);
   await gradcheck(t, e, {

@@ -599,6 +599,8 @@ t.test('head width: the landmark and attention branches take their own width, th
   const { tensors, metadata } = parseSafetensors(bytes);
   const lying = serializeSafetensors(tensors, { ...metadata, config: JSON.stringify({ ...meta.config, headWidth: 0 }) });
   await t.rejects(loadCheckpoint(e, lying, 'lying.safetensors'), /lying.safetensors: its metadata's headWidth must be in \(0, 4\], got 0/);
+  const grouped = serializeSafetensors(tensors, { ...metadata, config: JSON.stringify({ ...meta.config, attributeGroups: [1, 2] }) });
+  await t.rejects(loadCheckpoint(e, grouped, 'grouped.safetensors'), /grouped.safetensors: its metadata's attributeGroups must list a group for each of the 4 attributes, got \[1,2\]/);
   t.throws(() => createNet(e, { net: 'fashionnet', categories: 3, attributes: 0, width: W, headWidth: -1 }), /head width must be in \(0, 4\], got -1/);
   back.dispose();
   net.dispose();

@@ -17,6 +17,10 @@ import { decodeLandmarks } from '../src/train/metrics.js';
 import { DEFAULT_BETA1, ONE_CYCLE, adamBeta1, learningRate } from '../src/train/schedule.js';
 import { pointFractions } from '../src/train/step.js';
 import { clothtag } from './helpers/cli.js';
+import { gpuEngine } from './helpers/gpu.js';
+import { randn } from './helpers/random.js';
+import { loadCheckpoint } from '../src/nets/weights.js';
+import { readBatch } from '../src/train/read.js';
 
 t.test('learning-rate schedules', async (t) => {
   const base = { lr: 0.01, lrDecay: 0.5, warmupEpochs: 0, epochs: 10 };
@@ -349,4 +353,38 @@ t.test('--head-width and --landmark-skips (on with soft-argmax unless told) trai
   const plain = clothtag(['train', ...common.map((v) => (v === 'new_fashionnet' ? 'cloth_repvgg' : v)), '--landmark-skips', 'on', '--out', join(dir, 'bad')]);
   t.equal(plain.code, 2, '--landmark-skips on a network without landmarks');
   t.match(plain.stderr, /--landmark-skips on is for the landmark networks \(fashionnet, new_fashionnet\); cloth_repvgg has no landmark branch/);
+});
+
+t.test('--attribute-loss softmax trains a cross-entropy within each attribute type (Ws 1 unless told), keeps the types in the checkpoint, and labelling reads each type as a softmax; nonsense is refused', async (t) => {
+  const { dir, data, common } = tinySet(t, 'clothtag-attrsoftmax-', 'cloth_repvgg', '0.125');
+  const run = join(dir, 'run');
+  const train = clothtag(['train', ...common, '--epochs', '1', '--steps-per-epoch', '2', '--attribute-loss', 'softmax', '--wb', '0', '--out', run]);
+  t.equal(train.code, 0, train.stderr);
+  const config = JSON.parse(readFileSync(join(run, 'config.json'), 'utf8'));
+  t.equal(config.loss.attributeLoss, 'softmax', 'config.json');
+  t.equal(config.loss.ws, 1, 'the softmax loss weighs 1 unless --ws says');
+  const checkpoint = join(run, 'weights', 'last.safetensors');
+  const types = (await openDataset(data)).attributeTypes;
+  t.ok(types.length > 1 && new Set(types).size > 1, 'the synthetic set has attributes of several types');
+  t.same(JSON.parse(parseSafetensors(readFileSync(checkpoint)).metadata.config!).attributeGroups, types, 'the checkpoint\'s head has the types as its groups');
+  const ev = clothtag(['eval', '--checkpoint', checkpoint, '--data', data, '--workers', '0']);
+  t.equal(ev.code, 0, ev.stderr);
+  t.match(ev.stdout, /recall/);
+  // Labelling: each type's probabilities sum to 1.
+  const e = await gpuEngine(t);
+  const { net } = await loadCheckpoint(e, readFileSync(checkpoint), checkpoint);
+  const read = await readBatch(net, randn(2 * 3 * 32 * 32, 3), 2, 32, 'peak');
+  for (let i = 0; i < 2; i++) {
+    for (const type of new Set(types)) {
+      const sum = types.reduce((s, ty, a) => (ty === type ? s + read.attributes![i * types.length + a]! : s), 0);
+      t.ok(Math.abs(sum - 1) < 1e-5, `photo ${i}, type ${type}: the probabilities sum to 1 (${sum})`);
+    }
+  }
+  net.dispose();
+  const weighed = join(dir, 'weighed');
+  t.equal(clothtag(['train', ...common, '--epochs', '1', '--steps-per-epoch', '1', '--val-limit', '4', '--attribute-loss', 'softmax', '--ws', '3', '--wb', '0', '--out', weighed]).code, 0);
+  t.equal(JSON.parse(readFileSync(join(weighed, 'config.json'), 'utf8')).loss.ws, 3, '--ws still sets the weight');
+  const bad = clothtag(['train', ...common, '--attribute-loss', 'hinge', '--out', join(dir, 'bad')]);
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /--attribute-loss is bce, softmax; got hinge/);
 });

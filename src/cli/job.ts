@@ -16,7 +16,7 @@ import { attachMeanPosition, attachMostFrequent, landmarkMeans, meanPositionBase
 import { collectInputs, predictFiles } from '../run/predict.js';
 import { evaluate } from '../run/evaluate.js';
 import { DEFAULT_TRAIN, type TrainConfig, defaultLr, runTraining } from '../run/train.js';
-import { DEFAULT_LANDMARK_LOSS, DEFAULT_WB, LANDMARK_LOSSES, type LandmarkLoss, landmarkWeightFor, THESIS_LOSS } from '../train/losses.js';
+import { ATTRIBUTE_LOSSES, DEFAULT_LANDMARK_LOSS, DEFAULT_WB, LANDMARK_LOSSES, type LandmarkLoss, attributeWeightFor, landmarkWeightFor, THESIS_LOSS } from '../train/losses.js';
 import { SCHEDULES } from '../train/schedule.js';
 import { AUGMENT_NAMES } from '../data/augment.js';
 import { type EvalResult, formatEval } from '../train/metrics.js';
@@ -178,7 +178,7 @@ export async function trainVerb(args: string[]): Promise<number> {
       'landmark-loss': { type: 'string' }, weighting: { type: 'string' }, pretrained: { type: 'string' }, split: { type: 'string' },
       seed: { type: 'string' }, out: { type: 'string' }, workers: { type: 'string' }, 'steps-per-epoch': { type: 'string' }, 'val-limit': { type: 'string' },
       precision: { type: 'string' }, schedule: { type: 'string' }, warmup: { type: 'string' }, 'weight-decay': { type: 'string' },
-      'label-smoothing': { type: 'string' }, 'clip-norm': { type: 'string' }, augment: { type: 'string' }, 'train-on': { type: 'string' }, ema: { type: 'string' },
+      'label-smoothing': { type: 'string' }, 'attribute-loss': { type: 'string' }, 'clip-norm': { type: 'string' }, augment: { type: 'string' }, 'train-on': { type: 'string' }, ema: { type: 'string' },
       wb: { type: 'string' }, 'stem-stride': { type: 'string' }, 'head-width': { type: 'string' }, 'box-zoom': { type: 'string' }, 'box-views': { type: 'string' }, 'box-frame': { type: 'string' },
       'box-epochs': { type: 'string' }, 'cycle-momentum': { type: 'string' }, 'conv-init': { type: 'string' },
       'landmark-skips': { type: 'string' }, 'vgg-bn': { type: 'string' },
@@ -203,7 +203,9 @@ export async function trainVerb(args: string[]): Promise<number> {
     if (!values.net || !isNetName(values.net)) throw new UsageError(`--net must be one of ${NET_NAMES.join(', ')}`);
     const loss = { ...THESIS_LOSS };
     if (values.wc) loss.wc = nonNegative(values.wc, '--wc');
-    if (values.ws) loss.ws = nonNegative(values.ws, '--ws');
+    const attributeLoss = oneOf(values['attribute-loss'], ATTRIBUTE_LOSSES, '--attribute-loss');
+    if (attributeLoss === 'softmax') loss.attributeLoss = attributeLoss;
+    loss.ws = values.ws ? nonNegative(values.ws, '--ws') : attributeWeightFor(attributeLoss ?? 'bce');
     // The garment-box head is built and trained wherever the data has boxes, unless --wb 0.
     loss.wb = values.wb ? nonNegative(values.wb, '--wb') : DEFAULT_WB;
     const branch = landmarkFlags(values);

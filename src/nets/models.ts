@@ -72,6 +72,20 @@ export interface NetConfig {
    * takes a second look: it re-reads a window ZOOM_MARGIN times the first box and keeps that answer.
    */
   boxRefine?: boolean;
+  /**
+   * The attribute head's outputs are softmax logits within groups: each attribute's group number
+   * (its type; `train --attribute-loss softmax`). Absent: each is a sigmoid logit of its own, as
+   * the thesis's BCE trains them. Labelling reads the probabilities accordingly (readBatch).
+   */
+  attributeGroups?: readonly number[];
+}
+
+/** Why `groups` cannot be the attribute groups of a head with `attributes` outputs, or null. */
+export function attributeGroupsProblem(groups: unknown, attributes: number): string | null {
+  if (groups === undefined) return null;
+  if (!Array.isArray(groups) || groups.length !== attributes) return `attributeGroups must list a group for each of the ${attributes} attributes, got ${JSON.stringify(groups)?.slice(0, 80)}`;
+  if (!groups.every((g) => Number.isInteger(g))) return `attributeGroups must be whole numbers, got ${JSON.stringify(groups).slice(0, 80)}`;
+  return null;
 }
 
 export interface NetOutput {
@@ -377,6 +391,8 @@ export function createNet(engine: Engine, config: NetConfig): ClothNet {
   if (config.landmarkSkips && !hasLandmarkBranch(config.net)) throw new Error(`landmark skips need a landmark network (fashionnet, new_fashionnet), not ${config.net}`);
   if (config.categories <= 0 && config.attributes <= 0) throw new Error(`${config.net} needs at least one head: categories or attributes`);
   if (config.convInit !== undefined && !CONV_INITS.includes(config.convInit)) throw new Error(`conv init must be one of ${CONV_INITS.join(', ')}, got ${config.convInit}`);
+  const groupsProblem = attributeGroupsProblem(config.attributeGroups, config.attributes);
+  if (groupsProblem) throw new Error(groupsProblem);
   const seed = config.seed ?? 0;
   // The init is resolved here and kept in net.config, so every checkpoint says how its network
   // started, whatever a later version picks by default.

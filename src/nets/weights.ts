@@ -1,7 +1,7 @@
 // Moving a network's state to and from safetensors: strict loading for our own checkpoints,
 // trunk-only loading for converted torchvision / RepVGG ImageNet weights (--pretrained).
 import { CONV_INITS, type Module, type StateEntry } from './module.js';
-import { type NetConfig, type NetName, createNet, isNetName, type ClothNet } from './models.js';
+import { type NetConfig, type NetName, attributeGroupsProblem, createNet, isNetName, type ClothNet } from './models.js';
 import { type TensorMap, parseSafetensors, serializeSafetensors } from './safetensors.js';
 
 export class WeightsError extends Error {
@@ -93,6 +93,8 @@ function checkConfig(config: NetConfig, tensors: TensorMap, source: string): voi
   if (config.stemStride !== undefined && config.stemStride !== 1 && config.stemStride !== 2) throw new WeightsError(`${source}: its metadata's stemStride must be 1 or 2, got ${config.stemStride}`);
   if (config.convInit !== undefined && !CONV_INITS.includes(config.convInit)) throw new WeightsError(`${source}: its metadata's convInit must be one of ${CONV_INITS.join(', ')}, got ${String(config.convInit)}`);
   if (config.headWidth !== undefined && !(typeof config.headWidth === 'number' && config.headWidth > 0 && config.headWidth <= 4)) throw new WeightsError(`${source}: its metadata's headWidth must be in (0, 4], got ${config.headWidth}`);
+  const groupsProblem = attributeGroupsProblem(config.attributeGroups, config.attributes);
+  if (groupsProblem) throw new WeightsError(`${source}: its metadata's ${groupsProblem}`);
   for (const flag of ['landmarkPrior', 'landmarkSkips', 'vggBatchNorm', 'box', 'boxRefine'] as const) {
     if (config[flag] !== undefined && typeof config[flag] !== 'boolean') throw new WeightsError(`${source}: its metadata's ${flag} must be true or false, got ${JSON.stringify(config[flag])}`);
   }

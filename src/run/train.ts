@@ -213,6 +213,8 @@ async function train(engine: Engine, out: string, config: TrainConfig, hooks: Tr
     ...(config.landmarkSkips ? { landmarkSkips: true } : {}),
     ...(config.vggBatchNorm ? { vggBatchNorm: true } : {}),
     ...(config.loss.landmarkLoss === 'softargmax' ? { landmarkPrior: true } : {}),
+    // A softmax within each attribute type: the head's groups are the types, and labelling reads them so.
+    ...(config.loss.attributeLoss === 'softmax' && vocab.attributes.length ? { attributeGroups: vocab.attributeTypes } : {}),
     // The garment-box head, where the data has boxes to learn from (--wb 0: none).
     ...(ds.tasks.bbox && (config.loss.wb ?? 0) > 0 ? { box: true, ...((config.boxZoom ?? 0) > 0 ? { boxRefine: true } : {}) } : {}),
   };

@@ -22,6 +22,67 @@ export interface Targets {
   landmarkMask?: Tensor;
   /** [N, 8, 2] true points as fractions of the image (x, y), for the soft-argmax loss. */
   landmarkPoints?: Tensor;
+  /**
+   * The softmax attribute loss's targets, one entry per attribute group (NetConfig.attributeGroups):
+   * `select` [A, k] picks the group's k columns of the logits, `labels` [N] each photo's answer
+   * within them (-1: none known).
+   */
+  attributeGroups?: { select: Tensor; labels: Tensor }[];
+}
+
+/**
+ * The attribute objective: the thesis's weighted BCE, each attribute a yes/no of its own; or
+ * `softmax`, a cross-entropy within each attribute type, since every DeepFashion photo has exactly
+ * one answer per type (texture, sleeve, length, neckline, fabric, fit). Labelling then reads each
+ * type's probabilities as a softmax, which sum to 1 within the type.
+ */
+export type AttributeLoss = 'bce' | 'softmax';
+export const ATTRIBUTE_LOSSES: readonly AttributeLoss[] = ['bce', 'softmax'];
+
+/**
+ * Each attribute objective's weight when --ws is not given: the thesis's Ws = 20 goes with its BCE,
+ * a mean over 26 attributes of which most are 0.1-weighted negatives; the softmax objective is
+ * already a sum over the types (about 0.5-1.5 each), so it weighs 1, as the PyTorch replica
+ * trained it (docs/real-data.md: a softmax within each type).
+ */
+export function attributeWeightFor(loss: AttributeLoss): number {
+  return loss === 'softmax' ? 1 : THESIS_LOSS.ws;
+}
+
+/**
+ * Each attribute group's columns and every photo's answer within it, from targets [n, A] (1 / 0 /
+ * -1 unknown): the first column marked 1, or -1 where none is (the photo counts nowhere in that
+ * group's cross-entropy). Groups in ascending order of their number.
+ */
+export function groupLabels(targets: Float32Array, n: number, groups: readonly number[]): { columns: number[]; labels: Float32Array }[] {
+  const A = groups.length;
+  if (targets.length !== n * A) throw new Error(`attribute targets hold ${targets.length} values, not ${n} photos x ${A} attributes`);
+  return [...new Set(groups)].sort((a, b) => a - b).map((g) => {
+    const columns = groups.flatMap((h, a) => (h === g ? [a] : []));
+    const labels = new Float32Array(n).fill(-1);
+    for (let i = 0; i < n; i++) {
+      const at = columns.findIndex((a) => targets[i * A + a] === 1);
+      if (at >= 0) labels[i] = at;
+    }
+    return { columns, labels };
+  });
+}
+
+/** [A, k] with a 1 at (columns[j], j): logits [N, A] times it are the group's logits [N, k]. */
+export function columnSelector(A: number, columns: readonly number[]): Float32Array {
+  const s = new Float32Array(A * columns.length);
+  columns.forEach((a, j) => (s[a * columns.length + j] = 1));
+  return s;
+}
+
+/**
+ * The softmax attribute loss: the sum over attribute groups of the mean cross-entropy within the
+ * group (over the photos with an answer in it). The group's logits are a product with a 0/1
+ * selector, so the gradient flows back to the head's columns by the matmul's own backward.
+ */
+export function groupSoftmaxLoss(logits: Tensor, groups: Targets['attributeGroups']): Tensor {
+  if (!groups?.length) throw new Error('the softmax attribute loss needs each attribute group\'s targets (targetsOf with a network whose attributeGroups are set)');
+  return groups.map((g) => ops.softmaxCrossEntropy(ops.matmul(logits, g.select), g.labels)).reduce((a, b) => ops.add(a, b));
 }
 
 /** The thesis's heatmap objectives (mse, ssim), or soft-argmax regression of the points. */
@@ -55,6 +116,8 @@ export interface LossConfig {
   labelSmoothing?: number;
   /** Weight of the garment-box loss (boxLoss); 0 or absent: the box head does not train. */
   wb?: number;
+  /** The attribute objective (absent: `bce`, the thesis's). */
+  attributeLoss?: AttributeLoss;
 }
 
 /**
@@ -122,7 +185,10 @@ export function multiTaskLoss(out: NetOutput, targets: Targets, c: LossConfig, u
     } else weighted.push(ops.scale(loss, fixed));
   };
   if (out.category && targets.category) weigh('category', ops.softmaxCrossEntropy(out.category, targets.category, c.labelSmoothing ?? 0), c.wc);
-  if (out.attributes && targets.attributes) weigh('attributes', ops.bceWithLogits(out.attributes, targets.attributes, { positive: c.wPos, negative: c.wNeg }), c.ws);
+  if (out.attributes && targets.attributes) {
+    const loss = c.attributeLoss === 'softmax' ? groupSoftmaxLoss(out.attributes, targets.attributeGroups) : ops.bceWithLogits(out.attributes, targets.attributes, { positive: c.wPos, negative: c.wNeg });
+    weigh('attributes', loss, c.ws);
+  }
   if (out.heatmaps && c.landmarkLoss === 'softargmax' && targets.landmarkPoints) {
     weigh('landmarks', ops.l1(ops.softArgmax(out.heatmaps), targets.landmarkPoints, targets.landmarkMask), c.wl);
   } else if (out.heatmaps && targets.heatmaps) {

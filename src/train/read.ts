@@ -18,7 +18,12 @@ export interface BatchReading {
    */
   categoryLogits?: Float32Array;
   category?: Float32Array;
-  /** [n, A] attribute logits (with mirror, the mean) and their sigmoid. */
+  /**
+   * [n, A] attribute logits (with mirror, the mean) and their sigmoid. A head with groups
+   * (NetConfig.attributeGroups) is read as a softmax within each group, and its logits are given
+   * as the sigmoid logits of those probabilities (groupSoftmaxAsLogits), so that every reader
+   * (rankings, thresholds, the catalog) treats both kinds of head alike.
+   */
   attributeLogits?: Float32Array;
   attributes?: Float32Array;
   /** Points in the pixels of the size x size input, with their confidence. */
@@ -51,6 +56,29 @@ function softmaxRows(logits: Float32Array, width: number): Float32Array {
     for (let c = 0; c < width; c++) max = Math.max(max, logits[r * width + c]!);
     for (let c = 0; c < width; c++) sum += out[r * width + c] = Math.exp(logits[r * width + c]! - max);
     for (let c = 0; c < width; c++) out[r * width + c]! /= sum;
+  }
+  return out;
+}
+
+/**
+ * Logits [n, A] of a head trained with a softmax within each group, turned into the logits whose
+ * sigmoid is that softmax: z = log p - log(1 - p), computed from log p = x - logsumexp(group) in
+ * float64 so that p near 1 keeps its order. Clamped to +-1e4, where any sigmoid reads certain.
+ */
+export function groupSoftmaxAsLogits(logits: Float32Array, groups: readonly number[]): Float32Array {
+  const A = groups.length, out = new Float32Array(logits.length);
+  const members = [...new Set(groups)].map((g) => groups.flatMap((h, a) => (h === g ? [a] : [])));
+  for (let r = 0; r < logits.length / A; r++) {
+    for (const cols of members) {
+      let max = -Infinity, sum = 0;
+      for (const a of cols) max = Math.max(max, logits[r * A + a]!);
+      for (const a of cols) sum += Math.exp(logits[r * A + a]! - max);
+      for (const a of cols) {
+        const logP = logits[r * A + a]! - max - Math.log(sum);
+        const z = logP - Math.log(-Math.expm1(logP));
+        out[r * A + a] = Math.max(-1e4, Math.min(1e4, z));
+      }
+    }
   }
   return out;
 }
@@ -89,6 +117,8 @@ export async function readBatch(net: ClothNet, images: Float32Array, n: number, 
       features: both(read.features, mirrored.features),
     };
   }
+  const groups = net.config.attributeGroups;
+  if (groups && read.attributeLogits) read = { ...read, attributeLogits: groupSoftmaxAsLogits(read.attributeLogits, groups) };
   return {
     ...read,
     category: read.categoryLogits && softmaxRows(read.categoryLogits, net.config.categories),

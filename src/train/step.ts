@@ -10,7 +10,7 @@ import type { ClothNet, NetOutput } from '../nets/models.js';
 import { WeightAverage } from './ema.js';
 import * as ops from '../autograd/ops.js';
 import { BOX_INPUT } from '../nets/locator.js';
-import { type LossConfig, type LossTerms, type Targets, UncertaintyWeights, boxLoss, multiTaskLoss } from './losses.js';
+import { type LossConfig, type LossTerms, type Targets, UncertaintyWeights, boxLoss, columnSelector, groupLabels, multiTaskLoss } from './losses.js';
 
 export interface HostBatch {
   n: number;
@@ -43,6 +43,13 @@ export function targetsOf(engine: Engine, net: ClothNet, b: HostBatch): Targets 
   const t: Targets = {};
   if (net.config.categories > 0 && b.category) t.category = engine.tensor(b.category, [b.n], 'targets.category');
   if (net.config.attributes > 0 && b.attributes) t.attributes = engine.tensor(b.attributes, [b.n, net.config.attributes], 'targets.attributes');
+  const groups = net.config.attributeGroups;
+  if (groups && b.attributes) {
+    t.attributeGroups = groupLabels(b.attributes, b.n, groups).map((g, k) => ({
+      select: engine.tensor(columnSelector(groups.length, g.columns), [groups.length, g.columns.length], `targets.attribute_group${k}.select`),
+      labels: engine.tensor(g.labels, [b.n], `targets.attribute_group${k}.labels`),
+    }));
+  }
   if (net.hasLandmarks && b.landmarkMask && (b.heatmaps || b.landmarks)) {
     t.landmarkMask = engine.tensor(b.landmarkMask, [b.n, 8], 'targets.landmark_mask');
     if (b.heatmaps) t.heatmaps = engine.tensor(b.heatmaps, [b.n, 8, b.size, b.size], 'targets.heatmaps');
@@ -74,6 +81,10 @@ export class Trainer {
     o: { boxOptimizer?: boolean } = {},
   ) {
     if (loss.weighting === 'uncertainty') this.uncertainty = new UncertaintyWeights(net.engine);
+    // The head's groups say how labelling reads it: a softmax within each; the loss must agree.
+    if ((loss.attributeLoss === 'softmax') !== !!net.config.attributeGroups) {
+      throw new Error(loss.attributeLoss === 'softmax' ? `the softmax attribute loss needs a network whose attribute head has groups (NetConfig.attributeGroups); this ${net.config.net} has none` : `this ${net.config.net}'s attribute head has groups (a softmax within each), so it trains with the softmax attribute loss, not ${loss.attributeLoss ?? 'bce'}`);
+    }
     const boxParams = new Set(o.boxOptimizer ? net.boxParameters() : []);
     if (o.boxOptimizer && !boxParams.size) throw new Error(`a box head optimizer needs a network with a box head; this ${net.config.net} has none`);
     this.optimizer = new Adam([...net.parameters().filter((p) => !boxParams.has(p)), ...(this.uncertainty?.parameters() ?? [])], { ...optimizer, lr });

@@ -49,6 +49,11 @@ export function attributeWeightFor(loss: AttributeLoss): number {
   return loss === 'softmax' ? 1 : THESIS_LOSS.ws;
 }
 
+/** Each attribute group's columns, groups in ascending order of their number. */
+export function groupColumns(groups: readonly number[]): number[][] {
+  return [...new Set(groups)].sort((a, b) => a - b).map((g) => groups.flatMap((h, a) => (h === g ? [a] : [])));
+}
+
 /**
  * Each attribute group's columns and every photo's answer within it, from targets [n, A] (1 / 0 /
  * -1 unknown): the first column marked 1, or -1 where none is (the photo counts nowhere in that
@@ -57,8 +62,7 @@ export function attributeWeightFor(loss: AttributeLoss): number {
 export function groupLabels(targets: Float32Array, n: number, groups: readonly number[]): { columns: number[]; labels: Float32Array }[] {
   const A = groups.length;
   if (targets.length !== n * A) throw new Error(`attribute targets hold ${targets.length} values, not ${n} photos x ${A} attributes`);
-  return [...new Set(groups)].sort((a, b) => a - b).map((g) => {
-    const columns = groups.flatMap((h, a) => (h === g ? [a] : []));
+  return groupColumns(groups).map((columns) => {
     const labels = new Float32Array(n).fill(-1);
     for (let i = 0; i < n; i++) {
       const at = columns.findIndex((a) => targets[i * A + a] === 1);

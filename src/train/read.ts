@@ -5,7 +5,7 @@
 // first: x -> size - 1 - x, left and right slots swapped): the answers no longer depend on which
 // way the garment faces, at twice the cost.
 import type { ClothNet } from '../nets/models.js';
-import type { LandmarkDecode } from './losses.js';
+import { type LandmarkDecode, groupColumns } from './losses.js';
 import { type DecodedLandmarks, decodeLandmarks } from './metrics.js';
 import { disposeAll, mirrorImages, predictBatch } from './step.js';
 import { MIRROR } from '../label/pixels.js';
@@ -67,7 +67,7 @@ function softmaxRows(logits: Float32Array, width: number): Float32Array {
  */
 export function groupSoftmaxAsLogits(logits: Float32Array, groups: readonly number[]): Float32Array {
   const A = groups.length, out = new Float32Array(logits.length);
-  const members = [...new Set(groups)].map((g) => groups.flatMap((h, a) => (h === g ? [a] : [])));
+  const members = groupColumns(groups);
   for (let r = 0; r < logits.length / A; r++) {
     for (const cols of members) {
       let max = -Infinity, sum = 0;

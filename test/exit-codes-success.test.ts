@@ -19,9 +19,9 @@ t.test('every verb exits with 0 on success, run after run', async (t) => {
   const checkpoint = join(tmp, 'run', 'weights', 'last.safetensors');
   const photo = join(data, 'img', readdirSync(join(data, 'img'))[0]!);
   const cases: [string, string[], number][] = [
-    ['doctor', ['doctor'], 20],
-    ['predict', ['predict', photo, '--checkpoint', checkpoint], 10],
-    ['eval', ['eval', '--checkpoint', checkpoint, '--data', data, '--workers', '0'], 10],
+    ['doctor', ['doctor'], 12],
+    ['predict', ['predict', photo, '--checkpoint', checkpoint], 6],
+    ['eval', ['eval', '--checkpoint', checkpoint, '--data', data, '--workers', '0'], 6],
   ];
   for (const [what, args, times] of cases) {
     const seen = await exits(args, times);

@@ -26,3 +26,11 @@ export function trainingFixture(t: { teardown(fn: () => void): void }, prefix: s
   };
   return { tmp, data, base, recipe };
 }
+
+/** Twelve synthetic photos in a temporary folder, and `train`'s flags for a small, fast network on them. */
+export function tinySet(t: Parameters<typeof tempDir>[0], prefix: string, net: string, width: string): { dir: string; data: string; common: string[] } {
+  const dir = tempDir(t, prefix);
+  const data = join(dir, 'synth');
+  synthesize(data, { images: 12, size: 48, seed: 4 });
+  return { dir, data, common: ['--data', data, '--net', net, '--width', width, '--img-size', '32', '--batch-size', '4', '--workers', '0'] };
+}

@@ -35,6 +35,9 @@ Jobs (one seed each; printed per epoch):
                   --deep-supervision W adds the landmark L1 (weight W x --wl) on maps read from
                   the branch's 16x16 and 32x32 stages; --landmark-distance euclid trains on the
                   Euclidean distance instead of the L1; --beta2 sets Adam's second-moment decay
+  attributes flags: --box-aspect adds a small network of the box's aspect ratio (which the stretched
+                  crop hides) to the attribute logits; --temperature-bound prints, at the last epoch,
+                  what a temperature per attribute type could add to recall@3 and @5 (softmax)
 Runs where Debian's python3-torch is installed; never in tests:
 
     /usr/bin/python3 bench/real_data_torch.py --job clothing-small --width 0.25 --stem-stride 1 --batch 16
@@ -310,6 +313,39 @@ def type_means(landmarks):
     return masks, {int(m): mean_positions(landmarks[masks == m]) for m in masks.unique()}
 
 
+def temperature_bound(logits, attributes, types):
+    """How much recall@3 and @5 hang on calibration across types: the per-type probabilities ranked as
+    trained, with one temperature per type chosen on the validation photos themselves (a bound no
+    method reaches), and chosen on each half of them and scored on the other (what one could reach)."""
+    grid = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.15, 1.3, 1.5, 1.75, 2.0, 2.5)
+    kinds = types.unique()
+
+    def probs(rows, temps):
+        # A softmax within each type at that type's temperature, the columns back in their own order.
+        out = torch.empty_like(logits[rows])
+        for temp, t in zip(temps, kinds):
+            columns = torch.where(types == t)[0]
+            out[:, columns] = F.softmax(logits[rows][:, columns] / temp, 1)
+        return out
+
+    def fit(rows, k):
+        temps = [1.0] * len(kinds)
+        for _ in range(3):  # coordinate ascent, a grid per type
+            for i in range(len(kinds)):
+                temps[i] = max(grid, key=lambda g: recall(probs(rows, temps[:i] + [g] + temps[i + 1:]), attributes[rows], k))
+        return temps
+
+    everyone = torch.arange(len(logits))
+    halves = torch.randperm(len(logits), generator=torch.Generator().manual_seed(0)).chunk(2)
+    out = []
+    for k in (3, 5):
+        trained = recall(probs(everyone, [1.0] * len(kinds)), attributes, k)
+        bound = recall(probs(everyone, fit(everyone, k)), attributes, k)
+        crossed = sum(recall(probs(b, fit(a, k)), attributes[b], k) for a, b in (halves, halves[::-1])) / 2
+        out.append((trained, bound, crossed))
+    return out
+
+
 def recall(logits, attributes, k):
     hits = attributes.gather(1, logits.topk(k, 1).indices).sum(1)
     return (hits / attributes.sum(1).clamp(min=1)).mean().item()
@@ -387,6 +423,10 @@ def main():
     ap.add_argument('--landmark-distance', choices=('l1', 'euclid'), default='l1',
                     help='landmarks: the loss per point, |dx| + |dy| (clothtag\'s) or the Euclidean distance the NME measures')
     ap.add_argument('--vgg-bn', action='store_true', help='--landmark-net fashionnet: a BatchNorm after each of the VGG trunk\'s 13 convolutions (VGG-16-BN)')
+    ap.add_argument('--box-aspect', action='store_true',
+                    help="attributes: the box's log aspect ratio (standardized over the training split), which the box stretched to a square hides, read by a 1-16-K network whose output (zero at the start) is added to the attribute logits")
+    ap.add_argument('--temperature-bound', action='store_true',
+                    help='attributes, --attribute-loss softmax: at the last epoch, recall@3 and @5 with a temperature per attribute type, chosen on the validation photos (a bound) and across their halves')
     ap.add_argument('--beta2', type=float, default=0.999, help="Adam's second-moment decay")
     ap.add_argument('--threads', type=int, default=os.cpu_count())
     ap.add_argument('--seed', type=int, default=0)
@@ -397,6 +437,10 @@ def main():
     a = ap.parse_args()
     if a.pretrained and not (a.job == 'clothing-small' and a.arch == 'fashionnet'):
         ap.error('--pretrained: clothing-small --arch fashionnet only')
+    if (a.box_aspect or a.temperature_bound) and a.job != 'attributes':
+        ap.error('--box-aspect and --temperature-bound: the attributes job only')
+    if a.temperature_bound and a.attribute_loss != 'softmax':
+        ap.error('--temperature-bound: --attribute-loss softmax only (its probabilities are per type)')
     moving_windows = a.jitter > 0 or a.rotate > 0
     if a.job == 'clothing-small' and moving_windows:
         ap.error('--jitter and --rotate move a window within a garment box: deepfashion-fine jobs only')
@@ -479,8 +523,16 @@ def main():
                 nn.init.zeros_(head.bias)
                 aux_heads.append(head)
                 branch_steps[k + 1].register_forward_hook(lambda m, i, o: stages.append(o))
-    extra = (list(prior.parameters()) if prior else []) + [aux.bias for aux in aux_heads]
-    decay = [p for p in net.parameters() if p.dim() > 1] + [aux.weight for aux in aux_heads]
+    aspect_head, aspect = None, None
+    if a.box_aspect:
+        log_aspect = data['aspect']
+        aspect = ((log_aspect - log_aspect[train].mean()) / log_aspect[train].std())[:, None]
+        aspect_head = nn.Sequential(nn.Linear(1, 16), nn.ReLU(), nn.Linear(16, data['attributes'].shape[1]))
+        nn.init.zeros_(aspect_head[2].weight)
+        nn.init.zeros_(aspect_head[2].bias)
+    side = list(aspect_head.parameters()) if aspect_head is not None else []
+    extra = (list(prior.parameters()) if prior else []) + [aux.bias for aux in aux_heads] + [p for p in side if p.dim() <= 1]
+    decay = [p for p in net.parameters() if p.dim() > 1] + [aux.weight for aux in aux_heads] + [p for p in side if p.dim() > 1]
     rest = [p for p in net.parameters() if p.dim() <= 1] + extra
     opt = torch.optim.AdamW([{'params': decay, 'weight_decay': decay_rate}, {'params': rest, 'weight_decay': 0}], lr, betas=(0.9, a.beta2))
     steps = len(train) // a.batch
@@ -501,6 +553,8 @@ def main():
             images = torch.where(flip[:, None, None, None], source.flip(3), source)
             stages.clear()
             category, attribute_logits, heatmaps = model(images)
+            if aspect_head is not None:
+                attribute_logits = attribute_logits + aspect_head(aspect[batch])
             if a.job == 'clothing-small':
                 loss = F.cross_entropy(category, data['category'][batch])
             else:
@@ -547,11 +601,19 @@ def main():
             line += f', val top-1 {100 * top1:.1f}%'
         else:
             logits = torch.cat([o[1] for o in outs])
+            if aspect_head is not None:
+                with torch.no_grad():
+                    logits = logits + aspect_head(aspect[val])
+            raw_logits = logits
             if a.attribute_loss == 'softmax':
                 logits = per_type(logits, data['types'], lambda v: F.softmax(v, 1))
             line += f', val attribute recall@3 {100 * recall(logits, data["attributes"][val], 3):.1f}% @5 {100 * recall(logits, data["attributes"][val], 5):.1f}%'
             if epoch + 1 == a.epochs:
                 line += ', top-1 per type ' + ' / '.join(f'{100 * v:.1f}' for v in type_top1(logits, data['attributes'][val], data['types']))
+                if a.temperature_bound:
+                    for k, (trained, bound, crossed) in zip((3, 5), temperature_bound(raw_logits, data['attributes'][val], data['types'])):
+                        line += (f'; recall@{k} with a temperature per type: as trained {100 * trained:.2f}%, chosen on these photos {100 * bound:.2f}%, '
+                                 f'chosen on each half and scored on the other {100 * crossed:.2f}%')
         if landmark_job:
             with torch.no_grad():
                 all_points = torch.cat([prior.points(o[2]) for o in outs])

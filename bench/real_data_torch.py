@@ -321,12 +321,9 @@ def temperature_bound(logits, attributes, types):
     kinds = types.unique()
 
     def probs(rows, temps):
-        # A softmax within each type at that type's temperature, the columns back in their own order.
-        out = torch.empty_like(logits[rows])
-        for temp, t in zip(temps, kinds):
-            columns = torch.where(types == t)[0]
-            out[:, columns] = F.softmax(logits[rows][:, columns] / temp, 1)
-        return out
+        # Each column divided by its type's temperature, then the softmax within each type.
+        per_column = torch.tensor(temps)[torch.searchsorted(kinds, types)]
+        return per_type(logits[rows] / per_column, types, lambda v: F.softmax(v, 1))
 
     def fit(rows, k):
         temps = [1.0] * len(kinds)

@@ -424,6 +424,10 @@ def main():
                     help="attributes: the box's log aspect ratio (standardized over the training split), which the box stretched to a square hides, read by a 1-16-K network whose output (zero at the start) is added to the attribute logits")
     ap.add_argument('--temperature-bound', action='store_true',
                     help='attributes, --attribute-loss softmax: at the last epoch, recall@3 and @5 with a temperature per attribute type, chosen on the validation photos (a bound) and across their halves')
+    ap.add_argument('--type-head', type=float, default=0, help='attributes: weight of a cross-entropy telling the garment type (upper, lower, full body, from the landmark row) from the attribute head\'s features (0: off)')
+    ap.add_argument('--attribute-grid', type=int, default=1, help='attributes, cloth_repvgg: the attribute head reads the last map averaged over GRID x GRID cells, flattened (1: the global average)')
+    ap.add_argument('--save-trunk', help='cloth_repvgg: save the trunk\'s weights here after the last epoch (torch.save of its state_dict)')
+    ap.add_argument('--trunk-from', help='cloth_repvgg: start the trunk from weights saved by --save-trunk (another job\'s), the heads fresh')
     ap.add_argument('--beta2', type=float, default=0.999, help="Adam's second-moment decay")
     ap.add_argument('--threads', type=int, default=os.cpu_count())
     ap.add_argument('--seed', type=int, default=0)
@@ -434,8 +438,14 @@ def main():
     a = ap.parse_args()
     if a.pretrained and not (a.job == 'clothing-small' and a.arch == 'fashionnet'):
         ap.error('--pretrained: clothing-small --arch fashionnet only')
-    if (a.box_aspect or a.temperature_bound) and a.job != 'attributes':
-        ap.error('--box-aspect and --temperature-bound: the attributes job only')
+    if (a.box_aspect or a.temperature_bound or a.type_head > 0) and a.job != 'attributes':
+        ap.error('--box-aspect, --temperature-bound and --type-head: the attributes job only')
+    if (a.save_trunk or a.trunk_from) and a.arch != 'repvgg':
+        ap.error('--save-trunk and --trunk-from: cloth_repvgg only')
+    if a.attribute_grid > 1 and (a.job != 'attributes' or a.arch != 'repvgg'):
+        ap.error('--attribute-grid: the attributes job on cloth_repvgg only')
+    if a.type_head > 0 and a.arch == 'plain':
+        ap.error('--type-head reads cloth_repvgg\'s pooled features')
     if a.temperature_bound and a.attribute_loss != 'softmax':
         ap.error('--temperature-bound: --attribute-loss softmax only (its probabilities are per type)')
     moving_windows = a.jitter > 0 or a.rotate > 0
@@ -465,7 +475,7 @@ def main():
             model = lambda v: (None, plain_model(v)[0], None)
         else:
             net = ClothNet(a.landmark_net if landmark_job else 'cloth_repvgg', a.width, 0, data['attributes'].shape[1], a.stem_stride, a.head_width, a.landmark_context,
-                           3 if a.typed_landmarks else 0, a.landmark_skips, vgg_bn=a.vgg_bn)
+                           3 if a.typed_landmarks else 0, a.landmark_skips, vgg_bn=a.vgg_bn, attribute_grid=a.attribute_grid)
             model = net
             net.detach_attention = a.detach_attention
     x, is_val = data['x'], data['is_val']
@@ -497,6 +507,8 @@ def main():
                 torch.nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
     if a.pretrained:
         load_clothtag_trunk(net, a.pretrained)
+    if a.trunk_from:
+        net.trunk.load_state_dict(torch.load(a.trunk_from))
     params = sum(p.numel() for p in net.parameters())
     print(f'{a.job}: {what}, width {a.width}, batch {a.batch}, lr {lr}, weight decay {decay_rate}, attribute loss {a.attribute_loss}: {params} parameters, '
           f'{multiply_adds(net, model, x) / 1e6:.1f} M multiply-adds per {a.size}x{a.size} image', flush=True)
@@ -527,7 +539,15 @@ def main():
         aspect_head = nn.Sequential(nn.Linear(1, 16), nn.ReLU(), nn.Linear(16, data['attributes'].shape[1]))
         nn.init.zeros_(aspect_head[2].weight)
         nn.init.zeros_(aspect_head[2].bias)
-    side = list(aspect_head.parameters()) if aspect_head is not None else []
+    type_head, pooled = None, []
+    if a.type_head > 0:
+        # The garment type its landmark row implies (0 upper, 1 lower, 2 full body), told from the
+        # features the attribute head reads: a second task on the same labels' photos.
+        listed = (data['landmarks'][:, :, 0] >= 0).sum(1)
+        garment = torch.where(listed == 4, 1, torch.where(listed == 8, 2, 0))
+        type_head = nn.Linear(net.attributes.in_features, 3)
+        net.attributes.register_forward_hook(lambda m, i, o: pooled.append(i[0]))
+    side = (list(aspect_head.parameters()) if aspect_head is not None else []) + (list(type_head.parameters()) if type_head is not None else [])
     extra = (list(prior.parameters()) if prior else []) + [aux.bias for aux in aux_heads] + [p for p in side if p.dim() <= 1]
     decay = [p for p in net.parameters() if p.dim() > 1] + [aux.weight for aux in aux_heads] + [p for p in side if p.dim() > 1]
     rest = [p for p in net.parameters() if p.dim() <= 1] + extra
@@ -549,6 +569,7 @@ def main():
                 source = colour_jitter(source, a.color)
             images = torch.where(flip[:, None, None, None], source.flip(3), source)
             stages.clear()
+            pooled.clear()
             category, attribute_logits, heatmaps = model(images)
             if aspect_head is not None:
                 attribute_logits = attribute_logits + aspect_head(aspect[batch])
@@ -563,6 +584,8 @@ def main():
                 else:
                     bce = F.binary_cross_entropy_with_logits(attribute_logits, truth, reduction='none')
                     loss = 20 * (bce * (0.1 + 0.9 * truth)).mean()
+                if type_head is not None:
+                    loss = loss + a.type_head * F.cross_entropy(type_head(pooled[-1]), garment[batch])
             if landmark_job:
                 mirrored = marks[:, MIRROR].clone()
                 mirrored[:, :, 1] = torch.where(mirrored[:, :, 0] >= 0, 1 - mirrored[:, :, 1], mirrored[:, :, 1])
@@ -643,6 +666,8 @@ def main():
                     line += f', local decode r{r} NME {nme(local, data["landmarks"][val]):.4f}'
             line += f', landmark NME {nme(points, data["landmarks"][val]):.4f} (with flips {nme((points + flipped) / 2, data["landmarks"][val]):.4f}; collars / sleeves / waistlines / hems ' + ' / '.join(f'{v:.4f}' for v in per_part(points, data['landmarks'][val])) + ')'
         print(f'{line}, {time.time() - start:.0f} s', flush=True)
+    if a.save_trunk:
+        torch.save(net.trunk.state_dict(), a.save_trunk)
 
 
 if __name__ == '__main__':

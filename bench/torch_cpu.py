@@ -194,7 +194,7 @@ class AttentionBranch(nn.Module):
 class ClothNet(nn.Module):
     """stem_stride, head_width: clothtag's --stem-stride and --head-width (bench/real_data_torch.py)."""
 
-    def __init__(self, net, w, categories, attributes, stem_stride=2, head_width=None, landmark_context=False, garment_types=0, landmark_skips=False, join_bias=True, vgg_bn=False):
+    def __init__(self, net, w, categories, attributes, stem_stride=2, head_width=None, landmark_context=False, garment_types=0, landmark_skips=False, join_bias=True, vgg_bn=False, attribute_grid=1):
         super().__init__()
         hw = head_width or w
         self.net = net
@@ -233,7 +233,8 @@ class ClothNet(nn.Module):
             self.fc = nn.Linear(self.trunk.out * 49, scaled(4096, w))
             feat = cat_in = scaled(4096, w)
         self.category = nn.Linear(cat_in, categories) if categories else None
-        self.attributes = nn.Linear(feat, attributes) if attributes else None
+        self.attribute_grid = attribute_grid
+        self.attributes = nn.Linear(feat * attribute_grid ** 2, attributes) if attributes else None
         self.garment_type = nn.Linear(feat, garment_types) if garment_types else None
         self.type_logits = None
         # bench/real_data_torch.py --detach-attention: the attention branch reads the heatmaps without
@@ -247,7 +248,10 @@ class ClothNet(nn.Module):
         if self.net in ('cloth_resnet_a', 'cloth_repvgg'):
             f = self.trunk.from_layer3(self.trunk.to_layer2(x)) if self.net == 'cloth_resnet_a' else self.trunk(x)
             p = gap(f)
-            return head(self.category, p), head(self.attributes, p), None
+            # attribute_grid > 1 (bench/real_data_torch.py --attribute-grid): the attribute head reads the
+            # last map averaged over a grid of cells, flattened, so that where a feature lies can count.
+            q = F.adaptive_avg_pool2d(f, self.attribute_grid).flatten(1) if self.attribute_grid > 1 else p
+            return head(self.category, p), head(self.attributes, q), None
         if self.net == 'cloth_resnet_b':
             f = self.trunk.from_layer3(self.trunk.to_layer2(x))
             c = self.category(F.relu(self.category_fc(gap(f))))

@@ -65,7 +65,7 @@ t.test("bench real-data: the transfer job starts clothing-small's trunk from the
   t.match(alone.stdout, /clothing-small-transfer: skipped, it starts from the deepfashion-fine job's weights and .*deepfashion-fine\/weights\/last\.safetensors is absent/);
   const typo = clothtag([...common, '--only', 'clothing-small-transfr'], { timeout: 120_000 });
   t.equal(typo.code, 2);
-  t.match(typo.stderr, /--only: no job named clothing-small-transfr; the jobs are clothing-small, deepfashion-fine, deepfashion-fine-landmarks, clothing-small-transfer, clothing-small-landmark-transfer/);
+  t.match(typo.stderr, /--only: no job named clothing-small-transfr; the jobs are clothing-small, deepfashion-fine, deepfashion-fine-transfer, deepfashion-fine-landmarks, clothing-small-transfer, clothing-small-landmark-transfer/);
 
   // A results file that is not one fails before any training, naming the file.
   const broken = join(tmp, 'broken.json');
@@ -100,6 +100,37 @@ t.test("bench real-data: the transfer job starts clothing-small's trunk from the
   t.equal(out['clothing-small'].measured, 'earlier', 'the entry of a job not run is kept');
   t.not(out['clothing-small-transfer'].measured, 'earlier', 'the entry of a job run is replaced');
   t.ok(!Number.isNaN(Date.parse(out['clothing-small-transfer'].measured)), `measured ${out['clothing-small-transfer'].measured}`);
+});
+
+t.test("bench real-data: the attribute transfer job starts deepfashion-fine's trunk from the clothing-small job's weights", async (t) => {
+  const { tmp, runs, common } = standInSets(t, 'clothtag-bench-attribute-transfer-', 40, 9);
+  common.push('--width', '0.125');
+  const alone = clothtag([...common, '--only', 'deepfashion-fine-transfer'], { timeout: 120_000 });
+  t.equal(alone.code, 0, alone.stderr);
+  t.match(alone.stdout, /deepfashion-fine-transfer: skipped, it starts from the clothing-small job's weights and .*clothing-small\/weights\/last\.safetensors is absent/);
+  const json = join(tmp, 'real.json');
+  const r = clothtag([...common, '--only', 'clothing-small,deepfashion-fine-transfer', '--json', json], { timeout: 500_000 });
+  t.equal(r.code, 0, r.stderr);
+  const trunk = join(runs, 'clothing-small', 'weights', 'last.safetensors');
+  t.match(r.stdout, `deepfashion-fine-transfer (26 attributes in 6 types, the trunk started from the clothing-small job's): cloth_repvgg, width 0.125, stem stride 1`);
+  t.match(r.stdout, `epochs from the trunk of ${trunk}`);
+  const loaded = /pretrained trunk: (\d+) tensors from (\S+)/.exec(r.stdout);
+  t.equal(loaded?.[1], '288', "RepVGG-A0's whole trunk is loaded, the attribute head starts fresh");
+  t.equal(loaded?.[2], trunk);
+  // The attribute job's recipe in everything but the start: the comparison is with that job.
+  const config = JSON.parse(readFileSync(join(runs, 'deepfashion-fine-transfer', 'config.json'), 'utf8'));
+  t.equal(config.loss.attributeLoss, 'softmax', 'a softmax within each attribute type');
+  t.equal(config.stemStride, 1, "the source's stem stride, so that its trunk loads");
+  t.equal(config.cycleMomentum, true);
+  t.equal(config.batchSize, 32, "the attribute job's batch, not the catalog's");
+  t.equal(config.lr, 3e-3, "the attribute job's rate");
+  t.equal(config.tasks.attributes, true, 'it trains attributes');
+  const out = JSON.parse(readFileSync(json, 'utf8'));
+  t.equal(out['deepfashion-fine-transfer'].trunkFrom, trunk);
+  t.equal(out['clothing-small'].trunkFrom, undefined, 'the source job trains from scratch');
+  t.ok(out['deepfashion-fine-transfer'].eval.attributes.per_image.top3.all >= 0, 'evaluated');
+  t.ok(out['deepfashion-fine-transfer'].eval_mirror.attributes.per_image.top3.all >= 0, 'and with test-time flips');
+  t.ok(out['deepfashion-fine-most-frequent'].attributes, 'the most-frequent baseline beside it');
 });
 
 t.test("bench real-data: the landmark transfer job starts FashionNet on clothing-small from the landmark job's trunk", async (t) => {

@@ -3,7 +3,7 @@
 // test-time flips, and the JSON holds both tables beside the baselines.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { tempDir } from './helpers/tmp.js';
 import { synthesize } from '../src/data/synth.js';
 import { clothtag } from './helpers/cli.js';
@@ -55,14 +55,20 @@ function standInSets(t: Parameters<typeof tempDir>[0], prefix: string, images: n
   return { tmp, runs, common: ['bench', 'real-data', '--shared', shared, '--epochs', '1', '--size', '32', '--runs', runs] };
 }
 
+/** A transfer job run alone, with no run of its source job in the folder: skipped, and the log says what it needs. */
+function skippedAlone(t: Test, common: string[], job: string, source: string) {
+  const alone = clothtag([...common, '--only', job], { timeout: 120_000 });
+  t.equal(alone.code, 0, alone.stderr);
+  t.match(alone.stdout, `${job}: skipped, it starts from the ${source} job's weights and `);
+  t.match(alone.stdout, `${join(source, 'weights', 'last.safetensors')} is absent`);
+}
+
 t.test("bench real-data: the transfer job starts clothing-small's trunk from the deepfashion-fine job's weights", async (t) => {
   const { tmp, runs, common } = standInSets(t, 'clothtag-bench-transfer-', 60, 5);
   common.push('--width', '0.125');
 
   // Alone, with no deepfashion-fine run in the folder: skipped, and the log says what it needs.
-  const alone = clothtag([...common, '--only', 'clothing-small-transfer'], { timeout: 120_000 });
-  t.equal(alone.code, 0, alone.stderr);
-  t.match(alone.stdout, /clothing-small-transfer: skipped, it starts from the deepfashion-fine job's weights and .*deepfashion-fine\/weights\/last\.safetensors is absent/);
+  skippedAlone(t, common, 'clothing-small-transfer', 'deepfashion-fine');
   const typo = clothtag([...common, '--only', 'clothing-small-transfr'], { timeout: 120_000 });
   t.equal(typo.code, 2);
   t.match(typo.stderr, /--only: no job named clothing-small-transfr; the jobs are clothing-small, deepfashion-fine, deepfashion-fine-transfer, deepfashion-fine-landmarks, clothing-small-transfer, clothing-small-landmark-transfer/);
@@ -105,9 +111,7 @@ t.test("bench real-data: the transfer job starts clothing-small's trunk from the
 t.test("bench real-data: the attribute transfer job starts deepfashion-fine's trunk from the clothing-small job's weights", async (t) => {
   const { tmp, runs, common } = standInSets(t, 'clothtag-bench-attribute-transfer-', 40, 9);
   common.push('--width', '0.125');
-  const alone = clothtag([...common, '--only', 'deepfashion-fine-transfer'], { timeout: 120_000 });
-  t.equal(alone.code, 0, alone.stderr);
-  t.match(alone.stdout, /deepfashion-fine-transfer: skipped, it starts from the clothing-small job's weights and .*clothing-small\/weights\/last\.safetensors is absent/);
+  skippedAlone(t, common, 'deepfashion-fine-transfer', 'clothing-small');
   const json = join(tmp, 'real.json');
   const r = clothtag([...common, '--only', 'clothing-small,deepfashion-fine-transfer', '--json', json], { timeout: 500_000 });
   t.equal(r.code, 0, r.stderr);
@@ -136,9 +140,7 @@ t.test("bench real-data: the attribute transfer job starts deepfashion-fine's tr
 t.test("bench real-data: the landmark transfer job starts FashionNet on clothing-small from the landmark job's trunk", async (t) => {
   const { tmp, runs, common } = standInSets(t, 'clothtag-bench-landmark-transfer-', 40, 7);
   common.push('--landmark-width', '0.125');
-  const alone = clothtag([...common, '--only', 'clothing-small-landmark-transfer'], { timeout: 120_000 });
-  t.equal(alone.code, 0, alone.stderr);
-  t.match(alone.stdout, /clothing-small-landmark-transfer: skipped, it starts from the deepfashion-fine-landmarks job's weights/);
+  skippedAlone(t, common, 'clothing-small-landmark-transfer', 'deepfashion-fine-landmarks');
   const json = join(tmp, 'real.json');
   const r = clothtag([...common, '--only', 'deepfashion-fine-landmarks,clothing-small-landmark-transfer', '--json', json], { timeout: 500_000 });
   t.equal(r.code, 0, r.stderr);

@@ -481,10 +481,11 @@ def main():
     x, is_val = data['x'], data['is_val']
     train, val = torch.where(~is_val)[0], torch.where(is_val)[0]
     typed_maps = landmark_job and a.typed_landmarks
-    if landmark_job:
+    if a.job != 'clothing-small':
         # The garment type a row lists points for: 0 upper body (6 points), 1 lower body (4), 2 full body (8).
         listed = (data['landmarks'][:, :, 0] >= 0).sum(1)
         garment = torch.where(listed == 4, 1, torch.where(listed == 8, 2, 0))
+    if landmark_job:
         pooled_means = mean_positions(data['landmarks'][train])
         if typed_maps:
             means = []
@@ -541,10 +542,8 @@ def main():
         nn.init.zeros_(aspect_head[2].bias)
     type_head, pooled = None, []
     if a.type_head > 0:
-        # The garment type its landmark row implies (0 upper, 1 lower, 2 full body), told from the
-        # features the attribute head reads: a second task on the same labels' photos.
-        listed = (data['landmarks'][:, :, 0] >= 0).sum(1)
-        garment = torch.where(listed == 4, 1, torch.where(listed == 8, 2, 0))
+        # The garment type (`garment`, above), told from the features the attribute head reads:
+        # a second task on the same photos.
         type_head = nn.Linear(net.attributes.in_features, 3)
         net.attributes.register_forward_hook(lambda m, i, o: pooled.append(i[0]))
     side = (list(aspect_head.parameters()) if aspect_head is not None else []) + (list(type_head.parameters()) if type_head is not None else [])

@@ -111,17 +111,22 @@ def edge_crop(photo, x1, y1, x2, y2):
     return Image.fromarray(a[y1 + top:y2 + top, x1 + left:x2 + left])
 
 
-def load_deepfashion(root, size, wide=False, crop='box'):
+def load_deepfashion(root, size, wide=False, crop='box', margin=0.0):
     """deepfashion-fine: box crops, attributes (1/0), landmarks [8, (visibility, x, y)] in the box's frame;
     with `wide`, also crops of the box grown WIDE times about its centre (x_wide), for --jitter and --rotate.
     crop 'square': the square about the box (square_about) instead of the box stretched to a square, so
-    that the garment keeps its shape; the landmarks are then in that square's frame."""
+    that the garment keeps its shape; the landmarks are then in that square's frame. margin: each side of
+    the box moved out by that share of the box's width or height first (--box-margin), so that the crop
+    also shows what lies around the garment."""
     boxes = {r[0]: list(map(int, r[1:])) for r in rows(os.path.join(root, 'Anno', 'list_bbox.txt'))}
     split = {r[0]: r[1] for r in rows(os.path.join(root, 'Eval', 'list_eval_partition.txt'))}
     marks = {r[0]: r[3:] for r in rows(os.path.join(root, 'Anno', 'list_landmarks.txt'))}
     images, attributes, landmarks, is_val, aspects, wides = [], [], [], [], [], []
     for name, *values in rows(os.path.join(root, 'Anno', 'list_attr_img.txt')):
         bx1, by1, bx2, by2 = boxes[name]
+        if margin > 0:
+            mx, my = margin * (bx2 - bx1), margin * (by2 - by1)
+            bx1, by1, bx2, by2 = round(bx1 - mx), round(by1 - my), round(bx2 + mx), round(by2 + my)
         x1, y1, x2, y2 = square_about(bx1, by1, bx2, by2) if crop == 'square' else (bx1, by1, bx2, by2)
         photo = Image.open(os.path.join(root, name)).convert('RGB')
         im = edge_crop(photo, x1, y1, x2, y2).resize((size, size), Image.BICUBIC)
@@ -193,6 +198,12 @@ def per_type(logits, types, fn):
         columns = torch.where(types == t)[0]
         out[:, columns] = fn(logits[:, columns])
     return out
+
+
+def trunk_state(net):
+    """What --save-trunk saves and --trunk-from loads: the trunk, and for FashionNet also its fully
+    connected layer (what `clothtag train --pretrained` carries over)."""
+    return nn.ModuleDict({'trunk': net.trunk, 'fc': net.fc}) if net.net in ('fashionnet', 'new_fashionnet') else net.trunk
 
 
 def load_clothtag_trunk(net, path):
@@ -388,6 +399,7 @@ def main():
     ap.add_argument('--stem-stride', type=int, choices=(1, 2), default=2)
     ap.add_argument('--head-width', type=float, help='the landmark and attention branches\' width (default: --width)')
     ap.add_argument('--size', type=int, default=64)
+    ap.add_argument('--box-margin', type=float, default=0.0, help='deepfashion-fine: grow the garment box by this share of its side on each side before cropping (0.1: a crop 1.2 times the box)')
     ap.add_argument('--crop', choices=('box', 'square'), default='box',
                     help="deepfashion-fine: the garment's box stretched to a square (clothtag's), or the square about it, which keeps the garment's shape")
     ap.add_argument('--epochs', type=int, default=12)
@@ -426,8 +438,8 @@ def main():
                     help='attributes, --attribute-loss softmax: at the last epoch, recall@3 and @5 with a temperature per attribute type, chosen on the validation photos (a bound) and across their halves')
     ap.add_argument('--type-head', type=float, default=0, help='attributes: weight of a cross-entropy telling the garment type (upper, lower, full body, from the landmark row) from the attribute head\'s features (0: off)')
     ap.add_argument('--attribute-grid', type=int, default=1, help='attributes, cloth_repvgg: the attribute head reads the last map averaged over GRID x GRID cells, flattened (1: the global average)')
-    ap.add_argument('--save-trunk', help='cloth_repvgg: save the trunk\'s weights here after the last epoch (torch.save of its state_dict)')
-    ap.add_argument('--trunk-from', help='cloth_repvgg: start the trunk from weights saved by --save-trunk (another job\'s), the heads fresh')
+    ap.add_argument('--save-trunk', help='save the trunk\'s weights here after the last epoch (torch.save of its state_dict; FashionNet\'s also holds its fully connected layer)')
+    ap.add_argument('--trunk-from', help='start the trunk from weights saved by --save-trunk (another job\'s, the same network), the heads and branches fresh')
     ap.add_argument('--beta2', type=float, default=0.999, help="Adam's second-moment decay")
     ap.add_argument('--threads', type=int, default=os.cpu_count())
     ap.add_argument('--seed', type=int, default=0)
@@ -440,8 +452,8 @@ def main():
         ap.error('--pretrained: clothing-small --arch fashionnet only')
     if (a.box_aspect or a.temperature_bound or a.type_head > 0) and a.job != 'attributes':
         ap.error('--box-aspect, --temperature-bound and --type-head: the attributes job only')
-    if (a.save_trunk or a.trunk_from) and a.arch != 'repvgg':
-        ap.error('--save-trunk and --trunk-from: cloth_repvgg only')
+    if (a.save_trunk or a.trunk_from) and a.arch == 'plain':
+        ap.error('--save-trunk and --trunk-from: cloth_repvgg or FashionNet')
     if a.attribute_grid > 1 and (a.job != 'attributes' or a.arch != 'repvgg'):
         ap.error('--attribute-grid: the attributes job on cloth_repvgg only')
     if a.type_head > 0 and a.arch == 'plain':
@@ -469,7 +481,7 @@ def main():
             net = ClothNet('cloth_repvgg', a.width, data['classes'], 0, a.stem_stride)
             model = net
     else:
-        data = load_deepfashion(os.path.join(a.shared, 'deepfashion-fine'), a.size, moving_windows, a.crop)
+        data = load_deepfashion(os.path.join(a.shared, 'deepfashion-fine'), a.size, moving_windows, a.crop, a.box_margin)
         if a.arch == 'plain' and not landmark_job:
             net, plain_model = plain(a.width, data['attributes'].shape[1])
             model = lambda v: (None, plain_model(v)[0], None)
@@ -509,7 +521,7 @@ def main():
     if a.pretrained:
         load_clothtag_trunk(net, a.pretrained)
     if a.trunk_from:
-        net.trunk.load_state_dict(torch.load(a.trunk_from))
+        trunk_state(net).load_state_dict(torch.load(a.trunk_from))
     params = sum(p.numel() for p in net.parameters())
     print(f'{a.job}: {what}, width {a.width}, batch {a.batch}, lr {lr}, weight decay {decay_rate}, attribute loss {a.attribute_loss}: {params} parameters, '
           f'{multiply_adds(net, model, x) / 1e6:.1f} M multiply-adds per {a.size}x{a.size} image', flush=True)
@@ -666,7 +678,7 @@ def main():
             line += f', landmark NME {nme(points, data["landmarks"][val]):.4f} (with flips {nme((points + flipped) / 2, data["landmarks"][val]):.4f}; collars / sleeves / waistlines / hems ' + ' / '.join(f'{v:.4f}' for v in per_part(points, data['landmarks'][val])) + ')'
         print(f'{line}, {time.time() - start:.0f} s', flush=True)
     if a.save_trunk:
-        torch.save(net.trunk.state_dict(), a.save_trunk)
+        torch.save(trunk_state(net).state_dict(), a.save_trunk)
 
 
 if __name__ == '__main__':

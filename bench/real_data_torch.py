@@ -454,6 +454,8 @@ def main():
         ap.error('--box-aspect, --temperature-bound and --type-head: the attributes job only')
     if (a.save_trunk or a.trunk_from) and a.arch == 'plain':
         ap.error('--save-trunk and --trunk-from: cloth_repvgg or FashionNet')
+    if a.box_margin > 0 and a.job == 'clothing-small':
+        ap.error('--box-margin grows a garment box: deepfashion-fine jobs only')
     if a.attribute_grid > 1 and (a.job != 'attributes' or a.arch != 'repvgg'):
         ap.error('--attribute-grid: the attributes job on cloth_repvgg only')
     if a.type_head > 0 and a.arch == 'plain':

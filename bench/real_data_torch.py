@@ -203,7 +203,7 @@ def per_type(logits, types, fn):
 def trunk_state(net):
     """What --save-trunk saves and --trunk-from loads: the trunk, and for FashionNet also its fully
     connected layer (what `clothtag train --pretrained` carries over)."""
-    return nn.ModuleDict({'trunk': net.trunk, 'fc': net.fc}) if net.net in ('fashionnet', 'new_fashionnet') else net.trunk
+    return nn.ModuleDict({'trunk': net.trunk, 'fc': net.fc}) if net.net == 'fashionnet' else net.trunk
 
 
 def load_clothtag_trunk(net, path):

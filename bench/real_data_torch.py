@@ -440,6 +440,7 @@ def main():
     ap.add_argument('--attribute-grid', type=int, default=1, help='attributes, cloth_repvgg: the attribute head reads the last map averaged over GRID x GRID cells, flattened (1: the global average)')
     ap.add_argument('--save-trunk', help='save the trunk\'s weights here after the last epoch (torch.save of its state_dict; FashionNet\'s also holds its fully connected layer)')
     ap.add_argument('--trunk-from', help='start the trunk from weights saved by --save-trunk (another job\'s, the same network), the heads and branches fresh')
+    ap.add_argument('--joint-catalog', type=float, default=0, help='attributes, cloth_repvgg: also train on clothing-small\'s train split at the same time, with this weight on its cross-entropy (a 10-way head on the pooled features; one pass over the catalog per epoch, its batches beside the attribute batches in one forward)')
     ap.add_argument('--beta2', type=float, default=0.999, help="Adam's second-moment decay")
     ap.add_argument('--threads', type=int, default=os.cpu_count())
     ap.add_argument('--seed', type=int, default=0)
@@ -458,6 +459,8 @@ def main():
         ap.error('--box-margin grows a garment box: deepfashion-fine jobs only')
     if a.attribute_grid > 1 and (a.job != 'attributes' or a.arch != 'repvgg'):
         ap.error('--attribute-grid: the attributes job on cloth_repvgg only')
+    if a.joint_catalog > 0 and (a.job != 'attributes' or a.arch != 'repvgg'):
+        ap.error('--joint-catalog: the attributes job on cloth_repvgg only')
     if a.type_head > 0 and a.arch == 'plain':
         ap.error('--type-head reads cloth_repvgg\'s pooled features')
     if a.temperature_bound and a.attribute_loss != 'softmax':
@@ -559,8 +562,16 @@ def main():
         # The garment type (`garment`, above), told from the features the attribute head reads:
         # a second task on the same photos.
         type_head = nn.Linear(net.attributes.in_features, 3)
+    catalog_head, catalog = None, None
+    if a.joint_catalog > 0:
+        catalog = load_folders(os.path.join(a.shared, 'clothing-small'), a.size)
+        catalog_train = torch.where(~catalog['is_val'])[0]
+        catalog_val = torch.where(catalog['is_val'])[0]
+        catalog_head = nn.Linear(net.attributes.in_features, catalog['classes'])
+    if type_head is not None or catalog_head is not None:
         net.attributes.register_forward_hook(lambda m, i, o: pooled.append(i[0]))
-    side = (list(aspect_head.parameters()) if aspect_head is not None else []) + (list(type_head.parameters()) if type_head is not None else [])
+    side = (list(aspect_head.parameters()) if aspect_head is not None else []) + (list(type_head.parameters()) if type_head is not None else []) \
+        + (list(catalog_head.parameters()) if catalog_head is not None else [])
     extra = (list(prior.parameters()) if prior else []) + [aux.bias for aux in aux_heads] + [p for p in side if p.dim() <= 1]
     decay = [p for p in net.parameters() if p.dim() > 1] + [aux.weight for aux in aux_heads] + [p for p in side if p.dim() > 1]
     rest = [p for p in net.parameters() if p.dim() <= 1] + extra
@@ -571,6 +582,9 @@ def main():
     for epoch in range(a.epochs):
         net.train()
         order = train[torch.randperm(len(train))]
+        if catalog is not None:
+            catalog_order = catalog_train[torch.randperm(len(catalog_train))]
+            catalog_batch = -(-len(catalog_train) // steps)
         total = 0.0
         for k in range(steps):
             batch = order[k * a.batch:(k + 1) * a.batch]
@@ -581,9 +595,18 @@ def main():
             if a.color > 0:
                 source = colour_jitter(source, a.color)
             images = torch.where(flip[:, None, None, None], source.flip(3), source)
+            if catalog is not None:
+                # The catalog's photos ride in the same forward (BatchNorm sees both sets); their logits are split off below.
+                extra_rows = catalog_order[torch.arange(k * catalog_batch, (k + 1) * catalog_batch) % len(catalog_order)]
+                extra_flip = torch.rand(len(extra_rows)) < 0.5
+                extra_images = catalog['x'][extra_rows]
+                images = torch.cat([images, torch.where(extra_flip[:, None, None, None], extra_images.flip(3), extra_images)])
             stages.clear()
             pooled.clear()
             category, attribute_logits, heatmaps = model(images)
+            if catalog is not None:
+                catalog_loss = F.cross_entropy(catalog_head(pooled[-1][len(batch):]), catalog['category'][extra_rows])
+                attribute_logits = attribute_logits[:len(batch)]
             if aspect_head is not None:
                 attribute_logits = attribute_logits + aspect_head(aspect[batch])
             if a.job == 'clothing-small':
@@ -598,7 +621,9 @@ def main():
                     bce = F.binary_cross_entropy_with_logits(attribute_logits, truth, reduction='none')
                     loss = 20 * (bce * (0.1 + 0.9 * truth)).mean()
                 if type_head is not None:
-                    loss = loss + a.type_head * F.cross_entropy(type_head(pooled[-1]), garment[batch])
+                    loss = loss + a.type_head * F.cross_entropy(type_head(pooled[-1][:len(batch)]), garment[batch])
+                if catalog is not None:
+                    loss = loss + a.joint_catalog * catalog_loss
             if landmark_job:
                 mirrored = marks[:, MIRROR].clone()
                 mirrored[:, :, 1] = torch.where(mirrored[:, :, 0] >= 0, 1 - mirrored[:, :, 1], mirrored[:, :, 1])
@@ -641,6 +666,12 @@ def main():
             if a.attribute_loss == 'softmax':
                 logits = per_type(logits, data['types'], lambda v: F.softmax(v, 1))
             line += f', val attribute recall@3 {100 * recall(logits, data["attributes"][val], 3):.1f}% @5 {100 * recall(logits, data["attributes"][val], 5):.1f}%'
+            if catalog is not None:
+                with torch.no_grad():
+                    pooled.clear()
+                    net(catalog['x'][catalog_val])
+                    right = (catalog_head(pooled[-1]).argmax(1) == catalog['category'][catalog_val]).float().mean().item()
+                line += f', clothing-small val top-1 {100 * right:.1f}%'
             if epoch + 1 == a.epochs:
                 line += ', top-1 per type ' + ' / '.join(f'{100 * v:.1f}' for v in type_top1(logits, data['attributes'][val], data['types']))
                 if a.temperature_bound:

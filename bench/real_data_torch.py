@@ -440,6 +440,7 @@ def main():
     ap.add_argument('--attribute-grid', type=int, default=1, help='attributes, cloth_repvgg: the attribute head reads the last map averaged over GRID x GRID cells, flattened (1: the global average)')
     ap.add_argument('--save-trunk', help='save the trunk\'s weights here after the last epoch (torch.save of its state_dict; FashionNet\'s also holds its fully connected layer)')
     ap.add_argument('--trunk-from', help='start the trunk from weights saved by --save-trunk (another job\'s, the same network), the heads and branches fresh')
+    ap.add_argument('--attribute-pool', choices=('avg', 'avgmax', 'avg+stage3'), default='avg', help='attributes, cloth_repvgg: what the attribute head reads: the last map\'s average, its average and maximum, or its average and the average of the stage before it')
     ap.add_argument('--joint-catalog', type=float, default=0, help='attributes, cloth_repvgg: also train on clothing-small\'s train split at the same time, with this weight on its cross-entropy (a 10-way head on the pooled features; one pass over the catalog per epoch, its batches beside the attribute batches in one forward)')
     ap.add_argument('--beta2', type=float, default=0.999, help="Adam's second-moment decay")
     ap.add_argument('--threads', type=int, default=os.cpu_count())
@@ -459,6 +460,8 @@ def main():
         ap.error('--box-margin grows a garment box: deepfashion-fine jobs only')
     if a.attribute_grid > 1 and (a.job != 'attributes' or a.arch != 'repvgg'):
         ap.error('--attribute-grid: the attributes job on cloth_repvgg only')
+    if a.attribute_pool != 'avg' and (a.job != 'attributes' or a.arch != 'repvgg'):
+        ap.error('--attribute-pool: the attributes job on cloth_repvgg only')
     if a.joint_catalog > 0 and (a.job != 'attributes' or a.arch != 'repvgg'):
         ap.error('--joint-catalog: the attributes job on cloth_repvgg only')
     if a.type_head > 0 and a.arch == 'plain':
@@ -492,7 +495,7 @@ def main():
             model = lambda v: (None, plain_model(v)[0], None)
         else:
             net = ClothNet(a.landmark_net if landmark_job else 'cloth_repvgg', a.width, 0, data['attributes'].shape[1], a.stem_stride, a.head_width, a.landmark_context,
-                           3 if a.typed_landmarks else 0, a.landmark_skips, vgg_bn=a.vgg_bn, attribute_grid=a.attribute_grid)
+                           3 if a.typed_landmarks else 0, a.landmark_skips, vgg_bn=a.vgg_bn, attribute_grid=a.attribute_grid, attribute_pool=a.attribute_pool)
             model = net
             net.detach_attention = a.detach_attention
     x, is_val = data['x'], data['is_val']

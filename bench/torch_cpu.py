@@ -194,7 +194,7 @@ class AttentionBranch(nn.Module):
 class ClothNet(nn.Module):
     """stem_stride, head_width: clothtag's --stem-stride and --head-width (bench/real_data_torch.py)."""
 
-    def __init__(self, net, w, categories, attributes, stem_stride=2, head_width=None, landmark_context=False, garment_types=0, landmark_skips=False, join_bias=True, vgg_bn=False, attribute_grid=1):
+    def __init__(self, net, w, categories, attributes, stem_stride=2, head_width=None, landmark_context=False, garment_types=0, landmark_skips=False, join_bias=True, vgg_bn=False, attribute_grid=1, attribute_pool='avg'):
         super().__init__()
         hw = head_width or w
         self.net = net
@@ -234,7 +234,11 @@ class ClothNet(nn.Module):
             feat = cat_in = scaled(4096, w)
         self.category = nn.Linear(cat_in, categories) if categories else None
         self.attribute_grid = attribute_grid
-        self.attributes = nn.Linear(feat * attribute_grid ** 2, attributes) if attributes else None
+        # cloth_repvgg's attribute head reads the last map's average ('avg'), its average and maximum
+        # ('avgmax'), or its average and the average of the stage before it ('avg+stage3', 8x8 at stride 1).
+        self.attribute_pool = attribute_pool
+        pooled_in = {'avg': feat, 'avgmax': 2 * feat, 'avg+stage3': feat + (self.trunk[20].rbr_1x1[0].out_channels if attribute_pool == 'avg+stage3' else 0)}[attribute_pool]
+        self.attributes = nn.Linear(pooled_in * attribute_grid ** 2, attributes) if attributes else None
         self.garment_type = nn.Linear(feat, garment_types) if garment_types else None
         self.type_logits = None
         # bench/real_data_torch.py --detach-attention: the attention branch reads the heatmaps without
@@ -246,11 +250,19 @@ class ClothNet(nn.Module):
         gap = lambda t: t.mean((2, 3))
         head = lambda layer, v: layer(v) if layer is not None else None
         if self.net in ('cloth_resnet_a', 'cloth_repvgg'):
-            f = self.trunk.from_layer3(self.trunk.to_layer2(x)) if self.net == 'cloth_resnet_a' else self.trunk(x)
+            if self.net == 'cloth_repvgg' and self.attribute_pool == 'avg+stage3':
+                m = self.trunk[:21](x)
+                f = self.trunk[21:](m)
+            else:
+                f = self.trunk.from_layer3(self.trunk.to_layer2(x)) if self.net == 'cloth_resnet_a' else self.trunk(x)
             p = gap(f)
             # attribute_grid > 1 (bench/real_data_torch.py --attribute-grid): the attribute head reads the
             # last map averaged over a grid of cells, flattened, so that where a feature lies can count.
             q = F.adaptive_avg_pool2d(f, self.attribute_grid).flatten(1) if self.attribute_grid > 1 else p
+            if self.attribute_pool == 'avgmax':
+                q = torch.cat([q, f.amax((2, 3))], 1)
+            elif self.attribute_pool == 'avg+stage3':
+                q = torch.cat([q, gap(m)], 1)
             return head(self.category, p), head(self.attributes, q), None
         if self.net == 'cloth_resnet_b':
             f = self.trunk.from_layer3(self.trunk.to_layer2(x))

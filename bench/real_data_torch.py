@@ -441,6 +441,7 @@ def main():
     ap.add_argument('--save-trunk', help='save the trunk\'s weights here after the last epoch (torch.save of its state_dict; FashionNet\'s also holds its fully connected layer)')
     ap.add_argument('--trunk-from', help='start the trunk from weights saved by --save-trunk (another job\'s, the same network), the heads and branches fresh')
     ap.add_argument('--attribute-pool', choices=('avg', 'avgmax', 'avg+stage3'), default='avg', help='attributes, cloth_repvgg: what the attribute head reads: the last map\'s average, its average and maximum, or its average and the average of the stage before it')
+    ap.add_argument('--landmark-aux', type=float, default=0, help='attributes, cloth_repvgg: a linear head on the pooled features also regresses the 8 landmarks (box frame, mirrored with the photo), an L1 over the visible points at this weight')
     ap.add_argument('--joint-catalog', type=float, default=0, help='attributes, cloth_repvgg: also train on clothing-small\'s train split at the same time, with this weight on its cross-entropy (a 10-way head on the pooled features; one pass over the catalog per epoch, its batches beside the attribute batches in one forward)')
     ap.add_argument('--beta2', type=float, default=0.999, help="Adam's second-moment decay")
     ap.add_argument('--threads', type=int, default=os.cpu_count())
@@ -462,6 +463,8 @@ def main():
         ap.error('--attribute-grid: the attributes job on cloth_repvgg only')
     if a.attribute_pool != 'avg' and (a.job != 'attributes' or a.arch != 'repvgg'):
         ap.error('--attribute-pool: the attributes job on cloth_repvgg only')
+    if a.landmark_aux > 0 and (a.job != 'attributes' or a.arch != 'repvgg'):
+        ap.error('--landmark-aux: the attributes job on cloth_repvgg only')
     if a.joint_catalog > 0 and (a.job != 'attributes' or a.arch != 'repvgg'):
         ap.error('--joint-catalog: the attributes job on cloth_repvgg only')
     if a.type_head > 0 and a.arch == 'plain':
@@ -571,10 +574,11 @@ def main():
         catalog_train = torch.where(~catalog['is_val'])[0]
         catalog_val = torch.where(catalog['is_val'])[0]
         catalog_head = nn.Linear(net.attributes.in_features, catalog['classes'])
-    if type_head is not None or catalog_head is not None:
+    point_head = nn.Linear(net.attributes.in_features, 16) if a.landmark_aux > 0 else None
+    if type_head is not None or catalog_head is not None or point_head is not None:
         net.attributes.register_forward_hook(lambda m, i, o: pooled.append(i[0]))
     side = (list(aspect_head.parameters()) if aspect_head is not None else []) + (list(type_head.parameters()) if type_head is not None else []) \
-        + (list(catalog_head.parameters()) if catalog_head is not None else [])
+        + (list(catalog_head.parameters()) if catalog_head is not None else []) + (list(point_head.parameters()) if point_head is not None else [])
     extra = (list(prior.parameters()) if prior else []) + [aux.bias for aux in aux_heads] + [p for p in side if p.dim() <= 1]
     decay = [p for p in net.parameters() if p.dim() > 1] + [aux.weight for aux in aux_heads] + [p for p in side if p.dim() > 1]
     rest = [p for p in net.parameters() if p.dim() <= 1] + extra
@@ -627,6 +631,16 @@ def main():
                     loss = loss + a.type_head * F.cross_entropy(type_head(pooled[-1][:len(batch)]), garment[batch])
                 if catalog is not None:
                     loss = loss + a.joint_catalog * catalog_loss
+                if point_head is not None:
+                    # The landmarks as an extra target: where the sleeve ends and the hem lies are the
+                    # sleeve and length answers in geometry.
+                    marks = data['landmarks'][batch]
+                    mirrored = marks[:, MIRROR].clone()
+                    mirrored[:, :, 1] = torch.where(mirrored[:, :, 0] >= 0, 1 - mirrored[:, :, 1], mirrored[:, :, 1])
+                    marks = torch.where(flip[:, None, None], mirrored, marks)
+                    visible = (marks[:, :, 0] == 0).float()
+                    distance = (point_head(pooled[-1][:len(batch)]).view(-1, 8, 2) - marks[:, :, 1:]).abs().sum(2)
+                    loss = loss + a.landmark_aux * (distance * visible).sum() / visible.sum().clamp(min=1)
             if landmark_job:
                 mirrored = marks[:, MIRROR].clone()
                 mirrored[:, :, 1] = torch.where(mirrored[:, :, 0] >= 0, 1 - mirrored[:, :, 1], mirrored[:, :, 1])

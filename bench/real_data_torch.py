@@ -87,6 +87,14 @@ SLOTS = {6: (0, 1, 2, 3, 6, 7), 4: (4, 5, 6, 7), 8: tuple(range(8))}
 MIRROR = [1, 0, 3, 2, 5, 4, 7, 6]
 
 
+def mirrored_where(marks, flip):
+    """Landmark rows [N, 8, 3] of the photos that were flipped (flip [N] bool) mirrored with them:
+    x -> 1 - x for the listed points, left and right swapped."""
+    mirrored = marks[:, MIRROR].clone()
+    mirrored[:, :, 1] = torch.where(mirrored[:, :, 0] >= 0, 1 - mirrored[:, :, 1], mirrored[:, :, 1])
+    return torch.where(flip[:, None, None], mirrored, marks)
+
+
 def rows(path):
     return [line.split() for line in open(path).read().split('\n')[2:] if line.strip()]
 
@@ -634,17 +642,12 @@ def main():
                 if point_head is not None:
                     # The landmarks as an extra target: where the sleeve ends and the hem lies are the
                     # sleeve and length answers in geometry.
-                    marks = data['landmarks'][batch]
-                    mirrored = marks[:, MIRROR].clone()
-                    mirrored[:, :, 1] = torch.where(mirrored[:, :, 0] >= 0, 1 - mirrored[:, :, 1], mirrored[:, :, 1])
-                    marks = torch.where(flip[:, None, None], mirrored, marks)
+                    marks = mirrored_where(data['landmarks'][batch], flip)
                     visible = (marks[:, :, 0] == 0).float()
                     distance = (point_head(pooled[-1][:len(batch)]).view(-1, 8, 2) - marks[:, :, 1:]).abs().sum(2)
                     loss = loss + a.landmark_aux * (distance * visible).sum() / visible.sum().clamp(min=1)
             if landmark_job:
-                mirrored = marks[:, MIRROR].clone()
-                mirrored[:, :, 1] = torch.where(mirrored[:, :, 0] >= 0, 1 - mirrored[:, :, 1], mirrored[:, :, 1])
-                marks = torch.where(flip[:, None, None], mirrored, marks)
+                marks = mirrored_where(marks, flip)
                 visible = (marks[:, :, 0] == 0).float()
                 # A term's mean over the visible points is weight * visible_sum(v) / seen, in that order, as every run here was made.
                 visible_sum, seen = lambda v: (v * visible).sum(), visible.sum().clamp(min=1)

@@ -237,7 +237,10 @@ class ClothNet(nn.Module):
         # cloth_repvgg's attribute head reads the last map's average ('avg'), its average and maximum
         # ('avgmax'), or its average and the average of the stage before it ('avg+stage3', 8x8 at stride 1).
         self.attribute_pool = attribute_pool
-        pooled_in = {'avg': feat, 'avgmax': 2 * feat, 'avg+stage3': feat + (self.trunk[20].rbr_1x1[0].out_channels if attribute_pool == 'avg+stage3' else 0)}[attribute_pool]
+        # cloth_repvgg's stages hold 1, 2, 4, 14 and 1 blocks: the first 21 end with the stage before the last.
+        self.stage3_end = 21
+        stage3 = self.trunk[self.stage3_end - 1].rbr_1x1[0].out_channels if attribute_pool == 'avg+stage3' else 0
+        pooled_in = {'avg': feat, 'avgmax': 2 * feat, 'avg+stage3': feat + stage3}[attribute_pool]
         self.attributes = nn.Linear(pooled_in * attribute_grid ** 2, attributes) if attributes else None
         self.garment_type = nn.Linear(feat, garment_types) if garment_types else None
         self.type_logits = None
@@ -251,8 +254,8 @@ class ClothNet(nn.Module):
         head = lambda layer, v: layer(v) if layer is not None else None
         if self.net in ('cloth_resnet_a', 'cloth_repvgg'):
             if self.net == 'cloth_repvgg' and self.attribute_pool == 'avg+stage3':
-                m = self.trunk[:21](x)
-                f = self.trunk[21:](m)
+                m = self.trunk[:self.stage3_end](x)
+                f = self.trunk[self.stage3_end:](m)
             else:
                 f = self.trunk.from_layer3(self.trunk.to_layer2(x)) if self.net == 'cloth_resnet_a' else self.trunk(x)
             p = gap(f)

@@ -467,14 +467,11 @@ def main():
         ap.error('--save-trunk and --trunk-from: cloth_repvgg or FashionNet')
     if a.box_margin > 0 and a.job == 'clothing-small':
         ap.error('--box-margin grows a garment box: deepfashion-fine jobs only')
-    if a.attribute_grid > 1 and (a.job != 'attributes' or a.arch != 'repvgg'):
-        ap.error('--attribute-grid: the attributes job on cloth_repvgg only')
-    if a.attribute_pool != 'avg' and (a.job != 'attributes' or a.arch != 'repvgg'):
-        ap.error('--attribute-pool: the attributes job on cloth_repvgg only')
-    if a.landmark_aux > 0 and (a.job != 'attributes' or a.arch != 'repvgg'):
-        ap.error('--landmark-aux: the attributes job on cloth_repvgg only')
-    if a.joint_catalog > 0 and (a.job != 'attributes' or a.arch != 'repvgg'):
-        ap.error('--joint-catalog: the attributes job on cloth_repvgg only')
+    repvgg_attribute_flags = {'--attribute-grid': a.attribute_grid > 1, '--attribute-pool': a.attribute_pool != 'avg',
+                              '--landmark-aux': a.landmark_aux > 0, '--joint-catalog': a.joint_catalog > 0}
+    for flag, used in repvgg_attribute_flags.items():
+        if used and (a.job != 'attributes' or a.arch != 'repvgg'):
+            ap.error(f'{flag}: the attributes job on cloth_repvgg only')
     if a.type_head > 0 and a.arch == 'plain':
         ap.error('--type-head reads cloth_repvgg\'s pooled features')
     if a.temperature_bound and a.attribute_loss != 'softmax':
@@ -585,8 +582,7 @@ def main():
     point_head = nn.Linear(net.attributes.in_features, 16) if a.landmark_aux > 0 else None
     if type_head is not None or catalog_head is not None or point_head is not None:
         net.attributes.register_forward_hook(lambda m, i, o: pooled.append(i[0]))
-    side = (list(aspect_head.parameters()) if aspect_head is not None else []) + (list(type_head.parameters()) if type_head is not None else []) \
-        + (list(catalog_head.parameters()) if catalog_head is not None else []) + (list(point_head.parameters()) if point_head is not None else [])
+    side = [p for h in (aspect_head, type_head, catalog_head, point_head) if h is not None for p in h.parameters()]
     extra = (list(prior.parameters()) if prior else []) + [aux.bias for aux in aux_heads] + [p for p in side if p.dim() <= 1]
     decay = [p for p in net.parameters() if p.dim() > 1] + [aux.weight for aux in aux_heads] + [p for p in side if p.dim() > 1]
     rest = [p for p in net.parameters() if p.dim() <= 1] + extra

@@ -203,14 +203,16 @@ class ClothNet(nn.Module):
         elif net == 'fashionnet':
             self.trunk = VGG16(w, stem_stride, vgg_bn)
         else:
-            widths = [scaled(c, w) for c in (48, 48, 96, 192, 1280)]
+            widths, depths = [scaled(c, w) for c in (48, 48, 96, 192, 1280)], (1, 2, 4, 14, 1)
             blocks, c = [], 3
-            for stage, (o, depth) in enumerate(zip(widths, (1, 2, 4, 14, 1))):
+            for stage, (o, depth) in enumerate(zip(widths, depths)):
                 for b in range(depth):
                     blocks.append(RepVGGBlock(c, o, 1 if b else stem_stride if stage == 0 else 2, True, stage > 0))
                     c = o
             self.trunk = nn.Sequential(*blocks)
             self.trunk.out = c
+            # Where the stage before the last ends, and its width (--attribute-pool avg+stage3).
+            self.trunk.stage3_end, self.trunk.stage3_out = sum(depths[:-1]), widths[-2]
         feat = self.trunk.out
         cat_in = feat
         if net == 'cloth_resnet_b':
@@ -237,10 +239,7 @@ class ClothNet(nn.Module):
         # cloth_repvgg's attribute head reads the last map's average ('avg'), its average and maximum
         # ('avgmax'), or its average and the average of the stage before it ('avg+stage3', 8x8 at stride 1).
         self.attribute_pool = attribute_pool
-        # cloth_repvgg's stages hold 1, 2, 4, 14 and 1 blocks: the first 21 end with the stage before the last.
-        self.stage3_end = 21
-        stage3 = self.trunk[self.stage3_end - 1].rbr_1x1[0].out_channels if attribute_pool == 'avg+stage3' else 0
-        pooled_in = {'avg': feat, 'avgmax': 2 * feat, 'avg+stage3': feat + stage3}[attribute_pool]
+        pooled_in = {'avg': feat, 'avgmax': 2 * feat, 'avg+stage3': feat + getattr(self.trunk, 'stage3_out', 0)}[attribute_pool]
         self.attributes = nn.Linear(pooled_in * attribute_grid ** 2, attributes) if attributes else None
         self.garment_type = nn.Linear(feat, garment_types) if garment_types else None
         self.type_logits = None
@@ -254,8 +253,8 @@ class ClothNet(nn.Module):
         head = lambda layer, v: layer(v) if layer is not None else None
         if self.net in ('cloth_resnet_a', 'cloth_repvgg'):
             if self.net == 'cloth_repvgg' and self.attribute_pool == 'avg+stage3':
-                m = self.trunk[:self.stage3_end](x)
-                f = self.trunk[self.stage3_end:](m)
+                m = self.trunk[:self.trunk.stage3_end](x)
+                f = self.trunk[self.trunk.stage3_end:](m)
             else:
                 f = self.trunk.from_layer3(self.trunk.to_layer2(x)) if self.net == 'cloth_resnet_a' else self.trunk(x)
             p = gap(f)

@@ -37,7 +37,9 @@ Jobs (one seed each; printed per epoch):
                   Euclidean distance instead of the L1; --beta2 sets Adam's second-moment decay
   attributes flags: --box-aspect adds a small network of the box's aspect ratio (which the stretched
                   crop hides) to the attribute logits; --temperature-bound prints, at the last epoch,
-                  what a temperature per attribute type could add to recall@3 and @5 (softmax)
+                  what a temperature per attribute type could add to recall@3 and @5 (softmax);
+                  --attribute-smoothing S label-smooths the softmax within each type;
+                  --trunk-lr-scale K trains a --trunk-from trunk at K times the heads' peak rate
 Runs where Debian's python3-torch is installed; never in tests:
 
     /usr/bin/python3 bench/real_data_torch.py --job clothing-small --width 0.25 --stem-stride 1 --batch 16
@@ -451,6 +453,8 @@ def main():
     ap.add_argument('--attribute-pool', choices=('avg', 'avgmax', 'avg+stage3'), default='avg', help='attributes, cloth_repvgg: what the attribute head reads: the last map\'s average, its average and maximum, or its average and the average of the stage before it')
     ap.add_argument('--landmark-aux', type=float, default=0, help='attributes, cloth_repvgg: a linear head on the pooled features also regresses the 8 landmarks (box frame, mirrored with the photo), an L1 over the visible points at this weight')
     ap.add_argument('--joint-catalog', type=float, default=0, help='attributes, cloth_repvgg: also train on clothing-small\'s train split at the same time, with this weight on its cross-entropy (a 10-way head on the pooled features; one pass over the catalog per epoch, its batches beside the attribute batches in one forward)')
+    ap.add_argument('--attribute-smoothing', type=float, default=0, help='attributes, --attribute-loss softmax: label smoothing within each type (this share of the target spread over the type\'s answers)')
+    ap.add_argument('--trunk-lr-scale', type=float, default=1, help='the trunk\'s peak rate as a share of --lr (the heads keep --lr), for a trunk started with --trunk-from')
     ap.add_argument('--beta2', type=float, default=0.999, help="Adam's second-moment decay")
     ap.add_argument('--threads', type=int, default=os.cpu_count())
     ap.add_argument('--seed', type=int, default=0)
@@ -474,6 +478,10 @@ def main():
             ap.error(f'{flag}: the attributes job on cloth_repvgg only')
     if a.type_head > 0 and a.arch == 'plain':
         ap.error('--type-head reads cloth_repvgg\'s pooled features')
+    if a.trunk_lr_scale != 1 and not a.trunk_from:
+        ap.error('--trunk-lr-scale: for a trunk started with --trunk-from')
+    if a.attribute_smoothing and a.attribute_loss != 'softmax':
+        ap.error('--attribute-smoothing: --attribute-loss softmax only')
     if a.temperature_bound and a.attribute_loss != 'softmax':
         ap.error('--temperature-bound: --attribute-loss softmax only (its probabilities are per type)')
     moving_windows = a.jitter > 0 or a.rotate > 0
@@ -586,9 +594,16 @@ def main():
     extra = (list(prior.parameters()) if prior else []) + [aux.bias for aux in aux_heads] + [p for p in side if p.dim() <= 1]
     decay = [p for p in net.parameters() if p.dim() > 1] + [aux.weight for aux in aux_heads] + [p for p in side if p.dim() > 1]
     rest = [p for p in net.parameters() if p.dim() <= 1] + extra
-    opt = torch.optim.AdamW([{'params': decay, 'weight_decay': decay_rate}, {'params': rest, 'weight_decay': 0}], lr, betas=(0.9, a.beta2))
+    groups = [{'params': decay, 'weight_decay': decay_rate}, {'params': rest, 'weight_decay': 0}]
+    peaks = [lr, lr]
+    if a.trunk_lr_scale != 1:
+        # A started trunk at its own (lower) peak rate, the fresh heads at the job's.
+        in_trunk = {id(p) for p in trunk_state(net).parameters()}
+        groups = [{'params': [p for p in g['params'] if (id(p) in in_trunk) == t], 'weight_decay': g['weight_decay']} for t in (True, False) for g in groups]
+        peaks = [lr * a.trunk_lr_scale] * 2 + [lr] * 2
+    opt = torch.optim.AdamW(groups, lr, betas=(0.9, a.beta2))
     steps = len(train) // a.batch
-    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=a.epochs * steps, cycle_momentum=bool(a.cycle_momentum))
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, peaks, total_steps=a.epochs * steps, cycle_momentum=bool(a.cycle_momentum))
     start = time.time()
     for epoch in range(a.epochs):
         net.train()
@@ -627,7 +642,11 @@ def main():
                 if a.attribute_loss == 'softmax':
                     # Each type's positives share the target (here exactly one per type); a type without one is left out.
                     log_p = per_type(attribute_logits, data['types'], lambda v: F.log_softmax(v, 1))
-                    loss = -per_type(truth, data['types'], lambda v: v / v.sum(1, keepdim=True).clamp(min=1)).mul(log_p).sum(1).mean()
+                    target = per_type(truth, data['types'], lambda v: v / v.sum(1, keepdim=True).clamp(min=1))
+                    if a.attribute_smoothing:
+                        # Label smoothing within each type: a share of the target spread evenly over the type's answers.
+                        target = per_type(target, data['types'], lambda v: (1 - a.attribute_smoothing) * v + a.attribute_smoothing * v.sum(1, keepdim=True) / v.shape[1])
+                    loss = -target.mul(log_p).sum(1).mean()
                 else:
                     bce = F.binary_cross_entropy_with_logits(attribute_logits, truth, reduction='none')
                     loss = 20 * (bce * (0.1 + 0.9 * truth)).mean()

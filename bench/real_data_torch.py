@@ -382,6 +382,14 @@ def type_top1(logits, attributes, types):
     return out
 
 
+def recall_text(scores, attributes):
+    return f'recall@3 {100 * recall(scores, attributes, 3):.1f}% @5 {100 * recall(scores, attributes, 5):.1f}%'
+
+
+def type_top1_text(scores, attributes, types):
+    return 'top-1 per type ' + ' / '.join(f'{100 * v:.1f}' for v in type_top1(scores, attributes, types))
+
+
 def multiply_adds(net, model, x):
     total = [0]
 
@@ -642,11 +650,10 @@ def main():
                 truth = data['attributes'][batch]
                 if a.attribute_loss == 'softmax':
                     # Each type's positives share the target (here exactly one per type); a type without one is left out.
+                    # --attribute-smoothing spreads that share of a type's target evenly over its answers.
                     log_p = per_type(attribute_logits, data['types'], lambda v: F.log_softmax(v, 1))
-                    target = per_type(truth, data['types'], lambda v: v / v.sum(1, keepdim=True).clamp(min=1))
-                    if a.attribute_smoothing:
-                        # Label smoothing within each type: a share of the target spread evenly over the type's answers.
-                        target = per_type(target, data['types'], lambda v: (1 - a.attribute_smoothing) * v + a.attribute_smoothing * v.sum(1, keepdim=True) / v.shape[1])
+                    share, smooth = lambda v: v / v.sum(1, keepdim=True).clamp(min=1), a.attribute_smoothing
+                    target = per_type(truth, data['types'], lambda v: (1 - smooth) * share(v) + smooth * share(v).sum(1, keepdim=True) / v.shape[1])
                     loss = -target.mul(log_p).sum(1).mean()
                 else:
                     bce = F.binary_cross_entropy_with_logits(attribute_logits, truth, reduction='none')
@@ -701,7 +708,7 @@ def main():
             raw_logits = logits
             if a.attribute_loss == 'softmax':
                 logits = per_type(logits, data['types'], lambda v: F.softmax(v, 1))
-            line += f', val attribute recall@3 {100 * recall(logits, data["attributes"][val], 3):.1f}% @5 {100 * recall(logits, data["attributes"][val], 5):.1f}%'
+            line += ', val attribute ' + recall_text(logits, data['attributes'][val])
             if catalog is not None:
                 with torch.no_grad():
                     pooled.clear()
@@ -709,7 +716,7 @@ def main():
                     right = (catalog_head(pooled[-1]).argmax(1) == catalog['category'][catalog_val]).float().mean().item()
                 line += f', clothing-small val top-1 {100 * right:.1f}%'
             if epoch + 1 == a.epochs:
-                line += ', top-1 per type ' + ' / '.join(f'{100 * v:.1f}' for v in type_top1(logits, data['attributes'][val], data['types']))
+                line += ', ' + type_top1_text(logits, data['attributes'][val], data['types'])
                 # The same on 1,000 training photos (unflipped): how far the network fits what it trained on.
                 seen_rows = train[:1000]
                 with torch.no_grad():
@@ -719,8 +726,7 @@ def main():
                 if a.attribute_loss == 'softmax':
                     fit = per_type(fit, data['types'], lambda v: F.softmax(v, 1))
                 truth_seen = data['attributes'][seen_rows]
-                line += (f'; on 1,000 training photos recall@3 {100 * recall(fit, truth_seen, 3):.1f}% @5 {100 * recall(fit, truth_seen, 5):.1f}%, top-1 per type '
-                         + ' / '.join(f'{100 * v:.1f}' for v in type_top1(fit, truth_seen, data['types'])))
+                line += f'; on 1,000 training photos {recall_text(fit, truth_seen)}, {type_top1_text(fit, truth_seen, data["types"])}'
                 if a.temperature_bound:
                     for k, (trained, bound, crossed) in zip((3, 5), temperature_bound(raw_logits, data['attributes'][val], data['types'])):
                         line += (f'; recall@{k} with a temperature per type: as trained {100 * trained:.2f}%, chosen on these photos {100 * bound:.2f}%, '

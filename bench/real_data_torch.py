@@ -464,6 +464,7 @@ def main():
     ap.add_argument('--joint-catalog', type=float, default=0, help='attributes, cloth_repvgg: also train on clothing-small\'s train split at the same time, with this weight on its cross-entropy (a 10-way head on the pooled features; one pass over the catalog per epoch, its batches beside the attribute batches in one forward)')
     ap.add_argument('--attribute-smoothing', type=float, default=0, help='attributes, --attribute-loss softmax: label smoothing within each type (this share of the target spread over the type\'s answers)')
     ap.add_argument('--trunk-lr-scale', type=float, default=1, help='the trunk\'s peak rate as a share of --lr (the heads keep --lr), for a trunk started with --trunk-from')
+    ap.add_argument('--sam', type=float, default=0, help='sharpness-aware minimization with this rho (0.05 is the usual): each step\'s gradient taken again at the weights moved rho along the first one (twice the work per step, the same epochs)')
     ap.add_argument('--beta2', type=float, default=0.999, help="Adam's second-moment decay")
     ap.add_argument('--threads', type=int, default=os.cpu_count())
     ap.add_argument('--seed', type=int, default=0)
@@ -491,6 +492,8 @@ def main():
         ap.error('--trunk-lr-scale: for a trunk started with --trunk-from')
     if a.attribute_smoothing and a.attribute_loss != 'softmax':
         ap.error('--attribute-smoothing: --attribute-loss softmax only')
+    if a.sam < 0:
+        ap.error(f'--sam {a.sam}: rho is a distance, 0 (off) or more')
     if a.temperature_bound and a.attribute_loss != 'softmax':
         ap.error('--temperature-bound: --attribute-loss softmax only (its probabilities are per type)')
     moving_windows = a.jitter > 0 or a.rotate > 0
@@ -636,57 +639,84 @@ def main():
                 extra_flip = torch.rand(len(extra_rows)) < 0.5
                 extra_images = catalog['x'][extra_rows]
                 images = torch.cat([images, torch.where(extra_flip[:, None, None, None], extra_images.flip(3), extra_images)])
-            stages.clear()
-            pooled.clear()
-            category, attribute_logits, heatmaps = model(images)
-            if catalog is not None:
-                catalog_loss = F.cross_entropy(catalog_head(pooled[-1][len(batch):]), catalog['category'][extra_rows])
-                attribute_logits = attribute_logits[:len(batch)]
-            if aspect_head is not None:
-                attribute_logits = attribute_logits + aspect_head(aspect[batch])
-            if a.job == 'clothing-small':
-                loss = F.cross_entropy(category, data['category'][batch])
-            else:
-                truth = data['attributes'][batch]
-                if a.attribute_loss == 'softmax':
-                    # Each type's positives share the target (here exactly one per type); a type without one is left out.
-                    # --attribute-smoothing spreads that share of a type's target evenly over its answers.
-                    log_p = per_type(attribute_logits, data['types'], lambda v: F.log_softmax(v, 1))
-                    share, smooth = lambda v: v / v.sum(1, keepdim=True).clamp(min=1), a.attribute_smoothing
-                    target = per_type(truth, data['types'], lambda v: (1 - smooth) * share(v) + smooth * share(v).sum(1, keepdim=True) / v.shape[1])
-                    loss = -target.mul(log_p).sum(1).mean()
-                else:
-                    bce = F.binary_cross_entropy_with_logits(attribute_logits, truth, reduction='none')
-                    loss = 20 * (bce * (0.1 + 0.9 * truth)).mean()
-                if type_head is not None:
-                    loss = loss + a.type_head * F.cross_entropy(type_head(pooled[-1][:len(batch)]), garment[batch])
+
+            def batch_loss():
+                # This batch's loss, a function so that --sam can take it twice (its rows and flips fixed).
+                stages.clear()
+                pooled.clear()
+                category, attribute_logits, heatmaps = model(images)
                 if catalog is not None:
-                    loss = loss + a.joint_catalog * catalog_loss
-                if point_head is not None:
-                    # The landmarks as an extra target: where the sleeve ends and the hem lies are the
-                    # sleeve and length answers in geometry.
-                    marks = mirrored_where(data['landmarks'][batch], flip)
-                    visible = (marks[:, :, 0] == 0).float()
-                    distance = (point_head(pooled[-1][:len(batch)]).view(-1, 8, 2) - marks[:, :, 1:]).abs().sum(2)
-                    loss = loss + a.landmark_aux * (distance * visible).sum() / visible.sum().clamp(min=1)
-            if landmark_job:
-                marks = mirrored_where(marks, flip)
-                visible = (marks[:, :, 0] == 0).float()
-                # A term's mean over the visible points is weight * visible_sum(v) / seen, in that order, as every run here was made.
-                visible_sum, seen = lambda v: (v * visible).sum(), visible.sum().clamp(min=1)
-                offset = pick(prior.points(heatmaps), garment[batch]) - marks[:, :, 1:]
-                distance = offset.norm(dim=2) if a.landmark_distance == 'euclid' else offset.abs().sum(2)
-                loss = loss + a.wl * visible_sum(distance) / seen
-                for aux, stage in zip(aux_heads, stages):
-                    d = (prior.points(aux(stage)) - marks[:, :, 1:]).abs().sum(2)
-                    loss = loss + a.deep_supervision * a.wl * visible_sum(d) / seen
-                if typed_maps:
-                    loss = loss + a.type_weight * F.cross_entropy(net.type_logits, garment[batch])
-                if a.map_js > 0 and not typed_maps:
-                    js = map_divergence(prior, heatmaps, marks[:, :, 1:], a.map_sigma)
-                    loss = loss + a.map_js * visible_sum(js) / seen
+                    catalog_loss = F.cross_entropy(catalog_head(pooled[-1][len(batch):]), catalog['category'][extra_rows])
+                    attribute_logits = attribute_logits[:len(batch)]
+                if aspect_head is not None:
+                    attribute_logits = attribute_logits + aspect_head(aspect[batch])
+                if a.job == 'clothing-small':
+                    loss = F.cross_entropy(category, data['category'][batch])
+                else:
+                    truth = data['attributes'][batch]
+                    if a.attribute_loss == 'softmax':
+                        # Each type's positives share the target (here exactly one per type); a type without one is left out.
+                        # --attribute-smoothing spreads that share of a type's target evenly over its answers.
+                        log_p = per_type(attribute_logits, data['types'], lambda v: F.log_softmax(v, 1))
+                        share, smooth = lambda v: v / v.sum(1, keepdim=True).clamp(min=1), a.attribute_smoothing
+                        target = per_type(truth, data['types'], lambda v: (1 - smooth) * share(v) + smooth * share(v).sum(1, keepdim=True) / v.shape[1])
+                        loss = -target.mul(log_p).sum(1).mean()
+                    else:
+                        bce = F.binary_cross_entropy_with_logits(attribute_logits, truth, reduction='none')
+                        loss = 20 * (bce * (0.1 + 0.9 * truth)).mean()
+                    if type_head is not None:
+                        loss = loss + a.type_head * F.cross_entropy(type_head(pooled[-1][:len(batch)]), garment[batch])
+                    if catalog is not None:
+                        loss = loss + a.joint_catalog * catalog_loss
+                    if point_head is not None:
+                        # The landmarks as an extra target: where the sleeve ends and the hem lies are the
+                        # sleeve and length answers in geometry.
+                        shown = mirrored_where(data['landmarks'][batch], flip)
+                        visible = (shown[:, :, 0] == 0).float()
+                        distance = (point_head(pooled[-1][:len(batch)]).view(-1, 8, 2) - shown[:, :, 1:]).abs().sum(2)
+                        loss = loss + a.landmark_aux * (distance * visible).sum() / visible.sum().clamp(min=1)
+                if landmark_job:
+                    shown = mirrored_where(marks, flip)
+                    visible = (shown[:, :, 0] == 0).float()
+                    # A term's mean over the visible points is weight * visible_sum(v) / seen, in that order, as every run here was made.
+                    visible_sum, seen = lambda v: (v * visible).sum(), visible.sum().clamp(min=1)
+                    offset = pick(prior.points(heatmaps), garment[batch]) - shown[:, :, 1:]
+                    distance = offset.norm(dim=2) if a.landmark_distance == 'euclid' else offset.abs().sum(2)
+                    loss = loss + a.wl * visible_sum(distance) / seen
+                    for aux, stage in zip(aux_heads, stages):
+                        d = (prior.points(aux(stage)) - shown[:, :, 1:]).abs().sum(2)
+                        loss = loss + a.deep_supervision * a.wl * visible_sum(d) / seen
+                    if typed_maps:
+                        loss = loss + a.type_weight * F.cross_entropy(net.type_logits, garment[batch])
+                    if a.map_js > 0 and not typed_maps:
+                        js = map_divergence(prior, heatmaps, shown[:, :, 1:], a.map_sigma)
+                        loss = loss + a.map_js * visible_sum(js) / seen
+                return loss
+
+            loss = batch_loss()
             opt.zero_grad()
             loss.backward()
+            if a.sam > 0:
+                # Sharpness-aware minimization: the gradient is taken again at the weights moved by rho
+                # along the first gradient (its unit direction), and that second gradient is the one applied.
+                # BatchNorm's running statistics are left as the first pass set them (momentum 0).
+                moved = [p for g in opt.param_groups for p in g['params'] if p.grad is not None]
+                with torch.no_grad():
+                    norm = torch.stack([p.grad.norm() for p in moved]).norm().clamp(min=1e-12)
+                    shifts = [p.grad * (a.sam / norm) for p in moved]
+                    for p, s in zip(moved, shifts):
+                        p.add_(s)
+                norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+                kept = [m.momentum for m in norms]
+                for m in norms:
+                    m.momentum = 0.0
+                opt.zero_grad()
+                batch_loss().backward()
+                for m, k in zip(norms, kept):
+                    m.momentum = k
+                with torch.no_grad():
+                    for p, s in zip(moved, shifts):
+                        p.sub_(s)
             opt.step()
             schedule.step()
             total += loss.item()

@@ -464,6 +464,7 @@ def main():
     ap.add_argument('--joint-catalog', type=float, default=0, help='attributes, cloth_repvgg: also train on clothing-small\'s train split at the same time, with this weight on its cross-entropy (a 10-way head on the pooled features; one pass over the catalog per epoch, its batches beside the attribute batches in one forward)')
     ap.add_argument('--attribute-smoothing', type=float, default=0, help='attributes, --attribute-loss softmax: label smoothing within each type (this share of the target spread over the type\'s answers)')
     ap.add_argument('--trunk-lr-scale', type=float, default=1, help='the trunk\'s peak rate as a share of --lr (the heads keep --lr), for a trunk started with --trunk-from')
+    ap.add_argument('--train-limit', type=int, default=0, help='train on this many of the training split\'s photos (a fixed subset, the same for every seed; 0: all)')
     ap.add_argument('--sam', type=float, default=0, help='sharpness-aware minimization with this rho (0.05 is the usual): each step\'s gradient taken again at the weights moved rho along the first one (twice the work per step, the same epochs)')
     ap.add_argument('--beta2', type=float, default=0.999, help="Adam's second-moment decay")
     ap.add_argument('--threads', type=int, default=os.cpu_count())
@@ -492,6 +493,8 @@ def main():
         ap.error('--trunk-lr-scale: for a trunk started with --trunk-from')
     if a.attribute_smoothing and a.attribute_loss != 'softmax':
         ap.error('--attribute-smoothing: --attribute-loss softmax only')
+    if a.train_limit < 0:
+        ap.error(f'--train-limit {a.train_limit}: a number of photos, 0 (all) or more')
     if a.sam < 0:
         ap.error(f'--sam {a.sam}: rho is a distance, 0 (off) or more')
     if a.temperature_bound and a.attribute_loss != 'softmax':
@@ -528,6 +531,12 @@ def main():
             net.detach_attention = a.detach_attention
     x, is_val = data['x'], data['is_val']
     train, val = torch.where(~is_val)[0], torch.where(is_val)[0]
+    if a.train_limit:
+        # A fixed subset of the training split, the same for every --seed (its own generator, so the
+        # runs' own random draws are as without it): how recall grows with the photos.
+        if a.train_limit > len(train):
+            ap.error(f'--train-limit {a.train_limit}: the training split has {len(train)} photos')
+        train = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(12345))[:a.train_limit].sort().values]
     typed_maps = landmark_job and a.typed_landmarks
     if a.job != 'clothing-small':
         # The garment type a row lists points for: 0 upper body (6 points), 1 lower body (4), 2 full body (8).

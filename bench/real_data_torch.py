@@ -625,6 +625,8 @@ def main():
     opt = torch.optim.AdamW(groups, lr, betas=(0.9, a.beta2))
     steps = len(train) // a.batch
     schedule = torch.optim.lr_scheduler.OneCycleLR(opt, peaks, total_steps=a.epochs * steps, cycle_momentum=bool(a.cycle_momentum))
+    # --sam's second pass leaves these running statistics as the first pass set them.
+    batch_norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     start = time.time()
     for epoch in range(a.epochs):
         net.train()
@@ -715,13 +717,12 @@ def main():
                     shifts = [p.grad * (a.sam / norm) for p in moved]
                     for p, s in zip(moved, shifts):
                         p.add_(s)
-                norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-                kept = [m.momentum for m in norms]
-                for m in norms:
+                kept = [m.momentum for m in batch_norms]
+                for m in batch_norms:
                     m.momentum = 0.0
                 opt.zero_grad()
                 batch_loss().backward()
-                for m, k in zip(norms, kept):
+                for m, k in zip(batch_norms, kept):
                     m.momentum = k
                 with torch.no_grad():
                     for p, s in zip(moved, shifts):

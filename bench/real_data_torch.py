@@ -466,6 +466,10 @@ def main():
     ap.add_argument('--trunk-lr-scale', type=float, default=1, help='the trunk\'s peak rate as a share of --lr (the heads keep --lr), for a trunk started with --trunk-from')
     ap.add_argument('--train-limit', type=int, default=0, help='train on this many of the training split\'s photos (a fixed subset, the same for every seed; 0: all)')
     ap.add_argument('--sam', type=float, default=0, help='sharpness-aware minimization with this rho (0.05 is the usual): each step\'s gradient taken again at the weights moved rho along the first one (twice the work per step, the same epochs)')
+    ap.add_argument('--mixup', type=float, default=0, help='attributes, --attribute-loss softmax: mixup with this Beta(alpha, alpha) (0.2 is the usual): each batch blended with a shuffle of itself, the per-type targets blended alike (0: off)')
+    ap.add_argument('--head-dropout', type=float, default=0, help='attributes: dropout at this rate on the features the attribute head reads, in training (0: off)')
+    ap.add_argument('--save-scores', help='attributes: save the last epoch\'s validation scores (per-type probabilities with the softmax) here (torch.save)')
+    ap.add_argument('--ensemble-with', nargs='+', default=[], help='attributes: also print the recall of the last epoch\'s validation scores averaged with these --save-scores files\' (an ensemble)')
     ap.add_argument('--beta2', type=float, default=0.999, help="Adam's second-moment decay")
     ap.add_argument('--threads', type=int, default=os.cpu_count())
     ap.add_argument('--seed', type=int, default=0)
@@ -497,6 +501,19 @@ def main():
         ap.error(f'--train-limit {a.train_limit}: a number of photos, 0 (all) or more')
     if a.sam < 0:
         ap.error(f'--sam {a.sam}: rho is a distance, 0 (off) or more')
+    if a.mixup < 0:
+        ap.error(f'--mixup {a.mixup}: Beta\'s alpha, 0 (off) or more')
+    if a.mixup > 0 and (a.job != 'attributes' or a.attribute_loss != 'softmax' or a.joint_catalog > 0 or a.landmark_aux > 0 or a.type_head > 0):
+        ap.error('--mixup: the attributes job with --attribute-loss softmax, without --joint-catalog, --landmark-aux or --type-head')
+    if not 0 <= a.head_dropout < 1:
+        ap.error(f'--head-dropout {a.head_dropout}: a rate in [0, 1)')
+    if a.head_dropout > 0 and (a.job != 'attributes' or a.arch == 'plain' or a.joint_catalog > 0 or a.landmark_aux > 0 or a.type_head > 0):
+        ap.error('--head-dropout: the attributes job on cloth_repvgg, without --joint-catalog, --landmark-aux or --type-head')
+    for flag, path in (('--save-scores', a.save_scores), ('--save-trunk', a.save_trunk)):
+        if path and not os.path.isdir(os.path.dirname(path) or '.'):
+            ap.error(f'{flag} {path}: its folder does not exist (checked before training, so no run is lost)')
+    if (a.save_scores or a.ensemble_with) and a.job != 'attributes':
+        ap.error('--save-scores and --ensemble-with: the attributes job only')
     if a.temperature_bound and a.attribute_loss != 'softmax':
         ap.error('--temperature-bound: --attribute-loss softmax only (its probabilities are per type)')
     moving_windows = a.jitter > 0 or a.rotate > 0
@@ -537,6 +554,16 @@ def main():
         if a.train_limit > len(train):
             ap.error(f'--train-limit {a.train_limit}: the training split has {len(train)} photos')
         train = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(12345))[:a.train_limit].sort().values]
+    # --ensemble-with's runs, read and checked before training so a wrong file costs no run.
+    ensemble = []
+    for f in a.ensemble_with:
+        try:
+            scores = torch.load(f)
+        except Exception as e:
+            ap.error(f'--ensemble-with {f}: not readable as a --save-scores file ({e})')
+        if not torch.is_tensor(scores) or tuple(scores.shape) != (len(val), data['attributes'].shape[1]):
+            ap.error(f'--ensemble-with {f}: expected the scores of {len(val)} validation photos x {data["attributes"].shape[1]} attributes')
+        ensemble.append(scores)
     typed_maps = landmark_job and a.typed_landmarks
     if a.job != 'clothing-small':
         # The garment type a row lists points for: 0 upper body (6 points), 1 lower body (4), 2 full body (8).
@@ -611,6 +638,9 @@ def main():
     point_head = nn.Linear(net.attributes.in_features, 16) if a.landmark_aux > 0 else None
     if type_head is not None or catalog_head is not None or point_head is not None:
         net.attributes.register_forward_hook(lambda m, i, o: pooled.append(i[0]))
+    if a.head_dropout > 0:
+        # The dropped features are also what a forward hook on the head reads, hence the flag stands alone.
+        net.attributes.register_forward_pre_hook(lambda m, i: (F.dropout(i[0], a.head_dropout, m.training),))
     side = [p for h in (aspect_head, type_head, catalog_head, point_head) if h is not None for p in h.parameters()]
     extra = (list(prior.parameters()) if prior else []) + [aux.bias for aux in aux_heads] + [p for p in side if p.dim() <= 1]
     decay = [p for p in net.parameters() if p.dim() > 1] + [aux.weight for aux in aux_heads] + [p for p in side if p.dim() > 1]
@@ -650,6 +680,11 @@ def main():
                 extra_flip = torch.rand(len(extra_rows)) < 0.5
                 extra_images = catalog['x'][extra_rows]
                 images = torch.cat([images, torch.where(extra_flip[:, None, None, None], extra_images.flip(3), extra_images)])
+            if a.mixup > 0:
+                # Mixup: the batch blended with a shuffle of itself at one Beta-drawn share (fixed for --sam's second pass).
+                mix = float(torch.distributions.Beta(a.mixup, a.mixup).sample())
+                partner = torch.randperm(len(batch))
+                images = mix * images + (1 - mix) * images[partner]
 
             def batch_loss():
                 # This batch's loss, a function so that --sam can take it twice (its rows and flips fixed).
@@ -671,6 +706,8 @@ def main():
                         log_p = per_type(attribute_logits, data['types'], lambda v: F.log_softmax(v, 1))
                         share, smooth = lambda v: v / v.sum(1, keepdim=True).clamp(min=1), a.attribute_smoothing
                         target = per_type(truth, data['types'], lambda v: (1 - smooth) * share(v) + smooth * share(v).sum(1, keepdim=True) / v.shape[1])
+                        if a.mixup > 0:
+                            target = mix * target + (1 - mix) * target[partner]
                         loss = -target.mul(log_p).sum(1).mean()
                     else:
                         bce = F.binary_cross_entropy_with_logits(attribute_logits, truth, reduction='none')
@@ -749,6 +786,11 @@ def main():
             if a.attribute_loss == 'softmax':
                 logits = per_type(logits, data['types'], lambda v: F.softmax(v, 1))
             line += ', val attribute ' + recall_text(logits, data['attributes'][val])
+            if epoch + 1 == a.epochs and a.save_scores:
+                torch.save(logits, a.save_scores)
+            if epoch + 1 == a.epochs and a.ensemble_with:
+                together = (logits + sum(ensemble)) / (1 + len(ensemble))
+                line += f', averaged with {len(ensemble)} saved run(s) ' + recall_text(together, data['attributes'][val])
             if catalog is not None:
                 with torch.no_grad():
                     pooled.clear()

@@ -468,6 +468,7 @@ def main():
     ap.add_argument('--sam', type=float, default=0, help='sharpness-aware minimization with this rho (0.05 is the usual): each step\'s gradient taken again at the weights moved rho along the first one (twice the work per step, the same epochs)')
     ap.add_argument('--mixup', type=float, default=0, help='attributes, --attribute-loss softmax: mixup with this Beta(alpha, alpha) (0.2 is the usual): each batch blended with a shuffle of itself, the per-type targets blended alike (0: off)')
     ap.add_argument('--head-dropout', type=float, default=0, help='attributes: dropout at this rate on the features the attribute head reads, in training (0: off)')
+    ap.add_argument('--tta-margins', type=float, nargs='*', help='attributes: after the last epoch also print recall with test-time flips, then with flips over the crops of the box grown by each of these margins too (as --box-margin; none given: flips only)')
     ap.add_argument('--save-scores', help='attributes: save the last epoch\'s validation scores (per-type probabilities with the softmax) here (torch.save)')
     ap.add_argument('--ensemble-with', nargs='+', default=[], help='attributes: also print the recall of the last epoch\'s validation scores averaged with these --save-scores files\' (an ensemble)')
     ap.add_argument('--beta2', type=float, default=0.999, help="Adam's second-moment decay")
@@ -512,8 +513,10 @@ def main():
     for flag, path in (('--save-scores', a.save_scores), ('--save-trunk', a.save_trunk)):
         if path and not os.path.isdir(os.path.dirname(path) or '.'):
             ap.error(f'{flag} {path}: its folder does not exist (checked before training, so no run is lost)')
-    if (a.save_scores or a.ensemble_with) and a.job != 'attributes':
-        ap.error('--save-scores and --ensemble-with: the attributes job only')
+    if (a.save_scores or a.ensemble_with or a.tta_margins is not None) and a.job != 'attributes':
+        ap.error('--save-scores, --ensemble-with and --tta-margins: the attributes job only')
+    if a.tta_margins and (min(a.tta_margins) < 0 or a.crop != 'box'):
+        ap.error('--tta-margins: margins of 0 or more, with --crop box')
     if a.temperature_bound and a.attribute_loss != 'softmax':
         ap.error('--temperature-bound: --attribute-loss softmax only (its probabilities are per type)')
     moving_windows = a.jitter > 0 or a.rotate > 0
@@ -564,6 +567,8 @@ def main():
         if not torch.is_tensor(scores) or tuple(scores.shape) != (len(val), data['attributes'].shape[1]):
             ap.error(f'--ensemble-with {f}: expected the scores of {len(val)} validation photos x {data["attributes"].shape[1]} attributes')
         ensemble.append(scores)
+    # --tta-margins: the validation photos cropped about their boxes grown by each margin, loaded before training.
+    tta_views = [load_deepfashion(os.path.join(a.shared, 'deepfashion-fine'), a.size, margin=m)['x'][val] for m in a.tta_margins or []]
     typed_maps = landmark_job and a.typed_landmarks
     if a.job != 'clothing-small':
         # The garment type a row lists points for: 0 upper body (6 points), 1 lower body (4), 2 full body (8).
@@ -786,6 +791,17 @@ def main():
             if a.attribute_loss == 'softmax':
                 logits = per_type(logits, data['types'], lambda v: F.softmax(v, 1))
             line += ', val attribute ' + recall_text(logits, data['attributes'][val])
+            if epoch + 1 == a.epochs and a.tta_margins is not None:
+                # Test-time views: each crop and its mirror image, their scores (per-type probabilities with the softmax) averaged.
+                def view_scores(images):
+                    with torch.no_grad():
+                        out = torch.cat([model(images[i:i + 200])[1] for i in range(0, len(images), 200)])
+                    return per_type(out, data['types'], lambda v: F.softmax(v, 1)) if a.attribute_loss == 'softmax' else out
+                summed = logits + view_scores(x[val].flip(3))
+                line += ', with test-time flips ' + recall_text(summed / 2, data['attributes'][val])
+                for m, images in zip(a.tta_margins, tta_views):
+                    summed = summed + view_scores(images) + view_scores(images.flip(3))
+                    line += f', and margin {m} ' + recall_text(summed, data['attributes'][val])
             if epoch + 1 == a.epochs and a.save_scores:
                 torch.save(logits, a.save_scores)
             if epoch + 1 == a.epochs and a.ensemble_with:

@@ -504,8 +504,8 @@ def main():
         ap.error(f'--sam {a.sam}: rho is a distance, 0 (off) or more')
     if a.mixup < 0:
         ap.error(f'--mixup {a.mixup}: Beta\'s alpha, 0 (off) or more')
-    if a.mixup > 0 and (a.job != 'attributes' or a.attribute_loss != 'softmax' or a.joint_catalog > 0 or a.landmark_aux > 0 or a.type_head > 0):
-        ap.error('--mixup: the attributes job with --attribute-loss softmax, without --joint-catalog, --landmark-aux or --type-head')
+    if a.mixup > 0 and (a.job != 'attributes' or a.attribute_loss != 'softmax' or a.joint_catalog > 0 or a.landmark_aux > 0 or a.type_head > 0 or a.box_aspect):
+        ap.error('--mixup: the attributes job with --attribute-loss softmax, without --joint-catalog, --landmark-aux, --type-head or --box-aspect')
     if not 0 <= a.head_dropout < 1:
         ap.error(f'--head-dropout {a.head_dropout}: a rate in [0, 1)')
     if a.head_dropout > 0 and (a.job != 'attributes' or a.arch == 'plain' or a.joint_catalog > 0 or a.landmark_aux > 0 or a.type_head > 0):
@@ -515,6 +515,8 @@ def main():
             ap.error(f'{flag} {path}: its folder does not exist (checked before training, so no run is lost)')
     if (a.save_scores or a.ensemble_with or a.tta_margins is not None) and a.job != 'attributes':
         ap.error('--save-scores, --ensemble-with and --tta-margins: the attributes job only')
+    if a.tta_margins is not None and a.box_aspect:
+        ap.error('--tta-margins: without --box-aspect (its views are scored by the network alone)')
     if a.tta_margins and (min(a.tta_margins) < 0 or a.crop != 'box'):
         ap.error('--tta-margins: margins of 0 or more, with --crop box')
     if a.temperature_bound and a.attribute_loss != 'softmax':

@@ -502,13 +502,15 @@ def main():
         ap.error(f'--train-limit {a.train_limit}: a number of photos, 0 (all) or more')
     if a.sam < 0:
         ap.error(f'--sam {a.sam}: rho is a distance, 0 (off) or more')
+    # Heads beside the attribute head that read its pooled features (a forward hook on it, below).
+    side_heads = a.joint_catalog > 0 or a.landmark_aux > 0 or a.type_head > 0
     if a.mixup < 0:
         ap.error(f'--mixup {a.mixup}: Beta\'s alpha, 0 (off) or more')
-    if a.mixup > 0 and (a.job != 'attributes' or a.attribute_loss != 'softmax' or a.joint_catalog > 0 or a.landmark_aux > 0 or a.type_head > 0 or a.box_aspect):
+    if a.mixup > 0 and (a.job != 'attributes' or a.attribute_loss != 'softmax' or side_heads or a.box_aspect):
         ap.error('--mixup: the attributes job with --attribute-loss softmax, without --joint-catalog, --landmark-aux, --type-head or --box-aspect')
     if not 0 <= a.head_dropout < 1:
         ap.error(f'--head-dropout {a.head_dropout}: a rate in [0, 1)')
-    if a.head_dropout > 0 and (a.job != 'attributes' or a.arch == 'plain' or a.joint_catalog > 0 or a.landmark_aux > 0 or a.type_head > 0):
+    if a.head_dropout > 0 and (a.job != 'attributes' or a.arch == 'plain' or side_heads):
         ap.error('--head-dropout: the attributes job on cloth_repvgg, without --joint-catalog, --landmark-aux or --type-head')
     for flag, path in (('--save-scores', a.save_scores), ('--save-trunk', a.save_trunk)):
         if path and not os.path.isdir(os.path.dirname(path) or '.'):
@@ -516,7 +518,7 @@ def main():
     if (a.save_scores or a.ensemble_with or a.tta_margins is not None) and a.job != 'attributes':
         ap.error('--save-scores, --ensemble-with and --tta-margins: the attributes job only')
     if a.tta_margins is not None and a.box_aspect:
-        ap.error('--tta-margins: without --box-aspect (its views are scored by the network alone)')
+        ap.error('--tta-margins: without --box-aspect (the views were measured on the network alone)')
     if a.tta_margins and (min(a.tta_margins) < 0 or a.crop != 'box'):
         ap.error('--tta-margins: margins of 0 or more, with --crop box')
     if a.temperature_bound and a.attribute_loss != 'softmax':
@@ -662,6 +664,19 @@ def main():
     opt = torch.optim.AdamW(groups, lr, betas=(0.9, a.beta2))
     steps = len(train) // a.batch
     schedule = torch.optim.lr_scheduler.OneCycleLR(opt, peaks, total_steps=a.epochs * steps, cycle_momentum=bool(a.cycle_momentum))
+
+    def as_scores(logits):
+        """What recall ranks: per-type probabilities with the softmax loss, the logits themselves with the BCE."""
+        return per_type(logits, data['types'], lambda v: F.softmax(v, 1)) if a.attribute_loss == 'softmax' else logits
+
+    def attribute_scores(images, rows):
+        """as_scores of the attribute head on these photos (of these rows), 200 at a time, --box-aspect's term added."""
+        with torch.no_grad():
+            out = torch.cat([model(images[i:i + 200])[1] for i in range(0, len(images), 200)])
+            if aspect_head is not None:
+                out = out + aspect_head(aspect[rows])
+        return as_scores(out)
+
     # --sam's second pass leaves these running statistics as the first pass set them.
     batch_norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     start = time.time()
@@ -790,19 +805,14 @@ def main():
                 with torch.no_grad():
                     logits = logits + aspect_head(aspect[val])
             raw_logits = logits
-            if a.attribute_loss == 'softmax':
-                logits = per_type(logits, data['types'], lambda v: F.softmax(v, 1))
+            logits = as_scores(raw_logits)
             line += ', val attribute ' + recall_text(logits, data['attributes'][val])
             if epoch + 1 == a.epochs and a.tta_margins is not None:
-                # Test-time views: each crop and its mirror image, their scores (per-type probabilities with the softmax) averaged.
-                def view_scores(images):
-                    with torch.no_grad():
-                        out = torch.cat([model(images[i:i + 200])[1] for i in range(0, len(images), 200)])
-                    return per_type(out, data['types'], lambda v: F.softmax(v, 1)) if a.attribute_loss == 'softmax' else out
-                summed = logits + view_scores(x[val].flip(3))
+                # Test-time views: each crop and its mirror image, their scores averaged.
+                summed = logits + attribute_scores(x[val].flip(3), val)
                 line += ', with test-time flips ' + recall_text(summed / 2, data['attributes'][val])
                 for m, images in zip(a.tta_margins, tta_views):
-                    summed = summed + view_scores(images) + view_scores(images.flip(3))
+                    summed = summed + attribute_scores(images, val) + attribute_scores(images.flip(3), val)
                     line += f', and margin {m} ' + recall_text(summed, data['attributes'][val])
             if epoch + 1 == a.epochs and a.save_scores:
                 torch.save(logits, a.save_scores)
@@ -819,12 +829,7 @@ def main():
                 line += ', ' + type_top1_text(logits, data['attributes'][val], data['types'])
                 # The same on 1,000 training photos (unflipped): how far the network fits what it trained on.
                 seen_rows = train[:1000]
-                with torch.no_grad():
-                    fit = torch.cat([model(x[seen_rows[i:i + 200]])[1] for i in range(0, len(seen_rows), 200)])
-                    if aspect_head is not None:
-                        fit = fit + aspect_head(aspect[seen_rows])
-                if a.attribute_loss == 'softmax':
-                    fit = per_type(fit, data['types'], lambda v: F.softmax(v, 1))
+                fit = attribute_scores(x[seen_rows], seen_rows)
                 truth_seen = data['attributes'][seen_rows]
                 line += f'; on 1,000 training photos {recall_text(fit, truth_seen)}, {type_top1_text(fit, truth_seen, data["types"])}'
                 if a.temperature_bound:
